@@ -1,0 +1,93 @@
+"""Decoding and standardising images into one uint8 array of shape (N, H, W, C)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from alr_core.errors import AlrError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+_MODE_FOR_CHANNELS = {1: "L", 3: "RGB"}
+_GRAYSCALE_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+
+
+def decode_files(
+    paths: Sequence[Path], image_size: Optional[int], channels: Optional[int]
+) -> np.ndarray:
+    """Decode image files into an array of shape (N, H, W, C), dtype uint8.
+
+    ``channels``: 1 (grayscale) or 3 (RGB); ``None`` keeps grayscale only when every image is
+    grayscale. ``image_size``: side of the square output in pixels; ``None`` keeps the native
+    size, which then has to be the same for every image.
+    """
+    if not paths:
+        raise AlrError("no image files to decode")
+    if channels is None:
+        channels = 1 if all(_open(p).mode in _GRAYSCALE_MODES for p in paths) else 3
+    first_size = None
+    decoded = []
+    for path in paths:
+        with _open(path) as image:
+            if image_size is None:
+                if first_size is None:
+                    first_size = (image.size, path)
+                elif image.size != first_size[0]:
+                    raise AlrError(
+                        f"{path}: image is {image.size[0]}x{image.size[1]} but "
+                        f"{first_size[1]} is {first_size[0][0]}x{first_size[0][1]}; "
+                        "set data.image_size to resize every image to one size"
+                    )
+            decoded.append(_standardise(image, image_size, channels, str(path)))
+    return np.stack(decoded)
+
+
+def standardise_array(
+    images: np.ndarray, image_size: Optional[int], channels: Optional[int]
+) -> np.ndarray:
+    """Bring an in-memory uint8 array (N, H, W) or (N, H, W, C) to (N, size, size, channels)."""
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise AlrError(f"images must have shape N×H×W or N×H×W×3, got {images.shape}")
+    channels = channels or images.shape[-1]
+    same_size = image_size is None or images.shape[1:3] == (image_size, image_size)
+    if same_size and images.shape[-1] == channels:
+        return np.ascontiguousarray(images, dtype=np.uint8)
+    mode = "L" if images.shape[-1] == 1 else "RGB"
+    return np.stack(
+        [
+            _standardise(
+                Image.fromarray(np.squeeze(img, -1) if mode == "L" else img, mode),
+                image_size,
+                channels,
+                f"image {i}",
+            )
+            for i, img in enumerate(images)
+        ]
+    )
+
+
+def _open(path: Path) -> Image.Image:
+    try:
+        return Image.open(path)
+    except FileNotFoundError:
+        raise AlrError(f"{path}: image file not found") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise AlrError(f"{path}: cannot read as an image ({exc})") from None
+
+
+def _standardise(
+    image: Image.Image, image_size: Optional[int], channels: int, name: str
+) -> np.ndarray:
+    try:
+        image = image.convert(_MODE_FOR_CHANNELS[channels])
+        if image_size is not None and image.size != (image_size, image_size):
+            image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
+        array = np.asarray(image, dtype=np.uint8)
+    except OSError as exc:  # truncated or corrupt pixel data shows up only on load
+        raise AlrError(f"{name}: cannot decode ({exc})") from None
+    return array[..., None] if channels == 1 else array

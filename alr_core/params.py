@@ -1,0 +1,180 @@
+"""Typed, validated access to ``params.yaml``.
+
+Every stage calls :func:`load_params` first. The whole file is checked, not only the stage's
+own group, so a typo anywhere fails fast with a message that names the key, the value and
+what would be valid (and, for an unknown key, the closest valid key).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+
+from alr_core.errors import AlrError
+
+
+def _range(low=None, high=None, *, low_open=False, high_open=False):
+    """Field metadata: the valid numeric range of a parameter."""
+    return {"range": (low, high, low_open, high_open)}
+
+
+@dataclass(frozen=True)
+class CsvParams:
+    image_column: str = "image"
+    label_column: Optional[str] = None
+    class_columns: Optional[list[str]] = None
+    split_column: Optional[str] = None
+    image_root: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class DataParams:
+    source: Literal["digits", "medmnist", "imagefolder", "csv"] = "digits"
+    path: Optional[str] = None
+    image_size: Optional[int] = field(default=28, metadata=_range(4, 1024))
+    channels: Optional[Literal[1, 3]] = None
+    class_names: Optional[list[str]] = None
+    imbalance_ratio: float = field(default=10.0, metadata=_range(1.0, None))
+    val_per_class: int = field(default=20, metadata=_range(1, None))
+    test_per_class: int = field(default=40, metadata=_range(1, None))
+    val_fraction: float = field(default=0.1, metadata=_range(0.0, 1.0, low_open=True, high_open=True))
+    test_fraction: float = field(default=0.2, metadata=_range(0.0, 1.0, low_open=True, high_open=True))
+    csv: CsvParams = field(default_factory=CsvParams)
+
+
+@dataclass(frozen=True)
+class NoiseParams:
+    type: Literal["symmetric", "pairflip", "none"] = "symmetric"
+    rate: float = field(default=0.4, metadata=_range(0.0, 1.0, high_open=True))
+    keep_clean_classes: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int = field(default=0, metadata=_range(0, 2**32 - 1))
+    budget: int = field(default=100, metadata=_range(0, None))
+    data: DataParams = field(default_factory=DataParams)
+    noise: NoiseParams = field(default_factory=NoiseParams)
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``path``; raise :class:`AlrError` naming the first bad key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise AlrError(f"{path}: file not found; run the stage from the project folder") from None
+    except yaml.YAMLError as exc:
+        raise AlrError(f"{path}: not valid YAML: {exc}") from None
+    return parse_params(raw if raw is not None else {}, source=str(path))
+
+
+def parse_params(raw: Any, source: str = "params") -> Params:
+    params = _build(Params, raw, prefix="", source=source)
+    _check_consistency(params, source)
+    return params
+
+
+def _build(cls, raw: Any, prefix: str, source: str):
+    where = prefix.rstrip(".") or "top level"
+    if not isinstance(raw, dict):
+        raise AlrError(f"{source}: '{where}' must be a mapping of keys, got {raw!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key in raw:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
+            raise AlrError(
+                f"{source}: unknown key '{prefix}{key}'{hint} (valid keys under {where}: "
+                f"{', '.join(fields)})"
+            )
+    values = {}
+    for name, spec in fields.items():
+        if name in raw:
+            values[name] = _convert(hints[name], raw[name], f"{prefix}{name}", source, spec.metadata)
+    return cls(**values)
+
+
+def _convert(hint, value: Any, key: str, source: str, metadata) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        if value is None:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _convert(inner, value, key, source, metadata)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, prefix=f"{key}.", source=source)
+    if origin is Literal:
+        if value not in args or isinstance(value, bool):
+            valid = " | ".join(repr(a) for a in args)
+            raise AlrError(f"{source}: '{key}' is {value!r}; valid values: {valid}")
+        return value
+    if origin is list:
+        (item,) = args
+        if not isinstance(value, list):
+            raise AlrError(f"{source}: '{key}' must be a list of {item.__name__}, got {value!r}")
+        return [_convert(item, v, f"{key}[{i}]", source, {}) for i, v in enumerate(value)]
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise AlrError(f"{source}: '{key}' must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise AlrError(f"{source}: '{key}' must be an integer, got {value!r}")
+    elif hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise AlrError(f"{source}: '{key}' must be a finite number, got {value!r}")
+        value = float(value)
+    elif hint is str:
+        if not isinstance(value, str) or not value:
+            raise AlrError(f"{source}: '{key}' must be a non-empty string, got {value!r}")
+        return value
+    else:  # pragma: no cover - a schema mistake, not a user mistake
+        raise TypeError(f"unsupported parameter type {hint!r} for {key}")
+    _check_range(value, key, source, metadata.get("range"))
+    return value
+
+
+def _check_range(value, key: str, source: str, bounds) -> None:
+    if bounds is None:
+        return
+    low, high, low_open, high_open = bounds
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        shown_low = "-inf" if low is None else low
+        shown_high = "inf" if high is None else high
+        raise AlrError(
+            f"{source}: '{key}' is {value!r}; valid range: {left}{shown_low}, {shown_high}{right}"
+        )
+
+
+def _check_consistency(params: Params, source: str) -> None:
+    """Rules that involve more than one key."""
+    data = params.data
+    if data.source != "digits" and data.path is None:
+        raise AlrError(f"{source}: 'data.path' is required when data.source is '{data.source}'")
+    if data.val_fraction + data.test_fraction >= 1.0:
+        raise AlrError(
+            f"{source}: 'data.val_fraction' + 'data.test_fraction' = "
+            f"{data.val_fraction + data.test_fraction:g}; they must sum to less than 1 "
+            "so that the train split is not empty"
+        )
+    if data.csv.label_column is not None and data.csv.class_columns is not None:
+        raise AlrError(
+            f"{source}: set either 'data.csv.label_column' or 'data.csv.class_columns', not both"
+        )
+    if len(set(params.noise.keep_clean_classes)) != len(params.noise.keep_clean_classes):
+        raise AlrError(f"{source}: 'noise.keep_clean_classes' lists a class twice")

@@ -1,0 +1,86 @@
+"""The ``prepare`` step: any source → canonical images array + ``samples.parquet`` table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from alr_core.errors import AlrError
+from alr_core.params import DataParams
+from alr_core.sources import SourceData, read_source
+from alr_core.splits import SPLITS, long_tail_split, stratified_split
+
+
+@dataclass
+class PreparedDataset:
+    """images: uint8 (N, H, W, C), row i of ``samples`` describes ``images[i]``."""
+
+    images: np.ndarray
+    samples: pd.DataFrame
+
+
+def prepare(params: DataParams, rng: np.random.Generator) -> PreparedDataset:
+    source = read_source(params)
+    splits = assign_splits(source, params, rng)
+    keep = splits != ""
+    samples = pd.DataFrame(
+        {
+            "sample_id": pd.Series(source.sample_ids, dtype="string")[keep].to_numpy(),
+            "split": splits[keep].astype(str),
+            "label": source.labels[keep],
+            "class_name": np.asarray(source.class_names, dtype=object)[source.labels[keep]],
+            "source_path": (
+                np.asarray(source.paths, dtype=object)[keep] if source.paths else None
+            ),
+        }
+    )
+    samples["source_path"] = samples["source_path"].astype("string")
+    if samples["sample_id"].duplicated().any():
+        duplicate = samples["sample_id"][samples["sample_id"].duplicated()].iloc[0]
+        raise AlrError(f"sample id {duplicate!r} occurs twice in the source")
+    if not (samples["split"] == "train").any():
+        raise AlrError("the train split is empty; check data.csv.split_column or the fractions")
+    return PreparedDataset(images=np.ascontiguousarray(source.images[keep]), samples=samples)
+
+
+def assign_splits(source: SourceData, params: DataParams, rng: np.random.Generator) -> np.ndarray:
+    """The split of each image: the source's own, or drawn with the seed."""
+    if source.splits is not None:
+        return source.splits
+    if params.source == "digits":
+        return long_tail_split(
+            source.labels, params.val_per_class, params.test_per_class, params.imbalance_ratio, rng
+        )
+    return stratified_split(source.labels, params.val_fraction, params.test_fraction, rng)
+
+
+def class_names(samples: pd.DataFrame) -> list[str]:
+    """Class names in label order, from a prepared samples table."""
+    pairs = samples[["label", "class_name"]].drop_duplicates().sort_values("label")
+    return pairs["class_name"].astype(str).tolist()
+
+
+def data_summary(dataset: PreparedDataset) -> dict:
+    """Per-split class counts, train imbalance ratio (max/min class) and image shape."""
+    samples = dataset.samples
+    names = class_names(samples)
+    counts = {
+        split: {
+            name: int(((samples["split"] == split) & (samples["label"] == k)).sum())
+            for k, name in enumerate(names)
+        }
+        for split in SPLITS
+    }
+    train_counts = np.array(list(counts["train"].values()))
+    nonzero = train_counts[train_counts > 0]
+    return {
+        "num_samples": int(len(samples)),
+        "num_classes": len(names),
+        "class_names": names,
+        "image_shape": list(dataset.images.shape[1:]),
+        "split_sizes": {split: int(sum(counts[split].values())) for split in SPLITS},
+        "class_counts": counts,
+        "train_imbalance_ratio": float(nonzero.max() / nonzero.min()),
+    }

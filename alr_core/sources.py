@@ -1,0 +1,316 @@
+"""Readers that turn each supported data source into one :class:`SourceData`.
+
+A reader validates its source (paths, keys, labels, class lists) and decodes the images; it
+does not decide splits unless the source defines them (MedMNIST files, a CSV split column).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from alr_core.errors import AlrError
+from alr_core.images import IMAGE_SUFFIXES, decode_files, standardise_array
+from alr_core.params import DataParams
+from alr_core.splits import SPLITS
+
+
+@dataclass
+class SourceData:
+    """Images and labels of one source, before splitting.
+
+    images: uint8 array (N, H, W, C); labels: int64 array (N,) in [0, K); sample_ids: N unique
+    strings derived from the source; class_names: K names; splits: N split names, or None when
+    the source defines no split; paths: N source paths, or None for in-memory sources.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    sample_ids: list[str]
+    class_names: list[str]
+    splits: Optional[np.ndarray] = None
+    paths: Optional[list[str]] = None
+
+
+def read_source(params: DataParams) -> SourceData:
+    readers = {
+        "digits": read_digits,
+        "medmnist": read_medmnist,
+        "imagefolder": read_imagefolder,
+        "csv": read_csv_manifest,
+    }
+    data = readers[params.source](params)
+    _check_every_class_present(data)
+    return data
+
+
+def read_digits(params: DataParams) -> SourceData:
+    """scikit-learn's bundled 8×8 handwritten digits (1,797 images, 10 classes), offline."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    # pixel values are 0..16; stretch them to the full uint8 range
+    images = np.round(digits.images * (255 / 16)).astype(np.uint8)
+    class_names = _class_names(params, [str(k) for k in range(10)], "data.source: digits")
+    return SourceData(
+        images=standardise_array(images, params.image_size, params.channels),
+        labels=digits.target.astype(np.int64),
+        sample_ids=[f"digits/{i:04d}" for i in range(len(images))],
+        class_names=class_names,
+    )
+
+
+def read_medmnist(params: DataParams) -> SourceData:
+    """A MedMNIST-format ``.npz``: ``{split}_images`` and ``{split}_labels`` for train/val/test."""
+    path = _existing(params.path, "data.path")
+    try:
+        archive = np.load(path, allow_pickle=False)
+        contents = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise AlrError(f"{path}: cannot read as a .npz file ({exc})") from None
+    expected = [f"{split}_{kind}" for split in SPLITS for kind in ("images", "labels")]
+    missing = [key for key in expected if key not in contents]
+    if missing:
+        raise AlrError(
+            f"{path}: missing keys {missing}; a MedMNIST file has {expected} "
+            f"(found {sorted(contents)})"
+        )
+    images, labels, sample_ids, splits = [], [], [], []
+    for split in SPLITS:
+        split_images, split_labels = contents[f"{split}_images"], contents[f"{split}_labels"]
+        if split_labels.ndim == 2 and split_labels.shape[1] == 1:
+            split_labels = split_labels[:, 0]
+        if split_labels.ndim != 1 or len(split_labels) != len(split_images):
+            raise AlrError(
+                f"{path}: '{split}_labels' has shape {split_labels.shape}; expected "
+                f"({len(split_images)},) or ({len(split_images)}, 1) to match '{split}_images'"
+            )
+        if split_images.dtype != np.uint8 or split_images.ndim not in (3, 4):
+            raise AlrError(
+                f"{path}: '{split}_images' is {split_images.dtype} with shape "
+                f"{split_images.shape}; expected uint8 N×H×W or N×H×W×3"
+            )
+        if not np.issubdtype(split_labels.dtype, np.integer):
+            raise AlrError(f"{path}: '{split}_labels' must be integers, got {split_labels.dtype}")
+        images.append(standardise_array(split_images, params.image_size, params.channels))
+        labels.append(split_labels.astype(np.int64))
+        sample_ids += [f"{split}/{i:06d}" for i in range(len(split_images))]
+        splits += [split] * len(split_images)
+    if params.channels is None and len({img.shape[-1] for img in images}) > 1:
+        images = [standardise_array(img, None, 3) for img in images]
+    labels = np.concatenate(labels)
+    num_classes = len(params.class_names) if params.class_names else int(labels.max()) + 1
+    _check_label_range(labels, num_classes, str(path))
+    class_names = _class_names(params, [str(k) for k in range(num_classes)], str(path))
+    return SourceData(
+        images=np.concatenate(images),
+        labels=labels,
+        sample_ids=sample_ids,
+        class_names=class_names,
+        splits=np.array(splits, dtype=object),
+    )
+
+
+def read_imagefolder(params: DataParams) -> SourceData:
+    """``data.path/<class_name>/*.{png,jpg,jpeg,bmp,tif}``; classes are the sorted folder names.
+
+    With ``data.class_names`` set, only those folders are read, in that order (a way to drop a
+    class that has too few images).
+    """
+    root = _existing(params.path, "data.path")
+    if not root.is_dir():
+        raise AlrError(f"{root}: data.source 'imagefolder' needs a folder with one subfolder per class")
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if params.class_names is not None:
+        unknown = [name for name in params.class_names if name not in folders]
+        if unknown:
+            raise AlrError(
+                f"{root}: data.class_names lists {unknown}, which are not subfolders "
+                f"(subfolders: {folders})"
+            )
+        folders = list(params.class_names)
+    if not folders:
+        raise AlrError(f"{root}: no class subfolders found")
+    files, labels = [], []
+    for label, name in enumerate(folders):
+        images = sorted(
+            p for p in (root / name).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        )
+        if not images:
+            raise AlrError(
+                f"{root / name}: class '{name}' has no images "
+                f"(looked for {', '.join(IMAGE_SUFFIXES)})"
+            )
+        files += images
+        labels += [label] * len(images)
+    relative = [p.relative_to(root).as_posix() for p in files]
+    return SourceData(
+        images=decode_files(files, params.image_size, params.channels),
+        labels=np.array(labels, dtype=np.int64),
+        sample_ids=relative,
+        class_names=folders,
+        paths=[str(p) for p in files],
+    )
+
+
+def read_csv_manifest(params: DataParams) -> SourceData:
+    """A CSV with an image path column and a label column or one-hot class columns.
+
+    Paths are relative to ``data.csv.image_root`` (default: the manifest's folder). A path
+    without a suffix is tried with each image suffix (ISIC lists ``ISIC_0000000``).
+    """
+    path = _existing(params.path, "data.path")
+    spec = params.csv
+    try:
+        table = pd.read_csv(path)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise AlrError(f"{path}: cannot read as a CSV file ({exc})") from None
+    if spec.image_column not in table.columns:
+        raise AlrError(
+            f"{path}: no column '{spec.image_column}' (data.csv.image_column); "
+            f"columns are {list(table.columns)}"
+        )
+    if table.empty:
+        raise AlrError(f"{path}: the manifest has no rows")
+    if spec.label_column is not None:
+        labels, class_names = _labels_from_column(table, spec.label_column, params, path)
+    else:
+        labels, class_names = _labels_from_one_hot(table, params, path)
+    splits = None
+    if spec.split_column is not None:
+        if spec.split_column not in table.columns:
+            raise AlrError(f"{path}: no column '{spec.split_column}' (data.csv.split_column)")
+        splits = table[spec.split_column].astype(str).str.strip().to_numpy(dtype=object)
+        bad = ~np.isin(splits, SPLITS)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise AlrError(
+                f"{path}: row {row + 2}: split {splits[row]!r} in column '{spec.split_column}'; "
+                f"valid splits: {', '.join(SPLITS)}"
+            )
+    root = Path(spec.image_root) if spec.image_root else path.parent
+    names = table[spec.image_column].astype(str).tolist()
+    if len(set(names)) != len(names):
+        duplicated = table[spec.image_column][table[spec.image_column].duplicated()].iloc[0]
+        raise AlrError(f"{path}: image {duplicated!r} is listed more than once")
+    files = [_resolve_image(root, name, path, row) for row, name in enumerate(names)]
+    return SourceData(
+        images=decode_files(files, params.image_size, params.channels),
+        labels=labels,
+        sample_ids=names,
+        class_names=class_names,
+        splits=splits,
+        paths=[str(f) for f in files],
+    )
+
+
+def _labels_from_column(table, column, params, path):
+    if column not in table.columns:
+        raise AlrError(
+            f"{path}: no column '{column}' (data.csv.label_column); columns are {list(table.columns)}"
+        )
+    values = table[column]
+    if values.isna().any():
+        row = int(np.flatnonzero(values.isna().to_numpy())[0])
+        raise AlrError(f"{path}: row {row + 2}: empty label in column '{column}'")
+    if pd.api.types.is_integer_dtype(values):
+        labels = values.to_numpy(dtype=np.int64)
+        num_classes = len(params.class_names) if params.class_names else int(labels.max()) + 1
+        _check_label_range(labels, num_classes, str(path), first_row=2)
+        return labels, _class_names(params, [str(k) for k in range(num_classes)], str(path))
+    names = values.astype(str).str.strip()
+    class_names = list(params.class_names) if params.class_names else sorted(names.unique())
+    index = {name: k for k, name in enumerate(class_names)}
+    unknown = ~names.isin(list(index))
+    if unknown.any():
+        row = int(np.flatnonzero(unknown.to_numpy())[0])
+        raise AlrError(
+            f"{path}: row {row + 2}: label {names.iloc[row]!r} is not a class; "
+            f"classes: {class_names}"
+        )
+    return names.map(index).to_numpy(dtype=np.int64), class_names
+
+
+def _labels_from_one_hot(table, params, path):
+    spec = params.csv
+    if spec.class_columns is not None:
+        columns = list(spec.class_columns)
+        missing = [c for c in columns if c not in table.columns]
+        if missing:
+            raise AlrError(f"{path}: data.csv.class_columns names missing columns {missing}")
+    else:
+        others = [c for c in table.columns if c not in (spec.image_column, spec.split_column)]
+        columns = [c for c in others if table[c].isin([0, 1]).all()]
+        if not columns:
+            raise AlrError(
+                f"{path}: found neither a label column nor one-hot class columns; set "
+                "data.csv.label_column (a class index or name per row) or "
+                "data.csv.class_columns (one 0/1 column per class)"
+            )
+    one_hot = table[columns]
+    if not one_hot.isin([0, 1]).all().all():
+        row = int(np.flatnonzero(~one_hot.isin([0, 1]).all(axis=1).to_numpy())[0])
+        raise AlrError(f"{path}: row {row + 2}: one-hot columns must hold 0 or 1, got {one_hot.iloc[row].to_dict()}")
+    ones = one_hot.to_numpy().sum(axis=1)
+    if (ones != 1).any():
+        row = int(np.flatnonzero(ones != 1)[0])
+        raise AlrError(
+            f"{path}: row {row + 2}: one-hot row has {int(ones[row])} ones in {columns}; "
+            "exactly one is required"
+        )
+    class_names = _class_names(params, columns, str(path))
+    return one_hot.to_numpy().argmax(axis=1).astype(np.int64), class_names
+
+
+def _resolve_image(root: Path, name: str, manifest: Path, row: int) -> Path:
+    candidate = root / name
+    if candidate.is_file():
+        return candidate
+    if not candidate.suffix:
+        for suffix in IMAGE_SUFFIXES:
+            if candidate.with_suffix(suffix).is_file():
+                return candidate.with_suffix(suffix)
+    raise AlrError(f"{manifest}: row {row + 2}: image file {candidate} not found")
+
+
+def _existing(path: Optional[str], key: str) -> Path:
+    resolved = Path(path)
+    if not resolved.exists():
+        raise AlrError(f"{key}: {resolved} does not exist")
+    return resolved
+
+
+def _check_label_range(labels: np.ndarray, num_classes: int, where: str, first_row: int = 0) -> None:
+    bad = (labels < 0) | (labels >= num_classes)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise AlrError(
+            f"{where}: label {labels[row]} at row {row + first_row} is out of range; "
+            f"valid labels are 0..{num_classes - 1}"
+        )
+
+
+def _class_names(params: DataParams, default: list[str], where: str) -> list[str]:
+    if params.class_names is None:
+        return default
+    if len(params.class_names) != len(default):
+        raise AlrError(
+            f"data.class_names has {len(params.class_names)} names but {where} has "
+            f"{len(default)} classes"
+        )
+    return list(params.class_names)
+
+
+def _check_every_class_present(data: SourceData) -> None:
+    counts = np.bincount(data.labels, minlength=len(data.class_names))
+    empty = [data.class_names[k] for k in np.flatnonzero(counts == 0)]
+    if empty:
+        raise AlrError(
+            f"classes {empty} have no images; remove them from data.class_names "
+            "(or, for one-hot CSVs, list the classes to keep in data.csv.class_columns)"
+        )

@@ -1,0 +1,28 @@
+"""Stage inject_noise: prepared samples → data/noise/labels.parquet, metrics/noise.json."""
+
+import pandas as pd
+
+from alr_core import artifacts, paths
+from alr_core.cli import run_stage
+from alr_core.noise import noise_summary, noisy_label_table
+from alr_core.params import load_params
+from alr_core.prepare import class_names
+from alr_core.seeding import rng_for
+
+
+def main() -> None:
+    params = load_params(paths.PARAMS)
+    samples = pd.read_parquet(paths.PREPARED_SAMPLES)
+    names = class_names(samples)
+    labels = noisy_label_table(samples, len(names), params.noise, rng_for(params.seed, "noise"))
+    summary = {"type": params.noise.type, "rate": params.noise.rate}
+    if params.noise.type != "none":
+        truth = labels["true_label"].to_numpy(dtype="int64")
+        summary |= noise_summary(truth, labels["observed_label"].to_numpy(), names)
+    artifacts.write_parquet(paths.NOISY_LABELS, labels)
+    artifacts.write_json(paths.NOISE_METRICS, summary)
+    print(f"labels for {len(labels)} train samples, {summary.get('num_corrupted', 'unknown')} corrupted")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,20 @@
+"""Stage prepare: data source → data/prepared/{images.npy, samples.parquet}, metrics/data.json."""
+
+from alr_core import artifacts, paths
+from alr_core.cli import run_stage
+from alr_core.params import load_params
+from alr_core.prepare import data_summary, prepare
+from alr_core.seeding import rng_for
+
+
+def main() -> None:
+    params = load_params(paths.PARAMS)
+    dataset = prepare(params.data, rng_for(params.seed, "split"))
+    artifacts.write_npy(paths.PREPARED_IMAGES, dataset.images)
+    artifacts.write_parquet(paths.PREPARED_SAMPLES, dataset.samples)
+    artifacts.write_json(paths.DATA_METRICS, data_summary(dataset))
+    print(f"prepared {len(dataset.samples)} images of shape {dataset.images.shape[1:]}")
+
+
+if __name__ == "__main__":
+    run_stage(main)
