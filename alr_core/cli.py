@@ -1,7 +1,8 @@
-"""Entry-point wrapper shared by the stage scripts."""
+"""Entry-point helpers shared by the stage scripts."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Callable
 
@@ -15,3 +16,10 @@ def run_stage(main: Callable[[], None]) -> None:
     except AlrError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
+
+
+def round_argument(description: str) -> str:
+    """The ``--round`` argument of a per-round stage (a key of params ``rounds``)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--round", required=True, help="round number, a key of params 'rounds'")
+    return parser.parse_args().round

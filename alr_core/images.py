@@ -27,7 +27,7 @@ def decode_files(
     if not paths:
         raise AlrError("no image files to decode")
     if channels is None:
-        channels = 1 if all(_open(p).mode in _GRAYSCALE_MODES for p in paths) else 3
+        channels = 1 if all(_mode(p) in _GRAYSCALE_MODES for p in paths) else 3
     first_size = None
     decoded = []
     for path in paths:
@@ -54,6 +54,9 @@ def standardise_array(
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise AlrError(f"images must have shape N×H×W or N×H×W×3, got {images.shape}")
     channels = channels or images.shape[-1]
+    if len(images) == 0:  # an empty split: nothing to convert, only the shape to match
+        height, width = (image_size, image_size) if image_size else images.shape[1:3]
+        return np.zeros((0, height, width, channels), dtype=np.uint8)
     same_size = image_size is None or images.shape[1:3] == (image_size, image_size)
     if same_size and images.shape[-1] == channels:
         return np.ascontiguousarray(images, dtype=np.uint8)
@@ -78,6 +81,12 @@ def _open(path: Path) -> Image.Image:
         raise AlrError(f"{path}: image file not found") from None
     except (UnidentifiedImageError, OSError) as exc:
         raise AlrError(f"{path}: cannot read as an image ({exc})") from None
+
+
+def _mode(path: Path) -> str:
+    """The image's mode, read from its header; the file is closed again."""
+    with _open(path) as image:
+        return image.mode
 
 
 def _standardise(

@@ -58,11 +58,79 @@ class NoiseParams:
 
 
 @dataclass(frozen=True)
+class ModelParams:
+    arch: Literal["auto", "small_cnn", "resnet18"] = "auto"
+    weights: Optional[str] = None
+    dropout: float = field(default=0.3, metadata=_range(0.0, 1.0, high_open=True))
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    crop_padding: int = field(default=2, metadata=_range(0, 64))
+    hflip: bool = False
+    vflip: bool = False
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: int = field(default=64, metadata=_range(2, None))
+    lr: float = field(default=0.05, metadata=_range(0.0, None, low_open=True))
+    momentum: float = field(default=0.9, metadata=_range(0.0, 1.0, high_open=True))
+    weight_decay: float = field(default=5e-4, metadata=_range(0.0, None))
+    eval_batch_size: int = field(default=128, metadata=_range(1, None))
+    augment: AugmentParams = field(default_factory=AugmentParams)
+
+
+@dataclass(frozen=True)
+class LnlParams:
+    method: Literal["ce", "coteaching", "coteaching_vog"] = "coteaching_vog"
+    epochs: int = field(default=40, metadata=_range(1, None))
+    forget_rate: Optional[float] = field(default=None, metadata=_range(0.0, 1.0, high_open=True))
+    num_gradual: int = field(default=10, metadata=_range(0, None))
+    exponent: float = field(default=1.0, metadata=_range(0.0, None, low_open=True))
+    vog_window: int = field(default=5, metadata=_range(2, None))
+    vog_mix: float = field(default=0.2, metadata=_range(0.0, 1.0))
+    vog_source: Literal["eval", "train"] = "eval"
+    vog_normalize: Literal["none", "class"] = "none"
+    selection: Literal["global", "class_aware"] = "global"
+
+
+@dataclass(frozen=True)
+class AlParams:
+    strategy: Literal[
+        "random", "entropy", "least_confidence", "margin", "bald", "coreset", "label_disagreement"
+    ] = "entropy"
+    pool: Literal["unselected", "all"] = "unselected"
+    oracle: Literal["simulated"] = "simulated"
+    paper_protocol: bool = False
+    train_on: Literal["selected", "all"] = "selected"
+    epochs: int = field(default=10, metadata=_range(1, None))
+    lr: float = field(default=0.01, metadata=_range(0.0, None, low_open=True))
+    mc_passes: int = field(default=10, metadata=_range(2, None))
+    entropy_clip: float = field(default=1.0, metadata=_range(0.0, None))
+
+
+@dataclass(frozen=True)
+class RoundParams:
+    prev: str
+
+
+def _default_rounds() -> dict:
+    return {"1": RoundParams("data/lnl")}
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int = field(default=0, metadata=_range(0, 2**32 - 1))
     budget: int = field(default=100, metadata=_range(0, None))
     data: DataParams = field(default_factory=DataParams)
     noise: NoiseParams = field(default_factory=NoiseParams)
+    model: ModelParams = field(default_factory=ModelParams)
+    train: TrainParams = field(default_factory=TrainParams)
+    lnl: LnlParams = field(default_factory=LnlParams)
+    al: AlParams = field(default_factory=AlParams)
+    rounds: dict[str, RoundParams] = field(default_factory=_default_rounds)
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -119,6 +187,17 @@ def _convert(hint, value: Any, key: str, source: str, metadata) -> Any:
             valid = " | ".join(repr(a) for a in args)
             raise AlrError(f"{source}: '{key}' is {value!r}; valid values: {valid}")
         return value
+    if origin is dict:
+        _, item = args
+        if not isinstance(value, dict) or not value:
+            raise AlrError(f"{source}: '{key}' must be a non-empty mapping, got {value!r}")
+        for name in value:
+            if not isinstance(name, str):
+                raise AlrError(
+                    f"{source}: '{key}' has the unquoted key {name!r}; quote it (\"{name}\") — "
+                    "DVC names the per-round stages after these keys"
+                )
+        return {name: _convert(item, v, f"{key}.{name}", source, {}) for name, v in value.items()}
     if origin is list:
         (item,) = args
         if not isinstance(value, list):
@@ -178,3 +257,31 @@ def _check_consistency(params: Params, source: str) -> None:
         )
     if len(set(params.noise.keep_clean_classes)) != len(params.noise.keep_clean_classes):
         raise AlrError(f"{source}: 'noise.keep_clean_classes' lists a class twice")
+    _check_rounds(params.rounds, source)
+    if params.model.weights is not None and params.model.arch == "small_cnn":
+        raise AlrError(f"{source}: 'model.weights' needs model.arch 'resnet18' (or 'auto' on large images)")
+
+
+def _check_rounds(rounds: dict, source: str) -> None:
+    """Rounds are "1".."R" in order, each naming the folder of the round before it."""
+    expected_keys = [str(r) for r in range(1, len(rounds) + 1)]
+    if list(rounds) != expected_keys:
+        raise AlrError(
+            f"{source}: 'rounds' keys are {list(rounds)}; they must be {expected_keys} in this order"
+        )
+    for name, spec in rounds.items():
+        expected = previous_dir(int(name))
+        if spec.prev != expected:
+            raise AlrError(f"{source}: 'rounds.{name}.prev' is {spec.prev!r}; it must be {expected!r}")
+
+
+def previous_dir(round_number: int) -> str:
+    """The folder whose model and labels round ``round_number`` starts from."""
+    return "data/lnl" if round_number == 1 else f"data/rounds/{round_number - 1}"
+
+
+def forget_rate(params: Params) -> float:
+    """τ of the Co-teaching schedule: ``lnl.forget_rate``, or the noise rate when unset."""
+    if params.lnl.forget_rate is not None:
+        return params.lnl.forget_rate
+    return params.noise.rate if params.noise.type != "none" else 0.0

@@ -12,3 +12,8 @@ def rng_for(seed: int, purpose: str) -> np.random.Generator:
     different purposes never share a stream, so changing one stage's use of randomness
     leaves the others' draws unchanged."""
     return np.random.default_rng([seed, zlib.crc32(purpose.encode())])
+
+
+def seed_for(seed: int, purpose: str) -> int:
+    """An integer seed for one purpose (e.g. torch in round 3), derived like :func:`rng_for`."""
+    return int(rng_for(seed, purpose).integers(2**31 - 1))

@@ -6,6 +6,7 @@ does not decide splits unless the source defines them (MedMNIST files, a CSV spl
 
 from __future__ import annotations
 
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +46,7 @@ def read_source(params: DataParams) -> SourceData:
         "csv": read_csv_manifest,
     }
     data = readers[params.source](params)
-    _check_every_class_present(data)
+    _check_every_class_present(data, params.path or f"data.source: {params.source}")
     return data
 
 
@@ -70,7 +71,10 @@ def read_medmnist(params: DataParams) -> SourceData:
     path = _existing(params.path, "data.path")
     try:
         archive = np.load(path, allow_pickle=False)
-        contents = {key: archive[key] for key in archive.files}
+        if not isinstance(archive, np.lib.npyio.NpzFile):  # a .npy file loads as one array
+            raise ValueError(f"found a single {type(archive).__name__}, not an archive of arrays")
+        with archive:
+            contents = {key: archive[key] for key in archive.files}
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise AlrError(f"{path}: cannot read as a .npz file ({exc})") from None
     expected = [f"{split}_{kind}" for split in SPLITS for kind in ("images", "labels")]
@@ -83,14 +87,19 @@ def read_medmnist(params: DataParams) -> SourceData:
     images, labels, sample_ids, splits = [], [], [], []
     for split in SPLITS:
         split_images, split_labels = contents[f"{split}_images"], contents[f"{split}_labels"]
+        stored_shape = split_labels.shape
         if split_labels.ndim == 2 and split_labels.shape[1] == 1:
             split_labels = split_labels[:, 0]
         if split_labels.ndim != 1 or len(split_labels) != len(split_images):
             raise AlrError(
-                f"{path}: '{split}_labels' has shape {split_labels.shape}; expected "
+                f"{path}: '{split}_labels' has shape {stored_shape}; expected "
                 f"({len(split_images)},) or ({len(split_images)}, 1) to match '{split}_images'"
             )
-        if split_images.dtype != np.uint8 or split_images.ndim not in (3, 4):
+        if (
+            split_images.dtype != np.uint8
+            or split_images.ndim not in (3, 4)
+            or (split_images.ndim == 4 and split_images.shape[-1] not in (1, 3))
+        ):
             raise AlrError(
                 f"{path}: '{split}_images' is {split_images.dtype} with shape "
                 f"{split_images.shape}; expected uint8 N×H×W or N×H×W×3"
@@ -101,11 +110,19 @@ def read_medmnist(params: DataParams) -> SourceData:
         labels.append(split_labels.astype(np.int64))
         sample_ids += [f"{split}/{i:06d}" for i in range(len(split_images))]
         splits += [split] * len(split_images)
+    sizes = {split: img.shape[1:3] for split, img in zip(SPLITS, images)}
+    if len(set(sizes.values())) > 1:
+        raise AlrError(
+            f"{path}: the splits have different image sizes "
+            f"({', '.join(f'{s}_images {h}x{w}' for s, (h, w) in sizes.items())}); "
+            "set data.image_size to resize every image to one size"
+        )
     if params.channels is None and len({img.shape[-1] for img in images}) > 1:
         images = [standardise_array(img, None, 3) for img in images]
-    labels = np.concatenate(labels)
+    per_split, labels = labels, np.concatenate(labels)
     num_classes = len(params.class_names) if params.class_names else int(labels.max()) + 1
-    _check_label_range(labels, num_classes, str(path))
+    for split, split_labels in zip(SPLITS, per_split):
+        _check_label_range(split_labels, num_classes, f"{path}: '{split}_labels'")
     class_names = _class_names(params, [str(k) for k in range(num_classes)], str(path))
     return SourceData(
         images=np.concatenate(images),
@@ -168,7 +185,7 @@ def read_csv_manifest(params: DataParams) -> SourceData:
     spec = params.csv
     try:
         table = pd.read_csv(path)
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise AlrError(f"{path}: cannot read as a CSV file ({exc})") from None
     if spec.image_column not in table.columns:
         raise AlrError(
@@ -282,6 +299,8 @@ def _existing(path: Optional[str], key: str) -> Path:
     resolved = Path(path)
     if not resolved.exists():
         raise AlrError(f"{key}: {resolved} does not exist")
+    if not os.access(resolved, os.R_OK):
+        raise AlrError(f"{key}: {resolved} is not readable (check its permissions)")
     return resolved
 
 
@@ -306,11 +325,11 @@ def _class_names(params: DataParams, default: list[str], where: str) -> list[str
     return list(params.class_names)
 
 
-def _check_every_class_present(data: SourceData) -> None:
+def _check_every_class_present(data: SourceData, where: str) -> None:
     counts = np.bincount(data.labels, minlength=len(data.class_names))
     empty = [data.class_names[k] for k in np.flatnonzero(counts == 0)]
     if empty:
         raise AlrError(
-            f"classes {empty} have no images; remove them from data.class_names "
+            f"{where}: classes {empty} have no images; remove them from data.class_names "
             "(or, for one-hot CSVs, list the classes to keep in data.csv.class_columns)"
         )

@@ -4,6 +4,7 @@ import pandas as pd
 
 from alr_core import artifacts, paths
 from alr_core.cli import run_stage
+from alr_core.errors import AlrError
 from alr_core.noise import noise_summary, noisy_label_table
 from alr_core.params import load_params
 from alr_core.prepare import class_names
@@ -12,6 +13,8 @@ from alr_core.seeding import rng_for
 
 def main() -> None:
     params = load_params(paths.PARAMS)
+    if not paths.PREPARED_SAMPLES.is_file():
+        raise AlrError(f"{paths.PREPARED_SAMPLES}: not found; run the prepare stage first (dvc repro)")
     samples = pd.read_parquet(paths.PREPARED_SAMPLES)
     names = class_names(samples)
     labels = noisy_label_table(samples, len(names), params.noise, rng_for(params.seed, "noise"))

@@ -10,9 +10,10 @@ from alr_core.seeding import rng_for
 def main() -> None:
     params = load_params(paths.PARAMS)
     dataset = prepare(params.data, rng_for(params.seed, "split"))
+    summary = data_summary(dataset)  # before any write: a failure here leaves no partial output
     artifacts.write_npy(paths.PREPARED_IMAGES, dataset.images)
     artifacts.write_parquet(paths.PREPARED_SAMPLES, dataset.samples)
-    artifacts.write_json(paths.DATA_METRICS, data_summary(dataset))
+    artifacts.write_json(paths.DATA_METRICS, summary)
     print(f"prepared {len(dataset.samples)} images of shape {dataset.images.shape[1:]}")
 
 

@@ -1,0 +1,115 @@
+"""Phase-2 bookkeeping: budget split, the pool, the query, and the working label table.
+
+The working label table has one row per train sample, in a fixed order that no round changes:
+``sample_id``, ``label`` (the current working label), ``observed_label`` (the noisy label
+phase 1 saw), ``true_label`` (nullable: unknown for real noisy data), ``clean_guess``
+(phase 1's C), ``label_source`` (observed | oracle | paper_protocol) and ``relabel_round``
+(nullable: the round whose answer set ``label``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from alr_core.errors import AlrError
+
+
+def split_budget(budget: int, num_rounds: int) -> list[int]:
+    """Even split of the total budget over rounds, the remainder to the first rounds."""
+    base, remainder = divmod(budget, num_rounds)
+    return [base + (1 if r < remainder else 0) for r in range(num_rounds)]
+
+
+def initial_working_labels(noisy_labels: pd.DataFrame, clean_guess: np.ndarray) -> pd.DataFrame:
+    """The round-0 table: observed labels, phase 1's clean guess, nothing re-labelled."""
+    return pd.DataFrame({
+        "sample_id": noisy_labels["sample_id"].to_numpy(),
+        "label": noisy_labels["observed_label"].to_numpy(dtype=np.int64),
+        "observed_label": noisy_labels["observed_label"].to_numpy(dtype=np.int64),
+        "true_label": noisy_labels["true_label"].astype("Int64").to_numpy(),
+        "clean_guess": np.asarray(clean_guess, dtype=bool),
+        "label_source": "observed",
+        "relabel_round": pd.array([None] * len(noisy_labels), dtype="Int64"),
+    })  # fmt: skip
+
+
+def pool_mask(labels: pd.DataFrame, pool: str) -> np.ndarray:
+    """Samples that may be queried: never re-labelled before, and (``unselected``) outside C."""
+    never_relabelled = labels["relabel_round"].isna().to_numpy()
+    if pool == "all":
+        return never_relabelled
+    return never_relabelled & ~labels["clean_guess"].to_numpy(dtype=bool)
+
+
+def check_budget_fits(remaining_budget: int, pool_size: int, round_name: str, pool: str) -> None:
+    if remaining_budget > pool_size:
+        raise AlrError(
+            f"budget: {remaining_budget} re-labels remain from round {round_name} on, but the pool "
+            f"(al.pool: {pool}) holds only {pool_size} samples; lower budget or use al.pool: all"
+        )
+
+
+def select_query(scores: pd.DataFrame, size: int) -> pd.DataFrame:
+    """The ``size`` best-scored rows (highest score first, ties by ``sample_id``), with ``rank``."""
+    ordered = scores.sort_values(["score", "sample_id"], ascending=[False, True], kind="stable")
+    query = ordered.head(size).reset_index(drop=True)
+    query.insert(0, "rank", np.arange(1, len(query) + 1))
+    return query
+
+
+def apply_answers(labels: pd.DataFrame, answers: pd.Series, round_number: int, source: str) -> pd.DataFrame:
+    """A new table with ``answers`` (label by sample_id) written in; same rows, same order."""
+    unknown = ~answers.index.isin(labels["sample_id"])
+    if unknown.any():
+        raise AlrError(f"answer for unknown sample_id {answers.index[unknown][0]!r}")
+    updated = labels.copy()
+    rows = updated["sample_id"].isin(answers.index).to_numpy()
+    updated.loc[rows, "label"] = answers.reindex(updated.loc[rows, "sample_id"]).to_numpy(dtype=np.int64)
+    updated.loc[rows, "label_source"] = source
+    updated.loc[rows, "relabel_round"] = round_number
+    return updated
+
+
+def simulated_answers(labels: pd.DataFrame, sample_ids) -> pd.Series:
+    """The simulated oracle: the true label of each queried sample."""
+    truth = labels.set_index("sample_id")["true_label"]
+    if truth.isna().any():
+        raise AlrError(
+            "al.oracle 'simulated' needs the true labels, but they are unknown (noise.type: none "
+            "means the dataset's own labels are already noisy); answers must come from experts, "
+            "through the human oracle (not available yet)"
+        )
+    return truth.reindex(list(sample_ids)).astype(np.int64)
+
+
+def paper_protocol_answers(labels: pd.DataFrame) -> pd.Series:
+    """The authors' round-1 leak: every sample in the clean guess C gets its true label."""
+    return simulated_answers(labels, labels.loc[labels["clean_guess"], "sample_id"])
+
+
+def cleaning_metrics(before: pd.DataFrame, after: pd.DataFrame, query: pd.DataFrame,
+                     class_names: list[str]) -> dict:
+    """Label-cleaning progress of one round, when the truth is known (else {}).
+
+    label_accuracy: share of working labels equal to the truth after the round; fixed_this_round:
+    labels wrong before the round and right after; fixed_total: observed labels that were wrong
+    and are right now; query_precision: share of queried labels that
+    were wrong before the round; queried_per_class: queried samples by their label before."""
+    if after["true_label"].isna().any():
+        return {}
+    truth = after["true_label"].to_numpy(dtype=np.int64)
+    wrong_before = before["label"].to_numpy() != truth
+    right_after = after["label"].to_numpy() == truth
+    wrong_observed = after["observed_label"].to_numpy() != truth
+    queried = before["sample_id"].isin(query["sample_id"]).to_numpy()
+    counts = np.bincount(before.loc[queried, "label"].to_numpy(dtype=np.int64), minlength=len(class_names))
+    return {
+        "label_accuracy": float(right_after.mean()),
+        "label_accuracy_before": float((~wrong_before).mean()),
+        "fixed_this_round": int((wrong_before & right_after).sum()),
+        "fixed_total": int((wrong_observed & right_after).sum()),
+        "wrong_remaining": int((~right_after).sum()),
+        "query_precision": float(wrong_before[queried].mean()) if queried.any() else None,
+        "queried_per_class": dict(zip(class_names, counts.tolist())),
+    }  # fmt: skip

@@ -1,0 +1,64 @@
+"""retrain: fine-tune the previous round's model on the round's training set (METHOD.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from alr_core.datasets import PipelineData, SplitData
+from alr_core.params import Params
+from alr_core.training import (BestCheckpoint, ImageSet, InputPipeline, check_finite, evaluate, make_optimizer,
+                               per_sample_loss, pick_device, seed_everything, shuffled_batches)  # fmt: skip
+
+
+def training_rows(labels, train_on: str) -> np.ndarray:
+    """``selected``: C ∪ re-labelled (the paper); ``all``: every train sample. bool (N,)."""
+    if train_on == "all":
+        return np.ones(len(labels), dtype=bool)
+    return labels["clean_guess"].to_numpy(dtype=bool) | labels["relabel_round"].notna().to_numpy()
+
+
+def fine_tune(model: torch.nn.Module, normalization: dict, train: SplitData, data: PipelineData,
+              params: Params, seed: int, progress: bool = True) -> tuple[torch.nn.Module, dict]:
+    """Fresh SGD at ``al.lr``, cosine over ``al.epochs``, best validation macro-F1 kept.
+
+    Returns the selected model and its validation and test metrics (test evaluated once)."""
+    device = pick_device(params.train.device)
+    generator = seed_everything(seed)
+    model = model.to(device)
+    pipeline = InputPipeline(normalization, params.train.augment, device, generator)
+    images = ImageSet.from_arrays(train.images, train.labels, device)
+    val = ImageSet.from_arrays(data.val.images, data.val.labels, device)
+    round_train = dataclasses.replace(params.train, lr=params.al.lr)
+    optimizer, schedule = make_optimizer(model.parameters(), round_train, params.al.epochs)
+    best = BestCheckpoint()
+    for epoch in tqdm(range(params.al.epochs), desc="retrain", disable=not progress):
+        model.train()
+        for batch, idx in enumerate(shuffled_batches(len(images), params.train.batch_size, generator)):
+            idx = idx.to(device)
+            _, logits = model(pipeline.train_input(images.images[idx]))
+            loss = per_sample_loss(logits, images.labels[idx]).mean()
+            check_finite(loss, epoch, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        schedule.step()
+        scores = evaluate(model, val, pipeline, params.train.eval_batch_size, data.class_names)
+        best.update(model, scores["macro_f1"], epoch)
+    model = best.restore(model)
+    return model, {"best_epoch": best.epoch, **evaluation(model, normalization, data, params)}
+
+
+def evaluation(model: torch.nn.Module, normalization: dict, data: PipelineData, params: Params) -> dict:
+    """Validation and test metrics of ``model`` (no training)."""
+    device = pick_device(params.train.device)
+    model = model.to(device)
+    pipeline = InputPipeline(normalization, params.train.augment, device, torch.Generator())
+    splits = {"val": data.val, "test": data.test}
+    return {name: evaluate(model, ImageSet.from_arrays(s.images, s.labels, device), pipeline,
+                           params.train.eval_batch_size, data.class_names) if len(s.labels) else None
+            for name, s in splits.items()}  # fmt: skip
+

@@ -1,0 +1,84 @@
+"""Query scores for active label cleaning (METHOD.md, phase 2). Pure functions over arrays.
+
+Every score is "higher = query first". Shapes: ``probs`` (N, K) rows summing to 1;
+``mc_probs`` (T, N, K) from T stochastic passes; ``labels`` (N,) current labels;
+``features`` (N, D) penultimate features. Natural logarithms throughout.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_EPS = 1e-12
+
+
+def entropy(probs: np.ndarray) -> np.ndarray:
+    """−Σ_k p_k log p_k, shape (N,)."""
+    return -(probs * np.log(probs + _EPS)).sum(axis=-1)
+
+
+def least_confidence(probs: np.ndarray) -> np.ndarray:
+    """1 − max_k p_k."""
+    return 1.0 - probs.max(axis=1)
+
+
+def margin(probs: np.ndarray) -> np.ndarray:
+    """−(p_(1) − p_(2)): the smallest gap between the two most likely classes first."""
+    top_two = np.sort(probs, axis=1)[:, -2:]
+    return -(top_two[:, 1] - top_two[:, 0])
+
+
+def bald(mc_probs: np.ndarray) -> np.ndarray:
+    """H[mean_t p^t] − mean_t H[p^t] (mutual information between prediction and weights)."""
+    return entropy(mc_probs.mean(axis=0)) - entropy(mc_probs).mean(axis=0)
+
+
+def label_disagreement(probs: np.ndarray, labels: np.ndarray, entropy_clip: float) -> np.ndarray:
+    """CE(current label, prediction) − min(H[p], entropy_clip).
+
+    High when the model confidently predicts another class than the current label; the
+    clipped self-entropy keeps merely uncertain samples from ranking first (after Bernhardt
+    et al., Nat. Commun. 2022)."""
+    cross_entropy = -np.log(probs[np.arange(len(labels)), labels] + _EPS)
+    return cross_entropy - np.minimum(entropy(probs), entropy_clip)
+
+
+def random_scores(num_samples: int, rng: np.random.Generator) -> np.ndarray:
+    return rng.random(num_samples)
+
+
+def coreset(pool_features: np.ndarray, labelled_features: np.ndarray, budget: int) -> np.ndarray:
+    """Greedy k-centre (Sener & Savarese, 2018) on features, as scores.
+
+    Picks ``budget`` pool samples one by one, each time the one farthest (Euclidean) from the
+    labelled set and the picks so far. A pick's score is its distance when picked (so sorting
+    by score reproduces the greedy order); every other sample scores its final distance, which
+    is never larger. With no labelled samples the first pick is the pool sample farthest
+    from the pool mean. Returns scores, shape (N_pool,).
+    """
+    pool = np.asarray(pool_features, dtype=np.float64)
+    if len(labelled_features):
+        distance = _min_distances(pool, np.asarray(labelled_features, dtype=np.float64))
+    else:
+        distance = np.linalg.norm(pool - pool.mean(axis=0), axis=1)
+    scores = np.empty(len(pool))
+    picked = np.zeros(len(pool), dtype=bool)
+    for _ in range(min(budget, len(pool))):
+        masked = np.where(picked, -np.inf, distance)
+        choice = int(masked.argmax())
+        scores[choice] = distance[choice]
+        picked[choice] = True
+        distance = np.minimum(distance, np.linalg.norm(pool - pool[choice], axis=1))
+    scores[~picked] = distance[~picked]
+    return scores
+
+
+def _min_distances(points: np.ndarray, centres: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Distance from each point to its nearest centre, in chunks of centres to bound memory."""
+    best = np.full(len(points), np.inf)
+    squared_points = (points**2).sum(axis=1)[:, None]
+    for start in range(0, len(centres), chunk):
+        block = centres[start : start + chunk]
+        squared = squared_points - 2 * points @ block.T + (block**2).sum(axis=1)[None, :]
+        best = np.minimum(best, np.sqrt(np.maximum(squared.min(axis=1), 0.0)))
+    return best

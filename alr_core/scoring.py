@@ -1,0 +1,58 @@
+"""score_samples: the current model scores the pool with the chosen strategy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from alr_core import scores
+from alr_core.datasets import SplitData
+from alr_core.params import Params
+from alr_core.training import ImageSet, InputPipeline, pick_device, predict, seed_everything
+
+
+def score_pool(model: torch.nn.Module, normalization: dict, train: SplitData, pool: np.ndarray,
+               labelled: np.ndarray, round_budget: int, params: Params) -> pd.DataFrame:
+    """Scores of the pool samples (``pool``: bool (N,)); higher = query first.
+
+    All passes are unaugmented and in eval mode; BALD's passes switch on dropout only.
+    ``labelled`` (bool (N,)) is the set core-set measures distances from (C ∪ re-labelled).
+    Returns sample_id, score, prediction, confidence for each pool sample.
+    """
+    al = params.al
+    device = pick_device(params.train.device)
+    generator = seed_everything(params.seed)
+    model = model.to(device)
+    pipeline = InputPipeline(normalization, params.train.augment, device, generator)
+    images = ImageSet.from_arrays(train.images, train.labels, device)
+    features, logits = predict(model, images, pipeline, params.train.eval_batch_size)
+    probs = logits.softmax(1).cpu().numpy().astype(np.float64)
+    features = features.cpu().numpy()
+    rows = np.flatnonzero(pool)
+    pool_probs = probs[rows]
+    if al.strategy == "random":
+        values = scores.random_scores(len(rows), np.random.default_rng(params.seed))
+    elif al.strategy == "entropy":
+        values = scores.entropy(pool_probs)
+    elif al.strategy == "least_confidence":
+        values = scores.least_confidence(pool_probs)
+    elif al.strategy == "margin":
+        values = scores.margin(pool_probs)
+    elif al.strategy == "label_disagreement":
+        values = scores.label_disagreement(pool_probs, train.labels[rows], al.entropy_clip)
+    elif al.strategy == "bald":
+        passes = [predict(model, images, pipeline, params.train.eval_batch_size, mc_dropout=True)[1]
+                  for _ in range(al.mc_passes)]  # fmt: skip
+        mc_probs = torch.stack(passes).softmax(-1).cpu().numpy().astype(np.float64)
+        values = scores.bald(mc_probs[:, rows])
+    elif al.strategy == "coreset":
+        values = scores.coreset(features[rows], features[labelled], round_budget)
+    else:  # pragma: no cover - params validation lists the strategies
+        raise ValueError(al.strategy)
+    return pd.DataFrame({
+        "sample_id": train.sample_ids[rows],
+        "score": values,
+        "prediction": pool_probs.argmax(axis=1),
+        "confidence": pool_probs.max(axis=1),
+    })  # fmt: skip

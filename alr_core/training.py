@@ -1,0 +1,151 @@
+"""The plain training engine shared by phase 1 and the retrain rounds: device choice, data on
+tensors, batching, optimiser and schedule, no-grad prediction, checks."""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from alr_core.augment import augment, to_input
+from alr_core.errors import AlrError
+from alr_core.metrics import classification_metrics
+from alr_core.params import TrainParams
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; ``cuda`` without a GPU is an error."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise AlrError("train.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed torch and return a CPU generator for batch order and augmentation draws."""
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    # deterministic cuBLAS needs a fixed workspace; harmless on the CPU
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    return torch.Generator().manual_seed(seed)
+
+
+@dataclass
+class ImageSet:
+    """Images of one split on the training device: uint8 (N, H, W, C), labels int64 (N,)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    @classmethod
+    def from_arrays(cls, images: np.ndarray, labels: np.ndarray, device: torch.device) -> "ImageSet":
+        return cls(torch.from_numpy(np.ascontiguousarray(images)).to(device),
+                   torch.tensor(np.asarray(labels), dtype=torch.int64, device=device))  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def channel_stats(images: np.ndarray) -> dict:
+    """Per-channel mean and std of uint8 images (N, H, W, C), in [0, 1] units."""
+    scaled = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0
+    return {"mean": scaled.mean(axis=0).tolist(), "std": np.maximum(scaled.std(axis=0), 1e-3).tolist()}
+
+
+class InputPipeline:
+    """uint8 batches → normalised float inputs, with optional augmentation."""
+
+    def __init__(self, normalization: dict, augment_params, device: torch.device, generator: torch.Generator):
+        self.mean = torch.tensor(normalization["mean"], device=device)
+        self.std = torch.tensor(normalization["std"], device=device)
+        self.augment_params = augment_params
+        self.generator = generator
+
+    def train_input(self, images: torch.Tensor) -> torch.Tensor:
+        return to_input(augment(images, self.augment_params, self.generator), self.mean, self.std)
+
+    def eval_input(self, images: torch.Tensor) -> torch.Tensor:
+        return to_input(images, self.mean, self.std)
+
+
+def shuffled_batches(num_samples: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """A random permutation cut into batches; a last batch of one sample joins the one before,
+    so BatchNorm never sees a batch of size 1 (unless N = 1)."""
+    order = torch.randperm(num_samples, generator=generator)
+    batches = list(torch.split(order, batch_size))
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        last = batches.pop()  # pop first: the target of ``batches[-2] = ...pop()`` shifts after the pop
+        batches[-1] = torch.cat([batches[-1], last])
+    return batches
+
+
+def make_optimizer(parameters, params: TrainParams, epochs: int):
+    """SGD with momentum and weight decay, cosine learning rate over ``epochs`` (stepped per epoch)."""
+    optimizer = torch.optim.SGD(parameters, lr=params.lr, momentum=params.momentum, weight_decay=params.weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    return optimizer, schedule
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data: ImageSet, pipeline: InputPipeline, batch_size: int,
+            mc_dropout: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unaugmented forward pass over ``data``: (features (N, D), logits (N, K)) on the device.
+
+    Eval mode; with ``mc_dropout`` the dropout layers alone are switched to train mode, so
+    BatchNorm keeps its running statistics.
+    """
+    was_training = model.training
+    model.eval()
+    if mc_dropout:
+        for module in model.modules():
+            if isinstance(module, nn.Dropout):
+                module.train()
+    features, logits = [], []
+    for start in range(0, len(data), batch_size):
+        f, z = model(pipeline.eval_input(data.images[start : start + batch_size]))
+        features.append(f)
+        logits.append(z)
+    model.train(was_training)
+    return torch.cat(features), torch.cat(logits)
+
+
+def evaluate(model: nn.Module, data: ImageSet, pipeline: InputPipeline, batch_size: int, class_names) -> dict:
+    """:func:`~alr_core.metrics.classification_metrics` of ``model`` on ``data``."""
+    _, logits = predict(model, data, pipeline, batch_size)
+    return classification_metrics(data.labels.cpu().numpy(), logits.softmax(1).cpu().numpy(), class_names)
+
+
+def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits, labels, reduction="none")
+
+
+def check_finite(loss: torch.Tensor, epoch: int, batch: int) -> None:
+    if not torch.isfinite(loss):
+        raise AlrError(
+            f"training diverged: loss is {loss.item()} at epoch {epoch}, batch {batch}; "
+            "lower train.lr or check the input images"
+        )
+
+
+class BestCheckpoint:
+    """Keeps a copy of the weights with the best validation score seen so far."""
+
+    def __init__(self):
+        self.score = -np.inf
+        self.epoch = -1
+        self.state = None
+
+    def update(self, model: nn.Module, score: float, epoch: int) -> None:
+        if score > self.score:
+            self.score, self.epoch = score, epoch
+            self.state = copy.deepcopy(model.state_dict())
+
+    def restore(self, model: nn.Module) -> nn.Module:
+        model.load_state_dict(self.state)
+        return model

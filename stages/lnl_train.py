@@ -1,0 +1,41 @@
+"""Stage lnl_train (phase 1): noisy labels → networks, clean guess C, metrics and curves.
+
+Outputs: data/lnl/model.pt (network f, and g for Co-teaching), data/lnl/selection.parquet,
+data/lnl/labels.parquet (the round-0 working label table), metrics/lnl.json,
+plots/lnl_epochs.csv.
+"""
+
+import pandas as pd
+
+from alr_core import artifacts, paths
+from alr_core.active import initial_working_labels
+from alr_core.cli import run_stage
+from alr_core.params import load_params
+
+
+def main() -> None:
+    params = load_params(paths.PARAMS)
+    from alr_core.datasets import load_pipeline_data  # torch is imported only after params pass
+    from alr_core.lnl import train_phase1
+    from alr_core.models import save_checkpoint
+
+    labels = pd.read_parquet(paths.NOISY_LABELS)
+    data = load_pipeline_data(paths.PREPARED_IMAGES, paths.PREPARED_SAMPLES, labels)
+    result = train_phase1(data, params)
+    save_checkpoint(paths.LNL_CHECKPOINT, result.spec, result.model, data.class_names,
+                    result.normalization, peer=result.peer)  # fmt: skip
+    artifacts.write_parquet(paths.LNL_SELECTION, result.selection)
+    working = initial_working_labels(labels, result.selection["clean_guess"].to_numpy())
+    artifacts.write_parquet(paths.LNL_WORKING_LABELS, working)
+    artifacts.write_csv(paths.LNL_EPOCHS_PLOT, result.epochs)
+    artifacts.write_json(paths.LNL_METRICS, result.metrics)
+    summary = result.metrics.get("selection", {})
+    print(
+        f"{params.lnl.method}: test balanced accuracy {result.metrics['test']['balanced_accuracy']:.3f}, "
+        f"kept {summary.get('kept', len(result.selection))} of {len(result.selection)} "
+        f"(precision {summary.get('precision')}, worst-class recall {summary.get('worst_class_recall')})"
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)

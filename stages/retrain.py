@@ -1,0 +1,56 @@
+"""Stage retrain@r: fine-tune the previous model on C ∪ re-labelled → data/rounds/<r>/model.pt,
+metrics/rounds/<r>.json (budget used, test metrics, label-cleaning metrics)."""
+
+import pandas as pd
+
+from alr_core import artifacts, paths
+from alr_core.active import cleaning_metrics
+from alr_core.cli import round_argument, run_stage
+from alr_core.params import load_params
+from alr_core.rounds import current_round
+from alr_core.seeding import seed_for
+
+
+def main() -> None:
+    params = load_params(paths.PARAMS)
+    rnd = current_round(params, round_argument(__doc__))
+    before = pd.read_parquet(rnd.prev_dir / paths.WORKING_LABELS)
+    labels = pd.read_parquet(rnd.out_dir / paths.WORKING_LABELS)
+    query = pd.read_parquet(rnd.out_dir / paths.QUERY)
+
+    from alr_core.datasets import load_pipeline_data  # torch only once the inputs are known to be valid
+    from alr_core.models import load_checkpoint, save_checkpoint
+    from alr_core.retrain import evaluation, fine_tune, training_rows
+
+    data = load_pipeline_data(paths.PREPARED_IMAGES, paths.PREPARED_SAMPLES, labels, label_column="label")
+    spec, model, checkpoint = load_checkpoint(rnd.prev_dir / paths.MODEL, data.class_names)
+    normalization = checkpoint["normalization"]
+    rows = training_rows(labels, params.al.train_on)
+    answered = int((labels["relabel_round"] == rnd.number).sum())
+    if answered:
+        seed = seed_for(params.seed, f"retrain round {rnd.number}")
+        model, scores = fine_tune(model, normalization, data.train.subset(rows), data, params, seed)
+    else:  # nothing new to learn from: the round keeps the previous model
+        scores = {"best_epoch": None, **evaluation(model, normalization, data, params)}
+    save_checkpoint(rnd.out_dir / paths.MODEL, spec, model, data.class_names, normalization)
+    metrics = {
+        "round": rnd.number,
+        "strategy": params.al.strategy,
+        "budget_round": len(query),
+        "budget_used": rnd.budget_before + len(query),
+        "paper_protocol": params.al.paper_protocol,
+        "paper_protocol_labels": int((labels["label_source"] == "paper_protocol").sum()),
+        "train_on": params.al.train_on,
+        "train_size": int(rows.sum()),
+        "retrained": bool(answered),
+        **scores,
+        "cleaning": cleaning_metrics(before, labels, query, data.class_names),
+    }
+    artifacts.write_json(paths.round_metrics(rnd.number), metrics)
+    test = metrics["test"] or {}
+    print(f"round {rnd.number}: budget used {metrics['budget_used']}, "
+          f"test balanced accuracy {test.get('balanced_accuracy')}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    run_stage(main)

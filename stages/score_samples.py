@@ -1,0 +1,32 @@
+"""Stage score_samples@r: the previous round's model scores the pool → data/rounds/<r>/scores.parquet."""
+
+import pandas as pd
+
+from alr_core import artifacts, paths
+from alr_core.active import check_budget_fits, pool_mask
+from alr_core.cli import round_argument, run_stage
+from alr_core.params import load_params
+from alr_core.rounds import current_round
+
+
+def main() -> None:
+    params = load_params(paths.PARAMS)
+    rnd = current_round(params, round_argument(__doc__))
+    labels = pd.read_parquet(rnd.prev_dir / paths.WORKING_LABELS)
+    pool = pool_mask(labels, params.al.pool)
+    check_budget_fits(params.budget - rnd.budget_before, int(pool.sum()), str(rnd.number), params.al.pool)
+
+    from alr_core.datasets import load_pipeline_data  # torch only once the inputs are known to be valid
+    from alr_core.models import load_checkpoint
+    from alr_core.scoring import score_pool
+
+    data = load_pipeline_data(paths.PREPARED_IMAGES, paths.PREPARED_SAMPLES, labels, label_column="label")
+    _, model, checkpoint = load_checkpoint(rnd.prev_dir / paths.MODEL, data.class_names)
+    labelled = labels["clean_guess"].to_numpy(dtype=bool) | labels["relabel_round"].notna().to_numpy()
+    scores = score_pool(model, checkpoint["normalization"], data.train, pool, labelled, rnd.budget, params)
+    artifacts.write_parquet(rnd.out_dir / paths.SCORES, scores)
+    print(f"round {rnd.number}: scored {len(scores)} pool samples with {params.al.strategy}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,168 @@
+"""Small builders for test inputs: MedMNIST-style .npz files, image folders, CSV manifests,
+params files and copies of the project. Plain functions, imported by the tests and by
+conftest.py."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import numpy as np
+import pandas as pd
+import yaml
+from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# Shared real data sets live beside the repository, never inside it.
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+# ----------------------------------------------------------------------------- data files
+
+
+def write_npz(
+    path: Path,
+    counts: dict[str, Iterable[int]] | None = None,
+    *,
+    size: int = 6,
+    rgb: bool = False,
+    label_shape: str = "column",
+    drop: Iterable[str] = (),
+    **overrides: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Write a MedMNIST-format .npz and return its arrays.
+
+    ``counts[split]`` lists the label of each image of that split (default: a small 3-class
+    file). Image i of a split has every pixel equal to a value that encodes (split, i), so a
+    test can tell which image ended up where. ``label_shape``: "column" (N, 1) like MedMNIST
+    or "flat" (N,). ``drop`` removes keys; ``overrides`` replaces arrays.
+    """
+    counts = counts or {"train": [0, 1, 2, 0, 1, 2, 0], "val": [0, 1, 2], "test": [2, 1, 0, 0]}
+    arrays: dict[str, np.ndarray] = {}
+    for s, (split, labels) in enumerate(counts.items()):
+        labels = np.asarray(list(labels), dtype=np.uint8)
+        values = (np.arange(len(labels)) + 50 * s).astype(np.uint8)
+        shape = (len(labels), size, size, 3) if rgb else (len(labels), size, size)
+        images = np.broadcast_to(values.reshape((-1,) + (1,) * (len(shape) - 1)), shape).copy()
+        arrays[f"{split}_images"] = images
+        arrays[f"{split}_labels"] = labels[:, None] if label_shape == "column" else labels
+    for key in drop:
+        del arrays[key]
+    arrays.update(overrides)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **arrays)
+    return arrays
+
+
+def write_image(path: Path, size=(6, 6), mode: str = "RGB", value=None) -> Path:
+    """Write a solid image of ``mode`` (L, RGB, RGBA, P) and ``size`` (w, h) to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if mode == "P":
+        image = Image.new("P", size, 1)
+        palette = [0, 0, 0, 200, 100, 50] + [0] * (256 * 3 - 6)
+        image.putpalette(palette)  # index 1 is (200, 100, 50)
+    else:
+        default = {"L": 90, "RGB": (10, 20, 30), "RGBA": (40, 50, 60, 128)}[mode]
+        image = Image.new(mode, size, default if value is None else value)
+    image.save(path)
+    return path
+
+
+def write_image_folder(root: Path, layout: dict[str, int], size=(6, 6), mode="RGB", suffix=".png"):
+    """``layout``: class folder → number of images. Returns ``root``."""
+    for name, count in layout.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            write_image(root / name / f"img{i:02d}{suffix}", size, mode)
+    return root
+
+
+def write_csv(path: Path, rows: dict[str, list[Any]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+# ----------------------------------------------------------------------------- params
+
+
+def repo_params() -> dict:
+    """The repository's params.yaml as a dict (whatever groups it has today)."""
+    return yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+
+
+def deep_merge(base: dict, overrides: dict) -> dict:
+    """``base`` with ``overrides`` applied recursively (a dict value merges, others replace)."""
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def write_params(project: Path, overrides: Optional[dict] = None, raw: Optional[dict] = None) -> dict:
+    """Write ``project/params.yaml``: the repo's params with ``overrides`` (or exactly ``raw``)."""
+    params = raw if raw is not None else deep_merge(repo_params(), overrides or {})
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return params
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+def subprocess_env() -> dict[str, str]:
+    """The environment for stage and dvc subprocesses: this interpreter's bin dir first on
+    PATH (so dvc's ``python`` is the venv's), no analytics, no stray PYTHONPATH."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["DVC_NO_ANALYTICS"] = "1"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def run(args: list[str], cwd: Path, timeout: float = 120, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        args, cwd=cwd, env=env or subprocess_env(), capture_output=True, text=True, timeout=timeout
+    )
+
+
+def run_module(module: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``python -m module`` in ``cwd`` with this interpreter."""
+    return run([sys.executable, "-m", module], cwd)
+
+
+def copy_stage_tree(dest: Path) -> Path:
+    """The minimum to run a stage by hand: alr_core/, stages/, params.yaml, dvc.yaml."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    dest.mkdir(parents=True, exist_ok=True)
+    for folder in ("alr_core", "stages"):
+        shutil.copytree(REPO_ROOT / folder, dest / folder, ignore=ignore)
+    for name in ("params.yaml", "dvc.yaml"):
+        shutil.copy2(REPO_ROOT / name, dest / name)
+    return dest
+
+
+def project_files() -> list[str]:
+    """Paths of the project's files as a fresh clone would have them: what git tracks plus
+    new files git does not ignore (so work in progress is tested too), minus deleted ones."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+    ).stdout
+    names = sorted({name for name in listed.split("\0") if name})
+    return [name for name in names if (REPO_ROOT / name).is_file()]
+
+
+def files_under(root: Path) -> list[str]:
+    """Every file below ``root`` (relative, sorted); empty when ``root`` does not exist."""
+    if not root.exists():
+        return []
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())

@@ -1,0 +1,93 @@
+"""Shared fixtures: temporary copies of the project, as a git + DVC repo or a bare stage tree."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+from builders import (
+    REPO_ROOT,
+    SHARED_DATA,
+    copy_stage_tree,
+    project_files,
+    run,
+    run_module,
+    write_params,
+)
+
+GIT_IDENTITY = [
+    "-c", "user.name=alr-tests",
+    "-c", "user.email=alr-tests@example.invalid",
+    "-c", "commit.gpgsign=false",
+    "-c", "init.defaultBranch=main",
+]
+
+
+@dataclass
+class ProjectCopy:
+    """A copy of the project in its own git repo, as a fresh clone would be."""
+
+    root: Path
+
+    def write_params(self, overrides: Optional[dict] = None) -> dict:
+        """params.yaml = the repo's params.yaml with ``overrides`` merged in (nested dicts
+        merge key by key), so that parameter groups added later stay valid."""
+        return write_params(self.root, overrides)
+
+    def dvc(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+        """``python -m dvc ARGS`` with the venv's bin dir first on PATH (the stages' ``python``)."""
+        result = run([sys.executable, "-m", "dvc", *args], self.root, timeout=timeout)
+        if check and result.returncode != 0:
+            pytest.fail(
+                f"dvc {' '.join(args)} exited {result.returncode}\n"
+                f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+            )
+        return result
+
+    def git(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["git", *GIT_IDENTITY, *args], cwd=self.root, capture_output=True, text=True, check=True
+        )
+
+    def run_stage(self, module: str) -> subprocess.CompletedProcess:
+        return run_module(module, self.root)
+
+
+@pytest.fixture
+def project_copy(tmp_path) -> ProjectCopy:
+    """The project's files (``git ls-files``: tracked plus untracked-but-not-ignored) copied
+    into a new git repo under tmp_path and committed. Ignored files (data/, caches) are not
+    copied, so DVC outputs start out missing, as on a fresh clone."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    root = tmp_path / "project"
+    for name in project_files():
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / name, target)
+    project = ProjectCopy(root)
+    project.git("init", "-q")
+    project.git("add", "-A")
+    project.git("commit", "-q", "-m", "copy of the project under test")
+    return project
+
+
+@pytest.fixture
+def stage_tree(tmp_path) -> Path:
+    """alr_core/, stages/, params.yaml and dvc.yaml copied to tmp_path/project (no git, no
+    outputs): enough to run ``python -m stages.<name>`` there."""
+    return copy_stage_tree(tmp_path / "project")
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The shared real data folder beside the repo; the test is skipped when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data folder {SHARED_DATA} not present")
+    return SHARED_DATA

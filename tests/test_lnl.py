@@ -1,0 +1,405 @@
+"""Phase 1 end to end on a tiny synthetic data set (alr_core.lnl.train_phase1): every method and
+option, the shape of its outputs, determinism, and the reliability rules (a tiny class still
+trains, a last batch of one, divergence stops with a message)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import alr_core.lnl as lnl_module
+from alr_core.datasets import PipelineData, SplitData, load_pipeline_data
+from alr_core.errors import AlrError
+from alr_core.lnl import train_phase1
+from alr_core.metrics import selection_metrics
+from alr_core.models import load_checkpoint, save_checkpoint
+from alr_core.params import parse_params
+from alr_core.selection import forget_rate_schedule, num_to_keep, select_kept
+
+CLASS_NAMES = ["square_tl", "square_br", "bar"]
+TRAIN_COUNTS = (60, 58, 3)  # observed class sizes; class 2 is tiny
+NUM_TRAIN = sum(TRAIN_COUNTS)  # 121
+BATCH_SIZE = 20  # 121 % 20 == 1: the last batch would hold one sample
+EPOCHS = 6
+NOISE_RATE = 0.2
+
+
+def class_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """8×8×1 uint8 images: a bright patch whose place depends on the class, on noise."""
+    images = rng.integers(0, 60, (len(labels), 8, 8, 1)).astype(np.uint8)
+    for i, label in enumerate(labels):
+        if label == 0:
+            images[i, 1:4, 1:4] = 230
+        elif label == 1:
+            images[i, 4:7, 4:7] = 230
+        else:
+            images[i, :, 3:5] = 230
+    return images
+
+
+def make_data(seed: int = 0, with_truth: bool = True) -> PipelineData:
+    rng = np.random.default_rng(seed)
+    truth = np.repeat(np.arange(3), TRAIN_COUNTS)
+    observed = truth.copy()
+    # flip 10 of class 0 to 1 and 10 of class 1 to 0 (observed sizes unchanged), and one of the
+    # three samples of the tiny class is flipped in from class 0
+    flip_0 = rng.choice(np.arange(0, 60), 11, replace=False)
+    flip_1 = rng.choice(np.arange(60, 118), 10, replace=False)
+    observed[flip_0[:10]] = 1
+    observed[flip_1] = 0
+    truth[118] = 0  # observed 2, truly 0: a flipped-in sample of the tiny class
+    images = class_images(truth, rng)
+    order = rng.permutation(NUM_TRAIN)
+    train = SplitData(
+        sample_ids=np.array([f"s{i:04d}" for i in range(NUM_TRAIN)])[order],
+        images=images[order],
+        labels=observed[order].astype(np.int64),
+        truth=truth[order].astype(np.int64) if with_truth else None,
+    )
+
+    def clean_split(prefix: str, per_class: int) -> SplitData:
+        labels = np.repeat(np.arange(3), per_class).astype(np.int64)
+        return SplitData(np.array([f"{prefix}{i}" for i in range(len(labels))]), class_images(labels, rng), labels)
+
+    return PipelineData(train=train, val=clean_split("v", 10), test=clean_split("t", 10), class_names=CLASS_NAMES)
+
+
+def make_params(**lnl_overrides):
+    train_overrides = lnl_overrides.pop("train", {})
+    raw = {
+        "seed": 3,
+        "noise": {"type": "symmetric", "rate": NOISE_RATE},
+        "model": {"arch": "small_cnn", "dropout": 0.1},
+        "train": {"device": "cpu", "batch_size": BATCH_SIZE, "lr": 0.05, "eval_batch_size": 50,
+                  "augment": {"crop_padding": 1}, **train_overrides},  # fmt: skip
+        "lnl": {"epochs": EPOCHS, "num_gradual": 2, "vog_window": 2, "vog_mix": 0.25, **lnl_overrides},
+    }
+    return parse_params(raw)
+
+
+@pytest.fixture(scope="module")
+def data() -> PipelineData:
+    return make_data()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def torch_state():
+    """One intra-op thread: on a shared 2-core machine the tiny convolutions here run many
+    times slower with two spinning threads. train_phase1 also switches on deterministic
+    algorithms; both are restored afterwards."""
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+
+
+def test_synthetic_data_is_as_described(data):
+    assert len(data.train.labels) == NUM_TRAIN and NUM_TRAIN % BATCH_SIZE == 1
+    assert np.bincount(data.train.labels).tolist() == list(TRAIN_COUNTS)
+    assert (data.train.labels != data.train.truth).sum() == 21
+    assert data.train.images.dtype == np.uint8 and data.train.images.shape == (NUM_TRAIN, 8, 8, 1)
+
+
+RUNS = {
+    "ce": dict(method="ce"),
+    "coteaching": dict(method="coteaching"),
+    "vog_eval": dict(method="coteaching_vog", vog_source="eval"),
+    "vog_train": dict(method="coteaching_vog", vog_source="train"),
+    "vog_class_aware": dict(method="coteaching_vog", selection="class_aware", vog_normalize="class"),
+    "coteaching_class_aware": dict(method="coteaching", selection="class_aware"),
+}
+
+_results: dict = {}
+
+
+def run(name: str, data: PipelineData):
+    """Each configuration trains once per test session."""
+    if name not in _results:
+        params = make_params(**RUNS[name])
+        _results[name] = (params, train_phase1(data, params, progress=False))
+    return _results[name]
+
+
+def check_classification(scores: dict):
+    assert set(scores) >= {"accuracy", "balanced_accuracy", "macro_f1", "macro_auroc", "mcc",
+                           "recall_per_class", "precision_per_class", "confusion_matrix"}  # fmt: skip
+    for key in ("accuracy", "balanced_accuracy", "macro_f1", "macro_auroc"):
+        assert 0.0 <= scores[key] <= 1.0, key
+    assert -1.0 <= scores["mcc"] <= 1.0
+    assert list(scores["recall_per_class"]) == CLASS_NAMES
+    assert np.array(scores["confusion_matrix"]).sum() == 30
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_phase1_outputs(name, data):
+    params, result = run(name, data)
+    lnl = params.lnl
+    coteaching = lnl.method != "ce"
+    table = result.selection
+
+    # ---- selection table: one row per train sample, in label-table order
+    base = ["sample_id", "observed_label", "loss", "vog", "prediction", "clean_guess"]
+    peer = ["peer_loss", "peer_vog", "peer_prediction", "peer_clean_guess", "networks_agree"]
+    assert list(table.columns) == base + (peer if coteaching else [])
+    assert len(table) == NUM_TRAIN
+    assert table["sample_id"].tolist() == data.train.sample_ids.tolist()
+    assert table["observed_label"].tolist() == data.train.labels.tolist()
+    assert table["clean_guess"].dtype == bool
+    assert np.isfinite(table["loss"]).all() and (table["loss"] >= 0).all()
+    assert table["prediction"].between(0, 2).all()
+
+    final_rate = forget_rate_schedule(EPOCHS - 1, NOISE_RATE if coteaching else 0.0, 2, 1.0)
+    assert result.metrics["final_forget_rate"] == pytest.approx(final_rate)
+    if not coteaching:
+        assert table["clean_guess"].all()
+        assert table["vog"].isna().all()
+    else:
+        assert final_rate == pytest.approx(NOISE_RATE)
+        uses_vog = lnl.method == "coteaching_vog"
+        for prefix in ("", "peer_"):
+            vog_column = table[f"{prefix}vog"]
+            assert (np.isfinite(vog_column).all() if uses_vog else vog_column.isna().all())
+            # the clean guess is the selection rule applied to the table's own loss and VOG
+            expected = select_kept(
+                torch.tensor(table[f"{prefix}loss"].to_numpy()),
+                torch.tensor(table["observed_label"].to_numpy()),
+                final_rate,
+                torch.tensor(vog_column.to_numpy()) if uses_vog else None,
+                lnl.vog_mix,
+                lnl.selection == "class_aware",
+            )
+            assert sorted(np.flatnonzero(table[f"{prefix}clean_guess"]).tolist()) == sorted(expected.tolist())
+        if lnl.selection == "global":
+            assert table["clean_guess"].sum() == num_to_keep(NUM_TRAIN, final_rate) == 96
+        else:
+            kept_per_class = table[table["clean_guess"]]["observed_label"].value_counts()
+            for cls, size in enumerate(TRAIN_COUNTS):
+                assert kept_per_class.get(cls, 0) == num_to_keep(size, final_rate)
+            assert kept_per_class[2] >= 1  # the tiny class keeps a sample
+        assert (table["networks_agree"] == (table["prediction"] == table["peer_prediction"])).all()
+        if lnl.vog_normalize == "class":
+            for cls in range(3):
+                values = table.loc[table["observed_label"] == cls, "vog"]
+                assert values.mean() == pytest.approx(0.0, abs=1e-4)
+
+    # ---- metrics
+    metrics = result.metrics
+    assert set(metrics) >= {"method", "arch", "device", "final_forget_rate", "best_epoch", "val", "test",
+                            "seconds", "train_images_per_second_per_network", "selection"}  # fmt: skip
+    assert metrics["method"] == lnl.method and metrics["arch"] == "small_cnn" and metrics["device"] == "cpu"
+    assert 0 <= metrics["best_epoch"] < EPOCHS
+    check_classification(metrics["val"])
+    check_classification(metrics["test"])
+    assert metrics["train_images_per_second_per_network"] > 0
+    selection = metrics["selection"]
+    assert selection == selection_metrics(table["clean_guess"].to_numpy(), data.train.labels, data.train.truth,
+                                          CLASS_NAMES)  # fmt: skip
+    assert selection["kept"] == table["clean_guess"].sum()
+    for key in ("precision", "recall", "worst_class_recall", "kept_share"):
+        assert 0.0 <= selection[key] <= 1.0
+
+    # ---- per-epoch table
+    epochs = result.epochs
+    assert len(epochs) == EPOCHS
+    assert epochs["epoch"].tolist() == list(range(EPOCHS))
+    tau = NOISE_RATE if coteaching else 0.0
+    np.testing.assert_allclose(epochs["forget_rate"], [forget_rate_schedule(e, tau, 2, 1.0) for e in range(EPOCHS)])
+    # the learning rate each epoch trained with: cosine from train.lr, 0.05 at epoch 0
+    np.testing.assert_allclose(epochs["lr"], [0.05 * (1 + math.cos(math.pi * e / EPOCHS)) / 2 for e in range(EPOCHS)])
+    assert np.isfinite(epochs["train_loss_f"]).all()
+    if coteaching:
+        assert np.isfinite(epochs["train_loss_g"]).all()
+        assert epochs["kept_size_f"].iloc[0] == NUM_TRAIN  # R(0) = 0 keeps everything
+        if lnl.selection == "global":
+            # batches of 20 and a last one of 21 (the sample left over joins the batch before)
+            sizes = [BATCH_SIZE] * (NUM_TRAIN // BATCH_SIZE - 1) + [BATCH_SIZE + 1]
+            expected = [sum(num_to_keep(s, r) for s in sizes) for r in epochs["forget_rate"]]
+            assert epochs["kept_size_f"].tolist() == expected
+        assert epochs["kept_precision_f"].between(0, 1).all()
+    else:
+        assert "kept_size_f" not in epochs and "train_loss_g" not in epochs
+
+    # ---- networks
+    assert (result.peer is not None) == coteaching
+    assert result.spec.num_classes == 3 and result.spec.in_channels == 1 and result.spec.image_size == 8
+
+
+def test_networks_learn_the_easy_task(data):
+    """The classes differ by a bright patch; even six epochs on noisy labels learn the two
+    large classes (the three-sample class is too small to learn here)."""
+    for name in ("ce", "coteaching"):
+        _, result = run(name, data)
+        recall = result.metrics["val"]["recall_per_class"]
+        assert recall["square_tl"] >= 0.8 and recall["square_br"] >= 0.8, (name, recall)
+    _, result = run("coteaching", data)
+    assert result.metrics["selection"]["precision"] > 1 - 21 / NUM_TRAIN  # better than keeping at random
+
+
+def test_f_and_g_start_differently(data):
+    _, result = run("coteaching", data)
+    assert not torch.equal(result.model.head.weight, result.peer.head.weight)
+
+
+def test_checkpoint_of_the_result_round_trips(data, tmp_path):
+    _, result = run("coteaching", data)
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, result.spec, result.model, data.class_names, result.normalization, peer=result.peer)
+    spec, model, checkpoint = load_checkpoint(path, expected_class_names=CLASS_NAMES)
+    assert spec == result.spec and checkpoint["normalization"] == result.normalization
+    x = torch.randn(4, 1, 8, 8).contiguous(memory_format=torch.channels_last)
+    result.model.eval()
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(x)[1], result.model(x)[1])
+
+
+def without_timing(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k not in ("seconds", "train_images_per_second_per_network")}
+
+
+def test_same_seed_same_result(data):
+    params, first = run("vog_eval", data)
+    second = train_phase1(data, params, progress=False)
+    pd.testing.assert_frame_equal(first.selection, second.selection)
+    pd.testing.assert_frame_equal(first.epochs, second.epochs)
+    assert without_timing(first.metrics) == without_timing(second.metrics)
+
+
+def test_other_seed_other_networks(data):
+    params, first = run("coteaching", data)
+    other = parse_params({**_raw_of(params), "seed": 4})
+    second = train_phase1(data, other, progress=False)
+    assert not np.allclose(first.selection["loss"], second.selection["loss"])
+
+
+def _raw_of(params) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(params)
+
+
+def test_without_truth_there_are_no_selection_metrics():
+    data = make_data(with_truth=False)
+    params = make_params(method="coteaching", epochs=2)
+    result = train_phase1(data, params, progress=False)
+    assert "selection" not in result.metrics
+    assert result.epochs["kept_precision_f"].isna().all()
+    assert result.selection["clean_guess"].sum() == num_to_keep(NUM_TRAIN, forget_rate_schedule(1, NOISE_RATE, 2, 1))
+
+
+def test_vog_not_ready_within_warmup():
+    """With fewer epochs than the warm-up, VOG never becomes available: the clean guess is the
+    plain small-loss rule and the VOG columns are empty."""
+    data = make_data()
+    result = train_phase1(data, make_params(method="coteaching_vog", epochs=2), progress=False)
+    assert result.selection["vog"].isna().all()
+    rate = forget_rate_schedule(1, NOISE_RATE, 2, 1.0)
+    expected = select_kept(torch.tensor(result.selection["loss"].to_numpy()), torch.tensor(data.train.labels), rate)
+    assert sorted(np.flatnonzero(result.selection["clean_guess"]).tolist()) == sorted(expected.tolist())
+
+
+def test_empty_val_split_is_an_alr_error(data):
+    empty = SplitData(np.array([], dtype=str), np.zeros((0, 8, 8, 1), np.uint8), np.zeros(0, np.int64))
+    broken = PipelineData(data.train, empty, data.test, CLASS_NAMES)
+    with pytest.raises(AlrError, match="val split is empty"):
+        train_phase1(broken, make_params(method="ce", epochs=1), progress=False)
+
+
+def test_nan_loss_names_epoch_and_batch(data, monkeypatch):
+    real = lnl_module.per_sample_loss
+    calls = {"n": 0}
+
+    def poisoned(logits, labels):
+        calls["n"] += 1
+        loss = real(logits, labels)
+        # coteaching: two calls per batch, 6 batches per epoch; calls 17 and 18 are epoch 1, batch 2
+        return loss * float("nan") if calls["n"] == 17 else loss
+
+    monkeypatch.setattr(lnl_module, "per_sample_loss", poisoned)
+    with pytest.raises(AlrError) as caught:
+        train_phase1(data, make_params(method="coteaching", epochs=3), progress=False)
+    message = str(caught.value)
+    assert "epoch 1, batch 2" in message
+    assert "nan" in message
+
+
+def test_huge_learning_rate_stops_with_a_message(data):
+    params = make_params(method="ce", epochs=3, train={"lr": 1e30})
+    with pytest.raises(AlrError) as caught:
+        train_phase1(data, params, progress=False)
+    message = str(caught.value)
+    assert "diverged" in message and "epoch" in message and "batch" in message
+
+
+def test_weights_need_resnet(data, tmp_path):
+    """model.weights with ResNet-18 loads the file before training; a file that fits nothing
+    stops with a message."""
+    path = tmp_path / "w.pt"
+    torch.save({"unrelated.weight": torch.zeros(2)}, path)
+    params = parse_params({**_raw_of(make_params(method="ce", epochs=1)),
+                           "model": {"arch": "resnet18", "weights": str(path), "dropout": 0.0}})  # fmt: skip
+    with pytest.raises(AlrError, match="no tensor that fits"):
+        train_phase1(data, params, progress=False)
+
+
+def test_tiny_class_trains_with_global_selection(data):
+    """Three samples in a class: training runs, and every batch keeps at least one sample."""
+    _, result = run("vog_eval", data)
+    assert (result.epochs["kept_size_f"] >= math.ceil(NUM_TRAIN / (BATCH_SIZE + 1))).all()
+
+
+# ----------------------------------------------------------------------------- loading the data
+
+
+def write_prepared(tmp_path):
+    """A prepared images array and samples table: 4 train, 2 val, 2 test images; image i has
+    every pixel equal to 10·i so a test can tell which image went where."""
+    images = (np.arange(8, dtype=np.uint8) * 10)[:, None, None, None] * np.ones((1, 3, 3, 1), np.uint8)
+    samples = pd.DataFrame({
+        "sample_id": [f"id{i}" for i in range(8)],
+        "split": ["train", "val", "train", "test", "train", "val", "test", "train"],
+        "label": [0, 1, 1, 0, 2, 2, 1, 0],
+        "class_name": ["a", "b", "b", "a", "c", "c", "b", "a"],
+    })  # fmt: skip
+    np.save(tmp_path / "images.npy", images)
+    samples.to_parquet(tmp_path / "samples.parquet", index=False)
+    return tmp_path / "images.npy", tmp_path / "samples.parquet"
+
+
+def test_load_pipeline_data_follows_the_label_table(tmp_path):
+    images_path, samples_path = write_prepared(tmp_path)
+    labels = pd.DataFrame({"sample_id": ["id7", "id0", "id4", "id2"], "observed_label": [2, 0, 2, 0],
+                           "true_label": [0, 0, 2, 1]})  # fmt: skip
+    data = load_pipeline_data(images_path, samples_path, labels)
+    assert data.class_names == ["a", "b", "c"]
+    assert data.train.sample_ids.tolist() == ["id7", "id0", "id4", "id2"]
+    assert data.train.images[:, 0, 0, 0].tolist() == [70, 0, 40, 20]
+    assert data.train.labels.tolist() == [2, 0, 2, 0] and data.train.labels.dtype == np.int64
+    assert data.train.truth.tolist() == [0, 0, 2, 1]
+    assert data.val.sample_ids.tolist() == ["id1", "id5"] and data.val.labels.tolist() == [1, 2]
+    assert data.val.images[:, 0, 0, 0].tolist() == [10, 50]
+    assert data.test.sample_ids.tolist() == ["id3", "id6"] and data.test.labels.tolist() == [0, 1]
+    assert data.val.truth is None
+    # another label column, and no truth when true_label has gaps
+    labels["working"] = [1, 1, 1, 1]
+    labels["true_label"] = [0.0, np.nan, 2.0, 1.0]
+    data = load_pipeline_data(images_path, samples_path, labels, label_column="working")
+    assert data.train.labels.tolist() == [1, 1, 1, 1]
+    assert data.train.truth is None
+
+
+def test_load_pipeline_data_errors(tmp_path):
+    images_path, samples_path = write_prepared(tmp_path)
+    with pytest.raises(AlrError, match="'nope'"):
+        load_pipeline_data(images_path, samples_path, pd.DataFrame({"sample_id": ["id0", "nope"],
+                                                                    "observed_label": [0, 1]}))  # fmt: skip
+    np.save(images_path, np.zeros((5, 3, 3, 1), np.uint8))
+    with pytest.raises(AlrError, match="8 rows"):
+        load_pipeline_data(images_path, samples_path, pd.DataFrame({"sample_id": ["id0"], "observed_label": [0]}))

@@ -1,0 +1,206 @@
+"""Metrics (alr_core.metrics) against scikit-learn on fixed arrays, and the clean-selection
+metrics on hand-made examples."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from alr_core.metrics import classification_metrics, macro_auroc, selection_metrics
+
+NAMES = ["cat", "dog", "fox", "owl"]
+
+
+def fixed_arrays(num_samples=200, num_classes=4, seed=0):
+    """Labels and probabilities with some signal (about 60% accuracy), rows summing to 1."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, num_classes, num_samples)
+    logits = rng.normal(size=(num_samples, num_classes))
+    logits[np.arange(num_samples), labels] += 1.2
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return labels, probs
+
+
+def test_fixed_arrays_are_not_degenerate():
+    labels, probs = fixed_arrays()
+    accuracy = (probs.argmax(1) == labels).mean()
+    assert 0.4 < accuracy < 0.9
+    assert set(labels.tolist()) == {0, 1, 2, 3}
+    assert set(probs.argmax(1).tolist()) == {0, 1, 2, 3}
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+
+
+def test_classification_metrics_match_sklearn():
+    labels, probs = fixed_arrays()
+    predictions = probs.argmax(axis=1)
+    result = classification_metrics(labels, probs, NAMES)
+
+    assert result["accuracy"] == pytest.approx(skm.accuracy_score(labels, predictions), abs=1e-12)
+    assert result["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(labels, predictions), abs=1e-12)
+    assert result["macro_f1"] == pytest.approx(skm.f1_score(labels, predictions, average="macro"), abs=1e-12)
+    assert result["macro_auroc"] == pytest.approx(
+        skm.roc_auc_score(labels, probs, multi_class="ovr", average="macro"), abs=1e-12
+    )
+    assert result["mcc"] == pytest.approx(skm.matthews_corrcoef(labels, predictions), abs=1e-12)
+    recall = skm.recall_score(labels, predictions, average=None)
+    precision = skm.precision_score(labels, predictions, average=None)
+    assert list(result["recall_per_class"]) == NAMES
+    assert list(result["precision_per_class"]) == NAMES
+    for k, name in enumerate(NAMES):
+        assert result["recall_per_class"][name] == pytest.approx(recall[k], abs=1e-12)
+        assert result["precision_per_class"][name] == pytest.approx(precision[k], abs=1e-12)
+    assert result["confusion_matrix"] == skm.confusion_matrix(labels, predictions).tolist()
+    # JSON-ready: plain Python types
+    assert all(type(result[key]) is float for key in ("accuracy", "balanced_accuracy", "macro_f1", "macro_auroc", "mcc"))
+    assert all(type(v) is int for row in result["confusion_matrix"] for v in row)
+
+
+def test_classification_metrics_hand_example():
+    labels = np.array([0, 0, 0, 1, 1, 2])
+    probs = np.array([
+        [0.8, 0.1, 0.1],  # 0 -> 0
+        [0.6, 0.3, 0.1],  # 0 -> 0
+        [0.2, 0.7, 0.1],  # 0 -> 1
+        [0.1, 0.8, 0.1],  # 1 -> 1
+        [0.5, 0.3, 0.2],  # 1 -> 0
+        [0.1, 0.1, 0.8],  # 2 -> 2
+    ])  # fmt: skip
+    result = classification_metrics(labels, probs, ["a", "b", "c"])
+    assert result["accuracy"] == pytest.approx(4 / 6)
+    assert result["balanced_accuracy"] == pytest.approx((2 / 3 + 1 / 2 + 1) / 3)
+    assert result["recall_per_class"] == pytest.approx({"a": 2 / 3, "b": 0.5, "c": 1.0})
+    assert result["precision_per_class"] == pytest.approx({"a": 2 / 3, "b": 0.5, "c": 1.0})
+    assert result["confusion_matrix"] == [[2, 1, 0], [1, 1, 0], [0, 0, 1]]
+
+
+def test_classification_metrics_with_a_class_missing_from_labels():
+    """A split without class 'owl' among its labels: balanced accuracy and AUROC over the
+    classes present, recall of the missing class None; nothing raises."""
+    labels, probs = fixed_arrays(seed=1)
+    keep = labels != 3
+    labels, probs = labels[keep], probs[keep]
+    predictions = probs.argmax(axis=1)
+    assert 3 in predictions  # the missing class is still predicted sometimes
+    result = classification_metrics(labels, probs, NAMES)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn warns about the class absent from y_true
+        expected_bacc = skm.balanced_accuracy_score(labels, predictions)
+    assert result["balanced_accuracy"] == pytest.approx(expected_bacc, abs=1e-12)
+    assert result["recall_per_class"]["owl"] is None
+    assert result["precision_per_class"]["owl"] == 0.0  # predicted, never right
+    expected_auroc = np.mean([skm.roc_auc_score(labels == k, probs[:, k]) for k in range(3)])
+    assert result["macro_auroc"] == pytest.approx(expected_auroc, abs=1e-12)
+    assert np.array(result["confusion_matrix"]).shape == (4, 4)
+    assert np.array(result["confusion_matrix"])[3].sum() == 0
+
+
+def test_precision_of_a_never_predicted_class_is_none():
+    labels = np.array([0, 1, 2, 0])
+    probs = np.array([[0.9, 0.1, 0.0], [0.2, 0.8, 0.0], [0.6, 0.4, 0.0], [0.7, 0.2, 0.1]])
+    result = classification_metrics(labels, probs, ["a", "b", "c"])
+    assert result["precision_per_class"]["c"] is None
+    assert result["recall_per_class"]["c"] == 0.0
+    assert result["macro_f1"] == pytest.approx(
+        skm.f1_score(labels, probs.argmax(1), labels=[0, 1, 2], average="macro", zero_division=0)
+    )
+
+
+def test_macro_auroc_equals_sklearn_when_all_classes_present():
+    labels, probs = fixed_arrays(seed=2)
+    assert macro_auroc(labels, probs) == pytest.approx(
+        skm.roc_auc_score(labels, probs, multi_class="ovr", average="macro"), abs=1e-12
+    )
+
+
+def test_macro_auroc_with_missing_class_does_not_raise():
+    labels, probs = fixed_arrays(seed=3)
+    labels = np.where(labels == 1, 0, labels)  # class 1 absent
+    expected = np.mean([skm.roc_auc_score(labels == k, probs[:, k]) for k in (0, 2, 3)])
+    assert macro_auroc(labels, probs) == pytest.approx(expected, abs=1e-12)
+
+
+def test_macro_auroc_single_class_is_none():
+    probs = np.full((5, 3), 1 / 3)
+    assert macro_auroc(np.zeros(5, dtype=int), probs) is None
+
+
+def test_macro_auroc_perfect_and_reversed():
+    labels = np.array([0, 0, 1, 1])
+    assert macro_auroc(labels, np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.1, 0.9]])) == 1.0
+    assert macro_auroc(labels, np.array([[0.1, 0.9], [0.2, 0.8], [0.7, 0.3], [0.9, 0.1]])) == 0.0
+
+
+# ----------------------------------------------------------------------------- selection metrics
+
+#                   0  1  2  3  4  5  6  7
+OBSERVED = np.array([0, 0, 0, 1, 1, 2, 2, 2])
+TRUTH = np.array([0, 0, 1, 1, 0, 0, 1, 0])
+# clean: 0, 1 (class a) and 3 (class b); class c has no clean sample
+
+
+def test_selection_metrics_hand_example():
+    kept = np.array([1, 0, 1, 0, 1, 1, 0, 0], dtype=bool)
+    result = selection_metrics(kept, OBSERVED, TRUTH, ["a", "b", "c"])
+    assert result["kept"] == 4
+    assert type(result["kept"]) is int
+    assert result["kept_share"] == 0.5
+    assert result["precision"] == pytest.approx(1 / 4)  # only sample 0 is kept and clean
+    assert result["recall"] == pytest.approx(1 / 3)  # 1 of the 3 clean samples
+    assert result["recall_per_class"] == {"a": 0.5, "b": 0.0, "c": None}
+    # by observed class: a keeps {0, 2} (0 clean), b keeps {4} (noisy), c keeps {5} (noisy)
+    assert result["precision_per_class"] == {"a": 0.5, "b": 0.0, "c": 0.0}
+    assert result["worst_class_recall"] == 0.0  # class b lost its only clean sample
+
+
+def test_selection_metrics_no_kept_sample_in_a_class():
+    kept = np.array([1, 1, 0, 1, 0, 0, 0, 0], dtype=bool)
+    result = selection_metrics(kept, OBSERVED, TRUTH, ["a", "b", "c"])
+    assert result["precision"] == 1.0
+    assert result["recall"] == 1.0
+    assert result["recall_per_class"] == {"a": 1.0, "b": 1.0, "c": None}
+    assert result["precision_per_class"] == {"a": 1.0, "b": 1.0, "c": None}
+    assert result["worst_class_recall"] == 1.0
+
+
+def test_selection_metrics_nothing_kept():
+    kept = np.zeros(8, dtype=bool)
+    result = selection_metrics(kept, OBSERVED, TRUTH, ["a", "b", "c"])
+    assert result["kept"] == 0 and result["kept_share"] == 0.0
+    assert result["precision"] is None
+    assert result["recall"] == 0.0
+    assert result["worst_class_recall"] == 0.0
+    assert result["precision_per_class"] == {"a": None, "b": None, "c": None}
+
+
+def test_selection_metrics_no_clean_sample_at_all():
+    observed = np.array([0, 1, 1])
+    truth = np.array([1, 0, 0])
+    result = selection_metrics(np.array([True, False, True]), observed, truth, ["a", "b"])
+    assert result["precision"] == 0.0
+    assert result["recall"] is None
+    assert result["worst_class_recall"] is None
+    assert result["recall_per_class"] == {"a": None, "b": None}
+
+
+def test_selection_metrics_against_sklearn_on_random_arrays():
+    rng = np.random.default_rng(4)
+    truth = rng.integers(0, 4, 300)
+    observed = np.where(rng.random(300) < 0.3, rng.integers(0, 4, 300), truth)
+    kept = rng.random(300) < 0.6
+    clean = observed == truth
+    result = selection_metrics(kept, observed, truth, NAMES)
+    assert result["precision"] == pytest.approx(skm.precision_score(clean, kept))
+    assert result["recall"] == pytest.approx(skm.recall_score(clean, kept))
+    for k, name in enumerate(NAMES):
+        in_true_class = truth == k
+        assert result["recall_per_class"][name] == pytest.approx(
+            skm.recall_score(clean[in_true_class], kept[in_true_class])
+        )
+        in_observed_class = observed == k
+        assert result["precision_per_class"][name] == pytest.approx(
+            skm.precision_score(clean[in_observed_class], kept[in_observed_class])
+        )
+    assert result["worst_class_recall"] == min(result["recall_per_class"].values())

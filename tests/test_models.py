@@ -1,0 +1,293 @@
+"""Models and checkpoints (alr_core.models): shapes, checkpoint round trip, and clear errors for
+checkpoints and weight files that do not fit."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from alr_core.errors import AlrError
+from alr_core.models import (
+    ModelSpec,
+    ResNet18,
+    SmallCNN,
+    build_model,
+    load_backbone_weights,
+    load_checkpoint,
+    load_state_checked,
+    resolve_arch,
+    save_checkpoint,
+)
+
+NORMALIZATION = {"mean": [0.5], "std": [0.25]}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine small convolutions run many times
+    slower with two spinning threads. Restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def spec(arch="small_cnn", num_classes=3, in_channels=1, image_size=12, dropout=0.3):
+    return ModelSpec(arch, num_classes, in_channels, image_size, dropout)
+
+
+def inputs(batch, channels, size, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, channels, size, size, generator=gen)
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def trained_a_little(model, x):
+    """One forward in train mode, so BatchNorm running statistics differ from their defaults."""
+    model.train()
+    model(x)
+    model.eval()
+    return model
+
+
+def test_resolve_arch():
+    assert resolve_arch("auto", 28) == "small_cnn"
+    assert resolve_arch("auto", 64) == "small_cnn"
+    assert resolve_arch("auto", 65) == "resnet18"
+    assert resolve_arch("resnet18", 28) == "resnet18"
+    assert resolve_arch("small_cnn", 224) == "small_cnn"
+
+
+@pytest.mark.parametrize(
+    "arch, channels, size, dim",
+    [("small_cnn", 1, 8, 128), ("small_cnn", 3, 12, 128), ("resnet18", 1, 16, 512), ("resnet18", 3, 16, 512),
+     ("resnet18", 1, 72, 512)],
+)  # fmt: skip
+def test_forward_returns_features_and_logits(arch, channels, size, dim):
+    torch.manual_seed(0)
+    model = build_model(spec(arch, num_classes=5, in_channels=channels, image_size=size)).eval()
+    with torch.no_grad():
+        features, logits = model(inputs(3, channels, size))
+    assert features.shape == (3, dim)
+    assert logits.shape == (3, 5)
+    assert model.feature_dim == dim
+    assert torch.isfinite(features).all() and torch.isfinite(logits).all()
+    # in eval mode the logits are the head applied to the features
+    assert torch.allclose(logits, model.head(features), atol=1e-5)
+
+
+def test_resnet_stem_depends_on_image_size():
+    small = build_model(spec("resnet18", in_channels=1, image_size=32))
+    assert small.backbone.conv1.kernel_size == (3, 3) and small.backbone.conv1.stride == (1, 1)
+    assert isinstance(small.backbone.maxpool, torch.nn.Identity)
+    large_gray = build_model(spec("resnet18", in_channels=1, image_size=128))
+    assert large_gray.backbone.conv1.kernel_size == (7, 7) and large_gray.backbone.conv1.in_channels == 1
+    large_rgb = build_model(spec("resnet18", in_channels=3, image_size=128))
+    assert large_rgb.backbone.conv1.in_channels == 3
+    assert isinstance(large_rgb.backbone.maxpool, torch.nn.MaxPool2d)
+
+
+def test_unknown_arch_is_an_alr_error():
+    with pytest.raises(AlrError, match="vit"):
+        build_model(spec("vit"))
+
+
+def test_small_batch_of_two_trains(tmp_path):
+    """A batch of two (the smallest shuffled_batches yields) passes through BatchNorm in train mode."""
+    torch.manual_seed(0)
+    model = build_model(spec()).train()
+    features, logits = model(inputs(2, 1, 12))
+    logits.sum().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+@pytest.mark.parametrize("arch, channels, size", [("small_cnn", 1, 12), ("resnet18", 3, 16)])
+def test_checkpoint_round_trip(tmp_path, arch, channels, size):
+    torch.manual_seed(1)
+    the_spec = spec(arch, num_classes=4, in_channels=channels, image_size=size)
+    model = build_model(the_spec)
+    peer = build_model(the_spec) if arch == "small_cnn" else None  # one ResNet file is enough
+    x = inputs(4, channels, size, seed=1)
+    trained_a_little(model, x)
+    path = tmp_path / "sub" / "model.pt"
+    names = ["w", "x", "y", "z"]
+    save_checkpoint(path, the_spec, model, names, NORMALIZATION, peer=peer)
+
+    loaded_spec, loaded, checkpoint = load_checkpoint(path, expected_class_names=names)
+    assert loaded_spec == the_spec
+    assert checkpoint["class_names"] == names
+    assert checkpoint["normalization"] == NORMALIZATION
+    loaded.eval()
+    with torch.no_grad():
+        expected, got = model(x), loaded(x)
+    assert torch.equal(expected[0], got[0]) and torch.equal(expected[1], got[1])
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    if peer is None:
+        assert checkpoint["peer_state_dict"] is None
+    else:
+        for key, value in peer.state_dict().items():
+            assert torch.equal(checkpoint["peer_state_dict"][key], value), key
+
+
+def test_checkpoint_with_other_class_names_is_an_alr_error(tmp_path):
+    the_spec = spec()
+    save_checkpoint(tmp_path / "m.pt", the_spec, build_model(the_spec), ["a", "b", "c"], NORMALIZATION)
+    with pytest.raises(AlrError) as caught:
+        load_checkpoint(tmp_path / "m.pt", expected_class_names=["a", "b", "d"])
+    message = str(caught.value)
+    assert "['a', 'b', 'c']" in message and "['a', 'b', 'd']" in message
+    with pytest.raises(AlrError, match="classes"):
+        load_checkpoint(tmp_path / "m.pt", expected_class_names=["a", "b"])
+
+
+def test_missing_checkpoint_is_an_alr_error(tmp_path):
+    with pytest.raises(AlrError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_corrupt_checkpoint_is_an_alr_error(tmp_path):
+    path = tmp_path / "garbage.pt"
+    path.write_bytes(b"this is not a torch file")
+    with pytest.raises(AlrError, match="cannot load"):
+        load_checkpoint(path)
+
+
+def test_plain_state_dict_is_not_a_checkpoint(tmp_path):
+    path = tmp_path / "state.pt"
+    torch.save(build_model(spec()).state_dict(), path)
+    with pytest.raises(AlrError, match="not an alr checkpoint"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_of_a_tensor_is_an_alr_error(tmp_path):
+    path = tmp_path / "tensor.pt"
+    torch.save(torch.zeros(3), path)
+    with pytest.raises(AlrError, match="not a state dict"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_whose_weights_do_not_fit_its_spec(tmp_path):
+    """A checkpoint edited by hand (spec says 4 classes, weights have 3): a clear error."""
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, spec(num_classes=3), build_model(spec(num_classes=3)), ["a", "b", "c"], NORMALIZATION)
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["spec"]["num_classes"] = 4
+    torch.save(checkpoint, path)
+    with pytest.raises(AlrError, match="head.weight"):
+        load_checkpoint(path)
+
+
+def test_state_from_other_class_count_is_an_alr_error():
+    state = build_model(spec(num_classes=3)).state_dict()
+    model = build_model(spec(num_classes=5))
+    with pytest.raises(AlrError) as caught:
+        load_state_checked(model, state, "old.pt")
+    message = str(caught.value)
+    assert not isinstance(caught.value, RuntimeError)
+    assert "old.pt" in message and "SmallCNN" in message
+    assert "head.weight (3, 128) vs (5, 128)" in message
+    assert "head.bias" in message
+
+
+def test_state_from_other_arch_is_an_alr_error():
+    state = build_model(spec("resnet18", image_size=16)).state_dict()
+    model = build_model(spec("small_cnn"))
+    with pytest.raises(AlrError) as caught:
+        load_state_checked(model, state, "resnet.pt")
+    message = str(caught.value)
+    assert "missing" in message and "unexpected" in message
+    assert "body.0.weight" in message  # a SmallCNN key the state lacks
+    assert "backbone." in message  # a ResNet key the model lacks
+
+
+def test_state_with_other_channel_count_is_an_alr_error():
+    state = build_model(spec(in_channels=3)).state_dict()
+    with pytest.raises(AlrError, match=r"body\.0\.weight \(32, 3, 3, 3\) vs \(32, 1, 3, 3\)"):
+        load_state_checked(build_model(spec(in_channels=1)), state, "rgb.pt")
+
+
+def test_state_checked_loads_a_fitting_state():
+    torch.manual_seed(2)
+    source = trained_a_little(build_model(spec()), inputs(4, 1, 12))
+    target = build_model(spec())
+    load_state_checked(target, source.state_dict(), "x")
+    for key, value in source.state_dict().items():
+        assert torch.equal(target.state_dict()[key], value)
+
+
+# ----------------------------------------------------------------------------- backbone weights
+
+
+@pytest.fixture(scope="module")
+def imagenet_shaped(tmp_path_factory):
+    """A file with torchvision's ResNet-18 state dict (ImageNet shapes: 3-channel 7×7 stem,
+    1000-class fc), random weights."""
+    from torchvision.models import resnet18
+
+    torch.manual_seed(3)
+    state = resnet18().state_dict()
+    path = tmp_path_factory.mktemp("weights") / "resnet18_imagenet.pt"
+    torch.save(state, path)
+    return path, state
+
+
+def test_backbone_weights_small_stem(imagenet_shaped):
+    path, state = imagenet_shaped
+    model = build_model(spec("resnet18", in_channels=3, image_size=32))
+    skipped = load_backbone_weights(model, str(path))
+    assert skipped == ["conv1.weight", "fc.bias", "fc.weight"]
+    own = model.backbone.state_dict()
+    for key in ("layer1.0.conv1.weight", "layer4.1.bn2.running_var", "bn1.weight"):
+        assert torch.equal(own[key], state[key])
+    assert not torch.equal(own["conv1.weight"][:, :, :3, :3], state["conv1.weight"][:, :, :3, :3])
+
+
+def test_backbone_weights_large_rgb(imagenet_shaped):
+    path, state = imagenet_shaped
+    model = build_model(spec("resnet18", in_channels=3, image_size=224))
+    assert load_backbone_weights(model, str(path)) == ["fc.bias", "fc.weight"]
+    assert torch.equal(model.backbone.conv1.weight, state["conv1.weight"])
+
+
+def test_backbone_weights_large_grayscale(imagenet_shaped):
+    path, _ = imagenet_shaped
+    model = build_model(spec("resnet18", in_channels=1, image_size=128))
+    assert load_backbone_weights(model, str(path)) == ["conv1.weight", "fc.bias", "fc.weight"]
+
+
+def test_backbone_weights_leave_the_head_alone(imagenet_shaped):
+    path, _ = imagenet_shaped
+    torch.manual_seed(4)
+    model = build_model(spec("resnet18", in_channels=3, image_size=32))
+    head = {k: v.clone() for k, v in model.head.state_dict().items()}
+    load_backbone_weights(model, str(path))
+    for key, value in model.head.state_dict().items():
+        assert torch.equal(value, head[key])
+
+
+def test_backbone_weights_from_unrelated_file(tmp_path):
+    path = tmp_path / "other.pt"
+    torch.save({"encoder.weight": torch.zeros(3, 3), "conv1.weight": torch.zeros(2, 2)}, path)
+    model = build_model(spec("resnet18", image_size=16))
+    with pytest.raises(AlrError, match="no tensor that fits"):
+        load_backbone_weights(model, str(path))
+
+
+def test_backbone_weights_missing_file(tmp_path):
+    model = build_model(spec("resnet18", image_size=16))
+    with pytest.raises(AlrError, match="does not exist"):
+        load_backbone_weights(model, str(tmp_path / "absent.pt"))
+
+
+def test_backbone_weights_need_resnet(tmp_path):
+    with pytest.raises(AlrError, match="resnet18"):
+        load_backbone_weights(build_model(spec("small_cnn")), str(tmp_path / "any.pt"))
+
+
+def test_model_classes():
+    assert isinstance(build_model(spec("small_cnn")), SmallCNN)
+    assert isinstance(build_model(spec("resnet18", image_size=16)), ResNet18)

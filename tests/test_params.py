@@ -1,0 +1,267 @@
+"""params.yaml validation: the repo's file, unknown keys, types, ranges, choices, cross-key rules."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import yaml
+
+from alr_core.errors import AlrError
+from alr_core.params import DataParams, NoiseParams, Params, load_params, parse_params
+from builders import REPO_ROOT
+
+
+def nested(key: str, value) -> dict:
+    """{'a.b.c': v} → {'a': {'b': {'c': v}}}."""
+    *parents, last = key.split(".")
+    raw = {last: value}
+    for parent in reversed(parents):
+        raw = {parent: raw}
+    return raw
+
+
+def error_of(raw, source="params.yaml") -> str:
+    with pytest.raises(AlrError) as info:
+        parse_params(raw, source=source)
+    return str(info.value)
+
+
+def assert_subset(raw, parsed, where="") -> None:
+    """Every key/value of the YAML mapping ``raw`` is in the parsed params (ints may become floats)."""
+    for key, value in raw.items():
+        assert key in parsed, f"{where}{key} missing after parsing"
+        if isinstance(value, dict):
+            assert_subset(value, parsed[key], f"{where}{key}.")
+        else:
+            assert parsed[key] == value, f"{where}{key}: {parsed[key]!r} != {value!r}"
+            assert type(parsed[key]) is not bool or type(value) is bool
+
+
+# ----------------------------------------------------------------------------- valid input
+
+
+def test_repo_params_yaml_parses_completely():
+    params = load_params(REPO_ROOT / "params.yaml")
+    assert isinstance(params, Params)
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    assert_subset(raw, dataclasses.asdict(params))
+    # a fresh clone runs offline on the bundled digits
+    assert params.data.source == "digits"
+    assert params.noise.type in ("symmetric", "pairflip", "none")
+    assert 0.0 <= params.noise.rate < 1.0
+
+
+def test_empty_mapping_gives_the_defaults():
+    params = parse_params({})
+    assert params == Params()
+    assert params.data == DataParams()
+    assert params.noise == NoiseParams()
+    assert params.seed == 0
+
+
+def test_empty_file_gives_the_defaults(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("# nothing set\n")
+    assert load_params(path) == Params()
+
+
+def test_values_are_converted_and_kept():
+    params = parse_params(
+        {
+            "seed": 7,
+            "budget": 0,
+            "data": {
+                "source": "csv",
+                "path": "m.csv",
+                "image_size": None,
+                "channels": 3,
+                "class_names": ["a", "b"],
+                "imbalance_ratio": 5,
+                "csv": {"label_column": "dx", "split_column": "fold"},
+            },
+            "noise": {"type": "pairflip", "rate": 0, "keep_clean_classes": [1, 0]},
+        }
+    )
+    assert params.seed == 7 and params.budget == 0
+    assert params.data.image_size is None
+    assert params.data.channels == 3
+    assert params.data.class_names == ["a", "b"]
+    assert params.data.imbalance_ratio == 5.0 and type(params.data.imbalance_ratio) is float
+    assert params.noise.rate == 0.0 and type(params.noise.rate) is float
+    assert params.noise.keep_clean_classes == [1, 0]
+    assert params.data.csv.label_column == "dx"
+    assert params.data.csv.split_column == "fold"
+    assert params.data.csv.image_column == "image"  # default kept inside a partly set group
+
+
+# ----------------------------------------------------------------------------- unknown keys
+
+
+@pytest.mark.parametrize(
+    "raw, key, suggestion",
+    [
+        ({"sede": 1}, "sede", "seed"),
+        ({"noise": {"rat": 0.2}}, "noise.rat", "noise.rate"),
+        ({"data": {"imagesize": 28}}, "data.imagesize", "data.image_size"),
+        ({"data": {"csv": {"label_col": "dx"}}}, "data.csv.label_col", "data.csv.label_column"),
+    ],
+)
+def test_unknown_key_is_named_with_the_closest_valid_key(raw, key, suggestion):
+    message = error_of(raw)
+    assert message.startswith("params.yaml: ")
+    assert f"unknown key '{key}'" in message
+    assert f"did you mean '{suggestion}'?" in message
+
+
+def test_unknown_key_without_a_close_match_lists_the_valid_keys():
+    message = error_of({"noise": {"zzzzzz": 1}})
+    assert "unknown key 'noise.zzzzzz'" in message
+    assert "did you mean" not in message
+    assert "valid keys under noise: type, rate, keep_clean_classes" in message
+
+
+# ----------------------------------------------------------------------------- wrong types
+
+
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("seed", "abc", "'seed' must be an integer, got 'abc'"),
+        ("seed", True, "'seed' must be an integer, got True"),
+        ("seed", 1.5, "'seed' must be an integer, got 1.5"),
+        ("budget", 10.0, "'budget' must be an integer, got 10.0"),
+        ("data.val_per_class", "20", "'data.val_per_class' must be an integer, got '20'"),
+        ("data.image_size", 28.0, "'data.image_size' must be an integer, got 28.0"),
+        ("noise.rate", "0.4", "'noise.rate' must be a finite number, got '0.4'"),
+        ("noise.rate", False, "'noise.rate' must be a finite number, got False"),
+        ("noise.rate", float("nan"), "'noise.rate' must be a finite number, got nan"),
+        ("data.imbalance_ratio", float("inf"), "'data.imbalance_ratio' must be a finite number, got inf"),
+        ("data.path", 3, "'data.path' must be a non-empty string, got 3"),
+        ("data.path", "", "'data.path' must be a non-empty string, got ''"),
+        ("data.class_names", "a,b", "'data.class_names' must be a list of str, got 'a,b'"),
+        ("data.class_names", ["a", 2], "'data.class_names[1]' must be a non-empty string, got 2"),
+        ("noise.keep_clean_classes", 1, "'noise.keep_clean_classes' must be a list of int, got 1"),
+        ("noise.keep_clean_classes", [0, "1"], "'noise.keep_clean_classes[1]' must be an integer, got '1'"),
+        ("noise.keep_clean_classes", [True], "'noise.keep_clean_classes[0]' must be an integer, got True"),
+        ("data", [1, 2], "'data' must be a mapping of keys, got [1, 2]"),
+        ("data.csv", "image", "'data.csv' must be a mapping of keys, got 'image'"),
+        ("noise", None, "'noise' must be a mapping of keys, got None"),
+    ],
+)
+def test_wrong_type_names_key_and_value(key, value, expected):
+    message = error_of(nested(key, value))
+    assert message == f"params.yaml: {expected}"
+
+
+def test_top_level_must_be_a_mapping():
+    assert "'top level' must be a mapping of keys, got [1]" in error_of([1])
+
+
+# ----------------------------------------------------------------------------- ranges and choices
+
+
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("noise.rate", 1.0, "'noise.rate' is 1.0; valid range: [0.0, 1.0)"),
+        ("noise.rate", 1, "'noise.rate' is 1.0; valid range: [0.0, 1.0)"),
+        ("noise.rate", -0.1, "'noise.rate' is -0.1; valid range: [0.0, 1.0)"),
+        ("budget", -1, "'budget' is -1; valid range: [0, inf]"),
+        ("seed", -1, "'seed' is -1; valid range: [0, 4294967295]"),
+        ("seed", 2**32, "'seed' is 4294967296; valid range: [0, 4294967295]"),
+        ("data.image_size", 2, "'data.image_size' is 2; valid range: [4, 1024]"),
+        ("data.val_per_class", 0, "'data.val_per_class' is 0; valid range: [1, inf]"),
+        ("data.test_per_class", -5, "'data.test_per_class' is -5; valid range: [1, inf]"),
+        ("data.imbalance_ratio", 0.5, "'data.imbalance_ratio' is 0.5; valid range: [1.0, inf]"),
+        ("data.val_fraction", 0.0, "'data.val_fraction' is 0.0; valid range: (0.0, 1.0)"),
+        ("data.test_fraction", 1.0, "'data.test_fraction' is 1.0; valid range: (0.0, 1.0)"),
+    ],
+)
+def test_out_of_range_names_key_value_and_range(key, value, expected):
+    assert error_of(nested(key, value)) == f"params.yaml: {expected}"
+
+
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("noise.type", "gaussian", "'noise.type' is 'gaussian'; valid values: 'symmetric' | 'pairflip' | 'none'"),
+        ("noise.type", "Symmetric", "'noise.type' is 'Symmetric'; valid values: 'symmetric' | 'pairflip' | 'none'"),
+        ("data.source", "dicom", "'data.source' is 'dicom'; valid values: 'digits' | 'medmnist' | 'imagefolder' | 'csv'"),
+        ("data.channels", 2, "'data.channels' is 2; valid values: 1 | 3"),
+        ("data.channels", True, "'data.channels' is True; valid values: 1 | 3"),
+        ("data.channels", "3", "'data.channels' is '3'; valid values: 1 | 3"),
+    ],
+)
+def test_value_not_among_the_choices(key, value, expected):
+    assert error_of(nested(key, value)) == f"params.yaml: {expected}"
+
+
+# ----------------------------------------------------------------------------- cross-key rules
+
+
+@pytest.mark.parametrize("val, test", [(0.5, 0.5), (0.6, 0.5), (0.9, 0.2)])
+def test_split_fractions_that_leave_no_train(val, test):
+    message = error_of({"data": {"val_fraction": val, "test_fraction": test}})
+    assert f"'data.val_fraction' + 'data.test_fraction' = {val + test:g}" in message
+    assert "must sum to less than 1" in message
+
+
+def test_split_fractions_just_below_one_are_valid():
+    params = parse_params({"data": {"val_fraction": 0.45, "test_fraction": 0.5}})
+    assert params.data.val_fraction + params.data.test_fraction < 1
+
+
+@pytest.mark.parametrize("source", ["medmnist", "imagefolder", "csv"])
+def test_path_required_for_file_sources(source):
+    message = error_of({"data": {"source": source}})
+    assert message == f"params.yaml: 'data.path' is required when data.source is '{source}'"
+
+
+def test_digits_needs_no_path():
+    assert parse_params({"data": {"source": "digits", "path": None}}).data.path is None
+
+
+def test_label_column_and_class_columns_exclude_each_other():
+    message = error_of({"data": {"csv": {"label_column": "dx", "class_columns": ["MEL", "NV"]}}})
+    assert "set either 'data.csv.label_column' or 'data.csv.class_columns', not both" in message
+
+
+def test_keep_clean_class_listed_twice():
+    assert "'noise.keep_clean_classes' lists a class twice" in error_of(
+        {"noise": {"keep_clean_classes": [1, 2, 1]}}
+    )
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def test_load_params_missing_file(tmp_path):
+    path = tmp_path / "nope.yaml"
+    with pytest.raises(AlrError, match="nope.yaml: file not found"):
+        load_params(path)
+
+
+def test_load_params_invalid_yaml(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("noise: {rate: 0.4\n")
+    with pytest.raises(AlrError) as info:
+        load_params(path)
+    assert str(info.value).startswith(f"{path}: not valid YAML")
+
+
+def test_load_params_names_the_file_in_every_message(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("seed: 0\nnoise:\n  type: symmetric\n  rat: 0.2\n")
+    with pytest.raises(AlrError) as info:
+        load_params(path)
+    assert str(info.value).startswith(f"{path}: unknown key 'noise.rat'; did you mean 'noise.rate'?")
+
+
+def test_load_params_reads_values(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("seed: 3\nnoise:\n  type: none\n  rate: 0.0\n")
+    params = load_params(path)
+    assert params.seed == 3
+    assert params.noise.type == "none" and params.noise.rate == 0.0
+    assert params.data == DataParams()

@@ -1,0 +1,372 @@
+"""The prepare step in process, the artifact writers, and the prepare / inject_noise stage
+scripts run as subprocesses in a temporary copy of the project (good and bad inputs)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from alr_core import artifacts, paths
+from alr_core.cli import run_stage
+from alr_core.errors import AlrError
+from alr_core.params import CsvParams, DataParams, Params
+from alr_core.prepare import class_names, data_summary, prepare
+from alr_core.seeding import rng_for
+from builders import (
+    REPO_ROOT,
+    files_under,
+    run_module,
+    write_csv,
+    write_image,
+    write_image_folder,
+    write_npz,
+    write_params,
+)
+
+SAMPLE_COLUMNS = ["sample_id", "split", "label", "class_name", "source_path"]
+
+
+# ============================================================================= prepare() in process
+
+
+def test_prepare_digits_long_tail():
+    dataset = prepare(DataParams(image_size=None), rng_for(0, "split"))
+    samples = dataset.samples
+    assert list(samples.columns) == SAMPLE_COLUMNS
+    assert len(samples) == 1066 == len(dataset.images)
+    assert dataset.images.shape == (1066, 8, 8, 1) and dataset.images.dtype == np.uint8
+    assert samples["label"].dtype == np.int64
+    assert samples["source_path"].isna().all()
+    assert samples["sample_id"].is_unique
+    train = samples[samples["split"] == "train"]
+    assert np.bincount(train["label"], minlength=10).tolist() == [114, 88, 68, 53, 41, 32, 25, 19, 15, 11]
+    for split, per_class in (("val", 20), ("test", 40)):
+        assert np.bincount(samples.loc[samples["split"] == split, "label"]).tolist() == [per_class] * 10
+    assert (samples["class_name"] == samples["label"].astype(str)).all()
+
+    summary = data_summary(dataset)
+    assert summary["num_samples"] == 1066 and summary["num_classes"] == 10
+    assert summary["image_shape"] == [8, 8, 1]
+    assert summary["split_sizes"] == {"train": 466, "val": 200, "test": 400}
+    assert summary["class_counts"]["train"]["9"] == 11
+    assert summary["train_imbalance_ratio"] == pytest.approx(114 / 11)
+    json.dumps(summary, allow_nan=False)  # the metrics file must be plain JSON
+
+
+def test_prepare_images_follow_their_rows():
+    from sklearn.datasets import load_digits
+
+    raw = np.round(load_digits().images * (255 / 16)).astype(np.uint8)
+    dataset = prepare(DataParams(image_size=None), rng_for(0, "split"))
+    index = dataset.samples["sample_id"].str.removeprefix("digits/").astype(int).to_numpy()
+    assert (dataset.images[..., 0] == raw[index]).all()
+
+
+def test_prepare_is_deterministic_per_seed():
+    a = prepare(DataParams(image_size=None), rng_for(0, "split")).samples
+    b = prepare(DataParams(image_size=None), rng_for(0, "split")).samples
+    c = prepare(DataParams(image_size=None), rng_for(1, "split")).samples
+    pd.testing.assert_frame_equal(a, b)
+    assert set(a["sample_id"]) != set(c["sample_id"])
+
+
+def test_prepare_medmnist_keeps_the_file_splits(tmp_path):
+    path = tmp_path / "tiny.npz"
+    write_npz(path)
+    dataset = prepare(DataParams(source="medmnist", path=str(path), image_size=None), rng_for(0, "split"))
+    assert dataset.samples["split"].tolist() == ["train"] * 7 + ["val"] * 3 + ["test"] * 4
+    assert data_summary(dataset) == expected_tiny_summary()
+
+
+def test_prepare_imagefolder_is_stratified(tmp_path):
+    root = write_image_folder(tmp_path / "r", {"a": 3, "b": 20})
+    dataset = prepare(DataParams(source="imagefolder", path=str(root), image_size=4), rng_for(0, "split"))
+    summary = data_summary(dataset)
+    assert summary["class_counts"] == {
+        "train": {"a": 2, "b": 14},
+        "val": {"a": 0, "b": 2},
+        "test": {"a": 1, "b": 4},
+    }
+    assert dataset.samples["source_path"].str.startswith(str(root)).all()
+    assert class_names(dataset.samples) == ["a", "b"]
+
+
+def test_prepare_empty_train_split(tmp_path):
+    for i in range(2):
+        write_image(tmp_path / f"{i}.png")
+    path = write_csv(tmp_path / "m.csv", {"image": ["0.png", "1.png"], "label": [0, 1], "split": ["val", "test"]})
+    params = DataParams(
+        source="csv", path=str(path), image_size=None, csv=CsvParams(label_column="label", split_column="split")
+    )
+    with pytest.raises(AlrError, match="the train split is empty; check data.csv.split_column"):
+        prepare(params, rng_for(0, "split"))
+
+
+def test_prepare_real_bccd_split_arithmetic(shared_data):
+    root = shared_data / "bccd_wbc" / "BCCD_cropped"
+    if not root.is_dir():
+        pytest.skip(f"{root} not present")
+    dataset = prepare(DataParams(source="imagefolder", path=str(root), image_size=28), rng_for(0, "split"))
+    counts = data_summary(dataset)["class_counts"]
+    # per class: n_test = min(round(0.2 n), n - 1), n_val = min(round(0.1 n), n - 1 - n_test)
+    assert [counts[s]["Basophil"] for s in ("train", "val", "test")] == [2, 0, 1]
+    assert [counts[s]["Eosinophil"] for s in ("train", "val", "test")] == [61, 9, 18]
+    assert [counts[s]["Lymphocyte"] for s in ("train", "val", "test")] == [23, 3, 7]
+    assert [counts[s]["Monocyte"] for s in ("train", "val", "test")] == [14, 2, 4]
+    assert [counts[s]["Neutrophil"] for s in ("train", "val", "test")] == [145, 21, 41]
+
+
+def expected_tiny_summary() -> dict:
+    """data_summary of builders.write_npz's default file (train 0120120, val 012, test 2100)."""
+    return {
+        "num_samples": 14,
+        "num_classes": 3,
+        "class_names": ["0", "1", "2"],
+        "image_shape": [6, 6, 1],
+        "split_sizes": {"train": 7, "val": 3, "test": 4},
+        "class_counts": {
+            "train": {"0": 3, "1": 2, "2": 2},
+            "val": {"0": 1, "1": 1, "2": 1},
+            "test": {"0": 2, "1": 1, "2": 1},
+        },
+        "train_imbalance_ratio": 1.5,
+    }
+
+
+# ============================================================================= artifacts and cli
+
+
+def test_atomic_writers_round_trip(tmp_path):
+    array = np.arange(24, dtype=np.uint8).reshape(2, 3, 4, 1)
+    artifacts.write_npy(tmp_path / "a" / "x.npy", array)
+    loaded = np.load(tmp_path / "a" / "x.npy", mmap_mode="r")
+    assert loaded.dtype == np.uint8 and (loaded == array).all()
+    artifacts.write_json(tmp_path / "m.json", {"a": [1, 2]})
+    assert (tmp_path / "m.json").read_text().endswith("}\n")
+    assert artifacts.read_json(tmp_path / "m.json") == {"a": [1, 2]}
+    table = pd.DataFrame({"x": [1, 2]})
+    artifacts.write_parquet(tmp_path / "t.parquet", table)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "t.parquet"), table)
+    assert files_under(tmp_path) == ["a/x.npy", "m.json", "t.parquet"]  # no temporary files left
+
+
+def test_atomic_writer_failure_leaves_nothing(tmp_path):
+    target = tmp_path / "out" / "m.json"
+    with pytest.raises(ValueError):
+        artifacts.write_json(target, {"x": float("nan")})
+    assert files_under(tmp_path) == []
+    target.write_text("old\n")
+    with pytest.raises(RuntimeError):
+        with artifacts.atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == "old\n"
+    assert files_under(tmp_path) == ["out/m.json"]
+
+
+def test_run_stage_turns_alr_error_into_one_line_and_exit_1(capsys):
+    def bad():
+        raise AlrError("params.yaml: 'seed' is -1")
+
+    with pytest.raises(SystemExit) as info:
+        run_stage(bad)
+    assert info.value.code == 1
+    assert capsys.readouterr().err == "error: params.yaml: 'seed' is -1\n"
+
+
+# ============================================================================= dvc.yaml consistency
+
+
+def test_dvc_yaml_declares_the_artifact_paths_and_params_groups():
+    stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+
+    def declared(stage: dict, key: str) -> set[str]:
+        """Paths (or param keys) of one stage; an entry is a string or {path: options}."""
+        names = set()
+        for entry in stage.get(key, []):
+            if key == "params" and isinstance(entry, dict):  # {params_file: [keys]}
+                names |= {k for keys in entry.values() for k in (keys or [])}
+            else:
+                names.add(next(iter(entry)) if isinstance(entry, dict) else entry)
+        return names
+
+    prepare_stage, noise_stage = stages["prepare"], stages["inject_noise"]
+    assert {str(paths.PREPARED_IMAGES), str(paths.PREPARED_SAMPLES)} <= declared(prepare_stage, "outs")
+    assert str(paths.DATA_METRICS) in declared(prepare_stage, "metrics")
+    assert {"seed", "data"} <= declared(prepare_stage, "params")
+    assert str(paths.NOISY_LABELS) in declared(noise_stage, "outs")
+    assert str(paths.NOISE_METRICS) in declared(noise_stage, "metrics")
+    assert str(paths.PREPARED_SAMPLES) in declared(noise_stage, "deps")
+    assert {"seed", "noise"} <= declared(noise_stage, "params")
+
+    # every stage (templated foreach/matrix stages included): params groups exist in Params,
+    # source-code deps exist in the repo
+    groups = set(Params.__dataclass_fields__)
+    for name, stage in stages.items():
+        body = stage.get("do", stage)
+        for key in declared(body, "params"):
+            assert "${" in key or key.split(".")[0] in groups, f"stage {name}: params {key!r} not in Params"
+        for dep in declared(body, "deps"):
+            if dep.endswith(".py") and "${" not in dep:
+                assert (REPO_ROOT / dep).is_file(), f"stage {name}: dep {dep} does not exist"
+
+
+# ============================================================================= stage scripts
+
+
+def run_prepare_expect_error(project, overrides: dict, fragment: str):
+    write_params(project, overrides)
+    result = run_module("stages.prepare", project)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and result.stderr.strip() == error_lines[0], result.stderr
+    assert fragment in error_lines[0], error_lines[0]
+    assert files_under(project / "data") == []
+    assert not (project / paths.DATA_METRICS).exists()
+    assert files_under(project / "metrics") == []
+    return error_lines[0]
+
+
+def test_stage_prepare_missing_path(stage_tree, tmp_path):
+    missing = tmp_path / "missing.npz"
+    line = run_prepare_expect_error(
+        stage_tree, {"data": {"source": "medmnist", "path": str(missing)}}, f"data.path: {missing} does not exist"
+    )
+    assert line == f"error: data.path: {missing} does not exist"
+
+
+def test_stage_prepare_npz_missing_keys(stage_tree, tmp_path):
+    path = tmp_path / "p.npz"
+    write_npz(path, drop=["val_labels"])
+    run_prepare_expect_error(
+        stage_tree, {"data": {"source": "medmnist", "path": str(path)}}, f"error: {path}: missing keys ['val_labels']"
+    )
+
+
+def test_stage_prepare_unknown_params_key(stage_tree):
+    run_prepare_expect_error(
+        stage_tree,
+        {"noise": {"rat": 0.2}},
+        "error: params.yaml: unknown key 'noise.rat'; did you mean 'noise.rate'?",
+    )
+
+
+def test_stage_prepare_wrong_type(stage_tree):
+    run_prepare_expect_error(
+        stage_tree, {"data": {"image_size": "big"}}, "error: params.yaml: 'data.image_size' must be an integer, got 'big'"
+    )
+
+
+def test_stage_prepare_empty_class_folder(stage_tree, tmp_path):
+    root = write_image_folder(tmp_path / "cells", {"a": 2, "b": 2})
+    (root / "c").mkdir()
+    run_prepare_expect_error(
+        stage_tree, {"data": {"source": "imagefolder", "path": str(root)}}, f"error: {root / 'c'}: class 'c' has no images"
+    )
+
+
+def test_stage_prepare_mixed_sizes_without_image_size(stage_tree, tmp_path):
+    root = tmp_path / "cells"
+    write_image(root / "a" / "1.png", (6, 6))
+    write_image(root / "b" / "1.png", (8, 8))
+    run_prepare_expect_error(
+        stage_tree,
+        {"data": {"source": "imagefolder", "path": str(root), "image_size": None}},
+        "is 6x6; set data.image_size to resize every image to one size",
+    )
+
+
+def test_stage_prepare_label_out_of_range(stage_tree, tmp_path):
+    path = tmp_path / "p.npz"
+    write_npz(path)
+    run_prepare_expect_error(
+        stage_tree,
+        {"data": {"source": "medmnist", "path": str(path), "class_names": ["a", "b"]}},
+        f"error: {path}: 'train_labels': label 2 at row 2 is out of range; valid labels are 0..1",
+    )
+
+
+def test_stage_prepare_one_hot_row_without_a_one(stage_tree, tmp_path):
+    for i in range(3):
+        write_image(tmp_path / f"ISIC_{i}.jpg")
+    path = write_csv(tmp_path / "gt.csv", {"image": ["ISIC_0", "ISIC_1", "ISIC_2"], "MEL": [1, 0, 0], "NV": [0, 1, 0]})
+    run_prepare_expect_error(
+        stage_tree, {"data": {"source": "csv", "path": str(path)}}, f"error: {path}: row 4: one-hot row has 0 ones"
+    )
+
+
+def test_stage_prepare_csv_without_labels(stage_tree, tmp_path):
+    write_image(tmp_path / "a.png")
+    path = write_csv(tmp_path / "m.csv", {"image": ["a.png"], "dx": ["nv"]})
+    run_prepare_expect_error(
+        stage_tree,
+        {"data": {"source": "csv", "path": str(path)}},
+        f"error: {path}: found neither a label column nor one-hot class columns",
+    )
+
+
+def test_stage_prepare_split_sizes_that_do_not_fit(stage_tree):
+    run_prepare_expect_error(
+        stage_tree,
+        {"data": {"source": "digits", "val_per_class": 100, "test_per_class": 74}},
+        "error: data.val_per_class + data.test_per_class = 174 leaves no train images for class 8, "
+        "which has 174 images",
+    )
+    run_prepare_expect_error(
+        stage_tree,
+        {"data": {"val_fraction": 0.5, "test_fraction": 0.5}},
+        "error: params.yaml: 'data.val_fraction' + 'data.test_fraction' = 1;",
+    )
+
+
+def test_stage_prepare_and_inject_noise_on_a_tiny_npz(stage_tree, tmp_path):
+    path = tmp_path / "tiny.npz"
+    write_npz(path)
+    write_params(stage_tree, {"data": {"source": "medmnist", "path": str(path), "image_size": None},
+                              "noise": {"type": "none", "rate": 0.0}})
+    result = run_module("stages.prepare", stage_tree)
+    assert result.returncode == 0, result.stderr
+    assert "prepared 14 images of shape (6, 6, 1)" in result.stdout
+    images = np.load(stage_tree / paths.PREPARED_IMAGES, mmap_mode="r")
+    assert images.shape == (14, 6, 6, 1) and images.dtype == np.uint8
+    assert images[:, 0, 0, 0].tolist() == list(range(7)) + [50, 51, 52] + [100, 101, 102, 103]
+    samples = pd.read_parquet(stage_tree / paths.PREPARED_SAMPLES)
+    assert list(samples.columns) == SAMPLE_COLUMNS
+    assert samples["sample_id"].tolist()[:2] == ["train/000000", "train/000001"]
+    assert samples["label"].dtype == np.int64
+    assert json.loads((stage_tree / paths.DATA_METRICS).read_text()) == expected_tiny_summary()
+
+    result = run_module("stages.inject_noise", stage_tree)
+    assert result.returncode == 0, result.stderr
+    assert "labels for 7 train samples, unknown corrupted" in result.stdout
+    labels = pd.read_parquet(stage_tree / paths.NOISY_LABELS)
+    assert labels["sample_id"].tolist() == [f"train/{i:06d}" for i in range(7)]
+    assert labels["observed_label"].tolist() == [0, 1, 2, 0, 1, 2, 0]
+    assert labels["true_label"].isna().all() and labels["is_corrupted"].isna().all()
+    assert json.loads((stage_tree / paths.NOISE_METRICS).read_text()) == {"type": "none", "rate": 0.0}
+    assert files_under(stage_tree / "data") == ["noise/labels.parquet", "prepared/images.npy", "prepared/samples.parquet"]
+
+
+def test_stage_inject_noise_bad_inputs(stage_tree, tmp_path):
+    # no prepared samples yet
+    write_params(stage_tree, {})
+    result = run_module("stages.inject_noise", stage_tree)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "error: data/prepared/samples.parquet: not found; run the prepare stage first (dvc repro)"
+    )
+    # a kept-clean class that the data does not have
+    path = tmp_path / "tiny.npz"
+    write_npz(path)
+    write_params(stage_tree, {"data": {"source": "medmnist", "path": str(path)}, "noise": {"keep_clean_classes": [3]}})
+    assert run_module("stages.prepare", stage_tree).returncode == 0
+    result = run_module("stages.inject_noise", stage_tree)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: noise.keep_clean_classes lists 3; valid classes are 0..2"
+    assert not (stage_tree / "data" / "noise").exists()
+    assert not (stage_tree / paths.NOISE_METRICS).exists()

@@ -1,0 +1,598 @@
+"""Source readers: digits, MedMNIST .npz, image folders, CSV manifests; their bad inputs;
+and the real shared data sets when they are present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from alr_core import sources
+from alr_core.errors import AlrError
+from alr_core.params import CsvParams, DataParams
+from alr_core.sources import read_source
+from builders import write_csv, write_image, write_image_folder, write_npz
+
+EXPECTED_KEYS = "['train_images', 'train_labels', 'val_images', 'val_labels', 'test_images', 'test_labels']"
+
+
+def medmnist(path, **kwargs) -> DataParams:
+    return DataParams(source="medmnist", path=str(path), **({"image_size": None} | kwargs))
+
+
+def imagefolder(path, **kwargs) -> DataParams:
+    return DataParams(source="imagefolder", path=str(path), **({"image_size": None} | kwargs))
+
+
+def csv(path, image_size=None, class_names=None, channels=None, **csv_kwargs) -> DataParams:
+    return DataParams(
+        source="csv",
+        path=str(path),
+        image_size=image_size,
+        class_names=class_names,
+        channels=channels,
+        csv=CsvParams(**csv_kwargs),
+    )
+
+
+def error_of(params: DataParams) -> str:
+    with pytest.raises(AlrError) as info:
+        read_source(params)
+    return str(info.value)
+
+
+# ============================================================================= digits
+
+
+def test_digits_default_size():
+    data = read_source(DataParams())
+    assert data.images.shape == (1797, 28, 28, 1) and data.images.dtype == np.uint8
+    assert data.labels.dtype == np.int64 and data.labels.shape == (1797,)
+    assert np.bincount(data.labels).tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
+    assert data.class_names == [str(k) for k in range(10)]
+    assert data.sample_ids[:2] == ["digits/0000", "digits/0001"] and len(set(data.sample_ids)) == 1797
+    assert data.splits is None and data.paths is None
+
+
+def test_digits_native_size_full_range_and_rgb():
+    native = read_source(DataParams(image_size=None))
+    assert native.images.shape == (1797, 8, 8, 1)
+    assert native.images.max() == 255 and native.images.min() == 0  # 0..16 stretched to 0..255
+    rgb = read_source(DataParams(image_size=8, channels=3))
+    assert rgb.images.shape == (1797, 8, 8, 3)
+    assert (rgb.images[..., 0] == native.images[..., 0]).all()
+
+
+def test_digits_class_names_must_match_in_number():
+    names = [f"d{k}" for k in range(10)]
+    assert read_source(DataParams(class_names=names, image_size=None)).class_names == names
+    assert error_of(DataParams(class_names=["a", "b"])) == (
+        "data.class_names has 2 names but data.source: digits has 10 classes"
+    )
+
+
+# ============================================================================= medmnist
+
+
+@pytest.mark.parametrize("label_shape", ["column", "flat"])
+def test_medmnist_reads_every_split_in_order(tmp_path, label_shape):
+    path = tmp_path / "tiny.npz"
+    write_npz(path, label_shape=label_shape)
+    data = read_source(medmnist(path))
+    assert data.images.shape == (14, 6, 6, 1) and data.images.dtype == np.uint8
+    assert data.labels.dtype == np.int64
+    assert data.labels.tolist() == [0, 1, 2, 0, 1, 2, 0] + [0, 1, 2] + [2, 1, 0, 0]
+    assert data.splits.tolist() == ["train"] * 7 + ["val"] * 3 + ["test"] * 4
+    assert data.sample_ids[0] == "train/000000" and data.sample_ids[7] == "val/000000"
+    assert data.sample_ids[-1] == "test/000003"
+    assert data.class_names == ["0", "1", "2"]
+    assert data.paths is None
+    # image i of split s is filled with 50*s + i: the pixels stayed with their labels
+    assert data.images[:, 0, 0, 0].tolist() == list(range(7)) + [50, 51, 52] + [100, 101, 102, 103]
+
+
+def test_medmnist_resize_rgb_and_channels(tmp_path):
+    path = tmp_path / "rgb.npz"
+    write_npz(path, rgb=True, size=5)
+    resized = read_source(medmnist(path, image_size=8))
+    assert resized.images.shape == (14, 8, 8, 3)
+    assert (resized.images[8] == 51).all()  # a solid image stays solid after resizing
+    gray = read_source(medmnist(path, channels=1))
+    assert gray.images.shape == (14, 5, 5, 1)
+    assert gray.images[12, 0, 0, 0] == 102
+
+
+def test_medmnist_mixed_grayscale_and_rgb_splits_become_rgb(tmp_path):
+    path = tmp_path / "mixed.npz"
+    rgb_val = np.full((3, 6, 6, 3), 7, dtype=np.uint8)
+    write_npz(path, val_images=rgb_val)
+    data = read_source(medmnist(path))
+    assert data.images.shape == (14, 6, 6, 3)
+    assert (data.images[2] == 2).all()  # a grayscale train image replicated over 3 channels
+
+
+def test_medmnist_splits_of_different_sizes(tmp_path):
+    path = tmp_path / "sizes.npz"
+    write_npz(path, val_images=np.full((3, 8, 8), 9, dtype=np.uint8))
+    assert error_of(medmnist(path)) == (
+        f"{path}: the splits have different image sizes (train_images 6x6, val_images 8x8, "
+        "test_images 6x6); set data.image_size to resize every image to one size"
+    )
+    data = read_source(medmnist(path, image_size=6))
+    assert data.images.shape == (14, 6, 6, 1) and (data.images[7:10] == 9).all()
+
+
+def test_medmnist_empty_split(tmp_path):
+    path = tmp_path / "noval.npz"
+    write_npz(path, {"train": [0, 1, 1], "val": [], "test": [1, 0]}, rgb=True)
+    for image_size, shape in ((None, (5, 6, 6, 3)), (8, (5, 8, 8, 3))):
+        data = read_source(medmnist(path, image_size=image_size))
+        assert data.images.shape == shape
+        assert data.splits.tolist() == ["train"] * 3 + ["test"] * 2
+
+
+def test_medmnist_class_names(tmp_path):
+    path = tmp_path / "tiny.npz"
+    write_npz(path)
+    data = read_source(medmnist(path, class_names=["none", "mild", "severe"]))
+    assert data.class_names == ["none", "mild", "severe"]
+
+
+def test_medmnist_missing_path(tmp_path):
+    path = tmp_path / "nowhere" / "retina.npz"
+    assert error_of(medmnist(path)) == f"data.path: {path} does not exist"
+
+
+def test_medmnist_unreadable_path(tmp_path, monkeypatch):
+    path = tmp_path / "tiny.npz"
+    write_npz(path)
+    # the tests run as root, for whom chmod 000 changes nothing: fake the permission check
+    monkeypatch.setattr(sources.os, "access", lambda p, mode: False)
+    assert error_of(medmnist(path)) == f"data.path: {path} is not readable (check its permissions)"
+
+
+@pytest.mark.parametrize("kind", ["garbage", "npy", "folder"])
+def test_medmnist_not_an_npz(tmp_path, kind):
+    path = tmp_path / "data.npz"
+    if kind == "garbage":
+        path.write_bytes(b"this is not a zip archive\n" * 4)
+    elif kind == "npy":
+        path = tmp_path / "data.npy"
+        np.save(path, np.zeros((3, 4), dtype=np.uint8))
+    else:
+        path.mkdir()
+    assert error_of(medmnist(path)).startswith(f"{path}: cannot read as a .npz file (")
+
+
+def test_medmnist_missing_keys(tmp_path):
+    path = tmp_path / "partial.npz"
+    write_npz(path, drop=["val_labels", "test_images"])
+    assert error_of(medmnist(path)) == (
+        f"{path}: missing keys ['val_labels', 'test_images']; a MedMNIST file has {EXPECTED_KEYS} "
+        "(found ['test_labels', 'train_images', 'train_labels', 'val_images'])"
+    )
+
+
+def test_medmnist_wrong_keys_entirely(tmp_path):
+    path = tmp_path / "other.npz"
+    np.savez(path, x=np.zeros(3), y=np.zeros(3))
+    message = error_of(medmnist(path))
+    assert message.startswith(f"{path}: missing keys ['train_images', 'train_labels',")
+    assert "(found ['x', 'y'])" in message
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        (
+            {"train_labels": np.zeros((6, 1), dtype=np.uint8)},
+            "'train_labels' has shape (6, 1); expected (7,) or (7, 1) to match 'train_images'",
+        ),
+        (
+            {"val_labels": np.zeros((3, 2), dtype=np.uint8)},
+            "'val_labels' has shape (3, 2); expected (3,) or (3, 1) to match 'val_images'",
+        ),
+        (
+            {"test_images": np.zeros((4, 6, 6), dtype=np.float32)},
+            "'test_images' is float32 with shape (4, 6, 6); expected uint8 N×H×W or N×H×W×3",
+        ),
+        (
+            {"train_images": np.zeros((7, 6, 6, 4), dtype=np.uint8)},
+            "'train_images' is uint8 with shape (7, 6, 6, 4); expected uint8 N×H×W or N×H×W×3",
+        ),
+        (
+            {"train_images": np.zeros((7, 36), dtype=np.uint8)},
+            "'train_images' is uint8 with shape (7, 36); expected uint8 N×H×W or N×H×W×3",
+        ),
+        ({"val_labels": np.array([0.0, 1.0, 2.0])}, "'val_labels' must be integers, got float64"),
+        (
+            {"val_labels": np.array([0, -1, 2])},
+            "'val_labels': label -1 at row 1 is out of range; valid labels are 0..2",
+        ),
+    ],
+)
+def test_medmnist_bad_arrays(tmp_path, override, expected):
+    path = tmp_path / "bad.npz"
+    write_npz(path, **override)
+    assert error_of(medmnist(path)) == f"{path}: {expected}"
+
+
+def test_medmnist_label_beyond_class_names(tmp_path):
+    path = tmp_path / "tiny.npz"
+    write_npz(path)  # labels 0..2
+    assert error_of(medmnist(path, class_names=["a", "b"])) == (
+        f"{path}: 'train_labels': label 2 at row 2 is out of range; valid labels are 0..1"
+    )
+
+
+def test_medmnist_class_without_images(tmp_path):
+    path = tmp_path / "gap.npz"
+    write_npz(path, {"train": [0, 2, 0, 2], "val": [0, 2], "test": [2, 0]})
+    assert error_of(medmnist(path)) == (
+        f"{path}: classes ['1'] have no images; remove them from data.class_names "
+        "(or, for one-hot CSVs, list the classes to keep in data.csv.class_columns)"
+    )
+    # a class name beyond the largest label is a class without images too
+    assert error_of(medmnist(path, class_names=["a", "b", "c", "d"])).startswith(
+        f"{path}: classes ['b', 'd'] have no images"
+    )
+
+
+# ============================================================================= imagefolder
+
+
+def test_imagefolder_classes_labels_ids(tmp_path):
+    root = write_image_folder(tmp_path / "cells", {"Neutrophil": 3, "Basophil": 1, "Eosinophil": 2})
+    data = read_source(imagefolder(root))
+    assert data.class_names == ["Basophil", "Eosinophil", "Neutrophil"]
+    assert data.labels.tolist() == [0, 1, 1, 2, 2, 2]
+    assert data.labels.dtype == np.int64
+    assert data.sample_ids == [
+        "Basophil/img00.png",
+        "Eosinophil/img00.png",
+        "Eosinophil/img01.png",
+        "Neutrophil/img00.png",
+        "Neutrophil/img01.png",
+        "Neutrophil/img02.png",
+    ]
+    assert data.paths == [str(root / sid) for sid in data.sample_ids]
+    assert data.splits is None
+    assert data.images.shape == (6, 6, 6, 3) and data.images.dtype == np.uint8
+    assert data.images[0, 0, 0].tolist() == [10, 20, 30]
+
+
+def test_imagefolder_mixed_sizes_and_modes_are_converted_and_resized(tmp_path):
+    root = tmp_path / "mixed"
+    write_image(root / "a" / "gray.png", (6, 6), "L")
+    write_image(root / "a" / "rgba.png", (9, 5), "RGBA")
+    write_image(root / "b" / "palette.png", (4, 12), "P")
+    write_image(root / "b" / "rgb.jpg", (16, 16), "RGB")
+    data = read_source(imagefolder(root, image_size=8))
+    assert data.images.shape == (4, 8, 8, 3) and data.images.dtype == np.uint8
+    assert data.labels.tolist() == [0, 0, 1, 1]
+    assert (data.images[0] == 90).all()  # L → RGB replicates the gray value
+    assert (data.images[1] == [40, 50, 60]).all()  # RGBA → RGB drops alpha
+    assert (data.images[2] == [200, 100, 50]).all()  # P → RGB through the palette
+    assert np.abs(data.images[3].astype(int) - [10, 20, 30]).max() <= 3  # JPEG is lossy
+
+
+def test_imagefolder_grayscale_only_gives_one_channel(tmp_path):
+    root = write_image_folder(tmp_path / "g", {"x": 2, "y": 2}, size=(5, 5), mode="L")
+    data = read_source(imagefolder(root))
+    assert data.images.shape == (4, 5, 5, 1)
+    assert (data.images == 90).all()
+
+
+def test_imagefolder_channels_forced(tmp_path):
+    root = write_image_folder(tmp_path / "c", {"x": 1, "y": 1}, size=(5, 5), mode="RGB")
+    gray = read_source(imagefolder(root, channels=1))
+    assert gray.images.shape == (2, 5, 5, 1)
+    # ITU-R 601 luma of (10, 20, 30): 0.299*10 + 0.587*20 + 0.114*30 = 18.15
+    assert (gray.images == 18).all()
+    root_l = write_image_folder(tmp_path / "l", {"x": 1, "y": 1}, size=(5, 5), mode="L")
+    assert read_source(imagefolder(root_l, channels=3)).images.shape == (2, 5, 5, 3)
+
+
+def test_imagefolder_mixed_modes_same_size_without_image_size(tmp_path):
+    root = tmp_path / "modes"
+    write_image(root / "a" / "1.png", (6, 6), "L")
+    write_image(root / "b" / "1.png", (6, 6), "RGBA")
+    data = read_source(imagefolder(root))
+    assert data.images.shape == (2, 6, 6, 3)
+
+
+def test_imagefolder_mixed_sizes_without_image_size_fail_clearly(tmp_path):
+    root = tmp_path / "sizes"
+    first = write_image(root / "a" / "1.png", (6, 6))
+    second = write_image(root / "a" / "2.png", (7, 5))
+    write_image(root / "b" / "1.png", (6, 6))
+    assert error_of(imagefolder(root)) == (
+        f"{second}: image is 7x5 but {first} is 6x6; "
+        "set data.image_size to resize every image to one size"
+    )
+
+
+def test_imagefolder_ignores_hidden_and_non_images_and_recurses(tmp_path):
+    root = write_image_folder(tmp_path / "r", {"a": 1, "b": 1})
+    write_image(root / ".thumbs" / "x.png")  # hidden folder: not a class
+    (root / "a" / "notes.txt").write_text("not an image")
+    write_image(root / "b" / "nested" / "deep.PNG")  # subfolders of a class belong to it
+    data = read_source(imagefolder(root))
+    assert data.class_names == ["a", "b"]
+    assert data.sample_ids == ["a/img00.png", "b/img00.png", "b/nested/deep.PNG"]
+
+
+def test_imagefolder_class_names_select_and_order(tmp_path):
+    root = write_image_folder(tmp_path / "r", {"c0": 1, "c1": 2, "c2": 3})
+    data = read_source(imagefolder(root, class_names=["c2", "c0"]))
+    assert data.class_names == ["c2", "c0"]
+    assert data.labels.tolist() == [0, 0, 0, 1]
+    assert data.sample_ids[0].startswith("c2/") and data.sample_ids[-1] == "c0/img00.png"
+
+
+def test_imagefolder_unknown_class_names(tmp_path):
+    root = write_image_folder(tmp_path / "r", {"a": 1, "b": 1})
+    assert error_of(imagefolder(root, class_names=["a", "x"])) == (
+        f"{root}: data.class_names lists ['x'], which are not subfolders (subfolders: ['a', 'b'])"
+    )
+
+
+@pytest.mark.parametrize("content", ["empty", "no_images"])
+def test_imagefolder_class_with_no_images(tmp_path, content):
+    root = write_image_folder(tmp_path / "r", {"a": 2, "b": 1})
+    (root / "c").mkdir()
+    if content == "no_images":
+        (root / "c" / "readme.txt").write_text("x")
+    assert error_of(imagefolder(root)) == (
+        f"{root / 'c'}: class 'c' has no images (looked for .png, .jpg, .jpeg, .bmp, .tif, .tiff)"
+    )
+
+
+def test_imagefolder_path_problems(tmp_path):
+    missing = tmp_path / "missing"
+    assert error_of(imagefolder(missing)) == f"data.path: {missing} does not exist"
+    file = write_image(tmp_path / "one.png")
+    assert error_of(imagefolder(file)) == (
+        f"{file}: data.source 'imagefolder' needs a folder with one subfolder per class"
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    write_image(empty / "loose.png")
+    assert error_of(imagefolder(empty)) == f"{empty}: no class subfolders found"
+
+
+def test_imagefolder_corrupt_image(tmp_path):
+    root = write_image_folder(tmp_path / "r", {"a": 1, "b": 1})
+    bad = root / "b" / "broken.png"
+    bad.write_bytes(b"\x89PNG not really")
+    assert error_of(imagefolder(root)).startswith(f"{bad}: cannot read as an image (")
+
+
+def test_imagefolder_truncated_image(tmp_path):
+    root = write_image_folder(tmp_path / "r", {"a": 1})
+    write_image(root / "b" / "full.png", (64, 64))
+    # noisy pixels so that the compressed data is long enough to cut
+    noisy = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    cut = root / "b" / "truncated.png"
+    noisy.save(cut)
+    cut.write_bytes(cut.read_bytes()[:400])
+    message = error_of(imagefolder(root, image_size=8))
+    assert message.startswith(f"{cut}: cannot ")
+
+
+# ============================================================================= csv
+
+
+@pytest.fixture
+def image_dir(tmp_path) -> Path:
+    folder = tmp_path / "imgs"
+    for i in range(4):
+        write_image(folder / f"img{i}.png", (6, 6), "RGB", value=(i, 2 * i, 3 * i))
+    return folder
+
+
+def test_csv_label_indices(image_dir):
+    path = write_csv(image_dir / "m.csv", {"image": [f"img{i}.png" for i in range(4)], "label": [1, 0, 1, 1]})
+    data = read_source(csv(path, label_column="label"))
+    assert data.labels.tolist() == [1, 0, 1, 1] and data.labels.dtype == np.int64
+    assert data.class_names == ["0", "1"]
+    assert data.sample_ids == ["img0.png", "img1.png", "img2.png", "img3.png"]
+    assert data.paths == [str(image_dir / f"img{i}.png") for i in range(4)]
+    assert data.images.shape == (4, 6, 6, 3)
+    assert data.images[3, 0, 0].tolist() == [3, 6, 9]  # row order kept
+    named = read_source(csv(path, label_column="label", class_names=["benign", "malignant"]))
+    assert named.class_names == ["benign", "malignant"]
+
+
+def test_csv_label_names(image_dir):
+    rows = {"image": [f"img{i}.png" for i in range(4)], "dx": ["nv", " mel", "nv", "bcc"]}
+    path = write_csv(image_dir / "m.csv", rows)
+    data = read_source(csv(path, label_column="dx"))
+    assert data.class_names == ["bcc", "mel", "nv"]  # sorted names
+    assert data.labels.tolist() == [2, 1, 2, 0]
+    ordered = read_source(csv(path, label_column="dx", class_names=["nv", "mel", "bcc"]))
+    assert ordered.labels.tolist() == [0, 1, 0, 2]
+
+
+def test_csv_one_hot_isic_style(tmp_path):
+    folder = tmp_path / "isic"
+    names = [f"ISIC_{i:07d}" for i in range(5)]
+    for name in names:
+        write_image(folder / "images" / f"{name}.jpg", (10, 10), "RGB")
+    rows = {
+        "image": names,
+        "MEL": [1.0, 0.0, 0.0, 0.0, 1.0],
+        "NV": [0.0, 1.0, 1.0, 0.0, 0.0],
+        "BCC": [0.0, 0.0, 0.0, 1.0, 0.0],
+        "age": [30, 45, 50, 61, 70],  # not a 0/1 column: not a class
+    }
+    path = write_csv(folder / "GroundTruth.csv", rows)
+    data = read_source(csv(path, image_size=4, image_root=str(folder / "images")))
+    assert data.class_names == ["MEL", "NV", "BCC"]
+    assert data.labels.tolist() == [0, 1, 1, 2, 0]
+    assert data.sample_ids == names
+    assert data.paths == [str(folder / "images" / f"{n}.jpg") for n in names]
+    assert data.images.shape == (5, 4, 4, 3)
+
+
+def test_csv_one_hot_empty_class_column(tmp_path):
+    folder = tmp_path / "isic"
+    for i in range(3):
+        write_image(folder / f"ISIC_{i}.jpg")
+    rows = {"image": ["ISIC_0", "ISIC_1", "ISIC_2"], "MEL": [1, 0, 0], "NV": [0, 1, 1], "UNK": [0, 0, 0]}
+    path = write_csv(folder / "gt.csv", rows)
+    assert error_of(csv(path)).startswith(f"{path}: classes ['UNK'] have no images; ")
+    data = read_source(csv(path, class_columns=["MEL", "NV"]))
+    assert data.class_names == ["MEL", "NV"] and data.labels.tolist() == [0, 1, 1]
+
+
+def test_csv_split_column_and_image_root(tmp_path, image_dir):
+    rows = {
+        "file": [f"img{i}.png" for i in range(4)],
+        "label": [0, 1, 0, 1],
+        "fold": ["train", "val", " test", "train"],
+    }
+    path = write_csv(tmp_path / "manifests" / "m.csv", rows)
+    data = read_source(
+        csv(path, image_column="file", label_column="label", split_column="fold", image_root=str(image_dir))
+    )
+    assert data.splits.tolist() == ["train", "val", "test", "train"]
+    assert data.paths[1] == str(image_dir / "img1.png")
+
+
+def test_csv_grayscale_and_sizes(image_dir):
+    write_image(image_dir / "big.png", (12, 9), "L")
+    path = write_csv(image_dir / "m.csv", {"image": ["img0.png", "big.png"], "label": [0, 1]})
+    data = read_source(csv(path, image_size=6, label_column="label"))
+    assert data.images.shape == (2, 6, 6, 3)
+    with pytest.raises(AlrError, match="set data.image_size"):
+        read_source(csv(path, label_column="label"))
+
+
+def test_csv_neither_label_nor_one_hot(image_dir):
+    path = write_csv(image_dir / "m.csv", {"image": ["img0.png", "img1.png"], "dx": ["nv", "mel"]})
+    assert error_of(csv(path)) == (
+        f"{path}: found neither a label column nor one-hot class columns; set "
+        "data.csv.label_column (a class index or name per row) or "
+        "data.csv.class_columns (one 0/1 column per class)"
+    )
+
+
+@pytest.mark.parametrize(
+    "mel, nv, expected",
+    [
+        ([1, 0, 0], [0, 1, 0], "row 4: one-hot row has 0 ones in ['MEL', 'NV']; exactly one is required"),
+        ([1, 1, 0], [0, 1, 1], "row 3: one-hot row has 2 ones in ['MEL', 'NV']; exactly one is required"),
+    ],
+)
+def test_csv_one_hot_rows_need_exactly_one(image_dir, mel, nv, expected):
+    rows = {"image": ["img0.png", "img1.png", "img2.png"], "MEL": mel, "NV": nv}
+    path = write_csv(image_dir / "m.csv", rows)
+    assert error_of(csv(path)) == f"{path}: {expected}"
+
+
+def test_csv_one_hot_values_must_be_zero_or_one(image_dir):
+    rows = {"image": ["img0.png", "img1.png", "img2.png"], "MEL": [1, 0, 2], "NV": [0, 1, 0]}
+    path = write_csv(image_dir / "m.csv", rows)
+    assert error_of(csv(path, class_columns=["MEL", "NV"])) == (
+        f"{path}: row 4: one-hot columns must hold 0 or 1, got {{'MEL': 2, 'NV': 0}}"
+    )
+    assert error_of(csv(path, class_columns=["MEL", "XX"])) == (
+        f"{path}: data.csv.class_columns names missing columns ['XX']"
+    )
+
+
+@pytest.mark.parametrize(
+    "labels, class_names, expected",
+    [
+        ([0, 5, 1], ["a", "b"], "label 5 at row 3 is out of range; valid labels are 0..1"),
+        ([0, 1, -1], None, "label -1 at row 4 is out of range; valid labels are 0..1"),
+        (["mel", "scc", "nv"], ["mel", "nv"], "row 3: label 'scc' is not a class; classes: ['mel', 'nv']"),
+        ([0, None, 1], None, "row 3: empty label in column 'label'"),
+    ],
+)
+def test_csv_bad_labels(image_dir, labels, class_names, expected):
+    path = write_csv(image_dir / "m.csv", {"image": ["img0.png", "img1.png", "img2.png"], "label": labels})
+    assert error_of(csv(path, label_column="label", class_names=class_names)) == f"{path}: {expected}"
+
+
+def test_csv_class_with_no_rows(image_dir):
+    path = write_csv(image_dir / "m.csv", {"image": ["img0.png", "img1.png"], "label": [0, 2]})
+    assert error_of(csv(path, label_column="label")).startswith(f"{path}: classes ['1'] have no images")
+    names = write_csv(image_dir / "n.csv", {"image": ["img0.png", "img1.png"], "dx": ["a", "a"]})
+    assert error_of(csv(names, label_column="dx", class_names=["a", "b"])).startswith(
+        f"{names}: classes ['b'] have no images"
+    )
+
+
+def test_csv_structural_problems(tmp_path, image_dir):
+    missing = tmp_path / "none.csv"
+    assert error_of(csv(missing, label_column="label")) == f"data.path: {missing} does not exist"
+
+    path = write_csv(image_dir / "m.csv", {"file": ["img0.png"], "label": [0]})
+    assert error_of(csv(path, label_column="label")) == (
+        f"{path}: no column 'image' (data.csv.image_column); columns are ['file', 'label']"
+    )
+    assert error_of(csv(path, image_column="file", label_column="dx")) == (
+        f"{path}: no column 'dx' (data.csv.label_column); columns are ['file', 'label']"
+    )
+
+    header_only = image_dir / "h.csv"
+    header_only.write_text("image,label\n")
+    assert error_of(csv(header_only, label_column="label")) == f"{header_only}: the manifest has no rows"
+
+    empty = image_dir / "e.csv"
+    empty.write_text("")
+    assert error_of(csv(empty, label_column="label")).startswith(f"{empty}: cannot read as a CSV file (")
+
+    folder = tmp_path / "a_folder.csv"
+    folder.mkdir()
+    assert error_of(csv(folder, label_column="label")).startswith(f"{folder}: cannot read as a CSV file (")
+
+
+def test_csv_image_problems(image_dir):
+    path = write_csv(image_dir / "m.csv", {"image": ["img0.png", "img9.png"], "label": [0, 1]})
+    assert error_of(csv(path, label_column="label")) == (
+        f"{path}: row 3: image file {image_dir / 'img9.png'} not found"
+    )
+    dup = write_csv(image_dir / "d.csv", {"image": ["img0.png", "img1.png", "img0.png"], "label": [0, 1, 1]})
+    assert error_of(csv(dup, label_column="label")) == f"{dup}: image 'img0.png' is listed more than once"
+
+
+def test_csv_bad_split_column(image_dir):
+    rows = {"image": ["img0.png", "img1.png"], "label": [0, 1], "fold": ["train", "training"]}
+    path = write_csv(image_dir / "m.csv", rows)
+    assert error_of(csv(path, label_column="label", split_column="fold")) == (
+        f"{path}: row 3: split 'training' in column 'fold'; valid splits: train, val, test"
+    )
+    assert error_of(csv(path, label_column="label", split_column="split")) == (
+        f"{path}: no column 'split' (data.csv.split_column)"
+    )
+
+
+# ============================================================================= real shared data
+
+
+def test_real_retinamnist(shared_data):
+    path = shared_data / "retinamnist" / "retinamnist.npz"
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    data = read_source(medmnist(path, image_size=28))
+    splits = data.splits
+    assert [(splits == s).sum() for s in ("train", "val", "test")] == [1080, 120, 400]
+    assert np.bincount(data.labels[splits == "train"], minlength=5).tolist() == [486, 128, 206, 194, 66]
+    assert data.images.shape == (1600, 28, 28, 3) and data.images.dtype == np.uint8
+    assert data.class_names == ["0", "1", "2", "3", "4"]
+
+
+def test_real_bccd_image_folder(shared_data):
+    root = shared_data / "bccd_wbc" / "BCCD_cropped"
+    if not root.is_dir():
+        pytest.skip(f"{root} not present")
+    data = read_source(imagefolder(root, image_size=28))
+    assert len(data.labels) == 351
+    assert data.class_names == ["Basophil", "Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"]
+    assert np.bincount(data.labels).tolist() == [3, 88, 33, 20, 207]
+    assert data.images.shape == (351, 28, 28, 3)

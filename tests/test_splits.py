@@ -1,0 +1,174 @@
+"""Split rules: long-tailed train with balanced val/test, and per-class stratified splits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from alr_core.errors import AlrError
+from alr_core.seeding import rng_for
+from alr_core.splits import SPLITS, long_tail_counts, long_tail_split, stratified_split
+
+
+def rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+# ----------------------------------------------------------------------------- long_tail_counts
+
+
+def test_long_tail_counts_digits_defaults():
+    counts = long_tail_counts(10, 114, 10)
+    assert counts.tolist() == [114, 88, 68, 53, 41, 32, 25, 19, 15, 11]
+    assert np.issubdtype(counts.dtype, np.integer)
+    # class 0 is the head, geometric decay, the tail is round(114 / 10) = round(11.4) = 11
+    assert counts[0] == 114 and counts[-1] == 11
+    assert (np.diff(counts) < 0).all()
+    expected = [round(114 * 10 ** (-k / 9)) for k in range(10)]
+    assert counts.tolist() == expected
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        ((5, 100, 4), [100, 71, 50, 35, 25]),
+        ((2, 10, 1), [10, 10]),  # ratio 1: balanced
+        ((3, 2, 100), [2, 1, 1]),  # never below 1
+    ],
+)
+def test_long_tail_counts_other_shapes(args, expected):
+    assert long_tail_counts(*args).tolist() == expected
+
+
+def test_long_tail_counts_needs_two_classes():
+    with pytest.raises(AlrError, match="at least 2 classes, got 1"):
+        long_tail_counts(1, 10, 10)
+
+
+# ----------------------------------------------------------------------------- long_tail_split
+
+
+def labels_with_counts(counts, seed=1):
+    labels = np.repeat(np.arange(len(counts)), counts)
+    return np.random.default_rng(seed).permutation(labels)
+
+
+def test_long_tail_split_counts_and_disjointness():
+    sizes = [60, 50, 45, 40, 37]
+    labels = labels_with_counts(sizes)
+    split = long_tail_split(labels, val_per_class=5, test_per_class=7, imbalance_ratio=5, rng=rng())
+    assert split.shape == labels.shape
+    assert set(split) <= {"train", "val", "test", ""}
+    # one split per image: the three masks never overlap and cover every used image
+    masks = {name: split == name for name in SPLITS}
+    assert not (masks["train"] & masks["val"]).any()
+    assert not (masks["train"] & masks["test"]).any()
+    assert not (masks["val"] & masks["test"]).any()
+    # val and test balanced exactly
+    for k in range(len(sizes)):
+        assert (masks["val"] & (labels == k)).sum() == 5
+        assert (masks["test"] & (labels == k)).sum() == 7
+    # train follows long_tail_counts with the head set by the smallest class: 37 - 12 = 25
+    train = np.bincount(labels[masks["train"]], minlength=len(sizes))
+    assert train.tolist() == long_tail_counts(5, 25, 5).tolist() == [25, 17, 11, 7, 5]
+    # the rest is unused
+    assert (split == "").sum() == sum(sizes) - train.sum() - 12 * len(sizes)
+
+
+def test_long_tail_split_on_digits_gives_the_documented_sizes():
+    from sklearn.datasets import load_digits
+
+    labels = load_digits().target
+    split = long_tail_split(labels, 20, 40, 10, rng_for(0, "split"))
+    train = np.bincount(labels[split == "train"], minlength=10)
+    # the smallest digit class has 174 images: 174 - 20 - 40 = 114 is the head
+    assert train.tolist() == [114, 88, 68, 53, 41, 32, 25, 19, 15, 11]
+    assert (split == "val").sum() == 200 and (split == "test").sum() == 400
+
+
+def test_long_tail_split_is_deterministic_per_seed():
+    labels = labels_with_counts([30, 30, 30])
+    a = long_tail_split(labels, 3, 4, 3, rng(5))
+    b = long_tail_split(labels, 3, 4, 3, rng(5))
+    c = long_tail_split(labels, 3, 4, 3, rng(6))
+    assert (a == b).all()
+    assert (a != c).any()
+    # a different draw, the same sizes
+    for name in SPLITS:
+        assert (a == name).sum() == (c == name).sum()
+
+
+@pytest.mark.parametrize("val, test", [(10, 10), (15, 10), (30, 1)])
+def test_long_tail_split_error_when_val_and_test_leave_no_train(val, test):
+    labels = labels_with_counts([40, 20, 30])
+    with pytest.raises(AlrError) as info:
+        long_tail_split(labels, val, test, 10, rng())
+    message = str(info.value)
+    assert f"data.val_per_class + data.test_per_class = {val + test}" in message
+    assert "class 1, which has 20 images" in message
+
+
+def test_long_tail_split_leaves_one_train_image_at_the_limit():
+    labels = labels_with_counts([40, 21, 30])
+    split = long_tail_split(labels, 10, 10, 10, rng())
+    assert np.bincount(labels[split == "train"], minlength=3).tolist() == [1, 1, 1]
+
+
+# ----------------------------------------------------------------------------- stratified_split
+
+
+def per_class(split, labels, k):
+    members = split[labels == k]
+    return [(members == name).sum() for name in SPLITS]
+
+
+def test_stratified_split_class_of_three_keeps_two_train():
+    # n_test = min(floor(0.2*3 + 0.5), 2) = 1; n_val = min(floor(0.1*3 + 0.5), 3-1-1) = 0
+    labels = np.array([0] * 3 + [1] * 100)
+    split = stratified_split(labels, 0.1, 0.2, rng())
+    assert per_class(split, labels, 0) == [2, 0, 1]
+    assert per_class(split, labels, 1) == [70, 10, 20]
+
+
+@pytest.mark.parametrize(
+    "n, expected",
+    [
+        (1, [1, 0, 0]),
+        (2, [2, 0, 0]),
+        (3, [2, 0, 1]),
+        (5, [3, 1, 1]),  # 0.1*5 = 0.5 rounds half up
+        (20, [14, 2, 4]),
+        (88, [61, 9, 18]),
+        (207, [145, 21, 41]),
+    ],
+)
+def test_stratified_split_per_class_rounding(n, expected):
+    labels = np.zeros(n, dtype=np.int64)
+    split = stratified_split(labels, 0.1, 0.2, rng())
+    assert per_class(split, labels, 0) == expected
+
+
+def test_stratified_split_large_fractions_never_empty_train():
+    labels = np.repeat(np.arange(5), [1, 2, 3, 10, 5])
+    split = stratified_split(labels, 0.45, 0.5, rng())
+    for k in range(5):
+        assert per_class(split, labels, k)[0] >= 1
+    assert per_class(split, labels, 3) == [1, 4, 5]
+    # n = 3: n_test = min(floor(1.5 + 0.5), 2) = 2, then n_val = min(1, 3 - 1 - 2) = 0
+    assert per_class(split, labels, 2) == [1, 0, 2]
+    assert per_class(split, labels, 1) == [1, 0, 1]
+    assert per_class(split, labels, 0) == [1, 0, 0]
+    # n = 5: 0.5 * 5 = 2.5 rounds half up to 3 (not to even), then n_val = min(2, 5 - 1 - 3) = 1
+    assert per_class(split, labels, 4) == [1, 1, 3]
+
+
+def test_stratified_split_fractions_per_class_and_determinism():
+    labels = labels_with_counts([200, 50, 10])
+    a = stratified_split(labels, 0.1, 0.2, rng(3))
+    b = stratified_split(labels, 0.1, 0.2, rng(3))
+    c = stratified_split(labels, 0.1, 0.2, rng(4))
+    assert a.dtype == object and set(a) == {"train", "val", "test"}
+    assert (a == b).all() and (a != c).any()
+    assert per_class(a, labels, 0) == [140, 20, 40]
+    assert per_class(a, labels, 1) == [35, 5, 10]
+    assert per_class(a, labels, 2) == [7, 1, 2]

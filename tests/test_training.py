@@ -1,0 +1,338 @@
+"""The training engine (alr_core.training) and batched augmentation (alr_core.augment)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from alr_core.augment import augment, to_input
+from alr_core.errors import AlrError
+from alr_core.models import ModelSpec, build_model
+from alr_core.params import AugmentParams, TrainParams
+from alr_core.training import (
+    BestCheckpoint,
+    ImageSet,
+    InputPipeline,
+    channel_stats,
+    check_finite,
+    evaluate,
+    make_optimizer,
+    per_sample_loss,
+    pick_device,
+    predict,
+    seed_everything,
+    shuffled_batches,
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine small convolutions run many times
+    slower with two spinning threads. Restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def random_images(batch=24, height=6, width=5, channels=3, seed=0):
+    """Images with pixel values in 1..255, so that zero padding is recognisable."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(1, 256, (batch, height, width, channels), generator=gen, dtype=torch.uint8)
+
+
+# ----------------------------------------------------------------------------- augment
+
+
+def test_augment_off_is_identity():
+    images = random_images()
+    out = augment(images, AugmentParams(crop_padding=0, hflip=False, vflip=False), torch.Generator().manual_seed(0))
+    assert out.dtype == torch.uint8
+    assert torch.equal(out, images)
+
+
+def test_hflip_gives_original_or_mirror():
+    images = random_images(batch=40)
+    out = augment(images, AugmentParams(crop_padding=0, hflip=True), torch.Generator().manual_seed(1))
+    assert out.shape == images.shape and out.dtype == torch.uint8
+    mirrored = 0
+    for original, result in zip(images, out):
+        is_mirror = torch.equal(result, original.flip(1))  # (H, W, C): dim 1 is the width
+        assert torch.equal(result, original) or is_mirror
+        mirrored += is_mirror
+    assert 5 < mirrored < 35  # both happen
+
+
+def test_vflip_gives_original_or_upside_down():
+    images = random_images(batch=40)
+    out = augment(images, AugmentParams(crop_padding=0, vflip=True), torch.Generator().manual_seed(2))
+    flipped = 0
+    for original, result in zip(images, out):
+        is_flip = torch.equal(result, original.flip(0))
+        assert torch.equal(result, original) or is_flip
+        flipped += is_flip
+    assert 5 < flipped < 35
+
+
+def windows(image: torch.Tensor, pad: int):
+    """Every (top, left) crop of ``image`` (H, W, C) zero-padded by ``pad``."""
+    height, width, _ = image.shape
+    padded = torch.zeros(height + 2 * pad, width + 2 * pad, image.shape[2], dtype=image.dtype)
+    padded[pad : pad + height, pad : pad + width] = image
+    return {(top, left): padded[top : top + height, left : left + width]
+            for top in range(2 * pad + 1) for left in range(2 * pad + 1)}  # fmt: skip
+
+
+@pytest.mark.parametrize("pad", [1, 2, 3])
+def test_crop_is_a_window_of_the_padded_image(pad):
+    images = random_images(batch=60, seed=pad)
+    out = augment(images, AugmentParams(crop_padding=pad), torch.Generator().manual_seed(pad))
+    assert out.shape == images.shape and out.dtype == torch.uint8
+    seen = set()
+    for original, result in zip(images, out):
+        matches = [offset for offset, window in windows(original, pad).items() if torch.equal(result, window)]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert len(seen) > 3  # offsets vary across the batch
+
+
+def test_crop_with_flips_is_a_flipped_window():
+    pad = 2
+    images = random_images(batch=50, seed=9)
+    out = augment(images, AugmentParams(crop_padding=pad, hflip=True, vflip=True), torch.Generator().manual_seed(3))
+    kinds = set()
+    for original, result in zip(images, out):
+        found = False
+        for window in windows(original, pad).values():
+            for kind, candidate in (("id", window), ("h", window.flip(1)), ("v", window.flip(0)),
+                                    ("hv", window.flip(0).flip(1))):  # fmt: skip
+                if torch.equal(result, candidate):
+                    found = True
+                    kinds.add(kind)
+        assert found
+    assert kinds == {"id", "h", "v", "hv"}
+
+
+def test_augment_is_reproducible_from_the_generator():
+    images = random_images()
+    params = AugmentParams(crop_padding=2, hflip=True, vflip=True)
+    first = augment(images, params, torch.Generator().manual_seed(5))
+    second = augment(images, params, torch.Generator().manual_seed(5))
+    other = augment(images, params, torch.Generator().manual_seed(6))
+    assert torch.equal(first, second)
+    assert not torch.equal(first, other)
+
+
+def test_augment_single_channel_and_single_image():
+    images = random_images(batch=1, height=4, width=4, channels=1)
+    out = augment(images, AugmentParams(crop_padding=1, hflip=True), torch.Generator().manual_seed(0))
+    assert out.shape == (1, 4, 4, 1) and out.dtype == torch.uint8
+
+
+def test_to_input_normalises_into_channels_last():
+    images = random_images(batch=3, height=4, width=5, channels=3)
+    mean = torch.tensor([0.1, 0.5, 0.9])
+    std = torch.tensor([0.2, 0.3, 0.4])
+    x = to_input(images, mean, std)
+    assert x.dtype == torch.float32
+    assert x.shape == (3, 3, 4, 5)
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    expected = (images.permute(0, 3, 1, 2).double() / 255.0 - mean.double().view(1, 3, 1, 1)) / std.double().view(1, 3, 1, 1)
+    assert torch.allclose(x.double(), expected, atol=1e-5)
+    # spot check one value by hand: image 1, pixel (2, 3), channel 2
+    value = images[1, 2, 3, 2].item()
+    assert x[1, 2, 2, 3].item() == pytest.approx((value / 255 - 0.9) / 0.4, abs=1e-5)
+    assert torch.equal(images, random_images(batch=3, height=4, width=5, channels=3))  # input untouched
+
+
+def test_channel_stats():
+    images = np.random.default_rng(0).integers(0, 256, (10, 4, 4, 3), dtype=np.uint8)
+    stats = channel_stats(images)
+    scaled = images.astype(np.float64) / 255
+    np.testing.assert_allclose(stats["mean"], scaled.mean(axis=(0, 1, 2)))
+    np.testing.assert_allclose(stats["std"], scaled.std(axis=(0, 1, 2)))
+    constant = channel_stats(np.full((2, 3, 3, 1), 7, dtype=np.uint8))
+    assert constant["std"] == [1e-3]  # floor, so a constant channel does not divide by zero
+
+
+def test_input_pipeline_eval_input_is_unaugmented():
+    images = random_images(batch=4, channels=1)
+    pipeline = InputPipeline({"mean": [0.5], "std": [0.25]}, AugmentParams(crop_padding=3, hflip=True),
+                             torch.device("cpu"), torch.Generator().manual_seed(0))  # fmt: skip
+    expected = to_input(images, torch.tensor([0.5]), torch.tensor([0.25]))
+    assert torch.equal(pipeline.eval_input(images), expected)
+    assert pipeline.train_input(images).shape == expected.shape
+
+
+# ----------------------------------------------------------------------------- batching
+
+
+@pytest.mark.parametrize("num_samples, batch_size", [(21, 4), (9, 2), (65, 64), (101, 20), (5, 4), (3, 2)])
+def test_no_batch_of_one_when_remainder_is_one(num_samples, batch_size):
+    assert num_samples % batch_size == 1
+    batches = shuffled_batches(num_samples, batch_size, torch.Generator().manual_seed(0))
+    sizes = [len(b) for b in batches]
+    assert min(sizes) >= 2
+    assert sizes == [batch_size] * (num_samples // batch_size - 1) + [batch_size + 1]
+    everything = torch.cat(batches)
+    assert sorted(everything.tolist()) == list(range(num_samples))
+
+
+@pytest.mark.parametrize("num_samples, batch_size", [(20, 4), (22, 4), (7, 64), (2, 2), (10, 3)])
+def test_batches_cover_every_index_once(num_samples, batch_size):
+    batches = shuffled_batches(num_samples, batch_size, torch.Generator().manual_seed(1))
+    everything = torch.cat(batches)
+    assert sorted(everything.tolist()) == list(range(num_samples))
+    assert all(2 <= len(b) <= batch_size + 1 for b in batches) or num_samples < 2
+
+
+def test_batches_are_shuffled_and_reproducible():
+    first = shuffled_batches(50, 8, torch.Generator().manual_seed(3))
+    second = shuffled_batches(50, 8, torch.Generator().manual_seed(3))
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+    assert torch.cat(first).tolist() != list(range(50))
+
+
+def test_single_sample_is_one_batch():
+    batches = shuffled_batches(1, 4, torch.Generator().manual_seed(0))
+    assert [b.tolist() for b in batches] == [[0]]
+
+
+# ----------------------------------------------------------------------------- checks and helpers
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_check_finite_names_epoch_and_batch(value):
+    with pytest.raises(AlrError) as caught:
+        check_finite(torch.tensor(value), epoch=3, batch=17)
+    message = str(caught.value)
+    assert "epoch 3" in message and "batch 17" in message
+    assert "train.lr" in message
+
+
+def test_check_finite_accepts_finite_losses():
+    check_finite(torch.tensor(0.0), 0, 0)
+    check_finite(torch.tensor(1e30), 0, 0)
+
+
+def test_per_sample_loss_is_cross_entropy_per_sample():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 0.0]])
+    labels = torch.tensor([0, 1])
+    loss = per_sample_loss(logits, labels)
+    assert loss.shape == (2,)
+    assert torch.allclose(loss, torch.tensor([np.log1p(np.exp(-2.0)), np.log(2.0)], dtype=torch.float32))
+
+
+def test_pick_device():
+    assert pick_device("cpu") == torch.device("cpu")
+    assert pick_device("auto").type in ("cpu", "cuda")
+    if not torch.cuda.is_available():
+        assert pick_device("auto") == torch.device("cpu")
+        with pytest.raises(AlrError, match="cuda"):
+            pick_device("cuda")
+
+
+def test_seed_everything_gives_reproducible_draws():
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        gen = seed_everything(7)
+        first = (torch.rand(3), torch.rand(3, generator=gen))
+        gen = seed_everything(7)
+        second = (torch.rand(3), torch.rand(3, generator=gen))
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+    assert not torch.equal(first[0], first[1])  # the generator is its own stream
+
+
+def test_make_optimizer_cosine_schedule():
+    param = torch.nn.Parameter(torch.zeros(2))
+    optimizer, schedule = make_optimizer([param], TrainParams(lr=0.1, momentum=0.5, weight_decay=0.01), epochs=4)
+    group = optimizer.param_groups[0]
+    assert group["lr"] == 0.1 and group["momentum"] == 0.5 and group["weight_decay"] == 0.01
+    lrs = []
+    for _ in range(4):
+        optimizer.step()
+        schedule.step()
+        lrs.append(schedule.get_last_lr()[0])
+    expected = [0.1 * (1 + np.cos(np.pi * e / 4)) / 2 for e in range(1, 5)]
+    np.testing.assert_allclose(lrs, expected, atol=1e-12)
+
+
+def tiny_setup(num_samples=10, seed=0):
+    torch.manual_seed(seed)
+    model = build_model(ModelSpec("small_cnn", 3, 1, 8, 0.5))
+    images = np.random.default_rng(seed).integers(0, 256, (num_samples, 8, 8, 1), dtype=np.uint8)
+    data = ImageSet.from_arrays(images, np.arange(num_samples) % 3, torch.device("cpu"))
+    pipeline = InputPipeline({"mean": [0.5], "std": [0.3]}, AugmentParams(), torch.device("cpu"),
+                             torch.Generator().manual_seed(0))  # fmt: skip
+    return model, data, pipeline
+
+
+def test_image_set_from_arrays():
+    _, data, _ = tiny_setup()
+    assert len(data) == 10
+    assert data.images.dtype == torch.uint8 and data.images.shape == (10, 8, 8, 1)
+    assert data.labels.dtype == torch.int64
+    assert data.labels.tolist() == [0, 1, 2, 0, 1, 2, 0, 1, 2, 0]
+
+
+def test_predict_is_batch_independent_and_restores_mode():
+    model, data, pipeline = tiny_setup()
+    model.train()
+    features, logits = predict(model, data, pipeline, batch_size=3)  # batches 3, 3, 3, 1
+    assert model.training  # mode restored
+    assert features.shape == (10, 128) and logits.shape == (10, 3)
+    whole_features, whole_logits = predict(model, data, pipeline, batch_size=64)
+    assert torch.allclose(logits, whole_logits, atol=1e-5)
+    assert torch.allclose(features, whole_features, atol=1e-5)
+    assert not logits.requires_grad
+    model.eval()
+    predict(model, data, pipeline, batch_size=4)
+    assert not model.training
+
+
+def test_predict_mc_dropout_keeps_batchnorm_in_eval_mode():
+    model, data, pipeline = tiny_setup()
+    model.eval()
+    running_mean = model.body[1].running_mean.clone()
+    torch.manual_seed(1)
+    features, first = predict(model, data, pipeline, batch_size=4, mc_dropout=True)
+    _, second = predict(model, data, pipeline, batch_size=4, mc_dropout=True)
+    _, plain = predict(model, data, pipeline, batch_size=4)
+    assert not torch.allclose(first, second)  # dropout is active
+    assert torch.equal(model.body[1].running_mean, running_mean)  # BatchNorm stats untouched
+    assert torch.allclose(plain, model.head(features), atol=1e-5)  # features are pre-dropout
+    assert all(not m.training for m in model.modules())  # back to eval afterwards
+
+
+def test_best_checkpoint_keeps_the_best_weights():
+    model = torch.nn.Linear(2, 1)
+    best = BestCheckpoint()
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    best.update(model, 0.5, epoch=0)
+    with torch.no_grad():
+        model.weight.fill_(2.0)
+    best.update(model, 0.7, epoch=1)
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+    best.update(model, 0.7, epoch=2)  # a tie does not replace the earlier epoch
+    best.update(model, 0.1, epoch=3)
+    assert best.epoch == 1 and best.score == 0.7
+    restored = best.restore(model)
+    assert restored is model
+    assert torch.equal(model.weight, torch.full((1, 2), 2.0))
+
+
+def test_evaluate_scores_the_eval_pass():
+    model, data, pipeline = tiny_setup()
+    model.eval()
+    scores = evaluate(model, data, pipeline, 4, ["a", "b", "c"])
+    _, logits = predict(model, data, pipeline, batch_size=64)
+    predictions = logits.argmax(1)
+    assert scores["accuracy"] == pytest.approx((predictions == data.labels).float().mean().item())
+    assert np.array(scores["confusion_matrix"]).sum() == 10
