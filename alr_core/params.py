@@ -54,7 +54,7 @@ class DataParams:
 class NoiseParams:
     type: Literal["symmetric", "pairflip", "none"] = "symmetric"
     rate: float = field(default=0.4, metadata=_range(0.0, 1.0, high_open=True))
-    keep_clean_classes: list[int] = field(default_factory=list)
+    keep_clean_classes: list[int] = field(default_factory=list, metadata=_range(0, None))
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,8 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise AlrError(f"{path}: file not found; run the stage from the project folder") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AlrError(f"{path}: cannot read the parameters file ({exc})") from None
     except yaml.YAMLError as exc:
         raise AlrError(f"{path}: not valid YAML: {exc}") from None
     return parse_params(raw if raw is not None else {}, source=str(path))
@@ -183,7 +185,7 @@ def _convert(hint, value: Any, key: str, source: str, metadata) -> Any:
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, prefix=f"{key}.", source=source)
     if origin is Literal:
-        if value not in args or isinstance(value, bool):
+        if not any(value == a and type(value) is type(a) for a in args):
             valid = " | ".join(repr(a) for a in args)
             raise AlrError(f"{source}: '{key}' is {value!r}; valid values: {valid}")
         return value
@@ -202,7 +204,10 @@ def _convert(hint, value: Any, key: str, source: str, metadata) -> Any:
         (item,) = args
         if not isinstance(value, list):
             raise AlrError(f"{source}: '{key}' must be a list of {item.__name__}, got {value!r}")
-        return [_convert(item, v, f"{key}[{i}]", source, {}) for i, v in enumerate(value)]
+        items = [_convert(item, v, f"{key}[{i}]", source, metadata) for i, v in enumerate(value)]
+        if len(set(items)) != len(items):
+            raise AlrError(f"{source}: '{key}' lists a value twice: {value!r}")
+        return items
     if hint is bool:
         if not isinstance(value, bool):
             raise AlrError(f"{source}: '{key}' must be true or false, got {value!r}")
@@ -235,6 +240,7 @@ def _check_range(value, key: str, source: str, bounds) -> None:
         right = ")" if high_open else "]"
         shown_low = "-inf" if low is None else low
         shown_high = "inf" if high is None else high
+        right = ")" if high is None else right
         raise AlrError(
             f"{source}: '{key}' is {value!r}; valid range: {left}{shown_low}, {shown_high}{right}"
         )
@@ -255,8 +261,9 @@ def _check_consistency(params: Params, source: str) -> None:
         raise AlrError(
             f"{source}: set either 'data.csv.label_column' or 'data.csv.class_columns', not both"
         )
-    if len(set(params.noise.keep_clean_classes)) != len(params.noise.keep_clean_classes):
-        raise AlrError(f"{source}: 'noise.keep_clean_classes' lists a class twice")
+    for key, names in (("data.class_names", data.class_names), ("data.csv.class_columns", data.csv.class_columns)):
+        if names is not None and len(names) < 2:
+            raise AlrError(f"{source}: '{key}' must list at least 2 classes, got {names!r}")
     _check_rounds(params.rounds, source)
     if params.model.weights is not None and params.model.arch == "small_cnn":
         raise AlrError(f"{source}: 'model.weights' needs model.arch 'resnet18' (or 'auto' on large images)")

@@ -167,13 +167,13 @@ def test_top_level_must_be_a_mapping():
         ("noise.rate", 1.0, "'noise.rate' is 1.0; valid range: [0.0, 1.0)"),
         ("noise.rate", 1, "'noise.rate' is 1.0; valid range: [0.0, 1.0)"),
         ("noise.rate", -0.1, "'noise.rate' is -0.1; valid range: [0.0, 1.0)"),
-        ("budget", -1, "'budget' is -1; valid range: [0, inf]"),
+        ("budget", -1, "'budget' is -1; valid range: [0, inf)"),
         ("seed", -1, "'seed' is -1; valid range: [0, 4294967295]"),
         ("seed", 2**32, "'seed' is 4294967296; valid range: [0, 4294967295]"),
         ("data.image_size", 2, "'data.image_size' is 2; valid range: [4, 1024]"),
-        ("data.val_per_class", 0, "'data.val_per_class' is 0; valid range: [1, inf]"),
-        ("data.test_per_class", -5, "'data.test_per_class' is -5; valid range: [1, inf]"),
-        ("data.imbalance_ratio", 0.5, "'data.imbalance_ratio' is 0.5; valid range: [1.0, inf]"),
+        ("data.val_per_class", 0, "'data.val_per_class' is 0; valid range: [1, inf)"),
+        ("data.test_per_class", -5, "'data.test_per_class' is -5; valid range: [1, inf)"),
+        ("data.imbalance_ratio", 0.5, "'data.imbalance_ratio' is 0.5; valid range: [1.0, inf)"),
         ("data.val_fraction", 0.0, "'data.val_fraction' is 0.0; valid range: (0.0, 1.0)"),
         ("data.test_fraction", 1.0, "'data.test_fraction' is 1.0; valid range: (0.0, 1.0)"),
     ],
@@ -228,7 +228,7 @@ def test_label_column_and_class_columns_exclude_each_other():
 
 
 def test_keep_clean_class_listed_twice():
-    assert "'noise.keep_clean_classes' lists a class twice" in error_of(
+    assert "'noise.keep_clean_classes' lists a value twice" in error_of(
         {"noise": {"keep_clean_classes": [1, 2, 1]}}
     )
 
@@ -265,3 +265,26 @@ def test_load_params_reads_values(tmp_path):
     assert params.seed == 3
     assert params.noise.type == "none" and params.noise.rate == 0.0
     assert params.data == DataParams()
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ({"data": {"channels": 1.0}}, "'data.channels' is 1.0; valid values: 1 | 3"),
+        ({"data": {"class_names": ["a", "b", "a"]}}, "'data.class_names' lists a value twice"),
+        ({"data": {"class_names": ["only"]}}, "'data.class_names' must list at least 2 classes"),
+        ({"data": {"csv": {"class_columns": []}}}, "'data.csv.class_columns' must list at least 2 classes"),
+        ({"noise": {"keep_clean_classes": [-1]}}, "'noise.keep_clean_classes[0]' is -1; valid range: [0, inf)"),
+        ({"rounds": {1: {"prev": "data/lnl"}}}, "unquoted key 1"),
+        ({"rounds": {"2": {"prev": "data/lnl"}}}, "'rounds' keys are ['2']; they must be ['1']"),
+        ({"rounds": {"1": {"prev": "data/lnl"}, "2": {"prev": "data/lnl"}}},
+         "'rounds.2.prev' is 'data/lnl'; it must be 'data/rounds/1'"),
+    ],
+)
+def test_value_rules_beyond_types(override, fragment):
+    assert fragment in error_of(override)
+
+
+def test_params_file_that_is_a_folder(tmp_path):
+    with pytest.raises(AlrError, match="cannot read the parameters file"):
+        load_params(tmp_path)

@@ -1,0 +1,110 @@
+"""Phase-2 evidence on RetinaMNIST: final test balanced accuracy and label accuracy per
+active-learning strategy, with phase 1 = coteaching_vog and = ce, over seeds.
+
+Runs the real pipeline: a clone of this repository's HEAD in --workdir, then one
+`dvc exp run -S ...` per configuration and seed (DVC's run cache restores a phase 1 already
+computed for the same seed and method instead of training it again), then reads every
+experiment's metrics/report.json from `dvc exp show --json`.
+
+    python -m bench.phase2_evidence --seeds 0 1 2 --out bench/phase2_evidence.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+RETINA = REPO.parent / "shared" / "data" / "retinamnist" / "retinamnist.npz"
+STRATEGIES = ["random", "entropy", "margin", "label_disagreement"]
+
+
+def configurations() -> list[dict]:
+    """Phase 1 with LNL queries outside its clean guess C; plain CE trusts every label (C is
+    everything), so active learning without LNL queries from all samples (al.pool: all)."""
+    configs = [{"lnl.method": method, "al.pool": "all" if method == "ce" else "unselected",
+                "al.strategy": strategy, "al.paper_protocol": False}
+               for method in ("coteaching_vog", "ce") for strategy in STRATEGIES]  # fmt: skip
+    configs.append({"lnl.method": "coteaching_vog", "al.pool": "unselected", "al.strategy": "entropy",
+                    "al.paper_protocol": True})
+    return configs
+
+
+def run(args: list[str], cwd: Path) -> str:
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+    done = subprocess.run(args, cwd=cwd, env=env, text=True, capture_output=True)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def set_up(workdir: Path, budget: int) -> None:
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    run(["git", "clone", "--quiet", str(REPO), str(workdir)], REPO)
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params["data"] |= {"source": "medmnist", "path": str(RETINA)}
+    params["noise"] |= {"type": "symmetric", "rate": 0.6}
+    params["train"]["augment"]["hflip"] = True
+    params["budget"] = budget
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["git", "commit", "--quiet", "-am", "phase-2 evidence: RetinaMNIST, noise 0.6"], workdir)
+
+
+def experiments(workdir: Path) -> list[dict]:
+    shown = json.loads(run([sys.executable, "-m", "dvc", "exp", "show", "--json"], workdir))
+    records = []
+    for commit in shown:
+        for exp in commit.get("experiments") or []:
+            for rev in exp.get("revs", []):
+                data = (rev.get("data") or {})
+                params = data.get("params", {}).get("params.yaml", {}).get("data", {})
+                report = data.get("metrics", {}).get("metrics/report.json", {}).get("data")
+                if report:
+                    records.append({"seed": params["seed"], "lnl.method": params["lnl"]["method"],
+                                    "al.strategy": params["al"]["strategy"],
+                                    "al.paper_protocol": params["al"]["paper_protocol"], **report})  # fmt: skip
+    return records
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--budget", type=int, default=108, help="10%% of RetinaMNIST's 1,080 train images")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/alr-phase2-evidence"))
+    parser.add_argument("--out", type=Path, default=Path("bench/phase2_evidence.md"))
+    args = parser.parse_args()
+    if not RETINA.exists():
+        sys.exit(f"{RETINA} not found: this evidence needs ../shared/data")
+    set_up(args.workdir, args.budget)
+    for seed in args.seeds:
+        for config in configurations():
+            overrides = [f"{key}={str(value).lower()}" for key, value in (("seed", seed), *config.items())]
+            print("dvc exp run", *overrides, flush=True)
+            run([sys.executable, "-m", "dvc", "exp", "run", *[a for o in overrides for a in ("-S", o)]], args.workdir)
+    table = pd.DataFrame(experiments(args.workdir))
+    keys = ["lnl.method", "al.paper_protocol", "al.strategy"]
+    columns = ["phase1_test_balanced_accuracy", "final_test_balanced_accuracy", "final_label_accuracy"]
+    grouped = table.groupby(keys)[columns]
+    mean, std = grouped.mean(), grouped.std(ddof=0)
+    summary = pd.DataFrame({c: [f"{m:.3f} ± {s:.3f}" for m, s in zip(mean[c], std[c])] for c in columns},
+                           index=mean.index)  # fmt: skip
+    summary["n"] = grouped.size()
+    args.out.write_text(
+        f"Phase-2 evidence: RetinaMNIST, symmetric noise 0.6, budget {args.budget} over 5 rounds, seeds "
+        f"{args.seeds}, default params otherwise. Produced by `python -m bench.phase2_evidence`.\n\n"
+        + summary.reset_index().to_markdown(index=False) + "\n"
+    )
+    print(args.out.read_text())
+
+
+if __name__ == "__main__":
+    main()
