@@ -76,7 +76,8 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True) -> P
         # snapshots older than the window of the first epoch that uses VOG are never read
         take_snapshot = use_vog and epoch >= lnl.num_gradual + 1 - lnl.vog_window
         kept_total = kept_clean = 0
-        loss_sums = np.zeros(len(nets))
+        loss_sums = np.zeros(len(nets))  # per network: Σ over batches of loss × samples it trained on
+        trained_on = np.zeros(len(nets))
         start = time.perf_counter()
         for net in nets:
             net.train()
@@ -92,17 +93,20 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True) -> P
                     for loss, vog in zip(losses, vogs)
                 ]
                 batch_losses = exchange_losses(losses[0], losses[1], kept[0], kept[1])
+                batch_sizes = [len(kept[1]), len(kept[0])]
                 kept_total += len(kept[0])
                 if truth is not None:
                     kept_clean += int((y[kept[0]] == truth[idx[kept[0]]]).sum())
             else:
                 batch_losses = (losses[0].mean(),)
+                batch_sizes = [len(idx)]
             total = sum(batch_losses)
             check_finite(total, epoch, batch)
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             optimizer.step()
-            loss_sums += [loss.item() * len(idx) for loss in batch_losses]
+            loss_sums += [loss.item() * size for loss, size in zip(batch_losses, batch_sizes)]
+            trained_on += batch_sizes
             if take_snapshot and lnl.vog_source == "train":
                 for (features, logits), buffer in zip(outputs, buffers):
                     buffer.write(idx, last_layer_gradient(logits.detach().softmax(1), features.detach(), y))
@@ -122,10 +126,10 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True) -> P
 
         start = time.perf_counter()
         row = {"epoch": epoch, "forget_rate": rate, "lr": lr}
-        for name, net, checkpoint, loss_sum in zip("fg", nets, best, loss_sums):
+        for name, net, checkpoint, loss_sum, count in zip("fg", nets, best, loss_sums, trained_on):
             scores = evaluate(net, val, pipeline, params.train.eval_batch_size, data.class_names)
             checkpoint.update(net, scores["macro_f1"], epoch)
-            row |= {f"train_loss_{name}": loss_sum / len(train), f"val_macro_f1_{name}": scores["macro_f1"],
+            row |= {f"train_loss_{name}": loss_sum / count, f"val_macro_f1_{name}": scores["macro_f1"],
                     f"val_balanced_accuracy_{name}": scores["balanced_accuracy"]}  # fmt: skip
         if coteaching:
             row["kept_size_f"] = kept_total

@@ -140,9 +140,9 @@ def load_checkpoint(path, expected_class_names: Optional[list[str]] = None):
         spec = ModelSpec(**checkpoint["spec"])
     except (KeyError, TypeError):
         raise AlrError(f"{path}: not an alr checkpoint (no valid 'spec' entry)") from None
-    if expected_class_names is not None and checkpoint["class_names"] != list(expected_class_names):
+    if expected_class_names is not None and checkpoint.get("class_names") != list(expected_class_names):
         raise AlrError(
-            f"{path}: checkpoint was trained on classes {checkpoint['class_names']}, but the "
+            f"{path}: checkpoint was trained on classes {checkpoint.get('class_names')}, but the "
             f"data has {list(expected_class_names)}"
         )
     model = build_model(spec)

@@ -16,6 +16,7 @@ from alr_core.augment import augment, to_input
 from alr_core.errors import AlrError
 from alr_core.metrics import classification_metrics
 from alr_core.params import TrainParams
+from alr_core.seeding import seed_for
 
 
 def pick_device(name: str) -> torch.device:
@@ -28,12 +29,13 @@ def pick_device(name: str) -> torch.device:
 
 
 def seed_everything(seed: int) -> torch.Generator:
-    """Seed torch and return a CPU generator for batch order and augmentation draws."""
+    """Seed torch (initialisation, dropout) and return a CPU generator, on a stream of its own,
+    for batch order and augmentation draws."""
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     # deterministic cuBLAS needs a fixed workspace; harmless on the CPU
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    return torch.Generator().manual_seed(seed)
+    return torch.Generator().manual_seed(seed_for(seed, "batches and augmentation"))
 
 
 @dataclass
