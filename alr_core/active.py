@@ -34,10 +34,13 @@ def initial_working_labels(noisy_labels: pd.DataFrame, clean_guess: np.ndarray) 
     })  # fmt: skip
 
 
-def pool_mask(labels: pd.DataFrame, pool: str) -> np.ndarray:
-    """Samples that may be queried: never re-labelled before, and (``unselected``) outside C."""
+def pool_mask(labels: pd.DataFrame, pool: str, paper_protocol: bool = False) -> np.ndarray:
+    """Samples that may be queried: never re-labelled before, and (``unselected``) outside C.
+
+    Under the paper protocol C gets its true labels at round 1 anyway, so C is never in the
+    pool (querying it would spend budget on labels the protocol hands out for free)."""
     never_relabelled = labels["relabel_round"].isna().to_numpy()
-    if pool == "all":
+    if pool == "all" and not paper_protocol:
         return never_relabelled
     return never_relabelled & ~labels["clean_guess"].to_numpy(dtype=bool)
 

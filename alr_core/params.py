@@ -43,8 +43,8 @@ class DataParams:
     channels: Optional[Literal[1, 3]] = None
     class_names: Optional[list[str]] = None
     imbalance_ratio: float = field(default=10.0, metadata=_range(1.0, None))
-    val_per_class: int = field(default=20, metadata=_range(1, None))
-    test_per_class: int = field(default=40, metadata=_range(1, None))
+    val_per_class: int = field(default=15, metadata=_range(1, None))
+    test_per_class: int = field(default=30, metadata=_range(1, None))
     val_fraction: float = field(default=0.1, metadata=_range(0.0, 1.0, low_open=True, high_open=True))
     test_fraction: float = field(default=0.2, metadata=_range(0.0, 1.0, low_open=True, high_open=True))
     csv: CsvParams = field(default_factory=CsvParams)
@@ -171,6 +171,8 @@ def _build(cls, raw: Any, prefix: str, source: str):
     for name, spec in fields.items():
         if name in raw:
             values[name] = _convert(hints[name], raw[name], f"{prefix}{name}", source, spec.metadata)
+        elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+            raise AlrError(f"{source}: '{prefix}{name}' is missing under {where}")
     return cls(**values)
 
 

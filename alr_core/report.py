@@ -33,9 +33,13 @@ def summary(table: pd.DataFrame, lnl_metrics: dict, round_metrics: list[dict]) -
     final = table.iloc[-1]
     curve = table.dropna(subset=["test_balanced_accuracy"])
     budget = curve["budget_used"].to_numpy(dtype=float)
-    span = budget[-1] - budget[0]
-    area = (float(np.trapezoid(curve["test_balanced_accuracy"], budget) / span) if span > 0
-            else float(curve["test_balanced_accuracy"].iloc[-1]))  # fmt: skip
+    span = budget[-1] - budget[0] if len(budget) else 0.0
+    if curve.empty:  # no test split: no learning curve
+        area = None
+    elif span > 0:
+        area = float(np.trapezoid(curve["test_balanced_accuracy"].to_numpy(dtype=float), budget) / span)
+    else:
+        area = float(curve["test_balanced_accuracy"].iloc[-1])
     last = round_metrics[-1] if round_metrics else {}
     return {
         "rounds": len(round_metrics),
@@ -60,7 +64,8 @@ def learning_curve_figure(table: pd.DataFrame):
     axis.set(xlabel="expert re-labels used (budget)", ylabel="score", ylim=(0, 1.02),
              title="Learning curve: round 0 is phase 1")  # fmt: skip
     axis.grid(alpha=0.3)
-    axis.legend()
+    if axis.get_lines():  # nothing to plot without a test split and the truth
+        axis.legend()
     return figure
 
 
@@ -74,7 +79,8 @@ def class_recall_figure(lnl_metrics: dict):
         return figure
     names = list(selection["recall_per_class"])
     values = [np.nan if v is None else v for v in selection["recall_per_class"].values()]
-    axis.bar(names, values, color="tab:blue")
+    bars = axis.bar(names, values, color="tab:blue")
+    axis.bar_label(bars, fmt="%.2f", fontsize=8)  # a recall of 0 is otherwise an invisible bar
     axis.axhline(selection["recall"], color="tab:red", linestyle="--", label=f"overall {selection['recall']:.2f}")
     axis.set(xlabel="class", ylabel="recall of clean samples in C", ylim=(0, 1.02),
              title=f"Phase 1 ({lnl_metrics['method']}): clean-selection recall per class")  # fmt: skip

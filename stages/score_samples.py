@@ -13,7 +13,7 @@ def main() -> None:
     params = load_params(paths.PARAMS)
     rnd = current_round(params, round_argument(__doc__))
     labels = pd.read_parquet(rnd.prev_dir / paths.WORKING_LABELS)
-    pool = pool_mask(labels, params.al.pool)
+    pool = pool_mask(labels, params.al.pool, params.al.paper_protocol)
     check_budget_fits(params.budget - rnd.budget_before, int(pool.sum()), str(rnd.number), params.al.pool)
 
     from alr_core.datasets import load_pipeline_data  # torch only once the inputs are known to be valid

@@ -107,6 +107,11 @@ def deep_merge(base: dict, overrides: dict) -> dict:
     return merged
 
 
+def rounds_param(count: int) -> dict:
+    """A valid params ``rounds`` group of ``count`` rounds ("1".."count", each after the last)."""
+    return {str(r): {"prev": "data/lnl" if r == 1 else f"data/rounds/{r - 1}"} for r in range(1, count + 1)}
+
+
 def write_params(project: Path, overrides: Optional[dict] = None, raw: Optional[dict] = None) -> dict:
     """Write ``project/params.yaml``: the repo's params with ``overrides`` (or exactly ``raw``)."""
     params = raw if raw is not None else deep_merge(repo_params(), overrides or {})

@@ -59,14 +59,12 @@ class ProjectCopy:
         return run_module(module, self.root)
 
 
-@pytest.fixture
-def project_copy(tmp_path) -> ProjectCopy:
+def new_project_copy(root: Path) -> ProjectCopy:
     """The project's files (``git ls-files``: tracked plus untracked-but-not-ignored) copied
-    into a new git repo under tmp_path and committed. Ignored files (data/, caches) are not
+    into a new git repo at ``root`` and committed. Ignored files (data/, caches) are not
     copied, so DVC outputs start out missing, as on a fresh clone."""
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
-    root = tmp_path / "project"
     for name in project_files():
         target = root / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -76,6 +74,18 @@ def project_copy(tmp_path) -> ProjectCopy:
     project.git("add", "-A")
     project.git("commit", "-q", "-m", "copy of the project under test")
     return project
+
+
+@pytest.fixture
+def project_copy(tmp_path) -> ProjectCopy:
+    """A fresh copy of the project in its own git repo under tmp_path (see new_project_copy)."""
+    return new_project_copy(tmp_path / "project")
+
+
+@pytest.fixture(scope="module")
+def module_project_copy(tmp_path_factory) -> ProjectCopy:
+    """Like project_copy, but shared by the tests of one module (for expensive pipelines)."""
+    return new_project_copy(tmp_path_factory.mktemp("module") / "project")
 
 
 @pytest.fixture
@@ -91,3 +101,19 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data folder {SHARED_DATA} not present")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def torch_state():
+    """One intra-op thread: on a shared 2-core machine tiny convolutions run many times slower
+    with two spinning threads. Training also switches on deterministic algorithms; the thread
+    count and that switch are restored afterwards."""
+    import torch  # only the modules that use this fixture pay for torch
+
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)

@@ -86,18 +86,7 @@ def data() -> PipelineData:
     return make_data()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def torch_state():
-    """One intra-op thread: on a shared 2-core machine the tiny convolutions here run many
-    times slower with two spinning threads. train_phase1 also switches on deterministic
-    algorithms; both are restored afterwards."""
-    threads = torch.get_num_threads()
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+pytestmark = pytest.mark.usefixtures("torch_state")
 
 
 def test_synthetic_data_is_as_described(data):

@@ -22,14 +22,7 @@ from alr_core.models import (
 NORMALIZATION = {"mean": [0.5], "std": [0.25]}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine small convolutions run many times
-    slower with two spinning threads. Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_state")
 
 
 def spec(arch="small_cnn", num_classes=3, in_channels=1, image_size=12, dropout=0.3):

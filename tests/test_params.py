@@ -288,3 +288,7 @@ def test_value_rules_beyond_types(override, fragment):
 def test_params_file_that_is_a_folder(tmp_path):
     with pytest.raises(AlrError, match="cannot read the parameters file"):
         load_params(tmp_path)
+
+
+def test_a_round_without_prev_names_the_missing_key():
+    assert "'rounds.1.prev' is missing under rounds.1" in error_of({"rounds": {"1": {}}})

@@ -37,23 +37,23 @@ def test_prepare_digits_long_tail():
     dataset = prepare(DataParams(image_size=None), rng_for(0, "split"))
     samples = dataset.samples
     assert list(samples.columns) == SAMPLE_COLUMNS
-    assert len(samples) == 1066 == len(dataset.images)
-    assert dataset.images.shape == (1066, 8, 8, 1) and dataset.images.dtype == np.uint8
+    assert len(samples) == 978 == len(dataset.images)
+    assert dataset.images.shape == (978, 8, 8, 1) and dataset.images.dtype == np.uint8
     assert samples["label"].dtype == np.int64
     assert samples["source_path"].isna().all()
     assert samples["sample_id"].is_unique
     train = samples[samples["split"] == "train"]
-    assert np.bincount(train["label"], minlength=10).tolist() == [114, 88, 68, 53, 41, 32, 25, 19, 15, 11]
-    for split, per_class in (("val", 20), ("test", 40)):
+    assert np.bincount(train["label"], minlength=10).tolist() == [129, 100, 77, 60, 46, 36, 28, 22, 17, 13]
+    for split, per_class in (("val", 15), ("test", 30)):
         assert np.bincount(samples.loc[samples["split"] == split, "label"]).tolist() == [per_class] * 10
     assert (samples["class_name"] == samples["label"].astype(str)).all()
 
     summary = data_summary(dataset)
-    assert summary["num_samples"] == 1066 and summary["num_classes"] == 10
+    assert summary["num_samples"] == 978 and summary["num_classes"] == 10
     assert summary["image_shape"] == [8, 8, 1]
-    assert summary["split_sizes"] == {"train": 466, "val": 200, "test": 400}
-    assert summary["class_counts"]["train"]["9"] == 11
-    assert summary["train_imbalance_ratio"] == pytest.approx(114 / 11)
+    assert summary["split_sizes"] == {"train": 528, "val": 150, "test": 300}
+    assert summary["class_counts"]["train"]["9"] == 13
+    assert summary["train_imbalance_ratio"] == pytest.approx(129 / 13)
     json.dumps(summary, allow_nan=False)  # the metrics file must be plain JSON
 
 

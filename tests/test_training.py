@@ -26,14 +26,7 @@ from alr_core.training import (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine small convolutions run many times
-    slower with two spinning threads. Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_state")
 
 
 def random_images(batch=24, height=6, width=5, channels=3, seed=0):

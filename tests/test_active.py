@@ -1,0 +1,442 @@
+"""Phase-2 bookkeeping (alr_core.active, alr_core.rounds, the `rounds` params) and the stages
+that need no model (query, oracle_relabel, and score_samples up to its budget check), run
+by hand on small label tables."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alr_core import artifacts, paths
+from alr_core.active import (apply_answers, check_budget_fits, cleaning_metrics, initial_working_labels,
+                             paper_protocol_answers, pool_mask, select_query, simulated_answers, split_budget)  # fmt: skip
+from alr_core.errors import AlrError
+from alr_core.params import parse_params
+from alr_core.rounds import current_round
+from builders import repo_params, rounds_param, run, write_params
+
+CLASSES = ["a", "b", "c"]
+IDS = [f"s{i}" for i in range(8)]
+TRUTH = [0, 1, 2, 0, 1, 2, 0, 1]
+OBSERVED = [0, 2, 2, 1, 1, 0, 0, 2]  # wrong at s1, s3, s5, s7
+CLEAN_GUESS = [True, False, True, False, False, True, False, False]  # s5 is a wrong label in C
+
+
+def noisy_table(truth=TRUTH) -> pd.DataFrame:
+    """The inject_noise table as the stage writes it (string sample ids, nullable truth)."""
+    return pd.DataFrame({
+        "sample_id": pd.Series(IDS, dtype="string"),
+        "split": "train",
+        "true_label": pd.array(truth, dtype="Int64"),
+        "observed_label": np.array(OBSERVED, dtype=np.int64),
+    })  # fmt: skip
+
+
+def working(truth=TRUTH) -> pd.DataFrame:
+    return initial_working_labels(noisy_table(truth), np.array(CLEAN_GUESS))
+
+
+def answers(mapping: dict) -> pd.Series:
+    return pd.Series(list(mapping.values()), index=list(mapping), dtype=np.int64)
+
+
+# ----------------------------------------------------------------------------- budget split
+
+
+@pytest.mark.parametrize("budget, rounds, expected", [
+    (10, 3, [4, 3, 3]),
+    (9, 3, [3, 3, 3]),
+    (11, 3, [4, 4, 3]),
+    (0, 3, [0, 0, 0]),
+    (2, 3, [1, 1, 0]),
+    (2, 5, [1, 1, 0, 0, 0]),
+    (7, 1, [7]),
+    (200, 5, [40] * 5),
+])  # fmt: skip
+def test_split_budget(budget, rounds, expected):
+    split = split_budget(budget, rounds)
+    assert split == expected
+    assert sum(split) == budget and len(split) == rounds
+
+
+# ----------------------------------------------------------------------------- the working label table
+
+
+def test_initial_working_labels():
+    table = working()
+    assert list(table.columns) == ["sample_id", "label", "observed_label", "true_label", "clean_guess",
+                                   "label_source", "relabel_round"]  # fmt: skip
+    assert table["sample_id"].tolist() == IDS
+    assert table["label"].tolist() == OBSERVED and table["observed_label"].tolist() == OBSERVED
+    assert table["true_label"].tolist() == TRUTH
+    assert table["clean_guess"].tolist() == CLEAN_GUESS
+    assert (table["label_source"] == "observed").all()
+    assert table["relabel_round"].isna().all() and str(table["relabel_round"].dtype) == "Int64"
+
+
+# ----------------------------------------------------------------------------- pool rules
+
+
+def test_pool_mask_unselected_and_all():
+    table = working()
+    assert pool_mask(table, "unselected").tolist() == [not c for c in CLEAN_GUESS]
+    assert pool_mask(table, "all").tolist() == [True] * 8
+
+
+def test_pool_never_holds_a_relabelled_sample():
+    table = apply_answers(working(), answers({"s1": 1, "s0": 0}), 1, "oracle")  # s0 is in C
+    assert pool_mask(table, "unselected").tolist() == [False, False, False, True, True, False, True, True]
+    assert pool_mask(table, "all").tolist() == [False, False, True, True, True, True, True, True]
+    table = apply_answers(table, answers({"s3": 0}), 2, "oracle")
+    assert pool_mask(table, "unselected").tolist() == [False, False, False, False, True, False, True, True]
+
+
+def test_pool_excludes_paper_protocol_labels():
+    table = apply_answers(working(), paper_protocol_answers(working()), 1, "paper_protocol")
+    assert pool_mask(table, "all").tolist() == [not c for c in CLEAN_GUESS]
+
+
+def test_check_budget_fits_names_both_numbers():
+    check_budget_fits(5, 5, "1", "unselected")  # equal is fine
+    check_budget_fits(0, 0, "1", "unselected")
+    with pytest.raises(AlrError) as error:
+        check_budget_fits(120, 37, "1", "unselected")
+    message = str(error.value)
+    assert re.search(r"\b120\b", message) and re.search(r"\b37\b", message), message
+    assert "unselected" in message
+
+
+# ----------------------------------------------------------------------------- query
+
+
+def test_select_query_best_first_ties_by_sample_id():
+    scores = pd.DataFrame({
+        "sample_id": ["s3", "s1", "s2", "s0", "s4"],
+        "score": [0.5, 0.9, 0.5, 0.5, 0.1],
+        "prediction": [0, 1, 2, 0, 1],
+    })  # fmt: skip
+    query = select_query(scores, 4)
+    assert query["sample_id"].tolist() == ["s1", "s0", "s2", "s3"]
+    assert query["rank"].tolist() == [1, 2, 3, 4]
+    assert query["score"].tolist() == [0.9, 0.5, 0.5, 0.5]
+    assert query["prediction"].tolist() == [1, 0, 2, 0]  # the other columns travel with the row
+    assert list(query.columns) == ["rank", "sample_id", "score", "prediction"]
+    # the input order does not matter
+    shuffled = scores.sample(frac=1.0, random_state=3)
+    pd.testing.assert_frame_equal(select_query(shuffled, 4), query)
+
+
+def test_select_query_size_zero_and_whole_pool():
+    scores = pd.DataFrame({"sample_id": ["b", "a"], "score": [1.0, 1.0]})
+    empty = select_query(scores, 0)
+    assert len(empty) == 0 and list(empty.columns) == ["rank", "sample_id", "score"]
+    assert select_query(scores, 2)["sample_id"].tolist() == ["a", "b"]
+
+
+def test_select_query_negative_scores_and_infinities():
+    scores = pd.DataFrame({"sample_id": ["a", "b", "c", "d"], "score": [-0.5, -0.1, -np.inf, -0.1]})
+    assert select_query(scores, 3)["sample_id"].tolist() == ["b", "d", "a"]
+
+
+# ----------------------------------------------------------------------------- label update
+
+
+def test_apply_answers_provenance_rows_and_order():
+    before = working()
+    snapshot = before.copy(deep=True)
+    after = apply_answers(before, answers({"s3": 0, "s1": 1}), 1, "oracle")
+    pd.testing.assert_frame_equal(before, snapshot)  # the input table is not modified
+    assert len(after) == len(before) and after["sample_id"].tolist() == IDS
+    assert after["label"].tolist() == [0, 1, 2, 0, 1, 0, 0, 2]
+    assert after["label_source"].tolist() == ["observed", "oracle", "observed", "oracle"] + ["observed"] * 4
+    assert after["relabel_round"].tolist()[1] == 1 and after["relabel_round"].tolist()[3] == 1
+    untouched = [0, 2, 4, 5, 6, 7]
+    pd.testing.assert_frame_equal(after.iloc[untouched], before.iloc[untouched])
+    for column in ("observed_label", "true_label", "clean_guess"):
+        pd.testing.assert_series_equal(after[column], before[column])
+    assert after["label"].dtype == np.int64 and str(after["relabel_round"].dtype) == "Int64"
+
+
+def test_apply_answers_second_round_keeps_the_first():
+    first = apply_answers(working(), answers({"s1": 1}), 1, "oracle")
+    second = apply_answers(first, answers({"s7": 1, "s4": 1}), 2, "oracle")
+    assert second["relabel_round"].astype("float").fillna(0).astype(int).tolist() == [0, 1, 0, 0, 2, 0, 0, 2]
+    assert second["label"].tolist() == [0, 1, 2, 1, 1, 0, 0, 1]
+    assert second["sample_id"].tolist() == IDS
+
+
+def test_apply_answers_with_no_answers_changes_nothing():
+    before = working()
+    after = apply_answers(before, answers({}), 1, "oracle")
+    pd.testing.assert_frame_equal(after, before)
+
+
+def test_apply_answers_unknown_sample_is_an_error():
+    with pytest.raises(AlrError, match="unknown sample_id 'zz'"):
+        apply_answers(working(), answers({"s1": 1, "zz": 0}), 1, "oracle")
+
+
+def test_simulated_answers_are_the_truth_in_query_order():
+    result = simulated_answers(working(), ["s7", "s1", "s4"])
+    assert result.index.tolist() == ["s7", "s1", "s4"]
+    assert result.tolist() == [1, 1, 1] and result.dtype == np.int64
+    assert simulated_answers(working(), []).tolist() == []
+
+
+def test_simulated_answers_with_unknown_truth_points_at_the_human_oracle():
+    with pytest.raises(AlrError, match="human oracle") as error:
+        simulated_answers(working(truth=[None] * 8), ["s1"])
+    assert "simulated" in str(error.value)
+
+
+def test_paper_protocol_answers_cover_exactly_the_clean_guess():
+    result = paper_protocol_answers(working())
+    assert result.index.tolist() == ["s0", "s2", "s5"]
+    assert result.tolist() == [0, 2, 2]  # s5 was observed as 0 in C; its truth is 2
+    after = apply_answers(working(), result, 1, "paper_protocol")
+    assert after["label_source"].tolist() == ["paper_protocol", "observed", "paper_protocol", "observed",
+                                              "observed", "paper_protocol", "observed", "observed"]  # fmt: skip
+    assert after["label"].tolist() == [0, 2, 2, 1, 1, 2, 0, 2]
+
+
+# ----------------------------------------------------------------------------- cleaning metrics
+
+
+def test_cleaning_metrics_two_rounds_by_hand():
+    round0 = working()  # labels right at s0, s2, s4, s6: 4 of 8
+    query1 = pd.DataFrame({"sample_id": ["s1", "s3", "s4"]})  # two wrong, one right
+    round1 = apply_answers(round0, simulated_answers(round0, query1["sample_id"]), 1, "oracle")
+    assert cleaning_metrics(round0, round1, query1, CLASSES) == {
+        "label_accuracy": 6 / 8,
+        "label_accuracy_before": 4 / 8,
+        "fixed_this_round": 2,
+        "fixed_total": 2,
+        "wrong_remaining": 2,
+        "query_precision": 2 / 3,
+        "queried_per_class": {"a": 0, "b": 2, "c": 1},  # labels before: s1 -> 2, s3 -> 1, s4 -> 1
+    }
+    query2 = pd.DataFrame({"sample_id": ["s5"]})
+    round2 = apply_answers(round1, simulated_answers(round1, query2["sample_id"]), 2, "oracle")
+    assert cleaning_metrics(round1, round2, query2, CLASSES) == {
+        "label_accuracy": 7 / 8,
+        "label_accuracy_before": 6 / 8,
+        "fixed_this_round": 1,
+        "fixed_total": 3,
+        "wrong_remaining": 1,
+        "query_precision": 1.0,
+        "queried_per_class": {"a": 1, "b": 0, "c": 0},
+    }
+
+
+def test_cleaning_metrics_empty_query():
+    round0 = working()
+    query = pd.DataFrame({"sample_id": pd.Series([], dtype="string")})
+    metrics = cleaning_metrics(round0, apply_answers(round0, answers({}), 1, "oracle"), query, CLASSES)
+    assert metrics["query_precision"] is None
+    assert metrics["fixed_this_round"] == 0 and metrics["label_accuracy"] == metrics["label_accuracy_before"] == 0.5
+    assert metrics["queried_per_class"] == {"a": 0, "b": 0, "c": 0}
+
+
+def test_cleaning_metrics_counts_paper_protocol_fixes():
+    round0 = working()
+    leaked = apply_answers(round0, paper_protocol_answers(round0), 1, "paper_protocol")  # fixes s5
+    query = pd.DataFrame({"sample_id": ["s1"]})
+    round1 = apply_answers(leaked, simulated_answers(leaked, ["s1"]), 1, "oracle")
+    metrics = cleaning_metrics(round0, round1, query, CLASSES)
+    assert metrics["fixed_this_round"] == 2 and metrics["fixed_total"] == 2
+    assert metrics["label_accuracy"] == 6 / 8 and metrics["query_precision"] == 1.0
+
+
+def test_cleaning_metrics_unknown_truth_is_empty():
+    round0 = working(truth=[None] * 8)
+    round1 = apply_answers(round0, answers({"s1": 1}), 1, "oracle")
+    assert cleaning_metrics(round0, round1, pd.DataFrame({"sample_id": ["s1"]}), CLASSES) == {}
+
+
+# ----------------------------------------------------------------------------- rounds and their params
+
+
+def three_rounds(budget: int):
+    return parse_params({"budget": budget, "rounds": rounds_param(3)})
+
+
+def test_current_round_budgets_and_folders():
+    params = three_rounds(10)
+    first, second, third = (current_round(params, name) for name in ("1", "2", "3"))
+    assert (first.number, first.budget, first.budget_before, first.budget_after) == (1, 4, 0, 4)
+    assert (second.number, second.budget, second.budget_before, second.budget_after) == (2, 3, 4, 7)
+    assert (third.number, third.budget, third.budget_before, third.budget_after) == (3, 3, 7, 10)
+    assert first.prev_dir.as_posix() == "data/lnl" and first.out_dir.as_posix() == "data/rounds/1"
+    assert second.prev_dir.as_posix() == "data/rounds/1" and third.out_dir.as_posix() == "data/rounds/3"
+    assert current_round(three_rounds(0), "2").budget == 0
+
+
+def test_current_round_unknown_round():
+    with pytest.raises(AlrError, match=r"round '4' is not in params 'rounds'"):
+        current_round(three_rounds(10), "4")
+
+
+def test_rounds_params_valid():
+    params = parse_params({"rounds": rounds_param(2)})
+    assert list(params.rounds) == ["1", "2"]
+    assert [r.prev for r in params.rounds.values()] == ["data/lnl", "data/rounds/1"]
+    assert list(parse_params({}).rounds) == ["1"]
+
+
+@pytest.mark.parametrize("rounds, message", [
+    ({1: {"prev": "data/lnl"}}, "unquoted key 1"),
+    ({"1": {"prev": "data/lnl"}, 2: {"prev": "data/rounds/1"}}, "unquoted key 2"),
+    ({"2": {"prev": "data/rounds/1"}, "1": {"prev": "data/lnl"}}, "they must be ['1', '2'] in this order"),
+    ({"1": {"prev": "data/lnl"}, "3": {"prev": "data/rounds/2"}}, "they must be ['1', '2']"),
+    ({"0": {"prev": "data/lnl"}}, "they must be ['1']"),
+    ({"1": {"prev": "data/rounds/0"}}, "'rounds.1.prev' is 'data/rounds/0'; it must be 'data/lnl'"),
+    ({"1": {"prev": "data/lnl"}, "2": {"prev": "data/lnl"}}, "'rounds.2.prev' is 'data/lnl'; it must be 'data/rounds/1'"),
+    ({"1": {"prev": "data/lnl"}, "2": {"prev": "data/rounds/1"}, "3": {"prev": "data/rounds/1"}},
+     "it must be 'data/rounds/2'"),
+    ({}, "'rounds' must be a non-empty mapping"),
+    ({"1": {"prev": "data/lnl", "budget": 3}}, "unknown key 'rounds.1.budget'"),
+    ({"1": None}, "'rounds.1' must be a mapping"),
+])  # fmt: skip
+def test_rounds_params_invalid(rounds, message):
+    with pytest.raises(AlrError) as error:
+        parse_params({"rounds": rounds})
+    assert message in str(error.value), str(error.value)
+
+
+def test_repo_params_rounds_are_valid():
+    params = parse_params(repo_params())
+    assert list(params.rounds) == [str(r) for r in range(1, len(params.rounds) + 1)]
+
+
+# ----------------------------------------------------------------------------- the stages, by hand
+
+
+def stage(tree, module: str, round_name: str = "1"):
+    return run([sys.executable, "-m", module, "--round", round_name], tree)
+
+
+def set_params(tree, overrides: dict, rounds: int = 2) -> None:
+    raw = repo_params()
+    for key, value in overrides.items():
+        raw[key] = raw[key] | value if isinstance(value, dict) else value
+    raw["rounds"] = rounds_param(rounds)
+    write_params(tree, raw=raw)
+
+
+def test_query_stage_writes_the_best_scored_rows(stage_tree):
+    set_params(stage_tree, {"budget": 5})  # two rounds: 3 then 2
+    artifacts.write_parquet(stage_tree / paths.LNL_WORKING_LABELS, working())
+    artifacts.write_parquet(stage_tree / "data/rounds/1" / paths.SCORES, pd.DataFrame({
+        "sample_id": ["s1", "s3", "s4", "s6", "s7"],
+        "score": [0.2, 0.9, 0.2, 0.5, 0.1],
+        "prediction": [1, 0, 1, 0, 1],
+        "confidence": [0.5, 0.4, 0.6, 0.7, 0.8],
+    }))  # fmt: skip
+    result = stage(stage_tree, "stages.query")
+    assert result.returncode == 0, result.stderr
+    query = pd.read_parquet(stage_tree / "data/rounds/1" / paths.QUERY)
+    assert list(query.columns) == ["rank", "sample_id", "score", "current_label", "predicted_label", "confidence"]
+    assert query["sample_id"].tolist() == ["s3", "s6", "s1"]
+    assert query["rank"].tolist() == [1, 2, 3]
+    assert query["current_label"].tolist() == [1, 0, 2]
+    assert query["predicted_label"].tolist() == [0, 0, 1]
+
+
+@pytest.mark.parametrize("paper_protocol", [False, True])
+def test_oracle_relabel_stage(stage_tree, paper_protocol):
+    set_params(stage_tree, {"budget": 4, "al": {"paper_protocol": paper_protocol}})
+    round1 = stage_tree / "data/rounds/1"
+    artifacts.write_parquet(stage_tree / paths.LNL_WORKING_LABELS, working())
+    artifacts.write_parquet(round1 / paths.QUERY, pd.DataFrame({"rank": [1, 2], "sample_id": ["s7", "s4"]}))
+    result = stage(stage_tree, "stages.oracle_relabel")
+    assert result.returncode == 0, result.stderr
+    labels = pd.read_parquet(round1 / paths.WORKING_LABELS)
+    assert labels["sample_id"].tolist() == IDS
+    sources = ["observed"] * 8
+    sources[7] = sources[4] = "oracle"
+    if paper_protocol:
+        sources[0] = sources[2] = sources[5] = "paper_protocol"
+    assert labels["label_source"].tolist() == sources
+    expected = list(OBSERVED)
+    expected[7] = 1  # truth of s7 (was 2)
+    if paper_protocol:
+        expected[5] = 2  # the leak fixes the wrong label inside C
+    assert labels["label"].tolist() == expected
+    assert labels["relabel_round"].notna().tolist() == [s != "observed" for s in sources]
+
+    # round 2 never applies the leak again, and keeps round 1's answers
+    artifacts.write_parquet(stage_tree / "data/rounds/2" / paths.QUERY, pd.DataFrame({"rank": [1], "sample_id": ["s3"]}))
+    result = stage(stage_tree, "stages.oracle_relabel", "2")
+    assert result.returncode == 0, result.stderr
+    labels2 = pd.read_parquet(stage_tree / "data/rounds/2" / paths.WORKING_LABELS)
+    assert labels2["sample_id"].tolist() == IDS
+    assert (labels2["label_source"] == "paper_protocol").sum() == (3 if paper_protocol else 0)
+    assert labels2["relabel_round"].tolist()[3] == 2 and labels2["label"].tolist()[3] == 0
+    changed = labels2["label"] != labels["label"]
+    assert changed.tolist() == [False, False, False, True, False, False, False, False]
+
+
+def test_oracle_relabel_stage_unknown_truth(stage_tree):
+    set_params(stage_tree, {"budget": 2, "noise": {"type": "none"}})
+    artifacts.write_parquet(stage_tree / paths.LNL_WORKING_LABELS, working(truth=[None] * 8))
+    artifacts.write_parquet(stage_tree / "data/rounds/1" / paths.QUERY, pd.DataFrame({"rank": [1], "sample_id": ["s7"]}))
+    result = stage(stage_tree, "stages.oracle_relabel")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: ") and "human oracle" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (stage_tree / "data/rounds/1" / paths.WORKING_LABELS).exists()
+
+
+@pytest.mark.parametrize("pool, budget, pool_size", [("unselected", 6, 5), ("all", 9, 8)])
+def test_score_samples_budget_larger_than_the_pool_fails_before_any_work(stage_tree, pool, budget, pool_size):
+    set_params(stage_tree, {"budget": budget, "al": {"pool": pool}})
+    artifacts.write_parquet(stage_tree / paths.LNL_WORKING_LABELS, working())
+    # no prepared images and no model exist: the check must come before they are needed
+    result = run([sys.executable, "-c",
+                  "import sys, runpy; sys.argv = ['score_samples', '--round', '1']\n"
+                  "try:\n    runpy.run_module('stages.score_samples', run_name='__main__')\n"
+                  "finally:\n    print('torch imported:', 'torch' in sys.modules)"], stage_tree)  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert re.search(rf"\b{budget}\b", result.stderr) and re.search(rf"\b{pool_size}\b", result.stderr), result.stderr
+    assert "torch imported: False" in result.stdout
+    assert not (stage_tree / "data/rounds/1" / paths.SCORES).exists()
+
+
+def test_score_samples_budget_check_counts_only_the_remaining_budget(stage_tree):
+    # round 2 of budget 6 over 2 rounds: 3 spent, 3 remain; the pool after round 1 holds 2
+    set_params(stage_tree, {"budget": 6})
+    round1 = apply_answers(working(), answers({"s1": 1, "s3": 0, "s4": 1}), 1, "oracle")
+    artifacts.write_parquet(stage_tree / "data/rounds/1" / paths.WORKING_LABELS, round1)
+    result = stage(stage_tree, "stages.score_samples", "2")
+    assert result.returncode == 1
+    assert "budget: 3 re-labels remain from round 2 on" in result.stderr and "only 2 samples" in result.stderr
+
+
+def test_stages_without_a_model_do_not_import_torch(tmp_path):
+    from builders import REPO_ROOT
+
+    code = (
+        "import sys\n"
+        "import stages.query, stages.oracle_relabel, stages.report\n"
+        "import stages.score_samples, stages.retrain  # defer torch until their inputs are checked\n"
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n"
+    )
+    result = run([sys.executable, "-c", code], REPO_ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_paper_protocol_keeps_the_clean_guess_out_of_even_the_full_pool():
+    labels = pd.DataFrame({
+        "sample_id": ["a", "b", "c", "d"],
+        "clean_guess": [True, False, True, False],
+        "relabel_round": pd.array([None, None, None, 1], dtype="Int64"),
+    })  # fmt: skip
+    assert pool_mask(labels, "all").tolist() == [True, True, True, False]
+    assert pool_mask(labels, "all", paper_protocol=True).tolist() == [False, True, False, False]
+    assert pool_mask(labels, "unselected", paper_protocol=True).tolist() == [False, True, False, False]
