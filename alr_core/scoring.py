@@ -13,16 +13,17 @@ from alr_core.training import ImageSet, InputPipeline, pick_device, predict, see
 
 
 def score_pool(model: torch.nn.Module, normalization: dict, train: SplitData, pool: np.ndarray,
-               labelled: np.ndarray, round_budget: int, params: Params) -> pd.DataFrame:
+               labelled: np.ndarray, round_budget: int, params: Params, seed: int) -> pd.DataFrame:
     """Scores of the pool samples (``pool``: bool (N,)); higher = query first.
 
     All passes are unaugmented and in eval mode; BALD's passes switch on dropout only.
     ``labelled`` (bool (N,)) is the set core-set measures distances from (C ∪ re-labelled).
+    ``seed`` drives the random strategy and BALD's dropout masks (one per round).
     Returns sample_id, score, prediction, confidence for each pool sample.
     """
     al = params.al
     device = pick_device(params.train.device)
-    generator = seed_everything(params.seed)
+    generator = seed_everything(seed)
     model = model.to(device)
     pipeline = InputPipeline(normalization, params.train.augment, device, generator)
     images = ImageSet.from_arrays(train.images, train.labels, device)
@@ -32,7 +33,7 @@ def score_pool(model: torch.nn.Module, normalization: dict, train: SplitData, po
     rows = np.flatnonzero(pool)
     pool_probs = probs[rows]
     if al.strategy == "random":
-        values = scores.random_scores(len(rows), np.random.default_rng(params.seed))
+        values = scores.random_scores(len(rows), np.random.default_rng(seed))
     elif al.strategy == "entropy":
         values = scores.entropy(pool_probs)
     elif al.strategy == "least_confidence":

@@ -7,6 +7,7 @@ from alr_core.active import check_budget_fits, pool_mask
 from alr_core.cli import round_argument, run_stage
 from alr_core.params import load_params
 from alr_core.rounds import current_round
+from alr_core.seeding import seed_for
 
 
 def main() -> None:
@@ -23,7 +24,8 @@ def main() -> None:
     data = load_pipeline_data(paths.PREPARED_IMAGES, paths.PREPARED_SAMPLES, labels, label_column="label")
     _, model, checkpoint = load_checkpoint(rnd.prev_dir / paths.MODEL, data.class_names)
     labelled = labels["clean_guess"].to_numpy(dtype=bool) | labels["relabel_round"].notna().to_numpy()
-    scores = score_pool(model, checkpoint["normalization"], data.train, pool, labelled, rnd.budget, params)
+    seed = seed_for(params.seed, f"score round {rnd.number}")
+    scores = score_pool(model, checkpoint["normalization"], data.train, pool, labelled, rnd.budget, params, seed)
     artifacts.write_parquet(rnd.out_dir / paths.SCORES, scores)
     print(f"round {rnd.number}: scored {len(scores)} pool samples with {params.al.strategy}")
 
