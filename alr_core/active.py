@@ -3,8 +3,8 @@
 The working label table has one row per train sample, in a fixed order that no round changes:
 ``sample_id``, ``label`` (the current working label), ``observed_label`` (the noisy label
 phase 1 saw), ``true_label`` (nullable: unknown for real noisy data), ``clean_guess``
-(phase 1's C), ``label_source`` (observed | oracle | paper_protocol) and ``relabel_round``
-(nullable: the round whose answer set ``label``).
+(phase 1's C), ``label_source`` (observed | oracle | expert | skipped | paper_protocol) and
+``relabel_round`` (nullable: the round that answered the sample).
 """
 
 from __future__ import annotations
@@ -80,10 +80,20 @@ def simulated_answers(labels: pd.DataFrame, sample_ids) -> pd.Series:
     if truth.isna().any():
         raise AlrError(
             "al.oracle 'simulated' needs the true labels, but they are unknown (noise.type: none "
-            "means the dataset's own labels are already noisy); answers must come from experts, "
-            "through the human oracle (not available yet)"
+            "means the dataset's own labels are already noisy); let experts answer through the human "
+            "oracle: set al.oracle: human (or rounds.<r>.oracle: human for single rounds)"
         )
     return truth.reindex(list(sample_ids)).astype(np.int64)
+
+
+def mark_skipped(labels: pd.DataFrame, sample_ids, round_number: int) -> pd.DataFrame:
+    """Answers the expert skipped: the label stays, the sample leaves the pool (the budget
+    was spent on it), and it is not trusted for training."""
+    updated = labels.copy()
+    rows = updated["sample_id"].isin(list(sample_ids)).to_numpy()
+    updated.loc[rows, "label_source"] = "skipped"
+    updated.loc[rows, "relabel_round"] = round_number
+    return updated
 
 
 def paper_protocol_answers(labels: pd.DataFrame) -> pd.Series:

@@ -102,7 +102,8 @@ class AlParams:
         "random", "entropy", "least_confidence", "margin", "bald", "coreset", "label_disagreement"
     ] = "entropy"
     pool: Literal["unselected", "all"] = "unselected"
-    oracle: Literal["simulated"] = "simulated"
+    oracle: Literal["simulated", "human"] = "simulated"
+    allow_partial: bool = False
     paper_protocol: bool = False
     train_on: Literal["selected", "all"] = "selected"
     epochs: int = field(default=10, metadata=_range(1, None))
@@ -114,6 +115,7 @@ class AlParams:
 @dataclass(frozen=True)
 class RoundParams:
     prev: str
+    oracle: Optional[Literal["simulated", "human"]] = None  # this round only; None: al.oracle
 
 
 def _default_rounds() -> dict:

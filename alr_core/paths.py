@@ -36,3 +36,5 @@ def round_dir(round_number: int | str) -> Path:
 
 def round_metrics(round_number: int | str) -> Path:
     return Path("metrics/rounds") / f"{round_number}.json"
+ANNOTATION_CSV = "annotate.csv"  # the queried samples, for experts and their tools
+ANNOTATION_PAGE = "annotate.html"  # the self-contained page experts answer in

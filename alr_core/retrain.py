@@ -15,10 +15,12 @@ from alr_core.training import (BestCheckpoint, ImageSet, InputPipeline, check_fi
 
 
 def training_rows(labels, train_on: str) -> np.ndarray:
-    """``selected``: C ∪ re-labelled (the paper); ``all``: every train sample. bool (N,)."""
+    """``selected``: C ∪ re-labelled (the paper), without samples the expert skipped, whose
+    labels nobody vouched for; ``all``: every train sample. bool (N,)."""
     if train_on == "all":
         return np.ones(len(labels), dtype=bool)
-    return labels["clean_guess"].to_numpy(dtype=bool) | labels["relabel_round"].notna().to_numpy()
+    answered = labels["relabel_round"].notna().to_numpy() & (labels["label_source"] != "skipped").to_numpy()
+    return labels["clean_guess"].to_numpy(dtype=bool) | answered
 
 
 def fine_tune(model: torch.nn.Module, normalization: dict, train: SplitData, data: PipelineData,

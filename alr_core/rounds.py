@@ -19,6 +19,7 @@ class Round:
     budget: int  # re-labels this round
     budget_before: int  # re-labels spent in earlier rounds
     budget_after: int  # re-labels spent up to and including this round
+    oracle: str  # simulated | human: rounds.<r>.oracle, else al.oracle
 
 
 def current_round(params: Params, name: str) -> Round:
@@ -26,5 +27,6 @@ def current_round(params: Params, name: str) -> Round:
         raise AlrError(f"round {name!r} is not in params 'rounds' (rounds: {list(params.rounds)})")
     number = int(name)
     budgets = split_budget(params.budget, len(params.rounds))
-    return Round(number, Path(params.rounds[name].prev), paths.round_dir(number), budgets[number - 1],
-                 sum(budgets[: number - 1]), sum(budgets[:number]))  # fmt: skip
+    spec = params.rounds[name]
+    return Round(number, Path(spec.prev), paths.round_dir(number), budgets[number - 1],
+                 sum(budgets[: number - 1]), sum(budgets[:number]), spec.oracle or params.al.oracle)  # fmt: skip

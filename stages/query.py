@@ -1,11 +1,16 @@
-"""Stage query@r: the round's budget of best-scored samples → data/rounds/<r>/query.parquet."""
+"""Stage query@r: the round's budget of best-scored samples → data/rounds/<r>/query.parquet,
+and the annotation package experts answer: annotate.csv and the self-contained annotate.html."""
 
+import numpy as np
 import pandas as pd
 
 from alr_core import artifacts, paths
 from alr_core.active import select_query
+from alr_core.annotation import answers_path, package_table, page_items
+from alr_core.annotation_page import render_page
 from alr_core.cli import round_argument, run_stage
 from alr_core.params import load_params
+from alr_core.prepare import class_names as class_names_of
 from alr_core.rounds import current_round
 
 
@@ -14,12 +19,23 @@ def main() -> None:
     rnd = current_round(params, round_argument(__doc__))
     scores = pd.read_parquet(rnd.out_dir / paths.SCORES)
     labels = pd.read_parquet(rnd.prev_dir / paths.WORKING_LABELS)
+    samples = pd.read_parquet(paths.PREPARED_SAMPLES)
+    class_names = class_names_of(samples)
     query = select_query(scores, rnd.budget)
     current = labels.set_index("sample_id")["label"]
     query.insert(3, "current_label", current.reindex(query["sample_id"]).to_numpy())
     query = query.rename(columns={"prediction": "predicted_label"})
+
+    package = package_table(query, samples, class_names)
+    page = render_page(page_items(package, np.load(paths.PREPARED_IMAGES, mmap_mode="r")), class_names,
+                       rnd.number, answers_path(rnd.number).name)  # fmt: skip
     artifacts.write_parquet(rnd.out_dir / paths.QUERY, query)
+    artifacts.write_csv(rnd.out_dir / paths.ANNOTATION_CSV, package.drop(columns="image_row"))
+    artifacts.write_text(rnd.out_dir / paths.ANNOTATION_PAGE, page)
     print(f"round {rnd.number}: queried {len(query)} of {len(scores)} pool samples")
+    if rnd.oracle == "human":
+        print(f"round {rnd.number}: experts answer in {rnd.out_dir / paths.ANNOTATION_PAGE} and save "
+              f"{answers_path(rnd.number)}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -327,8 +327,18 @@ def set_params(tree, overrides: dict, rounds: int = 2) -> None:
     write_params(tree, raw=raw)
 
 
+def write_prepared(tree) -> None:
+    """A prepared dataset of the 8 train samples (4×4 grayscale images)."""
+    artifacts.write_parquet(tree / paths.PREPARED_SAMPLES, pd.DataFrame({
+        "sample_id": IDS, "split": "train", "label": TRUTH,
+        "class_name": [CLASSES[k] for k in TRUTH], "source_path": pd.array([None] * 8, dtype="string"),
+    }))  # fmt: skip
+    artifacts.write_npy(tree / paths.PREPARED_IMAGES, np.arange(8 * 16, dtype=np.uint8).reshape(8, 4, 4, 1))
+
+
 def test_query_stage_writes_the_best_scored_rows(stage_tree):
     set_params(stage_tree, {"budget": 5})  # two rounds: 3 then 2
+    write_prepared(stage_tree)
     artifacts.write_parquet(stage_tree / paths.LNL_WORKING_LABELS, working())
     artifacts.write_parquet(stage_tree / "data/rounds/1" / paths.SCORES, pd.DataFrame({
         "sample_id": ["s1", "s3", "s4", "s6", "s7"],
@@ -344,6 +354,12 @@ def test_query_stage_writes_the_best_scored_rows(stage_tree):
     assert query["rank"].tolist() == [1, 2, 3]
     assert query["current_label"].tolist() == [1, 0, 2]
     assert query["predicted_label"].tolist() == [0, 0, 1]
+    package = pd.read_csv(stage_tree / "data/rounds/1" / paths.ANNOTATION_CSV)
+    assert package["sample_id"].tolist() == ["s3", "s6", "s1"]
+    assert package["current_class"].tolist() == ["b", "a", "c"]
+    assert package["image"].tolist() == [f"data/prepared/images.npy[{k}]" for k in (3, 6, 1)]
+    page = (stage_tree / "data/rounds/1" / paths.ANNOTATION_PAGE).read_text()
+    assert page.count("data:image/png;base64,") == 3 and "round_1.csv" in page
 
 
 @pytest.mark.parametrize("paper_protocol", [False, True])

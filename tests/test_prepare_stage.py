@@ -159,6 +159,7 @@ def test_atomic_writer_failure_leaves_nothing(tmp_path):
     with pytest.raises(ValueError):
         artifacts.write_json(target, {"x": float("nan")})
     assert files_under(tmp_path) == []
+    target.parent.mkdir(exist_ok=True)
     target.write_text("old\n")
     with pytest.raises(RuntimeError):
         with artifacts.atomic_path(target) as tmp:

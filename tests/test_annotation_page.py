@@ -1,0 +1,487 @@
+"""The oracle's annotation page: what render_page embeds (no browser), and a headless-Chromium
+run that answers with clicks and keys, saves, and checks the downloaded CSV byte for byte.
+
+The browser is driven through chromedriver's W3C WebDriver HTTP API with urllib, so no client
+library is needed. Without /usr/bin/chromium or /usr/bin/chromedriver (Debian packages
+``chromium`` and ``chromium-driver``) the browser tests are skipped, unless the environment
+variable CI is set: then they fail. ALR_SCREENSHOT=PATH also copies the screenshot to PATH.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw, ImageFilter
+
+from alr_core.annotation_page import render_page
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+ELEMENT_KEY = "element-6066-11e4-a52e-4f735466cecf"  # the W3C web element identifier
+ARROW_LEFT, ARROW_RIGHT = "\ue012", "\ue014"  # WebDriver key codes
+
+CLASS_NAMES = ["Basophil", 'Neutro,phil "N"', "Lymphocyte", "Monocyte"]
+EVIL_ID = 'x</script><script>document.title="pwned"</script><!--'
+
+
+def tiny_png(color: tuple[int, int, int], size: int = 8) -> bytes:
+    image = Image.new("RGB", (size, size), color)
+    image.putpixel((0, 0), (255, 255, 255))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def item(sample_id: str, current: int, suggested: int, confidence: float, png: bytes) -> dict:
+    return {"sample_id": sample_id, "current_label": current, "suggested_label": suggested,
+            "confidence": confidence, "image_png": png}
+
+
+ITEMS = [
+    item("cell/001", 0, 1, 0.875, tiny_png((200, 40, 40))),
+    item(EVIL_ID, 2, 2, 0.5, tiny_png((40, 200, 40))),
+    item("cell,003", 3, 0, 0.123, tiny_png((40, 40, 200))),
+    item("cell/004", 1, 3, 0.99, tiny_png((120, 120, 120))),
+]
+
+
+class _Scripts(HTMLParser):
+    """The <script> elements as a browser's tokenizer splits them: (attributes, text)."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.scripts: list[tuple[dict, str]] = []
+        self.attributes: list[tuple[str, str, str]] = []  # (tag, attribute, value)
+        self._open = None
+
+    def handle_starttag(self, tag, attrs):
+        self.attributes += [(tag, name, value or "") for name, value in attrs]
+        if tag == "script":
+            self._open = (dict(attrs), [])
+
+    def handle_data(self, data):
+        if self._open is not None:
+            self._open[1].append(data)
+
+    def handle_endtag(self, tag):
+        if tag == "script" and self._open is not None:
+            self.scripts.append((self._open[0], "".join(self._open[1])))
+            self._open = None
+
+
+def parse(page: str) -> _Scripts:
+    parser = _Scripts()
+    parser.feed(page)
+    parser.close()
+    return parser
+
+
+# --- without a browser
+
+def test_page_is_self_contained_and_embeds_the_items_safely():
+    page = render_page(ITEMS[:3], CLASS_NAMES, 1, "round_1.csv")
+
+    assert page.startswith("<!DOCTYPE html>")
+    assert page.isascii()  # however the caller encodes it, the bytes are the same
+    assert not re.search(r"https?:|//[a-z0-9.-]+\.[a-z]{2,}/|<link|@import", page, re.IGNORECASE)
+    assert "url(" not in page  # no CSS url(): the only images are the data URLs the script sets
+    assert "default-src 'none'" in page  # the CSP: no fetch, no external script, image, font
+    for entry in ITEMS[:3]:
+        assert "data:image/png;base64," + base64.b64encode(entry["image_png"]).decode() in page
+
+    parsed = parse(page)
+    assert len(parsed.scripts) == 2  # the data and the code: the sample id opened none
+    assert page.lower().count("<script") == 2 and page.lower().count("</script") == 2
+    assert "<!--" not in page and "pwned" in page and EVIL_ID not in page
+    (data_attrs, data_text), (code_attrs, _code) = parsed.scripts
+    assert data_attrs == {"type": "application/json", "id": "alr-data"} and "src" not in code_attrs
+    assert not any(name in ("src", "href") for _tag, name, _value in parsed.attributes)
+    assert not re.search(r"[<>&]", data_text)
+
+    data = json.loads(data_text)
+    assert data["class_names"] == CLASS_NAMES
+    assert data["round"] == 1 and data["filename"] == "round_1.csv"
+    assert [i["sample_id"] for i in data["items"]] == ["cell/001", EVIL_ID, "cell,003"]
+    assert [(i["current_label"], i["suggested_label"], i["confidence"]) for i in data["items"]] == [
+        (0, 1, 0.875), (2, 2, 0.5), (3, 0, 0.123)]
+    assert data["storage_key"].startswith("alr-annotation:round-1:round_1.csv:")
+    assert "annotations/round_1.csv" in page and "dvc repro" in page
+
+
+def test_values_are_never_taken_for_template_markers():
+    page = render_page([item("__SCRIPT__", 0, 0, 0.5, tiny_png((0, 0, 0)))], ["__DATA__", "b"], 2, "__STYLE__.csv")
+    data_text = parse(page).scripts[0][1]
+    assert json.loads(data_text)["items"][0]["sample_id"] == "__SCRIPT__"
+    assert json.loads(data_text)["class_names"] == ["__DATA__", "b"]
+
+
+def test_storage_key_changes_with_the_items():
+    key = lambda items: json.loads(parse(render_page(items, CLASS_NAMES, 1, "r.csv")).scripts[0][1])["storage_key"]  # noqa: E731
+    assert key(ITEMS[:2]) == key(ITEMS[:2]) != key(ITEMS[:3])
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda items, names: (items + [dict(items[0])], names), "repeats"),
+    (lambda items, names: ([{**items[0], "current_label": 4}], names), r"current_label is 4"),
+    (lambda items, names: ([{**items[0], "suggested_label": -1}], names), "suggested_label"),
+    (lambda items, names: ([{**items[0], "confidence": 1.5}], names), "confidence"),
+    (lambda items, names: ([{**items[0], "image_png": b"GIF89a"}], names), "PNG"),
+    (lambda items, names: ([{k: v for k, v in items[0].items() if k != "sample_id"}], names), "lacks"),
+    (lambda items, names: ([{**items[0], "sample_id": ""}], names), "sample_id"),
+    (lambda items, names: (items, names + ["skip"]), "skip"),
+    (lambda items, names: (items, names + [names[0]]), "repeats"),
+    (lambda items, names: (items, []), "class_names"),
+])
+def test_invalid_input_is_refused(change, message):
+    items, names = change([dict(i) for i in ITEMS[:2]], list(CLASS_NAMES))
+    with pytest.raises(ValueError, match=message):
+        render_page(items, names, 1, "round_1.csv")
+
+
+@pytest.mark.parametrize("filename", ["", "annotations/round_1.csv", "..", "a\\b.csv", "a\nb.csv"])
+def test_answers_filename_must_be_a_bare_file_name(filename):
+    with pytest.raises(ValueError, match="answers_filename"):
+        render_page(ITEMS[:1], CLASS_NAMES, 1, filename)
+
+
+# --- in headless Chromium, through the W3C WebDriver HTTP API
+
+class WebDriverError(RuntimeError):
+    pass
+
+
+class WebDriver:
+    """The few W3C WebDriver commands the tests need, over plain HTTP."""
+
+    _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # localhost: no proxy
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url
+        self.session_id = None
+
+    def call(self, method: str, path: str, body: dict | None = None, timeout: float = 30):
+        data = json.dumps(body if body is not None else {}).encode() if method == "POST" else None
+        request = urllib.request.Request(self.base_url + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json; charset=utf-8"})
+        try:
+            with self._opener.open(request, timeout=timeout) as response:
+                return json.load(response)["value"]
+        except urllib.error.HTTPError as error:
+            detail = error.read().decode("utf-8", "replace")
+            try:
+                detail = json.loads(detail)["value"]
+                detail = f"{detail.get('error')}: {detail.get('message', '').splitlines()[0]}"
+            except (ValueError, KeyError, AttributeError, IndexError):
+                pass
+            raise WebDriverError(f"{method} {path}: HTTP {error.code}: {detail}") from None
+
+    def session(self, method: str, path: str = "", body: dict | None = None, timeout: float = 30):
+        return self.call(method, f"/session/{self.session_id}{path}", body, timeout)
+
+    def start(self, capabilities: dict) -> None:
+        value = self.call("POST", "/session", {"capabilities": {"alwaysMatch": capabilities}}, timeout=60)
+        self.session_id = value["sessionId"]
+
+    def quit(self) -> None:
+        if self.session_id is not None:
+            try:
+                self.session("DELETE", timeout=20)
+            finally:
+                self.session_id = None
+
+    def open(self, url: str) -> None:
+        self.session("POST", "/url", {"url": url})
+
+    def find(self, css: str) -> str:
+        return self.session("POST", "/element", {"using": "css selector", "value": css})[ELEMENT_KEY]
+
+    def click(self, css: str) -> None:
+        self.session("POST", f"/element/{self.find(css)}/click")
+
+    def text(self, css: str) -> str:
+        return self.session("GET", f"/element/{self.find(css)}/text")
+
+    def send_keys(self, css: str, text: str) -> None:
+        """Element Send Keys: focuses the element, then types ``text``."""
+        self.session("POST", f"/element/{self.find(css)}/value", {"text": text})
+
+    def press(self, *keys: str) -> None:
+        """Key presses through the Actions API, to whatever element has the focus."""
+        actions = [{"type": kind, "value": key} for key in keys for kind in ("keyDown", "keyUp")]
+        self.session("POST", "/actions", {"actions": [{"type": "key", "id": "keyboard", "actions": actions}]})
+
+    def execute(self, script: str, *args):
+        return self.session("POST", "/execute/sync", {"script": script, "args": list(args)})
+
+    def set_viewport(self, width: int, height: int) -> None:
+        """Size the window so that the page area is width x height CSS pixels."""
+        self.session("POST", "/window/rect", {"width": width, "height": height})
+        inner_width, inner_height = self.execute("return [window.innerWidth, window.innerHeight]")
+        if (inner_width, inner_height) != (width, height):
+            self.session("POST", "/window/rect", {"width": 2 * width - inner_width,
+                                                  "height": 2 * height - inner_height})
+
+    def move_pointer(self, x: int, y: int) -> None:
+        self.session("POST", "/actions", {"actions": [{
+            "type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
+            "actions": [{"type": "pointerMove", "origin": "viewport", "x": x, "y": y, "duration": 0}]}]})
+
+    def screenshot(self) -> bytes:
+        return base64.b64decode(self.session("GET", "/screenshot"))
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """A WebDriver session in headless Chromium whose downloads land in tmp_path/downloads."""
+    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
+    if missing:
+        reason = (f"the browser test needs {' and '.join(missing)} "
+                  "(Debian: apt-get install chromium chromium-driver)")
+        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+            pytest.fail(f"{reason}; CI is set, so a missing browser is a failure")
+        pytest.skip(reason)
+
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    port = _free_port()
+    log = tmp_path / "chromedriver.log"
+    # its own process group: the teardown ends chromedriver and any Chromium it left behind
+    driver_process = subprocess.Popen(
+        [str(CHROMEDRIVER), f"--port={port}", f"--log-path={log}"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    driver = WebDriver(f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            if driver_process.poll() is not None:
+                pytest.fail(f"chromedriver exited with {driver_process.returncode}; see {log}")
+            try:
+                if driver.call("GET", "/status", timeout=2).get("ready"):
+                    break
+            except (OSError, WebDriverError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"chromedriver did not become ready in 15 s; see {log}")
+            time.sleep(0.1)
+        driver.start({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": str(CHROMIUM),
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                    "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage",
+                    f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1100,800",
+                ],
+                "prefs": {
+                    "download.default_directory": str(downloads),
+                    "download.prompt_for_download": False,
+                    "download.directory_upgrade": True,
+                    "profile.default_content_setting_values.automatic_downloads": 1,
+                    "safebrowsing.enabled": False,
+                },
+            },
+        })
+        driver.set_viewport(1100, 800)
+        driver.downloads = downloads
+        yield driver
+    finally:
+        try:
+            driver.quit()
+        except (OSError, WebDriverError):
+            pass
+        _stop(driver_process)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def wait_for_download(folder: Path, name: str, timeout: float = 10) -> Path:
+    target = folder / name
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if target.exists() and not list(folder.glob("*.crdownload")):
+            return target
+        time.sleep(0.1)
+    raise AssertionError(f"{name} was not downloaded within {timeout} s; {folder} holds "
+                         f"{sorted(p.name for p in folder.iterdir())}")
+
+
+BEFOREUNLOAD_PREVENTED = """
+    const event = new Event("beforeunload", {cancelable: true});
+    window.dispatchEvent(event);
+    return event.defaultPrevented;
+"""
+
+
+def test_answers_with_clicks_and_keys_and_saves_the_csv(browser, tmp_path):
+    page = tmp_path / "annotate.html"
+    page.write_text(render_page(ITEMS, CLASS_NAMES, 1, "round_1.csv"), encoding="utf-8")
+    browser.open(page.as_uri())
+
+    assert browser.text("#progress") == "0 / 4 answered"
+    assert browser.text("#sample-id") == "cell/001"
+    assert browser.text("#current-label") == "Basophil"
+    assert browser.text("#suggestion") == 'Neutro,phil "N" (87.5% confident)'
+    assert browser.text("#answer") == "not answered"
+
+    browser.click('#classes button[data-class-index="1"]')  # cell/001 -> 'Neutro,phil "N"', then next
+    assert browser.text("#sample-id") == EVIL_ID  # shown as text: the id injected nothing
+    assert browser.execute("return document.title") == "alr \u00b7 round 1 \u00b7 re-label queries"
+    assert browser.execute("return document.scripts.length") == 2
+
+    browser.press("s")  # EVIL_ID -> skip
+    assert browser.text("#sample-id") == "cell,003"
+    browser.press("3")  # cell,003 -> Lymphocyte
+    assert browser.text("#sample-id") == "cell/004"
+    browser.press(ARROW_LEFT)  # back to cell,003: its answer is shown, and can be changed
+    assert (browser.text("#sample-id"), browser.text("#answer")) == ("cell,003", "Lymphocyte")
+    assert browser.execute("return document.querySelector('[aria-pressed=true]').dataset.classIndex") == "2"
+    browser.press("4")  # cell,003 -> Monocyte, then next
+    assert (browser.text("#sample-id"), browser.text("#answer")) == ("cell/004", "not answered")
+    browser.send_keys("body", "p")  # previous, through Element Send Keys
+    assert (browser.text("#sample-id"), browser.text("#answer")) == ("cell,003", "Monocyte")
+    browser.press("n", ARROW_RIGHT)  # next; past the last item it stays
+    assert browser.text("#sample-id") == "cell/004"
+    browser.press("9", "0")  # no 9th or 10th class: ignored
+    assert browser.text("#progress") == "3 / 4 answered"
+    assert browser.text("#save-status") == "unsaved answers"
+    assert browser.execute(BEFOREUNLOAD_PREVENTED) is True  # leaving now would ask first
+
+    browser.click("#overview li:nth-child(2) button")  # jump through the overview
+    assert (browser.text("#sample-id"), browser.text("#answer")) == (EVIL_ID, "unsure / skip")
+    assert browser.text("#overview li:nth-child(3) button .state") == "Monocyte"
+
+    browser.click("#save")
+    saved = wait_for_download(browser.downloads, "round_1.csv")
+    assert saved.read_bytes().decode("utf-8") == (
+        "sample_id,label\n"
+        'cell/001,"Neutro,phil ""N"""\n'
+        '"x</script><script>document.title=""pwned""</script><!--",skip\n'
+        '"cell,003",Monocyte\n'
+    )
+    assert browser.text("#save-status") == "saved as round_1.csv"
+    assert browser.execute(BEFOREUNLOAD_PREVENTED) is False
+
+    browser.session("POST", "/refresh")  # the answers survive a reload (localStorage)
+    assert browser.text("#progress") == "3 / 4 answered"
+    assert browser.text("#sample-id") == "cell/004"  # it opens at the first unanswered item
+    assert browser.text("#save-status") == "saved as round_1.csv"
+
+
+# --- a realistic page for the screenshot: BloodMNIST-like classes and synthetic blood cells
+
+BLOOD_CLASSES = ["basophil", "eosinophil", "erythroblast", "immature granulocyte",
+                 "lymphocyte", "monocyte", "neutrophil", "platelet"]
+
+
+def cell_png(kind: str, seed: int, size: int = 28) -> bytes:
+    """A blood-smear-like picture (drawn large, then shrunk to ``size``), MedMNIST-style."""
+    rng = random.Random(seed)
+    scale = 8
+    big = size * scale
+    image = Image.new("RGB", (big, big), (236, 214, 206))
+    draw = ImageDraw.Draw(image)
+    for _ in range(7):  # red blood cells around the cell of interest
+        x, y, r = rng.uniform(0, big), rng.uniform(0, big), rng.uniform(0.16, 0.2) * big
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=(222, 150, 148))
+        draw.ellipse((x - r / 2.2, y - r / 2.2, x + r / 2.2, y + r / 2.2), fill=(231, 178, 172))
+    c = big / 2 + rng.uniform(-0.05, 0.05) * big
+    if kind == "platelet":
+        for _ in range(5):
+            x, y, r = c + rng.uniform(-0.2, 0.2) * big, c + rng.uniform(-0.2, 0.2) * big, 0.04 * big
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=(120, 70, 150))
+    else:
+        cytoplasm = {"eosinophil": (232, 150, 120), "basophil": (150, 110, 170),
+                     "lymphocyte": (170, 180, 222), "monocyte": (196, 186, 214)}.get(kind, (218, 192, 214))
+        r = (0.26 if kind in ("lymphocyte", "erythroblast") else 0.34) * big
+        draw.ellipse((c - r, c - r, c + r, c + r), fill=cytoplasm)
+        if kind in ("eosinophil", "basophil"):
+            granule = (214, 96, 70) if kind == "eosinophil" else (70, 30, 100)
+            for _ in range(120):
+                a, d = rng.uniform(0, 6.283), rng.uniform(0, 0.92) * r
+                x, y = c + d * math.cos(a), c + d * math.sin(a)
+                draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=granule)
+        lobes = {"neutrophil": 3, "eosinophil": 2, "monocyte": 1}.get(kind, 0)
+        nucleus = (88, 44, 128)
+        if lobes:
+            for k in range(lobes):
+                x = c + (k - (lobes - 1) / 2) * 0.14 * big
+                y = c + rng.uniform(-0.06, 0.06) * big
+                rx, ry = (0.1 if lobes > 1 else 0.2) * big, 0.12 * big
+                draw.ellipse((x - rx, y - ry, x + rx, y + ry), fill=nucleus)
+        else:
+            rn = (0.21 if kind in ("lymphocyte", "erythroblast", "immature granulocyte") else 0.15) * big
+            draw.ellipse((c - rn, c - rn * 0.9, c + rn, c + rn * 0.9), fill=nucleus)
+    image = image.filter(ImageFilter.GaussianBlur(scale * 0.6)).resize((size, size), Image.LANCZOS)
+    noisy = Image.effect_noise((size, size), 12).convert("RGB")
+    image = Image.blend(image, noisy, 0.06)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_screenshot_of_a_page_in_use(browser, tmp_path):
+    queried = [  # (sample id, current label, suggested label, confidence, drawn as)
+        ("train/004217", 6, 6, 0.91, "neutrophil"),
+        ("train/001983", 2, 4, 0.78, "lymphocyte"),
+        ("train/009542", 5, 6, 0.55, "monocyte"),
+        ("train/003310", 0, 1, 0.83, "eosinophil"),
+        ("train/007708", 3, 7, 0.64, "platelet"),
+    ]
+    items = [item(sid, current, suggested, confidence, cell_png(kind, seed))
+             for seed, (sid, current, suggested, confidence, kind) in enumerate(queried)]
+    page = tmp_path / "annotate.html"
+    page.write_text(render_page(items, BLOOD_CLASSES, 1, "round_1.csv"), encoding="utf-8")
+    browser.open(page.as_uri())
+
+    browser.click('#classes button[data-class-index="6"]')  # neutrophil
+    browser.press("5", "s", "1")  # lymphocyte, skip, basophil
+    browser.press(ARROW_LEFT)  # back to train/003310: its answer shows
+    assert browser.text("#progress") == "4 / 5 answered"
+    assert (browser.text("#sample-id"), browser.text("#answer")) == ("train/003310", "basophil")
+    browser.execute("document.activeElement && document.activeElement.blur()")
+    browser.move_pointer(1090, 790)  # no hover highlight in the picture
+
+    png = browser.screenshot()
+    shot = tmp_path / "annotate.png"
+    shot.write_bytes(png)
+    with Image.open(shot) as image:
+        assert image.format == "PNG" and image.size == (1100, 800)
+    if os.environ.get("ALR_SCREENSHOT"):
+        target = Path(os.environ["ALR_SCREENSHOT"])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, target)
