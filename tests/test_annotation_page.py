@@ -26,9 +26,11 @@ import urllib.request
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
+from alr_core.annotation import read_answers
 from alr_core.annotation_page import render_page
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -395,6 +397,11 @@ def test_answers_with_clicks_and_keys_and_saves_the_csv(browser, tmp_path):
     )
     assert browser.text("#save-status") == "saved as round_1.csv"
     assert browser.execute(BEFOREUNLOAD_PREVENTED) is False
+    # the file the browser saved is what oracle_relabel reads (one item left open: partial)
+    queried = pd.DataFrame({"sample_id": [item["sample_id"] for item in ITEMS]})
+    accepted = read_answers(saved, queried, queried["sample_id"], CLASS_NAMES, True, page)
+    assert accepted.labels.to_dict() == {"cell/001": 1, "cell,003": CLASS_NAMES.index("Monocyte")}
+    assert accepted.skipped == [EVIL_ID]
 
     browser.session("POST", "/refresh")  # the answers survive a reload (localStorage)
     assert browser.text("#progress") == "3 / 4 answered"
