@@ -81,12 +81,18 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=108, help="10%% of RetinaMNIST's 1,080 train images")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/alr-phase2-evidence"))
     parser.add_argument("--out", type=Path, default=Path("bench/phase2_evidence.md"))
+    parser.add_argument("--resume", action="store_true", help="keep --workdir and its finished experiments")
     args = parser.parse_args()
     if not RETINA.exists():
         sys.exit(f"{RETINA} not found: this evidence needs ../shared/data")
-    set_up(args.workdir, args.budget)
+    if not args.resume:
+        set_up(args.workdir, args.budget)
+    keys = ["lnl.method", "al.strategy", "al.paper_protocol"]
+    done = {(r["seed"], *(r[k] for k in keys)) for r in experiments(args.workdir)}
     for seed in args.seeds:
         for config in configurations():
+            if (seed, *(config[k] for k in keys)) in done:
+                continue
             overrides = [f"{key}={str(value).lower()}" for key, value in (("seed", seed), *config.items())]
             print("dvc exp run", *overrides, flush=True)
             run([sys.executable, "-m", "dvc", "exp", "run", *[a for o in overrides for a in ("-S", o)]], args.workdir)
