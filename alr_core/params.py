@@ -18,6 +18,7 @@ from typing import Any, Literal, Optional
 
 import yaml
 
+from alr_core import paths
 from alr_core.errors import AlrError
 
 
@@ -119,7 +120,7 @@ class RoundParams:
 
 
 def _default_rounds() -> dict:
-    return {"1": RoundParams("data/lnl")}
+    return {"1": RoundParams(paths.LNL_DIR.as_posix())}
 
 
 @dataclass(frozen=True)
@@ -288,7 +289,7 @@ def _check_rounds(rounds: dict, source: str) -> None:
 
 def previous_dir(round_number: int) -> str:
     """The folder whose model and labels round ``round_number`` starts from."""
-    return "data/lnl" if round_number == 1 else f"data/rounds/{round_number - 1}"
+    return (paths.LNL_DIR if round_number == 1 else paths.round_dir(round_number - 1)).as_posix()
 
 
 def forget_rate(params: Params) -> float:

@@ -11,18 +11,22 @@ DATA_METRICS = Path("metrics/data.json")
 NOISY_LABELS = Path("data/noise/labels.parquet")
 NOISE_METRICS = Path("metrics/noise.json")
 
-LNL_CHECKPOINT = Path("data/lnl/model.pt")
-LNL_WORKING_LABELS = Path("data/lnl/labels.parquet")
-LNL_SELECTION = Path("data/lnl/selection.parquet")
+# File names inside phase 1's folder and each round's folder: round r reads the model and
+# working labels of params `rounds.<r>.prev` (data/lnl for round 1) and writes round_dir(r).
+MODEL = "model.pt"
+WORKING_LABELS = "labels.parquet"
+SCORES = "scores.parquet"
+QUERY = "query.parquet"
+ANNOTATION_CSV = "annotate.csv"  # the queried samples, for experts and their tools
+ANNOTATION_PAGE = "annotate.html"  # the self-contained page experts answer in
+
+LNL_DIR = Path("data/lnl")
+LNL_CHECKPOINT = LNL_DIR / MODEL
+LNL_WORKING_LABELS = LNL_DIR / WORKING_LABELS  # round 0: observed labels and the clean guess
+LNL_SELECTION = LNL_DIR / "selection.parquet"
 LNL_METRICS = Path("metrics/lnl.json")
 LNL_EPOCHS_PLOT = Path("plots/lnl_epochs.csv")
 
-# Phase 1 also writes the round-0 working label table; round r reads its inputs from
-# params `rounds.<r>.prev` (data/lnl for round 1) and writes into round_dir(r).
-WORKING_LABELS = "labels.parquet"
-MODEL = "model.pt"
-SCORES = "scores.parquet"
-QUERY = "query.parquet"
 REPORT_METRICS = Path("metrics/report.json")
 ROUNDS_PLOT = Path("plots/rounds.csv")
 LEARNING_CURVE_FIGURE = Path("plots/learning_curve.png")
@@ -36,5 +40,3 @@ def round_dir(round_number: int | str) -> Path:
 
 def round_metrics(round_number: int | str) -> Path:
     return Path("metrics/rounds") / f"{round_number}.json"
-ANNOTATION_CSV = "annotate.csv"  # the queried samples, for experts and their tools
-ANNOTATION_PAGE = "annotate.html"  # the self-contained page experts answer in
