@@ -135,8 +135,8 @@ def snapshot_memory(n: int, dim: int, window: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train-size", type=int, default=4096)
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--train-size", type=int, default=1024)
+    parser.add_argument("--epochs", type=int, default=14)
     parser.add_argument("--out", type=Path, default=Path("bench/lnl_speed.md"))
     args = parser.parse_args()
     data = synthetic_data(args.train_size)

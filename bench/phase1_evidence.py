@@ -148,8 +148,8 @@ def main() -> None:
                           flush=True)  # fmt: skip
     table = summarise(list(done.values()))
     header = (f"Phase-1 evidence: symmetric noise, seeds {args.seeds}, {args.epochs} epochs, default params "
-              "otherwise.\nProduced by `python -m bench.phase1_evidence {' '.join(sys.argv[1:])}`. Selection columns describe the clean "
-              "guess C against the truly clean train samples; `ce` trusts every label, so it has none.\n\n")
+              f"otherwise.\nProduced by `python -m bench.phase1_evidence {' '.join(sys.argv[1:])}`.\n"
+              "Selection columns describe the clean guess C against the truly clean train samples; `ce` trusts every label, so it has none.\n\n")
     args.out.write_text(header + table.to_markdown(index=False) + "\n")
     print(args.out.read_text())
 
