@@ -4,8 +4,8 @@ Runs prepare → inject_noise → phase 1 in-process (the same alr_core calls as
 each dataset × noise rate × method × seed and writes a Markdown table.
 
     python -m bench.phase1_evidence --seeds 0 1 2 --out bench/phase1_evidence.md
-    python -m bench.phase1_evidence --ablation --rates 0.4 --out bench/vog_ablation.md \
-        --raw bench/vog_ablation.jsonl
+    python -m bench.phase1_evidence --ablation --datasets "digits (long-tailed)" --rates 0.4 \
+        --seeds 0 1 --out bench/vog_ablation.md --raw bench/vog_ablation.jsonl
 
 RetinaMNIST is read from ../shared/data/retinamnist/retinamnist.npz and skipped when absent.
 """
@@ -107,10 +107,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/phase1_evidence.md"))
     parser.add_argument("--raw", type=Path, default=Path("bench/phase1_evidence.jsonl"))
     parser.add_argument("--ablation", action="store_true",
-                        help="VOG variants (window, mix, warm-up, normalisation) on digits instead")
+                        help="VOG variants (window, mix, warm-up, normalisation) instead of the methods")
+    parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
+    parser.add_argument("--variants", nargs="+", help="only these method (or ablation) names")
     args = parser.parse_args()
-    datasets = {"digits (long-tailed)": DATASETS["digits (long-tailed)"]} if args.ablation else DATASETS
+    datasets = {name: DATASETS[name] for name in args.datasets}
     methods = ABLATION if args.ablation else METHODS
+    if args.variants:
+        methods = {name: methods[name] for name in args.variants}
 
     done = {}
     if args.raw.exists():  # resume an interrupted sweep
