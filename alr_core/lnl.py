@@ -71,6 +71,7 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True) -> P
     timer = {"train": 0.0, "vog_snapshot": 0.0, "validate": 0.0}
     epochs = tqdm(range(lnl.epochs), desc=f"lnl_train {lnl.method}", disable=not progress)
     for epoch in epochs:
+        epoch_start = time.perf_counter()
         rate = forget_rate_schedule(epoch, tau, lnl.num_gradual, lnl.exponent)
         vogs = _current_vog(buffers, epoch, train.labels, len(data.class_names), params)
         # snapshots older than the window of the first epoch that uses VOG are never read
@@ -135,6 +136,7 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True) -> P
             row["kept_size_f"] = kept_total
             row["kept_precision_f"] = kept_clean / kept_total if truth is not None else None
         timer["validate"] += time.perf_counter() - start
+        row["seconds"] = round(time.perf_counter() - epoch_start, 3)
         rows.append(row)
         epochs.set_postfix(loss=f"{row['train_loss_f']:.3f}", val_f1=f"{row['val_macro_f1_f']:.3f}")
 

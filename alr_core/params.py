@@ -37,8 +37,14 @@ class CsvParams:
 
 
 @dataclass(frozen=True)
+class SyntheticParams:
+    num_train: int = field(default=2000, metadata=_range(2, None))
+    num_classes: int = field(default=5, metadata=_range(2, 1000))
+
+
+@dataclass(frozen=True)
 class DataParams:
-    source: Literal["digits", "medmnist", "imagefolder", "csv"] = "digits"
+    source: Literal["digits", "synthetic", "medmnist", "imagefolder", "csv"] = "digits"
     path: Optional[str] = None
     image_size: Optional[int] = field(default=28, metadata=_range(4, 1024))
     channels: Optional[Literal[1, 3]] = None
@@ -49,6 +55,7 @@ class DataParams:
     val_fraction: float = field(default=0.1, metadata=_range(0.0, 1.0, low_open=True, high_open=True))
     test_fraction: float = field(default=0.2, metadata=_range(0.0, 1.0, low_open=True, high_open=True))
     csv: CsvParams = field(default_factory=CsvParams)
+    synthetic: SyntheticParams = field(default_factory=SyntheticParams)
 
 
 @dataclass(frozen=True)
@@ -254,8 +261,10 @@ def _check_range(value, key: str, source: str, bounds) -> None:
 def _check_consistency(params: Params, source: str) -> None:
     """Rules that involve more than one key."""
     data = params.data
-    if data.source != "digits" and data.path is None:
+    if data.source not in ("digits", "synthetic") and data.path is None:
         raise AlrError(f"{source}: 'data.path' is required when data.source is '{data.source}'")
+    if data.source == "synthetic" and data.image_size is None:
+        raise AlrError(f"{source}: 'data.image_size' must be set when data.source is 'synthetic' (e.g. 28)")
     if data.val_fraction + data.test_fraction >= 1.0:
         raise AlrError(
             f"{source}: 'data.val_fraction' + 'data.test_fraction' = "

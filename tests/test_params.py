@@ -176,6 +176,8 @@ def test_top_level_must_be_a_mapping():
         ("data.imbalance_ratio", 0.5, "'data.imbalance_ratio' is 0.5; valid range: [1.0, inf)"),
         ("data.val_fraction", 0.0, "'data.val_fraction' is 0.0; valid range: (0.0, 1.0)"),
         ("data.test_fraction", 1.0, "'data.test_fraction' is 1.0; valid range: (0.0, 1.0)"),
+        ("data.synthetic.num_train", 1, "'data.synthetic.num_train' is 1; valid range: [2, inf)"),
+        ("data.synthetic.num_classes", 1, "'data.synthetic.num_classes' is 1; valid range: [2, 1000]"),
     ],
 )
 def test_out_of_range_names_key_value_and_range(key, value, expected):
@@ -187,7 +189,7 @@ def test_out_of_range_names_key_value_and_range(key, value, expected):
     [
         ("noise.type", "gaussian", "'noise.type' is 'gaussian'; valid values: 'symmetric' | 'pairflip' | 'none'"),
         ("noise.type", "Symmetric", "'noise.type' is 'Symmetric'; valid values: 'symmetric' | 'pairflip' | 'none'"),
-        ("data.source", "dicom", "'data.source' is 'dicom'; valid values: 'digits' | 'medmnist' | 'imagefolder' | 'csv'"),
+        ("data.source", "dicom", "'data.source' is 'dicom'; valid values: 'digits' | 'synthetic' | 'medmnist' | 'imagefolder' | 'csv'"),
         ("data.channels", 2, "'data.channels' is 2; valid values: 1 | 3"),
         ("data.channels", True, "'data.channels' is True; valid values: 1 | 3"),
         ("data.channels", "3", "'data.channels' is '3'; valid values: 1 | 3"),
@@ -218,8 +220,14 @@ def test_path_required_for_file_sources(source):
     assert message == f"params.yaml: 'data.path' is required when data.source is '{source}'"
 
 
-def test_digits_needs_no_path():
-    assert parse_params({"data": {"source": "digits", "path": None}}).data.path is None
+@pytest.mark.parametrize("source", ["digits", "synthetic"])
+def test_generated_sources_need_no_path(source):
+    assert parse_params({"data": {"source": source, "path": None}}).data.path is None
+
+
+def test_synthetic_needs_an_image_size():
+    message = error_of({"data": {"source": "synthetic", "image_size": None}})
+    assert message == "params.yaml: 'data.image_size' must be set when data.source is 'synthetic' (e.g. 28)"
 
 
 def test_label_column_and_class_columns_exclude_each_other():

@@ -11,8 +11,9 @@ from PIL import Image
 
 from alr_core import sources
 from alr_core.errors import AlrError
-from alr_core.params import CsvParams, DataParams
+from alr_core.params import CsvParams, DataParams, SyntheticParams
 from alr_core.sources import read_source
+from alr_core.synthetic import synthetic_images, synthetic_layout
 from builders import write_csv, write_image, write_image_folder, write_npz
 
 EXPECTED_KEYS = "['train_images', 'train_labels', 'val_images', 'val_labels', 'test_images', 'test_labels']"
@@ -70,6 +71,67 @@ def test_digits_class_names_must_match_in_number():
     assert read_source(DataParams(class_names=names, image_size=None)).class_names == names
     assert error_of(DataParams(class_names=["a", "b"])) == (
         "data.class_names has 2 names but data.source: digits has 10 classes"
+    )
+
+
+# ============================================================================= synthetic
+
+
+def synthetic(num_train=300, num_classes=5, **kwargs) -> DataParams:
+    return DataParams(source="synthetic", synthetic=SyntheticParams(num_train, num_classes), **kwargs)
+
+
+def test_synthetic_layout_is_long_tailed_with_balanced_val_and_test():
+    labels, splits = synthetic_layout(1000, 4, imbalance_ratio=8, val_per_class=5, test_per_class=7)
+    train = np.bincount(labels[splits == "train"], minlength=4)
+    assert train.sum() == 1000 and train.tolist() == [534, 267, 133, 66]  # ⌊1000·8^(-k/3)/1.875⌋ = 533, 266, 133, 66; +1 to the 2 largest
+    assert np.bincount(labels[splits == "val"]).tolist() == [5] * 4
+    assert np.bincount(labels[splits == "test"]).tolist() == [7] * 4
+
+
+def test_synthetic_layout_keeps_one_train_image_of_a_vanishing_class():
+    labels, splits = synthetic_layout(10, 3, imbalance_ratio=1000, val_per_class=1, test_per_class=1)
+    assert np.bincount(labels[splits == "train"]).tolist() == [8, 1, 1]
+    with pytest.raises(AlrError, match="data.synthetic.num_train is 2; it must be at least num_classes \\(3\\)"):
+        synthetic_layout(2, 3, imbalance_ratio=10, val_per_class=1, test_per_class=1)
+
+
+def test_synthetic_source_shape_ids_and_splits():
+    data = read_source(synthetic(image_size=16))
+    assert data.images.shape == (300 + 5 * (15 + 30), 16, 16, 1) and data.images.dtype == np.uint8
+    assert (data.splits == "train").sum() == 300 and set(data.splits) == {"train", "val", "test"}
+    assert data.sample_ids[0] == "synthetic/0000000" and len(set(data.sample_ids)) == len(data.labels)
+    assert data.class_names == ["0", "1", "2", "3", "4"] and data.paths is None
+    assert 0 < data.images.mean() < 255 and data.images.std() > 20  # neither blank nor saturated
+    rgb = read_source(synthetic(image_size=16, channels=3))
+    assert rgb.images.shape[-1] == 3
+
+
+def test_synthetic_images_depend_on_the_data_params_only():
+    first, second = read_source(synthetic()), read_source(synthetic())
+    assert np.array_equal(first.images, second.images)
+    assert not np.array_equal(first.images[:300], read_source(synthetic(num_train=301)).images[:300])
+
+
+def test_synthetic_images_carry_their_class():
+    """A linear model on the phase-free Fourier magnitude separates the classes; with shuffled
+    labels it is at chance, so the signal is the class, not an artefact of the split."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(5), 60)
+    images = synthetic_images(labels, 5, 28, 1, rng)
+    features = np.abs(np.fft.fft2(images[..., 0] / 255.0)).reshape(len(labels), -1)
+    train, test = np.arange(0, 300, 2), np.arange(1, 300, 2)
+    fitted = LogisticRegression(max_iter=2000).fit(features[train], labels[train])
+    assert fitted.score(features[test], labels[test]) >= 0.9
+    shuffled = LogisticRegression(max_iter=2000).fit(features[train], rng.permutation(labels[train]))
+    assert shuffled.score(features[test], labels[test]) <= 0.45
+
+
+def test_synthetic_class_names_must_match_in_number():
+    assert error_of(synthetic(class_names=["a", "b"])) == (
+        "data.class_names has 2 names but data.source: synthetic has 5 classes"
     )
 
 
