@@ -24,9 +24,9 @@ from alr_core.metrics import selection_metrics
 from alr_core.models import ModelSpec, build_model, load_backbone_weights, resolve_arch
 from alr_core.params import Params, forget_rate
 from alr_core.selection import exchange_losses, forget_rate_schedule, select_kept
-from alr_core.training import (BestCheckpoint, ImageSet, InputPipeline, channel_stats, check_finite,
-                               evaluate, make_optimizer, per_sample_loss, pick_device, predict, seed_everything,
-                               shuffled_batches)  # fmt: skip
+from alr_core.training import (BestCheckpoint, ImageSet, InputPipeline, MixedPrecision, channel_stats,
+                               check_finite, evaluate, make_optimizer, per_sample_loss, pick_device, predict,
+                               seed_everything, shuffled_batches)  # fmt: skip
 from alr_core.vog import VogBuffer, last_layer_gradient, normalize_by_class
 
 
@@ -58,6 +58,7 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True) -> P
     pipeline = InputPipeline(normalization, params.train.augment, device, generator)
     train = ImageSet.from_arrays(data.train.images, data.train.labels, device)
     val = ImageSet.from_arrays(data.val.images, data.val.labels, device)
+    precision = MixedPrecision(params.train.mixed_precision, device)
 
     coteaching = lnl.method != "ce"
     use_vog = lnl.method == "coteaching_vog"
@@ -84,8 +85,10 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True) -> P
             net.train()
         for batch, idx in enumerate(shuffled_batches(len(train), params.train.batch_size, generator)):
             idx = idx.to(device)
-            x, y = pipeline.train_input(train.images[idx]), train.labels[idx]
-            outputs = [net(x) for net in nets]
+            x, y = pipeline.train_input(train.batch(idx)), train.labels[idx]
+            with precision.autocast():
+                outputs = [net(x) for net in nets]
+            outputs = [(features.float(), logits.float()) for features, logits in outputs]
             losses = [per_sample_loss(logits, y) for _, logits in outputs]
             if coteaching:
                 kept = [
@@ -103,9 +106,7 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True) -> P
                 batch_sizes = [len(idx)]
             total = sum(batch_losses)
             check_finite(total, epoch, batch)
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            optimizer.step()
+            precision.step(total, optimizer)
             loss_sums += [loss.item() * size for loss, size in zip(batch_losses, batch_sizes)]
             trained_on += batch_sizes
             if take_snapshot and lnl.vog_source == "train":
@@ -152,6 +153,8 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True) -> P
         "method": lnl.method,
         "arch": spec.arch,
         "device": device.type,
+        "precision": precision.name,
+        "data_on_device": train.on_device,
         "final_forget_rate": final_rate,
         "best_epoch": best[0].epoch,
         "val": evaluate(model, val, pipeline, params.train.eval_batch_size, data.class_names),

@@ -82,6 +82,7 @@ class AugmentParams:
 @dataclass(frozen=True)
 class TrainParams:
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    mixed_precision: bool = False
     batch_size: int = field(default=64, metadata=_range(2, None))
     lr: float = field(default=0.05, metadata=_range(0.0, None, low_open=True))
     momentum: float = field(default=0.9, metadata=_range(0.0, 1.0, high_open=True))

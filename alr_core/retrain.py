@@ -10,8 +10,9 @@ from tqdm import tqdm
 
 from alr_core.datasets import PipelineData, SplitData
 from alr_core.params import Params
-from alr_core.training import (BestCheckpoint, ImageSet, InputPipeline, check_finite, evaluate, make_optimizer,
-                               per_sample_loss, pick_device, seed_everything, shuffled_batches)  # fmt: skip
+from alr_core.training import (BestCheckpoint, ImageSet, InputPipeline, MixedPrecision, check_finite, evaluate,
+                               make_optimizer, per_sample_loss, pick_device, seed_everything,
+                               shuffled_batches)  # fmt: skip
 
 
 def training_rows(labels, train_on: str) -> np.ndarray:
@@ -34,6 +35,7 @@ def fine_tune(model: torch.nn.Module, normalization: dict, train: SplitData, dat
     pipeline = InputPipeline(normalization, params.train.augment, device, generator)
     images = ImageSet.from_arrays(train.images, train.labels, device)
     val = ImageSet.from_arrays(data.val.images, data.val.labels, device)
+    precision = MixedPrecision(params.train.mixed_precision, device)
     round_train = dataclasses.replace(params.train, lr=params.al.lr)
     optimizer, schedule = make_optimizer(model.parameters(), round_train, params.al.epochs)
     best = BestCheckpoint()
@@ -41,12 +43,11 @@ def fine_tune(model: torch.nn.Module, normalization: dict, train: SplitData, dat
         model.train()
         for batch, idx in enumerate(shuffled_batches(len(images), params.train.batch_size, generator)):
             idx = idx.to(device)
-            _, logits = model(pipeline.train_input(images.images[idx]))
-            loss = per_sample_loss(logits, images.labels[idx]).mean()
+            with precision.autocast():
+                _, logits = model(pipeline.train_input(images.batch(idx)))
+            loss = per_sample_loss(logits.float(), images.labels[idx]).mean()
             check_finite(loss, epoch, batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            precision.step(loss, optimizer)
         schedule.step()
         scores = evaluate(model, val, pipeline, params.train.eval_batch_size, data.class_names)
         best.update(model, scores["macro_f1"], epoch)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
@@ -40,18 +41,84 @@ def seed_everything(seed: int) -> torch.Generator:
 
 @dataclass
 class ImageSet:
-    """Images of one split on the training device: uint8 (N, H, W, C), labels int64 (N,)."""
+    """Images of one split: uint8 (N, H, W, C) and labels int64 (N,).
+
+    Labels live on ``device``. Images live there too when they fit (see
+    :func:`fits_on_device`); otherwise they stay in host memory (pinned, for fast copies)
+    and :meth:`batch` moves one batch at a time.
+    """
 
     images: torch.Tensor
     labels: torch.Tensor
+    device: torch.device
 
     @classmethod
-    def from_arrays(cls, images: np.ndarray, labels: np.ndarray, device: torch.device) -> "ImageSet":
-        return cls(torch.from_numpy(np.ascontiguousarray(images)).to(device),
-                   torch.tensor(np.asarray(labels), dtype=torch.int64, device=device))  # fmt: skip
+    def from_arrays(cls, images: np.ndarray, labels: np.ndarray, device: torch.device,
+                    on_device: Optional[bool] = None) -> "ImageSet":  # fmt: skip
+        """``on_device``: None decides by :func:`fits_on_device`; True/False force it."""
+        host = torch.from_numpy(np.ascontiguousarray(images))
+        if on_device is None:
+            on_device = fits_on_device(host.nbytes, device)
+        if on_device:
+            placed = host.to(device)
+        else:
+            placed = host.pin_memory() if device.type == "cuda" else host
+        return cls(placed, torch.tensor(np.asarray(labels), dtype=torch.int64, device=device), device)
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def on_device(self) -> bool:
+        return self.images.device == self.device or self.device.type == "cpu"
+
+    def batch(self, index: torch.Tensor | slice) -> torch.Tensor:
+        """Images at ``index`` (an index tensor on any device, or a slice), on ``device``."""
+        if isinstance(index, torch.Tensor):
+            index = index.to(self.images.device)
+        return self.images[index].to(self.device, non_blocking=True)
+
+
+def fits_on_device(num_bytes: int, device: torch.device) -> bool:
+    """Host memory always; a GPU when the images take at most half of its free memory (the
+    rest is for the networks, activations and VOG snapshots)."""
+    if device.type != "cuda":
+        return True
+    free_bytes, _ = torch.cuda.mem_get_info(device)
+    return num_bytes <= free_bytes // 2
+
+
+class MixedPrecision:
+    """Autocast and loss scaling of the training passes (``train.mixed_precision``).
+
+    On CUDA: bfloat16 where the GPU supports it (no loss scaling needed), else float16 with a
+    gradient scaler. On the CPU it stays off: CPU autocast is slower than float32 on most
+    CPUs. ``dtype`` forces a type (tests exercise both on the CPU). Evaluation, VOG snapshots
+    and scoring run in float32 whatever this says, so rankings are not quantised.
+    """
+
+    def __init__(self, enabled: bool, device: torch.device, dtype: Optional[torch.dtype] = None):
+        if dtype is None and enabled and device.type == "cuda":
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.dtype = dtype if enabled else None
+        self.device_type = device.type
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
+
+    @property
+    def name(self) -> str:
+        """The dtype of the training passes: float32, bfloat16 or float16."""
+        return str(self.dtype or torch.float32).removeprefix("torch.")
+
+    def autocast(self):
+        """Context for the forward passes and the loss."""
+        return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.dtype is not None)
+
+    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """Backward pass and optimiser step, with loss scaling for float16."""
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+        self.scaler.update()
 
 
 def channel_stats(images: np.ndarray) -> dict:
@@ -110,7 +177,7 @@ def predict(model: nn.Module, data: ImageSet, pipeline: InputPipeline, batch_siz
                 module.train()
     features, logits = [], []
     for start in range(0, len(data), batch_size):
-        f, z = model(pipeline.eval_input(data.images[start : start + batch_size]))
+        f, z = model(pipeline.eval_input(data.batch(slice(start, start + batch_size))))
         features.append(f)
         logits.append(z)
     model.train(was_training)

@@ -232,6 +232,15 @@ def test_networks_learn_the_easy_task(data):
     assert result.metrics["selection"]["precision"] > 1 - 21 / NUM_TRAIN  # better than keeping at random
 
 
+def test_mixed_precision_is_recorded_and_off_on_the_cpu(data):
+    """train.mixed_precision only acts on CUDA: on the CPU the run is the float32 run."""
+    params, plain = run("vog_eval", data)
+    mixed = train_phase1(data, make_params(**RUNS["vog_eval"], train={"mixed_precision": True}), progress=False)
+    assert plain.metrics["precision"] == mixed.metrics["precision"] == "float32"
+    assert plain.metrics["data_on_device"] is True
+    pd.testing.assert_frame_equal(plain.selection, mixed.selection)
+
+
 def test_f_and_g_start_differently(data):
     _, result = run("coteaching", data)
     assert not torch.equal(result.model.head.weight, result.peer.head.weight)

@@ -14,9 +14,11 @@ from alr_core.training import (
     BestCheckpoint,
     ImageSet,
     InputPipeline,
+    MixedPrecision,
     channel_stats,
     check_finite,
     evaluate,
+    fits_on_device,
     make_optimizer,
     per_sample_loss,
     pick_device,
@@ -270,6 +272,50 @@ def test_image_set_from_arrays():
     assert data.images.dtype == torch.uint8 and data.images.shape == (10, 8, 8, 1)
     assert data.labels.dtype == torch.int64
     assert data.labels.tolist() == [0, 1, 2, 0, 1, 2, 0, 1, 2, 0]
+
+
+def test_images_kept_on_the_host_give_the_same_batches_and_predictions():
+    model, on_device, pipeline = tiny_setup()
+    host = ImageSet.from_arrays(on_device.images.numpy(), on_device.labels.numpy(), torch.device("cpu"),
+                                on_device=False)  # fmt: skip
+    index = torch.tensor([7, 2, 2, 9])
+    assert torch.equal(host.batch(index), on_device.batch(index))
+    assert torch.equal(host.batch(slice(3, 6)), on_device.images[3:6])
+    model.eval()
+    assert torch.equal(predict(model, host, pipeline, 4)[1], predict(model, on_device, pipeline, 4)[1])
+
+
+def test_host_memory_always_fits():
+    assert fits_on_device(10**15, torch.device("cpu"))
+
+
+def test_mixed_precision_is_off_on_the_cpu_unless_forced():
+    cpu = torch.device("cpu")
+    assert MixedPrecision(True, cpu).name == "float32" and not MixedPrecision(True, cpu).scaler.is_enabled()
+    assert MixedPrecision(False, cpu, dtype=torch.bfloat16).name == "float32"  # disabled wins
+    assert MixedPrecision(True, cpu, dtype=torch.bfloat16).name == "bfloat16"
+
+
+@pytest.mark.parametrize("dtype, scaled", [(torch.bfloat16, False), (torch.float16, True), (None, False)])
+def test_mixed_precision_step_trains(dtype, scaled):
+    """One autocast forward + step in each precision (forced on the CPU, as CUDA would pick):
+    the forward runs in that dtype, float16 scales the loss, and the step lowers the loss."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    precision = MixedPrecision(True, torch.device("cpu"), dtype=dtype)
+    assert precision.scaler.is_enabled() == scaled
+    x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+    losses = []
+    for _ in range(3):
+        with precision.autocast():
+            logits = model(x)
+        assert logits.dtype == (dtype or torch.float32)
+        loss = per_sample_loss(logits.float(), y).mean()
+        losses.append(loss.item())
+        precision.step(loss, optimizer)
+    assert model.weight.dtype == torch.float32  # master weights stay float32
+    assert losses[2] < losses[0]
 
 
 def test_predict_is_batch_independent_and_restores_mode():
