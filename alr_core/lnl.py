@@ -26,7 +26,7 @@ from alr_core.params import Params, forget_rate
 from alr_core.selection import exchange_losses, forget_rate_schedule, select_kept
 from alr_core.training import (BestCheckpoint, ImageSet, InputPipeline, MixedPrecision, channel_stats,
                                check_finite, evaluate, make_optimizer, per_sample_loss, pick_device, predict,
-                               seed_everything, shuffled_batches)  # fmt: skip
+                               predict_batches, seed_everything, shuffled_batches)  # fmt: skip
 from alr_core.vog import VogBuffer, last_layer_gradient, normalize_by_class
 
 
@@ -119,11 +119,12 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True) -> P
         start = time.perf_counter()
         if take_snapshot:
             for net, buffer in zip(nets, buffers):
-                if lnl.vog_source == "train":
-                    buffer.commit()
-                else:
-                    features, logits = predict(net, train, pipeline, params.train.eval_batch_size)
-                    buffer.add(last_layer_gradient(logits.softmax(1), features, train.labels))
+                if lnl.vog_source == "eval":
+                    for batch_rows, features, logits in predict_batches(net, train, pipeline,
+                                                                        params.train.eval_batch_size):  # fmt: skip
+                        gradients = last_layer_gradient(logits.softmax(1), features, train.labels[batch_rows])
+                        buffer.write(batch_rows, gradients)
+                buffer.commit()
         timer["vog_snapshot"] += time.perf_counter() - start
 
         start = time.perf_counter()

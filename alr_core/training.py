@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
@@ -161,7 +161,6 @@ def make_optimizer(parameters, params: TrainParams, epochs: int):
     return optimizer, schedule
 
 
-@torch.no_grad()
 def predict(model: nn.Module, data: ImageSet, pipeline: InputPipeline, batch_size: int,
             mc_dropout: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Unaugmented forward pass over ``data``: (features (N, D), logits (N, K)) on the device.
@@ -169,19 +168,28 @@ def predict(model: nn.Module, data: ImageSet, pipeline: InputPipeline, batch_siz
     Eval mode; with ``mc_dropout`` the dropout layers alone are switched to train mode, so
     BatchNorm keeps its running statistics.
     """
+    batches = list(predict_batches(model, data, pipeline, batch_size, mc_dropout))
+    return torch.cat([f for _, f, _ in batches]), torch.cat([z for _, _, z in batches])
+
+
+@torch.no_grad()
+def predict_batches(model: nn.Module, data: ImageSet, pipeline: InputPipeline, batch_size: int,
+                    mc_dropout: bool = False) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:  # fmt: skip
+    """:func:`predict` one batch at a time: (rows, features (B, D), logits (B, K)), so a caller
+    that reduces each batch never holds the outputs for all N."""
     was_training = model.training
     model.eval()
     if mc_dropout:
         for module in model.modules():
             if isinstance(module, nn.Dropout):
                 module.train()
-    features, logits = [], []
-    for start in range(0, len(data), batch_size):
-        f, z = model(pipeline.eval_input(data.batch(slice(start, start + batch_size))))
-        features.append(f)
-        logits.append(z)
-    model.train(was_training)
-    return torch.cat(features), torch.cat(logits)
+    try:
+        for start in range(0, len(data), batch_size):
+            rows = slice(start, min(start + batch_size, len(data)))
+            features, logits = model(pipeline.eval_input(data.batch(rows)))
+            yield rows, features, logits
+    finally:
+        model.train(was_training)
 
 
 def evaluate(model: nn.Module, data: ImageSet, pipeline: InputPipeline, batch_size: int, class_names) -> dict:

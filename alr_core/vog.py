@@ -43,7 +43,8 @@ class VogBuffer:
         self.count += 1
 
     def write(self, indices: torch.Tensor, gradients: torch.Tensor) -> None:
-        """Fill rows of the snapshot in progress (for gradients taken from training batches)."""
+        """Fill rows (an index tensor or a slice) of the snapshot in progress, batch by batch;
+        :meth:`commit` finishes it."""
         self.snapshots[self.count % self.window, indices] = gradients
 
     def commit(self) -> None:

@@ -1,0 +1,225 @@
+"""Aggregate a sweep of DVC experiments into one table and one figure.
+
+Experiments are grouped by every parameter except ``seed``; each group gets the number of
+finished replicates and the mean ± sample standard deviation of the final metrics and of the
+area under the learning curve, plus its mean learning curve with a ±1 std band. Experiments
+that are queued, running, failed or finished without a report are listed, not aggregated.
+
+Input is the JSON of ``dvc exp show --json``; everything here is a pure function of it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+
+from alr_core import paths
+from alr_core.errors import AlrError
+from alr_core.report import rounds_table
+
+REPLICATE_KEYS = ("seed",)
+SUMMARY_METRICS = {
+    "final_test_balanced_accuracy": "final test balanced accuracy",
+    "final_test_macro_f1": "final test macro-F1",
+    "final_label_accuracy": "final label accuracy",
+    "learning_curve_area": "learning-curve area",
+    "phase1_test_balanced_accuracy": "phase-1 test balanced accuracy",
+}
+CURVE_METRIC = "test_balanced_accuracy"
+_ROUND_METRICS = re.compile(r"^metrics/rounds/(\d+)\.json$")
+
+
+@dataclass
+class Experiment:
+    """One experiment of ``dvc exp show``. ``state``: success, queued, running, failed, or
+    incomplete (finished, but without the report metrics)."""
+
+    name: str
+    rev: str
+    state: str
+    params: dict[str, Any]  # params.yaml, flattened to dotted keys
+    summary: Optional[dict] = None  # metrics/report.json
+    curve: Optional[pd.DataFrame] = None  # report.rounds_table: round 0 (phase 1) and each round
+    error: Optional[str] = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state == "success"
+
+
+def read_experiments(exp_show: Any, source: str = "dvc exp show --json") -> list[Experiment]:
+    """Every experiment under every baseline commit of ``dvc exp show --json`` output."""
+    if not isinstance(exp_show, list):
+        raise AlrError(f"{source}: expected a JSON list of commits (dvc exp show --json), got {type(exp_show).__name__}")
+    return [_experiment(exp_range) for commit in exp_show for exp_range in (commit.get("experiments") or [])]
+
+
+def _experiment(exp_range: dict) -> Experiment:
+    rev = exp_range["revs"][0]
+    data = rev.get("data") or {}
+    state = (exp_range.get("executor") or {}).get("state") or "success"
+    name = exp_range.get("name") or rev.get("name") or rev["rev"][:7]
+    params = flatten(_file_data(data.get("params", {}), str(paths.PARAMS)) or {})
+    error = (rev.get("error") or {}).get("msg")
+    experiment = Experiment(name, rev["rev"], state, params, error=error)
+    if state != "success":
+        return experiment
+    metrics = data.get("metrics", {})
+    summary = _file_data(metrics, paths.REPORT_METRICS.as_posix())
+    lnl = _file_data(metrics, paths.LNL_METRICS.as_posix())
+    rounds = sorted((int(m.group(1)), name) for name in metrics if (m := _ROUND_METRICS.match(name)))
+    round_metrics = [_file_data(metrics, name) for _, name in rounds]
+    if summary is None or lnl is None or any(m is None for m in round_metrics):
+        experiment.state = "incomplete"
+        experiment.error = experiment.error or f"{paths.REPORT_METRICS} or a round's metrics are missing"
+        return experiment
+    experiment.summary = summary
+    experiment.curve = rounds_table(lnl, round_metrics)
+    return experiment
+
+
+def _file_data(files: dict, name: str) -> Optional[dict]:
+    """The parsed content of one params or metrics file of an experiment, None if absent."""
+    entry = files.get(name) or {}
+    return entry.get("data") if not entry.get("error") else None
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """{'al': {'strategy': 'x'}} → {'al.strategy': 'x'}; lists become tuples (hashable)."""
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat |= flatten(value, f"{name}.")
+        else:
+            flat[name] = tuple(value) if isinstance(value, list) else value
+    return flat
+
+
+def group_experiments(experiments: list[Experiment]) -> tuple[list[str], dict[tuple, list[Experiment]]]:
+    """Finished experiments grouped by every parameter but the seed.
+
+    Returns the parameters that differ between the experiments (the columns that tell the
+    groups apart) and {group key: experiments}, in order of first appearance.
+    """
+    finished = sorted((e for e in experiments if e.finished), key=lambda e: _sort_key(e.params.get("seed")))
+    keys = sorted({k for e in finished for k in e.params if k not in REPLICATE_KEYS})
+    varying = [k for k in keys if len({_hashable(e.params.get(k)) for e in finished}) > 1]
+    groups: dict[tuple, list[Experiment]] = {}
+    for experiment in finished:
+        key = tuple(_hashable(experiment.params.get(k)) for k in keys)
+        groups.setdefault(key, []).append(experiment)
+    by_varying = sorted(groups.items(), key=lambda item: [_sort_key(item[1][0].params.get(k)) for k in varying])
+    return varying, dict(by_varying)
+
+
+def _sort_key(value: Any) -> tuple:
+    """Orders values of mixed types: None first, then numbers, then everything else as text."""
+    if value is None:
+        return (0, 0, "")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (1, value, "")
+    return (2, 0, str(value))
+
+
+def _hashable(value: Any) -> Any:
+    return repr(value) if isinstance(value, (dict, list)) else value
+
+
+def summary_table(experiments: list[Experiment]) -> pd.DataFrame:
+    """One row per group: the varying parameters, ``n``, ``seeds``, and ``<metric>_mean`` and
+    ``<metric>_std`` (sample std, n − 1; NaN when n = 1) of each summary metric."""
+    varying, groups = group_experiments(experiments)
+    rows = []
+    for members in groups.values():
+        row = {key: members[0].params.get(key) for key in varying}
+        row["n"] = len(members)
+        row["seeds"] = " ".join(str(e.params.get("seed")) for e in members)
+        for metric in SUMMARY_METRICS:
+            values = pd.Series([e.summary.get(metric) for e in members], dtype=float)
+            row[f"{metric}_mean"] = values.mean()
+            row[f"{metric}_std"] = values.std(ddof=1)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def group_curves(experiments: list[Experiment]) -> list[tuple[str, pd.DataFrame]]:
+    """Per group: a label (its varying parameters) and its mean learning curve, one row per
+    round with ``budget_used``, ``mean``, ``std`` and ``n`` of the test balanced accuracy."""
+    varying, groups = group_experiments(experiments)
+    curves = []
+    for members in groups.values():
+        stacked = pd.concat([e.curve[["round", "budget_used", CURVE_METRIC]] for e in members])
+        curve = stacked.groupby("round").agg(budget_used=("budget_used", "mean"), mean=(CURVE_METRIC, "mean"),
+                                             std=(CURVE_METRIC, "std"), n=(CURVE_METRIC, "count"))  # fmt: skip
+        label = ", ".join(f"{k}={members[0].params.get(k)}" for k in varying) or "all experiments"
+        curves.append((label, curve.reset_index()))
+    return curves
+
+
+def not_aggregated(experiments: list[Experiment]) -> pd.DataFrame:
+    """The experiments left out of the table: name, state, the parameters where each differs
+    from the most common value over all experiments, and the error."""
+    common = {}
+    for key in {k for e in experiments for k in e.params}:
+        values = pd.Series([_hashable(e.params.get(key)) for e in experiments], dtype=object)
+        common[key] = values.value_counts(dropna=False).index[0]
+    rows = [
+        {"experiment": e.name, "state": e.state,
+         "params": " ".join(f"{k}={v}" for k, v in sorted(e.params.items()) if _hashable(v) != common[k]),
+         "error": e.error or ""}
+        for e in experiments if not e.finished
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=["experiment", "state", "params", "error"])
+
+
+def markdown_report(experiments: list[Experiment]) -> str:
+    """The comparison as Markdown: the group table (mean ± std) and the left-out experiments."""
+    table = summary_table(experiments)
+    finished = sum(e.finished for e in experiments)
+    lines = [
+        f"{finished} of {len(experiments)} experiments finished, in {len(table)} groups "
+        f"(grouped by every parameter except {', '.join(REPLICATE_KEYS)}); "
+        "mean ± sample std over the replicates.",
+        "",
+    ]
+    if len(table):
+        shown = table.drop(columns=[c for c in table if c.endswith(("_mean", "_std"))])
+        for metric, title in SUMMARY_METRICS.items():
+            shown[title] = [_mean_std(m, s) for m, s in zip(table[f"{metric}_mean"], table[f"{metric}_std"])]
+        lines += [shown.to_markdown(index=False), ""]
+    left_out = not_aggregated(experiments)
+    if len(left_out):
+        lines += [f"Not aggregated ({len(left_out)}; a failed run's log: `dvc queue logs <experiment>`):", "",
+                  left_out.to_markdown(index=False), ""]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _mean_std(mean: float, std: float) -> str:
+    if np.isnan(mean):
+        return "—"
+    return f"{mean:.3f}" if np.isnan(std) else f"{mean:.3f} ± {std:.3f}"
+
+
+def curves_figure(experiments: list[Experiment]):
+    """Mean test balanced accuracy over the budget used, one line and ±1 std band per group."""
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7.0, 4.2))
+    for label, curve in group_curves(experiments):
+        n = int(curve["n"].min())
+        line = axis.plot(curve["budget_used"], curve["mean"], marker="o", label=f"{label} (n={n})")[0]
+        spread = curve["std"].fillna(0.0)
+        axis.fill_between(curve["budget_used"], curve["mean"] - spread, curve["mean"] + spread,
+                          color=line.get_color(), alpha=0.2)  # fmt: skip
+    axis.set_xlabel("expert labels used (round 0: phase 1)")
+    axis.set_ylabel("test balanced accuracy")
+    axis.set_title("Learning curves, mean ± 1 std over seeds")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize="small")
+    return figure
+

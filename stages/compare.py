@@ -1,0 +1,68 @@
+"""compare: aggregate a sweep of experiments (not a pipeline stage; run it after a sweep).
+
+    python -m stages.compare                      # experiments of HEAD, via dvc exp show --json
+    python -m stages.compare --all-commits        # experiments of every commit
+    python -m stages.compare --exp-show exps.json # a saved `dvc exp show --json` output
+
+Groups the experiments by every parameter except the seed and writes metrics/compare.md
+(printed too), metrics/compare.csv (one row per group, mean and std columns) and
+plots/compare.png (mean learning curve and ±1 std band per group). Queued, running and
+failed experiments are listed, not aggregated.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from alr_core import artifacts
+from alr_core.cli import run_stage
+from alr_core.compare import curves_figure, markdown_report, read_experiments, summary_table
+from alr_core.errors import AlrError
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Aggregate a sweep of DVC experiments over seeds.")
+    parser.add_argument("--exp-show", type=Path, help="a saved `dvc exp show --json` output (default: run it)")
+    parser.add_argument("--all-commits", action="store_true", help="experiments of every commit, not only HEAD")
+    parser.add_argument("--markdown", type=Path, default=Path("metrics/compare.md"))
+    parser.add_argument("--csv", type=Path, default=Path("metrics/compare.csv"))
+    parser.add_argument("--figure", type=Path, default=Path("plots/compare.png"))
+    args = parser.parse_args()
+
+    source = str(args.exp_show) if args.exp_show else "dvc exp show --json"
+    experiments = read_experiments(_load(args.exp_show) if args.exp_show else _exp_show(args.all_commits), source)
+    if not experiments:
+        raise AlrError(f"{source}: no experiments; run a sweep first, e.g. "
+                       "dvc exp run --queue -S seed=0,1,2 && dvc queue start -j 2")  # fmt: skip
+    report = markdown_report(experiments)
+    table = summary_table(experiments)
+    figure = curves_figure(experiments) if len(table) else None
+    artifacts.write_text(args.markdown, report)
+    artifacts.write_csv(args.csv, table)
+    if figure is not None:
+        artifacts.write_figure(args.figure, figure)
+        plt.close(figure)
+    print(report)
+
+
+def _load(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AlrError(f"{path}: cannot read as JSON ({exc})") from None
+
+
+def _exp_show(all_commits: bool):
+    command = [sys.executable, "-m", "dvc", "exp", "show", "--json", *(["--all-commits"] if all_commits else [])]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise AlrError(f"`dvc exp show --json` failed (exit {result.returncode}): {result.stderr.strip()}")
+    return json.loads(result.stdout)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,175 @@
+"""Aggregating a sweep (alr_core.compare, stages.compare) from `dvc exp show --json` output.
+
+The inputs are built in the layout DVC 3 writes (checked against a real queue in
+test_sweep_e2e.py): a list of commits, each with ``experiments``, a list of ranges with
+``revs``, ``executor`` (state) and ``name``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alr_core.compare import group_curves, markdown_report, read_experiments, summary_table
+from alr_core.errors import AlrError
+from builders import REPO_ROOT, run
+
+
+def lnl_metrics(test_ba: float) -> dict:
+    return {"method": "coteaching_vog", "test": {"balanced_accuracy": test_ba, "macro_f1": test_ba - 0.1,
+                                                  "accuracy": test_ba}}  # fmt: skip
+
+
+def round_metrics(r: int, budget_used: int, test_ba: float) -> dict:
+    return {"round": r, "budget_used": budget_used, "test": {"balanced_accuracy": test_ba, "macro_f1": test_ba - 0.1,
+                                                             "accuracy": test_ba},
+            "cleaning": {"label_accuracy": 0.5 + r / 10, "label_accuracy_before": 0.5}}  # fmt: skip
+
+
+def report(curve: list[float], label_accuracy: float = 0.7) -> dict:
+    return {"final_test_balanced_accuracy": curve[-1], "final_test_macro_f1": curve[-1] - 0.1,
+            "final_label_accuracy": label_accuracy, "learning_curve_area": float(np.mean(curve)),
+            "phase1_test_balanced_accuracy": curve[0]}  # fmt: skip
+
+
+def experiment(name, seed, strategy="entropy", state="success", curve=(0.5, 0.6, 0.7), budget=10,
+               metrics=True, error=None, **params) -> dict:  # fmt: skip
+    """One experiment range as `dvc exp show --json` writes it (rounds spend budget/2 each)."""
+    files = {}
+    if metrics:
+        files["metrics/lnl.json"] = {"data": lnl_metrics(curve[0])}
+        for r in range(1, len(curve)):
+            files[f"metrics/rounds/{r}.json"] = {"data": round_metrics(r, r * budget // 2, curve[r])}
+        files["metrics/report.json"] = {"data": report(list(curve))}
+    values = {"seed": seed, "budget": budget, "al": {"strategy": strategy, "epochs": 2},
+              "rounds": {"1": {"prev": "data/lnl"}}, **params}  # fmt: skip
+    rev = {"rev": name.ljust(40, "0"), "name": name, "error": error and {"msg": error, "type": ""},
+           "data": {"rev": name, "params": {"params.yaml": {"data": values}}, "metrics": files}}  # fmt: skip
+    return {"revs": [rev], "executor": {"state": state, "name": "dvc-task"}, "name": name}
+
+
+def exp_show(*experiments) -> list:
+    return [{"rev": "workspace", "name": None, "data": {}, "error": None, "experiments": None},
+            {"rev": "a" * 40, "name": "main", "data": {}, "error": None, "experiments": list(experiments)}]  # fmt: skip
+
+
+SWEEP = exp_show(
+    experiment("e-r1", 1, "random", curve=(0.5, 0.55, 0.6)),
+    experiment("e-e1", 1, "entropy", curve=(0.5, 0.7, 0.8)),
+    experiment("e-r0", 0, "random", curve=(0.4, 0.45, 0.5)),
+    experiment("e-e0", 0, "entropy", curve=(0.4, 0.6, 0.7)),
+    experiment("e-broken", 0, state="failed", error="Experiment run failed", data={"image_size": 2}),
+    experiment("e-waiting", 5, state="queued", metrics=False),
+)
+
+
+def test_states_of_every_experiment_are_read():
+    experiments = {e.name: e for e in read_experiments(SWEEP)}
+    assert {n: e.state for n, e in experiments.items()} == {
+        "e-r1": "success", "e-e1": "success", "e-r0": "success", "e-e0": "success",
+        "e-broken": "failed", "e-waiting": "queued",
+    }  # fmt: skip
+    finished = experiments["e-e1"]
+    assert finished.params["al.strategy"] == "entropy" and finished.params["rounds.1.prev"] == "data/lnl"
+    assert finished.curve["budget_used"].tolist() == [0, 5, 10]
+    assert finished.curve["test_balanced_accuracy"].tolist() == [0.5, 0.7, 0.8]
+    assert experiments["e-broken"].summary is None and experiments["e-broken"].error == "Experiment run failed"
+
+
+def test_an_experiment_run_outside_the_queue_has_no_executor_and_counts_as_finished():
+    plain = experiment("e-plain", 0)
+    plain["executor"] = None
+    (read,) = read_experiments(exp_show(plain))
+    assert read.state == "success" and read.summary["final_test_balanced_accuracy"] == 0.7
+
+
+def test_finished_without_a_report_is_incomplete():
+    missing = experiment("e-half", 0)
+    del missing["revs"][0]["data"]["metrics"]["metrics/report.json"]
+    broken = experiment("e-bad", 1)
+    broken["revs"][0]["data"]["metrics"]["metrics/rounds/2.json"] = {"error": {"msg": "unreadable"}}
+    (half, bad) = read_experiments(exp_show(missing, broken))
+    assert half.state == bad.state == "incomplete" and not half.finished
+    assert "metrics/report.json" in half.error
+
+
+def test_groups_by_every_parameter_but_the_seed():
+    table = summary_table(read_experiments(SWEEP))
+    assert table.columns[:3].tolist() == ["al.strategy", "n", "seeds"]  # only what varies is shown
+    assert table["al.strategy"].tolist() == ["entropy", "random"]
+    assert table["n"].tolist() == [2, 2] and table["seeds"].tolist() == ["0 1", "0 1"]
+    entropy = table.iloc[0]
+    assert entropy["final_test_balanced_accuracy_mean"] == pytest.approx(0.75)
+    assert entropy["final_test_balanced_accuracy_std"] == pytest.approx(np.std([0.7, 0.8], ddof=1))
+    assert entropy["learning_curve_area_mean"] == pytest.approx((1.7 / 3 + 2.0 / 3) / 2)  # mean of each curve, then of the seeds
+    assert table.iloc[1]["final_label_accuracy_std"] == 0.0
+
+
+def test_a_parameter_other_than_the_strategy_splits_groups_too():
+    sweep = exp_show(experiment("a", 0, lnl={"epochs": 2}), experiment("b", 1, lnl={"epochs": 2}),
+                     experiment("c", 0, lnl={"epochs": 4}))  # fmt: skip
+    table = summary_table(read_experiments(sweep))
+    assert table["lnl.epochs"].tolist() == [2, 4] and table["n"].tolist() == [2, 1]
+    assert math.isnan(table.iloc[1]["final_test_balanced_accuracy_std"])  # one replicate: no spread
+
+
+def test_mean_curve_and_band_per_group():
+    (entropy_label, entropy), (random_label, _) = group_curves(read_experiments(SWEEP))
+    assert (entropy_label, random_label) == ("al.strategy=entropy", "al.strategy=random")
+    assert entropy["budget_used"].tolist() == [0, 5, 10] and entropy["n"].tolist() == [2, 2, 2]
+    np.testing.assert_allclose(entropy["mean"], [0.45, 0.65, 0.75])
+    np.testing.assert_allclose(entropy["std"], np.std([[0.4, 0.6, 0.7], [0.5, 0.7, 0.8]], axis=0, ddof=1))
+
+
+def test_markdown_lists_what_was_not_aggregated():
+    text = markdown_report(read_experiments(SWEEP))
+    assert text.startswith("4 of 6 experiments finished, in 2 groups")
+    assert "| entropy       |   2 | 0 1     | 0.750 ± 0.071" in text
+    lines = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| e-")}
+    assert "failed" in lines["e-broken"] and "data.image_size=2" in lines["e-broken"]
+    assert "Experiment run failed" in lines["e-broken"]
+    assert "queued" in lines["e-waiting"] and "seed=5" in lines["e-waiting"]
+
+
+def test_nothing_finished_yet_lists_without_a_table():
+    text = markdown_report(read_experiments(exp_show(experiment("w", 0, state="queued", metrics=False))))
+    assert text.startswith("0 of 1 experiments finished, in 0 groups") and "| w " in text
+
+
+def test_not_a_list_is_a_clear_error():
+    with pytest.raises(AlrError, match=r"exps.json: expected a JSON list of commits"):
+        read_experiments({"workspace": {}}, source="exps.json")
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def compare(tmp_path, *args):
+    return run([sys.executable, "-m", "stages.compare", *args, "--markdown", str(tmp_path / "c.md"),
+                "--csv", str(tmp_path / "c.csv"), "--figure", str(tmp_path / "c.png")], cwd=REPO_ROOT)  # fmt: skip
+
+
+def test_command_writes_table_csv_and_figure(tmp_path):
+    (tmp_path / "exps.json").write_text(json.dumps(SWEEP))
+    result = compare(tmp_path, "--exp-show", str(tmp_path / "exps.json"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (tmp_path / "c.md").read_text().strip()
+    table = pd.read_csv(tmp_path / "c.csv")
+    assert table["al.strategy"].tolist() == ["entropy", "random"]
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("content, message", [
+    ("not json", "exps.json: cannot read as JSON"),
+    (json.dumps(exp_show()), "exps.json: no experiments; run a sweep first"),
+])  # fmt: skip
+def test_command_bad_input_writes_nothing(tmp_path, content, message):
+    (tmp_path / "exps.json").write_text(content)
+    result = compare(tmp_path, "--exp-show", str(tmp_path / "exps.json"))
+    assert result.returncode == 1 and message in result.stderr
+    assert not any(tmp_path.glob("c.*"))

@@ -1,0 +1,132 @@
+"""End to end: a 2-seed × 2-strategy sweep through DVC's experiment queue with two workers,
+then `python -m stages.compare`; and a second clone that pulls phase 1 from a shared remote.
+
+Tiny params (8×8 digits, one round, two phase-1 epochs) keep each pipeline around 20 s.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from alr_core import paths
+from builders import deep_merge, repo_params, rounds_param, run, write_params
+from conftest import GIT_IDENTITY, ProjectCopy
+
+TINY = {
+    "seed": 0,
+    "budget": 6,
+    "data": {"source": "digits", "path": None, "image_size": 8, "val_per_class": 5, "test_per_class": 5},
+    "train": {"device": "cpu", "batch_size": 32},
+    "lnl": {"method": "coteaching_vog", "epochs": 2, "num_gradual": 1, "vog_window": 2},
+    "al": {"strategy": "entropy", "oracle": "simulated", "epochs": 1},
+}
+PHASE1 = ["prepare", "inject_noise", "lnl_train"]
+ROUND1 = ["score_samples@1", "query@1", "oracle_relabel@1", "retrain@1", "report"]
+
+
+def use_tiny_params(project: ProjectCopy) -> None:
+    raw = deep_merge(repo_params(), TINY)
+    raw["rounds"] = rounds_param(1)
+    write_params(project.root, raw=raw)
+    project.git("commit", "-q", "-am", "tiny params, one round")
+
+
+def ran_stages(output: str) -> list[str]:
+    return re.findall(r"^Running stage '([^']+)'", output, flags=re.MULTILINE)
+
+
+def wait_for_queue(project: ProjectCopy, timeout: float = 600) -> str:
+    """Poll `dvc queue status` until nothing is queued or running; return the last status."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = project.dvc("queue", "status").stdout
+        if not re.search(r"\b(Queued|Running)\b", status):
+            return status
+        if time.monotonic() > deadline:
+            pytest.fail(f"the experiment queue did not finish in {timeout} s:\n{status}")
+        time.sleep(2)
+
+
+def experiments_by_name(project: ProjectCopy) -> dict[str, dict]:
+    """name → (state, params, metrics) straight from `dvc exp show --json`."""
+    commits = json.loads(project.dvc("exp", "show", "--json").stdout)
+    found = {}
+    for commit in commits:
+        for exp_range in commit.get("experiments") or []:
+            data = exp_range["revs"][0]["data"]
+            found[exp_range["name"]] = {
+                "state": exp_range["executor"]["state"],
+                "params": data["params"]["params.yaml"]["data"],
+                "metrics": {name: entry.get("data") for name, entry in data["metrics"].items()},
+            }
+    return found
+
+
+def test_queued_sweep_with_two_workers_then_compare(project_copy, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # two workers on two cores, as the README advises
+    project = project_copy
+    use_tiny_params(project)
+    # the seed varies fastest, so the two workers start with different seeds and the second
+    # strategy restores each seed's phase 1 from the run cache (the README's recipe)
+    queued = project.dvc("exp", "run", "--queue", "-S", "al.strategy=random,entropy", "-S", "seed=0,1")
+    assert queued.stdout.count("Queued experiment") == 4, queued.stdout
+    project.dvc("exp", "run", "--queue", "-n", "broken", "-S", "data.image_size=2")  # fails in prepare
+    project.dvc("queue", "start", "-j", "2")
+    status = wait_for_queue(project)
+    assert status.count("Success") == 4 and status.count("Failed") == 1, status
+    project.dvc("exp", "run", "--queue", "-n", "waiting", "-S", "seed=7")  # left in the queue
+
+    experiments = experiments_by_name(project)
+    assert {e["state"] for name, e in experiments.items() if name not in ("broken", "waiting")} == {"success"}
+    assert experiments["broken"]["state"] == "failed" and experiments["waiting"]["state"] == "queued"
+    finished = {(e["params"]["seed"], e["params"]["al"]["strategy"]): e["metrics"]
+                for e in experiments.values() if e["state"] == "success"}  # fmt: skip
+    assert sorted(finished) == [(0, "entropy"), (0, "random"), (1, "entropy"), (1, "random")]
+    for (seed, strategy), metrics in finished.items():
+        # each run's outputs are its own: the report names its strategy, phase 1 depends on the seed only
+        assert metrics["metrics/report.json"]["strategy"] == strategy
+        assert metrics["metrics/lnl.json"]["selection"] == finished[(seed, "random")]["metrics/lnl.json"]["selection"]
+
+    result = run([sys.executable, "-m", "stages.compare"], cwd=project.root)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("4 of 6 experiments finished, in 2 groups")
+    rows = [line for line in result.stdout.splitlines() if re.match(r"\| (entropy|random) ", line)]
+    assert len(rows) == 2, result.stdout
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        strategy, n, seeds, final = cells[:4]
+        values = [finished[(seed, strategy)]["metrics/report.json"]["final_test_balanced_accuracy"] for seed in (0, 1)]
+        assert (n, seeds) == ("2", "0 1")
+        spread = f"{np.std(values, ddof=1):.3f}"
+        assert final == f"{np.mean(values):.3f} ± {spread}"
+    assert re.search(r"\| broken +\| failed +\| data.image_size=2 ", result.stdout)
+    assert re.search(r"\| waiting +\| queued +\| seed=7 ", result.stdout)
+    assert (project.root / "plots/compare.png").stat().st_size > 0
+    assert (project.root / "metrics/compare.csv").read_text().startswith("al.strategy,n,seeds,")
+
+
+def test_second_clone_pulls_phase_one_from_a_shared_remote(project_copy, tmp_path):
+    first = project_copy
+    use_tiny_params(first)
+    remote = tmp_path / "dvc-remote"
+    first.dvc("remote", "add", "-d", "shared", str(remote))
+    assert ran_stages(first.dvc("repro", "lnl_train").stdout) == PHASE1
+    first.git("add", "-A")
+    first.git("commit", "-q", "-m", "phase 1 on tiny params")
+    first.dvc("push")
+    assert any(remote.rglob("*")), "dvc push stored nothing in the remote"
+
+    clone = tmp_path / "second"
+    subprocess.run(["git", *GIT_IDENTITY, "clone", "-q", str(first.root), str(clone)], check=True)
+    second = ProjectCopy(clone)
+    assert not (clone / paths.LNL_CHECKPOINT).exists()
+    second.dvc("pull", "--with-deps", "lnl_train")  # phase 1's outputs and everything upstream
+    assert (clone / paths.LNL_CHECKPOINT).read_bytes() == (first.root / paths.LNL_CHECKPOINT).read_bytes()
+    assert ran_stages(second.dvc("repro").stdout) == ROUND1  # phase 1 is pulled, not recomputed
