@@ -121,10 +121,22 @@ class MixedPrecision:
         self.scaler.update()
 
 
-def channel_stats(images: np.ndarray) -> dict:
-    """Per-channel mean and std of uint8 images (N, H, W, C), in [0, 1] units."""
-    scaled = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0
-    return {"mean": scaled.mean(axis=0).tolist(), "std": np.maximum(scaled.std(axis=0), 1e-3).tolist()}
+def channel_stats(images: np.ndarray, chunk_images: int = 4096) -> dict:
+    """Per-channel mean and std of uint8 images (N, H, W, C), in [0, 1] units.
+
+    Exact, from per-channel counts of the 256 pixel values, gathered a chunk of images at a
+    time, so memory stays flat at any N (a float copy of 100k 28×28 images is 600 MB)."""
+    channels = images.shape[-1]
+    counts = np.zeros((channels, 256), dtype=np.int64)
+    for start in range(0, len(images), chunk_images):
+        pixels = images[start : start + chunk_images].reshape(-1, channels)
+        for channel in range(channels):
+            counts[channel] += np.bincount(pixels[:, channel], minlength=256)
+    values = np.arange(256) / 255.0
+    total = counts.sum(axis=1)
+    mean = counts @ values / total
+    variance = (counts * (values[None, :] - mean[:, None]) ** 2).sum(axis=1) / total
+    return {"mean": mean.tolist(), "std": np.maximum(np.sqrt(variance), 1e-3).tolist()}
 
 
 class InputPipeline:

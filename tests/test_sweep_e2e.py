@@ -43,11 +43,12 @@ def ran_stages(output: str) -> list[str]:
 
 
 def wait_for_queue(project: ProjectCopy, timeout: float = 600) -> str:
-    """Poll `dvc queue status` until nothing is queued or running; return the last status."""
+    """Poll `dvc queue status` until nothing is queued or running and the workers have exited
+    (an idle worker would pick up the next queued experiment); return the last status."""
     deadline = time.monotonic() + timeout
     while True:
         status = project.dvc("queue", "status").stdout
-        if not re.search(r"\b(Queued|Running)\b", status):
+        if not re.search(r"\b(Queued|Running)\b", status) and "Worker status: 0 active, 0 idle" in status:
             return status
         if time.monotonic() > deadline:
             pytest.fail(f"the experiment queue did not finish in {timeout} s:\n{status}")

@@ -147,6 +147,9 @@ def test_channel_stats():
     scaled = images.astype(np.float64) / 255
     np.testing.assert_allclose(stats["mean"], scaled.mean(axis=(0, 1, 2)))
     np.testing.assert_allclose(stats["std"], scaled.std(axis=(0, 1, 2)))
+    chunked = channel_stats(images, chunk_images=3)  # chunks of 3, 3, 3 and 1 images
+    np.testing.assert_allclose(chunked["mean"], stats["mean"])
+    np.testing.assert_allclose(chunked["std"], stats["std"])
     constant = channel_stats(np.full((2, 3, 3, 1), 7, dtype=np.uint8))
     assert constant["std"] == [1e-3]  # floor, so a constant channel does not divide by zero
 
