@@ -11,6 +11,7 @@ Input is the JSON of ``dvc exp show --json``; everything here is a pure function
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -71,8 +72,8 @@ def _experiment(exp_range: dict) -> Experiment:
     metrics = data.get("metrics", {})
     summary = _file_data(metrics, paths.REPORT_METRICS.as_posix())
     lnl = _file_data(metrics, paths.LNL_METRICS.as_posix())
-    rounds = sorted((int(m.group(1)), name) for name in metrics if (m := _ROUND_METRICS.match(name)))
-    round_metrics = [_file_data(metrics, name) for _, name in rounds]
+    rounds = sorted((int(m.group(1)), file) for file in metrics if (m := _ROUND_METRICS.match(file)))
+    round_metrics = [_file_data(metrics, file) for _, file in rounds]
     if summary is None or lnl is None or any(m is None for m in round_metrics):
         experiment.state = "incomplete"
         experiment.error = experiment.error or f"{paths.REPORT_METRICS} or a round's metrics are missing"
@@ -104,14 +105,15 @@ def group_experiments(experiments: list[Experiment]) -> tuple[list[str], dict[tu
     """Finished experiments grouped by every parameter but the seed.
 
     Returns the parameters that differ between the experiments (the columns that tell the
-    groups apart) and {group key: experiments}, in order of first appearance.
+    groups apart) and {group key: experiments}, groups ordered by those parameters'
+    values and the experiments of a group by seed.
     """
     finished = sorted((e for e in experiments if e.finished), key=lambda e: _sort_key(e.params.get("seed")))
     keys = sorted({k for e in finished for k in e.params if k not in REPLICATE_KEYS})
-    varying = [k for k in keys if len({_hashable(e.params.get(k)) for e in finished}) > 1]
+    varying = [k for k in keys if len({e.params.get(k) for e in finished}) > 1]
     groups: dict[tuple, list[Experiment]] = {}
     for experiment in finished:
-        key = tuple(_hashable(experiment.params.get(k)) for k in keys)
+        key = tuple(experiment.params.get(k) for k in keys)
         groups.setdefault(key, []).append(experiment)
     by_varying = sorted(groups.items(), key=lambda item: [_sort_key(item[1][0].params.get(k)) for k in varying])
     return varying, dict(by_varying)
@@ -124,10 +126,6 @@ def _sort_key(value: Any) -> tuple:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return (1, value, "")
     return (2, 0, str(value))
-
-
-def _hashable(value: Any) -> Any:
-    return repr(value) if isinstance(value, (dict, list)) else value
 
 
 def summary_table(experiments: list[Experiment]) -> pd.DataFrame:
@@ -164,13 +162,11 @@ def group_curves(experiments: list[Experiment]) -> list[tuple[str, pd.DataFrame]
 def not_aggregated(experiments: list[Experiment]) -> pd.DataFrame:
     """The experiments left out of the table: name, state, the parameters where each differs
     from the most common value over all experiments, and the error."""
-    common = {}
-    for key in {k for e in experiments for k in e.params}:
-        values = pd.Series([_hashable(e.params.get(key)) for e in experiments], dtype=object)
-        common[key] = values.value_counts(dropna=False).index[0]
+    keys = {k for e in experiments for k in e.params}
+    common = {k: Counter(e.params.get(k) for e in experiments).most_common(1)[0][0] for k in keys}
     rows = [
         {"experiment": e.name, "state": e.state,
-         "params": " ".join(f"{k}={v}" for k, v in sorted(e.params.items()) if _hashable(v) != common[k]),
+         "params": " ".join(f"{k}={v}" for k, v in sorted(e.params.items()) if v != common[k]),
          "error": e.error or ""}
         for e in experiments if not e.finished
     ]  # fmt: skip

@@ -46,8 +46,10 @@ def experiment(name, seed, strategy="entropy", state="success", curve=(0.5, 0.6,
         for r in range(1, len(curve)):
             files[f"metrics/rounds/{r}.json"] = {"data": round_metrics(r, r * budget // 2, curve[r])}
         files["metrics/report.json"] = {"data": report(list(curve))}
-    values = {"seed": seed, "budget": budget, "al": {"strategy": strategy, "epochs": 2},
-              "rounds": {"1": {"prev": "data/lnl"}}, **params}  # fmt: skip
+    values = {"seed": seed, "budget": budget, "data": {"path": None, "image_size": 28},
+              "al": {"strategy": strategy, "epochs": 2}, "rounds": {"1": {"prev": "data/lnl"}}}  # fmt: skip
+    for group, overrides in params.items():
+        values[group] = values.get(group, {}) | overrides
     rev = {"rev": name.ljust(40, "0"), "name": name, "error": error and {"msg": error, "type": ""},
            "data": {"rev": name, "params": {"params.yaml": {"data": values}}, "metrics": files}}  # fmt: skip
     return {"revs": [rev], "executor": {"state": state, "name": "dvc-task"}, "name": name}
@@ -132,6 +134,7 @@ def test_markdown_lists_what_was_not_aggregated():
     assert "| entropy       |   2 | 0 1     | 0.750 ± 0.071" in text
     lines = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| e-")}
     assert "failed" in lines["e-broken"] and "data.image_size=2" in lines["e-broken"]
+    assert "data.path" not in text  # None everywhere: not a difference
     assert "Experiment run failed" in lines["e-broken"]
     assert "queued" in lines["e-waiting"] and "seed=5" in lines["e-waiting"]
 
