@@ -75,7 +75,7 @@ def proc_status_bytes(key: str) -> int:
     return int(Path("/proc/self/status").read_text().split(f"{key}:")[1].split()[0]) * 1024
 
 
-def child(implementation: str, data_path: Path, epochs: int, workers: int, result_path: Path) -> None:
+def child(implementation: str, data_path: Path, epochs: int, workers: int, vog_source: str, result_path: Path) -> None:
     """One configuration, in its own process: train, then write its timings and memory as JSON."""
     import torch
 
@@ -86,7 +86,7 @@ def child(implementation: str, data_path: Path, epochs: int, workers: int, resul
 
     data = load_data(data_path)
     params = parse_params({"noise": {"type": "symmetric", "rate": NOISE_RATE}, "model": {"arch": "small_cnn"},
-                           "lnl": LNL | {"epochs": epochs}})  # fmt: skip
+                           "lnl": LNL | {"epochs": epochs, "vog_source": vog_source}})  # fmt: skip
     device = pick_device(params.train.device)
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS (Linux)
     rss_start = proc_status_bytes("VmRSS")
@@ -113,12 +113,14 @@ def child(implementation: str, data_path: Path, epochs: int, workers: int, resul
         "device": device.type,
         "threads": torch.get_num_threads(),
         "workers": workers if implementation == "authors_style" else None,
+        "vog_source": vog_source if implementation == "ours" else None,
     }
     result_path.write_text(json.dumps(record))
 
 
-def measure(sizes, epochs: int = EPOCHS, workers: int = 0, log=print) -> list[dict]:
-    """Every (N, implementation) in a subprocess; one record per run, with ``data_seconds``."""
+def measure(sizes, epochs: int = EPOCHS, workers: int = 0, vog_source: str = "eval", log=print) -> list[dict]:
+    """Every (N, implementation) in a subprocess; one record per run, with ``data_seconds``.
+    ``vog_source`` is ours' ``lnl.vog_source`` (the authors' style always runs its gradient pass)."""
     records = []
     with tempfile.TemporaryDirectory(prefix="alr-bench-scale-") as tmp:
         for n in sizes:
@@ -129,7 +131,8 @@ def measure(sizes, epochs: int = EPOCHS, workers: int = 0, log=print) -> list[di
                 result_path = Path(tmp) / f"{implementation}_{n}.json"
                 subprocess.run([sys.executable, "-m", "bench.scale", "--child", implementation, "--data",
                                 str(data_path), "--epochs", str(epochs), "--workers", str(workers),
-                                "--result", str(result_path)], check=True, cwd=REPO)  # fmt: skip
+                                "--vog-source", vog_source, "--result", str(result_path)],
+                               check=True, cwd=REPO)  # fmt: skip
                 record = json.loads(result_path.read_text()) | {"data_seconds": data_seconds}
                 log(f"  last epoch {record['epoch_seconds']:.1f} s, peak RSS {record['rss_peak'] / 2**20:.0f} MiB")
                 records.append(record)
@@ -158,10 +161,12 @@ def markdown(records: list[dict], epochs: int = EPOCHS) -> list[str]:
     base = sizes[0]
     cuda = any(r["cuda_peak"] is not None for r in records)
     workers = next(r["workers"] for r in records if r["implementation"] == "authors_style")
+    vog_source = next(r["vog_source"] for r in records if r["implementation"] == "ours")
     lines = [
         f"Data: synthetic 28×28 grayscale, {NUM_CLASSES} classes (long-tailed, imbalance 10), symmetric noise "
         f"{NOISE_RATE}; `coteaching_vog`, batch 64, small CNN, {epochs} epochs with num_gradual = "
-        f"{LNL['num_gradual']}, vog_window = {LNL['vog_window']}. Timed: the last epoch (VOG used in the "
+        f"{LNL['num_gradual']}, vog_window = {LNL['vog_window']}; ours with lnl.vog_source = {vog_source}. "
+        "Timed: the last epoch (VOG used in the "
         "selection, a gradient snapshot taken, validation), wall clock; data generation excluded. "
         f"Device: {records[0]['device']}, {records[0]['threads']} torch threads in each run; the authors'-style "
         f"`DataLoader` runs with num_workers = {workers} (same cores as ours). Peak RSS: the run's own process, "
@@ -212,14 +217,16 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers of the authors'-style run")
+    parser.add_argument("--vog-source", choices=("eval", "train"), default="eval",
+                        help="ours' lnl.vog_source: eval (the default, a snapshot pass) or train (no extra pass)")
     parser.add_argument("--child", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.data, args.epochs, args.workers, args.result)
+        child(args.child, args.data, args.epochs, args.workers, args.vog_source, args.result)
         return
-    records = measure(args.sizes, args.epochs, args.workers)
+    records = measure(args.sizes, args.epochs, args.workers, args.vog_source)
     print("\n".join([f"Machine: {machine()}", ""] + markdown(records, args.epochs)))
 
 
