@@ -70,7 +70,8 @@ class ImageSet:
 
     @property
     def on_device(self) -> bool:
-        return self.images.device == self.device or self.device.type == "cpu"
+        # by type: a tensor moved to torch.device("cuda") reports "cuda:0", which != "cuda"
+        return self.images.device.type == self.device.type
 
     def batch(self, index: torch.Tensor | slice) -> torch.Tensor:
         """Images at ``index`` (an index tensor on any device, or a slice), on ``device``."""
