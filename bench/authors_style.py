@@ -1,7 +1,7 @@
 """Phase-1 Co-teaching + VOG in the style of the authors' code, for speed comparison only.
 
 Not part of the pipeline; `python -m bench.scale` and `python -m bench.run_all` time it
-against :func:`alr_core.lnl.train_phase1` on the same data. It shares the network, the
+against :func:`alr_core.lnl.phase1.train_phase1` on the same data. It shares the network, the
 optimiser and the selection rules with ours (``build_model``, ``make_optimizer``,
 ``select_kept``, ``exchange_losses``), so the two differ only where the authors' code differs
 (METHOD.md, "What we do differently"):
@@ -16,7 +16,7 @@ optimiser and the selection rules with ours (``build_model``, ``make_optimizer``
   computed from the last W files read back from disk.
 
 Kept from ours on purpose: the loss of the gradient pass is summed, not averaged, so G equals
-the closed form (:func:`alr_core.vog.last_layer_gradient`) of the same forward pass instead of
+the closed form (:func:`alr_core.lnl.vog.last_layer_gradient`) of the same forward pass instead of
 carrying the authors' 1/batch-size factor; the cost is the same either way. Like ours, the
 training passes follow ``train.mixed_precision`` and the gradient pass runs in float32.
 """
@@ -35,14 +35,22 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from alr_core.datasets import PipelineData
-from alr_core.lnl import model_spec
-from alr_core.metrics import classification_metrics
-from alr_core.models import build_model
-from alr_core.params import Params, forget_rate
-from alr_core.selection import exchange_losses, forget_rate_schedule, select_kept
-from alr_core.training import (BestCheckpoint, MixedPrecision, channel_stats, check_finite, make_optimizer,
-                               per_sample_loss, pick_device, seed_everything)  # fmt: skip
+from alr_core.common.params import Params, forget_rate
+from alr_core.data.datasets import PipelineData
+from alr_core.evaluation.metrics import classification_metrics
+from alr_core.lnl.phase1 import model_spec
+from alr_core.lnl.selection import exchange_losses, forget_rate_schedule, select_kept
+from alr_core.nn.models import build_model
+from alr_core.nn.training import (
+    BestCheckpoint,
+    MixedPrecision,
+    channel_stats,
+    check_finite,
+    make_optimizer,
+    per_sample_loss,
+    pick_device,
+    seed_everything,
+)
 
 PARTS = ("vog_read", "train", "gradient_pass", "gradient_write", "validate")  # timed parts of an epoch
 
@@ -112,7 +120,7 @@ def gradient_pass(net: nn.Module, loader: DataLoader, num_samples: int, device: 
 
 def vog_from_files(paths: list[Path]) -> np.ndarray:
     """VOG per sample, (N,): population std over the gradient files (each (N, D + 1)), averaged
-    over the D + 1 coordinates — what :meth:`alr_core.vog.VogBuffer.vog` computes in memory."""
+    over the D + 1 coordinates — what :meth:`alr_core.lnl.vog.VogBuffer.vog` computes in memory."""
     return np.stack([np.load(path) for path in paths]).std(axis=0).mean(axis=1)
 
 

@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from alr_core.datasets import PipelineData, SplitData
-from alr_core.lnl import train_phase1
-from alr_core.models import ModelSpec, build_model
-from alr_core.params import load_params, parse_params
-from alr_core.training import per_sample_loss
-from alr_core.vog import last_layer_gradient
+from alr_core.common.params import load_params, parse_params
+from alr_core.data.datasets import PipelineData, SplitData
+from alr_core.lnl.phase1 import train_phase1
+from alr_core.lnl.vog import last_layer_gradient
+from alr_core.nn.models import ModelSpec, build_model
+from alr_core.nn.training import per_sample_loss
 
 NUM_CLASSES = 5
 
@@ -112,7 +112,7 @@ def gradient_check(num_samples: int = 256) -> dict:
 
 MEMORY_CHILD = """
 import resource, torch
-from alr_core.vog import VogBuffer
+from alr_core.lnl.vog import VogBuffer
 def rss():
     return int(open('/proc/self/status').read().split('VmRSS:')[1].split()[0]) * 1024
 n, dim, window = {n}, {dim}, {window}

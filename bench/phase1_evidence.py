@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alr_core.datasets import PipelineData, SplitData
-from alr_core.noise import noisy_label_table
-from alr_core.params import load_params, parse_params
-from alr_core.prepare import class_names, prepare
-from alr_core.seeding import rng_for
+from alr_core.common.params import load_params, parse_params
+from alr_core.common.seeding import rng_for
+from alr_core.data.datasets import PipelineData, SplitData
+from alr_core.data.noise import noisy_label_table
+from alr_core.data.prepare import class_names, prepare
 
 RETINA = Path(__file__).resolve().parents[2] / "shared" / "data" / "retinamnist" / "retinamnist.npz"
 DATASETS = {
@@ -51,7 +51,7 @@ ABLATION = {
 
 
 def run_one(dataset: dict, rate: float, lnl: dict, seed: int, epochs: int) -> dict:
-    from alr_core.lnl import train_phase1
+    from alr_core.lnl.phase1 import train_phase1
 
     base = dataclasses.asdict(load_params("params.yaml"))
     base["seed"] = seed

@@ -1,12 +1,12 @@
 """Phase-1 epoch time and peak memory against the number of training images N, ours
-(:func:`alr_core.lnl.train_phase1`) against the authors'-style code (bench/authors_style.py).
+(:func:`alr_core.lnl.phase1.train_phase1`) against the authors'-style code (bench/authors_style.py).
 
     python -m bench.scale                          # N = 10,000, 30,000, 100,000
     python -m bench.scale --sizes 1000 2000 5000   # a quick look
 
 Data, made once per N and shared by both implementations: the procedural ``synthetic`` source
-(alr_core/synthetic.py), 28×28 grayscale, 10 classes, long-tailed train split (imbalance 10),
-15 val and 30 test images per class, symmetric label noise at rate 0.4 (alr_core.noise).
+(alr_core/data/synthetic.py), 28×28 grayscale, 10 classes, long-tailed train split (imbalance 10),
+15 val and 30 test images per class, symmetric label noise at rate 0.4 (alr_core.data.noise).
 Method ``coteaching_vog`` with lnl.epochs = 3, num_gradual = 1, vog_window = 2, other
 parameters at their defaults (batch 64, small CNN): the timed epoch is the last one, the first
 in which VOG takes part in the selection; both implementations also take that epoch's gradient
@@ -41,8 +41,8 @@ TARGET = 3.0  # issue 6: ours at least this many times faster per epoch
 
 def make_data(num_train: int, path: Path) -> float:
     """Render the benchmark data for ``num_train`` train images into ``path`` (.npz); seconds taken."""
-    from alr_core.noise import inject_noise
-    from alr_core.synthetic import synthetic_images, synthetic_layout
+    from alr_core.data.noise import inject_noise
+    from alr_core.data.synthetic import synthetic_images, synthetic_layout
 
     start = time.perf_counter()
     labels, splits = synthetic_layout(num_train, NUM_CLASSES, 10.0, 15, 30)
@@ -56,7 +56,7 @@ def make_data(num_train: int, path: Path) -> float:
 
 def load_data(path: Path):
     """The .npz of :func:`make_data` as ``PipelineData`` (observed labels on train, clean elsewhere)."""
-    from alr_core.datasets import PipelineData, SplitData
+    from alr_core.data.datasets import PipelineData, SplitData
 
     arrays = np.load(path)
     splits = arrays["splits"]
@@ -79,9 +79,9 @@ def child(implementation: str, data_path: Path, epochs: int, workers: int, vog_s
     """One configuration, in its own process: train, then write its timings and memory as JSON."""
     import torch
 
-    from alr_core.lnl import train_phase1
-    from alr_core.params import parse_params
-    from alr_core.training import pick_device
+    from alr_core.common.params import parse_params
+    from alr_core.lnl.phase1 import train_phase1
+    from alr_core.nn.training import pick_device
     from bench.authors_style import PARTS, train_authors_style
 
     data = load_data(data_path)

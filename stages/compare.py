@@ -18,10 +18,10 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from alr_core import artifacts
-from alr_core.cli import run_stage
-from alr_core.compare import curves_figure, markdown_report, read_experiments, summary_table
-from alr_core.errors import AlrError
+from alr_core.common import artifacts
+from alr_core.common.cli import run_stage
+from alr_core.common.errors import AlrError
+from alr_core.report.compare import curves_figure, markdown_report, read_experiments, summary_table
 
 
 def main() -> None:

@@ -2,13 +2,13 @@
 
 import pandas as pd
 
-from alr_core import artifacts, paths
-from alr_core.cli import run_stage
-from alr_core.errors import AlrError
-from alr_core.noise import noise_summary, noisy_label_table
-from alr_core.params import load_params
-from alr_core.prepare import class_names
-from alr_core.seeding import rng_for
+from alr_core.common import artifacts, paths
+from alr_core.common.cli import run_stage
+from alr_core.common.errors import AlrError
+from alr_core.common.params import load_params
+from alr_core.common.seeding import rng_for
+from alr_core.data.noise import noise_summary, noisy_label_table
+from alr_core.data.prepare import class_names
 
 
 def main() -> None:

@@ -7,17 +7,17 @@ plots/lnl_epochs.csv.
 
 import pandas as pd
 
-from alr_core import artifacts, paths
-from alr_core.active import initial_working_labels
-from alr_core.cli import run_stage
-from alr_core.params import load_params
+from alr_core.active.labels import initial_working_labels
+from alr_core.common import artifacts, paths
+from alr_core.common.cli import run_stage
+from alr_core.common.params import load_params
 
 
 def main() -> None:
     params = load_params(paths.PARAMS)
-    from alr_core.datasets import load_pipeline_data  # torch is imported only after params pass
-    from alr_core.lnl import train_phase1
-    from alr_core.models import save_checkpoint
+    from alr_core.data.datasets import load_pipeline_data  # torch is imported only after params pass
+    from alr_core.lnl.phase1 import train_phase1
+    from alr_core.nn.models import save_checkpoint
 
     labels = pd.read_parquet(paths.NOISY_LABELS)
     data = load_pipeline_data(paths.PREPARED_IMAGES, paths.PREPARED_SAMPLES, labels)

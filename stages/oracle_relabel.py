@@ -5,13 +5,13 @@ simulated: the true labels answer. human: the expert's answers file annotations/
 
 import pandas as pd
 
-from alr_core import artifacts, paths
-from alr_core.active import apply_answers, mark_skipped, paper_protocol_answers, simulated_answers
-from alr_core.annotation import answers_path, read_answers
-from alr_core.cli import round_argument, run_stage
-from alr_core.params import load_params
-from alr_core.prepare import class_names as class_names_of
-from alr_core.rounds import current_round
+from alr_core.active.labels import apply_answers, mark_skipped, paper_protocol_answers, simulated_answers
+from alr_core.active.rounds import current_round
+from alr_core.common import artifacts, paths
+from alr_core.common.cli import round_argument, run_stage
+from alr_core.common.params import load_params
+from alr_core.data.prepare import class_names as class_names_of
+from alr_core.human.annotation import answers_path, read_answers
 
 
 def main() -> None:

@@ -1,10 +1,10 @@
 """Stage prepare: data source → data/prepared/{images.npy, samples.parquet}, metrics/data.json."""
 
-from alr_core import artifacts, paths
-from alr_core.cli import run_stage
-from alr_core.params import load_params
-from alr_core.prepare import data_summary, prepare
-from alr_core.seeding import rng_for
+from alr_core.common import artifacts, paths
+from alr_core.common.cli import run_stage
+from alr_core.common.params import load_params
+from alr_core.common.seeding import rng_for
+from alr_core.data.prepare import data_summary, prepare
 
 
 def main() -> None:

@@ -4,14 +4,14 @@ and the annotation package experts answer: annotate.csv and the self-contained a
 import numpy as np
 import pandas as pd
 
-from alr_core import artifacts, paths
-from alr_core.active import select_query
-from alr_core.annotation import answers_path, package_table, page_items
-from alr_core.annotation_page import render_page
-from alr_core.cli import round_argument, run_stage
-from alr_core.params import load_params
-from alr_core.prepare import class_names as class_names_of
-from alr_core.rounds import current_round
+from alr_core.active.labels import select_query
+from alr_core.active.rounds import current_round
+from alr_core.common import artifacts, paths
+from alr_core.common.cli import round_argument, run_stage
+from alr_core.common.params import load_params
+from alr_core.data.prepare import class_names as class_names_of
+from alr_core.human.annotation import answers_path, package_table, page_items
+from alr_core.human.page import render_page
 
 
 def main() -> None:

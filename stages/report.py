@@ -2,10 +2,10 @@
 
 import matplotlib.pyplot as plt
 
-from alr_core import artifacts, paths
-from alr_core.cli import run_stage
-from alr_core.params import load_params
-from alr_core.report import class_recall_figure, confusion_figure, learning_curve_figure, rounds_table, summary
+from alr_core.common import artifacts, paths
+from alr_core.common.cli import run_stage
+from alr_core.common.params import load_params
+from alr_core.report.summary import class_recall_figure, confusion_figure, learning_curve_figure, rounds_table, summary
 
 
 def main() -> None:

@@ -3,12 +3,12 @@ metrics/rounds/<r>.json (budget used, test metrics, label-cleaning metrics)."""
 
 import pandas as pd
 
-from alr_core import artifacts, paths
-from alr_core.active import cleaning_metrics
-from alr_core.cli import round_argument, run_stage
-from alr_core.params import load_params
-from alr_core.rounds import current_round
-from alr_core.seeding import seed_for
+from alr_core.active.labels import cleaning_metrics
+from alr_core.active.rounds import current_round
+from alr_core.common import artifacts, paths
+from alr_core.common.cli import round_argument, run_stage
+from alr_core.common.params import load_params
+from alr_core.common.seeding import seed_for
 
 
 def main() -> None:
@@ -18,9 +18,9 @@ def main() -> None:
     labels = pd.read_parquet(rnd.out_dir / paths.WORKING_LABELS)
     query = pd.read_parquet(rnd.out_dir / paths.QUERY)
 
-    from alr_core.datasets import load_pipeline_data  # torch only once the inputs are known to be valid
-    from alr_core.models import load_checkpoint, save_checkpoint
-    from alr_core.retrain import evaluation, fine_tune, training_rows
+    from alr_core.active.retrain import evaluation, fine_tune, training_rows
+    from alr_core.data.datasets import load_pipeline_data  # torch only once the inputs are known to be valid
+    from alr_core.nn.models import load_checkpoint, save_checkpoint
 
     data = load_pipeline_data(paths.PREPARED_IMAGES, paths.PREPARED_SAMPLES, labels, label_column="label")
     spec, model, checkpoint = load_checkpoint(rnd.prev_dir / paths.MODEL, data.class_names)

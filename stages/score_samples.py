@@ -2,12 +2,12 @@
 
 import pandas as pd
 
-from alr_core import artifacts, paths
-from alr_core.active import check_budget_fits, pool_mask
-from alr_core.cli import round_argument, run_stage
-from alr_core.params import load_params
-from alr_core.rounds import current_round
-from alr_core.seeding import seed_for
+from alr_core.active.labels import check_budget_fits, pool_mask
+from alr_core.active.rounds import current_round
+from alr_core.common import artifacts, paths
+from alr_core.common.cli import round_argument, run_stage
+from alr_core.common.params import load_params
+from alr_core.common.seeding import seed_for
 
 
 def main() -> None:
@@ -17,9 +17,9 @@ def main() -> None:
     pool = pool_mask(labels, params.al.pool, params.al.paper_protocol)
     check_budget_fits(params.budget - rnd.budget_before, int(pool.sum()), str(rnd.number), params.al.pool)
 
-    from alr_core.datasets import load_pipeline_data  # torch only once the inputs are known to be valid
-    from alr_core.models import load_checkpoint
-    from alr_core.scoring import score_pool
+    from alr_core.active.scoring import score_pool
+    from alr_core.data.datasets import load_pipeline_data  # torch only once the inputs are known to be valid
+    from alr_core.nn.models import load_checkpoint
 
     data = load_pipeline_data(paths.PREPARED_IMAGES, paths.PREPARED_SAMPLES, labels, label_column="label")
     _, model, checkpoint = load_checkpoint(rnd.prev_dir / paths.MODEL, data.class_names)

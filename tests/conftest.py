@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
-
 from builders import (
     REPO_ROOT,
     SHARED_DATA,

@@ -1,4 +1,4 @@
-"""Phase-2 bookkeeping (alr_core.active, alr_core.rounds, the `rounds` params) and the stages
+"""Phase-2 bookkeeping (alr_core.active.labels, alr_core.active.rounds, the `rounds` params) and the stages
 that need no model (query, oracle_relabel, and score_samples up to its budget check), run
 by hand on small label tables."""
 
@@ -10,14 +10,23 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-
-from alr_core import artifacts, paths
-from alr_core.active import (apply_answers, check_budget_fits, cleaning_metrics, initial_working_labels,
-                             paper_protocol_answers, pool_mask, select_query, simulated_answers, split_budget)  # fmt: skip
-from alr_core.errors import AlrError
-from alr_core.params import parse_params
-from alr_core.rounds import current_round
 from builders import repo_params, rounds_param, run, write_params
+
+from alr_core.active.labels import (
+    apply_answers,
+    check_budget_fits,
+    cleaning_metrics,
+    initial_working_labels,
+    paper_protocol_answers,
+    pool_mask,
+    select_query,
+    simulated_answers,
+    split_budget,
+)
+from alr_core.active.rounds import current_round
+from alr_core.common import artifacts, paths
+from alr_core.common.errors import AlrError
+from alr_core.common.params import parse_params
 
 CLASSES = ["a", "b", "c"]
 IDS = [f"s{i}" for i in range(8)]

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alr_core.active import apply_answers, mark_skipped
-from alr_core.annotation import Answers, package_table, page_items, read_answers
-from alr_core.errors import AlrError
-from alr_core.retrain import training_rows
+from alr_core.active.labels import apply_answers, mark_skipped
+from alr_core.active.retrain import training_rows
+from alr_core.common.errors import AlrError
+from alr_core.human.annotation import Answers, package_table, page_items, read_answers
 
 CLASSES = ["Neutrophil", "Eosinophil", "Lymphocyte"]
 QUERY = pd.DataFrame({"rank": [1, 2, 3], "sample_id": ["q1", "q2", "q3"], "score": [0.9, 0.8, 0.7],

@@ -30,8 +30,8 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from alr_core.annotation import read_answers
-from alr_core.annotation_page import render_page
+from alr_core.human.annotation import read_answers
+from alr_core.human.page import render_page
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

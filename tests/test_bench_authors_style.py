@@ -8,11 +8,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from alr_core.datasets import PipelineData, SplitData
-from alr_core.models import ModelSpec, build_model
-from alr_core.params import AugmentParams, parse_params
-from alr_core.training import InputPipeline, channel_stats
-from alr_core.vog import VogBuffer, last_layer_gradient
+from alr_core.common.params import AugmentParams, parse_params
+from alr_core.data.datasets import PipelineData, SplitData
+from alr_core.lnl.vog import VogBuffer, last_layer_gradient
+from alr_core.nn.models import ModelSpec, build_model
+from alr_core.nn.training import InputPipeline, channel_stats
 from bench.authors_style import PilImages, gradient_pass, image_transform, train_authors_style, vog_from_files
 
 NUM_CLASSES = 3

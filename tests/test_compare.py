@@ -1,4 +1,4 @@
-"""Aggregating a sweep (alr_core.compare, stages.compare) from `dvc exp show --json` output.
+"""Aggregating a sweep (alr_core.report.compare, stages.compare) from `dvc exp show --json` output.
 
 The inputs are built in the layout DVC 3 writes (checked against a real queue in
 test_sweep_e2e.py): a list of commits, each with ``experiments``, a list of ranges with
@@ -14,10 +14,10 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-
-from alr_core.compare import group_curves, markdown_report, read_experiments, summary_table
-from alr_core.errors import AlrError
 from builders import REPO_ROOT, run
+
+from alr_core.common.errors import AlrError
+from alr_core.report.compare import group_curves, markdown_report, read_experiments, summary_table
 
 
 def lnl_metrics(test_ba: float) -> dict:

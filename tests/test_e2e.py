@@ -13,8 +13,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from alr_core import paths
-from alr_core.splits import long_tail_counts
+from alr_core.common import paths
+from alr_core.data.splits import long_tail_counts
 
 TINY = {
     "seed": 0,

@@ -8,9 +8,9 @@ from __future__ import annotations
 import re
 
 import pandas as pd
-
-from alr_core import paths
 from builders import deep_merge, repo_params, rounds_param, write_params
+
+from alr_core.common import paths
 
 TINY = {
     "seed": 0,

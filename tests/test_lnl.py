@@ -1,4 +1,4 @@
-"""Phase 1 end to end on a tiny synthetic data set (alr_core.lnl.train_phase1): every method and
+"""Phase 1 end to end on a tiny synthetic data set (alr_core.lnl.phase1.train_phase1): every method and
 option, the shape of its outputs, determinism, and the reliability rules (a tiny class still
 trains, a last batch of one, divergence stops with a message)."""
 
@@ -11,14 +11,14 @@ import pandas as pd
 import pytest
 import torch
 
-import alr_core.lnl as lnl_module
-from alr_core.datasets import PipelineData, SplitData, load_pipeline_data
-from alr_core.errors import AlrError
-from alr_core.lnl import train_phase1
-from alr_core.metrics import selection_metrics
-from alr_core.models import load_checkpoint, save_checkpoint
-from alr_core.params import parse_params
-from alr_core.selection import forget_rate_schedule, num_to_keep, select_kept
+import alr_core.lnl.phase1 as lnl_module
+from alr_core.common.errors import AlrError
+from alr_core.common.params import parse_params
+from alr_core.data.datasets import PipelineData, SplitData, load_pipeline_data
+from alr_core.evaluation.metrics import selection_metrics
+from alr_core.lnl.phase1 import train_phase1
+from alr_core.lnl.selection import forget_rate_schedule, num_to_keep, select_kept
+from alr_core.nn.models import load_checkpoint, save_checkpoint
 
 CLASS_NAMES = ["square_tl", "square_br", "bar"]
 TRAIN_COUNTS = (60, 58, 3)  # observed class sizes; class 2 is tiny

@@ -1,4 +1,4 @@
-"""Metrics (alr_core.metrics) against scikit-learn on fixed arrays, and the clean-selection
+"""Metrics (alr_core.evaluation.metrics) against scikit-learn on fixed arrays, and the clean-selection
 metrics on hand-made examples."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from alr_core.metrics import classification_metrics, macro_auroc, selection_metrics
+from alr_core.evaluation.metrics import classification_metrics, macro_auroc, selection_metrics
 
 NAMES = ["cat", "dog", "fox", "owl"]
 

@@ -1,4 +1,4 @@
-"""Models and checkpoints (alr_core.models): shapes, checkpoint round trip, and clear errors for
+"""Models and checkpoints (alr_core.nn.models): shapes, checkpoint round trip, and clear errors for
 checkpoints and weight files that do not fit."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from alr_core.errors import AlrError
-from alr_core.models import (
+from alr_core.common.errors import AlrError
+from alr_core.nn.models import (
     ModelSpec,
     ResNet18,
     SmallCNN,

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alr_core.errors import AlrError
-from alr_core.noise import inject_noise, noise_summary, noisy_label_table, transition_counts
-from alr_core.params import NoiseParams
-from alr_core.seeding import rng_for
+from alr_core.common.errors import AlrError
+from alr_core.common.params import NoiseParams
+from alr_core.common.seeding import rng_for
+from alr_core.data.noise import inject_noise, noise_summary, noisy_label_table, transition_counts
 
 N = 20000
 K = 5

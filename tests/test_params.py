@@ -6,10 +6,10 @@ import dataclasses
 
 import pytest
 import yaml
-
-from alr_core.errors import AlrError
-from alr_core.params import DataParams, NoiseParams, Params, load_params, parse_params
 from builders import REPO_ROOT
+
+from alr_core.common.errors import AlrError
+from alr_core.common.params import DataParams, NoiseParams, Params, load_params, parse_params
 
 
 def nested(key: str, value) -> dict:

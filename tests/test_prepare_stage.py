@@ -9,13 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
-from alr_core import artifacts, paths
-from alr_core.cli import run_stage
-from alr_core.errors import AlrError
-from alr_core.params import CsvParams, DataParams, Params
-from alr_core.prepare import class_names, data_summary, prepare
-from alr_core.seeding import rng_for
 from builders import (
     REPO_ROOT,
     files_under,
@@ -26,6 +19,13 @@ from builders import (
     write_npz,
     write_params,
 )
+
+from alr_core.common import artifacts, paths
+from alr_core.common.cli import run_stage
+from alr_core.common.errors import AlrError
+from alr_core.common.params import CsvParams, DataParams, Params
+from alr_core.common.seeding import rng_for
+from alr_core.data.prepare import class_names, data_summary, prepare
 
 SAMPLE_COLUMNS = ["sample_id", "split", "label", "class_name", "source_path"]
 

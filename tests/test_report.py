@@ -1,4 +1,4 @@
-"""The report (alr_core.report and stages/report.py) on hand-made phase-1 and round metrics."""
+"""The report (alr_core.report.summary and stages/report.py) on hand-made phase-1 and round metrics."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import sys
 
 import pandas as pd
 import pytest
-
-from alr_core import artifacts, paths
-from alr_core.report import class_recall_figure, confusion_figure, learning_curve_figure, rounds_table, summary
 from builders import repo_params, rounds_param, run, write_params
+
+from alr_core.common import artifacts, paths
+from alr_core.report.summary import class_recall_figure, confusion_figure, learning_curve_figure, rounds_table, summary
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CLASSES = ["a", "b", "c"]

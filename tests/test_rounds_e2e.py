@@ -14,9 +14,9 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-
-from alr_core import paths
 from builders import deep_merge, repo_params, rounds_param, write_params
+
+from alr_core.common import paths
 
 BUDGET = 6  # two rounds: 3 + 3
 TINY = {

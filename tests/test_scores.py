@@ -1,4 +1,4 @@
-"""Query scores (alr_core.scores) against values computed by hand from METHOD.md's formulas.
+"""Query scores (alr_core.active.scores) against values computed by hand from METHOD.md's formulas.
 
 Every score is "higher = query first"; natural logarithms throughout.
 """
@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alr_core import scores
-from alr_core.active import select_query
+from alr_core.active import scores
+from alr_core.active.labels import select_query
 
 
 def h(*p: float) -> float:

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from alr_core import scores
-from alr_core.datasets import SplitData
-from alr_core.models import ModelSpec, build_model
-from alr_core.params import parse_params
-from alr_core.scoring import score_pool
+from alr_core.active import scores
+from alr_core.active.scoring import score_pool
+from alr_core.common.params import parse_params
+from alr_core.data.datasets import SplitData
+from alr_core.nn.models import ModelSpec, build_model
 
 pytestmark = pytest.mark.usefixtures("torch_state")
 NORMALIZATION = {"mean": [0.5], "std": [0.25]}

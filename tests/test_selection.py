@@ -1,4 +1,4 @@
-"""Co-teaching's selection rules (alr_core.selection): the forget-rate schedule, the keep count,
+"""Co-teaching's selection rules (alr_core.lnl.selection): the forget-rate schedule, the keep count,
 the L ∪ V rule, global and class-aware selection, and the exchange of kept sets."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from alr_core.selection import (
+from alr_core.lnl.selection import (
     exchange_losses,
     forget_rate_schedule,
     num_to_keep,

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from builders import write_csv, write_image, write_image_folder, write_npz
 from PIL import Image
 
-from alr_core import sources
-from alr_core.errors import AlrError
-from alr_core.params import CsvParams, DataParams, SyntheticParams
-from alr_core.sources import read_source
-from alr_core.synthetic import synthetic_images, synthetic_layout
-from builders import write_csv, write_image, write_image_folder, write_npz
+from alr_core.common.errors import AlrError
+from alr_core.common.params import CsvParams, DataParams, SyntheticParams
+from alr_core.data import sources
+from alr_core.data.sources import read_source
+from alr_core.data.synthetic import synthetic_images, synthetic_layout
 
 EXPECTED_KEYS = "['train_images', 'train_labels', 'val_images', 'val_labels', 'test_images', 'test_labels']"
 

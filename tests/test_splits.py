@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alr_core.errors import AlrError
-from alr_core.seeding import rng_for
-from alr_core.splits import SPLITS, long_tail_counts, long_tail_split, stratified_split
+from alr_core.common.errors import AlrError
+from alr_core.common.seeding import rng_for
+from alr_core.data.splits import SPLITS, long_tail_counts, long_tail_split, stratified_split
 
 
 def rng(seed=0):

@@ -14,10 +14,10 @@ import time
 
 import numpy as np
 import pytest
-
-from alr_core import paths
 from builders import deep_merge, repo_params, rounds_param, run, write_params
 from conftest import GIT_IDENTITY, ProjectCopy
+
+from alr_core.common import paths
 
 TINY = {
     "seed": 0,

@@ -1,4 +1,4 @@
-"""The training engine (alr_core.training) and batched augmentation (alr_core.augment)."""
+"""The training engine (alr_core.nn.training) and batched augmentation (alr_core.nn.augment)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from alr_core.augment import augment, to_input
-from alr_core.errors import AlrError
-from alr_core.models import ModelSpec, build_model
-from alr_core.params import AugmentParams, TrainParams
-from alr_core.training import (
+from alr_core.common.errors import AlrError
+from alr_core.common.params import AugmentParams, TrainParams
+from alr_core.nn.augment import augment, to_input
+from alr_core.nn.models import ModelSpec, build_model
+from alr_core.nn.training import (
     BestCheckpoint,
     ImageSet,
     InputPipeline,
@@ -26,7 +26,6 @@ from alr_core.training import (
     seed_everything,
     shuffled_batches,
 )
-
 
 pytestmark = pytest.mark.usefixtures("torch_state")
 

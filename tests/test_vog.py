@@ -1,4 +1,4 @@
-"""VOG (alr_core.vog): the closed-form last-layer gradient against autograd, the ring buffer
+"""VOG (alr_core.lnl.vog): the closed-form last-layer gradient against autograd, the ring buffer
 against a direct computation, and the class normalisation."""
 
 from __future__ import annotations
@@ -8,8 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from alr_core.vog import VogBuffer, last_layer_gradient, normalize_by_class
-
+from alr_core.lnl.vog import VogBuffer, last_layer_gradient, normalize_by_class
 
 # ----------------------------------------------------------------------------- gradient
 

@@ -18,9 +18,9 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
-from alr_core import paths
-from alr_core.errors import AlrError
-from alr_core.report import rounds_table
+from alr_core.common import paths
+from alr_core.common.errors import AlrError
+from alr_core.report.summary import rounds_table
 
 REPLICATE_KEYS = ("seed",)
 SUMMARY_METRICS = {

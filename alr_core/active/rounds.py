@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from alr_core import paths
-from alr_core.active import split_budget
-from alr_core.errors import AlrError
-from alr_core.params import Params
+from alr_core.active.labels import split_budget
+from alr_core.common import paths
+from alr_core.common.errors import AlrError
+from alr_core.common.params import Params
 
 
 @dataclass(frozen=True)

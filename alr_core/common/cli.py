@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Callable
 
-from alr_core.errors import AlrError
+from alr_core.common.errors import AlrError
 
 
 def run_stage(main: Callable[[], None]) -> None:

@@ -9,8 +9,8 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from alr_core.errors import AlrError
-from alr_core.prepare import class_names as class_names_of
+from alr_core.common.errors import AlrError
+from alr_core.data.prepare import class_names as class_names_of
 
 
 @dataclass

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from alr_core.errors import AlrError
+from alr_core.common.errors import AlrError
 
 
 def split_budget(budget: int, num_rounds: int) -> list[int]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from alr_core.params import AugmentParams
+from alr_core.common.params import AugmentParams
 
 
 def augment(images: torch.Tensor, params: AugmentParams, generator: torch.Generator) -> torch.Tensor:

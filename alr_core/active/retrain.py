@@ -8,11 +8,21 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from alr_core.datasets import PipelineData, SplitData
-from alr_core.params import Params
-from alr_core.training import (BestCheckpoint, ImageSet, InputPipeline, MixedPrecision, check_finite, evaluate,
-                               make_optimizer, per_sample_loss, pick_device, seed_everything,
-                               shuffled_batches)  # fmt: skip
+from alr_core.common.params import Params
+from alr_core.data.datasets import PipelineData, SplitData
+from alr_core.nn.training import (
+    BestCheckpoint,
+    ImageSet,
+    InputPipeline,
+    MixedPrecision,
+    check_finite,
+    evaluate,
+    make_optimizer,
+    per_sample_loss,
+    pick_device,
+    seed_everything,
+    shuffled_batches,
+)
 
 
 def training_rows(labels, train_on: str) -> np.ndarray:

@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from alr_core.errors import AlrError
+from alr_core.common.errors import AlrError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _MODE_FOR_CHANNELS = {1: "L", 3: "RGB"}

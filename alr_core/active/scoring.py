@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from alr_core import scores
-from alr_core.datasets import SplitData
-from alr_core.params import Params
-from alr_core.training import ImageSet, InputPipeline, pick_device, predict, seed_everything
+from alr_core.active import scores
+from alr_core.common.params import Params
+from alr_core.data.datasets import SplitData
+from alr_core.nn.training import ImageSet, InputPipeline, pick_device, predict, seed_everything
 
 
 def score_pool(model: torch.nn.Module, normalization: dict, train: SplitData, pool: np.ndarray,

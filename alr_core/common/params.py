@@ -18,8 +18,8 @@ from typing import Any, Literal, Optional
 
 import yaml
 
-from alr_core import paths
-from alr_core.errors import AlrError
+from alr_core.common import paths
+from alr_core.common.errors import AlrError
 
 
 def _range(low=None, high=None, *, low_open=False, high_open=False):

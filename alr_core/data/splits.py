@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from alr_core.errors import AlrError
+from alr_core.common.errors import AlrError
 
 SPLITS = ("train", "val", "test")
 

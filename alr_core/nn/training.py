@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from alr_core.augment import augment, to_input
-from alr_core.errors import AlrError
-from alr_core.metrics import classification_metrics
-from alr_core.params import TrainParams
-from alr_core.seeding import seed_for
+from alr_core.common.errors import AlrError
+from alr_core.common.params import TrainParams
+from alr_core.common.seeding import seed_for
+from alr_core.evaluation.metrics import classification_metrics
+from alr_core.nn.augment import augment, to_input
 
 
 def pick_device(name: str) -> torch.device:
@@ -206,7 +206,7 @@ def predict_batches(model: nn.Module, data: ImageSet, pipeline: InputPipeline, b
 
 
 def evaluate(model: nn.Module, data: ImageSet, pipeline: InputPipeline, batch_size: int, class_names) -> dict:
-    """:func:`~alr_core.metrics.classification_metrics` of ``model`` on ``data``."""
+    """:func:`~alr_core.evaluation.metrics.classification_metrics` of ``model`` on ``data``."""
     _, logits = predict(model, data, pipeline, batch_size)
     return classification_metrics(data.labels.cpu().numpy(), logits.softmax(1).cpu().numpy(), class_names)
 

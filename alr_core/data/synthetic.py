@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from alr_core.errors import AlrError
-from alr_core.splits import long_tail_counts
+from alr_core.common.errors import AlrError
+from alr_core.data.splits import long_tail_counts
 
 CHUNK_IMAGES = 4096  # images rendered at a time: bounds the float64 temporaries (~100 MB at 28 px)
 
@@ -20,7 +20,7 @@ CHUNK_IMAGES = 4096  # images rendered at a time: bounds the float64 temporaries
 def synthetic_layout(num_train: int, num_classes: int, imbalance_ratio: float, val_per_class: int,
                      test_per_class: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Labels and split names, both (N,): a long-tailed train split of ``num_train`` images
-    (class 0 the head, class K − 1 the tail, sizes as :func:`~alr_core.splits.long_tail_counts`,
+    (class 0 the head, class K − 1 the tail, sizes as :func:`~alr_core.data.splits.long_tail_counts`,
     at least one per class) and balanced val and test splits."""
     shares = long_tail_counts(num_classes, 10**6, imbalance_ratio).astype(float)
     if num_train < num_classes:

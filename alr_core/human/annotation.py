@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from alr_core.errors import AlrError
+from alr_core.common.errors import AlrError
 
 ANSWERS_DIR = Path("annotations")
 SKIP = "skip"
@@ -50,7 +50,7 @@ def package_table(query: pd.DataFrame, samples: pd.DataFrame, class_names: list[
 
 
 def page_items(package: pd.DataFrame, images: np.ndarray) -> list[dict]:
-    """Items for :func:`alr_core.annotation_page.render_page`, each with a PNG of the image:
+    """Items for :func:`alr_core.human.page.render_page`, each with a PNG of the image:
     the source file when there is one (more detail than the prepared array), else the array."""
     items = []
     for row in package.itertuples():

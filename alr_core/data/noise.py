@@ -7,8 +7,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from alr_core.errors import AlrError
-from alr_core.params import NoiseParams
+from alr_core.common.errors import AlrError
+from alr_core.common.params import NoiseParams
 
 
 def inject_noise(

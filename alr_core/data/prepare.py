@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from alr_core.errors import AlrError
-from alr_core.params import DataParams
-from alr_core.sources import SourceData, read_source
-from alr_core.splits import SPLITS, long_tail_split, stratified_split
+from alr_core.common.errors import AlrError
+from alr_core.common.params import DataParams
+from alr_core.data.sources import SourceData, read_source
+from alr_core.data.splits import SPLITS, long_tail_split, stratified_split
 
 
 @dataclass

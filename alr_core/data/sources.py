@@ -15,11 +15,11 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from alr_core.errors import AlrError
-from alr_core.images import IMAGE_SUFFIXES, decode_files, standardise_array
-from alr_core.params import DataParams
-from alr_core.splits import SPLITS
-from alr_core.synthetic import synthetic_images, synthetic_layout
+from alr_core.common.errors import AlrError
+from alr_core.common.params import DataParams
+from alr_core.data.images import IMAGE_SUFFIXES, decode_files, standardise_array
+from alr_core.data.splits import SPLITS
+from alr_core.data.synthetic import synthetic_images, synthetic_layout
 
 
 @dataclass
@@ -69,7 +69,7 @@ def read_digits(params: DataParams) -> SourceData:
 
 
 def read_synthetic(params: DataParams) -> SourceData:
-    """Procedural benchmark images (:mod:`alr_core.synthetic`), with their own splits.
+    """Procedural benchmark images (:mod:`alr_core.data.synthetic`), with their own splits.
 
     The images depend only on the data parameters, not on ``seed``: like a bundled dataset,
     replicates with different seeds see the same images and differ in noise and training.

@@ -18,16 +18,29 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from alr_core.datasets import PipelineData
-from alr_core.errors import AlrError
-from alr_core.metrics import selection_metrics
-from alr_core.models import ModelSpec, build_model, load_backbone_weights, resolve_arch
-from alr_core.params import Params, forget_rate
-from alr_core.selection import exchange_losses, forget_rate_schedule, select_kept
-from alr_core.training import (BestCheckpoint, ImageSet, InputPipeline, MixedPrecision, channel_stats,
-                               check_finite, evaluate, make_optimizer, per_sample_loss, pick_device, predict,
-                               predict_batches, seed_everything, shuffled_batches)  # fmt: skip
-from alr_core.vog import VogBuffer, last_layer_gradient, normalize_by_class
+from alr_core.common.errors import AlrError
+from alr_core.common.params import Params, forget_rate
+from alr_core.data.datasets import PipelineData
+from alr_core.evaluation.metrics import selection_metrics
+from alr_core.lnl.selection import exchange_losses, forget_rate_schedule, select_kept
+from alr_core.lnl.vog import VogBuffer, last_layer_gradient, normalize_by_class
+from alr_core.nn.models import ModelSpec, build_model, load_backbone_weights, resolve_arch
+from alr_core.nn.training import (
+    BestCheckpoint,
+    ImageSet,
+    InputPipeline,
+    MixedPrecision,
+    channel_stats,
+    check_finite,
+    evaluate,
+    make_optimizer,
+    per_sample_loss,
+    pick_device,
+    predict,
+    predict_batches,
+    seed_everything,
+    shuffled_batches,
+)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from alr_core.errors import AlrError
+from alr_core.common.errors import AlrError
 
 SMALL_IMAGE_MAX = 64  # px: up to this side the small CNN is the default and ResNet gets a small stem
 
@@ -121,7 +121,7 @@ def save_checkpoint(path, spec: ModelSpec, model: nn.Module, class_names: list[s
                     normalization: dict, peer: Optional[nn.Module] = None) -> None:
     """Write a checkpoint with the spec, class names and input normalisation, so the model can
     be rebuilt from the file alone. ``peer`` is Co-teaching's second network."""
-    from alr_core.artifacts import write_torch
+    from alr_core.common.artifacts import write_torch
 
     write_torch(path, {
         "spec": asdict(spec),
