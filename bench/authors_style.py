@@ -43,9 +43,9 @@ from alr_core.lnl.selection import exchange_losses, forget_rate_schedule, select
 from alr_core.nn.models import build_model
 from alr_core.nn.training import (
     BestCheckpoint,
+    EpochLosses,
     MixedPrecision,
     channel_stats,
-    check_finite,
     make_optimizer,
     per_sample_loss,
     pick_device,
@@ -172,10 +172,10 @@ def train_authors_style(data: PipelineData, params: Params, gradient_dir: Path, 
         seconds["vog_read"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        loss_sums, trained_on = np.zeros(2), np.zeros(2)
+        epoch_losses = EpochLosses(epoch)
         for net in nets:
             net.train()
-        for batch, (x, y, idx) in enumerate(train_loader):
+        for x, y, idx in train_loader:
             x, y, idx = x.to(device), y.to(device), idx.to(device)
             with precision.autocast():
                 logits = [net(x)[1] for net in nets]
@@ -184,13 +184,10 @@ def train_authors_style(data: PipelineData, params: Params, gradient_dir: Path, 
                                 lnl.selection == "class_aware")  # fmt: skip
                     for loss, vog in zip(losses, vogs)]
             batch_losses = exchange_losses(losses[0], losses[1], kept[0], kept[1])
-            total = sum(batch_losses)
-            check_finite(total, epoch, batch)
-            precision.step(total, optimizer)
-            sizes = [len(kept[1]), len(kept[0])]
-            loss_sums += [loss.item() * size for loss, size in zip(batch_losses, sizes)]
-            trained_on += sizes
+            precision.step(sum(batch_losses), optimizer)
+            epoch_losses.add(batch_losses, [len(kept[1]), len(kept[0])])
         schedule.step()
+        train_losses = epoch_losses.means()
         seconds["train"] = time.perf_counter() - start
 
         if use_vog:
@@ -206,10 +203,10 @@ def train_authors_style(data: PipelineData, params: Params, gradient_dir: Path, 
 
         start = time.perf_counter()
         row = {"epoch": epoch, "forget_rate": rate, "vog_used": vogs[0] is not None}
-        for name, net, checkpoint, loss_sum, count in zip("fg", nets, best, loss_sums, trained_on):
+        for name, net, checkpoint, train_loss in zip("fg", nets, best, train_losses):
             scores = classification_metrics(data.val.labels, predict_probs(net, val_loader, device), data.class_names)
             checkpoint.update(net, scores["macro_f1"], epoch)
-            row |= {f"train_loss_{name}": loss_sum / count, f"val_macro_f1_{name}": scores["macro_f1"]}
+            row |= {f"train_loss_{name}": float(train_loss), f"val_macro_f1_{name}": scores["macro_f1"]}
         seconds["validate"] = time.perf_counter() - start
         rows.append(row | {"seconds": time.perf_counter() - epoch_start} | seconds)
     return pd.DataFrame(rows)

@@ -12,11 +12,11 @@ from alr_core.nn.augment import augment, to_input
 from alr_core.nn.models import ModelSpec, build_model
 from alr_core.nn.training import (
     BestCheckpoint,
+    EpochLosses,
     ImageSet,
     InputPipeline,
     MixedPrecision,
     channel_stats,
-    check_finite,
     evaluate,
     fits_on_device,
     make_optimizer,
@@ -200,17 +200,23 @@ def test_single_sample_is_one_batch():
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
-def test_check_finite_names_epoch_and_batch(value):
+def test_epoch_losses_names_epoch_and_first_bad_batch(value):
+    losses = EpochLosses(epoch=3)
+    for batch in range(20):
+        bad = batch in (17, 19)
+        losses.add([torch.tensor(1.0), torch.tensor(value if bad else 2.0)], [4, 4])
     with pytest.raises(AlrError) as caught:
-        check_finite(torch.tensor(value), epoch=3, batch=17)
+        losses.means()
     message = str(caught.value)
     assert "epoch 3" in message and "batch 17" in message
-    assert "train.lr" in message
+    assert str(value) in message and "train.lr" in message
 
 
-def test_check_finite_accepts_finite_losses():
-    check_finite(torch.tensor(0.0), 0, 0)
-    check_finite(torch.tensor(1e30), 0, 0)
+def test_epoch_losses_means_are_weighted_by_samples_trained_on():
+    losses = EpochLosses(epoch=0)
+    losses.add([torch.tensor(1.0), torch.tensor(4.0)], [3, 1])
+    losses.add([torch.tensor(3.0), torch.tensor(1e30)], [1, 1])
+    np.testing.assert_allclose(losses.means(), [(1 * 3 + 3 * 1) / 4, (4 + 1e30) / 2])
 
 
 def test_per_sample_loss_is_cross_entropy_per_sample():

@@ -12,10 +12,10 @@ from alr_core.common.params import Params
 from alr_core.data.datasets import PipelineData, SplitData
 from alr_core.nn.training import (
     BestCheckpoint,
+    EpochLosses,
     ImageSet,
     InputPipeline,
     MixedPrecision,
-    check_finite,
     evaluate,
     make_optimizer,
     per_sample_loss,
@@ -51,14 +51,16 @@ def fine_tune(model: torch.nn.Module, normalization: dict, train: SplitData, dat
     best = BestCheckpoint()
     for epoch in tqdm(range(params.al.epochs), desc="retrain", disable=not progress):
         model.train()
-        for batch, idx in enumerate(shuffled_batches(len(images), params.train.batch_size, generator)):
+        epoch_losses = EpochLosses(epoch)
+        for idx in shuffled_batches(len(images), params.train.batch_size, generator):
             idx = idx.to(device)
             with precision.autocast():
                 _, logits = model(pipeline.train_input(images.batch(idx)))
             loss = per_sample_loss(logits.float(), images.labels[idx]).mean()
-            check_finite(loss, epoch, batch)
             precision.step(loss, optimizer)
+            epoch_losses.add([loss], [len(idx)])
         schedule.step()
+        epoch_losses.means()  # stops a diverged run, naming the epoch and batch
         scores = evaluate(model, val, pipeline, params.train.eval_batch_size, data.class_names)
         best.update(model, scores["macro_f1"], epoch)
     model = best.restore(model)

@@ -27,11 +27,11 @@ from alr_core.lnl.vog import VogBuffer, last_layer_gradient, normalize_by_class
 from alr_core.nn.models import ModelSpec, build_model, load_backbone_weights, resolve_arch
 from alr_core.nn.training import (
     BestCheckpoint,
+    EpochLosses,
     ImageSet,
     InputPipeline,
     MixedPrecision,
     channel_stats,
-    check_finite,
     evaluate,
     make_optimizer,
     per_sample_loss,
@@ -90,9 +90,9 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True) -> P
         vogs = _current_vog(buffers, epoch, train.labels, len(data.class_names), params)
         # snapshots older than the window of the first epoch that uses VOG are never read
         take_snapshot = use_vog and epoch >= lnl.num_gradual + 1 - lnl.vog_window
-        kept_total = kept_clean = 0
-        loss_sums = np.zeros(len(nets))  # per network: Σ over batches of loss × samples it trained on
-        trained_on = np.zeros(len(nets))
+        kept_total = 0
+        kept_clean = torch.zeros((), dtype=torch.int64, device=device)  # read once per epoch
+        epoch_losses = EpochLosses(epoch)
         start = time.perf_counter()
         for net in nets:
             net.train()
@@ -113,20 +113,18 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True) -> P
                 batch_sizes = [len(kept[1]), len(kept[0])]
                 kept_total += len(kept[0])
                 if truth is not None:
-                    kept_clean += int((y[kept[0]] == truth[idx[kept[0]]]).sum())
+                    kept_clean += (y[kept[0]] == truth[idx[kept[0]]]).sum()
             else:
                 batch_losses = (losses[0].mean(),)
                 batch_sizes = [len(idx)]
-            total = sum(batch_losses)
-            check_finite(total, epoch, batch)
-            precision.step(total, optimizer)
-            loss_sums += [loss.item() * size for loss, size in zip(batch_losses, batch_sizes)]
-            trained_on += batch_sizes
+            precision.step(sum(batch_losses), optimizer)
+            epoch_losses.add(batch_losses, batch_sizes)
             if take_snapshot and lnl.vog_source == "train":
                 for (features, logits), buffer in zip(outputs, buffers):
                     buffer.write(idx, last_layer_gradient(logits.detach().softmax(1), features.detach(), y))
         lr = schedule.get_last_lr()[0]  # the rate this epoch trained with, before the step
         schedule.step()
+        train_losses = epoch_losses.means()
         timer["train"] += time.perf_counter() - start
 
         start = time.perf_counter()
@@ -142,14 +140,14 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True) -> P
 
         start = time.perf_counter()
         row = {"epoch": epoch, "forget_rate": rate, "lr": lr}
-        for name, net, checkpoint, loss_sum, count in zip("fg", nets, best, loss_sums, trained_on):
+        for name, net, checkpoint, train_loss in zip("fg", nets, best, train_losses):
             scores = evaluate(net, val, pipeline, params.train.eval_batch_size, data.class_names)
             checkpoint.update(net, scores["macro_f1"], epoch)
-            row |= {f"train_loss_{name}": loss_sum / count, f"val_macro_f1_{name}": scores["macro_f1"],
+            row |= {f"train_loss_{name}": float(train_loss), f"val_macro_f1_{name}": scores["macro_f1"],
                     f"val_balanced_accuracy_{name}": scores["balanced_accuracy"]}  # fmt: skip
         if coteaching:
             row["kept_size_f"] = kept_total
-            row["kept_precision_f"] = kept_clean / kept_total if truth is not None else None
+            row["kept_precision_f"] = int(kept_clean) / kept_total if truth is not None else None
         timer["validate"] += time.perf_counter() - start
         row["seconds"] = round(time.perf_counter() - epoch_start, 3)
         rows.append(row)

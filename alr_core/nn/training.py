@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -215,12 +215,37 @@ def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, labels, reduction="none")
 
 
-def check_finite(loss: torch.Tensor, epoch: int, batch: int) -> None:
-    if not torch.isfinite(loss):
-        raise AlrError(
-            f"training diverged: loss is {loss.item()} at epoch {epoch}, batch {batch}; "
-            "lower train.lr or check the input images"
-        )
+class EpochLosses:
+    """The losses of one epoch's batches, kept on the device and read back once per epoch.
+
+    Reading a loss every batch (``.item()``, ``if not torch.isfinite(...)``) makes the host wait
+    for the device each time; stacking the 0-d tensors at the end of the epoch waits once. A
+    non-finite loss is still reported with the epoch and the first batch it appeared in.
+    """
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+        self._losses: list[torch.Tensor] = []  # per batch: (M,) loss each network trained on
+        self._sizes: list[list[int]] = []  # per batch: samples each network trained on
+
+    def add(self, losses: Sequence[torch.Tensor], sizes: Sequence[int]) -> None:
+        self._losses.append(torch.stack([loss.detach().float() for loss in losses]))
+        self._sizes.append(list(sizes))
+
+    def means(self) -> np.ndarray:
+        """Per network, the epoch's mean loss weighted by the samples each batch trained on,
+        shape (M,). Raises AlrError naming the first batch whose loss is NaN or infinite."""
+        losses = torch.stack(self._losses).cpu().numpy()  # (batches, M): the one sync
+        finite = np.isfinite(losses)
+        if not finite.all():
+            batch = int(np.flatnonzero(~finite.all(axis=1))[0])
+            value = losses[batch][~finite[batch]][0]
+            raise AlrError(
+                f"training diverged: loss is {value} at epoch {self.epoch}, batch {batch}; "
+                "lower train.lr or check the input images"
+            )
+        sizes = np.asarray(self._sizes, dtype=np.float64)
+        return (losses * sizes).sum(axis=0) / sizes.sum(axis=0)
 
 
 class BestCheckpoint:
