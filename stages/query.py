@@ -4,7 +4,7 @@ and the annotation package experts answer: annotate.csv and the self-contained a
 import numpy as np
 import pandas as pd
 
-from alr_core.active.labels import select_query
+from alr_core.active.labels import in_pool, select_query
 from alr_core.active.rounds import current_round
 from alr_core.common import artifacts, paths
 from alr_core.common.cli import round_argument, run_stage
@@ -21,7 +21,8 @@ def main() -> None:
     labels = pd.read_parquet(rnd.prev_dir / paths.WORKING_LABELS)
     samples = pd.read_parquet(paths.PREPARED_SAMPLES)
     class_names = class_names_of(samples)
-    query = select_query(scores, rnd.budget)
+    pool_ids = labels.loc[in_pool(labels, params.al.pool, params.al.paper_protocol), "sample_id"]
+    query = select_query(scores[scores["sample_id"].isin(pool_ids)], rnd.budget)
     current = labels.set_index("sample_id")["label"]
     query.insert(3, "current_label", current.reindex(query["sample_id"]).to_numpy())
     query = query.rename(columns={"prediction": "predicted_label"})

@@ -3,7 +3,7 @@ metrics/rounds/<r>.json (budget used, test metrics, label-cleaning metrics)."""
 
 import pandas as pd
 
-from alr_core.active.labels import cleaning_metrics
+from alr_core.active.labels import cleaning_metrics, labelled, training_rows
 from alr_core.active.rounds import current_round
 from alr_core.common import artifacts, paths
 from alr_core.common.cli import round_argument, run_stage
@@ -18,7 +18,7 @@ def main() -> None:
     labels = pd.read_parquet(rnd.out_dir / paths.WORKING_LABELS)
     query = pd.read_parquet(rnd.out_dir / paths.QUERY)
 
-    from alr_core.active.retrain import evaluation, fine_tune, training_rows
+    from alr_core.active.retrain import evaluation, fine_tune
     from alr_core.data.datasets import load_pipeline_data  # torch only once the inputs are known to be valid
     from alr_core.nn.models import load_checkpoint, save_checkpoint
 
@@ -26,8 +26,8 @@ def main() -> None:
     spec, model, checkpoint = load_checkpoint(rnd.prev_dir / paths.MODEL, data.class_names)
     normalization = checkpoint["normalization"]
     rows = training_rows(labels, params.al.train_on)
-    answered = int((labels["relabel_round"] == rnd.number).sum())
-    if answered:
+    answered = labelled(labels) & (labels["relabel_round"] == rnd.number).to_numpy()
+    if answered.any():
         seed = seed_for(params.seed, f"retrain round {rnd.number}")
         model, scores = fine_tune(model, normalization, data.train.subset(rows), data, params, seed)
     else:  # nothing new to learn from: the round keeps the previous model
@@ -42,7 +42,7 @@ def main() -> None:
         "paper_protocol_labels": int((labels["label_source"] == "paper_protocol").sum()),
         "train_on": params.al.train_on,
         "train_size": int(rows.sum()),
-        "retrained": bool(answered),
+        "retrained": bool(answered.any()),
         **scores,
         "cleaning": cleaning_metrics(before, labels, query, data.class_names),
     }

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from alr_core.active.labels import check_budget_fits, pool_mask
+from alr_core.active.labels import check_budget_fits, in_pool, trusted
 from alr_core.active.rounds import current_round
 from alr_core.common import artifacts, paths
 from alr_core.common.cli import round_argument, run_stage
@@ -14,7 +14,7 @@ def main() -> None:
     params = load_params(paths.PARAMS)
     rnd = current_round(params, round_argument(__doc__))
     labels = pd.read_parquet(rnd.prev_dir / paths.WORKING_LABELS)
-    pool = pool_mask(labels, params.al.pool, params.al.paper_protocol)
+    pool = in_pool(labels, params.al.pool, params.al.paper_protocol)
     check_budget_fits(params.budget - rnd.budget_before, int(pool.sum()), str(rnd.number), params.al.pool)
 
     from alr_core.active.scoring import score_pool
@@ -23,9 +23,8 @@ def main() -> None:
 
     data = load_pipeline_data(paths.PREPARED_IMAGES, paths.PREPARED_SAMPLES, labels, label_column="label")
     _, model, checkpoint = load_checkpoint(rnd.prev_dir / paths.MODEL, data.class_names)
-    labelled = labels["clean_guess"].to_numpy(dtype=bool) | labels["relabel_round"].notna().to_numpy()
     seed = seed_for(params.seed, f"score round {rnd.number}")
-    scores = score_pool(model, checkpoint["normalization"], data.train, pool, labelled, rnd.budget, params, seed)
+    scores = score_pool(model, checkpoint["normalization"], data.train, pool, trusted(labels), rnd.budget, params, seed)
     artifacts.write_parquet(rnd.out_dir / paths.SCORES, scores)
     print(f"round {rnd.number}: scored {len(scores)} pool samples with {params.al.strategy}")
 

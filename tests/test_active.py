@@ -16,12 +16,16 @@ from alr_core.active.labels import (
     apply_answers,
     check_budget_fits,
     cleaning_metrics,
+    in_pool,
     initial_working_labels,
+    labelled,
+    mark_skipped,
     paper_protocol_answers,
-    pool_mask,
     select_query,
     simulated_answers,
     split_budget,
+    training_rows,
+    trusted,
 )
 from alr_core.active.rounds import current_round
 from alr_core.common import artifacts, paths
@@ -92,21 +96,35 @@ def test_initial_working_labels():
 
 def test_pool_mask_unselected_and_all():
     table = working()
-    assert pool_mask(table, "unselected").tolist() == [not c for c in CLEAN_GUESS]
-    assert pool_mask(table, "all").tolist() == [True] * 8
+    assert in_pool(table, "unselected").tolist() == [not c for c in CLEAN_GUESS]
+    assert in_pool(table, "all").tolist() == [True] * 8
 
 
 def test_pool_never_holds_a_relabelled_sample():
     table = apply_answers(working(), answers({"s1": 1, "s0": 0}), 1, "oracle")  # s0 is in C
-    assert pool_mask(table, "unselected").tolist() == [False, False, False, True, True, False, True, True]
-    assert pool_mask(table, "all").tolist() == [False, False, True, True, True, True, True, True]
+    assert in_pool(table, "unselected").tolist() == [False, False, False, True, True, False, True, True]
+    assert in_pool(table, "all").tolist() == [False, False, True, True, True, True, True, True]
     table = apply_answers(table, answers({"s3": 0}), 2, "oracle")
-    assert pool_mask(table, "unselected").tolist() == [False, False, False, False, True, False, True, True]
+    assert in_pool(table, "unselected").tolist() == [False, False, False, False, True, False, True, True]
 
 
 def test_pool_excludes_paper_protocol_labels():
     table = apply_answers(working(), paper_protocol_answers(working()), 1, "paper_protocol")
-    assert pool_mask(table, "all").tolist() == [not c for c in CLEAN_GUESS]
+    assert in_pool(table, "all").tolist() == [not c for c in CLEAN_GUESS]
+
+
+def test_skipped_answers_leave_the_pool_but_are_neither_labelled_nor_trusted():
+    # s1 answered, s3 skipped (both outside C), s0 in C answered: the three rules in one table
+    table = mark_skipped(apply_answers(working(), answers({"s1": 1, "s0": 0}), 1, "expert"), ["s3"], 1)
+    queried = ["s0", "s1", "s3"]
+    ids = table["sample_id"].tolist()
+    assert [ids[i] for i in np.flatnonzero(~in_pool(table, "all"))] == queried
+    assert [ids[i] for i in np.flatnonzero(labelled(table))] == ["s0", "s1"]
+    expected_trusted = sorted({s for s, c in zip(ids, CLEAN_GUESS) if c} | {"s0", "s1"})
+    assert [ids[i] for i in np.flatnonzero(trusted(table))] == expected_trusted
+    assert "s3" not in expected_trusted
+    assert training_rows(table, "selected").tolist() == trusted(table).tolist()
+    assert training_rows(table, "all").all()
 
 
 def test_check_budget_fits_names_both_numbers():
@@ -462,6 +480,6 @@ def test_paper_protocol_keeps_the_clean_guess_out_of_even_the_full_pool():
         "clean_guess": [True, False, True, False],
         "relabel_round": pd.array([None, None, None, 1], dtype="Int64"),
     })  # fmt: skip
-    assert pool_mask(labels, "all").tolist() == [True, True, True, False]
-    assert pool_mask(labels, "all", paper_protocol=True).tolist() == [False, True, False, False]
-    assert pool_mask(labels, "unselected", paper_protocol=True).tolist() == [False, True, False, False]
+    assert in_pool(labels, "all").tolist() == [True, True, True, False]
+    assert in_pool(labels, "all", paper_protocol=True).tolist() == [False, True, False, False]
+    assert in_pool(labels, "unselected", paper_protocol=True).tolist() == [False, True, False, False]

@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alr_core.active.labels import apply_answers, mark_skipped
-from alr_core.active.retrain import training_rows
+from alr_core.active.labels import apply_answers, mark_skipped, training_rows
 from alr_core.common.errors import AlrError
 from alr_core.human.annotation import Answers, package_table, page_items, read_answers
 

@@ -1,4 +1,5 @@
-"""Phase-2 bookkeeping: budget split, the pool, the query, and the working label table.
+"""Phase-2 bookkeeping: budget split, the query, and the working label table with the one
+definition of which samples are in the pool, labelled and trusted (docs/method.md, phase 2).
 
 The working label table has one row per train sample, in a fixed order that no round changes:
 ``sample_id``, ``label`` (the current working label), ``observed_label`` (the noisy label
@@ -34,15 +35,36 @@ def initial_working_labels(noisy_labels: pd.DataFrame, clean_guess: np.ndarray) 
     })  # fmt: skip
 
 
-def pool_mask(labels: pd.DataFrame, pool: str, paper_protocol: bool = False) -> np.ndarray:
-    """Samples that may be queried: never re-labelled before, and (``unselected``) outside C.
+def in_pool(labels: pd.DataFrame, pool: str, paper_protocol: bool = False) -> np.ndarray:
+    """Samples that may be queried, bool (N,): never queried before (answered or skipped), and
+    with ``pool: unselected`` outside C.
 
     Under the paper protocol C gets its true labels at round 1 anyway, so C is never in the
     pool (querying it would spend budget on labels the protocol hands out for free)."""
-    never_relabelled = labels["relabel_round"].isna().to_numpy()
+    never_queried = labels["relabel_round"].isna().to_numpy()
     if pool == "all" and not paper_protocol:
-        return never_relabelled
-    return never_relabelled & ~labels["clean_guess"].to_numpy(dtype=bool)
+        return never_queried
+    return never_queried & ~labels["clean_guess"].to_numpy(dtype=bool)
+
+
+def labelled(labels: pd.DataFrame) -> np.ndarray:
+    """Samples the oracle answered with a class in some round, bool (N,). A skipped query is
+    not labelled: its budget is spent and it has left the pool, but nobody vouched for it."""
+    return labels["relabel_round"].notna().to_numpy() & (labels["label_source"] != "skipped").to_numpy()
+
+
+def trusted(labels: pd.DataFrame) -> np.ndarray:
+    """C ∪ labelled, bool (N,): the samples whose labels training (``train_on: selected``) and
+    core-set's distances rely on."""
+    return labels["clean_guess"].to_numpy(dtype=bool) | labelled(labels)
+
+
+def training_rows(labels: pd.DataFrame, train_on: str) -> np.ndarray:
+    """The rows a round trains on, bool (N,): ``selected`` the trusted samples (the paper's
+    C ∪ re-labelled), ``all`` every train sample with its current label."""
+    if train_on == "all":
+        return np.ones(len(labels), dtype=bool)
+    return trusted(labels)
 
 
 def check_budget_fits(remaining_budget: int, pool_size: int, round_name: str, pool: str) -> None:

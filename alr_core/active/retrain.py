@@ -1,10 +1,9 @@
-"""retrain: fine-tune the previous round's model on the round's training set (METHOD.md)."""
+"""retrain: fine-tune the previous round's model on the round's training set (docs/method.md)."""
 
 from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -23,15 +22,6 @@ from alr_core.nn.training import (
     seed_everything,
     shuffled_batches,
 )
-
-
-def training_rows(labels, train_on: str) -> np.ndarray:
-    """``selected``: C ∪ re-labelled (the paper), without samples the expert skipped, whose
-    labels nobody vouched for; ``all``: every train sample. bool (N,)."""
-    if train_on == "all":
-        return np.ones(len(labels), dtype=bool)
-    answered = labels["relabel_round"].notna().to_numpy() & (labels["label_source"] != "skipped").to_numpy()
-    return labels["clean_guess"].to_numpy(dtype=bool) | answered
 
 
 def fine_tune(model: torch.nn.Module, normalization: dict, train: SplitData, data: PipelineData,
