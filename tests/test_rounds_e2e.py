@@ -18,6 +18,8 @@ from builders import deep_merge, repo_params, rounds_param, write_params
 
 from alr_core.common import paths
 
+pytestmark = pytest.mark.e2e  # `pytest -m "not e2e"` skips the slow end-to-end runs
+
 BUDGET = 6  # two rounds: 3 + 3
 TINY = {
     "seed": 0,
@@ -161,6 +163,19 @@ def test_two_rounds_end_to_end(pipeline):
     # ---- nothing left to do
     again = project.dvc("repro")
     assert ran_stages(again.stdout) == [], again.stdout
+
+
+def test_editing_the_network_code_invalidates_every_stage_that_runs_a_network(pipeline):
+    project, _ = pipeline
+    back_to_head(project)
+    with (project.root / "alr_core" / "nn" / "models.py").open("a") as module:
+        module.write("\n# an edit\n")
+    status = json.loads(project.dvc("status", "--json").stdout)
+    changed = set(status)
+    assert {"lnl_train", "score_samples@1", "retrain@1", "score_samples@2", "retrain@2"} <= changed, status
+    # stages that never load a network are not re-run for it
+    assert not changed & {"prepare", "inject_noise", "query@1", "oracle_relabel@1", "report"}, status
+    back_to_head(project)
 
 
 def test_plots_show_renders(pipeline, tmp_path):
