@@ -33,6 +33,8 @@ from PIL import Image, ImageDraw, ImageFilter
 from alr_core.human.annotation import read_answers
 from alr_core.human.page import render_page
 
+pytestmark = pytest.mark.e2e  # `pytest -m "not e2e"` skips the slow end-to-end runs
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ELEMENT_KEY = "element-6066-11e4-a52e-4f735466cecf"  # the W3C web element identifier

@@ -12,9 +12,12 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from alr_core.common import paths
 from alr_core.data.splits import long_tail_counts
+
+pytestmark = pytest.mark.e2e  # `pytest -m "not e2e"` skips the slow end-to-end runs
 
 TINY = {
     "seed": 0,

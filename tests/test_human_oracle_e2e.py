@@ -8,9 +8,12 @@ from __future__ import annotations
 import re
 
 import pandas as pd
+import pytest
 from builders import deep_merge, repo_params, rounds_param, write_params
 
 from alr_core.common import paths
+
+pytestmark = pytest.mark.e2e  # `pytest -m "not e2e"` skips the slow end-to-end runs
 
 TINY = {
     "seed": 0,

@@ -19,6 +19,8 @@ from conftest import GIT_IDENTITY, ProjectCopy
 
 from alr_core.common import paths
 
+pytestmark = pytest.mark.e2e  # `pytest -m "not e2e"` skips the slow end-to-end runs
+
 TINY = {
     "seed": 0,
     "budget": 6,
