@@ -4,7 +4,7 @@ Not part of the pipeline; `python -m bench.scale` and `python -m bench.run_all` 
 against :func:`alr_core.lnl.phase1.train_phase1` on the same data. It shares the network, the
 optimiser and the selection rules with ours (``build_model``, ``make_optimizer``,
 ``select_kept``, ``exchange_losses``), so the two differ only where the authors' code differs
-(METHOD.md, "What we do differently"):
+(docs/method.md, "What we do differently"):
 
 - data path: a ``Dataset`` whose ``__getitem__`` turns one uint8 image into a PIL image and
   runs torchvision transforms (RandomCrop with padding, ToTensor, Normalize), batched by a

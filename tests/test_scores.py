@@ -1,4 +1,4 @@
-"""Query scores (alr_core.active.scores) against values computed by hand from METHOD.md's formulas.
+"""Query scores (alr_core.active.scores) against values computed by hand from docs/method.md's formulas.
 
 Every score is "higher = query first"; natural logarithms throughout.
 """

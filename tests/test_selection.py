@@ -146,7 +146,7 @@ def test_mix_one_picks_only_by_vog():
 def test_n_one_keeps_exactly_one():
     # ⌊0.5·1⌋ = 0 -> the smallest loss
     assert as_list(select_loss_vog(LOSSES, VOG, 1, 0.5)) == [1]
-    # ⌊0.99·1⌋ = 0 -> still the smallest loss (METHOD's two floors would keep none)
+    # ⌊0.99·1⌋ = 0 -> still the smallest loss (the paper's two floors, docs/method.md would keep none)
     assert as_list(select_loss_vog(LOSSES, VOG, 1, 0.99)) == [1]
     # m = 1 -> the smallest VOG
     assert as_list(select_loss_vog(LOSSES, VOG, 1, 1.0)) == [2]

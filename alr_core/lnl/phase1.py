@@ -1,4 +1,4 @@
-"""Phase 1: learning with noisy labels — plain CE, Co-teaching, Co-teaching + VOG (METHOD.md).
+"""Phase 1: learning with noisy labels — plain CE, Co-teaching, Co-teaching + VOG (docs/method.md).
 
 One plain loop over epochs and batches. Per epoch: train (with the exchange rule for
 Co-teaching), take the VOG snapshot, validate, keep the best checkpoint by validation

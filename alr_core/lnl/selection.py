@@ -1,4 +1,4 @@
-"""Co-teaching's sample-selection rules (METHOD.md, phase 1). Pure functions over tensors.
+"""Co-teaching's sample-selection rules (docs/method.md, phase 1). Pure functions over tensors.
 
 ``losses``, ``vog`` and ``labels`` have shape (B,) for one batch, or (N,) for the global
 clean guess after training. Selections are index tensors into those arrays. Ties are broken
@@ -28,7 +28,7 @@ def num_to_keep(batch_size: int, forget_rate: float) -> int:
 def select_loss_vog(losses: torch.Tensor, vog: Optional[torch.Tensor], n: int, mix: float) -> torch.Tensor:
     """S = L ∪ V: the small-loss set L plus V, the ⌊m·n⌋ smallest-VOG samples outside L.
 
-    |L| = n − ⌊m·n⌋, so |S| = n exactly (METHOD.md's ⌊(1 − m)·n⌋ + ⌊m·n⌋ can lose a sample and,
+    |L| = n − ⌊m·n⌋, so |S| = n exactly (docs/method.md's ⌊(1 − m)·n⌋ + ⌊m·n⌋ can lose a sample and,
     at n = 1, keep none). Without ``vog`` (or with m = 0) this is the plain small-loss rule.
     """
     n = min(n, len(losses))

@@ -1,4 +1,4 @@
-"""Variance of Gradients (VOG) of the last layer, in closed form (METHOD.md, phase 1).
+"""Variance of Gradients (VOG) of the last layer, in closed form (docs/method.md, phase 1).
 
 For sample i with penultimate features h_i (D,), softmax probabilities p_i (K,) and label
 ỹ_i, the gradient of CE(ỹ_i) with respect to the last layer's row for ỹ_i and its bias is
