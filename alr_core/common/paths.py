@@ -20,6 +20,8 @@ QUERY = "query.parquet"
 ANNOTATION_CSV = "annotate.csv"  # the queried samples, for experts and their tools
 ANNOTATION_PAGE = "annotate.html"  # the self-contained page experts answer in
 
+ANSWERS_DIR = Path("annotations")  # experts' answer files: read by the pipeline, never written
+
 LNL_DIR = Path("data/lnl")
 LNL_CHECKPOINT = LNL_DIR / MODEL
 LNL_WORKING_LABELS = LNL_DIR / WORKING_LABELS  # round 0: observed labels and the clean guess

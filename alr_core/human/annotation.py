@@ -17,10 +17,8 @@ import pandas as pd
 from PIL import Image
 
 from alr_core.common.errors import AlrError
-
-ANSWERS_DIR = Path("annotations")
-SKIP = "skip"
-PREVIEW_MAX_SIDE = 512  # px: source images are shown at most this large in the page
+from alr_core.common.paths import ANSWERS_DIR, PREPARED_IMAGES
+from alr_core.human.page import MAX_IMAGE_WIDTH_PX, SKIP
 
 
 def answers_path(round_number: int) -> Path:
@@ -34,7 +32,7 @@ def package_table(query: pd.DataFrame, samples: pd.DataFrame, class_names: list[
     found = rows.reindex(query["sample_id"])
     names = np.asarray(class_names, dtype=object)
     source = found["source_path"].astype(object).to_numpy()
-    reference = [path if isinstance(path, str) else f"data/prepared/images.npy[{row}]"
+    reference = [path if isinstance(path, str) else f"{PREPARED_IMAGES.as_posix()}[{row}]"
                  for path, row in zip(source, found["image_row"])]  # fmt: skip
     return pd.DataFrame({
         "rank": query["rank"].to_numpy(),
@@ -58,7 +56,7 @@ def page_items(package: pd.DataFrame, images: np.ndarray) -> list[dict]:
         if source.is_file():
             with Image.open(source) as image:
                 picture = image.convert("RGB")
-                picture.thumbnail((PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))
+                picture.thumbnail((MAX_IMAGE_WIDTH_PX, MAX_IMAGE_WIDTH_PX))
         else:
             array = images[row.image_row]
             picture = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
