@@ -69,3 +69,20 @@ def test_random_and_bald_follow_the_round_seed(setup):
     assert not run(setup, "random", seed=1)["score"].equals(run(setup, "random", seed=2)["score"])
     assert run(setup, "bald", seed=3)["score"].equals(run(setup, "bald", seed=3)["score"])
     assert (run(setup, "bald")["score"] >= -1e-9).all()
+
+
+def test_coreset_measures_distances_from_the_labelled_rows_only(setup):
+    model, train, pool, _ = setup
+    labelled = np.zeros(30, dtype=bool)
+    labelled[1::6] = True  # a third of the non-pool rows: the rest is neither pool nor labelled
+    mean, std = torch.tensor([0.5]), torch.tensor([0.25])
+    x = (torch.from_numpy(train.images).permute(0, 3, 1, 2).float() / 255 - mean) / std
+    model.eval()
+    with torch.no_grad():
+        features = model(x)[0].numpy()
+    expected = scores.coreset(features[pool], features[labelled], 3)
+    params = parse_params({"train": {"device": "cpu"}, "al": {"strategy": "coreset"}})
+    table = score_pool(model, NORMALIZATION, train, pool, labelled, 3, params, seed=1)
+    np.testing.assert_allclose(table["score"], expected, rtol=1e-5, atol=1e-6)
+    wrong = scores.coreset(features[pool], features[~pool], 3)  # what counting every non-pool row gives
+    assert not np.allclose(table["score"], wrong)

@@ -17,7 +17,9 @@ def score_pool(model: torch.nn.Module, normalization: dict, train: SplitData, po
     """Scores of the pool samples (``pool``: bool (N,)); higher = query first.
 
     All passes are unaugmented and in eval mode; BALD's passes switch on dropout only.
-    ``labelled`` (bool (N,)) is the set core-set measures distances from (C ∪ re-labelled).
+    ``labelled`` (bool (N,)) is the set core-set measures distances from: the trusted samples
+    (docs/method.md). Only the pool rows (and, for core-set, the labelled rows) are passed
+    through the network.
     ``seed`` drives the random strategy and BALD's dropout masks (one per round).
     Returns sample_id, score, prediction, confidence for each pool sample.
     """
@@ -26,12 +28,15 @@ def score_pool(model: torch.nn.Module, normalization: dict, train: SplitData, po
     generator = seed_everything(seed)
     model = model.to(device)
     pipeline = InputPipeline(normalization, params.train.augment, device, generator)
-    images = ImageSet.from_arrays(train.images, train.labels, device)
-    features, logits = predict(model, images, pipeline, params.train.eval_batch_size)
-    probs = logits.softmax(1).cpu().numpy().astype(np.float64)
-    features = features.cpu().numpy()
+    # only the rows a strategy reads go through the network: the pool, and for core-set the
+    # labelled set it measures distances from
+    needed = pool | labelled if al.strategy == "coreset" else pool
+    images = ImageSet.from_arrays(train.images[needed], train.labels[needed], device)
+    in_needed = np.cumsum(needed) - 1  # row of each train sample inside ``images``
     rows = np.flatnonzero(pool)
-    pool_probs = probs[rows]
+    pool_rows = in_needed[rows]
+    features, logits = predict(model, images, pipeline, params.train.eval_batch_size)
+    pool_probs = logits[pool_rows].softmax(1).cpu().numpy().astype(np.float64)
     if al.strategy == "random":
         values = scores.random_scores(len(rows), np.random.default_rng(seed))
     elif al.strategy == "entropy":
@@ -46,9 +51,10 @@ def score_pool(model: torch.nn.Module, normalization: dict, train: SplitData, po
         passes = [predict(model, images, pipeline, params.train.eval_batch_size, mc_dropout=True)[1]
                   for _ in range(al.mc_passes)]  # fmt: skip
         mc_probs = torch.stack(passes).softmax(-1).cpu().numpy().astype(np.float64)
-        values = scores.bald(mc_probs[:, rows])
+        values = scores.bald(mc_probs[:, pool_rows])
     elif al.strategy == "coreset":
-        values = scores.coreset(features[rows], features[labelled], round_budget)
+        features = features.cpu().numpy()
+        values = scores.coreset(features[pool_rows], features[in_needed[np.flatnonzero(labelled)]], round_budget)
     else:  # pragma: no cover - params validation lists the strategies
         raise ValueError(al.strategy)
     return pd.DataFrame({
