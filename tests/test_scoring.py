@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from alr_core.active import scores
+from alr_core.active import strategies
 from alr_core.active.scoring import score_pool
 from alr_core.common.params import parse_params
 from alr_core.data.datasets import SplitData
@@ -54,10 +54,10 @@ def test_scores_are_the_formulas_on_eval_mode_unaugmented_probabilities(setup):
     with torch.no_grad():
         probs = model(x)[1].softmax(1).double().numpy()
     expected = {
-        "entropy": scores.entropy(probs),
-        "least_confidence": scores.least_confidence(probs),
-        "margin": scores.margin(probs),
-        "label_disagreement": scores.label_disagreement(probs, train.labels[pool], 1.0),
+        "entropy": strategies.entropy(probs),
+        "least_confidence": strategies.least_confidence(probs),
+        "margin": strategies.margin(probs),
+        "label_disagreement": strategies.label_disagreement(probs, train.labels[pool], 1.0),
     }
     for strategy, values in expected.items():
         np.testing.assert_allclose(run(setup, strategy)["score"], values, rtol=1e-5, atol=1e-6)
@@ -80,9 +80,9 @@ def test_coreset_measures_distances_from_the_labelled_rows_only(setup):
     model.eval()
     with torch.no_grad():
         features = model(x)[0].numpy()
-    expected = scores.coreset(features[pool], features[labelled], 3)
+    expected = strategies.coreset(features[pool], features[labelled], 3)
     params = parse_params({"train": {"device": "cpu"}, "al": {"strategy": "coreset"}})
     table = score_pool(model, NORMALIZATION, train, pool, labelled, 3, params, seed=1)
     np.testing.assert_allclose(table["score"], expected, rtol=1e-5, atol=1e-6)
-    wrong = scores.coreset(features[pool], features[~pool], 3)  # what counting every non-pool row gives
+    wrong = strategies.coreset(features[pool], features[~pool], 3)  # what counting every non-pool row gives
     assert not np.allclose(table["score"], wrong)

@@ -1,4 +1,4 @@
-"""score_samples: the current model scores the pool with the chosen strategy."""
+"""Query-strategy scores: the current model scores the pool (formulas in alr_core.active.strategies)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from alr_core.active import scores
+from alr_core.active import strategies
 from alr_core.common.params import Params
 from alr_core.data.datasets import SplitData
 from alr_core.nn.training import ImageSet, InputPipeline, pick_device, predict, seed_everything
@@ -38,23 +38,23 @@ def score_pool(model: torch.nn.Module, normalization: dict, train: SplitData, po
     features, logits = predict(model, images, pipeline, params.train.eval_batch_size)
     pool_probs = logits[pool_rows].softmax(1).cpu().numpy().astype(np.float64)
     if al.strategy == "random":
-        values = scores.random_scores(len(rows), np.random.default_rng(seed))
+        values = strategies.random_scores(len(rows), np.random.default_rng(seed))
     elif al.strategy == "entropy":
-        values = scores.entropy(pool_probs)
+        values = strategies.entropy(pool_probs)
     elif al.strategy == "least_confidence":
-        values = scores.least_confidence(pool_probs)
+        values = strategies.least_confidence(pool_probs)
     elif al.strategy == "margin":
-        values = scores.margin(pool_probs)
+        values = strategies.margin(pool_probs)
     elif al.strategy == "label_disagreement":
-        values = scores.label_disagreement(pool_probs, train.labels[rows], al.entropy_clip)
+        values = strategies.label_disagreement(pool_probs, train.labels[rows], al.entropy_clip)
     elif al.strategy == "bald":
         passes = [predict(model, images, pipeline, params.train.eval_batch_size, mc_dropout=True)[1]
                   for _ in range(al.mc_passes)]  # fmt: skip
         mc_probs = torch.stack(passes).softmax(-1).cpu().numpy().astype(np.float64)
-        values = scores.bald(mc_probs[:, pool_rows])
+        values = strategies.bald(mc_probs[:, pool_rows])
     elif al.strategy == "coreset":
         features = features.cpu().numpy()
-        values = scores.coreset(features[pool_rows], features[in_needed[np.flatnonzero(labelled)]], round_budget)
+        values = strategies.coreset(features[pool_rows], features[in_needed[np.flatnonzero(labelled)]], round_budget)
     else:  # pragma: no cover - params validation lists the strategies
         raise ValueError(al.strategy)
     return pd.DataFrame({

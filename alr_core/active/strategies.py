@@ -1,4 +1,4 @@
-"""Query scores for active label cleaning (docs/method.md, phase 2). Pure functions over arrays.
+"""Query scores per strategy for active label cleaning (docs/method.md, phase 2). Pure functions over arrays.
 
 Every score is "higher = query first". Shapes: ``probs`` (N, K) rows summing to 1;
 ``mc_probs`` (T, N, K) from T stochastic passes; ``labels`` (N,) current labels;

@@ -1,4 +1,4 @@
-"""Query scores (alr_core.active.scores) against values computed by hand from docs/method.md's formulas.
+"""Query scores (alr_core.active.strategies) against values computed by hand from docs/method.md's formulas.
 
 Every score is "higher = query first"; natural logarithms throughout.
 """
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alr_core.active import scores
+from alr_core.active import strategies
 from alr_core.active.labels import select_query
 
 
@@ -38,14 +38,14 @@ def test_entropy_hand_values():
     ]
     assert expected[0] == pytest.approx(1.0397207708)
     assert expected[3] == pytest.approx(0.8018185525)
-    result = scores.entropy(probs)
+    result = strategies.entropy(probs)
     assert result.shape == (4,)
     np.testing.assert_allclose(result, expected, rtol=0, atol=1e-9)
 
 
 def test_entropy_ranks_uniform_highest():
     probs = np.array([[0.9, 0.05, 0.05], [1 / 3, 1 / 3, 1 / 3], [0.6, 0.3, 0.1]])
-    assert np.argsort(-scores.entropy(probs)).tolist() == [1, 2, 0]
+    assert np.argsort(-strategies.entropy(probs)).tolist() == [1, 2, 0]
 
 
 # ----------------------------------------------------------------------------- least confidence, margin
@@ -53,7 +53,7 @@ def test_entropy_ranks_uniform_highest():
 
 def test_least_confidence_hand_values():
     probs = np.array([[0.5, 0.25, 0.25], [0.1, 0.7, 0.2], [1.0, 0.0, 0.0], [0.4, 0.4, 0.2]])
-    np.testing.assert_allclose(scores.least_confidence(probs), [0.5, 0.3, 0.0, 0.6], atol=1e-12)
+    np.testing.assert_allclose(strategies.least_confidence(probs), [0.5, 0.3, 0.0, 0.6], atol=1e-12)
 
 
 def test_margin_is_minus_the_gap_between_the_two_most_likely_classes():
@@ -63,7 +63,7 @@ def test_margin_is_minus_the_gap_between_the_two_most_likely_classes():
         [0.4, 0.4, 0.2],  # a tie at the top: gap 0
         [0.05, 0.05, 0.9],  # gap 0.85
     ])  # fmt: skip
-    result = scores.margin(probs)
+    result = strategies.margin(probs)
     np.testing.assert_allclose(result, [-0.25, -0.5, 0.0, -0.85], atol=1e-12)
     # the smallest gap is queried first
     assert np.argsort(-result, kind="stable").tolist() == [2, 0, 1, 3]
@@ -71,7 +71,7 @@ def test_margin_is_minus_the_gap_between_the_two_most_likely_classes():
 
 def test_margin_two_classes():
     probs = np.array([[0.55, 0.45], [0.2, 0.8]])
-    np.testing.assert_allclose(scores.margin(probs), [-0.1, -0.6], atol=1e-12)
+    np.testing.assert_allclose(strategies.margin(probs), [-0.1, -0.6], atol=1e-12)
 
 
 # ----------------------------------------------------------------------------- BALD
@@ -80,7 +80,7 @@ def test_margin_two_classes():
 def test_bald_is_zero_when_all_passes_agree():
     one = np.array([[0.7, 0.3], [0.2, 0.8], [0.5, 0.5]])
     mc = np.stack([one, one, one])  # (T=3, N=3, K=2)
-    result = scores.bald(mc)
+    result = strategies.bald(mc)
     assert result.shape == (3,)
     np.testing.assert_allclose(result, 0.0, atol=1e-12)
 
@@ -92,7 +92,7 @@ def test_bald_exact_on_two_disagreeing_passes():
     ])  # fmt: skip
     expected0 = h(0.5, 0.5) - (h(0.9, 0.1) + h(0.1, 0.9)) / 2  # ln 2 − H(0.9, 0.1)
     assert expected0 == pytest.approx(0.3680642)
-    result = scores.bald(mc)
+    result = strategies.bald(mc)
     np.testing.assert_allclose(result, [expected0, 0.0], atol=1e-9)
     assert result[0] > 0
 
@@ -102,7 +102,7 @@ def test_bald_three_classes_three_passes():
     mean = [sum(p[k] for p in passes) / 3 for k in range(3)]
     expected = h(*mean) - sum(h(*p) for p in passes) / 3
     mc = np.array(passes)[:, None, :]  # (T=3, N=1, K=3)
-    np.testing.assert_allclose(scores.bald(mc), [expected], atol=1e-9)
+    np.testing.assert_allclose(strategies.bald(mc), [expected], atol=1e-9)
     assert expected > 0
 
 
@@ -119,7 +119,7 @@ def test_label_disagreement_exact(clip):
         -math.log(0.7) - min(entropies[1], clip),
         -math.log(1 / 3) - min(entropies[2], clip),
     ]
-    np.testing.assert_allclose(scores.label_disagreement(probs, labels, clip), expected, atol=1e-9)
+    np.testing.assert_allclose(strategies.label_disagreement(probs, labels, clip), expected, atol=1e-9)
 
 
 def test_label_disagreement_ranks_a_confidently_contradicted_label_first():
@@ -128,7 +128,7 @@ def test_label_disagreement_ranks_a_confidently_contradicted_label_first():
         [1 / 3, 1 / 3, 1 / 3],  # merely uncertain
         [0.9, 0.05, 0.05],  # agrees with label 0
     ])  # fmt: skip
-    result = scores.label_disagreement(probs, np.array([0, 0, 0]), entropy_clip=1.0)
+    result = strategies.label_disagreement(probs, np.array([0, 0, 0]), entropy_clip=1.0)
     # by hand: −ln 0.05 − H(0.05, 0.9, 0.05); ln 3 − 1.0 (clipped); −ln 0.9 − H(0.9, 0.05, 0.05)
     np.testing.assert_allclose(result, [
         -math.log(0.05) - h(0.05, 0.9, 0.05),
@@ -142,15 +142,15 @@ def test_label_disagreement_ranks_a_confidently_contradicted_label_first():
 
 
 def test_random_scores_deterministic_per_seed():
-    a = scores.random_scores(50, np.random.default_rng(7))
-    b = scores.random_scores(50, np.random.default_rng(7))
-    c = scores.random_scores(50, np.random.default_rng(8))
+    a = strategies.random_scores(50, np.random.default_rng(7))
+    b = strategies.random_scores(50, np.random.default_rng(7))
+    c = strategies.random_scores(50, np.random.default_rng(8))
     assert a.shape == (50,)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     assert ((a >= 0) & (a < 1)).all()
     assert len(np.unique(a)) == 50
-    assert scores.random_scores(0, np.random.default_rng(7)).shape == (0,)
+    assert strategies.random_scores(0, np.random.default_rng(7)).shape == (0,)
 
 
 # ----------------------------------------------------------------------------- core-set
@@ -167,7 +167,7 @@ def test_coreset_farthest_first_on_a_line():
     #   with 6 added:     [1, 2, 0, 1, 0]   -> pick 4  (score 2)
     #   final distances of the others: 1 and 1
     pool = column(1, 4, 6, 10, 11)
-    result = scores.coreset(pool, column(0), budget=3)
+    result = strategies.coreset(pool, column(0), budget=3)
     np.testing.assert_allclose(result, [1, 2, 5, 1, 11])
     # sorting by score (as the query does) reproduces the greedy order 11, 6, 4
     table = pd.DataFrame({"sample_id": ["p0", "p1", "p2", "p3", "p4"], "score": result})
@@ -177,9 +177,9 @@ def test_coreset_farthest_first_on_a_line():
 def test_coreset_budget_one_and_zero():
     pool = column(1, 4, 6, 10, 11)
     # one pick: 11 (score 11); everyone else keeps min(distance to 0, distance to 11)
-    np.testing.assert_allclose(scores.coreset(pool, column(0), budget=1), [1, 4, 5, 1, 11])
+    np.testing.assert_allclose(strategies.coreset(pool, column(0), budget=1), [1, 4, 5, 1, 11])
     # no picks: the scores are the distances to the labelled set
-    np.testing.assert_allclose(scores.coreset(pool, column(0), budget=0), [1, 4, 6, 10, 11])
+    np.testing.assert_allclose(strategies.coreset(pool, column(0), budget=0), [1, 4, 6, 10, 11])
 
 
 def test_coreset_two_dimensions_with_two_labelled_points():
@@ -187,7 +187,7 @@ def test_coreset_two_dimensions_with_two_labelled_points():
     labelled = np.array([[0.0, 0.0], [4.0, 0.0]])
     # distances to the labelled set: [3, 4, 1, 1] -> pick (4,4) with score 4
     # with (4,4) added: (0,3) -> min(3, sqrt(16+1)) = 3; (1,0) -> 1; (5,0) -> 1 -> pick (0,3), score 3
-    result = scores.coreset(pool, labelled, budget=2)
+    result = strategies.coreset(pool, labelled, budget=2)
     np.testing.assert_allclose(result, [3.0, 4.0, 1.0, 1.0])
 
 
@@ -195,7 +195,7 @@ def test_coreset_without_labelled_samples_starts_farthest_from_the_pool_mean():
     pool = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [3.0, 3.0]])  # mean (1, 1)
     # distances to the mean: [sqrt 2, 1, 1, sqrt 8] -> pick (3,3) with score sqrt 8
     # with (3,3) as a centre: [sqrt 2, 1, 1] unchanged (all nearer the mean than (3,3)) -> pick (0,0)
-    result = scores.coreset(pool, np.empty((0, 2)), budget=2)
+    result = strategies.coreset(pool, np.empty((0, 2)), budget=2)
     np.testing.assert_allclose(result, [math.sqrt(2), 1.0, 1.0, math.sqrt(8)])
     assert np.argsort(-result, kind="stable")[:2].tolist() == [3, 0]
 
@@ -203,7 +203,7 @@ def test_coreset_without_labelled_samples_starts_farthest_from_the_pool_mean():
 def test_coreset_budget_larger_than_the_pool_picks_everything():
     pool = column(1, 4, 6)
     # picks 6 (6), then 4 (min(4, 2) = 2), then 1 (min(1, 3) = 1)
-    result = scores.coreset(pool, column(0), budget=10)
+    result = strategies.coreset(pool, column(0), budget=10)
     np.testing.assert_allclose(result, [1, 2, 6])
     assert np.isfinite(result).all()
 
@@ -212,7 +212,7 @@ def test_coreset_scores_are_never_above_the_last_pick():
     rng = np.random.default_rng(0)
     pool, labelled = rng.normal(size=(40, 3)), rng.normal(size=(5, 3))
     budget = 7
-    result = scores.coreset(pool, labelled, budget)
+    result = strategies.coreset(pool, labelled, budget)
     order = np.argsort(-result, kind="stable")
     picks = result[order[:budget]]
     assert (np.diff(picks) <= 1e-12).all()  # the greedy picks' distances never increase
@@ -223,5 +223,5 @@ def test_min_distances_matches_brute_force_across_chunks():
     rng = np.random.default_rng(1)
     points, centres = rng.normal(size=(13, 4)), rng.normal(size=(11, 4))
     brute = np.linalg.norm(points[:, None, :] - centres[None, :, :], axis=2).min(axis=1)
-    np.testing.assert_allclose(scores._min_distances(points, centres, chunk=3), brute, atol=1e-9)
-    np.testing.assert_allclose(scores.coreset(points, centres, budget=0), brute, atol=1e-9)
+    np.testing.assert_allclose(strategies._min_distances(points, centres, chunk=3), brute, atol=1e-9)
+    np.testing.assert_allclose(strategies.coreset(points, centres, budget=0), brute, atol=1e-9)
