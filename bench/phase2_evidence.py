@@ -4,7 +4,8 @@ active-learning strategy, with phase 1 = coteaching_vog and = ce, over seeds.
 Runs the real pipeline: a clone of this repository's HEAD in --workdir, then one
 `dvc exp run -S ...` per configuration and seed (DVC's run cache restores a phase 1 already
 computed for the same seed and method instead of training it again), then reads every
-experiment's metrics/report.json from `dvc exp show --json`.
+experiment from `dvc exp show --json` and aggregates them as `python -m stages.compare` does
+(grouped by every parameter but the seed, mean ± sample std).
 
     python -m bench.phase2_evidence --seeds 0 1 2 --out bench/phase2_evidence.md
 """
@@ -14,13 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import yaml
+
+from alr_core.report.compare import Experiment, markdown_report, read_experiments
 
 REPO = Path(__file__).resolve().parents[1]
 RETINA = REPO.parent / "shared" / "data" / "retinamnist" / "retinamnist.npz"
@@ -59,20 +62,9 @@ def set_up(workdir: Path, budget: int) -> None:
     run(["git", "commit", "--quiet", "-am", "phase-2 evidence: RetinaMNIST, noise 0.6"], workdir)
 
 
-def experiments(workdir: Path) -> list[dict]:
-    shown = json.loads(run([sys.executable, "-m", "dvc", "exp", "show", "--json"], workdir))
-    records = []
-    for commit in shown:
-        for exp in commit.get("experiments") or []:
-            for rev in exp.get("revs", []):
-                data = (rev.get("data") or {})
-                params = data.get("params", {}).get("params.yaml", {}).get("data", {})
-                report = data.get("metrics", {}).get("metrics/report.json", {}).get("data")
-                if report:
-                    records.append({"seed": params["seed"], "lnl.method": params["lnl"]["method"],
-                                    "al.strategy": params["al"]["strategy"],
-                                    "al.paper_protocol": params["al"]["paper_protocol"], **report})  # fmt: skip
-    return records
+def experiments(workdir: Path) -> list[Experiment]:
+    """The workdir's experiments as `python -m stages.compare` reads them."""
+    return read_experiments(json.loads(run([sys.executable, "-m", "dvc", "exp", "show", "--json"], workdir)))
 
 
 def main() -> None:
@@ -87,27 +79,20 @@ def main() -> None:
         sys.exit(f"{RETINA} not found: this evidence needs ../shared/data")
     if not args.resume:
         set_up(args.workdir, args.budget)
-    keys = ["lnl.method", "al.strategy", "al.paper_protocol"]
-    done = {(r["seed"], *(r[k] for k in keys)) for r in experiments(args.workdir)}
+    keys = ["seed", "lnl.method", "al.strategy", "al.paper_protocol"]
+    done = {tuple(e.params.get(k) for k in keys) for e in experiments(args.workdir) if e.finished}
     for seed in args.seeds:
         for config in configurations():
-            if (seed, *(config[k] for k in keys)) in done:
+            if (seed, *(config[k] for k in keys[1:])) in done:
                 continue
             overrides = [f"{key}={str(value).lower()}" for key, value in (("seed", seed), *config.items())]
             print("dvc exp run", *overrides, flush=True)
             run([sys.executable, "-m", "dvc", "exp", "run", *[a for o in overrides for a in ("-S", o)]], args.workdir)
-    table = pd.DataFrame(experiments(args.workdir))
-    keys = ["lnl.method", "al.paper_protocol", "al.strategy"]
-    columns = ["phase1_test_balanced_accuracy", "final_test_balanced_accuracy", "final_label_accuracy"]
-    grouped = table.groupby(keys)[columns]
-    mean, std = grouped.mean(), grouped.std(ddof=0)
-    summary = pd.DataFrame({c: [f"{m:.3f} ± {s:.3f}" for m, s in zip(mean[c], std[c])] for c in columns},
-                           index=mean.index)  # fmt: skip
-    summary["n"] = grouped.size()
+    command = shlex.join(["python", "-m", "bench.phase2_evidence", *sys.argv[1:]])
     args.out.write_text(
         f"Phase-2 evidence: RetinaMNIST, symmetric noise 0.6, budget {args.budget} over 5 rounds, seeds "
-        f"{args.seeds}, default params otherwise. Produced by `python -m bench.phase2_evidence`.\n\n"
-        + summary.reset_index().to_markdown(index=False) + "\n"
+        f"{args.seeds}, default params otherwise. Produced by `{command}`; aggregated like "
+        "`python -m stages.compare` (mean ± sample std).\n\n" + markdown_report(experiments(args.workdir))
     )
     print(args.out.read_text())
 
