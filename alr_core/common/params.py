@@ -102,7 +102,10 @@ class LnlParams:
     vog_mix: float = field(default=0.2, metadata=_range(0.0, 1.0))
     vog_source: Literal["eval", "train"] = "eval"
     vog_normalize: Literal["none", "class"] = "none"
-    selection: Literal["global", "class_aware"] = "global"
+    selection: Literal[
+        "global", "class_aware", "class_gmm", "prototype", "noise_quota", "confident_learning"
+    ] = "global"
+    class_balance: Literal["none", "loss"] = "none"
 
 
 @dataclass(frozen=True)
