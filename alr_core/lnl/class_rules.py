@@ -90,14 +90,11 @@ def estimated_clean_counts(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     over the observed classes only (a class nobody is labelled with has no row)."""
     from cleanlab.count import compute_confident_joint
 
-    labels = np.asarray(labels)
-    present = np.unique(labels)
+    present, local, sub = _observed_columns(probs, labels)
     counts = np.zeros(probs.shape[1])
     if len(present) < 2:  # one observed class: no other class to be confused with
         counts[present] = len(labels)
         return counts
-    local = np.searchsorted(present, labels)
-    sub = probs[:, present] / probs[:, present].sum(axis=1, keepdims=True)
     joint = compute_confident_joint(local, sub, calibrate=True)
     counts[present] = np.diag(joint)
     return counts
@@ -127,11 +124,9 @@ def confident_learning(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarra
     from cleanlab.filter import find_label_issues
 
     labels = np.asarray(labels)
-    present = np.unique(labels)
+    present, local, sub = _observed_columns(probs, labels)
     if len(present) < 2:
         return np.ones(len(labels), dtype=bool), [int(c) for c in present]
-    local = np.searchsorted(present, labels)
-    sub = probs[:, present] / probs[:, present].sum(axis=1, keepdims=True)
     keep = ~find_label_issues(local, sub, min_examples_per_class=1, n_jobs=1)
     for cls in present:  # cleanlab keeps min_examples_per_class per class; make it explicit
         members = np.flatnonzero(labels == cls)
@@ -160,6 +155,14 @@ def class_keep(
     if rule == "confident_learning":
         return confident_learning(probs, labels)
     raise ValueError(f"unknown class rule {rule!r}; valid: {', '.join(CLASS_RULES)}")
+
+
+def _observed_columns(probs: np.ndarray, labels: np.ndarray):
+    """cleanlab expects every class to be someone's label: restrict to the observed classes.
+    Returns (observed classes (K',), labels renumbered into [0, K'), probs (N, K') renormalised)."""
+    present = np.unique(labels)
+    sub = probs[:, present]
+    return present, np.searchsorted(present, labels), sub / sub.sum(axis=1, keepdims=True)
 
 
 def _per_class_gmm(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, list]:

@@ -58,7 +58,8 @@ class Phase1Result:
     peer: Optional[nn.Module]  # network g (Co-teaching), at its best validation epoch
     selection: pd.DataFrame  # one row per train sample, in label-table order
     epochs: pd.DataFrame  # one row per epoch, for dvc plots
-    metrics: dict
+    metrics: dict  # deterministic for a seed: tracked with `dvc metrics`
+    timing: dict  # wall-clock seconds per part and throughput: differ between identical runs
 
 
 def model_spec(params: Params, data: PipelineData) -> ModelSpec:
@@ -220,13 +221,15 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True) -> P
         "classes_kept_whole": [data.class_names[c] for c in kept_whole],
         "val": evaluate(model, val, pipeline, params.train.eval_batch_size, data.class_names),
         "test": evaluate(model, test, pipeline, params.train.eval_batch_size, data.class_names) if len(test) else None,
+    }
+    timing = {
         "seconds": {k: round(v, 3) for k, v in timer.items()},
         "train_images_per_second_per_network": round(lnl.epochs * len(train) / timer["train"], 1),
     }
     if data.train.truth is not None:
         metrics["selection"] = selection_metrics(selection["clean_guess"].to_numpy(), data.train.labels,
                                                  data.train.truth, data.class_names)  # fmt: skip
-    return Phase1Result(spec, normalization, model, peer, selection, pd.DataFrame(rows), metrics)
+    return Phase1Result(spec, normalization, model, peer, selection, pd.DataFrame(rows), metrics, timing)
 
 
 def _new_network(spec: ModelSpec, params: Params) -> nn.Module:
