@@ -135,6 +135,37 @@ def summarise(records: list[dict]) -> pd.DataFrame:
     return out.reset_index()
 
 
+def targets(records: list[dict]) -> pd.DataFrame:
+    """The issue's targets per dataset × noise × method, on the means over seeds: worst-class
+    recall of C ≥ 0.7; precision of C ≥ loss-only Co-teaching's − 0.03; test balanced accuracy ≥
+    plain CE's. A cell is "—" where its reference (Co-teaching or CE) was not run."""
+    table = pd.DataFrame(records)
+    mean = table.groupby(["dataset", "noise", "method"], sort=False)[
+        ["precision", "worst_class_recall", "test_balanced_accuracy"]].mean()  # fmt: skip
+    rows = []
+    for (dataset, noise, method), row in mean.iterrows():
+        if method in ("ce", "coteaching"):
+            continue
+
+        def reference(name, column):
+            key = (dataset, noise, name)
+            return mean.loc[key, column] if key in mean.index else np.nan
+
+        def mark(ok):
+            return "—" if ok is None else ("yes" if ok else "no")
+
+        coteaching_precision = reference("coteaching", "precision")
+        ce_accuracy = reference("ce", "test_balanced_accuracy")
+        rows.append({
+            "dataset": dataset, "noise": noise, "method": method,
+            "worst-class recall ≥ 0.7": mark(row["worst_class_recall"] >= 0.7),
+            "precision ≥ coteaching − 0.03": mark(None if np.isnan(coteaching_precision)
+                                                  else row["precision"] >= coteaching_precision - 0.03),
+            "test bal. acc. ≥ ce": mark(None if np.isnan(ce_accuracy) else row["test_balanced_accuracy"] >= ce_accuracy),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -200,7 +231,9 @@ def main() -> None:
               "mean ± sample std over the n seeds run (seeds 0, 1, 2 in that order).\n"
               f"Produced by `python -m bench.phase1_evidence {shlex.join(sys.argv[1:])}`.\n"
               "Selection columns describe the clean guess C against the truly clean train samples; `ce` trusts every label, so it has none.\n\n")
-    args.out.write_text(header + table.to_markdown(index=False) + "\n")
+    checks = targets(list(done.values()))
+    args.out.write_text(header + table.to_markdown(index=False) + "\n\nTargets (on the means above):\n\n"
+                        + checks.to_markdown(index=False) + "\n")
     print(args.out.read_text())
 
 
