@@ -74,7 +74,8 @@ def run_one(dataset: dict, rate: float, lnl: dict, seed: int, epochs: int) -> di
     base["seed"] = seed
     base["data"] |= dataset
     base["noise"] |= {"type": "symmetric", "rate": rate}
-    base["lnl"] |= lnl | {"epochs": epochs}
+    # a method name without a rule means the paper's per-batch global cut, whatever params.yaml says
+    base["lnl"] |= {"selection": "global", "class_balance": "none"} | lnl | {"epochs": epochs}
     if dataset["source"] != "digits":
         base["train"]["augment"]["hflip"] = True  # fundus images have no handedness
     params = parse_params(base)

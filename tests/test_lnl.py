@@ -77,7 +77,9 @@ def make_params(**lnl_overrides):
         "model": {"arch": "small_cnn", "dropout": 0.1},
         "train": {"device": "cpu", "batch_size": BATCH_SIZE, "lr": 0.05, "eval_batch_size": 50,
                   "augment": {"crop_padding": 1}, **train_overrides},  # fmt: skip
-        "lnl": {"epochs": EPOCHS, "num_gradual": 2, "vog_window": 2, "vog_mix": 0.25, **lnl_overrides},
+        # the per-batch global cut unless a test names another rule (params.yaml's default is a per-class rule)
+        "lnl": {"epochs": EPOCHS, "num_gradual": 2, "vog_window": 2, "vog_mix": 0.25, "selection": "global",
+                **lnl_overrides},
     }
     return parse_params(raw)
 

@@ -93,7 +93,7 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class LnlParams:
-    method: Literal["ce", "coteaching", "coteaching_vog"] = "coteaching_vog"
+    method: Literal["ce", "coteaching", "coteaching_vog"] = "coteaching"
     epochs: int = field(default=40, metadata=_range(1, None))
     forget_rate: Optional[float] = field(default=None, metadata=_range(0.0, 1.0, high_open=True))
     num_gradual: int = field(default=10, metadata=_range(0, None))
@@ -104,7 +104,7 @@ class LnlParams:
     vog_normalize: Literal["none", "class"] = "none"
     selection: Literal[
         "global", "class_aware", "class_gmm", "prototype", "noise_quota", "confident_learning"
-    ] = "global"
+    ] = "class_gmm"
     class_balance: Literal["none", "loss"] = "none"
 
 
