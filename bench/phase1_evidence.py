@@ -1,13 +1,21 @@
-"""Phase-1 evidence: clean-selection quality and test scores per method, mean ± std over seeds.
+"""Phase-1 evidence: clean-selection quality and test scores per method, mean ± sample std over seeds.
 
 Runs prepare → inject_noise → phase 1 in-process (the same alr_core calls as the stages) for
-each dataset × noise rate × method × seed and writes a Markdown table.
+each dataset × noise rate × seed × method and writes a Markdown table. Raw results are appended
+to a JSONL file one run at a time; a rerun skips the (dataset, rate, method, seed) keys it
+already holds, so a long sweep can be stopped and extended.
 
-    python -m bench.phase1_evidence --seeds 0 1 2 --out bench/phase1_evidence.md
-    python -m bench.phase1_evidence --ablation --datasets "digits (long-tailed)" --rates 0.4 \
+    python -m bench.phase1_evidence --dataset digits \
+        "bccd=imagefolder:../shared/data/bccd_wbc/BCCD_cropped;class_names=[Eosinophil,Lymphocyte,Monocyte,Neutrophil]" \
+        --rates 0.4 --seeds 0 1 2
+    python -m bench.phase1_evidence --ablation --dataset digits --rates 0.4 \
         --seeds 0 1 --out bench/vog_ablation.md --raw bench/vog_ablation.jsonl
 
-RetinaMNIST is read from ../shared/data/retinamnist/retinamnist.npz and skipped when absent.
+``--dataset`` takes built-in names (digits, retinamnist) or NAME=SOURCE[:PATH][;KEY=VALUE...]
+where SOURCE is a ``data.source`` and each KEY=VALUE sets ``data.KEY`` (VALUE read as YAML).
+RetinaMNIST is read from ../shared/data/retinamnist/retinamnist.npz; a dataset whose path is
+absent is skipped. A noise rate a dataset cannot take (symmetric rate ≥ (K − 1)/K) is skipped
+with a note.
 """
 
 from __future__ import annotations
@@ -15,12 +23,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
+from alr_core.common.errors import AlrError
 from alr_core.common.params import load_params, parse_params
 from alr_core.common.seeding import rng_for
 from alr_core.data.datasets import PipelineData, SplitData
@@ -29,15 +40,21 @@ from alr_core.data.prepare import class_names, prepare
 
 RETINA = Path(__file__).resolve().parents[2] / "shared" / "data" / "retinamnist" / "retinamnist.npz"
 DATASETS = {
-    "digits (long-tailed)": {"source": "digits"},
-    "RetinaMNIST": {"source": "medmnist", "path": str(RETINA)},
+    "digits": {"source": "digits"},
+    "retinamnist": {"source": "medmnist", "path": str(RETINA)},
 }
 METHODS = {
     "ce": {"method": "ce"},
     "coteaching": {"method": "coteaching"},
+    "coteaching + class_aware": {"method": "coteaching", "selection": "class_aware"},
+    "coteaching + class_gmm": {"method": "coteaching", "selection": "class_gmm"},
+    "coteaching + prototype": {"method": "coteaching", "selection": "prototype"},
+    "coteaching + noise_quota": {"method": "coteaching", "selection": "noise_quota"},
+    "coteaching + confident_learning": {"method": "coteaching", "selection": "confident_learning"},
+    "coteaching + class_gmm + balanced loss": {"method": "coteaching", "selection": "class_gmm",
+                                               "class_balance": "loss"},
     "coteaching_vog": {"method": "coteaching_vog"},
-    "coteaching + class-aware": {"method": "coteaching", "selection": "class_aware"},
-    "coteaching_vog + class-aware": {"method": "coteaching_vog", "selection": "class_aware"},
+    "coteaching_vog + class_gmm": {"method": "coteaching_vog", "selection": "class_gmm"},
 }
 # `--ablation`: what else VOG can be tuned by (window, mix ratio, warm-up, class normalisation)
 ABLATION = {
@@ -57,7 +74,8 @@ def run_one(dataset: dict, rate: float, lnl: dict, seed: int, epochs: int) -> di
     base["seed"] = seed
     base["data"] |= dataset
     base["noise"] |= {"type": "symmetric", "rate": rate}
-    base["lnl"] |= lnl | {"epochs": epochs}
+    # a method name without a rule means the paper's per-batch global cut, whatever params.yaml says
+    base["lnl"] |= {"selection": "global", "class_balance": "none"} | lnl | {"epochs": epochs}
     if dataset["source"] != "digits":
         base["train"]["augment"]["hflip"] = True  # fundus images have no handedness
     params = parse_params(base)
@@ -77,14 +95,33 @@ def run_one(dataset: dict, rate: float, lnl: dict, seed: int, epochs: int) -> di
     return result.metrics
 
 
+def parse_dataset(text: str) -> tuple[str, dict]:
+    """A built-in name, or NAME=SOURCE[:PATH][;KEY=VALUE...] → (name, data params)."""
+    if "=" not in text.split(";")[0]:
+        if text not in DATASETS:
+            raise SystemExit(f"--dataset {text!r}: not a built-in ({', '.join(DATASETS)}); use NAME=SOURCE[:PATH]")
+        return text, DATASETS[text]
+    head, *options = text.split(";")
+    name, spec = head.split("=", 1)
+    source, _, path = spec.partition(":")
+    data = {"source": source} | ({"path": path} if path else {})
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep:
+            raise SystemExit(f"--dataset {text!r}: option {option!r} is not KEY=VALUE")
+        data[key] = yaml.safe_load(value)
+    return name, data
+
+
 def summarise(records: list[dict]) -> pd.DataFrame:
     table = pd.DataFrame(records)
     columns = ["precision", "recall", "worst_class_recall", "test_balanced_accuracy", "test_macro_f1"]
     grouped = table.groupby(["dataset", "noise", "method"], sort=False)[columns]
-    mean, std, n = grouped.mean(), grouped.std(ddof=0), grouped.size()
+    mean, std, n = grouped.mean(), grouped.std(ddof=1), grouped.size()
 
     def cell(col):
-        return [f"{m:.3f} ± {s:.3f}" if pd.notna(m) else "—" for m, s in zip(mean[col], std[col])]
+        return [("—" if pd.isna(m) else f"{m:.3f}" if pd.isna(s) else f"{m:.3f} ± {s:.3f}")
+                for m, s in zip(mean[col], std[col])]  # fmt: skip
 
     out = pd.DataFrame({c: cell(c) for c in columns}, index=mean.index)
     out["n"] = n
@@ -99,19 +136,52 @@ def summarise(records: list[dict]) -> pd.DataFrame:
     return out.reset_index()
 
 
+def targets(records: list[dict]) -> pd.DataFrame:
+    """The issue's targets per dataset × noise × method, on the means over seeds: worst-class
+    recall of C ≥ 0.7; precision of C ≥ loss-only Co-teaching's − 0.03; test balanced accuracy ≥
+    plain CE's. A cell is "—" where its reference (Co-teaching or CE) was not run."""
+    table = pd.DataFrame(records)
+    mean = table.groupby(["dataset", "noise", "method"], sort=False)[
+        ["precision", "worst_class_recall", "test_balanced_accuracy"]].mean()  # fmt: skip
+    rows = []
+    for (dataset, noise, method), row in mean.iterrows():
+        if method in ("ce", "coteaching"):
+            continue
+
+        def reference(name, column):
+            key = (dataset, noise, name)
+            return mean.loc[key, column] if key in mean.index else np.nan
+
+        def mark(ok):
+            return "—" if ok is None else ("yes" if ok else "no")
+
+        coteaching_precision = reference("coteaching", "precision")
+        ce_accuracy = reference("ce", "test_balanced_accuracy")
+        rows.append({
+            "dataset": dataset, "noise": noise, "method": method,
+            "worst-class recall ≥ 0.7": mark(row["worst_class_recall"] >= 0.7),
+            "precision ≥ coteaching − 0.03": mark(None if np.isnan(coteaching_precision)
+                                                  else row["precision"] >= coteaching_precision - 0.03),
+            "test bal. acc. ≥ ce": mark(None if np.isnan(ce_accuracy) else row["test_balanced_accuracy"] >= ce_accuracy),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--rates", type=float, nargs="+", default=[0.4, 0.6])
     parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--out", type=Path, default=Path("bench/phase1_evidence.md"))
-    parser.add_argument("--raw", type=Path, default=Path("bench/phase1_evidence.jsonl"))
+    parser.add_argument("--out", type=Path, default=Path("bench/phase1_selection.md"))
+    parser.add_argument("--raw", type=Path, default=Path("bench/phase1_selection.jsonl"))
     parser.add_argument("--ablation", action="store_true",
                         help="VOG variants (window, mix, warm-up, normalisation) instead of the methods")
-    parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
+    parser.add_argument("--dataset", nargs="+", default=list(DATASETS),
+                        help="built-in names or NAME=SOURCE[:PATH][;KEY=VALUE...] (see above)")
     parser.add_argument("--variants", nargs="+", help="only these method (or ablation) names")
+    parser.add_argument("--table-only", action="store_true", help="write the table from --raw, run nothing")
     args = parser.parse_args()
-    datasets = {name: DATASETS[name] for name in args.datasets}
+    datasets = dict(parse_dataset(text) for text in args.dataset)
     methods = ABLATION if args.ablation else METHODS
     if args.variants:
         methods = {name: methods[name] for name in args.variants}
@@ -121,17 +191,22 @@ def main() -> None:
         for line in args.raw.read_text().splitlines():
             record = json.loads(line)
             done[(record["dataset"], record["noise"], record["method"], record["seed"])] = record
-    for dataset_name, dataset in datasets.items():
+    for dataset_name, dataset in [] if args.table_only else datasets.items():
         if "path" in dataset and not Path(dataset["path"]).exists():
             print(f"skipping {dataset_name}: {dataset['path']} not found")
             continue
         for rate in args.rates:
-            for method_name, lnl in methods.items():
-                for seed in args.seeds:
+            # seeds outermost: a sweep stopped early leaves every method with the same seeds
+            for seed in args.seeds:
+                for method_name, lnl in methods.items():
                     key = (dataset_name, rate, method_name, seed)
                     if key in done:
                         continue
-                    metrics = run_one(dataset, rate, lnl, seed, args.epochs)
+                    try:
+                        metrics = run_one(dataset, rate, lnl, seed, args.epochs)
+                    except AlrError as exc:  # e.g. a noise rate the dataset's K cannot take
+                        print(f"skipping {dataset_name} at noise {rate}: {exc}", flush=True)
+                        break
                     selection = metrics.get("selection") or {}
                     ce = lnl["method"] == "ce"
                     record = {
@@ -143,6 +218,8 @@ def main() -> None:
                         [np.nan if v is None else v for v in selection["recall_per_class"].values()],
                         "test_balanced_accuracy": metrics["test"]["balanced_accuracy"],
                         "test_macro_f1": metrics["test"]["macro_f1"],
+                        "classes_kept_whole": metrics.get("classes_kept_whole", []),
+                        "data": dataset, "epochs": args.epochs,
                     }  # fmt: skip
                     done[key] = record
                     with args.raw.open("a") as handle:
@@ -151,10 +228,13 @@ def main() -> None:
                                                              "worst_class_recall", "test_balanced_accuracy")}),
                           flush=True)  # fmt: skip
     table = summarise(list(done.values()))
-    header = (f"Phase-1 evidence: symmetric noise, seeds {args.seeds}, {args.epochs} epochs, default params "
-              f"otherwise.\nProduced by `python -m bench.phase1_evidence {' '.join(sys.argv[1:])}`.\n"
+    header = (f"Phase-1 evidence: symmetric noise, {args.epochs} epochs, default params otherwise; "
+              "mean ± sample std over the n seeds run (seeds 0, 1, 2 in that order).\n"
+              f"Produced by `python -m bench.phase1_evidence {shlex.join(sys.argv[1:])}`.\n"
               "Selection columns describe the clean guess C against the truly clean train samples; `ce` trusts every label, so it has none.\n\n")
-    args.out.write_text(header + table.to_markdown(index=False) + "\n")
+    checks = targets(list(done.values()))
+    args.out.write_text(header + table.to_markdown(index=False) + "\n\nTargets (on the means above):\n\n"
+                        + checks.to_markdown(index=False) + "\n")
     print(args.out.read_text())
 
 

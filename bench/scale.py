@@ -95,7 +95,7 @@ def child(implementation: str, data_path: Path, epochs: int, workers: int, vog_s
     start = time.perf_counter()
     if implementation == "ours":
         result = train_phase1(data, params, progress=False)
-        table, parts = result.epochs, result.metrics["seconds"]
+        table, parts = result.epochs, result.timing["seconds"]
     else:
         with tempfile.TemporaryDirectory(prefix="alr-bench-grads-") as gradient_dir:
             table = train_authors_style(data, params, Path(gradient_dir), workers)

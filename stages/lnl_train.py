@@ -2,7 +2,7 @@
 
 Outputs: data/lnl/model.pt (network f, and g for Co-teaching), data/lnl/selection.parquet,
 data/lnl/labels.parquet (the round-0 working label table), metrics/lnl.json,
-plots/lnl_epochs.csv.
+metrics/lnl_timing.json (wall-clock seconds, kept out of the tracked metrics), plots/lnl_epochs.csv.
 """
 
 import pandas as pd
@@ -29,6 +29,7 @@ def main() -> None:
     artifacts.write_parquet(paths.LNL_WORKING_LABELS, working)
     artifacts.write_csv(paths.LNL_EPOCHS_PLOT, result.epochs)
     artifacts.write_json(paths.LNL_METRICS, result.metrics)
+    artifacts.write_json(paths.LNL_TIMING, result.timing)
     summary = result.metrics.get("selection", {})
     print(
         f"{params.lnl.method}: test balanced accuracy {result.metrics['test']['balanced_accuracy']:.3f}, "

@@ -16,6 +16,7 @@ from alr_core.common.errors import AlrError
 from alr_core.common.params import parse_params
 from alr_core.data.datasets import PipelineData, SplitData, load_pipeline_data
 from alr_core.evaluation.metrics import selection_metrics
+from alr_core.lnl.class_rules import CLASS_RULES, class_gmm
 from alr_core.lnl.phase1 import train_phase1
 from alr_core.lnl.selection import forget_rate_schedule, num_to_keep, select_kept
 from alr_core.nn.models import load_checkpoint, save_checkpoint
@@ -76,7 +77,9 @@ def make_params(**lnl_overrides):
         "model": {"arch": "small_cnn", "dropout": 0.1},
         "train": {"device": "cpu", "batch_size": BATCH_SIZE, "lr": 0.05, "eval_batch_size": 50,
                   "augment": {"crop_padding": 1}, **train_overrides},  # fmt: skip
-        "lnl": {"epochs": EPOCHS, "num_gradual": 2, "vog_window": 2, "vog_mix": 0.25, **lnl_overrides},
+        # the per-batch global cut unless a test names another rule (params.yaml's default is a per-class rule)
+        "lnl": {"epochs": EPOCHS, "num_gradual": 2, "vog_window": 2, "vog_mix": 0.25, "selection": "global",
+                **lnl_overrides},
     }
     return parse_params(raw)
 
@@ -103,6 +106,11 @@ RUNS = {
     "vog_train": dict(method="coteaching_vog", vog_source="train"),
     "vog_class_aware": dict(method="coteaching_vog", selection="class_aware", vog_normalize="class"),
     "coteaching_class_aware": dict(method="coteaching", selection="class_aware"),
+    "class_gmm": dict(method="coteaching", selection="class_gmm"),
+    "vog_class_gmm_balanced": dict(method="coteaching_vog", selection="class_gmm", class_balance="loss"),
+    "prototype": dict(method="coteaching", selection="prototype"),
+    "noise_quota": dict(method="coteaching", selection="noise_quota"),
+    "confident_learning": dict(method="coteaching", selection="confident_learning"),
 }
 
 _results: dict = {}
@@ -155,6 +163,14 @@ def test_phase1_outputs(name, data):
         for prefix in ("", "peer_"):
             vog_column = table[f"{prefix}vog"]
             assert (np.isfinite(vog_column).all() if uses_vog else vog_column.isna().all())
+            if lnl.selection in CLASS_RULES:
+                kept_classes = set(table.loc[table[f"{prefix}clean_guess"], "observed_label"])
+                assert kept_classes == {0, 1, 2}  # every observed class keeps a sample
+                if lnl.selection == "class_gmm":  # the rule on the table's own loss (and VOG)
+                    expected, _ = class_gmm(table[f"{prefix}loss"].to_numpy(), table["observed_label"].to_numpy(),
+                                            vog_column.to_numpy() if uses_vog else None)  # fmt: skip
+                    assert table[f"{prefix}clean_guess"].tolist() == expected.tolist()
+                continue
             # the clean guess is the selection rule applied to the table's own loss and VOG
             expected = select_kept(
                 torch.tensor(table[f"{prefix}loss"].to_numpy()),
@@ -167,6 +183,11 @@ def test_phase1_outputs(name, data):
             assert sorted(np.flatnonzero(table[f"{prefix}clean_guess"]).tolist()) == sorted(expected.tolist())
         if lnl.selection == "global":
             assert table["clean_guess"].sum() == num_to_keep(NUM_TRAIN, final_rate) == 96
+        elif lnl.selection in CLASS_RULES:
+            kept_whole = result.metrics["classes_kept_whole"]
+            assert set(kept_whole) <= set(CLASS_NAMES)
+            if lnl.selection in ("class_gmm", "prototype"):  # 3 samples: too few for a mixture
+                assert "bar" in kept_whole
         else:
             kept_per_class = table[table["clean_guess"]]["observed_label"].value_counts()
             for cls, size in enumerate(TRAIN_COUNTS):
@@ -181,12 +202,16 @@ def test_phase1_outputs(name, data):
     # ---- metrics
     metrics = result.metrics
     assert set(metrics) >= {"method", "arch", "device", "final_forget_rate", "best_epoch", "val", "test",
-                            "seconds", "train_images_per_second_per_network", "selection"}  # fmt: skip
+                            "selection", "selection_rule", "classes_kept_whole"}  # fmt: skip
+    # wall-clock numbers stay out of the tracked metrics (identical runs must diff to nothing)
+    assert not {"seconds", "train_images_per_second_per_network"} & set(metrics)
+    assert set(result.timing) == {"seconds", "train_images_per_second_per_network"}
     assert metrics["method"] == lnl.method and metrics["arch"] == "small_cnn" and metrics["device"] == "cpu"
+    assert metrics["selection_rule"] == (lnl.selection if coteaching else None)
     assert 0 <= metrics["best_epoch"] < EPOCHS
     check_classification(metrics["val"])
     check_classification(metrics["test"])
-    assert metrics["train_images_per_second_per_network"] > 0
+    assert result.timing["train_images_per_second_per_network"] > 0
     selection = metrics["selection"]
     assert selection == selection_metrics(table["clean_guess"].to_numpy(), data.train.labels, data.train.truth,
                                           CLASS_NAMES)  # fmt: skip
@@ -203,7 +228,7 @@ def test_phase1_outputs(name, data):
     # the learning rate each epoch trained with: cosine from train.lr, 0.05 at epoch 0
     np.testing.assert_allclose(epochs["lr"], [0.05 * (1 + math.cos(math.pi * e / EPOCHS)) / 2 for e in range(EPOCHS)])
     assert np.isfinite(epochs["train_loss_f"]).all()
-    assert (epochs["seconds"] > 0).all() and epochs["seconds"].sum() >= sum(metrics["seconds"].values()) - 0.01
+    assert (epochs["seconds"] > 0).all() and epochs["seconds"].sum() >= sum(result.timing["seconds"].values()) - 0.01
     if coteaching:
         assert np.isfinite(epochs["train_loss_g"]).all()
         assert epochs["kept_size_f"].iloc[0] == NUM_TRAIN  # R(0) = 0 keeps everything
@@ -259,16 +284,37 @@ def test_checkpoint_of_the_result_round_trips(data, tmp_path):
         assert torch.equal(model(x)[1], result.model(x)[1])
 
 
-def without_timing(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if k not in ("seconds", "train_images_per_second_per_network")}
-
-
-def test_same_seed_same_result(data):
-    params, first = run("vog_eval", data)
+@pytest.mark.parametrize("name", ["vog_eval", "class_gmm"])
+def test_same_seed_same_result(name, data):
+    params, first = run(name, data)
     second = train_phase1(data, params, progress=False)
     pd.testing.assert_frame_equal(first.selection, second.selection)
     pd.testing.assert_frame_equal(first.epochs.drop(columns="seconds"), second.epochs.drop(columns="seconds"))
-    assert without_timing(first.metrics) == without_timing(second.metrics)
+    assert first.metrics == second.metrics  # the timings live in result.timing
+
+
+def test_class_rule_masks_drive_training_after_the_warm_up(data, monkeypatch):
+    """A per-class rule is applied to each network's eval pass after every epoch from T_k − 1 on,
+    and from epoch T_k on each network trains on the samples its peer's mask keeps."""
+    calls = []
+
+    def only_class_0(rule, labels, losses, probs, features, vog=None):
+        calls.append((rule, labels.shape, losses.shape, probs.shape, features.shape[0], vog))
+        return labels == 0, []
+
+    monkeypatch.setattr(lnl_module, "class_keep", only_class_0)
+    result = train_phase1(data, make_params(method="coteaching", selection="prototype"), progress=False)
+    # after epochs T_k − 1 = 1 … E − 2 for both networks, then once per network for C
+    assert len(calls) == 2 * (EPOCHS - 2) + 2
+    assert set(calls) == {("prototype", (NUM_TRAIN,), (NUM_TRAIN,), (NUM_TRAIN, 3), NUM_TRAIN, None)}
+    epochs = result.epochs
+    observed_0 = data.train.labels == 0
+    clean_share = (data.train.truth[observed_0] == 0).mean()
+    # epochs 0, 1: the per-batch warm-up (R(0) = 0 keeps all); from epoch 2 the mask: class 0 only
+    assert epochs["kept_size_f"].iloc[0] == NUM_TRAIN
+    assert epochs["kept_size_f"].iloc[2:].tolist() == [observed_0.sum()] * (EPOCHS - 2)
+    np.testing.assert_allclose(epochs["kept_precision_f"].iloc[2:], clean_share)
+    assert result.selection["clean_guess"].tolist() == observed_0.tolist()
 
 
 def test_other_seed_other_networks(data):

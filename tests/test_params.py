@@ -193,6 +193,9 @@ def test_out_of_range_names_key_value_and_range(key, value, expected):
         ("data.channels", 2, "'data.channels' is 2; valid values: 1 | 3"),
         ("data.channels", True, "'data.channels' is True; valid values: 1 | 3"),
         ("data.channels", "3", "'data.channels' is '3'; valid values: 1 | 3"),
+        ("lnl.selection", "gmm", "'lnl.selection' is 'gmm'; valid values: 'global' | 'class_aware' | "
+         "'class_gmm' | 'prototype' | 'noise_quota' | 'confident_learning'"),
+        ("lnl.class_balance", "inverse", "'lnl.class_balance' is 'inverse'; valid values: 'none' | 'loss'"),
     ],
 )
 def test_value_not_among_the_choices(key, value, expected):

@@ -10,7 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from alr_core.lnl.selection import (
+    balance_weights,
     exchange_losses,
+    masked_exchange_losses,
     forget_rate_schedule,
     num_to_keep,
     select_kept,
@@ -292,3 +294,41 @@ def test_exchange_updates_each_network_on_its_peers_selection():
             assert torch.allclose(p.grad, p_ref.grad, atol=1e-12)
     # the kept sets differ here, so training on one's own selection would give other gradients
     assert set(kept_f.tolist()) != set(kept_g.tolist())
+
+
+def test_exchange_losses_with_weights():
+    losses_f = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    losses_g = torch.tensor([10.0, 20.0, 30.0, 40.0])
+    weights = torch.tensor([1.0, 3.0, 0.5, 2.0])
+    loss_f, loss_g = exchange_losses(losses_f, losses_g, torch.tensor([0, 1]), torch.tensor([2, 3]), weights)
+    assert loss_f.item() == pytest.approx((3.0 * 0.5 + 4.0 * 2.0) / 2)
+    assert loss_g.item() == pytest.approx((10.0 * 1.0 + 20.0 * 3.0) / 2)
+
+
+def test_masked_exchange_equals_the_index_exchange():
+    losses_f = torch.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    losses_g = torch.tensor([10.0, 20.0, 30.0, 40.0], requires_grad=True)
+    mask_f = torch.tensor([1.0, 1.0, 0.0, 0.0])
+    mask_g = torch.tensor([0.0, 1.0, 1.0, 1.0])
+    masked = masked_exchange_losses(losses_f, losses_g, mask_f, mask_g)
+    indexed = exchange_losses(losses_f, losses_g, torch.tensor([0, 1]), torch.tensor([1, 2, 3]))
+    for a, b in zip(masked, indexed):
+        assert a.item() == pytest.approx(b.item())
+    grad_f, grad_g = torch.autograd.grad(masked[0], (losses_f, losses_g), allow_unused=True)
+    assert torch.allclose(grad_f, torch.tensor([0.0, 1 / 3, 1 / 3, 1 / 3])) and grad_g is None
+
+
+def test_masked_exchange_with_class_weights_and_an_empty_mask():
+    losses = torch.tensor([1.0, 2.0, 3.0])
+    # f's mask keeps sample 0 with weight 3 and sample 2 with weight 0.5; g keeps nothing
+    weights_f = torch.tensor([3.0, 0.0, 0.5])
+    loss_f, loss_g = masked_exchange_losses(losses, losses, weights_f, torch.zeros(3))
+    assert loss_f.item() == 0.0  # g kept nothing in this batch: f gets no gradient from it
+    assert loss_g.item() == pytest.approx((1.0 * 3.0 + 3.0 * 0.5) / 2)
+
+
+def test_balance_weights_are_inverse_frequency_and_average_one():
+    counts = torch.tensor([90, 0, 10])
+    weights = balance_weights(counts)
+    assert torch.allclose(weights, torch.tensor([100 / (2 * 90), 0.0, 100 / (2 * 10)]))
+    assert (weights * counts).sum().item() == pytest.approx(counts.sum().item())

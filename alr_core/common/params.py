@@ -93,7 +93,7 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class LnlParams:
-    method: Literal["ce", "coteaching", "coteaching_vog"] = "coteaching_vog"
+    method: Literal["ce", "coteaching", "coteaching_vog"] = "coteaching"
     epochs: int = field(default=40, metadata=_range(1, None))
     forget_rate: Optional[float] = field(default=None, metadata=_range(0.0, 1.0, high_open=True))
     num_gradual: int = field(default=10, metadata=_range(0, None))
@@ -102,7 +102,10 @@ class LnlParams:
     vog_mix: float = field(default=0.2, metadata=_range(0.0, 1.0))
     vog_source: Literal["eval", "train"] = "eval"
     vog_normalize: Literal["none", "class"] = "none"
-    selection: Literal["global", "class_aware"] = "global"
+    selection: Literal[
+        "global", "class_aware", "class_gmm", "prototype", "noise_quota", "confident_learning"
+    ] = "class_gmm"
+    class_balance: Literal["none", "loss"] = "none"
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ LNL_CHECKPOINT = LNL_DIR / MODEL
 LNL_WORKING_LABELS = LNL_DIR / WORKING_LABELS  # round 0: observed labels and the clean guess
 LNL_SELECTION = LNL_DIR / "selection.parquet"
 LNL_METRICS = Path("metrics/lnl.json")
+LNL_TIMING = Path("metrics/lnl_timing.json")  # not a dvc metric: seconds differ between identical runs
 LNL_EPOCHS_PLOT = Path("plots/lnl_epochs.csv")
 
 REPORT_METRICS = Path("metrics/report.json")

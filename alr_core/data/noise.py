@@ -26,6 +26,9 @@ def inject_noise(
     - ``pairflip``: with probability ``rate`` class k becomes (k + 1) mod K.
     - ``none``: labels are returned unchanged.
 
+    A rate at which the true label stops being the majority label of its class is refused
+    (:func:`check_learnable_rate`).
+
     Classes in ``keep_clean_classes`` are never corrupted and never the target of a flip (for
     pair-flip, a class whose successor is kept clean stays clean too).
     """
@@ -43,15 +46,36 @@ def inject_noise(
         return labels.copy()
     targets_allowed = ~kept
     if noise_type == "symmetric":
+        check_learnable_rate(noise_type, rate, num_classes)
         if targets_allowed.sum() < 2:
             raise AlrError("symmetric noise needs at least 2 classes outside noise.keep_clean_classes")
         target = _uniform_other_class(labels, targets_allowed, rng)
     elif noise_type == "pairflip":
+        check_learnable_rate(noise_type, rate, num_classes)
         target = (labels + 1) % num_classes
     else:
         raise AlrError(f"noise.type is {noise_type!r}; valid: symmetric | pairflip | none")
     flip = (rng.random(len(labels)) < rate) & ~kept[labels] & targets_allowed[target]
     return np.where(flip, target, labels)
+
+
+def max_learnable_rate(noise_type: str, num_classes: int) -> float:
+    """The supremum of noise rates under which the true label stays the most frequent observed
+    label of each class: (K − 1)/K for symmetric noise (at rate p the true label is kept with
+    probability 1 − p and each of the K − 1 others drawn with p/(K − 1)), 1/2 for pair-flip."""
+    return (num_classes - 1) / num_classes if noise_type == "symmetric" else 0.5
+
+
+def check_learnable_rate(noise_type: str, rate: float, num_classes: int) -> None:
+    """Refuse a rate at which the true label is no longer the majority label of its class:
+    there no method can tell the true class from the noise."""
+    limit = max_learnable_rate(noise_type, num_classes)
+    if rate >= limit:
+        raise AlrError(
+            f"noise.rate is {rate} with {noise_type} noise on K = {num_classes} classes; at rate ≥ "
+            f"{limit:g} the true label is no longer the most frequent label of its class, so no method can "
+            f"learn it. Use a rate below {limit:g}"
+        )
 
 
 def _uniform_other_class(labels: np.ndarray, allowed: np.ndarray, rng) -> np.ndarray:

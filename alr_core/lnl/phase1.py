@@ -22,7 +22,14 @@ from alr_core.common.errors import AlrError
 from alr_core.common.params import Params, forget_rate
 from alr_core.data.datasets import PipelineData
 from alr_core.evaluation.metrics import selection_metrics
-from alr_core.lnl.selection import exchange_losses, forget_rate_schedule, select_kept
+from alr_core.lnl.class_rules import CLASS_RULES, class_keep
+from alr_core.lnl.selection import (
+    balance_weights,
+    exchange_losses,
+    forget_rate_schedule,
+    masked_exchange_losses,
+    select_kept,
+)
 from alr_core.lnl.vog import VogBuffer, last_layer_gradient, normalize_by_class
 from alr_core.nn.models import ModelSpec, build_model, load_backbone_weights, resolve_arch
 from alr_core.nn.training import (
@@ -51,7 +58,8 @@ class Phase1Result:
     peer: Optional[nn.Module]  # network g (Co-teaching), at its best validation epoch
     selection: pd.DataFrame  # one row per train sample, in label-table order
     epochs: pd.DataFrame  # one row per epoch, for dvc plots
-    metrics: dict
+    metrics: dict  # deterministic for a seed: tracked with `dvc metrics`
+    timing: dict  # wall-clock seconds per part and throughput: differ between identical runs
 
 
 def model_spec(params: Params, data: PipelineData) -> ModelSpec:
@@ -81,8 +89,18 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True) -> P
     buffers = [VogBuffer(len(train), nets[0].feature_dim + 1, lnl.vog_window, device) for _ in nets] if use_vog else []
     best = [BestCheckpoint() for _ in nets]
     truth = torch.as_tensor(data.train.truth, device=device) if data.train.truth is not None else None
+    num_classes = len(data.class_names)
+    # per-class rules decide on whole-split statistics: from epoch `mask_start` on, each network
+    # trains on the samples its peer's keep mask (refreshed after every epoch) holds
+    per_class = coteaching and lnl.selection in CLASS_RULES
+    mask_start = max(lnl.num_gradual, 1)
+    weights = None  # per network, float (N,): keep mask × class weight, on the device
+    mask_stats = None  # (kept, clean among kept) of network f's mask, host ints
+    class_weight = None
+    if lnl.class_balance == "loss":  # until a mask exists: the observed label counts
+        class_weight = balance_weights(torch.bincount(train.labels, minlength=num_classes))
     rows = []
-    timer = {"train": 0.0, "vog_snapshot": 0.0, "validate": 0.0}
+    timer = {"train": 0.0, "vog_snapshot": 0.0, "class_rule": 0.0, "validate": 0.0}
     epochs = tqdm(range(lnl.epochs), desc=f"lnl_train {lnl.method}", disable=not progress)
     for epoch in epochs:
         epoch_start = time.perf_counter()
@@ -93,6 +111,7 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True) -> P
         kept_total = 0
         kept_clean = torch.zeros((), dtype=torch.int64, device=device)  # read once per epoch
         epoch_losses = EpochLosses(epoch)
+        mask_in_force = mask_stats  # (kept, clean) of f's mask this epoch trains with, or None
         start = time.perf_counter()
         for net in nets:
             net.train()
@@ -103,13 +122,19 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True) -> P
                 outputs = [net(x) for net in nets]
             outputs = [(features.float(), logits.float()) for features, logits in outputs]
             losses = [per_sample_loss(logits, y) for _, logits in outputs]
-            if coteaching:
+            if weights is not None:
+                batch_losses = masked_exchange_losses(losses[0], losses[1], weights[0][idx], weights[1][idx])
+                batch_sizes = [len(idx), len(idx)]
+            elif coteaching:
+                # during a per-class rule's warm-up the per-batch cut is taken per class as well,
+                # so that rare classes are not starved before the rule takes over
                 kept = [
                     select_kept(loss.detach(), y, rate, vog[idx] if vog is not None else None,
-                                lnl.vog_mix, lnl.selection == "class_aware")  # fmt: skip
+                                lnl.vog_mix, lnl.selection != "global")  # fmt: skip
                     for loss, vog in zip(losses, vogs)
                 ]
-                batch_losses = exchange_losses(losses[0], losses[1], kept[0], kept[1])
+                sample_weight = class_weight[y] if class_weight is not None else None
+                batch_losses = exchange_losses(losses[0], losses[1], kept[0], kept[1], sample_weight)
                 batch_sizes = [len(kept[1]), len(kept[0])]
                 kept_total += len(kept[0])
                 if truth is not None:
@@ -128,15 +153,34 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True) -> P
         timer["train"] += time.perf_counter() - start
 
         start = time.perf_counter()
-        if take_snapshot:
-            for net, buffer in zip(nets, buffers):
-                if lnl.vog_source == "eval":
-                    for batch_rows, features, logits in predict_batches(net, train, pipeline,
-                                                                        params.train.eval_batch_size):  # fmt: skip
+        # after the last epoch the clean guess applies the rule itself (_clean_guess)
+        refresh = per_class and mask_start - 1 <= epoch < lnl.epochs - 1
+        passes = [None] * len(nets)  # (features (N, D), logits (N, K)) when the masks refresh
+        for j, net in enumerate(nets):
+            eval_snapshot = take_snapshot and lnl.vog_source == "eval"
+            if eval_snapshot or refresh:  # one eval pass serves both the VOG snapshot and the rule
+                batches = []
+                for batch_rows, features, logits in predict_batches(net, train, pipeline,
+                                                                    params.train.eval_batch_size):  # fmt: skip
+                    if eval_snapshot:
                         gradients = last_layer_gradient(logits.softmax(1), features, train.labels[batch_rows])
-                        buffer.write(batch_rows, gradients)
-                buffer.commit()
+                        buffers[j].write(batch_rows, gradients)
+                    if refresh:
+                        batches.append((features, logits))
+                if refresh:
+                    passes[j] = (torch.cat([f for f, _ in batches]), torch.cat([z for _, z in batches]))
+            if take_snapshot:
+                buffers[j].commit()
         timer["vog_snapshot"] += time.perf_counter() - start
+        if refresh:
+            start = time.perf_counter()
+            rule_vogs = _current_vog(buffers, epoch + 1, train.labels, num_classes, params)
+            masks = [
+                _class_rule_mask(lnl.selection, train.labels, features, logits, vog)[0]
+                for (features, logits), vog in zip(passes, rule_vogs)
+            ]
+            weights, mask_stats = _mask_weights(masks, train.labels, truth, num_classes, lnl.class_balance)
+            timer["class_rule"] += time.perf_counter() - start
 
         start = time.perf_counter()
         row = {"epoch": epoch, "forget_rate": rate, "lr": lr}
@@ -145,7 +189,10 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True) -> P
             checkpoint.update(net, scores["macro_f1"], epoch)
             row |= {f"train_loss_{name}": float(train_loss), f"val_macro_f1_{name}": scores["macro_f1"],
                     f"val_balanced_accuracy_{name}": scores["balanced_accuracy"]}  # fmt: skip
-        if coteaching:
+        if coteaching and mask_in_force is not None:
+            row["kept_size_f"] = mask_in_force[0]
+            row["kept_precision_f"] = mask_in_force[1] / mask_in_force[0] if truth is not None else None
+        elif coteaching:
             row["kept_size_f"] = kept_total
             row["kept_precision_f"] = int(kept_clean) / kept_total if truth is not None else None
         timer["validate"] += time.perf_counter() - start
@@ -155,7 +202,7 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True) -> P
 
     final_rate = forget_rate_schedule(lnl.epochs - 1, tau, lnl.num_gradual, lnl.exponent)
     final_vogs = _current_vog(buffers, lnl.epochs, train.labels, len(data.class_names), params)
-    selection = _clean_guess(nets, final_vogs, train, pipeline, params, final_rate, coteaching)
+    selection, kept_whole = _clean_guess(nets, final_vogs, train, pipeline, params, final_rate, coteaching)
     selection.insert(0, "sample_id", data.train.sample_ids)
 
     model = best[0].restore(nets[0])
@@ -169,15 +216,20 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True) -> P
         "data_on_device": train.on_device,
         "final_forget_rate": final_rate,
         "best_epoch": best[0].epoch,
+        "selection_rule": lnl.selection if coteaching else None,
+        # per-class rules: observed classes of C whose split was degenerate and were kept whole
+        "classes_kept_whole": [data.class_names[c] for c in kept_whole],
         "val": evaluate(model, val, pipeline, params.train.eval_batch_size, data.class_names),
         "test": evaluate(model, test, pipeline, params.train.eval_batch_size, data.class_names) if len(test) else None,
+    }
+    timing = {
         "seconds": {k: round(v, 3) for k, v in timer.items()},
         "train_images_per_second_per_network": round(lnl.epochs * len(train) / timer["train"], 1),
     }
     if data.train.truth is not None:
         metrics["selection"] = selection_metrics(selection["clean_guess"].to_numpy(), data.train.labels,
                                                  data.train.truth, data.class_names)  # fmt: skip
-    return Phase1Result(spec, normalization, model, peer, selection, pd.DataFrame(rows), metrics)
+    return Phase1Result(spec, normalization, model, peer, selection, pd.DataFrame(rows), metrics, timing)
 
 
 def _new_network(spec: ModelSpec, params: Params) -> nn.Module:
@@ -199,24 +251,61 @@ def _current_vog(buffers, epoch: int, labels, num_classes: int, params: Params):
     return vogs
 
 
-def _clean_guess(nets, vogs, train: ImageSet, pipeline, params: Params, rate: float, coteaching: bool) -> pd.DataFrame:
-    """The selection rule applied once, globally, to the final networks on unaugmented inputs.
+def _class_rule_mask(rule: str, labels: torch.Tensor, features: torch.Tensor, logits: torch.Tensor, vog):
+    """A per-class rule (alr_core.lnl.class_rules) on one network's eval pass over the train
+    split: (keep bool (N,) numpy, classes kept whole). Reads the pass back to the host once."""
+    return class_keep(
+        rule,
+        labels.cpu().numpy(),
+        per_sample_loss(logits, labels).cpu().numpy(),
+        logits.softmax(1).cpu().numpy(),
+        features.cpu().numpy(),
+        vog.cpu().numpy() if vog is not None else None,
+    )
+
+
+def _mask_weights(masks, labels: torch.Tensor, truth, num_classes: int, class_balance: str):
+    """Per network the float (N,) training weights of its keep mask (times inverse-frequency
+    class weights of the kept set under ``class_balance: loss``), and (kept, clean among kept)
+    of network f's mask (clean None without truth)."""
+    weights = []
+    for mask in masks:
+        keep = torch.as_tensor(mask, device=labels.device)
+        weight = keep.float()
+        if class_balance == "loss":
+            weight = weight * balance_weights(torch.bincount(labels[keep], minlength=num_classes))[labels]
+        weights.append(weight)
+    keep_f = torch.as_tensor(masks[0], device=labels.device)
+    clean = int((labels[keep_f] == truth[keep_f]).sum()) if truth is not None else None
+    return weights, (int(masks[0].sum()), clean)
+
+
+def _clean_guess(nets, vogs, train: ImageSet, pipeline, params: Params, rate: float, coteaching: bool):
+    """The selection rule applied once, over the whole split, to the final networks on
+    unaugmented inputs (per-batch rules: globally with the final rate; per-class rules: the
+    same rule as in training). Returns (table, classes of f's C kept whole).
 
     ``clean_guess`` is network f's selection (all samples for plain CE, which trusts every
     label); ``peer_clean_guess`` is g's, ``networks_agree`` whether f and g predict alike."""
     columns = {}
+    kept_whole = []
+    lnl = params.lnl
     for name, net, vog in zip(("", "peer_"), nets, vogs):
-        _, logits = predict(net, train, pipeline, params.train.eval_batch_size)
+        features, logits = predict(net, train, pipeline, params.train.eval_batch_size)
         loss = per_sample_loss(logits, train.labels)
         keep = torch.ones(len(train), dtype=torch.bool, device=loss.device)
-        if coteaching:
+        if coteaching and lnl.selection in CLASS_RULES:
+            mask, whole = _class_rule_mask(lnl.selection, train.labels, features, logits, vog)
+            keep = torch.as_tensor(mask, device=loss.device)
+            if name == "":
+                kept_whole = whole
+        elif coteaching:
             keep = torch.zeros_like(keep)
-            keep[select_kept(loss, train.labels, rate, vog, params.lnl.vog_mix,
-                             params.lnl.selection == "class_aware")] = True  # fmt: skip
+            keep[select_kept(loss, train.labels, rate, vog, lnl.vog_mix, lnl.selection == "class_aware")] = True
         columns |= {f"{name}loss": loss, f"{name}vog": vog, f"{name}prediction": logits.argmax(1),
                     f"{name}clean_guess": keep}  # fmt: skip
     table = pd.DataFrame({k: (v.cpu().numpy() if v is not None else np.nan) for k, v in columns.items()})
     table.insert(0, "observed_label", train.labels.cpu().numpy())
     if coteaching:
         table["networks_agree"] = table["prediction"] == table["peer_prediction"]
-    return table
+    return table, kept_whole

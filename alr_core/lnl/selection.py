@@ -71,10 +71,40 @@ def select_kept(
 
 
 def exchange_losses(
-    losses_f: torch.Tensor, losses_g: torch.Tensor, kept_f: torch.Tensor, kept_g: torch.Tensor
+    losses_f: torch.Tensor,
+    losses_g: torch.Tensor,
+    kept_f: torch.Tensor,
+    kept_g: torch.Tensor,
+    weights: Optional[torch.Tensor] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Co-teaching's exchange: f learns from the samples g kept, g from those f kept.
 
-    Returns (loss for f, loss for g), each the mean cross-entropy over the peer's kept set.
+    Returns (loss for f, loss for g), each the mean cross-entropy over the peer's kept set,
+    each sample weighted by ``weights`` (B,) when given (``lnl.class_balance: loss``).
     """
-    return losses_f[kept_g].mean(), losses_g[kept_f].mean()
+    if weights is None:
+        return losses_f[kept_g].mean(), losses_g[kept_f].mean()
+    return (losses_f[kept_g] * weights[kept_g]).mean(), (losses_g[kept_f] * weights[kept_f]).mean()
+
+
+def masked_exchange_losses(
+    losses_f: torch.Tensor, losses_g: torch.Tensor, weights_f: torch.Tensor, weights_g: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The exchange with whole-split keep masks: ``weights_f`` (B,) is f's keep mask on the
+    batch (0/1, times the class weight under ``lnl.class_balance: loss``), likewise
+    ``weights_g``. f's loss is Σ weights_g·losses_f over the number of samples g kept in the
+    batch (0 when g kept none), and vice versa. No index tensors: nothing is read back to the
+    host per batch."""
+    kept_f = (weights_f > 0).sum().clamp(min=1)
+    kept_g = (weights_g > 0).sum().clamp(min=1)
+    return (losses_f * weights_g).sum() / kept_g, (losses_g * weights_f).sum() / kept_f
+
+
+def balance_weights(counts: torch.Tensor) -> torch.Tensor:
+    """Inverse-frequency class weights (K,) from per-class counts (K,): w_c = n / (K' · n_c)
+    over the K' classes with n_c > 0 (0 elsewhere), so the weights average 1 over the samples."""
+    counts = counts.float()
+    present = counts > 0
+    weights = torch.zeros_like(counts)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return weights

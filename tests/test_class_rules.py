@@ -1,0 +1,153 @@
+"""Per-class clean-sample rules (alr_core.lnl.class_rules) on hand-made arrays: each rule keeps
+what it should, decides inside each observed class, and keeps every observed class."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from alr_core.lnl.class_rules import (
+    CLASS_RULES,
+    MIN_GMM_SAMPLES,
+    class_gmm,
+    class_keep,
+    confident_learning,
+    estimated_clean_counts,
+    gmm_low_component,
+    noise_quota,
+    prototype,
+    prototype_distance,
+)
+from alr_core.lnl.selection import num_to_keep, select_kept
+
+# class 0: 40 samples, 30 clean (loss ≈ 0.1) then 10 noisy (≈ 2.0); class 1 (rare, harder): 10
+# samples, 6 clean (≈ 2.5, above every loss of class 0) then 4 noisy (≈ 5.0)
+LABELS = np.repeat([0, 1], [40, 10])
+CLEAN = np.r_[np.ones(30, bool), np.zeros(10, bool), np.ones(6, bool), np.zeros(4, bool)]
+LOSSES = np.r_[np.linspace(0.05, 0.15, 30), np.linspace(1.8, 2.2, 10),
+               np.linspace(2.4, 2.6, 6), np.linspace(4.9, 5.1, 4)]  # fmt: skip
+
+
+def test_gmm_low_component_finds_the_low_mode():
+    scores = np.r_[np.linspace(0.0, 0.2, 8), np.linspace(3.0, 3.4, 5)]
+    assert gmm_low_component(scores).tolist() == [True] * 8 + [False] * 5
+    # the order of the samples does not matter
+    order = np.random.default_rng(0).permutation(13)
+    assert gmm_low_component(scores[order]).tolist() == (np.arange(13) < 8)[order].tolist()
+
+
+@pytest.mark.parametrize(
+    "scores",
+    [np.linspace(0.0, 1.0, MIN_GMM_SAMPLES - 1),  # too few samples to split
+     np.full(10, 0.7)],  # constant: nothing to split
+)
+def test_gmm_low_component_degenerate_is_none(scores):
+    assert gmm_low_component(scores) is None
+
+
+def test_class_gmm_keeps_the_clean_mode_of_every_class():
+    keep, whole = class_gmm(LOSSES, LABELS)
+    assert keep.tolist() == CLEAN.tolist()
+    assert whole == []
+    # one global small-loss cut at the true noise share drops every clean sample of the rare
+    # class (their losses sit above all of class 0's) and keeps the noisy class-0 ones instead
+    rate = 1 - CLEAN.mean()
+    glob = np.zeros(len(LABELS), bool)
+    glob[select_kept(torch.tensor(LOSSES), torch.tensor(LABELS), rate).numpy()] = True
+    assert not glob[40:46].any() and glob[30:36].all()
+
+
+def test_class_gmm_on_loss_and_vog_pairs():
+    # the same losses; VOG low for the clean samples, high for the noisy ones
+    vog = np.where(CLEAN, 0.1, 1.0) + np.linspace(0, 0.05, len(LABELS))
+    keep, whole = class_gmm(LOSSES, LABELS, vog)
+    assert keep.tolist() == CLEAN.tolist() and whole == []
+
+
+def test_class_gmm_keeps_a_degenerate_class_whole_and_says_so():
+    labels = np.r_[LABELS, [2, 2, 2]]
+    losses = np.r_[LOSSES, [0.3, 2.5, 4.0]]  # class 2 has 3 samples: too few for a mixture
+    keep, whole = class_gmm(losses, labels)
+    assert keep[-3:].all() and whole == [2]
+    assert keep[:50].tolist() == CLEAN.tolist()
+
+
+def test_prototype_distance_is_cosine_distance_to_the_class_mean_direction():
+    features = np.array([[2.0, 0.0], [0.0, 3.0], [5.0, 5.0]])
+    labels = np.array([0, 0, 1])
+    # class 0: unit vectors (1, 0) and (0, 1), prototype (1, 1)/√2; class 1 alone: distance 0
+    expected = [1 - 1 / np.sqrt(2), 1 - 1 / np.sqrt(2), 0.0]
+    np.testing.assert_allclose(prototype_distance(features, labels), expected, atol=1e-12)
+
+
+def test_prototype_keeps_the_samples_near_their_class_direction():
+    rng = np.random.default_rng(0)
+
+    def around(direction, n):
+        return np.asarray(direction, float) + rng.normal(0, 0.05, (n, 2))
+
+    # class 0: 8 samples along x, then 3 flipped in from class 1 (along y); class 1 the reverse
+    features = np.r_[around([1, 0], 8), around([0, 1], 3), around([1, 0], 3), around([0, 1], 8)]
+    labels = np.repeat([0, 1], [11, 11])
+    keep, whole = prototype(features, labels)
+    assert keep.tolist() == [True] * 8 + [False] * 3 + [False] * 3 + [True] * 8
+    assert whole == []
+
+
+# Hand confident joint: class 0 (6 samples) has 4 confident class-0 rows and 2 rows that look
+# like class 1; class 1 (4 samples) all look like class 1. Thresholds (mean self-confidence):
+# t0 = (4·0.9 + 2·0.1)/6 ≈ 0.63, t1 = 0.9 ⇒ confident joint [[4, 2], [0, 4]], already calibrated.
+HAND_LABELS = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 1])
+HAND_PROBS = np.array([[0.9, 0.1]] * 4 + [[0.1, 0.9]] * 2 + [[0.1, 0.9]] * 4)
+
+
+def test_estimated_clean_counts_is_the_confident_joint_diagonal():
+    np.testing.assert_allclose(estimated_clean_counts(HAND_PROBS, HAND_LABELS), [4.0, 4.0])
+
+
+def test_estimated_clean_counts_ignores_classes_nobody_is_labelled_with():
+    probs = np.c_[HAND_PROBS * 0.9, np.full(10, 0.1)]  # a third class, never observed
+    np.testing.assert_allclose(estimated_clean_counts(probs, HAND_LABELS), [4.0, 4.0, 0.0])
+
+
+def test_noise_quota_keeps_the_estimated_clean_count_by_smallest_loss():
+    losses = np.array([0.5, 0.1, 0.4, 0.2, 2.0, 0.3, 0.1, 0.2, 0.3, 0.4])
+    keep, whole = noise_quota(losses, HAND_PROBS, HAND_LABELS)
+    # class 0 keeps its 4 smallest losses (0.1, 0.2, 0.3, 0.4); class 1 all 4 (nothing dropped)
+    assert keep.tolist() == [False, True, True, True, False, True, True, True, True, True]
+    assert whole == [1]
+
+
+def test_confident_learning_drops_what_cleanlab_flags():
+    keep, whole = confident_learning(HAND_PROBS, HAND_LABELS)
+    assert keep.tolist() == [True] * 4 + [False] * 2 + [True] * 4
+    assert whole == [1]
+
+
+@pytest.mark.parametrize("rule", CLASS_RULES)
+def test_every_observed_class_keeps_a_sample(rule):
+    rng = np.random.default_rng(1)
+    labels = np.r_[np.repeat([0, 1, 3], [30, 12, 2])]  # class 2 unobserved, class 3 tiny
+    # the network is sure every sample is class 0, so the small classes look noisy
+    probs = np.tile([0.97, 0.01, 0.01, 0.01], (len(labels), 1))
+    losses = -np.log(probs[np.arange(len(labels)), labels]) + rng.uniform(0, 0.1, len(labels))
+    features = rng.normal(size=(len(labels), 4))
+    keep, _ = class_keep(rule, labels, losses, probs, features)
+    assert keep.dtype == bool and keep.shape == labels.shape
+    for cls in (0, 1, 3):
+        assert keep[labels == cls].any(), cls
+
+
+def test_class_keep_dispatches_and_rejects_unknown_rules():
+    features = np.zeros((len(LABELS), 2))
+    probs = np.full((len(LABELS), 2), 0.5)
+    assert class_keep("class_gmm", LABELS, LOSSES, probs, features)[0].tolist() == CLEAN.tolist()
+    with pytest.raises(ValueError, match="unknown class rule 'loss'; valid: class_gmm"):
+        class_keep("loss", LABELS, LOSSES, probs, features)
+
+
+def test_keep_counts_differ_from_a_per_class_forget_rate():
+    """class_gmm is not class_aware in disguise: its keep count follows the data, not (1 − τ)."""
+    keep, _ = class_gmm(LOSSES, LABELS)
+    assert keep[LABELS == 1].sum() == 6 != num_to_keep(10, 0.2)
