@@ -1,17 +1,23 @@
-"""Stage oracle_relabel@r: the oracle answers the query → data/rounds/<r>/labels.parquet.
+"""Stage oracle_relabel@r: the oracle answers the query → data/rounds/<r>/labels.parquet and
+data/rounds/<r>/answers.parquet (every answer, with the label decided for its sample).
 
-simulated: the true labels answer. human: the expert's answers file annotations/round_<r>.csv
-(read, never written); without it the stage stops and says what to do."""
+simulated: ``al.annotators`` simulated annotators answer each queried sample, each wrong with
+probability ``al.annotator_noise`` (one exact answer, the true label, by default). human: the
+answers file annotations/round_<r>.csv or Label Studio's export annotations/round_<r>.json
+(read, never written); without it the stage stops and says what to do. Several answers for a
+sample are aggregated by ``al.aggregate``; a tie keeps the current label (label_source 'tied')."""
 
 import pandas as pd
 
+from alr_core.active.consensus import RELABELLED, SKIPPED, TIED, decide, simulated_annotators
 from alr_core.active.labels import apply_answers, mark_skipped, paper_protocol_answers, simulated_answers
 from alr_core.active.rounds import current_round
 from alr_core.common import artifacts, paths
 from alr_core.common.cli import round_argument, run_stage
 from alr_core.common.params import load_params
+from alr_core.common.seeding import rng_for
 from alr_core.data.prepare import class_names as class_names_of
-from alr_core.human.annotation import answers_path, read_answers
+from alr_core.human.annotation import find_answers, read_answers
 
 
 def main() -> None:
@@ -19,21 +25,31 @@ def main() -> None:
     rnd = current_round(params, round_argument(__doc__))
     labels = pd.read_parquet(rnd.prev_dir / paths.WORKING_LABELS)
     query = pd.read_parquet(rnd.out_dir / paths.QUERY)
+    class_names = class_names_of(pd.read_parquet(paths.PREPARED_SAMPLES))
     if params.al.paper_protocol and rnd.number == 1:
         labels = apply_answers(labels, paper_protocol_answers(labels), rnd.number, "paper_protocol")
     if rnd.oracle == "human":
-        class_names = class_names_of(pd.read_parquet(paths.PREPARED_SAMPLES))
-        answers = read_answers(answers_path(rnd.number), query, labels["sample_id"], class_names,
-                               params.al.allow_partial, rnd.out_dir / paths.ANNOTATION_PAGE)  # fmt: skip
-        updated = mark_skipped(apply_answers(labels, answers.labels, rnd.number, "expert"), answers.skipped,
-                               rnd.number)  # fmt: skip
-        answered = f"{len(answers.labels)} expert answers, {len(answers.skipped)} skipped"
+        answers = read_answers(find_answers(rnd.number), query, labels["sample_id"], class_names,
+                               params.al.allow_partial, rnd.out_dir / paths.ANNOTATION_PAGE).table  # fmt: skip
+        source = "expert"
     else:
-        updated = apply_answers(labels, simulated_answers(labels, query["sample_id"]), rnd.number, "oracle")
-        answered = f"{len(query)} simulated answers"
+        rng = rng_for(params.seed, f"simulated annotators round {rnd.number}")
+        answers = simulated_annotators(simulated_answers(labels, query["sample_id"]), len(class_names),
+                                       params.al.annotators, params.al.annotator_noise, rng)  # fmt: skip
+        source = "oracle"
+    decisions = decide(answers, query, len(class_names), params.al.aggregate)
+    outcome = decisions.set_index("sample_id")
+    relabelled = outcome.loc[outcome["outcome"] == RELABELLED, "decided_label"]
+    updated = apply_answers(labels, relabelled, rnd.number, source)
+    updated = mark_skipped(updated, outcome.index[outcome["outcome"] == SKIPPED], rnd.number)
+    updated = mark_skipped(updated, outcome.index[outcome["outcome"] == TIED], rnd.number, source="tied")
+    artifacts.write_parquet(rnd.out_dir / paths.ANSWERS, answers.merge(decisions, on="sample_id"))
     artifacts.write_parquet(rnd.out_dir / paths.WORKING_LABELS, updated)
     changed = int((updated["label"] != labels["label"]).sum())
-    print(f"round {rnd.number}: {answered}, {changed} labels changed")
+    counts = outcome["outcome"].value_counts()
+    print(f"round {rnd.number}: {len(answers)} {source} answers for {len(outcome)} samples ("
+          f"{counts.get(RELABELLED, 0)} relabelled, {counts.get(TIED, 0)} tied, {counts.get(SKIPPED, 0)} skipped), "
+          f"{changed} labels changed")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Stage query@r: the round's budget of best-scored samples → data/rounds/<r>/query.parquet,
-and the annotation package experts answer: annotate.csv and the self-contained annotate.html."""
+and the annotation package experts answer: annotate.csv, the self-contained annotate.html, and
+labelstudio_tasks.json with labelstudio_config.xml for teams that label in Label Studio."""
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,8 @@ from alr_core.common import artifacts, paths
 from alr_core.common.cli import round_argument, run_stage
 from alr_core.common.params import load_params
 from alr_core.data.prepare import class_names as class_names_of
-from alr_core.human.annotation import answers_path, package_table, page_items
+from alr_core.human.annotation import answers_path, labelstudio_export_path, package_table, page_items
+from alr_core.human.labelstudio import labeling_config, tasks
 from alr_core.human.page import render_page
 
 
@@ -28,15 +30,19 @@ def main() -> None:
     query = query.rename(columns={"prediction": "predicted_label"})
 
     package = package_table(query, samples, class_names)
-    page = render_page(page_items(package, np.load(paths.PREPARED_IMAGES, mmap_mode="r")), class_names,
-                       rnd.number, answers_path(rnd.number).name)  # fmt: skip
+    items = page_items(package, np.load(paths.PREPARED_IMAGES, mmap_mode="r"))
+    page = render_page(items, class_names, rnd.number, answers_path(rnd.number).name)
+    label_studio = tasks(package, items, class_names, rnd.number, params.al.image_url_prefix)
     artifacts.write_parquet(rnd.out_dir / paths.QUERY, query)
     artifacts.write_csv(rnd.out_dir / paths.ANNOTATION_CSV, package.drop(columns="image_row"))
     artifacts.write_text(rnd.out_dir / paths.ANNOTATION_PAGE, page)
+    artifacts.write_json(rnd.out_dir / paths.LABELSTUDIO_TASKS, label_studio)
+    artifacts.write_text(rnd.out_dir / paths.LABELSTUDIO_CONFIG, labeling_config(class_names))
     print(f"round {rnd.number}: queried {len(query)} of {len(scores)} pool samples")
     if rnd.oracle == "human":
         print(f"round {rnd.number}: experts answer in {rnd.out_dir / paths.ANNOTATION_PAGE} and save "
-              f"{answers_path(rnd.number)}")  # fmt: skip
+              f"{answers_path(rnd.number)}, or label {rnd.out_dir / paths.LABELSTUDIO_TASKS} in Label Studio "
+              f"and save its JSON export as {labelstudio_export_path(rnd.number)}")  # fmt: skip
 
 
 if __name__ == "__main__":

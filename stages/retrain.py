@@ -1,8 +1,9 @@
 """Stage retrain@r: fine-tune the previous model on C ∪ re-labelled → data/rounds/<r>/model.pt,
-metrics/rounds/<r>.json (budget used, test metrics, label-cleaning metrics)."""
+metrics/rounds/<r>.json (budget used, test metrics, label-cleaning and annotation metrics)."""
 
 import pandas as pd
 
+from alr_core.active.consensus import annotation_metrics
 from alr_core.active.labels import cleaning_metrics, labelled, training_rows
 from alr_core.active.rounds import current_round
 from alr_core.common import artifacts, paths
@@ -17,6 +18,7 @@ def main() -> None:
     before = pd.read_parquet(rnd.prev_dir / paths.WORKING_LABELS)
     labels = pd.read_parquet(rnd.out_dir / paths.WORKING_LABELS)
     query = pd.read_parquet(rnd.out_dir / paths.QUERY)
+    answers = pd.read_parquet(rnd.out_dir / paths.ANSWERS)
 
     from alr_core.active.retrain import evaluation, fine_tune
     from alr_core.data.datasets import load_pipeline_data  # torch only once the inputs are known to be valid
@@ -36,8 +38,9 @@ def main() -> None:
     metrics = {
         "round": rnd.number,
         "strategy": params.al.strategy,
-        "budget_round": len(query),
-        "budget_used": rnd.budget_before + len(query),
+        # budget units are answers: al.annotators of them per queried sample (planned)
+        "budget_round": rnd.answers_per_sample * len(query),
+        "budget_used": rnd.answers_per_sample * (rnd.budget_before + len(query)),
         "paper_protocol": params.al.paper_protocol,
         "paper_protocol_labels": int((labels["label_source"] == "paper_protocol").sum()),
         "train_on": params.al.train_on,
@@ -45,6 +48,7 @@ def main() -> None:
         "retrained": bool(answered.any()),
         **scores,
         "cleaning": cleaning_metrics(before, labels, query, data.class_names),
+        "annotation": annotation_metrics(answers, labels.set_index("sample_id")["true_label"]),
     }
     artifacts.write_json(paths.round_metrics(rnd.number), metrics)
     test = metrics["test"] or {}

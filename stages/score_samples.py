@@ -15,7 +15,7 @@ def main() -> None:
     rnd = current_round(params, round_argument(__doc__))
     labels = pd.read_parquet(rnd.prev_dir / paths.WORKING_LABELS)
     pool = in_pool(labels, params.al.pool, params.al.paper_protocol)
-    check_budget_fits(params.budget - rnd.budget_before, int(pool.sum()), str(rnd.number), params.al.pool)
+    check_budget_fits(rnd.budget_total - rnd.budget_before, int(pool.sum()), str(rnd.number), params.al.pool)
 
     from alr_core.active.scoring import score_pool
     from alr_core.data.datasets import load_pipeline_data  # torch only once the inputs are known to be valid

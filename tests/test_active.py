@@ -392,6 +392,7 @@ def test_query_stage_writes_the_best_scored_rows(stage_tree):
 @pytest.mark.parametrize("paper_protocol", [False, True])
 def test_oracle_relabel_stage(stage_tree, paper_protocol):
     set_params(stage_tree, {"budget": 4, "al": {"paper_protocol": paper_protocol}})
+    write_prepared(stage_tree)
     round1 = stage_tree / "data/rounds/1"
     artifacts.write_parquet(stage_tree / paths.LNL_WORKING_LABELS, working())
     artifacts.write_parquet(round1 / paths.QUERY, pd.DataFrame({"rank": [1, 2], "sample_id": ["s7", "s4"]}))
@@ -425,6 +426,7 @@ def test_oracle_relabel_stage(stage_tree, paper_protocol):
 
 def test_oracle_relabel_stage_unknown_truth(stage_tree):
     set_params(stage_tree, {"budget": 2, "noise": {"type": "none"}})
+    write_prepared(stage_tree)
     artifacts.write_parquet(stage_tree / paths.LNL_WORKING_LABELS, working(truth=[None] * 8))
     artifacts.write_parquet(stage_tree / "data/rounds/1" / paths.QUERY, pd.DataFrame({"rank": [1], "sample_id": ["s7"]}))
     result = stage(stage_tree, "stages.oracle_relabel")

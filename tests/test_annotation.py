@@ -25,6 +25,11 @@ def answers(tmp_path, text: str | bytes, allow_partial=False) -> Answers:
     return read_answers(path, QUERY, KNOWN, CLASSES, allow_partial, tmp_path / "annotate.html")
 
 
+def rows(result: Answers) -> list[tuple]:
+    """(sample_id, annotator, label) per answer; label -1 is a skip."""
+    return list(result.table[["sample_id", "annotator", "label"]].itertuples(index=False, name=None))
+
+
 def error(tmp_path, text, allow_partial=False) -> str:
     with pytest.raises(AlrError) as info:
         answers(tmp_path, text, allow_partial)
@@ -33,14 +38,13 @@ def error(tmp_path, text, allow_partial=False) -> str:
 
 def test_names_indices_and_skip_are_accepted(tmp_path):
     result = answers(tmp_path, "sample_id,label\nq1,Eosinophil\nq2,2\nq3,skip\n")
-    assert result.labels.to_dict() == {"q1": 1, "q2": 2}
-    assert result.skipped == ["q3"]
+    assert rows(result) == [("q1", "expert", 1), ("q2", "expert", 2), ("q3", "expert", -1)]
 
 
 def test_utf8_bom_crlf_blank_lines_and_agreeing_duplicates_are_accepted(tmp_path):
     text = "\ufeffsample_id,label\r\nq1,Neutrophil\r\n\r\nq1,0\r\nq2,Lymphocyte\r\nq3,SKIP\r\n"
     result = answers(tmp_path, text)
-    assert result.labels.to_dict() == {"q1": 0, "q2": 2} and result.skipped == ["q3"]
+    assert rows(result) == [("q1", "expert", 0), ("q2", "expert", 2), ("q3", "expert", -1)]
 
 
 def test_a_missing_file_says_how_many_answers_where_the_page_is_and_where_to_save(tmp_path):
@@ -85,7 +89,7 @@ def test_wrong_encoding_is_named(tmp_path):
 def test_a_partial_file_is_accepted_only_when_allowed(tmp_path):
     assert "or set al.allow_partial: true" in error(tmp_path, "sample_id,label\nq1,0\n")
     result = answers(tmp_path, "sample_id,label\nq1,0\n", allow_partial=True)
-    assert result.labels.to_dict() == {"q1": 0} and result.skipped == []
+    assert rows(result) == [("q1", "expert", 0)]
 
 
 def test_skipped_answers_keep_the_label_leave_the_pool_and_are_not_trained_on():

@@ -147,6 +147,9 @@ def test_unknown_key_without_a_close_match_lists_the_valid_keys():
         ("data", [1, 2], "'data' must be a mapping of keys, got [1, 2]"),
         ("data.csv", "image", "'data.csv' must be a mapping of keys, got 'image'"),
         ("noise", None, "'noise' must be a mapping of keys, got None"),
+        ("al.annotators", 2.0, "'al.annotators' must be an integer, got 2.0"),
+        ("al.image_url_prefix", "", "'al.image_url_prefix' must be a non-empty string, got ''"),
+        ("al.image_url_prefix", 3, "'al.image_url_prefix' must be a non-empty string, got 3"),
     ],
 )
 def test_wrong_type_names_key_and_value(key, value, expected):
@@ -178,6 +181,9 @@ def test_top_level_must_be_a_mapping():
         ("data.test_fraction", 1.0, "'data.test_fraction' is 1.0; valid range: (0.0, 1.0)"),
         ("data.synthetic.num_train", 1, "'data.synthetic.num_train' is 1; valid range: [2, inf)"),
         ("data.synthetic.num_classes", 1, "'data.synthetic.num_classes' is 1; valid range: [2, 1000]"),
+        ("al.annotators", 0, "'al.annotators' is 0; valid range: [1, 100]"),
+        ("al.annotator_noise", 1.0, "'al.annotator_noise' is 1.0; valid range: [0.0, 1.0)"),
+        ("al.annotator_noise", -0.1, "'al.annotator_noise' is -0.1; valid range: [0.0, 1.0)"),
     ],
 )
 def test_out_of_range_names_key_value_and_range(key, value, expected):
@@ -196,6 +202,7 @@ def test_out_of_range_names_key_value_and_range(key, value, expected):
         ("lnl.selection", "gmm", "'lnl.selection' is 'gmm'; valid values: 'global' | 'class_aware' | "
          "'class_gmm' | 'prototype' | 'noise_quota' | 'confident_learning'"),
         ("lnl.class_balance", "inverse", "'lnl.class_balance' is 'inverse'; valid values: 'none' | 'loss'"),
+        ("al.aggregate", "vote", "'al.aggregate' is 'vote'; valid values: 'majority' | 'dawid_skene' | 'cleanlab'"),
     ],
 )
 def test_value_not_among_the_choices(key, value, expected):

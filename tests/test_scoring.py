@@ -39,7 +39,7 @@ def run(setup, strategy, seed=1):
 def test_every_strategy_scores_exactly_the_pool(setup, strategy):
     _, train, pool, _ = setup
     table = run(setup, strategy)
-    assert list(table.columns) == ["sample_id", "score", "prediction", "confidence"]
+    assert list(table.columns) == ["sample_id", "score", "prediction", "confidence", "probabilities"]
     assert table["sample_id"].tolist() == train.sample_ids[pool].tolist()
     assert np.isfinite(table["score"]).all()
     assert table["confidence"].between(1 / 3, 1).all()
@@ -61,7 +61,9 @@ def test_scores_are_the_formulas_on_eval_mode_unaugmented_probabilities(setup):
     }
     for strategy, values in expected.items():
         np.testing.assert_allclose(run(setup, strategy)["score"], values, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(run(setup, "entropy")["confidence"], probs.max(axis=1), rtol=1e-5)
+    entropy = run(setup, "entropy")
+    np.testing.assert_allclose(entropy["confidence"], probs.max(axis=1), rtol=1e-5)
+    np.testing.assert_allclose(np.stack(entropy["probabilities"]), probs, rtol=1e-5, atol=1e-7)
 
 
 def test_random_and_bald_follow_the_round_seed(setup):

@@ -4,7 +4,7 @@ definition of which samples are in the pool, labelled and trusted (docs/method.m
 The working label table has one row per train sample, in a fixed order that no round changes:
 ``sample_id``, ``label`` (the current working label), ``observed_label`` (the noisy label
 phase 1 saw), ``true_label`` (nullable: unknown for real noisy data), ``clean_guess``
-(phase 1's C), ``label_source`` (observed | oracle | expert | skipped | paper_protocol) and
+(phase 1's C), ``label_source`` (observed | oracle | expert | skipped | tied | paper_protocol) and
 ``relabel_round`` (nullable: the round that answered the sample).
 """
 
@@ -48,9 +48,11 @@ def in_pool(labels: pd.DataFrame, pool: str, paper_protocol: bool = False) -> np
 
 
 def labelled(labels: pd.DataFrame) -> np.ndarray:
-    """Samples the oracle answered with a class in some round, bool (N,). A skipped query is
-    not labelled: its budget is spent and it has left the pool, but nobody vouched for it."""
-    return labels["relabel_round"].notna().to_numpy() & (labels["label_source"] != "skipped").to_numpy()
+    """Samples the oracle answered with a class in some round, bool (N,). A skipped query, or
+    one whose answers tied, is not labelled: its budget is spent and it has left the pool, but
+    nobody vouched for its label."""
+    unvouched = labels["label_source"].isin(["skipped", "tied"]).to_numpy()
+    return labels["relabel_round"].notna().to_numpy() & ~unvouched
 
 
 def trusted(labels: pd.DataFrame) -> np.ndarray:
@@ -108,12 +110,13 @@ def simulated_answers(labels: pd.DataFrame, sample_ids) -> pd.Series:
     return truth.reindex(list(sample_ids)).astype(np.int64)
 
 
-def mark_skipped(labels: pd.DataFrame, sample_ids, round_number: int) -> pd.DataFrame:
-    """Answers the expert skipped: the label stays, the sample leaves the pool (the budget
-    was spent on it), and it is not trusted for training."""
+def mark_skipped(labels: pd.DataFrame, sample_ids, round_number: int, source: str = "skipped") -> pd.DataFrame:
+    """Answers the expert skipped (or, ``source`` 'tied', whose answers tied): the label
+    stays, the sample leaves the pool (the budget was spent on it), and it is not trusted for
+    training."""
     updated = labels.copy()
     rows = updated["sample_id"].isin(list(sample_ids)).to_numpy()
-    updated.loc[rows, "label_source"] = "skipped"
+    updated.loc[rows, "label_source"] = source
     updated.loc[rows, "relabel_round"] = round_number
     return updated
 

@@ -21,7 +21,9 @@ def score_pool(model: torch.nn.Module, normalization: dict, train: SplitData, po
     (docs/method.md). Only the pool rows (and, for core-set, the labelled rows) are passed
     through the network.
     ``seed`` drives the random strategy and BALD's dropout masks (one per round).
-    Returns sample_id, score, prediction, confidence for each pool sample.
+    Returns sample_id, score, prediction, confidence and probabilities (the K softmax
+    probabilities, a list per row; the cleanlab aggregation of several answers uses them) for
+    each pool sample.
     """
     al = params.al
     device = pick_device(params.train.device)
@@ -62,4 +64,5 @@ def score_pool(model: torch.nn.Module, normalization: dict, train: SplitData, po
         "score": values,
         "prediction": pool_probs.argmax(axis=1),
         "confidence": pool_probs.max(axis=1),
+        "probabilities": list(pool_probs),
     })  # fmt: skip

@@ -122,6 +122,10 @@ class AlParams:
     lr: float = field(default=0.01, metadata=_range(0.0, None, low_open=True))
     mc_passes: int = field(default=10, metadata=_range(2, None))
     entropy_clip: float = field(default=1.0, metadata=_range(0.0, None))
+    annotators: int = field(default=1, metadata=_range(1, 100))
+    annotator_noise: float = field(default=0.0, metadata=_range(0.0, 1.0, high_open=True))
+    aggregate: Literal["majority", "dawid_skene", "cleanlab"] = "majority"
+    image_url_prefix: Optional[str] = None
 
 
 @dataclass(frozen=True)

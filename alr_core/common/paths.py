@@ -19,6 +19,9 @@ SCORES = "scores.parquet"
 QUERY = "query.parquet"
 ANNOTATION_CSV = "annotate.csv"  # the queried samples, for experts and their tools
 ANNOTATION_PAGE = "annotate.html"  # the self-contained page experts answer in
+LABELSTUDIO_TASKS = "labelstudio_tasks.json"  # the same queried samples as Label Studio import tasks
+LABELSTUDIO_CONFIG = "labelstudio_config.xml"  # the matching Label Studio labelling interface
+ANSWERS = "answers.parquet"  # every answer of the round and the label decided per sample
 
 ANSWERS_DIR = Path("annotations")  # experts' answer files: read by the pipeline, never written
 

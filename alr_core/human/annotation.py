@@ -2,7 +2,9 @@
 checks on the answers file the expert saves.
 
 Answers file: UTF-8 CSV, comma-separated, header ``sample_id,label``; ``label`` is a class
-name, a class index, or ``skip`` (unsure: the current label stays, the budget is spent).
+name, a class index, or ``skip`` (unsure: the current label stays, the budget is spent). An
+optional ``annotator`` column lets several annotators answer the same sample (one row each).
+Or Label Studio's JSON export, ``annotations/round_<r>.json`` (:mod:`alr_core.human.labelstudio`).
 """
 
 from __future__ import annotations
@@ -17,12 +19,19 @@ import pandas as pd
 from PIL import Image
 
 from alr_core.common.errors import AlrError
-from alr_core.common.paths import ANSWERS_DIR, PREPARED_IMAGES
+from alr_core.common.paths import ANSWERS_DIR, LABELSTUDIO_TASKS, PREPARED_IMAGES
 from alr_core.human.page import MAX_IMAGE_WIDTH_PX, SKIP
+
+SKIP_LABEL = -1  # a skip in the validated answers table
+DEFAULT_ANNOTATOR = "expert"  # the one annotator of a CSV without an annotator column
 
 
 def answers_path(round_number: int) -> Path:
     return ANSWERS_DIR / f"round_{round_number}.csv"
+
+
+def labelstudio_export_path(round_number: int) -> Path:
+    return ANSWERS_DIR / f"round_{round_number}.json"
 
 
 def package_table(query: pd.DataFrame, samples: pd.DataFrame, class_names: list[str]) -> pd.DataFrame:
@@ -70,67 +79,96 @@ def page_items(package: pd.DataFrame, images: np.ndarray) -> list[dict]:
 
 @dataclass
 class Answers:
-    """Validated answers: ``labels`` (class index by sample_id) and the ``skipped`` ids."""
+    """Validated answers, one row per answer: ``sample_id``, ``annotator`` and ``label`` (the
+    class index, or ``SKIP_LABEL`` for a skip). Agreeing repeats of one annotator's answer
+    are kept once."""
 
-    labels: pd.Series
-    skipped: list[str]
+    table: pd.DataFrame
+
+
+def find_answers(round_number: int) -> Path:
+    """The round's answers file: the CSV, or the Label Studio export; both at once is an error."""
+    csv_path, export_path = answers_path(round_number), labelstudio_export_path(round_number)
+    if csv_path.is_file() and export_path.is_file():
+        raise AlrError(
+            f"round {round_number} has two answers files, {csv_path} and {export_path}; it is not clear "
+            "which one holds the answers: keep one of them (move the other out of annotations/)"
+        )
+    return export_path if export_path.is_file() else csv_path
 
 
 def read_answers(path: Path, query: pd.DataFrame, known_ids: pd.Series, class_names: list[str],
                  allow_partial: bool, page: Path) -> Answers:
-    """Read and check an expert's answers file against the round's query.
+    """Read and check an answers file against the round's query: the CSV (``.csv``) or Label
+    Studio's JSON export (``.json``, see :mod:`alr_core.human.labelstudio`).
 
-    Errors name the file, the row (line numbers count the header as line 1) and the problem:
-    a missing file (with what to do), wrong encoding or delimiter, an empty or truncated file,
-    an unknown or not-queried sample_id, conflicting duplicates, a label that is not a class,
-    and — unless ``allow_partial`` — queried samples without an answer."""
+    Errors name the file, the place (CSV: the line, counting the header as line 1; Label
+    Studio: the task id) and the problem: a missing file (with what to do), wrong encoding or
+    format, an empty or truncated file, an unknown or not-queried sample_id, one annotator
+    answering a sample twice with different labels, a label that is not a class, and — unless
+    ``allow_partial`` — queried samples without an answer."""
     queried = list(query["sample_id"])
     if not path.is_file():
+        tasks = page.with_name(LABELSTUDIO_TASKS)
         raise AlrError(
             f"round needs {len(queried)} expert answers and {path} does not exist: open {page} in a "
             f"browser, answer every image, save the file as {path} (the page offers that name), "
-            "then run `dvc repro` again"
+            f"then run `dvc repro` again; or import {tasks} into Label Studio and save its JSON export "
+            f"as {path.with_suffix('.json')}"
         )
-    rows = _parse(path)
+    if path.suffix == ".json":
+        from alr_core.human.labelstudio import parse_export
+
+        records = parse_export(path)
+    else:
+        records = _parse(path)
+    return check_answers(records, path, queried, set(known_ids), class_names, allow_partial)
+
+
+def check_answers(records: list[tuple[str, str, str, str]], path: Path, queried: list[str], known: set,
+                  class_names: list[str], allow_partial: bool) -> Answers:
+    """``records``: (place, sample_id, annotator, label text) per answer, as a reader found them."""
     index_of = {name: k for k, name in enumerate(class_names)}
-    known = set(known_ids)
     wanted = set(queried)
-    labels: dict[str, int] = {}
-    skipped: dict[str, int] = {}
-    for line, (sample_id, label) in rows:
+    given: dict[tuple[str, str], tuple[int, str]] = {}
+    for place, sample_id, annotator, label in records:
         if sample_id not in known:
-            raise AlrError(f"{path}: line {line}: unknown sample_id {sample_id!r}")
+            raise AlrError(f"{path}: {place}: unknown sample_id {sample_id!r}")
         if sample_id not in wanted:
-            raise AlrError(f"{path}: line {line}: sample {sample_id!r} was not queried in this round")
+            raise AlrError(f"{path}: {place}: sample {sample_id!r} was not queried in this round")
         answer = _class_index(label, index_of, len(class_names))
         if answer is None:
             raise AlrError(
-                f"{path}: line {line}: label {label!r} is not a class; use a class name "
+                f"{path}: {place}: label {label!r} is not a class; use a class name "
                 f"({', '.join(class_names)}), an index 0..{len(class_names) - 1}, or '{SKIP}'"
             )
-        if sample_id in labels or sample_id in skipped:
-            previous = labels.get(sample_id, SKIP)
+        key = (sample_id, annotator)
+        if key in given:
+            previous, where = given[key]
             if previous != answer:
+                by = f" by annotator {annotator!r}" if annotator != DEFAULT_ANNOTATOR else ""
                 raise AlrError(
-                    f"{path}: line {line}: sample {sample_id!r} is answered twice with different "
-                    f"labels ({_shown(previous, class_names)} and {_shown(answer, class_names)})"
+                    f"{path}: {place}: sample {sample_id!r} is answered twice{by} with different "
+                    f"labels ({_shown(previous, class_names)} and {_shown(answer, class_names)}) — the first at {where}"
                 )
             continue
-        if answer == SKIP:
-            skipped[sample_id] = line
-        else:
-            labels[sample_id] = answer
-    missing = [s for s in queried if s not in labels and s not in skipped]
+        given[key] = (answer, place)
+    answered = {sample_id for sample_id, _ in given}
+    missing = [s for s in queried if s not in answered]
     if missing and not allow_partial:
         raise AlrError(
             f"{path}: {len(missing)} of {len(queried)} queried samples have no answer: "
             f"{', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''}; answer them (or 'skip'), "
             "or set al.allow_partial: true to accept a partial file"
         )
-    return Answers(pd.Series(labels, dtype="int64"), list(skipped))
+    return Answers(pd.DataFrame({
+        "sample_id": pd.Series([s for s, _ in given], dtype=object),
+        "annotator": pd.Series([a for _, a in given], dtype=object),
+        "label": pd.Series([SKIP_LABEL if v == SKIP else v for v, _ in given.values()], dtype=np.int64),
+    }))  # fmt: skip
 
 
-def _parse(path: Path) -> list[tuple[int, tuple[str, str]]]:
+def _parse(path: Path) -> list[tuple[str, str, str, str]]:
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
@@ -145,18 +183,24 @@ def _parse(path: Path) -> list[tuple[int, tuple[str, str]]]:
             raise AlrError(f"{path}: line 1 is separated by {name}; expected commas: 'sample_id,label'")
     reader = csv.reader(io.StringIO(text))
     columns = [c.strip() for c in next(reader)]
-    if columns != ["sample_id", "label"]:
-        raise AlrError(f"{path}: line 1 is {header!r}; expected the header 'sample_id,label'")
+    if sorted(columns) not in (["label", "sample_id"], ["annotator", "label", "sample_id"]):
+        raise AlrError(
+            f"{path}: line 1 is {header!r}; expected the header 'sample_id,label' "
+            "(or 'sample_id,label,annotator' when several annotators answer)"
+        )
+    sample_at, label_at = columns.index("sample_id"), columns.index("label")
+    annotator_at = columns.index("annotator") if "annotator" in columns else None
     rows = []
     for line, fields in enumerate(reader, start=2):
         if not fields or all(not f.strip() for f in fields):
             continue
-        if len(fields) != 2 or not fields[0].strip() or not fields[1].strip():
+        if len(fields) != len(columns) or not all(f.strip() for f in fields):
             raise AlrError(
-                f"{path}: line {line}: expected 2 non-empty fields 'sample_id,label', got {fields!r} "
-                "(a truncated or hand-edited file?)"
+                f"{path}: line {line}: expected {len(columns)} non-empty fields {','.join(columns)!r}, got "
+                f"{fields!r} (a truncated or hand-edited file?)"
             )
-        rows.append((line, (fields[0].strip(), fields[1].strip())))
+        annotator = fields[annotator_at].strip() if annotator_at is not None else DEFAULT_ANNOTATOR
+        rows.append((f"line {line}", fields[sample_at].strip(), annotator, fields[label_at].strip()))
     if not rows:
         raise AlrError(f"{path}: the file has a header but no answers")
     return rows
