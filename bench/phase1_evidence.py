@@ -67,17 +67,17 @@ ABLATION = {
 }
 
 
-def run_one(dataset: dict, rate: float, lnl: dict, seed: int, epochs: int) -> dict:
-    from alr_core.lnl.phase1 import train_phase1
-
+def prepare_run(dataset: dict, rate: float, seed: int, overrides: dict) -> tuple:
+    """prepare → inject_noise in-process, as the stages do: (params, PipelineData, noisy label
+    table). ``overrides`` are merged into params.yaml's groups (e.g. {"lnl": {...}})."""
     base = dataclasses.asdict(load_params("params.yaml"))
     base["seed"] = seed
     base["data"] |= dataset
     base["noise"] |= {"type": "symmetric", "rate": rate}
-    # a method name without a rule means the paper's per-batch global cut, whatever params.yaml says
-    base["lnl"] |= {"selection": "global", "class_balance": "none"} | lnl | {"epochs": epochs}
     if dataset["source"] != "digits":
-        base["train"]["augment"]["hflip"] = True  # fundus images have no handedness
+        base["train"]["augment"]["hflip"] = True  # medical images have no handedness
+    for group, values in overrides.items():
+        base[group] = base[group] | values if isinstance(values, dict) else values
     params = parse_params(base)
     prepared = prepare(params.data, rng_for(seed, "split"))
     samples = prepared.samples
@@ -91,8 +91,16 @@ def run_one(dataset: dict, rate: float, lnl: dict, seed: int, epochs: int) -> di
 
     train = SplitData(labels["sample_id"].to_numpy(), prepared.images[rows["train"]],
                       labels["observed_label"].to_numpy(), labels["true_label"].to_numpy(dtype=np.int64))
-    result = train_phase1(PipelineData(train, split("val"), split("test"), names), params, progress=False)
-    return result.metrics
+    return params, PipelineData(train, split("val"), split("test"), names), labels
+
+
+def run_one(dataset: dict, rate: float, lnl: dict, seed: int, epochs: int) -> dict:
+    from alr_core.lnl.phase1 import train_phase1
+
+    # a method name without a rule means the paper's per-batch global cut, whatever params.yaml says
+    lnl = {"selection": "global", "class_balance": "none"} | lnl | {"epochs": epochs}
+    params, data, _ = prepare_run(dataset, rate, seed, {"lnl": lnl})
+    return train_phase1(data, params, progress=False).metrics
 
 
 def parse_dataset(text: str) -> tuple[str, dict]:

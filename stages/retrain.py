@@ -1,5 +1,6 @@
-"""Stage retrain@r: fine-tune the previous model on C ∪ re-labelled → data/rounds/<r>/model.pt,
-metrics/rounds/<r>.json (budget used, test metrics, label-cleaning and annotation metrics)."""
+"""Stage retrain@r: the round's model (al.retrain, al.train_on, al.class_balance) →
+data/rounds/<r>/model.pt, metrics/rounds/<r>.json (budget used, test metrics, label-cleaning
+and annotation metrics)."""
 
 import pandas as pd
 
@@ -20,21 +21,24 @@ def main() -> None:
     query = pd.read_parquet(rnd.out_dir / paths.QUERY)
     answers = pd.read_parquet(rnd.out_dir / paths.ANSWERS)
 
-    from alr_core.active.retrain import evaluation, fine_tune
+    from alr_core.active.retrain import evaluation, retrain, starts_from_scratch
     from alr_core.data.datasets import load_pipeline_data  # torch only once the inputs are known to be valid
-    from alr_core.nn.models import load_checkpoint, save_checkpoint
+    from alr_core.nn.models import load_checkpoint, load_peer, save_checkpoint
 
     data = load_pipeline_data(paths.PREPARED_IMAGES, paths.PREPARED_SAMPLES, labels, label_column="label")
-    spec, model, checkpoint = load_checkpoint(rnd.prev_dir / paths.MODEL, data.class_names)
+    previous = rnd.prev_dir / paths.MODEL
+    spec, model, checkpoint = load_checkpoint(previous, data.class_names)
+    peer = load_peer(spec, checkpoint, previous)
     normalization = checkpoint["normalization"]
     rows = training_rows(labels, params.al.train_on)
     answered = labelled(labels) & (labels["relabel_round"] == rnd.number).to_numpy()
     if answered.any():
         seed = seed_for(params.seed, f"retrain round {rnd.number}")
-        model, scores = fine_tune(model, normalization, data.train.subset(rows), data, params, seed)
+        result = retrain(model, peer, spec, normalization, data, rows, labelled(labels), params, seed, rnd.last)
+        model, peer, scores = result.model, result.peer, result.metrics
     else:  # nothing new to learn from: the round keeps the previous model
         scores = {"best_epoch": None, **evaluation(model, normalization, data, params)}
-    save_checkpoint(rnd.out_dir / paths.MODEL, spec, model, data.class_names, normalization)
+    save_checkpoint(rnd.out_dir / paths.MODEL, spec, model, data.class_names, normalization, peer=peer)
     metrics = {
         "round": rnd.number,
         "strategy": params.al.strategy,
@@ -46,6 +50,8 @@ def main() -> None:
         "train_on": params.al.train_on,
         "train_size": int(rows.sum()),
         "retrained": bool(answered.any()),
+        "from_scratch": bool(answered.any()) and starts_from_scratch(params, rnd.last),
+        "class_balance": params.al.class_balance,
         **scores,
         "cleaning": cleaning_metrics(before, labels, query, data.class_names),
         "annotation": annotation_metrics(answers, labels.set_index("sample_id")["true_label"]),

@@ -245,6 +245,10 @@ def test_cleaning_metrics_two_rounds_by_hand():
         "wrong_remaining": 2,
         "query_precision": 2 / 3,
         "queried_per_class": {"a": 0, "b": 2, "c": 1},  # labels before: s1 -> 2, s3 -> 1, s4 -> 1
+        # random: 3 queries × 4 wrong of the 8 never queried = 1.5 expected fixes
+        "fixed_by_queries": 2,
+        "random_expected_fixes": 1.5,
+        "cleaning_efficiency": 2 / 1.5,
     }
     query2 = pd.DataFrame({"sample_id": ["s5"]})
     round2 = apply_answers(round1, simulated_answers(round1, query2["sample_id"]), 2, "oracle")
@@ -256,6 +260,10 @@ def test_cleaning_metrics_two_rounds_by_hand():
         "wrong_remaining": 1,
         "query_precision": 1.0,
         "queried_per_class": {"a": 1, "b": 0, "c": 0},
+        # random draws from the 5 never queried (s0 s2 s5 s6 s7), 2 of them wrong (s5 s7)
+        "fixed_by_queries": 1,
+        "random_expected_fixes": 1 * 2 / 5,
+        "cleaning_efficiency": 1 / (2 / 5),
     }
 
 
@@ -265,6 +273,7 @@ def test_cleaning_metrics_empty_query():
     metrics = cleaning_metrics(round0, apply_answers(round0, answers({}), 1, "oracle"), query, CLASSES)
     assert metrics["query_precision"] is None
     assert metrics["fixed_this_round"] == 0 and metrics["label_accuracy"] == metrics["label_accuracy_before"] == 0.5
+    assert metrics["random_expected_fixes"] == 0.0 and metrics["cleaning_efficiency"] is None
     assert metrics["queried_per_class"] == {"a": 0, "b": 0, "c": 0}
 
 
@@ -276,6 +285,7 @@ def test_cleaning_metrics_counts_paper_protocol_fixes():
     metrics = cleaning_metrics(round0, round1, query, CLASSES)
     assert metrics["fixed_this_round"] == 2 and metrics["fixed_total"] == 2
     assert metrics["label_accuracy"] == 6 / 8 and metrics["query_precision"] == 1.0
+    assert metrics["fixed_by_queries"] == 1  # the leak's fix is not the query's
 
 
 def test_cleaning_metrics_unknown_truth_is_empty():

@@ -31,7 +31,7 @@ def lnl_metrics(test=True, selection=True) -> dict:
 
 
 def round_metrics(truth=True, test=True) -> list[dict]:
-    def one(number, used, ba, f1, acc, before, after):
+    def one(number, used, ba, f1, acc, before, after, fixed, expected):
         return {
             "round": number,
             "strategy": "margin",
@@ -40,11 +40,12 @@ def round_metrics(truth=True, test=True) -> list[dict]:
             "paper_protocol": False,
             "test": {"balanced_accuracy": ba, "macro_f1": f1, "accuracy": acc, "confusion_matrix": CONFUSION}
             if test else None,
-            "cleaning": {"label_accuracy": after, "label_accuracy_before": before} if truth else {},
+            "cleaning": {"label_accuracy": after, "label_accuracy_before": before, "fixed_by_queries": fixed,
+                         "random_expected_fixes": expected} if truth else {},
         }  # fmt: skip
 
     # budgets 2 then 4: the budget axis is unevenly spaced (0, 2, 6)
-    return [one(1, 2, 0.7, 0.65, 0.71, 0.5, 0.75), one(2, 6, 0.8, 0.75, 0.82, 0.75, 0.875)]
+    return [one(1, 2, 0.7, 0.65, 0.71, 0.5, 0.75, 2, 0.5), one(2, 6, 0.8, 0.75, 0.82, 0.75, 0.875, 1, 1.0)]
 
 
 def csv_text(table: pd.DataFrame, tmp_path) -> str:
@@ -85,6 +86,7 @@ def test_summary_values():
         "final_test_macro_f1": 0.75,
         "final_label_accuracy": 0.875,
         "learning_curve_area": pytest.approx(area, abs=1e-12),
+        "cleaning_efficiency": (2 + 1) / (0.5 + 1.0),  # over both rounds, not the mean of 4 and 1
         "phase1_selection_worst_class_recall": 0.7,
     }
     json.dumps(result, allow_nan=False)  # what the stage writes
@@ -113,6 +115,7 @@ def test_summary_unknown_truth():
     result = summary(rounds_table(lnl, rounds), lnl, rounds)
     assert result["final_label_accuracy"] is None
     assert result["phase1_selection_worst_class_recall"] is None
+    assert result["cleaning_efficiency"] is None
     assert result["final_test_balanced_accuracy"] == 0.8
     json.dumps(result, allow_nan=False)
 

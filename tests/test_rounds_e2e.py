@@ -286,3 +286,27 @@ def experiments(project) -> list[dict]:
     """The experiment entries of `dvc exp show --json` (not the workspace or the baseline)."""
     shown = json.loads(project.dvc("exp", "show", "--json", "--no-pager").stdout)
     return [rev for baseline in shown for exp in baseline.get("experiments") or [] for rev in exp["revs"]]
+
+
+def test_retrain_options_rerun_only_the_retrain_stages_and_what_follows(pipeline):
+    """al.train_on: lnl, al.retrain: scratch_last, al.class_balance: sampler: round 1 continues
+    Co-teaching's pair from phase 1, the last round starts a fresh pair; both keep the peer."""
+    import torch
+
+    project, _ = pipeline
+    back_to_head(project)
+    set_params(project, {"al": {"train_on": "lnl", "retrain": "scratch_last", "class_balance": "sampler"}})
+    result = project.dvc("repro", timeout=900)
+    ran = ran_stages(result.stdout)
+    assert ran[0] == "retrain@1" and "retrain@2" in ran and ran[-1] == "report", result.stdout
+    assert not set(ran) & {*PHASE1, "score_samples@1", "query@1", "oracle_relabel@1"}
+    rounds = [read_json(project, paths.round_metrics(r)) for r in (1, 2)]
+    assert [m["from_scratch"] for m in rounds] == [False, True]
+    for metrics in rounds:
+        assert metrics["train_on"] == "lnl" and metrics["class_balance"] == "sampler"
+        assert metrics["train_size"] == NUM_TRAIN
+        assert 0.0 <= metrics["selection"]["precision"] <= 1.0
+        assert metrics["cleaning"]["random_expected_fixes"] > 0
+    for r in (1, 2):
+        checkpoint = torch.load(project.root / paths.round_dir(r) / paths.MODEL, weights_only=False)
+        assert checkpoint["peer_state_dict"] is not None

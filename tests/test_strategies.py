@@ -109,31 +109,43 @@ def test_bald_three_classes_three_passes():
 # ----------------------------------------------------------------------------- label disagreement
 
 
-@pytest.mark.parametrize("clip", [1.0, 0.5, 0.0])
-def test_label_disagreement_exact(clip):
+@pytest.mark.parametrize("gamma", [0.3, 0.9, 2.0])
+def test_label_disagreement_exact(gamma):
     probs = np.array([[0.7, 0.2, 0.1], [0.7, 0.2, 0.1], [1 / 3, 1 / 3, 1 / 3]])
     labels = np.array([1, 0, 2])
-    entropies = [h(0.7, 0.2, 0.1), h(0.7, 0.2, 0.1), math.log(3)]
+    entropies = [h(0.7, 0.2, 0.1), h(0.7, 0.2, 0.1), math.log(3)]  # 0.80, 0.80, 1.10 nats
     expected = [
-        -math.log(0.2) - min(entropies[0], clip),
-        -math.log(0.7) - min(entropies[1], clip),
-        -math.log(1 / 3) - min(entropies[2], clip),
+        -math.log(0.2) - max(entropies[0] - gamma, 0),
+        -math.log(0.7) - max(entropies[1] - gamma, 0),
+        -math.log(1 / 3) - max(entropies[2] - gamma, 0),
     ]
-    np.testing.assert_allclose(strategies.label_disagreement(probs, labels, clip), expected, atol=1e-9)
+    np.testing.assert_allclose(strategies.label_disagreement(probs, labels, gamma), expected, atol=1e-9)
+
+
+def test_label_disagreement_is_innereyes_joint_rule():
+    """InnerEye's PosteriorBasedSelector (JOINT): h = −clip(γ − H, min(γ − H), 0); score = CE − h."""
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(4) * 0.5, size=50)
+    labels = rng.integers(0, 4, size=50)
+    gamma = 0.30
+    cross_entropy = -np.log(probs[np.arange(50), labels] + 1e-12)
+    self_entropy = -(probs * np.log(probs + 1e-12)).sum(axis=1)
+    innereye = cross_entropy - (-np.clip(gamma - self_entropy, np.min(gamma - self_entropy), 0))
+    np.testing.assert_allclose(strategies.label_disagreement(probs, labels, gamma), innereye, atol=1e-9)
 
 
 def test_label_disagreement_ranks_a_confidently_contradicted_label_first():
     probs = np.array([
         [0.05, 0.9, 0.05],  # confident in class 1, label 0: the model doubts the label
-        [1 / 3, 1 / 3, 1 / 3],  # merely uncertain
+        [1 / 3, 1 / 3, 1 / 3],  # merely ambiguous
         [0.9, 0.05, 0.05],  # agrees with label 0
     ])  # fmt: skip
-    result = strategies.label_disagreement(probs, np.array([0, 0, 0]), entropy_clip=1.0)
-    # by hand: −ln 0.05 − H(0.05, 0.9, 0.05); ln 3 − 1.0 (clipped); −ln 0.9 − H(0.9, 0.05, 0.05)
+    result = strategies.label_disagreement(probs, np.array([0, 0, 0]), entropy_threshold=0.3)
+    # by hand: −ln 0.05 − (H(0.05, 0.9, 0.05) − 0.3); ln 3 − (ln 3 − 0.3); −ln 0.9 − (H(0.9, …) − 0.3)
     np.testing.assert_allclose(result, [
-        -math.log(0.05) - h(0.05, 0.9, 0.05),
-        math.log(3) - 1.0,
-        -math.log(0.9) - h(0.9, 0.05, 0.05),
+        -math.log(0.05) - (h(0.05, 0.9, 0.05) - 0.3),
+        0.3,
+        -math.log(0.9) - (h(0.9, 0.05, 0.05) - 0.3),
     ], atol=1e-9)  # fmt: skip
     assert np.argsort(-result).tolist() == [0, 1, 2]
 

@@ -63,8 +63,9 @@ def trusted(labels: pd.DataFrame) -> np.ndarray:
 
 def training_rows(labels: pd.DataFrame, train_on: str) -> np.ndarray:
     """The rows a round trains on, bool (N,): ``selected`` the trusted samples (the paper's
-    C ∪ re-labelled), ``all`` every train sample with its current label."""
-    if train_on == "all":
+    C ∪ re-labelled); ``all`` every train sample with its current label; ``lnl`` every train
+    sample too, the phase-1 selection rule deciding in training which of them count."""
+    if train_on in ("all", "lnl"):
         return np.ones(len(labels), dtype=bool)
     return trusted(labels)
 
@@ -131,9 +132,17 @@ def cleaning_metrics(before: pd.DataFrame, after: pd.DataFrame, query: pd.DataFr
     """Label-cleaning progress of one round, when the truth is known (else {}).
 
     label_accuracy: share of working labels equal to the truth after the round; fixed_this_round:
-    labels wrong before the round and right after; fixed_total: observed labels that were wrong
-    and are right now; query_precision: share of queried labels that
-    were wrong before the round; queried_per_class: queried samples by their label before."""
+    labels wrong before the round and right after (the paper protocol's free labels included);
+    fixed_total: observed labels that were wrong and are right now; query_precision: share of
+    queried labels that were wrong before the round; queried_per_class: queried samples by
+    their label before.
+
+    Cleaning efficiency (after InnerEye's comparison with random relabelling): fixed_by_queries,
+    the queried labels that were wrong and are right now, divided by random_expected_fixes, what
+    as many queries drawn uniformly from every sample not yet queried (the pool of
+    ``al.pool: all``, i.e. no phase 1 and no strategy) would fix in expectation with a perfect
+    oracle: queries × wrong share among those samples. 1.0 is random; None when there was
+    nothing to fix."""
     if after["true_label"].isna().any():
         return {}
     truth = after["true_label"].to_numpy(dtype=np.int64)
@@ -141,6 +150,9 @@ def cleaning_metrics(before: pd.DataFrame, after: pd.DataFrame, query: pd.DataFr
     right_after = after["label"].to_numpy() == truth
     wrong_observed = after["observed_label"].to_numpy() != truth
     queried = before["sample_id"].isin(query["sample_id"]).to_numpy()
+    never_queried = before["relabel_round"].isna().to_numpy()
+    fixed_by_queries = int((queried & wrong_before & right_after).sum())
+    random_expected = float(queried.sum() * wrong_before[never_queried].mean()) if never_queried.any() else 0.0
     counts = np.bincount(before.loc[queried, "label"].to_numpy(dtype=np.int64), minlength=len(class_names))
     return {
         "label_accuracy": float(right_after.mean()),
@@ -150,4 +162,7 @@ def cleaning_metrics(before: pd.DataFrame, after: pd.DataFrame, query: pd.DataFr
         "wrong_remaining": int((~right_after).sum()),
         "query_precision": float(wrong_before[queried].mean()) if queried.any() else None,
         "queried_per_class": dict(zip(class_names, counts.tolist())),
+        "fixed_by_queries": fixed_by_queries,
+        "random_expected_fixes": random_expected,
+        "cleaning_efficiency": fixed_by_queries / random_expected if random_expected > 0 else None,
     }  # fmt: skip

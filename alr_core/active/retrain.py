@@ -1,32 +1,99 @@
-"""retrain: fine-tune the previous round's model on the round's training set (docs/method.md)."""
+"""retrain: the round's model from the previous one and the round's labels (docs/method.md).
+
+``al.retrain`` decides where training starts: ``finetune`` continues the previous round's
+networks, ``scratch`` starts fresh ones, ``scratch_last`` fine-tunes every round but the last,
+which starts fresh. ``al.train_on`` decides what it trains on: the trusted set C ∪ relabelled
+(``selected``) or every sample (``all``) with plain cross-entropy, or every sample through the
+phase-1 loop (``lnl``: Co-teaching and its selection rule go on sorting the labels nobody has
+checked, while every expert-relabelled sample is always kept). ``al.class_balance`` weights the
+loss by inverse class frequency (``loss``) or draws class-balanced batches (``sampler``).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
+from typing import Optional
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
+from alr_core.common.errors import AlrError
 from alr_core.common.params import Params
 from alr_core.data.datasets import PipelineData, SplitData
+from alr_core.lnl.phase1 import new_network, train_phase1
+from alr_core.lnl.selection import balance_weights
+from alr_core.nn.models import ModelSpec
 from alr_core.nn.training import (
     BestCheckpoint,
     EpochLosses,
     ImageSet,
     InputPipeline,
     MixedPrecision,
+    epoch_batches,
     evaluate,
     make_optimizer,
     per_sample_loss,
     pick_device,
     seed_everything,
-    shuffled_batches,
 )
+
+
+@dataclass
+class Retrained:
+    model: torch.nn.Module
+    peer: Optional[torch.nn.Module]  # Co-teaching's g under al.train_on: lnl, else None
+    metrics: dict  # best_epoch, val, test (and, under lnl with known truth, the round's selection)
+
+
+def starts_from_scratch(params: Params, last_round: bool) -> bool:
+    return params.al.retrain == "scratch" or (params.al.retrain == "scratch_last" and last_round)
+
+
+def retrain(model: torch.nn.Module, peer: Optional[torch.nn.Module], spec: ModelSpec, normalization: dict,
+            data: PipelineData, trained_rows: np.ndarray, relabelled: np.ndarray, params: Params, seed: int,
+            last_round: bool, progress: bool = True) -> Retrained:
+    """The round's training. ``data.train`` carries the working labels; ``trained_rows`` (bool
+    (N,)) are the rows ``selected``/``all`` train on; ``relabelled`` (bool (N,)) the samples an
+    expert vouched for, which ``lnl`` never drops."""
+    scratch = starts_from_scratch(params, last_round)
+    if params.al.train_on == "lnl":
+        return _retrain_lnl(model, peer, spec, data, relabelled, params, seed, scratch, progress)
+    if scratch:
+        seed_everything(seed)  # the fresh network's initial weights come from the round's seed
+    start = new_network(spec, params) if scratch else model
+    trained, scores = fine_tune(start, normalization, data.train.subset(trained_rows), data, params, seed, progress)
+    return Retrained(trained, None, scores)
+
+
+def _retrain_lnl(model, peer, spec: ModelSpec, data: PipelineData, relabelled: np.ndarray, params: Params,
+                 seed: int, scratch: bool, progress: bool) -> Retrained:
+    al, coteaching = params.al, params.lnl.method != "ce"
+    networks = None
+    if not scratch:
+        if coteaching and peer is None:
+            raise AlrError(
+                "al.train_on 'lnl' with al.retrain 'finetune' continues Co-teaching's two networks, but "
+                "the previous round's model.pt holds no peer network (it was trained with another "
+                "al.train_on); use al.retrain: scratch, or the same al.train_on in every round"
+            )
+        networks = [model, peer] if coteaching else [model]
+    # networks that continue are trained already: no warm-up, the selection acts from the start
+    lnl = dataclasses.replace(params.lnl, epochs=al.epochs, class_balance=al.class_balance,
+                              num_gradual=params.lnl.num_gradual if scratch else 0)
+    round_params = dataclasses.replace(params, seed=seed, lnl=lnl, train=dataclasses.replace(params.train, lr=al.lr))
+    result = train_phase1(data, round_params, progress, networks=networks, always_keep=relabelled)
+    metrics = {key: result.metrics.get(key) for key in ("best_epoch", "val", "test")}
+    if "selection" in result.metrics:
+        metrics["selection"] = result.metrics["selection"]
+    return Retrained(result.model, result.peer, metrics)
 
 
 def fine_tune(model: torch.nn.Module, normalization: dict, train: SplitData, data: PipelineData,
               params: Params, seed: int, progress: bool = True) -> tuple[torch.nn.Module, dict]:
-    """Fresh SGD at ``al.lr``, cosine over ``al.epochs``, best validation macro-F1 kept.
+    """Plain cross-entropy on ``train``: fresh SGD at ``al.lr``, cosine over ``al.epochs``, class
+    balance per ``al.class_balance``, best validation macro-F1 kept.
 
     Returns the selected model and its validation and test metrics (test evaluated once)."""
     device = pick_device(params.train.device)
@@ -38,15 +105,20 @@ def fine_tune(model: torch.nn.Module, normalization: dict, train: SplitData, dat
     precision = MixedPrecision(params.train.mixed_precision, device)
     round_train = dataclasses.replace(params.train, lr=params.al.lr)
     optimizer, schedule = make_optimizer(model.parameters(), round_train, params.al.epochs)
+    class_weight = None
+    if params.al.class_balance == "loss":
+        class_weight = balance_weights(torch.bincount(images.labels, minlength=len(data.class_names)))
     best = BestCheckpoint()
     for epoch in tqdm(range(params.al.epochs), desc="retrain", disable=not progress):
         model.train()
         epoch_losses = EpochLosses(epoch)
-        for idx in shuffled_batches(len(images), params.train.batch_size, generator):
+        for idx in epoch_batches(images.labels, params.train.batch_size, generator, params.al.class_balance):
             idx = idx.to(device)
+            labels = images.labels[idx]
             with precision.autocast():
                 _, logits = model(pipeline.train_input(images.batch(idx)))
-            loss = per_sample_loss(logits.float(), images.labels[idx]).mean()
+            losses = per_sample_loss(logits.float(), labels)
+            loss = (losses * class_weight[labels]).mean() if class_weight is not None else losses.mean()
             precision.step(loss, optimizer)
             epoch_losses.add([loss], [len(idx)])
         schedule.step()
@@ -66,4 +138,3 @@ def evaluation(model: torch.nn.Module, normalization: dict, data: PipelineData, 
     return {name: evaluate(model, ImageSet.from_arrays(s.images, s.labels, device), pipeline,
                            params.train.eval_batch_size, data.class_names) if len(s.labels) else None
             for name, s in splits.items()}  # fmt: skip
-

@@ -48,7 +48,7 @@ def score_pool(model: torch.nn.Module, normalization: dict, train: SplitData, po
     elif al.strategy == "margin":
         values = strategies.margin(pool_probs)
     elif al.strategy == "label_disagreement":
-        values = strategies.label_disagreement(pool_probs, train.labels[rows], al.entropy_clip)
+        values = strategies.label_disagreement(pool_probs, train.labels[rows], al.entropy_threshold)
     elif al.strategy == "bald":
         passes = [predict(model, images, pipeline, params.train.eval_batch_size, mc_dropout=True)[1]
                   for _ in range(al.mc_passes)]  # fmt: skip

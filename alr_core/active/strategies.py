@@ -33,14 +33,15 @@ def bald(mc_probs: np.ndarray) -> np.ndarray:
     return entropy(mc_probs.mean(axis=0)) - entropy(mc_probs).mean(axis=0)
 
 
-def label_disagreement(probs: np.ndarray, labels: np.ndarray, entropy_clip: float) -> np.ndarray:
-    """CE(current label, prediction) − min(H[p], entropy_clip).
+def label_disagreement(probs: np.ndarray, labels: np.ndarray, entropy_threshold: float) -> np.ndarray:
+    """CE(current label, prediction) − max(H[p] − γ, 0), γ = ``entropy_threshold`` (nats).
 
-    High when the model confidently predicts another class than the current label; the
-    clipped self-entropy keeps merely uncertain samples from ranking first (after Bernhardt
-    et al., Nat. Commun. 2022)."""
+    InnerEye's label-based score (Bernhardt et al., Nat. Commun. 2022, the ``JOINT`` decision
+    rule, γ = 0.3 there): high when the model confidently predicts another class than the
+    current label; self-entropy above γ is subtracted, so that merely ambiguous samples, which
+    an expert cannot resolve either, do not rank first."""
     cross_entropy = -np.log(probs[np.arange(len(labels)), labels] + _EPS)
-    return cross_entropy - np.minimum(entropy(probs), entropy_clip)
+    return cross_entropy - np.maximum(entropy(probs) - entropy_threshold, 0.0)
 
 
 def random_scores(num_samples: int, rng: np.random.Generator) -> np.ndarray:

@@ -105,7 +105,7 @@ class LnlParams:
     selection: Literal[
         "global", "class_aware", "class_gmm", "prototype", "noise_quota", "confident_learning"
     ] = "class_gmm"
-    class_balance: Literal["none", "loss"] = "none"
+    class_balance: Literal["none", "loss", "sampler"] = "none"
 
 
 @dataclass(frozen=True)
@@ -117,11 +117,13 @@ class AlParams:
     oracle: Literal["simulated", "human"] = "simulated"
     allow_partial: bool = False
     paper_protocol: bool = False
-    train_on: Literal["selected", "all"] = "selected"
+    retrain: Literal["finetune", "scratch", "scratch_last"] = "finetune"
+    train_on: Literal["selected", "all", "lnl"] = "selected"
+    class_balance: Literal["none", "loss", "sampler"] = "none"
     epochs: int = field(default=10, metadata=_range(1, None))
     lr: float = field(default=0.01, metadata=_range(0.0, None, low_open=True))
     mc_passes: int = field(default=10, metadata=_range(2, None))
-    entropy_clip: float = field(default=1.0, metadata=_range(0.0, None))
+    entropy_threshold: float = field(default=0.3, metadata=_range(0.0, None))
     annotators: int = field(default=1, metadata=_range(1, 100))
     annotator_noise: float = field(default=0.0, metadata=_range(0.0, 1.0, high_open=True))
     aggregate: Literal["majority", "dawid_skene", "cleanlab"] = "majority"

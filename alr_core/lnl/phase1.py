@@ -29,6 +29,7 @@ from alr_core.lnl.selection import (
     forget_rate_schedule,
     masked_exchange_losses,
     select_kept,
+    with_always_kept,
 )
 from alr_core.lnl.vog import VogBuffer, last_layer_gradient, normalize_by_class
 from alr_core.nn.models import ModelSpec, build_model, load_backbone_weights, resolve_arch
@@ -39,6 +40,7 @@ from alr_core.nn.training import (
     InputPipeline,
     MixedPrecision,
     channel_stats,
+    epoch_batches,
     evaluate,
     make_optimizer,
     per_sample_loss,
@@ -46,7 +48,6 @@ from alr_core.nn.training import (
     predict,
     predict_batches,
     seed_everything,
-    shuffled_batches,
 )
 
 
@@ -68,7 +69,14 @@ def model_spec(params: Params, data: PipelineData) -> ModelSpec:
                      channels, max(height, width), params.model.dropout)  # fmt: skip
 
 
-def train_phase1(data: PipelineData, params: Params, progress: bool = True) -> Phase1Result:
+def train_phase1(data: PipelineData, params: Params, progress: bool = True,
+                 networks: Optional[list[nn.Module]] = None,
+                 always_keep: Optional[np.ndarray] = None) -> Phase1Result:
+    """Train with ``params.lnl`` on the train split's labels (``data.train.labels``).
+
+    The round stages reuse this loop (``al.train_on: lnl``): ``networks`` are the networks to
+    continue from (f, and g for Co-teaching) instead of fresh ones, and ``always_keep`` (bool
+    (N,)) marks the expert-relabelled samples that every selection rule keeps."""
     lnl = params.lnl
     if len(data.val.labels) == 0:
         raise AlrError("the val split is empty; phase 1 selects its checkpoint on validation images")
@@ -83,7 +91,9 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True) -> P
 
     coteaching = lnl.method != "ce"
     use_vog = lnl.method == "coteaching_vog"
-    nets = [_new_network(spec, params) for _ in range(2 if coteaching else 1)]
+    nets = [net.to(device) for net in networks] if networks else [
+        new_network(spec, params) for _ in range(2 if coteaching else 1)]
+    always = torch.as_tensor(always_keep, device=device) if always_keep is not None else None
     optimizer, schedule = make_optimizer([p for net in nets for p in net.parameters()], params.train, lnl.epochs)
     tau = forget_rate(params) if coteaching else 0.0
     buffers = [VogBuffer(len(train), nets[0].feature_dim + 1, lnl.vog_window, device) for _ in nets] if use_vog else []
@@ -115,7 +125,7 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True) -> P
         start = time.perf_counter()
         for net in nets:
             net.train()
-        for batch, idx in enumerate(shuffled_batches(len(train), params.train.batch_size, generator)):
+        for idx in epoch_batches(train.labels, params.train.batch_size, generator, lnl.class_balance):
             idx = idx.to(device)
             x, y = pipeline.train_input(train.batch(idx)), train.labels[idx]
             with precision.autocast():
@@ -133,6 +143,8 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True) -> P
                                 lnl.vog_mix, lnl.selection != "global")  # fmt: skip
                     for loss, vog in zip(losses, vogs)
                 ]
+                if always is not None:
+                    kept = [with_always_kept(k, always[idx]) for k in kept]
                 sample_weight = class_weight[y] if class_weight is not None else None
                 batch_losses = exchange_losses(losses[0], losses[1], kept[0], kept[1], sample_weight)
                 batch_sizes = [len(kept[1]), len(kept[0])]
@@ -179,6 +191,8 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True) -> P
                 _class_rule_mask(lnl.selection, train.labels, features, logits, vog)[0]
                 for (features, logits), vog in zip(passes, rule_vogs)
             ]
+            if always_keep is not None:
+                masks = [mask | always_keep for mask in masks]
             weights, mask_stats = _mask_weights(masks, train.labels, truth, num_classes, lnl.class_balance)
             timer["class_rule"] += time.perf_counter() - start
 
@@ -202,7 +216,7 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True) -> P
 
     final_rate = forget_rate_schedule(lnl.epochs - 1, tau, lnl.num_gradual, lnl.exponent)
     final_vogs = _current_vog(buffers, lnl.epochs, train.labels, len(data.class_names), params)
-    selection, kept_whole = _clean_guess(nets, final_vogs, train, pipeline, params, final_rate, coteaching)
+    selection, kept_whole = _clean_guess(nets, final_vogs, train, pipeline, params, final_rate, coteaching, always)
     selection.insert(0, "sample_id", data.train.sample_ids)
 
     model = best[0].restore(nets[0])
@@ -232,7 +246,7 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True) -> P
     return Phase1Result(spec, normalization, model, peer, selection, pd.DataFrame(rows), metrics, timing)
 
 
-def _new_network(spec: ModelSpec, params: Params) -> nn.Module:
+def new_network(spec: ModelSpec, params: Params) -> nn.Module:
     """A fresh network; successive calls draw different initial weights from the seeded stream."""
     net = build_model(spec)
     if params.model.weights is not None:
@@ -280,7 +294,8 @@ def _mask_weights(masks, labels: torch.Tensor, truth, num_classes: int, class_ba
     return weights, (int(masks[0].sum()), clean)
 
 
-def _clean_guess(nets, vogs, train: ImageSet, pipeline, params: Params, rate: float, coteaching: bool):
+def _clean_guess(nets, vogs, train: ImageSet, pipeline, params: Params, rate: float, coteaching: bool,
+                 always: Optional[torch.Tensor] = None):
     """The selection rule applied once, over the whole split, to the final networks on
     unaugmented inputs (per-batch rules: globally with the final rate; per-class rules: the
     same rule as in training). Returns (table, classes of f's C kept whole).
@@ -302,6 +317,8 @@ def _clean_guess(nets, vogs, train: ImageSet, pipeline, params: Params, rate: fl
         elif coteaching:
             keep = torch.zeros_like(keep)
             keep[select_kept(loss, train.labels, rate, vog, lnl.vog_mix, lnl.selection == "class_aware")] = True
+        if always is not None:
+            keep = keep | always
         columns |= {f"{name}loss": loss, f"{name}vog": vog, f"{name}prediction": logits.argmax(1),
                     f"{name}clean_guess": keep}  # fmt: skip
     table = pd.DataFrame({k: (v.cpu().numpy() if v is not None else np.nan) for k, v in columns.items()})

@@ -70,6 +70,12 @@ def select_kept(
     return torch.sort(torch.cat(kept)).values
 
 
+def with_always_kept(kept: torch.Tensor, always: torch.Tensor) -> torch.Tensor:
+    """``kept`` indices (n,) joined with the positions where the bool mask ``always`` (B,) is
+    set, sorted and without repeats: expert-relabelled samples that no selection rule drops."""
+    return torch.unique(torch.cat([kept, torch.nonzero(always).squeeze(1)]))
+
+
 def exchange_losses(
     losses_f: torch.Tensor,
     losses_g: torch.Tensor,

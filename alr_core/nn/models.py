@@ -150,6 +150,15 @@ def load_checkpoint(path, expected_class_names: Optional[list[str]] = None):
     return spec, model, checkpoint
 
 
+def load_peer(spec: ModelSpec, checkpoint: dict, path) -> Optional[nn.Module]:
+    """Co-teaching's second network g from a checkpoint dict, or None when it holds none."""
+    if checkpoint.get("peer_state_dict") is None:
+        return None
+    peer = build_model(spec)
+    load_state_checked(peer, checkpoint["peer_state_dict"], f"{path} (peer network)")
+    return peer
+
+
 def load_state_checked(model: nn.Module, state: dict, source: str) -> None:
     """``load_state_dict`` with an error that says what does not fit, instead of a traceback."""
     own = model.state_dict()

@@ -159,12 +159,33 @@ class InputPipeline:
 def shuffled_batches(num_samples: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
     """A random permutation cut into batches; a last batch of one sample joins the one before,
     so BatchNorm never sees a batch of size 1 (unless N = 1)."""
-    order = torch.randperm(num_samples, generator=generator)
+    return _into_batches(torch.randperm(num_samples, generator=generator), batch_size)
+
+
+def _into_batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
     batches = list(torch.split(order, batch_size))
     if len(batches) > 1 and len(batches[-1]) == 1:
         last = batches.pop()  # pop first: the target of ``batches[-2] = ...pop()`` shifts after the pop
         batches[-1] = torch.cat([batches[-1], last])
     return batches
+
+
+def class_balanced_batches(labels: torch.Tensor, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """An epoch of N indices drawn with replacement, each with probability ∝ 1 / (its class's
+    count), so every class present is drawn equally often; cut like :func:`shuffled_batches`.
+    ``labels`` (N,) int."""
+    counts = torch.bincount(labels.cpu())
+    weights = 1.0 / counts[labels.cpu()].double()
+    return _into_batches(torch.multinomial(weights, len(labels), replacement=True, generator=generator), batch_size)
+
+
+def epoch_batches(labels: torch.Tensor, batch_size: int, generator: torch.Generator,
+                  class_balance: str) -> list[torch.Tensor]:
+    """One epoch's batches of indices: class-balanced draws for ``class_balance: sampler``,
+    else a shuffle of every sample once."""
+    if class_balance == "sampler":
+        return class_balanced_batches(labels, batch_size, generator)
+    return shuffled_batches(len(labels), batch_size, generator)
 
 
 def make_optimizer(parameters, params: TrainParams, epochs: int):

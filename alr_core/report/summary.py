@@ -28,8 +28,10 @@ def _row(round_number, budget_used, test, label_accuracy) -> dict:
 
 
 def summary(table: pd.DataFrame, lnl_metrics: dict, round_metrics: list[dict]) -> dict:
-    """Final and phase-1 scores, and the area under the learning curve (balanced accuracy over
-    the budget fraction used, trapezoids; equals the mean accuracy over the budget)."""
+    """Final and phase-1 scores, the area under the learning curve (balanced accuracy over
+    the budget fraction used, trapezoids; equals the mean accuracy over the budget) and the
+    cleaning efficiency of all rounds together: wrong labels the queries fixed ÷ what random
+    queries would have fixed (alr_core.active.labels.cleaning_metrics), None without the truth."""
     final = table.iloc[-1]
     curve = table.dropna(subset=["test_balanced_accuracy"])
     budget = curve["budget_used"].to_numpy(dtype=float)
@@ -41,6 +43,9 @@ def summary(table: pd.DataFrame, lnl_metrics: dict, round_metrics: list[dict]) -
     else:
         area = float(curve["test_balanced_accuracy"].iloc[-1])
     last = round_metrics[-1] if round_metrics else {}
+    cleaning = [m["cleaning"] for m in round_metrics if "random_expected_fixes" in m["cleaning"]]
+    expected = sum(c["random_expected_fixes"] for c in cleaning)
+    efficiency = sum(c["fixed_by_queries"] for c in cleaning) / expected if expected > 0 else None
     return {
         "rounds": len(round_metrics),
         "budget_used": int(final["budget_used"]),
@@ -52,6 +57,7 @@ def summary(table: pd.DataFrame, lnl_metrics: dict, round_metrics: list[dict]) -
         "final_test_macro_f1": final["test_macro_f1"],
         "final_label_accuracy": None if pd.isna(final["label_accuracy"]) else final["label_accuracy"],
         "learning_curve_area": area,
+        "cleaning_efficiency": efficiency,
         "phase1_selection_worst_class_recall": (lnl_metrics.get("selection") or {}).get("worst_class_recall"),
     }
 

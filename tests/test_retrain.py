@@ -1,0 +1,203 @@
+"""Phase-2 retraining (alr_core.active.retrain): where a round starts (al.retrain), what it
+trains on (al.train_on, with expert-relabelled samples never dropped) and class balance
+(al.class_balance), on test_lnl's tiny three-class data set."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+import alr_core.lnl.phase1 as lnl_module
+from alr_core.active.retrain import retrain, starts_from_scratch
+from alr_core.common.errors import AlrError
+from alr_core.common.params import parse_params
+from alr_core.lnl.phase1 import model_spec, new_network, train_phase1
+from alr_core.lnl.selection import with_always_kept
+from alr_core.nn.training import channel_stats, class_balanced_batches, epoch_batches, seed_everything
+from test_lnl import EPOCHS, NUM_TRAIN, make_data, make_params
+
+pytestmark = pytest.mark.usefixtures("torch_state")
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_data()
+
+
+def round_params(**al):
+    params = make_params(method="coteaching", selection="class_gmm")
+    raw = dataclasses.asdict(params)
+    raw["al"] |= {"epochs": 3, "lr": 0.02} | al
+    return parse_params(raw)
+
+
+def flipped(data) -> np.ndarray:
+    """The samples whose observed label is wrong, bool (N,): what an expert would relabel."""
+    return data.train.labels != data.train.truth
+
+
+def relabelled_data(data, rows: np.ndarray):
+    """``data`` with the true label written into ``rows``, as oracle_relabel would."""
+    labels = np.where(rows, data.train.truth, data.train.labels)
+    return dataclasses.replace(data, train=dataclasses.replace(data.train, labels=labels))
+
+
+def state(model) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+# ----------------------------------------------------------------------------- pure helpers
+
+
+def test_with_always_kept_joins_sorted_without_repeats():
+    kept = torch.tensor([4, 1])
+    always = torch.tensor([False, True, False, True, False, False])
+    assert with_always_kept(kept, always).tolist() == [1, 3, 4]
+    assert with_always_kept(kept, torch.zeros(6, dtype=torch.bool)).tolist() == [1, 4]
+
+
+def test_class_balanced_batches_draw_each_class_equally_often():
+    labels = torch.tensor([0] * 900 + [1] * 90 + [2] * 10)
+    generator = torch.Generator().manual_seed(0)
+    draws = torch.cat([torch.cat(class_balanced_batches(labels, 64, generator)) for _ in range(20)])
+    assert len(draws) == 20 * len(labels)  # an epoch is N draws
+    share = torch.bincount(labels[draws], minlength=3).double() / len(draws)
+    np.testing.assert_allclose(share.numpy(), [1 / 3] * 3, atol=0.01)  # observed shares: 0.90, 0.09, 0.01
+    again = class_balanced_batches(labels, 64, torch.Generator().manual_seed(0))
+    first = class_balanced_batches(labels, 64, torch.Generator().manual_seed(0))
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+
+
+def test_epoch_batches_shuffle_every_sample_once_unless_sampler():
+    labels = torch.tensor([0] * 50 + [1] * 5)
+    for balance in ("none", "loss"):
+        order = torch.cat(epoch_batches(labels, 16, torch.Generator().manual_seed(1), balance))
+        assert sorted(order.tolist()) == list(range(55))
+    drawn = torch.cat(epoch_batches(labels, 16, torch.Generator().manual_seed(1), "sampler"))
+    assert len(drawn) == 55 and len(set(drawn.tolist())) < 55  # with replacement
+
+
+@pytest.mark.parametrize("mode, last, expected", [
+    ("finetune", False, False), ("finetune", True, False),
+    ("scratch", False, True), ("scratch", True, True),
+    ("scratch_last", False, False), ("scratch_last", True, True),
+])  # fmt: skip
+def test_starts_from_scratch(mode, last, expected):
+    assert starts_from_scratch(round_params(retrain=mode), last) is expected
+
+
+# ----------------------------------------------------------------------------- phase-1 loop with always-kept samples
+
+
+def test_always_kept_samples_join_every_mask_and_the_clean_guess(data, monkeypatch):
+    """A per-class rule that keeps only class 0: from T_k on the kept set is class 0 plus the
+    relabelled samples, and so is the clean guess."""
+    monkeypatch.setattr(lnl_module, "class_keep", lambda rule, labels, *args: (labels == 0, []))
+    always = flipped(data)
+    result = train_phase1(data, make_params(method="coteaching", selection="prototype"), progress=False,
+                          always_keep=always)  # fmt: skip
+    expected = (data.train.labels == 0) | always
+    assert result.epochs["kept_size_f"].iloc[2:].tolist() == [expected.sum()] * (EPOCHS - 2)
+    assert result.selection["clean_guess"].tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("selection", ["global", "class_aware"])
+def test_always_kept_samples_survive_the_per_batch_cut(data, selection):
+    always = flipped(data)
+    params = make_params(method="coteaching", selection=selection, forget_rate=0.9)
+    result = train_phase1(data, params, progress=False, always_keep=always)
+    assert result.selection["clean_guess"].to_numpy()[always].all()
+    # the cut itself still drops 90 % of the rest
+    assert result.selection["clean_guess"].to_numpy()[~always].mean() < 0.2
+    assert (result.epochs["kept_size_f"].iloc[2:] >= always.sum()).all()
+
+
+# ----------------------------------------------------------------------------- retrain
+
+
+def phase1(data):
+    params = make_params(method="coteaching", selection="class_gmm")
+    return params, train_phase1(data, params, progress=False)
+
+
+def test_scratch_does_not_depend_on_the_previous_model(data):
+    params = round_params(retrain="scratch", train_on="selected")
+    spec = model_spec(params, data)
+    normalization = channel_stats(data.train.images)
+    rows = np.ones(NUM_TRAIN, dtype=bool)
+    outcomes = []
+    for init_seed in (1, 2):
+        seed_everything(init_seed)
+        previous = new_network(spec, params)
+        before = state(previous)
+        result = retrain(previous, None, spec, normalization, data, rows, flipped(data), params, seed=7, last_round=False,
+                         progress=False)  # fmt: skip
+        assert all(torch.equal(before[k], v) for k, v in state(previous).items())  # left untouched
+        outcomes.append(state(result.model))
+    assert all(torch.equal(outcomes[0][k], outcomes[1][k]) for k in outcomes[0])
+
+
+def test_finetune_continues_the_previous_model(data):
+    params = round_params(retrain="finetune", train_on="all")
+    spec = model_spec(params, data)
+    normalization = channel_stats(data.train.images)
+    rows = np.ones(NUM_TRAIN, dtype=bool)
+    outcomes = []
+    for init_seed in (1, 2):
+        seed_everything(init_seed)
+        result = retrain(new_network(spec, params), None, spec, normalization, data, rows, flipped(data), params,
+                         seed=7, last_round=False, progress=False)  # fmt: skip
+        assert result.peer is None and set(result.metrics) >= {"best_epoch", "val", "test"}
+        outcomes.append(state(result.model))
+    assert not all(torch.equal(outcomes[0][k], outcomes[1][k]) for k in outcomes[0])
+
+
+@pytest.mark.parametrize("balance", ["loss", "sampler"])
+def test_class_balance_changes_training_deterministically(data, balance):
+    spec = model_spec(round_params(), data)
+    normalization = channel_stats(data.train.images)
+    rows = np.ones(NUM_TRAIN, dtype=bool)
+
+    def trained(class_balance):
+        params = round_params(retrain="scratch", train_on="all", class_balance=class_balance)
+        return state(retrain(None, None, spec, normalization, data, rows, flipped(data), params, seed=7,
+                             last_round=True, progress=False).model)  # fmt: skip
+
+    balanced, again, plain = trained(balance), trained(balance), trained("none")
+    assert all(torch.equal(balanced[k], again[k]) for k in balanced)
+    assert not all(torch.equal(balanced[k], plain[k]) for k in balanced)
+
+
+def test_train_on_lnl_continues_both_networks_and_keeps_the_relabelled(data):
+    _, first = phase1(data)
+    always = flipped(data)
+    params = round_params(retrain="finetune", train_on="lnl")
+    fixed = relabelled_data(data, always)
+    spec = model_spec(params, data)
+    result = retrain(first.model, first.peer, spec, first.normalization, fixed, np.ones(NUM_TRAIN, dtype=bool),
+                     always, params, seed=7, last_round=False, progress=False)  # fmt: skip
+    assert result.peer is not None
+    selection = result.metrics["selection"]
+    # every relabelled sample is now clean and kept: C's recall of them is complete
+    assert selection["kept"] >= always.sum()
+    assert set(result.metrics) >= {"best_epoch", "val", "test", "selection"}
+
+
+def test_train_on_lnl_finetune_needs_the_peer(data):
+    _, first = phase1(data)
+    params = round_params(retrain="finetune", train_on="lnl")
+    with pytest.raises(AlrError, match="no peer network"):
+        retrain(first.model, None, model_spec(params, data), first.normalization, data,
+                np.ones(NUM_TRAIN, dtype=bool), flipped(data), params, seed=7, last_round=False, progress=False)
+
+
+def test_train_on_lnl_from_scratch_trains_a_fresh_pair(data):
+    params = round_params(retrain="scratch", train_on="lnl", epochs=EPOCHS)
+    always = flipped(data)
+    result = retrain(None, None, model_spec(params, data), channel_stats(data.train.images),
+                     relabelled_data(data, always), np.ones(NUM_TRAIN, dtype=bool), always, params, seed=7,
+                     last_round=False, progress=False)  # fmt: skip
+    assert result.peer is not None and result.metrics["selection"]["kept"] >= always.sum()
