@@ -38,4 +38,4 @@ def current_round(params: Params, name: str) -> Round:
     spec = params.rounds[name]
     return Round(number, Path(spec.prev), paths.round_dir(number), budgets[number - 1],
                  sum(budgets[: number - 1]), sum(budgets[:number]), spec.oracle or params.al.oracle,
-                 params.al.annotators, samples, number == max(int(r) for r in params.rounds))  # fmt: skip
+                 params.al.annotators, samples, number == len(params.rounds))  # fmt: skip
