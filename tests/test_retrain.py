@@ -123,36 +123,25 @@ def phase1(data):
     return params, train_phase1(data, params, progress=False)
 
 
-def test_scratch_does_not_depend_on_the_previous_model(data):
-    params = round_params(retrain="scratch", train_on="selected")
+@pytest.mark.parametrize("mode, train_on", [("scratch", "selected"), ("finetune", "all")])
+def test_only_finetune_depends_on_the_previous_model(data, mode, train_on):
+    """The same round from two different previous networks: fine-tuning continues each (two
+    outcomes), scratch ignores both (one outcome) and leaves the previous network untouched."""
+    params = round_params(retrain=mode, train_on=train_on)
     spec = model_spec(params, data)
-    normalization = channel_stats(data.train.images)
-    rows = np.ones(NUM_TRAIN, dtype=bool)
     outcomes = []
     for init_seed in (1, 2):
         seed_everything(init_seed)
         previous = new_network(spec, params)
         before = state(previous)
-        result = retrain(previous, None, spec, normalization, data, rows, flipped(data), params, seed=7, last_round=False,
-                         progress=False)  # fmt: skip
-        assert all(torch.equal(before[k], v) for k, v in state(previous).items())  # left untouched
-        outcomes.append(state(result.model))
-    assert all(torch.equal(outcomes[0][k], outcomes[1][k]) for k in outcomes[0])
-
-
-def test_finetune_continues_the_previous_model(data):
-    params = round_params(retrain="finetune", train_on="all")
-    spec = model_spec(params, data)
-    normalization = channel_stats(data.train.images)
-    rows = np.ones(NUM_TRAIN, dtype=bool)
-    outcomes = []
-    for init_seed in (1, 2):
-        seed_everything(init_seed)
-        result = retrain(new_network(spec, params), None, spec, normalization, data, rows, flipped(data), params,
-                         seed=7, last_round=False, progress=False)  # fmt: skip
+        result = retrain(previous, None, spec, channel_stats(data.train.images), data, np.ones(NUM_TRAIN, dtype=bool),
+                         flipped(data), params, seed=7, last_round=False, progress=False)  # fmt: skip
         assert result.peer is None and set(result.metrics) >= {"best_epoch", "val", "test"}
+        if mode == "scratch":
+            assert all(torch.equal(before[k], v) for k, v in state(previous).items())
         outcomes.append(state(result.model))
-    assert not all(torch.equal(outcomes[0][k], outcomes[1][k]) for k in outcomes[0])
+    same = all(torch.equal(outcomes[0][k], outcomes[1][k]) for k in outcomes[0])
+    assert same is (mode == "scratch")
 
 
 @pytest.mark.parametrize("balance", ["loss", "sampler"])
