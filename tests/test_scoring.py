@@ -57,7 +57,7 @@ def test_scores_are_the_formulas_on_eval_mode_unaugmented_probabilities(setup):
         "entropy": strategies.entropy(probs),
         "least_confidence": strategies.least_confidence(probs),
         "margin": strategies.margin(probs),
-        "label_disagreement": strategies.label_disagreement(probs, train.labels[pool], 1.0),
+        "label_disagreement": strategies.label_disagreement(probs, train.labels[pool], 0.3),  # al.entropy_threshold
     }
     for strategy, values in expected.items():
         np.testing.assert_allclose(run(setup, strategy)["score"], values, rtol=1e-5, atol=1e-6)
