@@ -190,26 +190,3 @@ def test_train_on_lnl_from_scratch_trains_a_fresh_pair(data):
                      relabelled_data(data, always), np.ones(NUM_TRAIN, dtype=bool), always, params, seed=7,
                      last_round=False, progress=False)  # fmt: skip
     assert result.peer is not None and result.metrics["selection"]["kept"] >= always.sum()
-
-
-@pytest.mark.parametrize("train_on", ["selected", "lnl"])
-def test_finetune_keeps_the_incoming_model_when_no_epoch_validates_better(data, monkeypatch, train_on):
-    """Validation macro-F1 that only falls: the round hands on the model it started from."""
-    import alr_core.active.retrain as retrain_module
-
-    _, first = phase1(data)
-    incoming = state(first.model)
-    falling = iter(np.linspace(0.9, 0.1, 1000))
-
-    def evaluate(*args, **kwargs):
-        return {"macro_f1": float(next(falling)), "balanced_accuracy": 0.5}
-
-    monkeypatch.setattr(retrain_module, "evaluate", evaluate)
-    monkeypatch.setattr(lnl_module, "evaluate", evaluate)
-    monkeypatch.setattr(retrain_module, "evaluation", lambda *args: {"val": None, "test": None})
-    params = round_params(retrain="finetune", train_on=train_on)
-    result = retrain(first.model, first.peer, model_spec(params, data), first.normalization, data,
-                     np.ones(NUM_TRAIN, dtype=bool), flipped(data), params, seed=7, last_round=False,
-                     progress=False)  # fmt: skip
-    assert result.metrics["best_epoch"] is None
-    assert all(torch.equal(incoming[k], v) for k, v in state(result.model).items())

@@ -93,9 +93,7 @@ def _retrain_lnl(model, peer, spec: ModelSpec, data: PipelineData, relabelled: n
 def fine_tune(model: torch.nn.Module, normalization: dict, train: SplitData, data: PipelineData,
               params: Params, seed: int, progress: bool = True) -> tuple[torch.nn.Module, dict]:
     """Plain cross-entropy on ``train``: fresh SGD at ``al.lr``, cosine over ``al.epochs``, class
-    balance per ``al.class_balance``, best validation macro-F1 kept. ``model`` as it comes in
-    is a candidate too (``best_epoch`` None when no epoch beats it), so that fine-tuning never
-    hands on a model that validates worse than the one it started from.
+    balance per ``al.class_balance``, best validation macro-F1 kept.
 
     Returns the selected model and its validation and test metrics (test evaluated once)."""
     device = pick_device(params.train.device)
@@ -111,7 +109,6 @@ def fine_tune(model: torch.nn.Module, normalization: dict, train: SplitData, dat
     if params.al.class_balance == "loss":
         class_weight = balance_weights(torch.bincount(images.labels, minlength=len(data.class_names)))
     best = BestCheckpoint()
-    best.update(model, evaluate(model, val, pipeline, params.train.eval_batch_size, data.class_names)["macro_f1"], None)
     for epoch in tqdm(range(params.al.epochs), desc="retrain", disable=not progress):
         model.train()
         epoch_losses = EpochLosses(epoch)

@@ -75,10 +75,8 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True,
     """Train with ``params.lnl`` on the train split's labels (``data.train.labels``).
 
     The round stages reuse this loop (``al.train_on: lnl``): ``networks`` are the networks to
-    continue from (f, and g for Co-teaching) instead of fresh ones; as they come in they are
-    candidates for the best checkpoint too (``best_epoch`` None when no epoch beats them). And
-    ``always_keep`` (bool (N,)) marks the expert-relabelled samples that every selection rule
-    keeps."""
+    continue from (f, and g for Co-teaching) instead of fresh ones, and ``always_keep`` (bool
+    (N,)) marks the expert-relabelled samples that every selection rule keeps."""
     lnl = params.lnl
     if len(data.val.labels) == 0:
         raise AlrError("the val split is empty; phase 1 selects its checkpoint on validation images")
@@ -100,9 +98,6 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True,
     tau = forget_rate(params) if coteaching else 0.0
     buffers = [VogBuffer(len(train), nets[0].feature_dim + 1, lnl.vog_window, device) for _ in nets] if use_vog else []
     best = [BestCheckpoint() for _ in nets]
-    for net, checkpoint in zip(nets if networks else [], best):
-        checkpoint.update(net, evaluate(net, val, pipeline, params.train.eval_batch_size, data.class_names)["macro_f1"],
-                          None)  # fmt: skip
     truth = torch.as_tensor(data.train.truth, device=device) if data.train.truth is not None else None
     num_classes = len(data.class_names)
     # per-class rules decide on whole-split statistics: from epoch `mask_start` on, each network

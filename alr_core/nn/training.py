@@ -270,15 +270,14 @@ class EpochLosses:
 
 
 class BestCheckpoint:
-    """Keeps a copy of the weights with the best validation score seen so far; ``epoch`` None
-    stands for the weights a run started from."""
+    """Keeps a copy of the weights with the best validation score seen so far."""
 
     def __init__(self):
         self.score = -np.inf
         self.epoch = -1
         self.state = None
 
-    def update(self, model: nn.Module, score: float, epoch: Optional[int]) -> None:
+    def update(self, model: nn.Module, score: float, epoch: int) -> None:
         if score > self.score:
             self.score, self.epoch = score, epoch
             self.state = copy.deepcopy(model.state_dict())
