@@ -199,10 +199,13 @@ def summarise(records: list[dict]) -> pd.DataFrame:
 
 def targets(records: list[dict]) -> pd.DataFrame:
     """Per dataset × noise × budget, the best configuration by mean test balanced accuracy
-    against "ce + random": the margin (target ≥ +0.03) and its cleaning efficiency (≥ 2)."""
-    mean = pd.DataFrame(records).groupby(KEYS, sort=False)[COLUMNS].mean().reset_index()
+    against "ce + random": the margin (target ≥ +0.03) and its cleaning efficiency (≥ 2).
+    Only configurations run on as many seeds as the most-run one compete."""
+    grouped = pd.DataFrame(records).groupby(KEYS, sort=False)
+    mean = grouped[COLUMNS].mean().assign(n=grouped.size()).reset_index()
     rows = []
     for (dataset, noise, budget), group in mean.groupby(KEYS[:3], sort=False):
+        group = group[group["n"] == group["n"].max()]
         baseline = group.loc[group["config"] == "ce + random", "test_balanced_accuracy"]
         best = group.loc[group["test_balanced_accuracy"].idxmax()]
         margin = best["test_balanced_accuracy"] - baseline.iloc[0] if len(baseline) else np.nan
@@ -213,6 +216,33 @@ def targets(records: list[dict]) -> pd.DataFrame:
                      "cleaning efficiency ≥ 2": "—" if pd.isna(best["cleaning_efficiency"]) else
                      f"{best['cleaning_efficiency']:.2f} {'yes' if best['cleaning_efficiency'] >= 2 else 'no'}"})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def one_configuration(records: list[dict]) -> tuple[str, pd.DataFrame]:
+    """The configuration with the largest mean margin over "ce + random" across every dataset
+    × budget block it ran in fully, and its margin and efficiency per block: the fair
+    reading, since the best configuration per block is a maximum over noisy means."""
+    grouped = pd.DataFrame(records).groupby(KEYS, sort=False)
+    mean = grouped[COLUMNS].mean().assign(n=grouped.size()).reset_index()
+    blocks = mean.groupby(KEYS[:3], sort=False)
+    full = pd.concat([g[g["n"] == g["n"].max()] for _, g in blocks])
+    baseline = full[full["config"] == "ce + random"].set_index(KEYS[:3])["test_balanced_accuracy"]
+    full = full[full.set_index(KEYS[:3]).index.isin(baseline.index)].copy()
+    full["margin"] = full["test_balanced_accuracy"].to_numpy() - baseline.loc[
+        list(full.set_index(KEYS[:3]).index)].to_numpy()  # fmt: skip
+    everywhere = full.groupby("config").filter(lambda g: len(g) == len(baseline))
+    candidates = everywhere[everywhere["config"] != "ce + random"]
+    if candidates.empty:
+        return "—", pd.DataFrame()
+    best = candidates.groupby("config")["margin"].mean().idxmax()
+    rows = candidates[candidates["config"] == best]
+    return best, pd.DataFrame({
+        "dataset": rows["dataset"], "noise": rows["noise"], "budget": rows["budget"],
+        "test bal. acc.": rows["test_balanced_accuracy"].map("{:.3f}".format),
+        "margin over ce + random": rows["margin"].map(lambda m: f"{m:+.3f} {'yes' if m >= 0.03 else 'no'}"),
+        "cleaning efficiency": rows["cleaning_efficiency"].map(
+            lambda e: "—" if pd.isna(e) else f"{e:.2f} {'yes' if e >= 2 else 'no'}"),
+    })  # fmt: skip
 
 
 def main() -> None:
@@ -265,6 +295,7 @@ def main() -> None:
                     print(json.dumps({k: record[k] for k in (*KEYS, "seed", "test_balanced_accuracy",
                                                              "cleaning_efficiency")}), flush=True)  # fmt: skip
     records = list(done.values())
+    best, per_block = one_configuration(records)
     header = (f"Phase-2 evidence: symmetric noise, {args.rounds} rounds, simulated oracle, params.yaml otherwise; "
               "budget as a fraction of the train split; mean ± sample std over the n seeds run.\n"
               f"Produced by `python -m bench.phase2_evidence {shlex.join(sys.argv[1:])}`.\n"
@@ -272,7 +303,9 @@ def main() -> None:
               "not-yet-queried sample fix in expectation (1.0 = random).\n\n")
     args.out.write_text(header + summarise(records).to_markdown(index=False)
                         + "\n\nTargets (best configuration by mean test balanced accuracy, against ce + random):\n\n"
-                        + targets(records).to_markdown(index=False) + "\n")  # fmt: skip
+                        + targets(records).to_markdown(index=False)
+                        + f"\n\nOne configuration for every block (largest mean margin): **{best}**\n\n"
+                        + per_block.to_markdown(index=False) + "\n")  # fmt: skip
     print(args.out.read_text())
 
 
