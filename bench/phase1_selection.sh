@@ -15,6 +15,13 @@ run() { python -m bench.phase1_evidence --seeds 0 1 2 --out bench/phase1_selecti
 run --dataset "$BCCD" --rates 0.4 --variants "${M[@]}"
 run --dataset digits --rates 0.4 --variants "${M[@]}"
 run --dataset digits "$BCCD" --rates 0.4 --variants "coteaching_vog + class_gmm"
+# the rest of the grid with the default and its two references first (CE, loss-only Co-teaching)
+C=(ce coteaching "coteaching + class_gmm")
+run --dataset retinamnist --rates 0.4 --variants "${C[@]}"
+run --dataset "$SYN10" "$SYN50" --rates 0.4 --variants "${C[@]}"
+run --dataset digits "$BCCD" retinamnist "$SYN10" "$SYN50" --rates 0.2 --variants "${C[@]}"
+run --dataset digits "$BCCD" retinamnist "$SYN10" "$SYN50" --rates 0.6 --variants "${C[@]}"
+# then every rule there
 run --dataset retinamnist --rates 0.4 --variants "${M[@]}"
 run --dataset "$BCCD" digits retinamnist --rates 0.2 --variants "${M[@]}"
 run --dataset "$SYN10" "$SYN50" --rates 0.2 0.4 0.6 --variants "${M[@]}"
