@@ -40,6 +40,7 @@ from alr_core.active.labels import (
     initial_working_labels,
     labelled,
     mark_skipped,
+    queried_first,
     select_query,
     simulated_answers,
     split_budget,
@@ -51,7 +52,7 @@ from alr_core.common.params import parse_params
 from alr_core.common.seeding import rng_for, seed_for
 from bench.phase1_evidence import DATASETS, parse_dataset, prepare_run
 
-LNL = {"lnl.method": "coteaching"}  # with params.yaml's selection rule (class_gmm)
+LNL = {"lnl.method": "coteaching", "al.pool": "unselected"}  # with params.yaml's selection rule (class_gmm)
 CE = {"lnl.method": "ce", "al.pool": "all"}  # CE trusts every label: C is everything, so the pool is too
 CONFIGS = {
     # the baseline a user already has, and the same with a label-quality strategy
@@ -135,7 +136,7 @@ def run_rounds(params, data, noisy, saved: dict) -> dict:
             raise AlrError(f"round {number}: budget {budget} > pool {int(pool.sum())} (al.pool {params.al.pool})")
         scores = score_pool(model, saved["normalization"], train, pool, trusted(labels), budget, params,
                             seed_for(params.seed, f"score round {number}"))  # fmt: skip
-        query = select_query(scores, budget)
+        query = select_query(scores, budget, queried_first(labels, params.al.pool))
         rng = rng_for(params.seed, f"simulated annotators round {number}")
         answers = simulated_annotators(simulated_answers(labels, query["sample_id"]), len(data.class_names),
                                        params.al.annotators, params.al.annotator_noise, rng)  # fmt: skip

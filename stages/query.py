@@ -5,7 +5,7 @@ labelstudio_tasks.json with labelstudio_config.xml for teams that label in Label
 import numpy as np
 import pandas as pd
 
-from alr_core.active.labels import in_pool, select_query
+from alr_core.active.labels import in_pool, queried_first, select_query
 from alr_core.active.rounds import current_round
 from alr_core.common import artifacts, paths
 from alr_core.common.cli import round_argument, run_stage
@@ -24,7 +24,7 @@ def main() -> None:
     samples = pd.read_parquet(paths.PREPARED_SAMPLES)
     class_names = class_names_of(samples)
     pool_ids = labels.loc[in_pool(labels, params.al.pool, params.al.paper_protocol), "sample_id"]
-    query = select_query(scores[scores["sample_id"].isin(pool_ids)], rnd.budget)
+    query = select_query(scores[scores["sample_id"].isin(pool_ids)], rnd.budget, queried_first(labels, params.al.pool))
     current = labels.set_index("sample_id")["label"]
     query.insert(3, "current_label", current.reindex(query["sample_id"]).to_numpy())
     query = query.rename(columns={"prediction": "predicted_label"})

@@ -17,6 +17,7 @@ from alr_core.active.labels import (
     check_budget_fits,
     cleaning_metrics,
     in_pool,
+    queried_first,
     initial_working_labels,
     labelled,
     mark_skipped,
@@ -98,6 +99,20 @@ def test_pool_mask_unselected_and_all():
     table = working()
     assert in_pool(table, "unselected").tolist() == [not c for c in CLEAN_GUESS]
     assert in_pool(table, "all").tolist() == [True] * 8
+    assert in_pool(table, "unselected_first").tolist() == [True] * 8
+    assert in_pool(table, "unselected_first", paper_protocol=True).tolist() == [not c for c in CLEAN_GUESS]
+
+
+def test_unselected_first_queries_outside_c_before_c():
+    table = working()  # C = s0, s2, s5
+    assert queried_first(table, "unselected_first").tolist() == ["s1", "s3", "s4", "s6", "s7"]
+    assert queried_first(table, "unselected") is None and queried_first(table, "all") is None
+    scores = pd.DataFrame({"sample_id": table["sample_id"], "score": [0.9, 0.1, 0.8, 0.3, 0.2, 0.7, 0.6, 0.4]})
+    first = queried_first(table, "unselected_first")
+    # while the samples outside C last, they go first by score; then C by score
+    assert select_query(scores, 3, first)["sample_id"].tolist() == ["s6", "s7", "s3"]
+    assert select_query(scores, 7, first)["sample_id"].tolist() == ["s6", "s7", "s3", "s4", "s1", "s0", "s2"]
+    assert select_query(scores, 3)["sample_id"].tolist() == ["s0", "s2", "s5"]  # by score alone
 
 
 def test_pool_never_holds_a_relabelled_sample():
@@ -465,7 +480,7 @@ def test_score_samples_budget_larger_than_the_pool_fails_before_any_work(stage_t
 
 def test_score_samples_budget_check_counts_only_the_remaining_budget(stage_tree):
     # round 2 of budget 6 over 2 rounds: 3 spent, 3 remain; the pool after round 1 holds 2
-    set_params(stage_tree, {"budget": 6})
+    set_params(stage_tree, {"budget": 6, "al": {"pool": "unselected"}})
     round1 = apply_answers(working(), answers({"s1": 1, "s3": 0, "s4": 1}), 1, "oracle")
     artifacts.write_parquet(stage_tree / "data/rounds/1" / paths.WORKING_LABELS, round1)
     result = stage(stage_tree, "stages.score_samples", "2")

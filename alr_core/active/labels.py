@@ -10,6 +10,8 @@ phase 1 saw), ``true_label`` (nullable: unknown for real noisy data), ``clean_gu
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import pandas as pd
 
@@ -37,12 +39,13 @@ def initial_working_labels(noisy_labels: pd.DataFrame, clean_guess: np.ndarray) 
 
 def in_pool(labels: pd.DataFrame, pool: str, paper_protocol: bool = False) -> np.ndarray:
     """Samples that may be queried, bool (N,): never queried before (answered or skipped), and
-    with ``pool: unselected`` outside C.
+    with ``pool: unselected`` outside C. ``unselected_first`` pools every sample like ``all``;
+    :func:`queried_first` then puts the samples outside C ahead of C.
 
     Under the paper protocol C gets its true labels at round 1 anyway, so C is never in the
     pool (querying it would spend budget on labels the protocol hands out for free)."""
     never_queried = labels["relabel_round"].isna().to_numpy()
-    if pool == "all" and not paper_protocol:
+    if pool in ("all", "unselected_first") and not paper_protocol:
         return never_queried
     return never_queried & ~labels["clean_guess"].to_numpy(dtype=bool)
 
@@ -74,13 +77,25 @@ def check_budget_fits(remaining_budget: int, pool_size: int, round_name: str, po
     if remaining_budget > pool_size:
         raise AlrError(
             f"budget: {remaining_budget} re-labels remain from round {round_name} on, but the pool "
-            f"(al.pool: {pool}) holds only {pool_size} samples; lower budget or use al.pool: all"
+            f"(al.pool: {pool}) holds only {pool_size} samples; lower budget or use al.pool: unselected_first or all"
         )
 
 
-def select_query(scores: pd.DataFrame, size: int) -> pd.DataFrame:
-    """The ``size`` best-scored rows (highest score first, ties by ``sample_id``), with ``rank``."""
-    ordered = scores.sort_values(["score", "sample_id"], ascending=[False, True], kind="stable")
+def queried_first(labels: pd.DataFrame, pool: str) -> Optional[np.ndarray]:
+    """``pool: unselected_first``: the sample ids outside C, which are queried before any sample
+    of C (so the expert checks the trusted samples only once the doubtful ones are used up);
+    None for the other pools."""
+    if pool != "unselected_first":
+        return None
+    return labels.loc[~labels["clean_guess"].to_numpy(dtype=bool), "sample_id"].to_numpy()
+
+
+def select_query(scores: pd.DataFrame, size: int, first: Optional[np.ndarray] = None) -> pd.DataFrame:
+    """The ``size`` best-scored rows (highest score first, ties by ``sample_id``), with ``rank``;
+    rows whose sample id is in ``first`` all come before the others."""
+    priority = scores["sample_id"].isin(first) if first is not None else pd.Series(True, index=scores.index)
+    ordered = scores.assign(_first=priority).sort_values(
+        ["_first", "score", "sample_id"], ascending=[False, False, True], kind="stable").drop(columns="_first")
     query = ordered.head(size).reset_index(drop=True)
     query.insert(0, "rank", np.arange(1, len(query) + 1))
     return query

@@ -113,7 +113,7 @@ class AlParams:
     strategy: Literal[
         "random", "entropy", "least_confidence", "margin", "bald", "coreset", "label_disagreement"
     ] = "entropy"
-    pool: Literal["unselected", "all"] = "unselected"
+    pool: Literal["unselected", "unselected_first", "all"] = "unselected_first"
     oracle: Literal["simulated", "human"] = "simulated"
     allow_partial: bool = False
     paper_protocol: bool = False
