@@ -10,7 +10,7 @@ time; a rerun skips what it holds, so a long sweep can be stopped and extended.
 
     python -m bench.phase2_evidence --dataset digits --budgets 0.05 0.1 --seeds 0 1 2
     python -m bench.phase2_evidence --dataset "bccd=imagefolder:../shared/data/bccd_wbc/BCCD_cropped" \\
-        --config "mine=lnl.method=coteaching,al.strategy=margin,al.retrain=scratch_last"
+        --config "mine=lnl.method=coteaching,al.strategy=margin,al.retrain=scratch"
 
 ``--dataset`` takes what bench.phase1_evidence takes. ``--config NAME=KEY=VALUE,...`` adds a
 configuration (KEY a dotted params key, VALUE read as YAML) to the built-in ones below;
@@ -52,8 +52,10 @@ from alr_core.common.params import parse_params
 from alr_core.common.seeding import rng_for, seed_for
 from bench.phase1_evidence import DATASETS, parse_dataset, prepare_run
 
-LNL = {"lnl.method": "coteaching", "al.pool": "unselected"}  # with params.yaml's selection rule (class_gmm)
-CE = {"lnl.method": "ce", "al.pool": "all"}  # CE trusts every label: C is everything, so the pool is too
+# every configuration names its pool and class balance, so that the table does not move with
+# params.yaml's defaults (lnl.selection is params.yaml's: class_gmm)
+LNL = {"lnl.method": "coteaching", "al.pool": "unselected", "al.class_balance": "none"}
+CE = {"lnl.method": "ce", "al.pool": "all", "al.class_balance": "none"}  # CE trusts every label: C is everything
 CONFIGS = {
     # the baseline a user already has, and the same with a label-quality strategy
     "ce + random": CE | {"al.strategy": "random"},
@@ -66,8 +68,9 @@ CONFIGS = {
     # retraining options on top of phase 1
     "lnl + label_disagreement, pool all, train_on lnl": LNL | {
         "al.strategy": "label_disagreement", "al.pool": "all", "al.train_on": "lnl"},
-    "lnl + label_disagreement, pool all, train_on lnl, scratch_last": LNL | {
-        "al.strategy": "label_disagreement", "al.pool": "all", "al.train_on": "lnl", "al.retrain": "scratch_last"},
+    "lnl + label_disagreement, pool all, train_on lnl, scratch": LNL | {
+        "al.strategy": "label_disagreement", "al.pool": "all", "al.train_on": "lnl", "al.retrain": "scratch",
+        "al.epochs": 40, "al.lr": 0.05},
     "lnl + label_disagreement, pool all, balanced loss": LNL | {
         "al.strategy": "label_disagreement", "al.pool": "all", "al.class_balance": "loss"},
     "lnl + label_disagreement, pool all, sampler": LNL | {

@@ -21,7 +21,7 @@ def main() -> None:
     query = pd.read_parquet(rnd.out_dir / paths.QUERY)
     answers = pd.read_parquet(rnd.out_dir / paths.ANSWERS)
 
-    from alr_core.active.retrain import evaluation, retrain, starts_from_scratch
+    from alr_core.active.retrain import evaluation, retrain
     from alr_core.data.datasets import load_pipeline_data  # torch only once the inputs are known to be valid
     from alr_core.nn.models import load_checkpoint, load_peer, save_checkpoint
 
@@ -34,7 +34,7 @@ def main() -> None:
     answered = labelled(labels) & (labels["relabel_round"] == rnd.number).to_numpy()
     if answered.any():
         seed = seed_for(params.seed, f"retrain round {rnd.number}")
-        result = retrain(model, peer, spec, normalization, data, rows, labelled(labels), params, seed, rnd.last)
+        result = retrain(model, peer, spec, normalization, data, rows, labelled(labels), params, seed)
         model, peer, scores = result.model, result.peer, result.metrics
     else:  # nothing new to learn from: the round keeps the previous model
         scores = {"best_epoch": None, **evaluation(model, normalization, data, params)}
@@ -50,7 +50,7 @@ def main() -> None:
         "train_on": params.al.train_on,
         "train_size": int(rows.sum()),
         "retrained": bool(answered.any()),
-        "from_scratch": bool(answered.any()) and starts_from_scratch(params, rnd.last),
+        "from_scratch": bool(answered.any()) and params.al.retrain == "scratch",
         "class_balance": params.al.class_balance,
         **scores,
         "cleaning": cleaning_metrics(before, labels, query, data.class_names),

@@ -324,7 +324,6 @@ def test_current_round_budgets_and_folders():
     assert (third.number, third.budget, third.budget_before, third.budget_after) == (3, 3, 7, 10)
     assert first.prev_dir.as_posix() == "data/lnl" and first.out_dir.as_posix() == "data/rounds/1"
     assert second.prev_dir.as_posix() == "data/rounds/1" and third.out_dir.as_posix() == "data/rounds/3"
-    assert [r.last for r in (first, second, third)] == [False, False, True]
     assert current_round(three_rounds(0), "2").budget == 0
 
 

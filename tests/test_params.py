@@ -202,7 +202,7 @@ def test_out_of_range_names_key_value_and_range(key, value, expected):
         ("lnl.selection", "gmm", "'lnl.selection' is 'gmm'; valid values: 'global' | 'class_aware' | "
          "'class_gmm' | 'prototype' | 'noise_quota' | 'confident_learning'"),
         ("lnl.class_balance", "inverse", "'lnl.class_balance' is 'inverse'; valid values: 'none' | 'loss' | 'sampler'"),
-        ("al.retrain", "warm", "'al.retrain' is 'warm'; valid values: 'finetune' | 'scratch' | 'scratch_last'"),
+        ("al.retrain", "warm", "'al.retrain' is 'warm'; valid values: 'finetune' | 'scratch'"),
         ("al.train_on", "clean", "'al.train_on' is 'clean'; valid values: 'selected' | 'all' | 'lnl'"),
         ("al.aggregate", "vote", "'al.aggregate' is 'vote'; valid values: 'majority' | 'dawid_skene' | 'cleanlab'"),
     ],

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import alr_core.lnl.phase1 as lnl_module
-from alr_core.active.retrain import retrain, starts_from_scratch
+from alr_core.active.retrain import retrain
 from alr_core.common.errors import AlrError
 from alr_core.common.params import parse_params
 from alr_core.lnl.phase1 import model_spec, new_network, train_phase1
@@ -80,15 +80,6 @@ def test_epoch_batches_shuffle_every_sample_once_unless_sampler():
     assert len(drawn) == 55 and len(set(drawn.tolist())) < 55  # with replacement
 
 
-@pytest.mark.parametrize("mode, last, expected", [
-    ("finetune", False, False), ("finetune", True, False),
-    ("scratch", False, True), ("scratch", True, True),
-    ("scratch_last", False, False), ("scratch_last", True, True),
-])  # fmt: skip
-def test_starts_from_scratch(mode, last, expected):
-    assert starts_from_scratch(round_params(retrain=mode), last) is expected
-
-
 # ----------------------------------------------------------------------------- phase-1 loop with always-kept samples
 
 
@@ -135,7 +126,7 @@ def test_only_finetune_depends_on_the_previous_model(data, mode, train_on):
         previous = new_network(spec, params)
         before = state(previous)
         result = retrain(previous, None, spec, channel_stats(data.train.images), data, np.ones(NUM_TRAIN, dtype=bool),
-                         flipped(data), params, seed=7, last_round=False, progress=False)  # fmt: skip
+                         flipped(data), params, seed=7, progress=False)  # fmt: skip
         assert result.peer is None and set(result.metrics) >= {"best_epoch", "val", "test"}
         if mode == "scratch":
             assert all(torch.equal(before[k], v) for k, v in state(previous).items())
@@ -152,8 +143,8 @@ def test_class_balance_changes_training_deterministically(data, balance):
 
     def trained(class_balance):
         params = round_params(retrain="scratch", train_on="all", class_balance=class_balance)
-        return state(retrain(None, None, spec, normalization, data, rows, flipped(data), params, seed=7,
-                             last_round=True, progress=False).model)  # fmt: skip
+        result = retrain(None, None, spec, normalization, data, rows, flipped(data), params, seed=7, progress=False)
+        return state(result.model)
 
     balanced, again, plain = trained(balance), trained(balance), trained("none")
     assert all(torch.equal(balanced[k], again[k]) for k in balanced)
@@ -167,7 +158,7 @@ def test_train_on_lnl_continues_both_networks_and_keeps_the_relabelled(data):
     fixed = relabelled_data(data, always)
     spec = model_spec(params, data)
     result = retrain(first.model, first.peer, spec, first.normalization, fixed, np.ones(NUM_TRAIN, dtype=bool),
-                     always, params, seed=7, last_round=False, progress=False)  # fmt: skip
+                     always, params, seed=7, progress=False)  # fmt: skip
     assert result.peer is not None
     selection = result.metrics["selection"]
     # every relabelled sample is now clean and kept: C's recall of them is complete
@@ -180,7 +171,7 @@ def test_train_on_lnl_finetune_needs_the_peer(data):
     params = round_params(retrain="finetune", train_on="lnl")
     with pytest.raises(AlrError, match="no peer network"):
         retrain(first.model, None, model_spec(params, data), first.normalization, data,
-                np.ones(NUM_TRAIN, dtype=bool), flipped(data), params, seed=7, last_round=False, progress=False)
+                np.ones(NUM_TRAIN, dtype=bool), flipped(data), params, seed=7, progress=False)
 
 
 def test_train_on_lnl_from_scratch_trains_a_fresh_pair(data):
@@ -188,5 +179,5 @@ def test_train_on_lnl_from_scratch_trains_a_fresh_pair(data):
     always = flipped(data)
     result = retrain(None, None, model_spec(params, data), channel_stats(data.train.images),
                      relabelled_data(data, always), np.ones(NUM_TRAIN, dtype=bool), always, params, seed=7,
-                     last_round=False, progress=False)  # fmt: skip
+                     progress=False)  # fmt: skip
     assert result.peer is not None and result.metrics["selection"]["kept"] >= always.sum()

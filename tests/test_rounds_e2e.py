@@ -289,19 +289,19 @@ def experiments(project) -> list[dict]:
 
 
 def test_retrain_options_rerun_only_the_retrain_stages_and_what_follows(pipeline):
-    """al.train_on: lnl, al.retrain: scratch_last, al.class_balance: sampler: round 1 continues
-    Co-teaching's pair from phase 1, the last round starts a fresh pair; both keep the peer."""
+    """al.train_on: lnl, al.class_balance: sampler: each round continues Co-teaching's pair
+    (round 1 the pair from phase 1) and hands both networks on."""
     import torch
 
     project, _ = pipeline
     back_to_head(project)
-    set_params(project, {"al": {"train_on": "lnl", "retrain": "scratch_last", "class_balance": "sampler"}})
+    set_params(project, {"al": {"train_on": "lnl", "class_balance": "sampler"}})
     result = project.dvc("repro", timeout=900)
     ran = ran_stages(result.stdout)
     assert ran[0] == "retrain@1" and "retrain@2" in ran and ran[-1] == "report", result.stdout
     assert not set(ran) & {*PHASE1, "score_samples@1", "query@1", "oracle_relabel@1"}
     rounds = [read_json(project, paths.round_metrics(r)) for r in (1, 2)]
-    assert [m["from_scratch"] for m in rounds] == [False, True]
+    assert [m["from_scratch"] for m in rounds] == [False, False]
     for metrics in rounds:
         assert metrics["train_on"] == "lnl" and metrics["class_balance"] == "sampler"
         assert metrics["train_size"] == NUM_TRAIN

@@ -1,8 +1,7 @@
 """retrain: the round's model from the previous one and the round's labels (docs/method.md).
 
 ``al.retrain`` decides where training starts: ``finetune`` continues the previous round's
-networks, ``scratch`` starts fresh ones, ``scratch_last`` fine-tunes every round but the last,
-which starts fresh. ``al.train_on`` decides what it trains on: the trusted set C ∪ relabelled
+networks, ``scratch`` starts fresh ones. ``al.train_on`` decides what it trains on: the trusted set C ∪ relabelled
 (``selected``) or every sample (``all``) with plain cross-entropy, or every sample through the
 phase-1 loop (``lnl``: Co-teaching and its selection rule go on sorting the labels nobody has
 checked, while every expert-relabelled sample is always kept). ``al.class_balance`` weights the
@@ -47,17 +46,13 @@ class Retrained:
     metrics: dict  # best_epoch, val, test (and, under lnl with known truth, the round's selection)
 
 
-def starts_from_scratch(params: Params, last_round: bool) -> bool:
-    return params.al.retrain == "scratch" or (params.al.retrain == "scratch_last" and last_round)
-
-
 def retrain(model: torch.nn.Module, peer: Optional[torch.nn.Module], spec: ModelSpec, normalization: dict,
             data: PipelineData, trained_rows: np.ndarray, relabelled: np.ndarray, params: Params, seed: int,
-            last_round: bool, progress: bool = True) -> Retrained:
+            progress: bool = True) -> Retrained:
     """The round's training. ``data.train`` carries the working labels; ``trained_rows`` (bool
     (N,)) are the rows ``selected``/``all`` train on; ``relabelled`` (bool (N,)) the samples an
     expert vouched for, which ``lnl`` never drops."""
-    scratch = starts_from_scratch(params, last_round)
+    scratch = params.al.retrain == "scratch"
     if params.al.train_on == "lnl":
         return _retrain_lnl(model, peer, spec, data, relabelled, params, seed, scratch, progress)
     if scratch:

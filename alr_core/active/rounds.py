@@ -26,7 +26,6 @@ class Round:
     oracle: str  # simulated | human: rounds.<r>.oracle, else al.oracle
     answers_per_sample: int  # al.annotators: budget units (answers) planned per queried sample
     budget_total: int  # samples queried over all rounds
-    last: bool  # the run's final round
 
 
 def current_round(params: Params, name: str) -> Round:
@@ -38,4 +37,4 @@ def current_round(params: Params, name: str) -> Round:
     spec = params.rounds[name]
     return Round(number, Path(spec.prev), paths.round_dir(number), budgets[number - 1],
                  sum(budgets[: number - 1]), sum(budgets[:number]), spec.oracle or params.al.oracle,
-                 params.al.annotators, samples, number == len(params.rounds))  # fmt: skip
+                 params.al.annotators, samples)  # fmt: skip

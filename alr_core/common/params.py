@@ -112,14 +112,14 @@ class LnlParams:
 class AlParams:
     strategy: Literal[
         "random", "entropy", "least_confidence", "margin", "bald", "coreset", "label_disagreement"
-    ] = "entropy"
-    pool: Literal["unselected", "unselected_first", "all"] = "unselected_first"
+    ] = "label_disagreement"
+    pool: Literal["unselected", "unselected_first", "all"] = "all"
     oracle: Literal["simulated", "human"] = "simulated"
     allow_partial: bool = False
     paper_protocol: bool = False
-    retrain: Literal["finetune", "scratch", "scratch_last"] = "finetune"
+    retrain: Literal["finetune", "scratch"] = "finetune"
     train_on: Literal["selected", "all", "lnl"] = "selected"
-    class_balance: Literal["none", "loss", "sampler"] = "none"
+    class_balance: Literal["none", "loss", "sampler"] = "loss"
     epochs: int = field(default=10, metadata=_range(1, None))
     lr: float = field(default=0.01, metadata=_range(0.0, None, low_open=True))
     mc_passes: int = field(default=10, metadata=_range(2, None))
