@@ -77,7 +77,8 @@ def check_budget_fits(remaining_budget: int, pool_size: int, round_name: str, po
     if remaining_budget > pool_size:
         raise AlrError(
             f"budget: {remaining_budget} re-labels remain from round {round_name} on, but the pool "
-            f"(al.pool: {pool}) holds only {pool_size} samples; lower budget or use al.pool: unselected_first or all"
+            f"(al.pool: {pool}) holds only {pool_size} samples; lower budget or use "
+            "al.pool: unselected_first or all"
         )
 
 

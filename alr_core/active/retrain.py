@@ -1,9 +1,9 @@
 """retrain: the round's model from the previous one and the round's labels (docs/method.md).
 
 ``al.retrain`` decides where training starts: ``finetune`` continues the previous round's
-networks, ``scratch`` starts fresh ones. ``al.train_on`` decides what it trains on: the trusted set C ∪ relabelled
-(``selected``) or every sample (``all``) with plain cross-entropy, or every sample through the
-phase-1 loop (``lnl``: Co-teaching and its selection rule go on sorting the labels nobody has
+networks, ``scratch`` starts fresh ones. ``al.train_on`` decides what it trains on: the trusted
+set C ∪ relabelled (``selected``) or every sample (``all``) with plain cross-entropy, or every
+sample through the phase-1 loop (``lnl``: Co-teaching and its selection rule go on sorting the labels nobody has
 checked, while every expert-relabelled sample is always kept). ``al.class_balance`` weights the
 loss by inverse class frequency (``loss``) or draws class-balanced batches (``sampler``).
 """
