@@ -13,7 +13,8 @@ time; a rerun skips what it holds, so a long sweep can be stopped and extended.
         --config "mine=lnl.method=coteaching,al.strategy=margin,al.retrain=scratch"
 
 ``--dataset`` takes what bench.phase1_evidence takes. ``--config NAME=KEY=VALUE,...`` adds a
-configuration (KEY a dotted params key, VALUE read as YAML) to the built-in ones below;
+configuration (KEY a dotted params key, ``rounds.<r>.retrain`` and the like for one round only;
+VALUE read as YAML) to the built-in ones below;
 ``--variants`` picks configurations by name. ``--budgets`` are fractions of the train split.
 Every configuration runs params.yaml's other settings (5 rounds unless ``--rounds``).
 """
@@ -47,6 +48,7 @@ from alr_core.active.labels import (
     training_rows,
     trusted,
 )
+from alr_core.active.rounds import round_params
 from alr_core.common.errors import AlrError
 from alr_core.common.params import parse_params
 from alr_core.common.seeding import rng_for, seed_for
@@ -76,6 +78,10 @@ CONFIGS = {
     "lnl + label_disagreement, pool all, sampler": LNL | {
         "al.strategy": "label_disagreement", "al.pool": "all", "al.class_balance": "sampler"},
     "lnl + random, pool all, train_on lnl": LNL | {"al.strategy": "random", "al.pool": "all", "al.train_on": "lnl"},
+    # the default (phase 1 + label_disagreement, pool all, balanced loss) with its 5th round from scratch
+    "lnl + label_disagreement, pool all, balanced loss, round 5 scratch": LNL | {
+        "al.strategy": "label_disagreement", "al.pool": "all", "al.class_balance": "loss",
+        "rounds.5.retrain": "scratch", "rounds.5.epochs": 40, "rounds.5.lr": 0.05},
 }  # fmt: skip
 
 
@@ -150,8 +156,8 @@ def run_rounds(params, data, noisy, saved: dict) -> dict:
         train = dataclasses.replace(data.train, labels=labels["label"].to_numpy(dtype=np.int64))
         round_data = dataclasses.replace(data, train=train)
         result = retrain(model, peer, saved["spec"], saved["normalization"], round_data,
-                         training_rows(labels, params.al.train_on), labelled(labels), params,
-                         seed_for(params.seed, f"retrain round {number}"), number == rounds, progress=False)  # fmt: skip
+                         training_rows(labels, params.al.train_on), labelled(labels), round_params(params, str(number)),
+                         seed_for(params.seed, f"retrain round {number}"), progress=False)  # fmt: skip
         model, peer = result.model, result.peer
         per_round.append({"test": result.metrics["test"],
                           "cleaning": cleaning_metrics(before, labels, query, data.class_names)})  # fmt: skip
@@ -168,6 +174,15 @@ def run_rounds(params, data, noisy, saved: dict) -> dict:
         "cleaning_efficiency": fixed / expected if expected > 0 else None,
         "curve": [r["test"]["balanced_accuracy"] for r in per_round],
     }
+
+
+def with_overrides(rounds: dict, per_round: dict) -> dict:
+    """``rounds`` with a configuration's ``rounds.<r>.<key>`` entries (e.g. the last round's
+    ``retrain: scratch``) merged into round r's entry."""
+    unknown = sorted(set(per_round) - set(rounds))
+    if unknown:
+        raise SystemExit(f"configuration overrides rounds {unknown}, but the run has rounds {list(rounds)}")
+    return {name: entry | per_round.get(name, {}) for name, entry in rounds.items()}
 
 
 def parse_config(text: str) -> tuple[str, dict]:
@@ -287,9 +302,11 @@ def main() -> None:
                     key = (dataset_name, args.noise, fraction, name, seed)
                     if key in done:
                         continue
-                    params, data, noisy, saved = phase1(dataset, args.noise, seed, config, args.cache)
+                    per_round = nested({k: v for k, v in config.items() if k.startswith("rounds.")}).get("rounds", {})
+                    run_config = {k: v for k, v in config.items() if not k.startswith("rounds.")}
+                    params, data, noisy, saved = phase1(dataset, args.noise, seed, run_config, args.cache)
                     budget = int(round(fraction * len(data.train.labels)))
-                    raw = dataclasses.asdict(params) | {"budget": budget, "rounds": rounds}
+                    raw = dataclasses.asdict(params) | {"budget": budget, "rounds": with_overrides(rounds, per_round)}
                     metrics = run_rounds(parse_params(raw), data, noisy, saved)
                     record = {"dataset": dataset_name, "noise": args.noise, "budget": fraction, "config": name,
                               "seed": seed, "budget_samples": budget, **metrics, "params": config, "data": dataset}  # fmt: skip

@@ -1,12 +1,12 @@
-"""Stage retrain@r: the round's model (al.retrain, al.train_on, al.class_balance) →
-data/rounds/<r>/model.pt, metrics/rounds/<r>.json (budget used, test metrics, label-cleaning
-and annotation metrics)."""
+"""Stage retrain@r: the round's model (al.retrain, al.train_on, al.class_balance, al.epochs,
+al.lr; rounds.<r>.retrain/epochs/lr override them for round r) → data/rounds/<r>/model.pt,
+metrics/rounds/<r>.json (budget used, test metrics, label-cleaning and annotation metrics)."""
 
 import pandas as pd
 
 from alr_core.active.consensus import annotation_metrics
 from alr_core.active.labels import cleaning_metrics, labelled, training_rows
-from alr_core.active.rounds import current_round
+from alr_core.active.rounds import current_round, round_params
 from alr_core.common import artifacts, paths
 from alr_core.common.cli import round_argument, run_stage
 from alr_core.common.params import load_params
@@ -14,8 +14,10 @@ from alr_core.common.seeding import seed_for
 
 
 def main() -> None:
+    name = round_argument(__doc__)
     params = load_params(paths.PARAMS)
-    rnd = current_round(params, round_argument(__doc__))
+    rnd = current_round(params, name)
+    params = round_params(params, name)
     before = pd.read_parquet(rnd.prev_dir / paths.WORKING_LABELS)
     labels = pd.read_parquet(rnd.out_dir / paths.WORKING_LABELS)
     query = pd.read_parquet(rnd.out_dir / paths.QUERY)
@@ -51,6 +53,7 @@ def main() -> None:
         "train_size": int(rows.sum()),
         "retrained": bool(answered.any()),
         "from_scratch": bool(answered.any()) and params.al.retrain == "scratch",
+        "epochs": params.al.epochs if answered.any() else 0,
         "class_balance": params.al.class_balance,
         **scores,
         "cleaning": cleaning_metrics(before, labels, query, data.class_names),

@@ -4,6 +4,7 @@ by hand on small label tables."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 
@@ -28,7 +29,7 @@ from alr_core.active.labels import (
     training_rows,
     trusted,
 )
-from alr_core.active.rounds import current_round
+from alr_core.active.rounds import current_round, round_params
 from alr_core.common import artifacts, paths
 from alr_core.common.errors import AlrError
 from alr_core.common.params import parse_params
@@ -330,6 +331,32 @@ def test_current_round_budgets_and_folders():
 def test_current_round_unknown_round():
     with pytest.raises(AlrError, match=r"round '4' is not in params 'rounds'"):
         current_round(three_rounds(10), "4")
+
+
+def test_round_params_override_al_for_their_round_only():
+    rounds = rounds_param(3)
+    rounds["2"] |= {"oracle": "human"}
+    rounds["3"] |= {"retrain": "scratch", "epochs": 40, "lr": 0.05}
+    params = parse_params({"al": {"retrain": "finetune", "epochs": 10, "lr": 0.01}, "rounds": rounds})
+    first, second, third = (round_params(params, name).al for name in ("1", "2", "3"))
+    assert first == params.al
+    assert second == dataclasses.replace(params.al, oracle="human")
+    assert (third.retrain, third.epochs, third.lr, third.oracle) == ("scratch", 40, 0.05, "simulated")
+    assert round_params(params, "3").lnl == params.lnl and round_params(params, "3").rounds == params.rounds
+    assert [current_round(params, name).oracle for name in ("1", "2", "3")] == ["simulated", "human", "simulated"]
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"retrain": "scratch_last"}, "'rounds.2.retrain' is 'scratch_last'; valid values: 'finetune' | 'scratch'"),
+    ({"epochs": 0}, "'rounds.2.epochs' is 0; valid range: [1, inf)"),
+    ({"lr": 0}, "'rounds.2.lr' is 0.0; valid range: (0.0, inf)"),
+    ({"strategy": "entropy"}, "unknown key 'rounds.2.strategy'"),
+])  # fmt: skip
+def test_round_overrides_are_validated(entry, message):
+    rounds = rounds_param(2)
+    rounds["2"] |= entry
+    with pytest.raises(AlrError, match=re.escape(message)):
+        parse_params({"rounds": rounds})
 
 
 def test_rounds_params_valid():

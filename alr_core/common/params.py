@@ -132,8 +132,14 @@ class AlParams:
 
 @dataclass(frozen=True)
 class RoundParams:
+    """One round's entry in ``rounds``; every key but ``prev`` overrides its ``al.*`` key for
+    this round only (None: the ``al`` value)."""
+
     prev: str
-    oracle: Optional[Literal["simulated", "human"]] = None  # this round only; None: al.oracle
+    oracle: Optional[Literal["simulated", "human"]] = None
+    retrain: Optional[Literal["finetune", "scratch"]] = None
+    epochs: Optional[int] = field(default=None, metadata=_range(1, None))
+    lr: Optional[float] = field(default=None, metadata=_range(0.0, None, low_open=True))
 
 
 def _default_rounds() -> dict:
