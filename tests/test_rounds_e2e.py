@@ -310,3 +310,23 @@ def test_retrain_options_rerun_only_the_retrain_stages_and_what_follows(pipeline
     for r in (1, 2):
         checkpoint = torch.load(project.root / paths.round_dir(r) / paths.MODEL, weights_only=False)
         assert checkpoint["peer_state_dict"] is not None
+
+
+def test_a_round_override_reruns_that_round_only(pipeline):
+    """`dvc exp run -S +rounds.2.retrain=scratch -S +rounds.2.epochs=3` (the README's recipe for
+    a last round from scratch) retrains round 2 only. The scoring, query and oracle stages
+    depend on the whole `rounds` key (their budgets follow the number of rounds), so they
+    re-run, to the same outputs, and retrain@1 is reused."""
+    project, _ = pipeline
+    back_to_head(project)
+    before = {r: labels_of(project, paths.round_dir(r)) for r in (1, 2)}
+    result = project.dvc("exp", "run", "-S", "+rounds.2.retrain=scratch", "-S", "+rounds.2.epochs=3", timeout=600)
+    ran = ran_stages(result.stdout)
+    assert [s for s in ran if s.startswith("retrain")] == ["retrain@2"] and ran[-1] == "report", result.stdout
+    assert not set(ran) & set(PHASE1)
+    for r in (1, 2):
+        pd.testing.assert_frame_equal(labels_of(project, paths.round_dir(r)), before[r])
+    rounds = [read_json(project, paths.round_metrics(r)) for r in (1, 2)]
+    assert [m["from_scratch"] for m in rounds] == [False, True]
+    assert [m["epochs"] for m in rounds] == [TINY["al"]["epochs"], 3]
+    assert 0 <= rounds[1]["best_epoch"] < 3
