@@ -175,6 +175,34 @@ def targets(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def rarest_class_noise(records: list[dict]) -> pd.DataFrame:
+    """Per dataset × noise, the rarest true class of the train split: its size, how many train
+    samples carry its label and the noisy share of those, means over the seeds run (labels
+    only, no training). Under symmetric noise most of a rare class's labels come from other
+    classes: a rule that keeps that class's clean samples keeps them among mostly wrong labels."""
+    from alr_core.data.noise import noise_summary
+
+    rows = []
+    for (dataset, noise), group in pd.DataFrame(records).groupby(["dataset", "noise"], sort=False):
+        data_params = group["data"].iloc[0]
+        if "path" in data_params and not Path(data_params["path"]).exists():
+            continue
+        stats = []
+        for seed in sorted(group["seed"].unique()):
+            _, data, labels = prepare_run(data_params, noise, int(seed), {})
+            summary = noise_summary(labels["true_label"].to_numpy(), labels["observed_label"].to_numpy(),
+                                    data.class_names)  # fmt: skip
+            matrix = np.array(summary["transition_counts"])
+            rarest = int(matrix.sum(axis=1).argmin())
+            name = data.class_names[rarest]
+            stats.append((matrix[rarest].sum(), summary["observed_class_counts"][name],
+                          summary["noisy_share_per_observed_class"][name]))  # fmt: skip
+        true_n, labelled_n, share = np.mean(stats, axis=0)
+        rows.append({"dataset": dataset, "noise": noise, "rarest class: train samples": f"{true_n:.0f}",
+                     "samples labelled with it": f"{labelled_n:.0f}", "noisy share of those": f"{share:.2f}"})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -224,6 +252,8 @@ def main() -> None:
                         "worst_class_recall": None if ce else selection["worst_class_recall"],
                         "recall_per_class": [np.nan] * len(selection["recall_per_class"]) if ce else
                         [np.nan if v is None else v for v in selection["recall_per_class"].values()],
+                        "precision_per_class": [np.nan] * len(selection["precision_per_class"]) if ce else
+                        [np.nan if v is None else v for v in selection["precision_per_class"].values()],
                         "test_balanced_accuracy": metrics["test"]["balanced_accuracy"],
                         "test_macro_f1": metrics["test"]["macro_f1"],
                         "classes_kept_whole": metrics.get("classes_kept_whole", []),
@@ -241,8 +271,11 @@ def main() -> None:
               f"Produced by `python -m bench.phase1_evidence {shlex.join(sys.argv[1:])}`.\n"
               "Selection columns describe the clean guess C against the truly clean train samples; `ce` trusts every label, so it has none.\n\n")
     checks = targets(list(done.values()))
+    context = rarest_class_noise(list(done.values()))
     args.out.write_text(header + table.to_markdown(index=False) + "\n\nTargets (on the means above):\n\n"
-                        + checks.to_markdown(index=False) + "\n")
+                        + checks.to_markdown(index=False)
+                        + "\n\nThe rarest class's labels (why keeping it costs precision of C):\n\n"
+                        + context.to_markdown(index=False) + "\n")
     print(args.out.read_text())
 
 

@@ -195,6 +195,7 @@ def test_noise_summary_hand_example():
         "realised_rate": 2 / 6,
         "realised_rate_per_class": {"a": 0.5, "b": 0.0, "c": 0.5, "d": None},
         "observed_class_counts": {"a": 2, "b": 3, "c": 1, "d": 0},
+        "noisy_share_per_observed_class": {"a": 0.5, "b": 1 / 3, "c": 0.0, "d": None},
         "transition_counts": [[1, 1, 0, 0], [0, 2, 0, 0], [1, 0, 1, 0], [0, 0, 0, 0]],
     }
     assert all(type(v) is int for v in summary["observed_class_counts"].values())

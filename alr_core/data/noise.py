@@ -101,10 +101,14 @@ def transition_counts(true_labels: np.ndarray, observed_labels: np.ndarray, num_
 def noise_summary(
     true_labels: np.ndarray, observed_labels: np.ndarray, class_names: Sequence[str]
 ) -> dict:
-    """Realised corruption rate overall and per true class, and the transition counts."""
+    """Realised corruption rate overall and per true class, the noisy share of each observed
+    class (what a per-class selection rule faces: under symmetric noise a rare class's label
+    is mostly carried by other classes' samples), and the transition counts."""
     matrix = transition_counts(true_labels, observed_labels, len(class_names))
     per_class_total = matrix.sum(axis=1)
     per_class_wrong = per_class_total - np.diag(matrix)
+    observed_total = matrix.sum(axis=0)
+    observed_wrong = observed_total - np.diag(matrix)
     return {
         "num_train": int(len(true_labels)),
         "num_corrupted": int(per_class_wrong.sum()),
@@ -113,7 +117,11 @@ def noise_summary(
             name: (float(wrong / total) if total else None)
             for name, wrong, total in zip(class_names, per_class_wrong, per_class_total)
         },
-        "observed_class_counts": dict(zip(class_names, matrix.sum(axis=0).tolist())),
+        "observed_class_counts": dict(zip(class_names, observed_total.tolist())),
+        "noisy_share_per_observed_class": {
+            name: (float(wrong / total) if total else None)
+            for name, wrong, total in zip(class_names, observed_wrong, observed_total)
+        },
         "transition_counts": matrix.tolist(),
     }
 
