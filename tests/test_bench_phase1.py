@@ -1,0 +1,33 @@
+"""bench/phase1_evidence.py's context table: the rarest class's labels per dataset × noise,
+checked against a direct count on the same noisy labels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bench.phase1_evidence import parse_dataset, prepare_run, rarest_class_noise
+
+
+def test_rarest_class_noise_counts_the_rarest_class_labels():
+    name, data = parse_dataset("tiny=digits;image_size=8")
+    records = [{"dataset": name, "noise": 0.4, "seed": seed, "data": data} for seed in (0, 1)]
+    (row,) = rarest_class_noise(records).to_dict("records")
+    counted = []
+    for seed in (0, 1):
+        _, _, labels = prepare_run(data, 0.4, seed, {})
+        true, observed = labels["true_label"].to_numpy(), labels["observed_label"].to_numpy()
+        rarest = np.bincount(true).argmin()
+        carried = observed == rarest
+        counted.append((np.sum(true == rarest), carried.sum(), np.mean(true[carried] != rarest)))
+    true_n, labelled_n, share = np.mean(counted, axis=0)
+    assert row["rarest class: train samples"] == f"{true_n:.0f}"
+    assert row["samples labelled with it"] == f"{labelled_n:.0f}"
+    assert row["noisy share of those"] == f"{share:.2f}"
+    assert labelled_n > true_n and share > 0.5  # digits at ratio 10: the rare label is mostly flipped in
+
+
+def test_noise_free_runs_have_no_noisy_share():
+    name, data = parse_dataset("tiny=digits;image_size=8")
+    (row,) = rarest_class_noise([{"dataset": name, "noise": 0.0, "seed": 0, "data": data}]).to_dict("records")
+    assert row["noisy share of those"] == "0.00"
+    assert row["rarest class: train samples"] == row["samples labelled with it"]
