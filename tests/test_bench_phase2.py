@@ -15,7 +15,7 @@ TINY = "lnl.epochs=2,lnl.num_gradual=1,al.epochs=1,al.strategy=label_disagreemen
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
-    """Two configurations on 8-px digits, 2 rounds, 1 seed; returns (raw records, table, argv)."""
+    """Three configurations on 8-px digits, 2 rounds, 1 seed; returns (raw records, table, argv)."""
     folder = tmp_path_factory.mktemp("phase2")
     argv = ["phase2_evidence", "--dataset", "tiny=digits;image_size=8", "--budgets", "0.05", "--seeds", "0",
             "--rounds", "2", "--raw", str(folder / "raw.jsonl"), "--out", str(folder / "table.md"),
