@@ -20,6 +20,10 @@ C=(ce coteaching "coteaching + class_gmm")
 run --dataset retinamnist --rates 0.4 --variants "${C[@]}"
 run --dataset "$SYN10" "$SYN50" --rates 0.4 --variants "${C[@]}"
 run --dataset digits "$BCCD" retinamnist "$SYN10" "$SYN50" --rates 0.2 --variants "${C[@]}"
+# the above-chance guard on class_gmm, in every mask and in C only (lnl.keep_above_chance)
+G=("coteaching + class_gmm + above chance" "coteaching + class_gmm + above chance in C")
+run --dataset "$BCCD" --rates 0.4 0.2 --variants "${G[@]}"
+run --dataset digits retinamnist --rates 0.4 --variants "${G[@]}"
 run --dataset digits "$BCCD" retinamnist "$SYN10" "$SYN50" --rates 0.6 --variants "${C[@]}"
 # then every rule there
 run --dataset retinamnist --rates 0.4 --variants "${M[@]}"

@@ -10,6 +10,7 @@ import torch
 from alr_core.lnl.class_rules import (
     CLASS_RULES,
     MIN_GMM_SAMPLES,
+    above_chance,
     class_gmm,
     class_keep,
     confident_learning,
@@ -145,6 +146,36 @@ def test_class_keep_dispatches_and_rejects_unknown_rules():
     assert class_keep("class_gmm", LABELS, LOSSES, probs, features)[0].tolist() == CLEAN.tolist()
     with pytest.raises(ValueError, match="unknown class rule 'loss'; valid: class_gmm"):
         class_keep("loss", LABELS, LOSSES, probs, features)
+
+
+def probs_with_label_probability(labels, label_probability, num_classes):
+    """(N, K) softmax rows giving each observed label ``label_probability`` and spreading the rest evenly."""
+    rest = (1 - label_probability) / (num_classes - 1)
+    probs = np.repeat(rest[:, None], num_classes, axis=1)
+    probs[np.arange(len(labels)), labels] = label_probability
+    return probs
+
+
+def test_above_chance_compares_the_label_probability_with_one_over_k():
+    labels = np.array([0, 1, 2, 3])
+    probs = probs_with_label_probability(labels, np.array([0.9, 0.26, 0.25, 0.1]), 4)
+    assert above_chance(probs, labels).tolist() == [True, True, False, False]
+
+
+def test_keep_above_chance_restores_the_hard_clean_samples_a_mixture_drops():
+    # one mostly clean class, K = 4 (chance 0.25): 20 easy clean samples (p(label) 0.90-0.99),
+    # 12 hard clean ones (0.40-0.80: above chance) and 6 noisy ones (0.02-0.10: the network
+    # names another class)
+    label_probability = np.r_[np.linspace(0.9, 0.99, 20), np.linspace(0.4, 0.8, 12), np.linspace(0.02, 0.1, 6)]
+    labels = np.zeros(38, dtype=int)
+    clean = np.arange(38) < 32
+    probs = probs_with_label_probability(labels, label_probability, 4)
+    losses = -np.log(label_probability)
+    features = np.zeros((38, 2))
+    plain, _ = class_keep("class_gmm", labels, losses, probs, features)
+    assert plain.tolist() == (np.arange(38) < 20).tolist()  # the mixture splits easy from hard clean
+    guarded, whole = class_keep("class_gmm", labels, losses, probs, features, keep_above_chance=True)
+    assert guarded.tolist() == clean.tolist() and whole == []
 
 
 def test_keep_counts_differ_from_a_per_class_forget_rate():

@@ -107,6 +107,7 @@ RUNS = {
     "vog_class_aware": dict(method="coteaching_vog", selection="class_aware", vog_normalize="class"),
     "coteaching_class_aware": dict(method="coteaching", selection="class_aware"),
     "class_gmm": dict(method="coteaching", selection="class_gmm"),
+    "class_gmm_above_chance_in_c": dict(method="coteaching", selection="class_gmm", keep_above_chance="clean_guess"),
     "vog_class_gmm_balanced": dict(method="coteaching_vog", selection="class_gmm", class_balance="loss"),
     "prototype": dict(method="coteaching", selection="prototype"),
     "noise_quota": dict(method="coteaching", selection="noise_quota"),
@@ -293,20 +294,25 @@ def test_same_seed_same_result(name, data):
     assert first.metrics == second.metrics  # the timings live in result.timing
 
 
-def test_class_rule_masks_drive_training_after_the_warm_up(data, monkeypatch):
+@pytest.mark.parametrize("keep_above_chance", ["clean_guess", "always"])
+def test_class_rule_masks_drive_training_after_the_warm_up(data, monkeypatch, keep_above_chance):
     """A per-class rule is applied to each network's eval pass after every epoch from T_k − 1 on,
-    and from epoch T_k on each network trains on the samples its peer's mask keeps."""
+    and from epoch T_k on each network trains on the samples its peer's mask keeps;
+    ``lnl.keep_above_chance`` reaches the rule for C only (clean_guess) or for every mask (always)."""
     calls = []
 
-    def only_class_0(rule, labels, losses, probs, features, vog=None):
-        calls.append((rule, labels.shape, losses.shape, probs.shape, features.shape[0], vog))
+    def only_class_0(rule, labels, losses, probs, features, vog=None, keep_above_chance=False):
+        calls.append((rule, labels.shape, losses.shape, probs.shape, features.shape[0], vog, keep_above_chance))
         return labels == 0, []
 
     monkeypatch.setattr(lnl_module, "class_keep", only_class_0)
-    result = train_phase1(data, make_params(method="coteaching", selection="prototype"), progress=False)
+    params = make_params(method="coteaching", selection="prototype", keep_above_chance=keep_above_chance)
+    result = train_phase1(data, params, progress=False)
     # after epochs T_k − 1 = 1 … E − 2 for both networks, then once per network for C
     assert len(calls) == 2 * (EPOCHS - 2) + 2
-    assert set(calls) == {("prototype", (NUM_TRAIN,), (NUM_TRAIN,), (NUM_TRAIN, 3), NUM_TRAIN, None)}
+    in_training = keep_above_chance == "always"
+    assert set(calls[:-2]) == {("prototype", (NUM_TRAIN,), (NUM_TRAIN,), (NUM_TRAIN, 3), NUM_TRAIN, None, in_training)}
+    assert set(calls[-2:]) == {("prototype", (NUM_TRAIN,), (NUM_TRAIN,), (NUM_TRAIN, 3), NUM_TRAIN, None, True)}
     epochs = result.epochs
     observed_0 = data.train.labels == 0
     clean_share = (data.train.truth[observed_0] == 0).mean()
@@ -315,6 +321,18 @@ def test_class_rule_masks_drive_training_after_the_warm_up(data, monkeypatch):
     assert epochs["kept_size_f"].iloc[2:].tolist() == [observed_0.sum()] * (EPOCHS - 2)
     np.testing.assert_allclose(epochs["kept_precision_f"].iloc[2:], clean_share)
     assert result.selection["clean_guess"].tolist() == observed_0.tolist()
+
+
+def test_keep_above_chance_in_c_only_trains_alike_and_adds_to_c(data):
+    _, plain = run("class_gmm", data)
+    _, guarded = run("class_gmm_above_chance_in_c", data)
+    pd.testing.assert_frame_equal(plain.epochs.drop(columns="seconds"), guarded.epochs.drop(columns="seconds"))
+    np.testing.assert_allclose(plain.selection["loss"], guarded.selection["loss"])
+    # C is the rule's C plus the samples f gives more than 1/K for their label (loss < log K);
+    # which samples those are is tested on hand arrays in test_class_rules.py
+    above = (guarded.selection["loss"] < np.log(len(CLASS_NAMES))).to_numpy()
+    expected = plain.selection["clean_guess"].to_numpy() | above
+    assert guarded.selection["clean_guess"].tolist() == expected.tolist()
 
 
 def test_other_seed_other_networks(data):

@@ -136,6 +136,12 @@ def confident_learning(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarra
     return keep, whole
 
 
+def above_chance(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """bool (N,): the network gives the observed label more than chance probability, 1/K."""
+    probs = np.asarray(probs)
+    return probs[np.arange(len(probs)), np.asarray(labels)] > 1.0 / probs.shape[1]
+
+
 def class_keep(
     rule: str,
     labels: np.ndarray,
@@ -143,18 +149,26 @@ def class_keep(
     probs: np.ndarray,
     features: np.ndarray,
     vog: Optional[np.ndarray] = None,
+    keep_above_chance: bool = False,
 ) -> tuple[np.ndarray, list]:
-    """Dispatch on ``rule`` (one of CLASS_RULES); all arrays cover the same N samples."""
+    """Dispatch on ``rule`` (one of CLASS_RULES); all arrays cover the same N samples. With
+    ``keep_above_chance`` a sample the rule drops is kept anyway when :func:`above_chance`:
+    a mixture fitted to a mostly clean class splits its clean samples into easy and hard, and
+    the hard ones the network still ranks above chance are no evidence of a wrong label."""
     labels = np.asarray(labels)
     if rule == "class_gmm":
-        return class_gmm(losses, labels, vog)
-    if rule == "prototype":
-        return prototype(features, labels)
-    if rule == "noise_quota":
-        return noise_quota(losses, probs, labels)
-    if rule == "confident_learning":
-        return confident_learning(probs, labels)
-    raise ValueError(f"unknown class rule {rule!r}; valid: {', '.join(CLASS_RULES)}")
+        keep, whole = class_gmm(losses, labels, vog)
+    elif rule == "prototype":
+        keep, whole = prototype(features, labels)
+    elif rule == "noise_quota":
+        keep, whole = noise_quota(losses, probs, labels)
+    elif rule == "confident_learning":
+        keep, whole = confident_learning(probs, labels)
+    else:
+        raise ValueError(f"unknown class rule {rule!r}; valid: {', '.join(CLASS_RULES)}")
+    if keep_above_chance:
+        keep = keep | above_chance(probs, labels)
+    return keep, whole
 
 
 def _observed_columns(probs: np.ndarray, labels: np.ndarray):
