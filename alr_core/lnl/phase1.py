@@ -19,7 +19,7 @@ from torch import nn
 from tqdm import tqdm
 
 from alr_core.common.errors import AlrError
-from alr_core.common.params import LnlParams, Params, forget_rate
+from alr_core.common.params import Params, forget_rate
 from alr_core.data.datasets import PipelineData
 from alr_core.evaluation.metrics import selection_metrics
 from alr_core.lnl.class_rules import CLASS_RULES, class_keep
@@ -189,7 +189,7 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True,
             rule_vogs = _current_vog(buffers, epoch + 1, train.labels, num_classes, params)
             above_chance = lnl.keep_above_chance == "always"
             masks = [
-                _class_rule_mask(lnl, train.labels, features, logits, vog, above_chance)[0]
+                _class_rule_mask(lnl.selection, train.labels, features, logits, vog, above_chance)[0]
                 for (features, logits), vog in zip(passes, rule_vogs)
             ]
             if always_keep is not None:
@@ -266,13 +266,12 @@ def _current_vog(buffers, epoch: int, labels, num_classes: int, params: Params):
     return vogs
 
 
-def _class_rule_mask(lnl: LnlParams, labels: torch.Tensor, features: torch.Tensor, logits: torch.Tensor, vog,
+def _class_rule_mask(rule: str, labels: torch.Tensor, features: torch.Tensor, logits: torch.Tensor, vog,
                      keep_above_chance: bool):
-    """The per-class rule ``lnl.selection`` (alr_core.lnl.class_rules) on one network's eval
-    pass over the train split: (keep bool (N,) numpy, classes kept whole). Reads the pass back
-    to the host once."""
+    """A per-class rule (alr_core.lnl.class_rules) on one network's eval pass over the train
+    split: (keep bool (N,) numpy, classes kept whole). Reads the pass back to the host once."""
     return class_keep(
-        lnl.selection,
+        rule,
         labels.cpu().numpy(),
         per_sample_loss(logits, labels).cpu().numpy(),
         logits.softmax(1).cpu().numpy(),
@@ -314,7 +313,7 @@ def _clean_guess(nets, vogs, train: ImageSet, pipeline, params: Params, rate: fl
         loss = per_sample_loss(logits, train.labels)
         keep = torch.ones(len(train), dtype=torch.bool, device=loss.device)
         if coteaching and lnl.selection in CLASS_RULES:
-            mask, whole = _class_rule_mask(lnl, train.labels, features, logits, vog,
+            mask, whole = _class_rule_mask(lnl.selection, train.labels, features, logits, vog,
                                            lnl.keep_above_chance != "never")
             keep = torch.as_tensor(mask, device=loss.device)
             if name == "":
