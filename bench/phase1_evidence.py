@@ -101,8 +101,9 @@ def prepare_run(dataset: dict, rate: float, seed: int, overrides: dict) -> tuple
 def run_one(dataset: dict, rate: float, lnl: dict, seed: int, epochs: int) -> dict:
     from alr_core.lnl.phase1 import train_phase1
 
-    # a method name without a rule means the paper's per-batch global cut, whatever params.yaml says
-    lnl = {"selection": "global", "class_balance": "none"} | lnl | {"epochs": epochs}
+    # a method name without a rule means the paper's per-batch global cut, and one without
+    # "above chance" the rule alone, whatever params.yaml says
+    lnl = {"selection": "global", "keep_above_chance": "never", "class_balance": "none"} | lnl | {"epochs": epochs}
     params, data, _ = prepare_run(dataset, rate, seed, {"lnl": lnl})
     return train_phase1(data, params, progress=False).metrics
 

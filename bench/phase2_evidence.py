@@ -54,9 +54,10 @@ from alr_core.common.params import parse_params
 from alr_core.common.seeding import rng_for, seed_for
 from bench.phase1_evidence import DATASETS, parse_dataset, prepare_run
 
-# every configuration names its pool and class balance, so that the table does not move with
-# params.yaml's defaults (lnl.selection is params.yaml's: class_gmm)
-LNL = {"lnl.method": "coteaching", "al.pool": "unselected", "al.class_balance": "none"}
+# every configuration names its phase-1 rule, pool and class balance, so that the table does not
+# move with params.yaml's defaults
+LNL = {"lnl.method": "coteaching", "lnl.selection": "class_gmm", "lnl.keep_above_chance": "never",
+       "al.pool": "unselected", "al.class_balance": "none"}
 CE = {"lnl.method": "ce", "al.pool": "all", "al.class_balance": "none"}  # CE trusts every label: C is everything
 CONFIGS = {
     # the baseline a user already has, and the same with a label-quality strategy
@@ -78,6 +79,10 @@ CONFIGS = {
     "lnl + label_disagreement, pool all, sampler": LNL | {
         "al.strategy": "label_disagreement", "al.pool": "all", "al.class_balance": "sampler"},
     "lnl + random, pool all, train_on lnl": LNL | {"al.strategy": "random", "al.pool": "all", "al.train_on": "lnl"},
+    # the same with C widened by the above-chance guard (phase-1 training unchanged)
+    "lnl, above chance in C + label_disagreement, pool all, balanced loss": LNL | {
+        "lnl.keep_above_chance": "clean_guess", "al.strategy": "label_disagreement", "al.pool": "all",
+        "al.class_balance": "loss"},
     # the default (phase 1 + label_disagreement, pool all, balanced loss) with its 5th round from scratch
     "lnl + label_disagreement, pool all, balanced loss, round 5 scratch": LNL | {
         "al.strategy": "label_disagreement", "al.pool": "all", "al.class_balance": "loss",

@@ -77,9 +77,10 @@ def make_params(**lnl_overrides):
         "model": {"arch": "small_cnn", "dropout": 0.1},
         "train": {"device": "cpu", "batch_size": BATCH_SIZE, "lr": 0.05, "eval_batch_size": 50,
                   "augment": {"crop_padding": 1}, **train_overrides},  # fmt: skip
-        # the per-batch global cut unless a test names another rule (params.yaml's default is a per-class rule)
+        # the per-batch global cut, and per-class rules without the above-chance guard, unless a test
+        # names them (params.yaml's default is a per-class rule with the guard in C)
         "lnl": {"epochs": EPOCHS, "num_gradual": 2, "vog_window": 2, "vog_mix": 0.25, "selection": "global",
-                **lnl_overrides},
+                "keep_above_chance": "never", **lnl_overrides},
     }
     return parse_params(raw)
 

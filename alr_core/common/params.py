@@ -105,7 +105,7 @@ class LnlParams:
     selection: Literal[
         "global", "class_aware", "class_gmm", "prototype", "noise_quota", "confident_learning"
     ] = "class_gmm"
-    keep_above_chance: Literal["never", "clean_guess", "always"] = "never"
+    keep_above_chance: Literal["never", "clean_guess", "always"] = "clean_guess"
     class_balance: Literal["none", "loss", "sampler"] = "none"
 
 
