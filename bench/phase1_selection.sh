@@ -28,6 +28,7 @@ run --dataset digits "$BCCD" retinamnist "$SYN10" "$SYN50" --rates 0.6 --variant
 # the guard in C (the default since the phase-2 re-run) at 0.6 and on the synthetic sets
 run --dataset "$BCCD" digits retinamnist "$SYN10" --rates 0.6 --variants "${G[1]}"
 run --dataset "$SYN10" "$SYN50" --rates 0.4 --variants "${G[1]}"
+run --dataset digits --rates 0.2 --variants "${G[1]}"
 # then every rule there
 run --dataset retinamnist --rates 0.4 --variants "${M[@]}"
 run --dataset "$BCCD" digits retinamnist --rates 0.2 --variants "${M[@]}"
