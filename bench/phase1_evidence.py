@@ -261,6 +261,9 @@ def main() -> None:
                         [np.nan if v is None else v for v in selection["precision_per_class"].values()],
                         "test_balanced_accuracy": metrics["test"]["balanced_accuracy"],
                         "test_macro_f1": metrics["test"]["macro_f1"],
+                        # the best-validation epoch the test numbers come from: equal test numbers
+                        # of two rules with a checkpoint in the warm-up are one and the same network
+                        "best_epoch": metrics["best_epoch"],
                         "classes_kept_whole": metrics.get("classes_kept_whole", []),
                         "data": dataset, "epochs": args.epochs,
                     }  # fmt: skip

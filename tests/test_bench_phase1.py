@@ -31,3 +31,25 @@ def test_noise_free_runs_have_no_noisy_share():
     (row,) = rarest_class_noise([{"dataset": name, "noise": 0.0, "seed": 0, "data": data}]).to_dict("records")
     assert row["noisy share of those"] == "0.00"
     assert row["rarest class: train samples"] == row["samples labelled with it"]
+
+
+def test_sweep_writes_one_record_per_run_and_resumes(tmp_path, monkeypatch):
+    import json
+    import sys
+
+    from bench import phase1_evidence
+
+    raw, out = tmp_path / "runs.jsonl", tmp_path / "table.md"
+    argv = ["phase1_evidence", "--dataset", "tiny=digits;image_size=8", "--rates", "0.4", "--seeds", "0",
+            "--epochs", "2", "--variants", "ce", "coteaching + class_gmm", "--raw", str(raw), "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", argv)
+    phase1_evidence.main()
+    records = [json.loads(line) for line in raw.read_text().splitlines()]
+    assert [r["method"] for r in records] == ["ce", "coteaching + class_gmm"]
+    ce, gmm = records
+    assert ce["precision"] is None and ce["worst_class_recall"] is None  # CE keeps no C
+    assert 0.0 <= gmm["worst_class_recall"] <= gmm["recall"] <= 1.0
+    assert all(r["best_epoch"] in (0, 1) and r["epochs"] == 2 for r in records)
+    assert "| tiny " in out.read_text() and "coteaching + class_gmm" in out.read_text()
+    phase1_evidence.main()  # a second call finds every run done and trains nothing
+    assert raw.read_text().count("\n") == 2
