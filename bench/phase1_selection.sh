@@ -38,5 +38,4 @@ run --dataset "$SYN10" "$SYN50" --rates 0.4 --variants "${M[@]}"
 run --dataset retinamnist digits --rates 0.2 --variants "${M[@]}"
 run --dataset "$SYN10" "$SYN50" --rates 0.2 --variants "${M[@]}"
 run --dataset "$SYN10" --rates 0.6 --variants "${M[@]}"
-# partial at the last commit: synthetic ratio 50 at 0.2 (2 seeds of four rules); digits at 0.6 done
 run --dataset digits retinamnist "$SYN50" --rates 0.6 --variants "${M[@]}"
