@@ -4,17 +4,19 @@ from alr_core.common import artifacts, paths
 from alr_core.common.cli import run_stage
 from alr_core.common.params import load_params
 from alr_core.common.seeding import rng_for
+from alr_core.common.text import counted
+from alr_core.data.fingerprint import read_stat_cache
 from alr_core.data.prepare import data_summary, prepare
 
 
 def main() -> None:
     params = load_params(paths.PARAMS)
-    dataset = prepare(params.data, rng_for(params.seed, "split"))
+    dataset = prepare(params.data, rng_for(params.seed, "split"), read_stat_cache(paths.SOURCE_STAT_CACHE))
     summary = data_summary(dataset)  # before any write: a failure here leaves no partial output
     artifacts.write_npy(paths.PREPARED_IMAGES, dataset.images)
     artifacts.write_parquet(paths.PREPARED_SAMPLES, dataset.samples)
     artifacts.write_json(paths.DATA_METRICS, summary)
-    print(f"prepared {len(dataset.samples)} images of shape {dataset.images.shape[1:]}")
+    print(f"prepared {counted(len(dataset.samples), 'image')} of shape {dataset.images.shape[1:]}")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from alr_core.common.params import CsvParams, DataParams, Params
 from alr_core.common.seeding import rng_for
 from alr_core.data.prepare import class_names, data_summary, prepare
 
-SAMPLE_COLUMNS = ["sample_id", "split", "label", "class_name", "source_path"]
+SAMPLE_COLUMNS = ["sample_id", "split", "label", "class_name", "source_path", "source_md5"]
 
 
 # ============================================================================= prepare() in process

@@ -4,6 +4,11 @@ from pathlib import Path
 
 PARAMS = Path("params.yaml")
 
+# The MD5 of every file under data.path that the source reads (prepare's real data dependency),
+# and the stat cache that spares re-hashing unchanged files (not a DVC output: git-ignored).
+SOURCE_FINGERPRINT = Path("data/source/fingerprint.json")
+SOURCE_STAT_CACHE = Path("data/source/stat_cache.json")
+
 PREPARED_IMAGES = Path("data/prepared/images.npy")
 PREPARED_SAMPLES = Path("data/prepared/samples.parquet")
 DATA_METRICS = Path("metrics/data.json")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import pandas as pd
 
 from alr_core.common.errors import AlrError
 from alr_core.common.params import DataParams
+from alr_core.data.fingerprint import fingerprint
 from alr_core.data.sources import SourceData, read_source
 from alr_core.data.splits import SPLITS, long_tail_split, stratified_split
 
@@ -21,10 +23,15 @@ class PreparedDataset:
     samples: pd.DataFrame
 
 
-def prepare(params: DataParams, rng: np.random.Generator) -> PreparedDataset:
+def prepare(params: DataParams, rng: np.random.Generator, stat_cache: Optional[dict] = None) -> PreparedDataset:
+    """Read the source, draw the splits and build the samples table: ``sample_id``, ``split``,
+    ``label``, ``class_name``, and for file sources ``source_path`` and ``source_md5`` (the MD5
+    of the file the image was decoded from, so that an edited image changes the table too).
+    ``stat_cache``: the fingerprint stage's, which spares re-hashing unchanged files."""
     source = read_source(params)
     splits = assign_splits(source, params, rng)
     keep = splits != ""
+    hashes = fingerprint(source.paths, stat_cache)[0] if source.paths else {}
     samples = pd.DataFrame(
         {
             "sample_id": pd.Series(source.sample_ids, dtype="string")[keep].to_numpy(),
@@ -37,6 +44,7 @@ def prepare(params: DataParams, rng: np.random.Generator) -> PreparedDataset:
         }
     )
     samples["source_path"] = samples["source_path"].astype("string")
+    samples["source_md5"] = samples["source_path"].map(hashes, na_action="ignore").astype("string")
     if samples["sample_id"].duplicated().any():
         duplicate = samples["sample_id"][samples["sample_id"].duplicated()].iloc[0]
         raise AlrError(f"sample id {duplicate!r} occurs twice in the source")

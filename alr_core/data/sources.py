@@ -155,12 +155,40 @@ def read_medmnist(params: DataParams) -> SourceData:
     )
 
 
+def source_files(params: DataParams) -> list[Path]:
+    """Every file the source reads, in a fixed order: what :mod:`alr_core.data.fingerprint`
+    hashes so that a change under ``data.path`` re-runs ``prepare``. Empty for the built-in
+    sources (digits, synthetic), whose images depend on the parameters alone."""
+    if params.source == "medmnist":
+        return [_existing(params.path, "data.path")]
+    if params.source == "imagefolder":
+        return _imagefolder_files(params)[1]
+    if params.source == "csv":
+        manifest, _, files = _manifest_files(params)
+        return [manifest, *files]
+    return []
+
+
 def read_imagefolder(params: DataParams) -> SourceData:
     """``data.path/<class_name>/*.{png,jpg,jpeg,bmp,tif}``; classes are the sorted folder names.
 
     With ``data.class_names`` set, only those folders are read, in that order (a way to drop a
     class that has too few images).
     """
+    root = Path(params.path)
+    folders, files, labels = _imagefolder_files(params)
+    relative = [p.relative_to(root).as_posix() for p in files]
+    return SourceData(
+        images=decode_files(files, params.image_size, params.channels),
+        labels=np.array(labels, dtype=np.int64),
+        sample_ids=relative,
+        class_names=folders,
+        paths=[str(p) for p in files],
+    )
+
+
+def _imagefolder_files(params: DataParams) -> tuple[list[str], list[Path], list[int]]:
+    """The class folders read (in label order), their image files and each file's label."""
     root = _existing(params.path, "data.path")
     if not root.is_dir():
         raise AlrError(f"{root}: data.source 'imagefolder' needs a folder with one subfolder per class")
@@ -187,14 +215,7 @@ def read_imagefolder(params: DataParams) -> SourceData:
             )
         files += images
         labels += [label] * len(images)
-    relative = [p.relative_to(root).as_posix() for p in files]
-    return SourceData(
-        images=decode_files(files, params.image_size, params.channels),
-        labels=np.array(labels, dtype=np.int64),
-        sample_ids=relative,
-        class_names=folders,
-        paths=[str(p) for p in files],
-    )
+    return folders, files, labels
 
 
 def read_csv_manifest(params: DataParams) -> SourceData:
@@ -203,19 +224,8 @@ def read_csv_manifest(params: DataParams) -> SourceData:
     Paths are relative to ``data.csv.image_root`` (default: the manifest's folder). A path
     without a suffix is tried with each image suffix (ISIC lists ``ISIC_0000000``).
     """
-    path = _existing(params.path, "data.path")
+    path, table, files = _manifest_files(params)
     spec = params.csv
-    try:
-        table = pd.read_csv(path)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise AlrError(f"{path}: cannot read as a CSV file ({exc})") from None
-    if spec.image_column not in table.columns:
-        raise AlrError(
-            f"{path}: no column '{spec.image_column}' (data.csv.image_column); "
-            f"columns are {list(table.columns)}"
-        )
-    if table.empty:
-        raise AlrError(f"{path}: the manifest has no rows")
     if spec.label_column is not None:
         labels, class_names = _labels_from_column(table, spec.label_column, params, path)
     else:
@@ -232,20 +242,37 @@ def read_csv_manifest(params: DataParams) -> SourceData:
                 f"{path}: row {row + 2}: split {splits[row]!r} in column '{spec.split_column}'; "
                 f"valid splits: {', '.join(SPLITS)}"
             )
+    return SourceData(
+        images=decode_files(files, params.image_size, params.channels),
+        labels=labels,
+        sample_ids=table[spec.image_column].astype(str).tolist(),
+        class_names=class_names,
+        splits=splits,
+        paths=[str(f) for f in files],
+    )
+
+
+def _manifest_files(params: DataParams) -> tuple[Path, pd.DataFrame, list[Path]]:
+    """The manifest's path, its table and the image file of each row (checked to exist)."""
+    path = _existing(params.path, "data.path")
+    spec = params.csv
+    try:
+        table = pd.read_csv(path)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise AlrError(f"{path}: cannot read as a CSV file ({exc})") from None
+    if spec.image_column not in table.columns:
+        raise AlrError(
+            f"{path}: no column '{spec.image_column}' (data.csv.image_column); "
+            f"columns are {list(table.columns)}"
+        )
+    if table.empty:
+        raise AlrError(f"{path}: the manifest has no rows")
     root = Path(spec.image_root) if spec.image_root else path.parent
     names = table[spec.image_column].astype(str).tolist()
     if len(set(names)) != len(names):
         duplicated = table[spec.image_column][table[spec.image_column].duplicated()].iloc[0]
         raise AlrError(f"{path}: image {duplicated!r} is listed more than once")
-    files = [_resolve_image(root, name, path, row) for row, name in enumerate(names)]
-    return SourceData(
-        images=decode_files(files, params.image_size, params.channels),
-        labels=labels,
-        sample_ids=names,
-        class_names=class_names,
-        splits=splits,
-        paths=[str(f) for f in files],
-    )
+    return path, table, [_resolve_image(root, name, path, row) for row, name in enumerate(names)]
 
 
 def _labels_from_column(table, column, params, path):

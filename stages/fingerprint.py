@@ -1,0 +1,33 @@
+"""Stage fingerprint (runs on every `dvc repro`): the files under data.path →
+data/source/fingerprint.json, the MD5 of each file the source reads.
+
+prepare depends on that file, so a changed, added, removed or renamed image, manifest or npz
+re-runs prepare and everything after it, and an unchanged folder re-runs nothing. Files whose
+size, times and inode are unchanged keep their hash from data/source/stat_cache.json."""
+
+import time
+
+from alr_core.common import artifacts, paths
+from alr_core.common.cli import run_stage
+from alr_core.common.params import load_params
+from alr_core.data.fingerprint import fingerprint, read_stat_cache
+from alr_core.data.sources import source_files
+
+
+def main() -> None:
+    params = load_params(paths.PARAMS)
+    start = time.perf_counter()
+    files = source_files(params.data)
+    hashes, stat_cache, hashed = fingerprint(files, read_stat_cache(paths.SOURCE_STAT_CACHE))
+    artifacts.write_json(paths.SOURCE_FINGERPRINT, {"source": params.data.source, "files": hashes})
+    artifacts.write_json(paths.SOURCE_STAT_CACHE, stat_cache)
+    seconds = time.perf_counter() - start
+    if not files:
+        print(f"data.source {params.data.source}: built in, no files to check")
+    else:
+        print(f"{params.data.path}: {len(files)} file{'s' * (len(files) != 1)} checked in {seconds:.1f} s "
+              f"({hashed} hashed, {len(files) - hashed} unchanged since the last check)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    run_stage(main)
