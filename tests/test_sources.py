@@ -347,6 +347,20 @@ def test_imagefolder_grayscale_only_gives_one_channel(tmp_path):
     assert (data.images == 90).all()
 
 
+def test_imagefolder_gray_images_stored_as_rgb_give_one_channel(tmp_path):
+    root = tmp_path / "xray"
+    write_image(root / "a" / "stored_rgb.png", (5, 5), "RGB", value=(77, 77, 77))
+    write_image(root / "b" / "stored_rgb.jpg", (5, 5), "RGB", value=(120, 120, 120))  # lossy, still gray
+    write_image(root / "b" / "true_gray.png", (5, 5), "L", value=33)
+    data = read_source(imagefolder(root))
+    assert data.images.shape == (3, 5, 5, 1)
+    assert (data.images[0] == 77).all() and (data.images[2] == 33).all()
+    assert np.abs(data.images[1].astype(int) - 120).max() <= 2
+    # one image with colour keeps all three channels for every image
+    write_image(root / "b" / "colour.png", (5, 5), "RGB", value=(120, 121, 140))
+    assert read_source(imagefolder(root)).images.shape == (4, 5, 5, 3)
+
+
 def test_imagefolder_channels_forced(tmp_path):
     root = write_image_folder(tmp_path / "c", {"x": 1, "y": 1}, size=(5, 5), mode="RGB")
     gray = read_source(imagefolder(root, channels=1))
@@ -526,9 +540,11 @@ def test_csv_split_column_and_image_root(tmp_path, image_dir):
 
 def test_csv_grayscale_and_sizes(image_dir):
     write_image(image_dir / "big.png", (12, 9), "L")
-    path = write_csv(image_dir / "m.csv", {"image": ["img0.png", "big.png"], "label": [0, 1]})
+    path = write_csv(image_dir / "m.csv", {"image": ["img3.png", "big.png"], "label": [0, 1]})
     data = read_source(csv(path, image_size=6, label_column="label"))
-    assert data.images.shape == (2, 6, 6, 3)
+    assert data.images.shape == (2, 6, 6, 3)  # img3 is (3, 6, 9): colour
+    black = write_csv(image_dir / "black.csv", {"image": ["img0.png", "big.png"], "label": [0, 1]})
+    assert read_source(csv(black, image_size=6, label_column="label")).images.shape == (2, 6, 6, 1)
     with pytest.raises(AlrError, match="set data.image_size"):
         read_source(csv(path, label_column="label"))
 

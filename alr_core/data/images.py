@@ -13,6 +13,7 @@ from alr_core.common.errors import AlrError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _MODE_FOR_CHANNELS = {1: "L", 3: "RGB"}
 _GRAYSCALE_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+GRAY_TOLERANCE = 2
 
 
 def decode_files(
@@ -21,13 +22,18 @@ def decode_files(
     """Decode image files into an array of shape (N, H, W, C), dtype uint8.
 
     ``channels``: 1 (grayscale) or 3 (RGB); ``None`` keeps grayscale only when every image is
-    grayscale. ``image_size``: side of the square output in pixels; ``None`` keeps the native
-    size, which then has to be the same for every image.
+    grayscale, by its pixels: an RGB file whose three channels agree (a grayscale scan saved as
+    RGB, common for X-rays and fundus exports) counts as grayscale. ``image_size``: side of the
+    square output in pixels; ``None`` keeps the native size, which then has to be the same for
+    every image.
     """
     if not paths:
         raise AlrError("no image files to decode")
     if channels is None:
-        channels = 1 if all(_mode(p) in _GRAYSCALE_MODES for p in paths) else 3
+        if all(_mode(p) in _GRAYSCALE_MODES for p in paths):
+            return decode_files(paths, image_size, 1)
+        decoded = decode_files(paths, image_size, 3)
+        return decoded[..., :1].copy() if is_gray(decoded) else decoded
     first_size = None
     decoded = []
     for path in paths:
@@ -43,6 +49,14 @@ def decode_files(
                     )
             decoded.append(_standardise(image, image_size, channels, str(path)))
     return np.stack(decoded)
+
+
+def is_gray(images: np.ndarray) -> bool:
+    """Whether the three channels of uint8 ``images`` (N, H, W, 3) agree everywhere, within
+    ``GRAY_TOLERANCE`` levels (JPEG's chroma rounding leaves ±1-2 on a gray image saved as RGB)."""
+    signed = images.astype(np.int16)
+    spread = np.maximum(np.abs(signed[..., 0] - signed[..., 1]), np.abs(signed[..., 1] - signed[..., 2]))
+    return bool(spread.max(initial=0) <= GRAY_TOLERANCE)
 
 
 def standardise_array(
