@@ -1,6 +1,8 @@
-"""Stage query@r: the round's budget of best-scored samples → data/rounds/<r>/query.parquet,
-and the annotation package experts answer: annotate.csv, the self-contained annotate.html, and
-labelstudio_tasks.json with labelstudio_config.xml for teams that label in Label Studio."""
+"""Stage query@r: the round's budget of best-scored samples, each with an opaque item id →
+data/rounds/<r>/query.parquet, and the annotation package: the self-contained annotate.html
+experts answer, labelstudio_tasks.json with labelstudio_config.xml for teams that label in Label
+Studio (both show item ids only), images/<item_id>.png (filled when al.image_url_prefix makes
+the tasks reference files), and annotate.csv, the data team's item id → sample id mapping."""
 
 import numpy as np
 import pandas as pd
@@ -10,8 +12,10 @@ from alr_core.active.rounds import current_round
 from alr_core.common import artifacts, paths
 from alr_core.common.cli import round_argument, run_stage
 from alr_core.common.params import load_params
+from alr_core.common.text import counted
 from alr_core.data.prepare import class_names as class_names_of
-from alr_core.human.annotation import answers_path, labelstudio_export_path, package_table, page_items
+from alr_core.human.annotation import (answers_path, item_ids, item_images, labelstudio_export_path, package_table,
+                                       page_items)  # fmt: skip
 from alr_core.human.labelstudio import labeling_config, tasks
 from alr_core.human.page import render_page
 
@@ -27,18 +31,26 @@ def main() -> None:
     query = select_query(scores[scores["sample_id"].isin(pool_ids)], rnd.budget, queried_first(labels, params.al.pool))
     current = labels.set_index("sample_id")["label"]
     query.insert(3, "current_label", current.reindex(query["sample_id"]).to_numpy())
+    query.insert(1, "item_id", item_ids(query["sample_id"], rnd.number, params.seed))
     query = query.rename(columns={"prediction": "predicted_label"})
 
     package = package_table(query, samples, class_names)
-    items = page_items(package, np.load(paths.PREPARED_IMAGES, mmap_mode="r"))
+    # experts see the images in item-id order, not by score: ties in score are broken by sample
+    # id, which for an image folder would group the tied images by their (true) class folder
+    shown = package.sort_values("item_id", kind="stable")
+    images = np.load(paths.PREPARED_IMAGES, mmap_mode="r")
+    items = page_items(shown, images)
     page = render_page(items, class_names, rnd.number, answers_path(rnd.number).name)
-    label_studio = tasks(package, items, class_names, rnd.number, params.al.image_url_prefix)
+    prefix, images_dir = params.al.image_url_prefix, rnd.out_dir / paths.ITEM_IMAGES
+    label_studio = tasks(shown, items, class_names, rnd.number, prefix, images_dir)
+    # the folder is a DVC out, so it always exists; only referenced files are worth the cache space
+    artifacts.write_directory(images_dir, item_images(shown, images) if prefix is not None else [])
     artifacts.write_parquet(rnd.out_dir / paths.QUERY, query)
     artifacts.write_csv(rnd.out_dir / paths.ANNOTATION_CSV, package.drop(columns="image_row"))
     artifacts.write_text(rnd.out_dir / paths.ANNOTATION_PAGE, page)
     artifacts.write_json(rnd.out_dir / paths.LABELSTUDIO_TASKS, label_studio)
     artifacts.write_text(rnd.out_dir / paths.LABELSTUDIO_CONFIG, labeling_config(class_names))
-    print(f"round {rnd.number}: queried {len(query)} of {len(scores)} pool samples")
+    print(f"round {rnd.number}: queried {len(query)} of {counted(len(scores), 'pool sample')}")
     if rnd.oracle == "human":
         print(f"round {rnd.number}: experts answer in {rnd.out_dir / paths.ANNOTATION_PAGE} and save "
               f"{answers_path(rnd.number)}, or label {rnd.out_dir / paths.LABELSTUDIO_TASKS} in Label Studio "

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from builders import repo_params, rounds_param, run, write_params
+from builders import rounds_param, run, write_params
 
 from alr_core.active.labels import (
     apply_answers,
@@ -32,7 +32,7 @@ from alr_core.active.labels import (
 from alr_core.active.rounds import current_round, round_params
 from alr_core.common import artifacts, paths
 from alr_core.common.errors import AlrError
-from alr_core.common.params import parse_params
+from alr_core.common.params import default_params, parse_params
 
 CLASSES = ["a", "b", "c"]
 IDS = [f"s{i}" for i in range(8)]
@@ -386,11 +386,6 @@ def test_rounds_params_invalid(rounds, message):
     assert message in str(error.value), str(error.value)
 
 
-def test_repo_params_rounds_are_valid():
-    params = parse_params(repo_params())
-    assert list(params.rounds) == [str(r) for r in range(1, len(params.rounds) + 1)]
-
-
 # ----------------------------------------------------------------------------- the stages, by hand
 
 
@@ -399,7 +394,7 @@ def stage(tree, module: str, round_name: str = "1"):
 
 
 def set_params(tree, overrides: dict, rounds: int = 2) -> None:
-    raw = repo_params()
+    raw = default_params()
     for key, value in overrides.items():
         raw[key] = raw[key] | value if isinstance(value, dict) else value
     raw["rounds"] = rounds_param(rounds)
@@ -428,7 +423,8 @@ def test_query_stage_writes_the_best_scored_rows(stage_tree):
     result = stage(stage_tree, "stages.query")
     assert result.returncode == 0, result.stderr
     query = pd.read_parquet(stage_tree / "data/rounds/1" / paths.QUERY)
-    assert list(query.columns) == ["rank", "sample_id", "score", "current_label", "predicted_label", "confidence"]
+    assert list(query.columns) == ["rank", "item_id", "sample_id", "score", "current_label", "predicted_label",
+                                   "confidence"]  # fmt: skip
     assert query["sample_id"].tolist() == ["s3", "s6", "s1"]
     assert query["rank"].tolist() == [1, 2, 3]
     assert query["current_label"].tolist() == [1, 0, 2]
@@ -437,8 +433,20 @@ def test_query_stage_writes_the_best_scored_rows(stage_tree):
     assert package["sample_id"].tolist() == ["s3", "s6", "s1"]
     assert package["current_class"].tolist() == ["b", "a", "c"]
     assert package["image"].tolist() == [f"data/prepared/images.npy[{k}]" for k in (3, 6, 1)]
+    assert package["item_id"].tolist() == query["item_id"].tolist()  # the data team's mapping
     page = (stage_tree / "data/rounds/1" / paths.ANNOTATION_PAGE).read_text()
     assert page.count("data:image/png;base64,") == 3 and "round_1.csv" in page
+    shown = sorted(query["item_id"])  # by item id, not by score: ties must not group a class
+    assert sorted(shown, key=page.index) == shown
+    assert list((stage_tree / "data/rounds/1" / paths.ITEM_IMAGES).iterdir()) == []  # images embedded: no copies
+
+    set_params(stage_tree, {"budget": 5, "al": {"image_url_prefix": "/files/"}})
+    assert stage(stage_tree, "stages.query").returncode == 0
+    images = stage_tree / "data/rounds/1" / paths.ITEM_IMAGES
+    assert sorted(p.name for p in images.iterdir()) == sorted(f"{i}.png" for i in query["item_id"])
+    made = artifacts.read_json(stage_tree / "data/rounds/1" / paths.LABELSTUDIO_TASKS)
+    assert [task["data"]["image"] for task in made] == [f"/files/{images.relative_to(stage_tree)}/{i}.png"
+                                                        for i in shown]  # fmt: skip
 
 
 @pytest.mark.parametrize("paper_protocol", [False, True])

@@ -1,20 +1,30 @@
-"""The human oracle's answers file: every validation error names the file, line and problem."""
+"""The human oracle's answers file: every validation error names the file, line and problem;
+and what the expert is shown (page, Label Studio tasks, exported images) carries item ids only,
+nothing of the sample's path."""
 
 from __future__ import annotations
 
 import io
+import json
+import re
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from alr_core.active.labels import apply_answers, mark_skipped, training_rows
 from alr_core.common.errors import AlrError
-from alr_core.human.annotation import Answers, package_table, page_items, read_answers
+from alr_core.human.annotation import Answers, item_ids, item_images, package_table, page_items, read_answers
+from alr_core.human.labelstudio import labeling_config, tasks
+from alr_core.human.page import render_page
 
 CLASSES = ["Neutrophil", "Eosinophil", "Lymphocyte"]
-QUERY = pd.DataFrame({"rank": [1, 2, 3], "sample_id": ["q1", "q2", "q3"], "score": [0.9, 0.8, 0.7],
-                      "current_label": [0, 1, 2], "predicted_label": [1, 1, 0],
+I1, I2, I3 = item_ids(["q1", "q2", "q3"], 1, 0)
+QUERY = pd.DataFrame({"rank": [1, 2, 3], "item_id": [I1, I2, I3], "sample_id": ["q1", "q2", "q3"],
+                      "score": [0.9, 0.8, 0.7], "current_label": [0, 1, 2], "predicted_label": [1, 1, 0],
                       "confidence": [0.6, 0.7, 0.8]})  # fmt: skip
 KNOWN = pd.Series(["q1", "q2", "q3", "other"])
 
@@ -22,7 +32,7 @@ KNOWN = pd.Series(["q1", "q2", "q3", "other"])
 def answers(tmp_path, text: str | bytes, allow_partial=False) -> Answers:
     path = tmp_path / "round_1.csv"
     path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
-    return read_answers(path, QUERY, KNOWN, CLASSES, allow_partial, tmp_path / "annotate.html")
+    return read_answers(path, QUERY, KNOWN, CLASSES, allow_partial, tmp_path / "annotate.html", 1)
 
 
 def rows(result: Answers) -> list[tuple]:
@@ -36,6 +46,26 @@ def error(tmp_path, text, allow_partial=False) -> str:
     return str(info.value)
 
 
+def test_item_ids_are_opaque_stable_and_unique_per_round():
+    ids = item_ids(["Neutrophil/a.jpg", "Eosinophil/b.jpg"], 2, 7)
+    assert all(re.fullmatch(r"r2-[0-9a-f]{10}", i) for i in ids) and len(set(ids)) == 2
+    assert item_ids(["Neutrophil/a.jpg", "Eosinophil/b.jpg"], 2, 7) == ids  # a reloaded page still matches
+    assert item_ids(["Eosinophil/b.jpg"], 2, 7) == ids[1:]  # a digest of the sample, not of its place
+    assert item_ids(["Neutrophil/a.jpg"], 3, 7)[0] != ids[0].replace("r2-", "r3-")  # another round, another id
+    assert item_ids(["Neutrophil/a.jpg"], 2, 8) != ids[:1]  # keyed by the seed
+
+
+def test_item_ids_widen_rather_than_repeat(monkeypatch):
+    monkeypatch.setattr("alr_core.human.annotation.ITEM_ID_DIGITS", 1)  # 16 values: 40 ids must collide
+    ids = item_ids([f"s{k}" for k in range(40)], 1, 0)
+    assert len(set(ids)) == 40 and len({len(i) for i in ids}) == 1 and len(ids[0]) > len("r1-0")
+
+
+def test_page_answers_keyed_by_item_id_map_back_to_samples(tmp_path):
+    result = answers(tmp_path, f"item_id,label\n{I2},Lymphocyte\n{I1},skip\n{I3},0\n")
+    assert rows(result) == [("q2", "expert", 2), ("q1", "expert", -1), ("q3", "expert", 0)]
+
+
 def test_names_indices_and_skip_are_accepted(tmp_path):
     result = answers(tmp_path, "sample_id,label\nq1,Eosinophil\nq2,2\nq3,skip\n")
     assert rows(result) == [("q1", "expert", 1), ("q2", "expert", 2), ("q3", "expert", -1)]
@@ -47,12 +77,16 @@ def test_utf8_bom_crlf_blank_lines_and_agreeing_duplicates_are_accepted(tmp_path
     assert rows(result) == [("q1", "expert", 0), ("q2", "expert", 2), ("q3", "expert", -1)]
 
 
-def test_a_missing_file_says_how_many_answers_where_the_page_is_and_where_to_save(tmp_path):
+@pytest.mark.parametrize("queried, images", [(3, "3 queried images"), (1, "1 queried image")])
+def test_a_missing_file_names_the_round_the_file_the_page_and_where_to_save(tmp_path, queried, images):
     with pytest.raises(AlrError) as info:
-        read_answers(tmp_path / "round_1.csv", QUERY, KNOWN, CLASSES, False, tmp_path / "annotate.html")
-    message = str(info.value)
-    assert "needs 3 expert answers" in message
-    assert f"open {tmp_path / 'annotate.html'}" in message and f"save the file as {tmp_path / 'round_1.csv'}" in message
+        read_answers(tmp_path / "round_2.csv", QUERY[:queried], KNOWN, CLASSES, False, tmp_path / "annotate.html", 2)
+    assert str(info.value) == (
+        f"round 2 waits for expert answers on {images}: {tmp_path / 'round_2.csv'} does not exist; open "
+        f"{tmp_path / 'annotate.html'} in a browser, answer every image, save the file as {tmp_path / 'round_2.csv'} "
+        f"(the page offers that name), then run `dvc repro` again; or import {tmp_path / 'labelstudio_tasks.json'} "
+        f"into Label Studio and save its JSON export as {tmp_path / 'round_2.json'}"
+    )
 
 
 @pytest.mark.parametrize(
@@ -71,8 +105,16 @@ def test_a_missing_file_says_how_many_answers_where_the_page_is_and_where_to_sav
         ("sample_id,label\nq1,\nq2,0\nq3,0\n", "line 2: expected 2 non-empty fields"),
         ("sample_id;label\nq1;0\n", "line 1 is separated by semicolons; expected commas"),
         ("sample_id\tlabel\nq1\t0\n", "line 1 is separated by tabs; expected commas"),
-        ("id,answer\nq1,0\n", "line 1 is 'id,answer'; expected the header 'sample_id,label'"),
+        ("id,answer\nq1,0\n", "line 1 is 'id,answer'; expected the header 'item_id,label' (as the annotation "
+         "page saves it) or 'sample_id,label', with an 'annotator' column when several annotators answer"),
+        ("item_id,sample_id,label\nq1,q1,0\n", "line 1 is 'item_id,sample_id,label'; expected the header"),
         ("sample_id,label\nq1,0\n", "2 of 3 queried samples have no answer: q2, q3"),
+        ("sample_id,label\nq1,0\nq2,0\n", "1 of 3 queried samples has no answer: q3"),
+        (f"item_id,label\n{I1},0\n", f"2 of 3 queried items have no answer: {I2}, {I3}"),
+        (f"item_id,label\n{I1},0\nq2,0\n{I3},0\n",
+         "line 3: unknown item_id 'q2': not one of the 3 items on this round's page "),
+        (f"item_id,label\n{I1},0\n{I2},0\n{I1},Eosinophil\n{I3},0\n",
+         f"line 4: item '{I1}' is answered twice with different labels ('Neutrophil' and 'Eosinophil')"),
     ],
 )
 def test_each_problem_is_a_clear_error(tmp_path, text, fragment):
@@ -108,8 +150,6 @@ def test_skipped_answers_keep_the_label_leave_the_pool_and_are_not_trained_on():
 
 
 def test_package_table_and_items_carry_suggestions_and_images(tmp_path):
-    from PIL import Image
-
     source = tmp_path / "big.png"
     Image.new("RGB", (900, 600), (10, 200, 30)).save(source)
     samples = pd.DataFrame({"sample_id": ["other", "q1", "q2", "q3"], "split": "train", "label": [0, 0, 1, 2],
@@ -121,9 +161,94 @@ def test_package_table_and_items_carry_suggestions_and_images(tmp_path):
     assert package["image"].tolist() == [str(source), "data/prepared/images.npy[2]", "data/prepared/images.npy[3]"]
     images = np.arange(4 * 4 * 4, dtype=np.uint8).reshape(4, 4, 4, 1)
     items = page_items(package, images)
-    assert [item["sample_id"] for item in items] == ["q1", "q2", "q3"]
+    assert package["item_id"].tolist() == [I1, I2, I3]
+    assert [item["item_id"] for item in items] == [I1, I2, I3]
+    assert not any("sample_id" in item for item in items)
     assert all(item["image_png"].startswith(b"\x89PNG") for item in items)
     with Image.open(io.BytesIO(items[0]["image_png"])) as preview:
         assert preview.size == (512, 341)  # the source file, shrunk to at most 512 px
     with Image.open(io.BytesIO(items[1]["image_png"])) as preview:
         assert preview.size == (4, 4) and np.array_equal(np.asarray(preview), images[2, ..., 0])
+
+
+# --- what the expert sees: nothing of the path, whose folder is the (true) class
+
+CELL_CLASSES = ["Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"]
+FILES = ["Neutrophil/BloodImage_00008_1.jpg", "Eosinophil/BloodImage_00012_2.jpg",
+         "Monocyte/BloodImage_00031_1.jpg", "Lymphocyte/BloodImage_00407_3.jpg"]  # fmt: skip
+DATA_URI = re.compile(r"data:image/png;base64,[A-Za-z0-9+/=]+")
+
+
+@pytest.fixture
+def image_folder_round(tmp_path):
+    """An image-folder dataset (sample id = path = class folder / file) with every sample queried
+    in round 1, each under a wrong current label: (query, package, source folder)."""
+    root = tmp_path / "blood_cells"
+    for number, sample_id in enumerate(FILES):
+        (root / sample_id).parent.mkdir(parents=True, exist_ok=True)
+        exif = Image.Exif()
+        exif[0x010E] = sample_id  # ImageDescription: metadata must not reach the exported copy either
+        Image.new("RGB", (40, 30), (40 * number, 90, 160)).save(root / sample_id, exif=exif)
+    truth = [CELL_CLASSES.index(sample_id.split("/")[0]) for sample_id in FILES]
+    samples = pd.DataFrame({"sample_id": FILES, "split": "train", "label": truth,
+                            "class_name": [CELL_CLASSES[k] for k in truth],
+                            "source_path": pd.array([str(root / f) for f in FILES], dtype="string")})  # fmt: skip
+    query = pd.DataFrame({"rank": [1, 2, 3, 4], "item_id": item_ids(FILES, 1, 0), "sample_id": FILES,
+                          "current_label": [(k + 1) % 4 for k in truth], "predicted_label": truth,
+                          "confidence": [0.91, 0.62, 0.55, 0.87]})  # fmt: skip
+    return query, package_table(query, samples, CELL_CLASSES), root
+
+
+def leaks(text: str, root) -> list[str]:
+    """The parts of the queried paths that occur in ``text``: file names, stems, their
+    numbers, the extension, the folder."""
+    parts = {str(root), "blood_cells", ".jpg", "BloodImage"}
+    for sample_id in FILES:
+        name = sample_id.split("/")[1]
+        parts |= {sample_id, name, name.removesuffix(".jpg"), name.split("_")[1]}
+    return sorted(part for part in parts if part.lower() in text.lower())
+
+
+def test_the_page_shows_item_ids_and_class_names_only_in_the_class_list(image_folder_round):
+    query, package, root = image_folder_round
+    page = render_page(page_items(package, np.zeros((0, 1, 1, 3), np.uint8)), CELL_CLASSES, 1, "round_1.csv")
+    text = DATA_URI.sub("data:", page)  # the image bytes are not text the expert reads
+    data = json.loads(re.search(r'<script type="application/json" id="alr-data">(.*?)</script>', text).group(1))
+    assert [item["item_id"] for item in data["items"]] == query["item_id"].tolist()
+    assert all(re.fullmatch(r"r1-[0-9a-f]{10}", item["item_id"]) for item in data["items"])
+    assert {key for item in data["items"] for key in item} == {"item_id", "current_label", "suggested_label",
+                                                               "confidence", "image"}  # fmt: skip
+    assert data["class_names"] == CELL_CLASSES
+    # each class name once: in the list the class buttons, the current label and the suggestion are drawn from
+    assert [text.lower().count(name.lower()) for name in CELL_CLASSES] == [1, 1, 1, 1]
+    assert leaks(text, root) == []
+
+
+@pytest.mark.parametrize("prefix", [None, "/data/local-files/?d="])
+def test_label_studio_tasks_config_and_images_carry_no_path(image_folder_round, prefix):
+    query, package, root = image_folder_round
+    items = page_items(package, np.zeros((0, 1, 1, 3), np.uint8))
+    made = tasks(package, items, CELL_CLASSES, 1, prefix, Path("data/rounds/1/images"))
+    assert [task["data"]["item_id"] for task in made] == query["item_id"].tolist()
+    for task, item_id in zip(made, query["item_id"]):
+        assert set(task["data"]) == {"image", "item_id", "round", "rank", "current_class"}
+        if prefix is not None:
+            assert task["data"]["image"] == f"/data/local-files/?d=data/rounds/1/images/{item_id}.png"
+        # class names belong in the current class and the suggestion only
+        assert task["data"].pop("current_class") in CELL_CLASSES
+        suggestion = task["predictions"][0]["result"][0]["value"]
+        assert suggestion.pop("choices")[0] in CELL_CLASSES
+    text = DATA_URI.sub("data:", json.dumps(made))
+    assert [name for name in CELL_CLASSES if name.lower() in text.lower()] == []
+    assert leaks(text, root) == []
+
+    config = ElementTree.fromstring(labeling_config(CELL_CLASSES))
+    assert config.find("Header").get("value") == "$item_id"
+    assert [choice.get("value") for choice in config.iter("Choice")] == CELL_CLASSES
+
+    exported = dict(item_images(package, np.zeros((0, 1, 1, 3), np.uint8)))
+    assert sorted(exported) == sorted(f"{item_id}.png" for item_id in query["item_id"])
+    for content in exported.values():
+        assert content.startswith(b"\x89PNG") and leaks(content.decode("latin-1"), root) == []
+        with Image.open(io.BytesIO(content)) as copy:
+            assert copy.size == (40, 30) and "exif" not in copy.info  # full size, no source metadata

@@ -30,7 +30,7 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from alr_core.human.annotation import read_answers
+from alr_core.human.annotation import item_ids, read_answers
 from alr_core.human.page import render_page
 
 pytestmark = pytest.mark.e2e  # `pytest -m "not e2e"` skips the slow end-to-end runs
@@ -52,8 +52,8 @@ def tiny_png(color: tuple[int, int, int], size: int = 8) -> bytes:
     return buffer.getvalue()
 
 
-def item(sample_id: str, current: int, suggested: int, confidence: float, png: bytes) -> dict:
-    return {"sample_id": sample_id, "current_label": current, "suggested_label": suggested,
+def item(item_id: str, current: int, suggested: int, confidence: float, png: bytes) -> dict:
+    return {"item_id": item_id, "current_label": current, "suggested_label": suggested,
             "confidence": confidence, "image_png": png}
 
 
@@ -110,7 +110,7 @@ def test_page_is_self_contained_and_embeds_the_items_safely():
         assert "data:image/png;base64," + base64.b64encode(entry["image_png"]).decode() in page
 
     parsed = parse(page)
-    assert len(parsed.scripts) == 2  # the data and the code: the sample id opened none
+    assert len(parsed.scripts) == 2  # the data and the code: the item id opened none
     assert page.lower().count("<script") == 2 and page.lower().count("</script") == 2
     assert "<!--" not in page and "pwned" in page and EVIL_ID not in page
     (data_attrs, data_text), (code_attrs, _code) = parsed.scripts
@@ -121,7 +121,7 @@ def test_page_is_self_contained_and_embeds_the_items_safely():
     data = json.loads(data_text)
     assert data["class_names"] == CLASS_NAMES
     assert data["round"] == 1 and data["filename"] == "round_1.csv"
-    assert [i["sample_id"] for i in data["items"]] == ["cell/001", EVIL_ID, "cell,003"]
+    assert [i["item_id"] for i in data["items"]] == ["cell/001", EVIL_ID, "cell,003"]
     assert [(i["current_label"], i["suggested_label"], i["confidence"]) for i in data["items"]] == [
         (0, 1, 0.875), (2, 2, 0.5), (3, 0, 0.123)]
     assert data["storage_key"].startswith("alr-annotation:round-1:round_1.csv:")
@@ -131,7 +131,7 @@ def test_page_is_self_contained_and_embeds_the_items_safely():
 def test_values_are_never_taken_for_template_markers():
     page = render_page([item("__SCRIPT__", 0, 0, 0.5, tiny_png((0, 0, 0)))], ["__DATA__", "b"], 2, "__STYLE__.csv")
     data_text = parse(page).scripts[0][1]
-    assert json.loads(data_text)["items"][0]["sample_id"] == "__SCRIPT__"
+    assert json.loads(data_text)["items"][0]["item_id"] == "__SCRIPT__"
     assert json.loads(data_text)["class_names"] == ["__DATA__", "b"]
 
 
@@ -146,8 +146,8 @@ def test_storage_key_changes_with_the_items():
     (lambda items, names: ([{**items[0], "suggested_label": -1}], names), "suggested_label"),
     (lambda items, names: ([{**items[0], "confidence": 1.5}], names), "confidence"),
     (lambda items, names: ([{**items[0], "image_png": b"GIF89a"}], names), "PNG"),
-    (lambda items, names: ([{k: v for k, v in items[0].items() if k != "sample_id"}], names), "lacks"),
-    (lambda items, names: ([{**items[0], "sample_id": ""}], names), "sample_id"),
+    (lambda items, names: ([{k: v for k, v in items[0].items() if k != "item_id"}], names), "lacks"),
+    (lambda items, names: ([{**items[0], "item_id": ""}], names), "item_id"),
     (lambda items, names: (items, names + ["skip"]), "skip"),
     (lambda items, names: (items, names + [names[0]]), "repeats"),
     (lambda items, names: (items, []), "class_names"),
@@ -357,57 +357,58 @@ def test_answers_with_clicks_and_keys_and_saves_the_csv(browser, tmp_path):
     browser.open(page.as_uri())
 
     assert browser.text("#progress") == "0 / 4 answered"
-    assert browser.text("#sample-id") == "cell/001"
+    assert browser.text("#item-id") == "cell/001"
     assert browser.text("#current-label") == "Basophil"
     assert browser.text("#suggestion") == 'Neutro,phil "N" (87.5% confident)'
     assert browser.text("#answer") == "not answered"
 
     browser.click('#classes button[data-class-index="1"]')  # cell/001 -> 'Neutro,phil "N"', then next
-    assert browser.text("#sample-id") == EVIL_ID  # shown as text: the id injected nothing
+    assert browser.text("#item-id") == EVIL_ID  # shown as text: the id injected nothing
     assert browser.execute("return document.title") == "alr \u00b7 round 1 \u00b7 re-label queries"
     assert browser.execute("return document.scripts.length") == 2
 
     browser.press("s")  # EVIL_ID -> skip
-    assert browser.text("#sample-id") == "cell,003"
+    assert browser.text("#item-id") == "cell,003"
     browser.press("3")  # cell,003 -> Lymphocyte
-    assert browser.text("#sample-id") == "cell/004"
+    assert browser.text("#item-id") == "cell/004"
     browser.press(ARROW_LEFT)  # back to cell,003: its answer is shown, and can be changed
-    assert (browser.text("#sample-id"), browser.text("#answer")) == ("cell,003", "Lymphocyte")
+    assert (browser.text("#item-id"), browser.text("#answer")) == ("cell,003", "Lymphocyte")
     assert browser.execute("return document.querySelector('[aria-pressed=true]').dataset.classIndex") == "2"
     browser.press("4")  # cell,003 -> Monocyte, then next
-    assert (browser.text("#sample-id"), browser.text("#answer")) == ("cell/004", "not answered")
+    assert (browser.text("#item-id"), browser.text("#answer")) == ("cell/004", "not answered")
     browser.send_keys("body", "p")  # previous, through Element Send Keys
-    assert (browser.text("#sample-id"), browser.text("#answer")) == ("cell,003", "Monocyte")
+    assert (browser.text("#item-id"), browser.text("#answer")) == ("cell,003", "Monocyte")
     browser.press("n", ARROW_RIGHT)  # next; past the last item it stays
-    assert browser.text("#sample-id") == "cell/004"
+    assert browser.text("#item-id") == "cell/004"
     browser.press("9", "0")  # no 9th or 10th class: ignored
     assert browser.text("#progress") == "3 / 4 answered"
     assert browser.text("#save-status") == "unsaved answers"
     assert browser.execute(BEFOREUNLOAD_PREVENTED) is True  # leaving now would ask first
 
     browser.click("#overview li:nth-child(2) button")  # jump through the overview
-    assert (browser.text("#sample-id"), browser.text("#answer")) == (EVIL_ID, "unsure / skip")
+    assert (browser.text("#item-id"), browser.text("#answer")) == (EVIL_ID, "unsure / skip")
     assert browser.text("#overview li:nth-child(3) button .state") == "Monocyte"
 
     browser.click("#save")
     saved = wait_for_download(browser.downloads, "round_1.csv")
     assert saved.read_bytes().decode("utf-8") == (
-        "sample_id,label\n"
+        "item_id,label\n"
         'cell/001,"Neutro,phil ""N"""\n'
         '"x</script><script>document.title=""pwned""</script><!--",skip\n'
         '"cell,003",Monocyte\n'
     )
     assert browser.text("#save-status") == "saved as round_1.csv"
     assert browser.execute(BEFOREUNLOAD_PREVENTED) is False
-    # the file the browser saved is what oracle_relabel reads (one item left open: partial)
-    queried = pd.DataFrame({"sample_id": [item["sample_id"] for item in ITEMS]})
-    accepted = read_answers(saved, queried, queried["sample_id"], CLASS_NAMES, True, page)
+    # the file the browser saved is what oracle_relabel reads: item ids back to sample ids (one item
+    # left open: partial)
+    queried = pd.DataFrame({"item_id": [item["item_id"] for item in ITEMS], "sample_id": ["s1", "s2", "s3", "s4"]})
+    accepted = read_answers(saved, queried, queried["sample_id"], CLASS_NAMES, True, page, 1)
     assert accepted.table[["sample_id", "label"]].values.tolist() == [
-        ["cell/001", 1], [EVIL_ID, -1], ["cell,003", CLASS_NAMES.index("Monocyte")]]  # -1: skipped
+        ["s1", 1], ["s2", -1], ["s3", CLASS_NAMES.index("Monocyte")]]  # -1: skipped
 
     browser.session("POST", "/refresh")  # the answers survive a reload (localStorage)
     assert browser.text("#progress") == "3 / 4 answered"
-    assert browser.text("#sample-id") == "cell/004"  # it opens at the first unanswered item
+    assert browser.text("#item-id") == "cell/004"  # it opens at the first unanswered item
     assert browser.text("#save-status") == "saved as round_1.csv"
 
 
@@ -471,17 +472,18 @@ def test_screenshot_of_a_page_in_use(browser, tmp_path):
         ("train/003310", 0, 1, 0.83, "eosinophil"),
         ("train/007708", 3, 7, 0.64, "platelet"),
     ]
-    items = [item(sid, current, suggested, confidence, cell_png(kind, seed))
-             for seed, (sid, current, suggested, confidence, kind) in enumerate(queried)]
+    shown = item_ids([sid for sid, *_ in queried], 1, 0)  # what the query stage shows
+    items = [item(item_id, current, suggested, confidence, cell_png(kind, seed))
+             for seed, (item_id, (_, current, suggested, confidence, kind)) in enumerate(zip(shown, queried))]
     page = tmp_path / "annotate.html"
     page.write_text(render_page(items, BLOOD_CLASSES, 1, "round_1.csv"), encoding="utf-8")
     browser.open(page.as_uri())
 
     browser.click('#classes button[data-class-index="6"]')  # neutrophil
     browser.press("5", "s", "1")  # lymphocyte, skip, basophil
-    browser.press(ARROW_LEFT)  # back to train/003310: its answer shows
+    browser.press(ARROW_LEFT)  # back to the fourth image: its answer shows
     assert browser.text("#progress") == "4 / 5 answered"
-    assert (browser.text("#sample-id"), browser.text("#answer")) == ("train/003310", "basophil")
+    assert (browser.text("#item-id"), browser.text("#answer")) == (shown[3], "basophil")
     browser.execute("document.activeElement && document.activeElement.blur()")
     browser.move_pointer(1090, 790)  # no hover highlight in the picture
 

@@ -6,18 +6,21 @@ from __future__ import annotations
 import base64
 import json
 import xml.etree.ElementTree as ElementTree
+from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_annotation import CLASSES, KNOWN, QUERY, rows
+from test_annotation import CLASSES, I1, I2, I3, KNOWN, QUERY, rows
 
 from alr_core.common.errors import AlrError
 from alr_core.human.annotation import find_answers, read_answers
 from alr_core.human.labelstudio import labeling_config, tasks
 
-PACKAGE = pd.DataFrame({"rank": [1, 2], "sample_id": ["q1", "q2"], "current_label": [0, 1],
-                        "current_class": ["Neutrophil", "Eosinophil"], "suggested_label": [1, 2],
-                        "confidence": [0.6, 0.7], "image": ["data/prepared/images.npy[0]", "cells/q2.png"]})  # fmt: skip
+IMAGES_DIR = Path("data/rounds/4/images")
+PACKAGE = pd.DataFrame({"rank": [1, 2], "item_id": [I1, I2], "sample_id": ["q1", "q2"],
+                        "current_label": [0, 1], "current_class": ["Neutrophil", "Eosinophil"],
+                        "suggested_label": [1, 2], "confidence": [0.6, 0.7],
+                        "image": ["data/prepared/images.npy[0]", "cells/q2.png"]})  # fmt: skip
 ITEMS = [{"image_png": b"\x89PNG-one"}, {"image_png": b"\x89PNG-two"}]
 
 
@@ -28,11 +31,13 @@ def test_config_is_xml_with_one_choice_per_class_escaped():
     assert (choices.get("name"), choices.get("toName"), choices.get("choice")) == ("label", "image", "single-radio")
     assert [c.get("value") for c in choices.findall("Choice")] == names
     assert root.find("Image").get("value") == "$image"
+    assert root.find("Header").get("value") == "$item_id"
 
 
-def test_tasks_embed_images_carry_sample_ids_and_pre_annotations(tmp_path):
-    made = tasks(PACKAGE, ITEMS, CLASSES, 4, None)
-    assert [t["data"]["sample_id"] for t in made] == ["q1", "q2"]
+def test_tasks_embed_images_carry_item_ids_and_pre_annotations(tmp_path):
+    made = tasks(PACKAGE, ITEMS, CLASSES, 4, None, IMAGES_DIR)
+    assert [t["data"]["item_id"] for t in made] == [I1, I2]
+    assert not any("sample_id" in t["data"] for t in made)
     assert base64.b64decode(made[0]["data"]["image"].removeprefix("data:image/png;base64,")) == b"\x89PNG-one"
     prediction = made[1]["predictions"][0]
     assert prediction["model_version"] == "alr round 4" and prediction["score"] == 0.7
@@ -41,14 +46,11 @@ def test_tasks_embed_images_carry_sample_ids_and_pre_annotations(tmp_path):
     json.dumps(made)  # plain JSON types only
 
 
-def test_tasks_reference_source_files_under_the_url_prefix(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "cells").mkdir()
-    (tmp_path / "cells" / "q2.png").write_bytes(b"png")
-    package = PACKAGE.assign(image=["data/prepared/images.npy[0]", "cells/q2.png"])
-    made = tasks(package, ITEMS, CLASSES, 1, "/data/local-files/?d=")
-    assert made[0]["data"]["image"].startswith("data:image/png;base64,")  # only in the array: embedded
-    assert made[1]["data"]["image"] == "/data/local-files/?d=cells/q2.png"
+def test_tasks_reference_the_exported_copies_under_the_url_prefix():
+    made = tasks(PACKAGE, ITEMS, CLASSES, 4, "/data/local-files/?d=", Path("data/rounds/4 (copy)/images"))
+    # never the source path (cells/q2.png): the exported copy, for array-only samples too
+    assert [t["data"]["image"] for t in made] == [f"/data/local-files/?d=data/rounds/4%20%28copy%29/images/{i}.png"
+                                                  for i in (I1, I2)]  # fmt: skip
 
 
 def annotation(user, choice=None, cancelled=False, number=1) -> dict:
@@ -57,23 +59,24 @@ def annotation(user, choice=None, cancelled=False, number=1) -> dict:
     return {"id": number, "completed_by": user, "result": result, "was_cancelled": cancelled}
 
 
-def task(task_id, sample_id, *annotations) -> dict:
-    return {"id": task_id, "data": {"image": "data:", "sample_id": sample_id}, "annotations": list(annotations)}
+def task(task_id, item_id, *annotations) -> dict:
+    return {"id": task_id, "data": {"image": "data:", "item_id": item_id}, "annotations": list(annotations)}
 
 
 def export(tmp_path, content, allow_partial=False):
     path = tmp_path / "round_1.json"
     path.write_text(content if isinstance(content, str) else json.dumps(content))
-    return read_answers(path, QUERY, KNOWN, CLASSES, allow_partial, tmp_path / "annotate.html")
+    return read_answers(path, QUERY, KNOWN, CLASSES, allow_partial, tmp_path / "annotate.html", 1)
 
 
 def full_export(*extra) -> list:
-    return [task(1, "q1", annotation(7, "Eosinophil", number=1), annotation({"id": 8, "email": "b@x.org"}, "Neutrophil", number=2)),
-            task(2, "q2", annotation(7, "Lymphocyte", number=3), annotation({"id": 8, "email": "b@x.org"}, cancelled=True, number=4)),
-            task(3, "q3", annotation(7, "2", number=5)), *extra]  # fmt: skip
+    return [task(1, I1, annotation(7, "Eosinophil", number=1), annotation({"id": 8, "email": "b@x.org"}, "Neutrophil", number=2)),
+            task(2, I2, annotation(7, "Lymphocyte", number=3), annotation({"id": 8, "email": "b@x.org"}, cancelled=True, number=4)),
+            task(3, I3, annotation(7, "2", number=5)), *extra]  # fmt: skip
 
 
 def test_export_with_two_annotators_skips_and_user_objects(tmp_path):
+    # answers keyed by item id come back as sample ids
     result = export(tmp_path, full_export())
     assert rows(result) == [("q1", "7", 1), ("q1", "b@x.org", 0), ("q2", "7", 2), ("q2", "b@x.org", -1),
                             ("q3", "7", 2)]  # fmt: skip
@@ -84,20 +87,23 @@ def test_export_with_two_annotators_skips_and_user_objects(tmp_path):
     ({"tasks": []}, "a list of tasks, got a JSON dict"),
     ([], "the export holds no tasks"),
     ([{"id": 7, "image": "x", "label": "Neutrophil"}], "task 7 has no 'annotations' list; export the project in"),
-    ([{"id": 7, "data": {"image": "x"}, "annotations": []}], "task 7 has no data.sample_id"),
-    (full_export(task(7, "zz", annotation(7, "Neutrophil", number=9))), "task 7, annotation 9: unknown sample_id 'zz'"),
-    (full_export(task(7, "other", annotation(7, "Neutrophil", number=9))),
-     "task 7, annotation 9: sample 'other' was not queried in this round"),
-    (full_export(task(7, "q3", annotation(7, "Basophil", number=9))), "task 7, annotation 9: label 'Basophil' is not a class"),
-    (full_export(task(7, "q3", annotation(9, number=9))), "task 7, annotation 9: expected one chosen class"),
-    (full_export(task(7, "q3", {**annotation(9, "Neutrophil", number=9),
+    ([{"id": 7, "data": {"image": "x", "sample_id": "q1"}, "annotations": []}],
+     "task 7 has no data.item_id; import the tasks from the round's labelstudio_tasks.json"),
+    (full_export(task(7, "zz", annotation(7, "Neutrophil", number=9))),
+     "task 7, annotation 9: unknown item_id 'zz': not one of the 3 items on this round's page"),
+    (full_export(task(7, "q3", annotation(7, "Neutrophil", number=9))),
+     "task 7, annotation 9: unknown item_id 'q3'"),  # a sample id is no item id
+    (full_export(task(7, I3, annotation(7, "Basophil", number=9))),
+     "task 7, annotation 9: label 'Basophil' is not a class"),
+    (full_export(task(7, I3, annotation(9, number=9))), "task 7, annotation 9: expected one chosen class"),
+    (full_export(task(7, I3, {**annotation(9, "Neutrophil", number=9),
                                "result": [{"from_name": "label", "type": "choices",
                                            "value": {"choices": ["Neutrophil", "Eosinophil"]}}]})),
      "task 7, annotation 9: expected one chosen class in the 'label' choices, got ['Neutrophil', 'Eosinophil']"),
-    (full_export(task(7, "q1", annotation(7, "Lymphocyte", number=9))),
-     "task 7, annotation 9: sample 'q1' is answered twice by annotator '7' with different labels "
+    (full_export(task(7, I1, annotation(7, "Lymphocyte", number=9))),
+     f"task 7, annotation 9: item '{I1}' is answered twice by annotator '7' with different labels "
      "('Eosinophil' and 'Lymphocyte') — the first at task 1, annotation 1"),
-    (full_export()[:2], "1 of 3 queried samples have no answer: q3"),
+    (full_export()[:2], f"1 of 3 queried items has no answer: {I3}"),
 ])  # fmt: skip
 def test_each_bad_export_is_a_clear_error(tmp_path, content, fragment):
     with pytest.raises(AlrError) as info:
@@ -106,7 +112,7 @@ def test_each_bad_export_is_a_clear_error(tmp_path, content, fragment):
 
 
 def test_a_repeated_agreeing_answer_counts_once_and_partial_exports_are_accepted_when_allowed(tmp_path):
-    repeated = full_export(task(7, "q3", annotation(7, "Lymphocyte", number=9)))
+    repeated = full_export(task(7, I3, annotation(7, "Lymphocyte", number=9)))
     assert len(export(tmp_path, repeated).table) == 5
     assert rows(export(tmp_path, full_export()[:1], allow_partial=True)) == [("q1", "7", 1), ("q1", "b@x.org", 0)]
 
@@ -114,11 +120,14 @@ def test_a_repeated_agreeing_answer_counts_once_and_partial_exports_are_accepted
 def csv_answers(tmp_path, text):
     path = tmp_path / "round_1.csv"
     path.write_text(text)
-    return read_answers(path, QUERY, KNOWN, CLASSES, False, tmp_path / "annotate.html")
+    return read_answers(path, QUERY, KNOWN, CLASSES, False, tmp_path / "annotate.html", 1)
 
 
 def test_csv_annotator_column_in_any_position(tmp_path):
     result = csv_answers(tmp_path, "annotator,sample_id,label\nann,q1,0\nbob,q1,1\nann,q2,skip\nann,q3,2\n")
+    assert rows(result) == [("q1", "ann", 0), ("q1", "bob", 1), ("q2", "ann", -1), ("q3", "ann", 2)]
+    # several experts' page downloads, merged with their names
+    result = csv_answers(tmp_path, f"item_id,label,annotator\n{I1},0,ann\n{I1},1,bob\n{I2},skip,ann\n{I3},2,ann\n")
     assert rows(result) == [("q1", "ann", 0), ("q1", "bob", 1), ("q2", "ann", -1), ("q3", "ann", 2)]
 
 
@@ -127,7 +136,9 @@ def test_csv_annotator_column_in_any_position(tmp_path):
      "line 3: sample 'q1' is answered twice by annotator 'ann' with different labels"),
     ("sample_id,label,annotator\nq1,0\n", "line 2: expected 3 non-empty fields"),
     ("sample_id,label,annotator\nq1,0,\n", "line 2: expected 3 non-empty fields"),
-    ("sample_id,label,rater\nq1,0,a\n", "expected the header 'sample_id,label' (or 'sample_id,label,annotator'"),
+    ("sample_id,label,rater\nq1,0,a\n",
+     "expected the header 'item_id,label' (as the annotation page saves it) or 'sample_id,label', with an "
+     "'annotator' column when several annotators answer"),
 ])  # fmt: skip
 def test_csv_annotator_errors(tmp_path, text, fragment):
     with pytest.raises(AlrError) as info:
@@ -145,12 +156,3 @@ def test_both_answers_files_for_one_round_is_ambiguous(tmp_path, monkeypatch):
     with pytest.raises(AlrError, match="round 2 has two answers files, annotations/round_2.csv and "
                                        "annotations/round_2.json"):
         find_answers(2)
-
-
-def test_a_missing_file_names_both_ways_to_answer(tmp_path):
-    with pytest.raises(AlrError) as info:
-        read_answers(tmp_path / "round_1.csv", QUERY, KNOWN, CLASSES, False, tmp_path / "annotate.html")
-    message = str(info.value)
-    assert f"open {tmp_path / 'annotate.html'}" in message
-    assert f"import {tmp_path / 'labelstudio_tasks.json'} into Label Studio" in message
-    assert f"JSON export as {tmp_path / 'round_1.json'}" in message

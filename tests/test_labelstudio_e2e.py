@@ -11,16 +11,17 @@ import re
 from pathlib import Path
 
 import pandas as pd
-from builders import deep_merge, repo_params, rounds_param, write_params
+from builders import deep_merge, rounds_param, write_params
 from test_human_oracle_e2e import CLASSES, TINY  # tiny digits, random queries, 1 epoch per round
 
 from alr_core.common import paths
+from alr_core.common.params import default_params
 
 FIXTURE = Path(__file__).parent / "fixtures" / "labelstudio_export.json"
 
 
 def set_params(project, budget: int, al: dict, rounds: int) -> None:
-    raw = deep_merge(deep_merge(repo_params(), TINY), {"budget": budget, "al": al})
+    raw = deep_merge(deep_merge(default_params(), TINY), {"budget": budget, "al": al})
     raw["rounds"] = rounds_param(rounds)
     write_params(project.root, raw=raw)
 
@@ -30,13 +31,13 @@ def read(project, r: int, name: str) -> pd.DataFrame:
 
 
 def filled_export(query: pd.DataFrame) -> list:
-    """The fixture with its placeholders set from the round's query: @query:k is the sample id
+    """The fixture with its placeholders set from the round's query: @item:k is the item id
     of rank k, @current:k / @suggested:k its current / suggested class, @other:k a class that
     is not its current one."""
     by_rank = query.set_index("rank")
     values = {}
     for rank, row in by_rank.iterrows():
-        values[f"@query:{rank}"] = row["sample_id"]
+        values[f"@item:{rank}"] = row["item_id"]
         values[f"@current:{rank}"] = CLASSES[row["current_label"]]
         values[f"@suggested:{rank}"] = CLASSES[row["predicted_label"]]
         values[f"@other:{rank}"] = CLASSES[(row["current_label"] + 1) % 10]
@@ -60,7 +61,7 @@ def test_label_studio_round_trip_with_two_annotators(project_copy):
     query = read(project_copy, 1, paths.QUERY)
     assert len(query) == 3 and len(query["probabilities"][0]) == 10
     tasks = json.loads((round_dir / paths.LABELSTUDIO_TASKS).read_text())
-    assert [t["data"]["sample_id"] for t in tasks] == query["sample_id"].tolist()
+    assert [t["data"]["item_id"] for t in tasks] == query["item_id"].tolist()
     assert all(t["data"]["image"].startswith("data:image/png;base64,") for t in tasks)
     prediction = tasks[0]["predictions"][0]
     assert prediction["score"] == query["confidence"][0]
@@ -80,10 +81,11 @@ def test_label_studio_round_trip_with_two_annotators(project_copy):
     csv_path.unlink()
     # a task from elsewhere: the error names the task id, nothing is written
     stray = copy.deepcopy(export[0])
-    stray["id"], stray["data"]["sample_id"] = 999, "not-a-sample"
+    stray["id"], stray["data"]["item_id"] = 999, "r1-0000000000"
     export_path.write_text(json.dumps(export + [stray]))
     message = failed(project_copy.dvc("repro", check=False))
-    assert "task 999, annotation 5001: unknown sample_id 'not-a-sample'" in message
+    assert ("task 999, annotation 5001: unknown item_id 'r1-0000000000': not one of the 3 items on this round's "
+            "page data/rounds/1/annotate.html") in message
     assert not (round_dir / paths.WORKING_LABELS).exists() and not (round_dir / paths.ANSWERS).exists()
 
     export_path.write_text(json.dumps(export))

@@ -154,6 +154,15 @@ def test_atomic_writers_round_trip(tmp_path):
     assert files_under(tmp_path) == ["a/x.npy", "m.json", "t.parquet"]  # no temporary files left
 
 
+def test_atomic_writers_give_files_the_mode_of_a_plain_write(tmp_path):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")  # open() applies the process umask to 0666
+    artifacts.write_json(tmp_path / "m.json", {})
+    artifacts.write_npy(tmp_path / "x.npy", np.zeros(1))
+    modes = {path.name: path.stat().st_mode & 0o777 for path in tmp_path.iterdir()}
+    assert modes["m.json"] == modes["x.npy"] == modes["plain.txt"]  # 0644 under the usual umask, not 0600
+
+
 def test_atomic_writer_failure_leaves_nothing(tmp_path):
     target = tmp_path / "out" / "m.json"
     with pytest.raises(ValueError):
@@ -198,7 +207,9 @@ def test_dvc_yaml_declares_the_artifact_paths_and_params_groups():
     prepare_stage, noise_stage = stages["prepare"], stages["inject_noise"]
     assert {str(paths.PREPARED_IMAGES), str(paths.PREPARED_SAMPLES)} <= declared(prepare_stage, "outs")
     assert str(paths.DATA_METRICS) in declared(prepare_stage, "metrics")
-    assert {"seed", "data"} <= declared(prepare_stage, "params")
+    assert "data" in declared(prepare_stage, "params")
+    # the splits come from data.split_seed: a replicate (`seed`) keeps the prepared data
+    assert "seed" not in declared(prepare_stage, "params")
     assert str(paths.NOISY_LABELS) in declared(noise_stage, "outs")
     assert str(paths.NOISE_METRICS) in declared(noise_stage, "metrics")
     assert str(paths.PREPARED_SAMPLES) in declared(noise_stage, "deps")

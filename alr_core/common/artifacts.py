@@ -9,12 +9,22 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
 
 
 @contextlib.contextmanager
@@ -30,6 +40,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp creates the file private (0600); give it the mode a plain open() would
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -76,3 +88,29 @@ def write_figure(path: str | os.PathLike, figure) -> None:
     """Save a matplotlib figure as PNG (works offline, unlike ``dvc plots show`` HTML)."""
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+
+
+def write_directory(path: str | os.PathLike, files: Iterable[tuple[str, bytes]]) -> None:
+    """Replace the folder ``path`` with one holding ``files`` ((bare file name, content) pairs,
+    consumed one at a time so that they need not all be in memory).
+
+    The new folder is filled beside ``path`` and renamed into place, so files of an earlier run
+    never survive and a failure while filling leaves the previous folder untouched. Two renames
+    swap the folders (a non-empty folder cannot be renamed over), so for a moment there is none.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    stale = fresh.with_suffix(".old")
+    try:
+        fresh.chmod(0o755)  # mkdtemp's folder is private; a tool serving the files may run as another user
+        for name, content in files:
+            if Path(name).name != name or name in ("", ".", ".."):
+                raise ValueError(f"{name!r} is not a bare file name")
+            (fresh / name).write_bytes(content)
+        if path.exists():
+            os.replace(path, stale)
+        os.replace(fresh, path)
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)
+        shutil.rmtree(stale, ignore_errors=True)

@@ -1,29 +1,42 @@
 """The human oracle's side of a round: the annotation package an expert answers, and the
 checks on the answers file the expert saves.
 
-Answers file: UTF-8 CSV, comma-separated, header ``sample_id,label``; ``label`` is a class
-name, a class index, or ``skip`` (unsure: the current label stays, the budget is spent). An
-optional ``annotator`` column lets several annotators answer the same sample (one row each).
+Each queried sample has an opaque ``item_id`` (:func:`item_ids`). The page, the Label Studio
+tasks and the images exported for them show the expert that id only, never the sample id: for
+an image folder the sample id is the file's path, whose folder is the class — the true class
+when noise was injected. ``annotate.csv`` maps item ids to sample ids and image paths; it is the
+data team's mapping file, not something to show the expert.
+
+Answers file: UTF-8 CSV, comma-separated, header ``item_id,label`` (what the page saves) or
+``sample_id,label`` (for data teams that write answers with their own tools); ``label`` is a
+class name, a class index, or ``skip`` (unsure: the current label stays, the budget is spent).
+An optional ``annotator`` column lets several annotators answer the same sample (one row each).
 Or Label Studio's JSON export, ``annotations/round_<r>.json`` (:mod:`alr_core.human.labelstudio`).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
-from alr_core.common.errors import AlrError
+from alr_core.common.errors import AlrError, AwaitingAnswers
 from alr_core.common.paths import ANSWERS_DIR, LABELSTUDIO_TASKS, PREPARED_IMAGES
+from alr_core.common.text import counted
 from alr_core.human.page import MAX_IMAGE_WIDTH_PX, SKIP
 
 SKIP_LABEL = -1  # a skip in the validated answers table
 DEFAULT_ANNOTATOR = "expert"  # the one annotator of a CSV without an annotator column
+ID_COLUMNS = ("item_id", "sample_id")  # what an answers CSV may name samples by
+ITEM_ID_DIGITS = 10  # 40 bits: two ids of a 10,000-item round coincide with probability ~5e-5
 
 
 def answers_path(round_number: int) -> Path:
@@ -34,9 +47,29 @@ def labelstudio_export_path(round_number: int) -> Path:
     return ANSWERS_DIR / f"round_{round_number}.json"
 
 
+def item_ids(sample_ids: Sequence[str], round_number: int, seed: int) -> list[str]:
+    """The opaque id of each of a round's (distinct) queried ``sample_ids``, ``r<round>-<hex>``:
+    HMAC-SHA256 of the round and sample id under the key ``seed``, cut to ``ITEM_ID_DIGITS``
+    hex digits (to more, for the whole round, should two ids coincide).
+
+    A digest of the sample rather than its place in the query: the same query gives the same
+    ids (answers saved from a reloaded page still match), and an answers file written for an
+    earlier query of the round names ids the new query lacks, so it is refused instead of
+    answering the images that took the same places. The path cannot be read back from an id;
+    recomputing ids takes the project's seed and sample list, whose holder has annotate.csv
+    anyway: the id blinds the expert, it is not a secret."""
+    key = str(seed).encode()
+    digests = [hmac.new(key, f"{round_number}/{sample_id}".encode(), hashlib.sha256).hexdigest()
+               for sample_id in sample_ids]  # fmt: skip
+    width = next(w for w in range(ITEM_ID_DIGITS, 65) if len({d[:w] for d in digests}) == len(digests))
+    return [f"r{round_number}-{digest[:width]}" for digest in digests]
+
+
 def package_table(query: pd.DataFrame, samples: pd.DataFrame, class_names: list[str]) -> pd.DataFrame:
-    """The CSV of the queried samples: ids, current label and the model's suggestion (index and
-    class name), confidence, and the image reference (source path, or the prepared array row)."""
+    """The data team's CSV of the queried samples: item and sample ids, current label and the
+    model's suggestion (index and class name), confidence, and the image reference (source path,
+    or the prepared array row). ``query`` needs rank, item_id, sample_id, current_label,
+    predicted_label and confidence."""
     rows = samples.reset_index(drop=True).reset_index(names="image_row").set_index("sample_id")
     found = rows.reindex(query["sample_id"])
     names = np.asarray(class_names, dtype=object)
@@ -45,6 +78,7 @@ def package_table(query: pd.DataFrame, samples: pd.DataFrame, class_names: list[
                  for path, row in zip(source, found["image_row"])]  # fmt: skip
     return pd.DataFrame({
         "rank": query["rank"].to_numpy(),
+        "item_id": query["item_id"].to_numpy(),
         "sample_id": query["sample_id"].to_numpy(),
         "current_label": query["current_label"].to_numpy(),
         "current_class": names[query["current_label"].to_numpy()],
@@ -57,24 +91,40 @@ def package_table(query: pd.DataFrame, samples: pd.DataFrame, class_names: list[
 
 
 def page_items(package: pd.DataFrame, images: np.ndarray) -> list[dict]:
-    """Items for :func:`alr_core.human.page.render_page`, each with a PNG of the image:
-    the source file when there is one (more detail than the prepared array), else the array."""
+    """Items for :func:`alr_core.human.page.render_page`, keyed by item id, each with a PNG
+    preview of the image (at most ``MAX_IMAGE_WIDTH_PX`` wide and high)."""
     items = []
     for row in package.itertuples():
-        source = Path(row.image)
-        if source.is_file():
-            with Image.open(source) as image:
-                picture = image.convert("RGB")
-                picture.thumbnail((MAX_IMAGE_WIDTH_PX, MAX_IMAGE_WIDTH_PX))
-        else:
-            array = images[row.image_row]
-            picture = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
-        png = io.BytesIO()
-        picture.save(png, format="PNG")
-        items.append({"sample_id": row.sample_id, "current_label": int(row.current_label),
+        picture = _picture(row, images)
+        picture.thumbnail((MAX_IMAGE_WIDTH_PX, MAX_IMAGE_WIDTH_PX))
+        items.append({"item_id": row.item_id, "current_label": int(row.current_label),
                       "suggested_label": int(row.suggested_label), "confidence": float(row.confidence),
-                      "image_png": png.getvalue()})  # fmt: skip
+                      "image_png": _png(picture)})  # fmt: skip
     return items
+
+
+def item_images(package: pd.DataFrame, images: np.ndarray) -> Iterator[tuple[str, bytes]]:
+    """(``<item_id>.png``, full-size PNG) per queried image, for tools that reference image
+    files: the name says nothing of the source path, and re-encoding drops the source's metadata."""
+    for row in package.itertuples():
+        yield f"{row.item_id}.png", _png(_picture(row, images))
+
+
+def _picture(row, images: np.ndarray) -> Image.Image:
+    """A package row's image: the source file when there is one (more detail than the
+    prepared array), else the array."""
+    source = Path(row.image)
+    if source.is_file():
+        with Image.open(source) as image:
+            return image.convert("RGB")
+    array = images[row.image_row]
+    return Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+
+
+def _png(picture: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 @dataclass
@@ -98,66 +148,68 @@ def find_answers(round_number: int) -> Path:
 
 
 def read_answers(path: Path, query: pd.DataFrame, known_ids: pd.Series, class_names: list[str],
-                 allow_partial: bool, page: Path) -> Answers:
-    """Read and check an answers file against the round's query: the CSV (``.csv``) or Label
-    Studio's JSON export (``.json``, see :mod:`alr_core.human.labelstudio`).
+                 allow_partial: bool, page: Path, round_number: int) -> Answers:
+    """Read and check round ``round_number``'s answers file against its query (``item_id`` and
+    ``sample_id`` per queried sample): the CSV (``.csv``) or Label Studio's JSON export
+    (``.json``, see :mod:`alr_core.human.labelstudio`). ``page``: the round's annotation page.
 
     Errors name the file, the place (CSV: the line, counting the header as line 1; Label
     Studio: the task id) and the problem: a missing file (with what to do), wrong encoding or
-    format, an empty or truncated file, an unknown or not-queried sample_id, one annotator
-    answering a sample twice with different labels, a label that is not a class, and — unless
-    ``allow_partial`` — queried samples without an answer."""
-    queried = list(query["sample_id"])
+    format, an empty or truncated file, an unknown item_id, an unknown or not-queried
+    sample_id, one annotator answering a sample twice with different labels, a label that is
+    not a class, and — unless ``allow_partial`` — queried samples without an answer."""
     if not path.is_file():
-        tasks = page.with_name(LABELSTUDIO_TASKS)
-        raise AlrError(
-            f"round needs {len(queried)} expert answers and {path} does not exist: open {page} in a "
-            f"browser, answer every image, save the file as {path} (the page offers that name), "
-            f"then run `dvc repro` again; or import {tasks} into Label Studio and save its JSON export "
-            f"as {path.with_suffix('.json')}"
+        raise AwaitingAnswers(
+            f"round {round_number} waits for expert answers on {counted(len(query), 'queried image')}: "
+            f"{path} does not exist; open {page} in a browser, answer every image, save the file as {path} "
+            f"(the page offers that name), then run `dvc repro` again; or import "
+            f"{page.with_name(LABELSTUDIO_TASKS)} into Label Studio and save its JSON export as "
+            f"{path.with_suffix('.json')}"
         )
     if path.suffix == ".json":
         from alr_core.human.labelstudio import parse_export
 
-        records = parse_export(path)
+        id_column, records = "item_id", parse_export(path)
     else:
-        records = _parse(path)
-    return check_answers(records, path, queried, set(known_ids), class_names, allow_partial)
+        id_column, records = _parse(path)
+    return check_answers(records, id_column, path, query, set(known_ids), class_names, allow_partial, page)
 
 
-def check_answers(records: list[tuple[str, str, str, str]], path: Path, queried: list[str], known: set,
-                  class_names: list[str], allow_partial: bool) -> Answers:
-    """``records``: (place, sample_id, annotator, label text) per answer, as a reader found them."""
+def check_answers(records: list[tuple[str, str, str, str]], id_column: str, path: Path, query: pd.DataFrame,
+                  known: set, class_names: list[str], allow_partial: bool, page: Path) -> Answers:
+    """``records``: (place, id, annotator, label text) per answer, as a reader found them, the
+    id being an item id or a sample id as ``id_column`` says; ``known``: every sample id."""
     index_of = {name: k for k, name in enumerate(class_names)}
-    wanted = set(queried)
+    sample_of = dict(zip(query[id_column], query["sample_id"]))
+    noun = "item" if id_column == "item_id" else "sample"
     given: dict[tuple[str, str], tuple[int, str]] = {}
-    for place, sample_id, annotator, label in records:
-        if sample_id not in known:
-            raise AlrError(f"{path}: {place}: unknown sample_id {sample_id!r}")
-        if sample_id not in wanted:
-            raise AlrError(f"{path}: {place}: sample {sample_id!r} was not queried in this round")
+    for place, given_id, annotator, label in records:
+        if given_id not in sample_of:
+            raise AlrError(f"{path}: {place}: {_unknown(given_id, id_column, known, len(query), page)}")
         answer = _class_index(label, index_of, len(class_names))
         if answer is None:
             raise AlrError(
                 f"{path}: {place}: label {label!r} is not a class; use a class name "
                 f"({', '.join(class_names)}), an index 0..{len(class_names) - 1}, or '{SKIP}'"
             )
-        key = (sample_id, annotator)
+        key = (sample_of[given_id], annotator)
         if key in given:
             previous, where = given[key]
             if previous != answer:
                 by = f" by annotator {annotator!r}" if annotator != DEFAULT_ANNOTATOR else ""
                 raise AlrError(
-                    f"{path}: {place}: sample {sample_id!r} is answered twice{by} with different "
+                    f"{path}: {place}: {noun} {given_id!r} is answered twice{by} with different "
                     f"labels ({_shown(previous, class_names)} and {_shown(answer, class_names)}) — the first at {where}"
                 )
             continue
         given[key] = (answer, place)
     answered = {sample_id for sample_id, _ in given}
-    missing = [s for s in queried if s not in answered]
+    missing = [shown for shown, sample_id in zip(query[id_column], query["sample_id"])
+               if sample_id not in answered]  # fmt: skip
     if missing and not allow_partial:
         raise AlrError(
-            f"{path}: {len(missing)} of {len(queried)} queried samples have no answer: "
+            f"{path}: {len(missing)} of {counted(len(query), f'queried {noun}')} "
+            f"{'has' if len(missing) == 1 else 'have'} no answer: "
             f"{', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''}; answer them (or 'skip'), "
             "or set al.allow_partial: true to accept a partial file"
         )
@@ -168,27 +220,43 @@ def check_answers(records: list[tuple[str, str, str, str]], path: Path, queried:
     }))  # fmt: skip
 
 
-def _parse(path: Path) -> list[tuple[str, str, str, str]]:
+def _unknown(given_id: str, id_column: str, known: set, queried: int, page: Path) -> str:
+    """Why an id that names no queried sample is refused. An unknown item id points the expert
+    at the page, which lists the round's ids, not at annotate.csv, which shows the paths."""
+    if id_column == "item_id":
+        return (f"unknown item_id {given_id!r}: not one of the {counted(queried, 'item')} on this round's "
+                f"page {page} (answers for another round, or for an earlier query of this one?)")  # fmt: skip
+    if given_id not in known:
+        return f"unknown sample_id {given_id!r}"
+    return f"sample {given_id!r} was not queried in this round"
+
+
+def _parse(path: Path) -> tuple[str, list[tuple[str, str, str, str]]]:
+    """The id column the CSV names samples by (``item_id`` or ``sample_id``), and its answers
+    as :func:`check_answers` takes them."""
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise AlrError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8") from None
     if not text.strip():
-        raise AlrError(f"{path}: the file is empty; expected a header 'sample_id,label' and one row per answer")
+        raise AlrError(f"{path}: the file is empty; expected a header 'item_id,label' and one row per answer")
     lines = text.splitlines()
     header = lines[0]
     for delimiter, name in ((";", "semicolons"), ("\t", "tabs")):
         if delimiter in header and "," not in header:
-            raise AlrError(f"{path}: line 1 is separated by {name}; expected commas: 'sample_id,label'")
+            raise AlrError(f"{path}: line 1 is separated by {name}; expected commas: 'item_id,label'")
     reader = csv.reader(io.StringIO(text))
     columns = [c.strip() for c in next(reader)]
-    if sorted(columns) not in (["label", "sample_id"], ["annotator", "label", "sample_id"]):
+    headers = [sorted(names) for id_column in ID_COLUMNS
+               for names in ([id_column, "label"], [id_column, "label", "annotator"])]  # fmt: skip
+    if sorted(columns) not in headers:
         raise AlrError(
-            f"{path}: line 1 is {header!r}; expected the header 'sample_id,label' "
-            "(or 'sample_id,label,annotator' when several annotators answer)"
+            f"{path}: line 1 is {header!r}; expected the header 'item_id,label' (as the annotation page "
+            "saves it) or 'sample_id,label', with an 'annotator' column when several annotators answer"
         )
-    sample_at, label_at = columns.index("sample_id"), columns.index("label")
+    id_column = next(c for c in ID_COLUMNS if c in columns)
+    id_at, label_at = columns.index(id_column), columns.index("label")
     annotator_at = columns.index("annotator") if "annotator" in columns else None
     rows = []
     for line, fields in enumerate(reader, start=2):
@@ -200,10 +268,10 @@ def _parse(path: Path) -> list[tuple[str, str, str, str]]:
                 f"{fields!r} (a truncated or hand-edited file?)"
             )
         annotator = fields[annotator_at].strip() if annotator_at is not None else DEFAULT_ANNOTATOR
-        rows.append((f"line {line}", fields[sample_at].strip(), annotator, fields[label_at].strip()))
+        rows.append((f"line {line}", fields[id_at].strip(), annotator, fields[label_at].strip()))
     if not rows:
         raise AlrError(f"{path}: the file has a header but no answers")
-    return rows
+    return id_column, rows
 
 
 def _class_index(label: str, index_of: dict[str, int], num_classes: int):

@@ -1,9 +1,10 @@
 """Label Studio round trip, from its documented JSON formats (no server, no SDK).
 
 query@r writes ``labelstudio_tasks.json`` (Label Studio's task import format: one task per
-queried image, ``data`` holding the image and the sample_id, and a ``predictions`` entry with
-the model's suggestion and confidence as a pre-annotation) and ``labelstudio_config.xml`` (the
-labelling interface: the image and one Choices control listing the class names).
+queried image, ``data`` holding the image and the opaque item_id (never the sample id, which
+for an image folder is a path naming the class), and a ``predictions`` entry with the model's
+suggestion and confidence as a pre-annotation) and ``labelstudio_config.xml`` (the labelling
+interface: the item id, the image and one Choices control listing the class names).
 oracle_relabel@r reads the project's JSON export (a list of tasks, each with its
 ``annotations``: ``completed_by``, ``was_cancelled`` and a ``result`` list whose ``choices``
 item holds the chosen class name) saved as ``annotations/round_<r>.json``.
@@ -30,11 +31,11 @@ OBJECT = "image"  # the Image object's name (to_name) and the task data key it s
 
 
 def labeling_config(class_names: list[str]) -> str:
-    """The labelling interface XML: the sample id as a header, the image, one required single choice."""
+    """The labelling interface XML: the item id as a header, the image, one required single choice."""
     choices = "\n".join(f"    <Choice value={quoteattr(name)}/>" for name in class_names)
     return (
         "<View>\n"
-        '  <Header value="$sample_id"/>\n'
+        '  <Header value="$item_id"/>\n'
         f'  <Image name="{OBJECT}" value="${OBJECT}" zoom="true"/>\n'
         f'  <Choices name="{CONTROL}" toName="{OBJECT}" choice="single-radio" required="true" showInline="true">\n'
         f"{choices}\n"
@@ -44,23 +45,23 @@ def labeling_config(class_names: list[str]) -> str:
 
 
 def tasks(package: pd.DataFrame, items: list[dict], class_names: list[str], round_number: int,
-          image_url_prefix: str | None) -> list[dict]:
+          image_url_prefix: str | None, images_dir: Path) -> list[dict]:
     """One import task per queried sample, in query order.
 
     ``package``: :func:`alr_core.human.annotation.package_table`; ``items``: the matching
     :func:`alr_core.human.annotation.page_items` (their PNG is embedded as a data URI).
-    With ``image_url_prefix`` set, a sample read from an image file is referenced as the prefix
-    followed by its URL-quoted source path instead (samples that only exist in the prepared
-    array stay embedded: there is no file to reference)."""
+    With ``image_url_prefix`` set, each image is referenced instead as the prefix followed by
+    the URL-quoted path of its exported copy, ``<images_dir>/<item_id>.png``
+    (:func:`alr_core.human.annotation.item_images`): never the source path, which names the class."""
     result = []
     for row, item in zip(package.itertuples(), items):
-        if image_url_prefix is not None and Path(row.image).is_file():
-            image = image_url_prefix + quote(str(row.image))
+        if image_url_prefix is not None:
+            image = image_url_prefix + quote(f"{images_dir.as_posix()}/{row.item_id}.png")
         else:
             image = "data:image/png;base64," + base64.b64encode(item["image_png"]).decode("ascii")
         suggestion = class_names[int(row.suggested_label)]
         result.append({
-            "data": {OBJECT: image, "sample_id": row.sample_id, "round": round_number, "rank": int(row.rank),
+            "data": {OBJECT: image, "item_id": row.item_id, "round": round_number, "rank": int(row.rank),
                      "current_class": row.current_class},
             "predictions": [{
                 "model_version": f"alr round {round_number}",
@@ -73,7 +74,7 @@ def tasks(package: pd.DataFrame, items: list[dict], class_names: list[str], roun
 
 
 def parse_export(path: Path) -> list[tuple[str, str, str, str]]:
-    """The answers in a Label Studio JSON export: (place, sample_id, annotator, label text)
+    """The answers in a Label Studio JSON export: (place, item_id, annotator, label text)
     per annotation, place naming the task and annotation ids. A cancelled (skipped)
     annotation is a ``skip``; the annotator is ``completed_by`` (its email when the export
     gives a user object, else the user id)."""
@@ -103,10 +104,10 @@ def parse_export(path: Path) -> list[tuple[str, str, str, str]]:
                 "'JSON' format (not JSON_MIN, CSV or another format)"
             )
         data = task.get("data")
-        sample_id = data.get("sample_id") if isinstance(data, dict) else None
-        if not isinstance(sample_id, str) or not sample_id:
+        item_id = data.get("item_id") if isinstance(data, dict) else None
+        if not isinstance(item_id, str) or not item_id:
             raise AlrError(
-                f"{path}: {place} has no data.sample_id; import the tasks from the round's "
+                f"{path}: {place} has no data.item_id; import the tasks from the round's "
                 "labelstudio_tasks.json, which carries it, rather than the images alone"
             )
         for annotation in task["annotations"]:
@@ -114,7 +115,7 @@ def parse_export(path: Path) -> list[tuple[str, str, str, str]]:
             if not isinstance(annotation, dict):
                 raise AlrError(f"{path}: {where}: an annotation is not an object")
             annotator = _annotator(annotation.get("completed_by"))
-            records.append((where, sample_id, annotator, SKIP if annotation.get("was_cancelled") else
+            records.append((where, item_id, annotator, SKIP if annotation.get("was_cancelled") else
                             _choice(annotation, path, where)))  # fmt: skip
     return records
 

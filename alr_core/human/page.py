@@ -6,13 +6,14 @@ Content-Security-Policy that forbids any network access, so it works opened from
 on a machine without internet. The template, CSS and script are files in ``assets/``, inlined
 at render time.
 
-The expert sees one queried image at a time with its sample id, its current label and the
-model's suggestion, and answers with a button per class (or digit keys: 1 = first class, ...,
-9, 0 = tenth) or "unsure / skip" (``s``). "Save answers" downloads ``answers_filename``:
+The expert sees one queried image at a time with its item id (opaque: never the sample id,
+which for an image folder is a path naming the class), its current label and the model's
+suggestion, and answers with a button per class (or digit keys: 1 = first class, ..., 9, 0 =
+tenth) or "unsure / skip" (``s``). "Save answers" downloads ``answers_filename``:
 
-    sample_id,label
-    train/000123,neutrophil
-    train/000456,skip
+    item_id,label
+    r1-3fa91c07be,neutrophil
+    r1-0c55e2a918,skip
 
 UTF-8 without a byte-order mark, ``\\n`` line endings, one row per answered item in item order
 (unanswered items are left out), ``label`` being the class *name* or ``skip``; a field that
@@ -37,7 +38,7 @@ from alr_core.common.paths import ANSWERS_DIR
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SKIP = "skip"  # the label the page writes for an item the expert skipped
-ITEM_KEYS = ("sample_id", "current_label", "suggested_label", "confidence", "image_png")
+ITEM_KEYS = ("item_id", "current_label", "suggested_label", "confidence", "image_png")
 MIN_IMAGE_WIDTH_PX = 320  # smaller images are scaled up (pixelated) to this width
 MAX_IMAGE_WIDTH_PX = 512  # larger ones are scaled down to this width
 
@@ -46,8 +47,9 @@ def render_page(items: list[dict], class_names: list[str], round_number: int,
                 answers_filename: str) -> str:
     """The full HTML text of the annotation page for one round's queried samples.
 
-    ``items``, in the order the expert should see them, are dicts with the keys
-    ``sample_id`` (str, unique, non-empty), ``current_label`` and ``suggested_label`` (int
+    ``items``, in the order the expert should see them, are dicts with the keys ``item_id``
+    (str, unique, non-empty: shown to the expert and written to the answers, so nothing that
+    reveals the class, such as a file path), ``current_label`` and ``suggested_label`` (int
     class indices into ``class_names``), ``confidence`` (float in [0, 1]: the model's
     probability for its suggestion, shown as a percentage) and ``image_png`` (bytes of a PNG
     file). Extra keys are ignored. ``class_names``: the class names in label order (unique,
@@ -55,7 +57,7 @@ def render_page(items: list[dict], class_names: list[str], round_number: int,
     ``round_1.csv``; the page downloads its answers under this name and tells the expert to
     save it as ``annotations/<answers_filename>`` in the project folder.
 
-    The page writes ``sample_id,label`` CSV (see the module docstring): one row per answered
+    The page writes ``item_id,label`` CSV (see the module docstring): one row per answered
     item, ``label`` being a class name or ``skip``. Raises ``ValueError`` on invalid input.
     """
     names = _check_class_names(class_names)
@@ -66,14 +68,12 @@ def render_page(items: list[dict], class_names: list[str], round_number: int,
     page_items = [_page_item(item, position, len(names)) for position, item in enumerate(items)]
     seen: dict[str, int] = {}
     for position, item in enumerate(page_items):
-        if item["sample_id"] in seen:
-            raise ValueError(
-                f"items[{position}]: sample_id {item['sample_id']!r} repeats items[{seen[item['sample_id']]}]"
-            )
-        seen[item["sample_id"]] = position
+        if item["item_id"] in seen:
+            raise ValueError(f"items[{position}]: item_id {item['item_id']!r} repeats items[{seen[item['item_id']]}]")
+        seen[item["item_id"]] = position
 
     fingerprint = hashlib.sha256(
-        json.dumps([[i["sample_id"] for i in page_items], names]).encode("utf-8")
+        json.dumps([[i["item_id"] for i in page_items], names]).encode("utf-8")
     ).hexdigest()[:12]
     data = {
         "round": round_number,
@@ -151,9 +151,9 @@ def _page_item(item: Any, position: int, num_classes: int) -> dict:
     missing = [key for key in ITEM_KEYS if key not in item]
     if missing:
         raise ValueError(f"{where} lacks {missing}; an item has the keys {list(ITEM_KEYS)}")
-    sample_id = item["sample_id"]
-    if not isinstance(sample_id, str) or not sample_id:
-        raise ValueError(f"{where}: sample_id must be a non-empty string, got {sample_id!r}")
+    item_id = item["item_id"]
+    if not isinstance(item_id, str) or not item_id:
+        raise ValueError(f"{where}: item_id must be a non-empty string, got {item_id!r}")
     labels = {}
     for key in ("current_label", "suggested_label"):
         label = _check_int(item[key], f"{where}.{key}")
@@ -170,7 +170,7 @@ def _page_item(item: Any, position: int, num_classes: int) -> dict:
     if not isinstance(png, (bytes, bytearray, memoryview)) or not bytes(png[:8]) == PNG_SIGNATURE:
         raise ValueError(f"{where}.image_png must be the bytes of a PNG file")
     return {
-        "sample_id": sample_id,
+        "item_id": item_id,
         "current_label": labels["current_label"],
         "suggested_label": labels["suggested_label"],
         "confidence": confidence,

@@ -6,22 +6,22 @@
   const NAMES = DATA.class_names;
   const SKIP = DATA.skip;
   const $ = (id) => document.getElementById(id);
-  let answers = {};      // sample_id -> class index (number) or SKIP
+  let answers = {};      // item_id -> class index (number) or SKIP
   let savedCsv = null;   // the CSV text last downloaded
   let index = 0;
 
   function keyFor(i) { return i < 9 ? String(i + 1) : (i === 9 ? "0" : null); }
   function labelOf(answer) { return answer === SKIP ? SKIP : NAMES[answer]; }
-  function answeredCount() { return ITEMS.filter((it) => it.sample_id in answers).length; }
+  function answeredCount() { return ITEMS.filter((it) => it.item_id in answers).length; }
 
   function csvField(text) {
     return /[",\r\n]/.test(text) ? '"' + text.replace(/"/g, '""') + '"' : text;
   }
   function csvText() {
-    const lines = ["sample_id,label"];
+    const lines = ["item_id,label"];
     for (const item of ITEMS) {
-      if (item.sample_id in answers) {
-        lines.push(csvField(item.sample_id) + "," + csvField(labelOf(answers[item.sample_id])));
+      if (item.item_id in answers) {
+        lines.push(csvField(item.item_id) + "," + csvField(labelOf(answers[item.item_id])));
       }
     }
     return lines.join("\n") + "\n";
@@ -32,7 +32,7 @@
     try {
       const stored = JSON.parse(localStorage.getItem(DATA.storage_key) || "null");
       if (!stored || typeof stored !== "object") return;
-      const known = new Set(ITEMS.map((it) => it.sample_id));
+      const known = new Set(ITEMS.map((it) => it.item_id));
       for (const [id, value] of Object.entries(stored.answers || {})) {
         if (known.has(id) && (value === SKIP || (Number.isInteger(value) && value >= 0 && value < NAMES.length))) {
           answers[id] = value;
@@ -79,12 +79,12 @@
     const li = document.createElement("li");
     const button = document.createElement("button");
     button.type = "button";
-    const sid = document.createElement("span");
-    sid.className = "sid";
-    sid.textContent = (i + 1) + ". " + item.sample_id;
+    const id = document.createElement("span");
+    id.className = "item-id";
+    id.textContent = (i + 1) + ". " + item.item_id;
     const state = document.createElement("span");
     state.className = "state";
-    button.append(sid, state);
+    button.append(id, state);
     button.addEventListener("click", () => go(i));
     li.appendChild(button);
     $("overview").appendChild(li);
@@ -117,10 +117,10 @@
     overviewButtons.forEach((button, i) => {
       const item = ITEMS[i];
       const state = button.querySelector(".state");
-      const given = answers[item.sample_id];
+      const given = answers[item.item_id];
       state.textContent = given === undefined ? "\u2014" : labelOf(given);
       state.className = "state" + (given === undefined ? "" : (given === SKIP ? " skipped" : " answered"));
-      button.setAttribute("aria-label", "Image " + (i + 1) + ", " + item.sample_id + ": " +
+      button.setAttribute("aria-label", "Image " + (i + 1) + ", " + item.item_id + ": " +
         (given === undefined ? "not answered" : labelOf(given)));
       if (i === index) button.setAttribute("aria-current", "true"); else button.removeAttribute("aria-current");
     });
@@ -132,11 +132,11 @@
     $("position").textContent = String(index + 1);
     const image = $("image");
     if (image.getAttribute("src") !== item.image) image.src = item.image;
-    image.alt = "Queried image " + (index + 1) + " of " + ITEMS.length + ", sample " + item.sample_id;
-    $("sample-id").textContent = item.sample_id;
+    image.alt = "Queried image " + (index + 1) + " of " + ITEMS.length + ", item " + item.item_id;
+    $("item-id").textContent = item.item_id;
     $("current-label").textContent = NAMES[item.current_label];
     $("suggestion").textContent = NAMES[item.suggested_label] + " (" + (100 * item.confidence).toFixed(1) + "% confident)";
-    const given = answers[item.sample_id];
+    const given = answers[item.item_id];
     const answerBox = $("answer");
     answerBox.textContent = given === undefined ? "not answered" : (given === SKIP ? "unsure / skip" : NAMES[given]);
     answerBox.className = "answer" + (given === undefined ? "" : (given === SKIP ? " skipped" : " answered"));
@@ -170,7 +170,7 @@
   }
   function answer(value) {
     if (ITEMS.length === 0) return;
-    answers[ITEMS[index].sample_id] = value;
+    answers[ITEMS[index].item_id] = value;
     persist();
     go(index + 1);
   }
@@ -213,7 +213,7 @@
   });
 
   load();
-  const firstOpen = ITEMS.findIndex((it) => !(it.sample_id in answers));
+  const firstOpen = ITEMS.findIndex((it) => !(it.item_id in answers));
   index = firstOpen === -1 ? 0 : firstOpen;
   render();
 })();
