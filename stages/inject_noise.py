@@ -7,6 +7,7 @@ from alr_core.common.cli import run_stage
 from alr_core.common.errors import AlrError
 from alr_core.common.params import load_params
 from alr_core.common.seeding import rng_for
+from alr_core.common.text import counted
 from alr_core.data.noise import noise_summary, noisy_label_table
 from alr_core.data.prepare import class_names
 
@@ -24,7 +25,7 @@ def main() -> None:
         summary |= noise_summary(truth, labels["observed_label"].to_numpy(), names)
     artifacts.write_parquet(paths.NOISY_LABELS, labels)
     artifacts.write_json(paths.NOISE_METRICS, summary)
-    print(f"labels for {len(labels)} train samples, {summary.get('num_corrupted', 'unknown')} corrupted")
+    print(f"labels for {counted(len(labels), 'train sample')}, {summary.get('num_corrupted', 'unknown')} corrupted")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from alr_core.active.labels import initial_working_labels
 from alr_core.common import artifacts, paths
 from alr_core.common.cli import run_stage
 from alr_core.common.params import load_params
+from alr_core.common.text import counted, rounded
 
 
 def main() -> None:
@@ -31,10 +32,12 @@ def main() -> None:
     artifacts.write_json(paths.LNL_METRICS, result.metrics)
     artifacts.write_json(paths.LNL_TIMING, result.timing)
     summary = result.metrics.get("selection", {})
+    test = result.metrics["test"] or {}  # None without a test split
     print(
-        f"{params.lnl.method}: test balanced accuracy {result.metrics['test']['balanced_accuracy']:.3f}, "
-        f"kept {summary.get('kept', len(result.selection))} of {len(result.selection)} "
-        f"(precision {summary.get('precision')}, worst-class recall {summary.get('worst_class_recall')})"
+        f"{params.lnl.method}: test balanced accuracy {rounded(test.get('balanced_accuracy'))}, "
+        f"kept {summary.get('kept', len(result.selection))} of {counted(len(result.selection), 'train sample')} "
+        f"(precision {rounded(summary.get('precision'))}, "
+        f"worst-class recall {rounded(summary.get('worst_class_recall'))})"
     )
 
 

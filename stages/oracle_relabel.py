@@ -14,10 +14,14 @@ from alr_core.active.labels import apply_answers, mark_skipped, paper_protocol_a
 from alr_core.active.rounds import current_round
 from alr_core.common import artifacts, paths
 from alr_core.common.cli import round_argument, run_stage
+from alr_core.common.errors import AwaitingAnswers
 from alr_core.common.params import load_params
 from alr_core.common.seeding import rng_for
+from alr_core.common.text import counted
 from alr_core.data.prepare import class_names as class_names_of
 from alr_core.human.annotation import find_answers, read_answers
+from alr_core.report.outputs import report_status, write_report
+from alr_core.report.summary import table_text
 
 
 def main() -> None:
@@ -29,8 +33,18 @@ def main() -> None:
     if params.al.paper_protocol and rnd.number == 1:
         labels = apply_answers(labels, paper_protocol_answers(labels), rnd.number, "paper_protocol")
     if rnd.oracle == "human":
-        answers = read_answers(find_answers(rnd.number), query, labels["sample_id"], class_names,
-                               params.al.allow_partial, rnd.out_dir / paths.ANNOTATION_PAGE).table  # fmt: skip
+        page = rnd.out_dir / paths.ANNOTATION_PAGE
+        answers_file = find_answers(rnd.number)
+        try:
+            answers = read_answers(answers_file, query, labels["sample_id"], class_names,
+                                   params.al.allow_partial, page, rnd.number).table  # fmt: skip
+        except AwaitingAnswers:
+            # DVC stops here, before the report stage: report phase 1 and the rounds before this
+            # one only, since metrics/rounds/ may still hold this and later rounds of an earlier run
+            table = write_report(report_status(len(params.rounds), rnd.number, answers_file))
+            print(f"{paths.REPORT_METRICS} and plots/ now show phase 1 and the rounds before round {rnd.number}:\n"
+                  f"{table_text(table)}", flush=True)  # fmt: skip
+            raise
         source = "expert"
     else:
         rng = rng_for(params.seed, f"simulated annotators round {rnd.number}")
@@ -47,9 +61,9 @@ def main() -> None:
     artifacts.write_parquet(rnd.out_dir / paths.WORKING_LABELS, updated)
     changed = int((updated["label"] != labels["label"]).sum())
     counts = outcome["outcome"].value_counts()
-    print(f"round {rnd.number}: {len(answers)} {source} answers for {len(outcome)} samples ("
+    print(f"round {rnd.number}: {counted(len(answers), f'{source} answer')} for {counted(len(outcome), 'sample')} ("
           f"{counts.get(RELABELLED, 0)} relabelled, {counts.get(TIED, 0)} tied, {counts.get(SKIPPED, 0)} skipped), "
-          f"{changed} labels changed")  # fmt: skip
+          f"{counted(changed, 'label')} changed")  # fmt: skip
 
 
 if __name__ == "__main__":

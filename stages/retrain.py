@@ -11,6 +11,7 @@ from alr_core.common import artifacts, paths
 from alr_core.common.cli import round_argument, run_stage
 from alr_core.common.params import load_params
 from alr_core.common.seeding import seed_for
+from alr_core.common.text import rounded
 
 
 def main() -> None:
@@ -62,7 +63,7 @@ def main() -> None:
     artifacts.write_json(paths.round_metrics(rnd.number), metrics)
     test = metrics["test"] or {}
     print(f"round {rnd.number}: budget used {metrics['budget_used']}, "
-          f"test balanced accuracy {test.get('balanced_accuracy')}")  # fmt: skip
+          f"test balanced accuracy {rounded(test.get('balanced_accuracy'))}")  # fmt: skip
 
 
 if __name__ == "__main__":

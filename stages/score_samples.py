@@ -8,6 +8,7 @@ from alr_core.common import artifacts, paths
 from alr_core.common.cli import round_argument, run_stage
 from alr_core.common.params import load_params
 from alr_core.common.seeding import seed_for
+from alr_core.common.text import counted
 
 
 def main() -> None:
@@ -26,7 +27,7 @@ def main() -> None:
     seed = seed_for(params.seed, f"score round {rnd.number}")
     scores = score_pool(model, checkpoint["normalization"], data.train, pool, trusted(labels), rnd.budget, params, seed)
     artifacts.write_parquet(rnd.out_dir / paths.SCORES, scores)
-    print(f"round {rnd.number}: scored {len(scores)} pool samples with {params.al.strategy}")
+    print(f"round {rnd.number}: scored {counted(len(scores), 'pool sample')} with {params.al.strategy}")
 
 
 if __name__ == "__main__":

@@ -5,13 +5,15 @@ simulated rounds."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pandas as pd
 import pytest
-from builders import deep_merge, repo_params, rounds_param, write_params
+from builders import deep_merge, ran_stages, rounds_param, write_params
 
 from alr_core.common import paths
+from alr_core.common.params import default_params
 
 pytestmark = pytest.mark.e2e  # `pytest -m "not e2e"` skips the slow end-to-end runs
 
@@ -21,6 +23,7 @@ TINY = {
     "data": {"source": "digits", "image_size": 8, "val_per_class": 5, "test_per_class": 5},
     "noise": {"type": "symmetric", "rate": 0.4},
     "train": {"device": "cpu", "batch_size": 32},
+    "pretrain": {"epochs": 1},
     "lnl": {"method": "coteaching", "epochs": 2, "num_gradual": 1},
     # random scores do not depend on the model, so round 2 queries the same samples after an
     # edited round-1 answer changes the round-1 model, and its answers file stays valid
@@ -30,13 +33,9 @@ CLASSES = [str(k) for k in range(10)]
 
 
 def set_params(project, al: dict, rounds: dict) -> None:
-    raw = deep_merge(deep_merge(repo_params(), TINY), {"al": al})
+    raw = deep_merge(deep_merge(default_params(), TINY), {"al": al})
     raw["rounds"] = rounds
     write_params(project.root, raw=raw)
-
-
-def ran(result) -> list[str]:
-    return re.findall(r"^Running stage '([^']+)'", result.stdout, flags=re.MULTILINE)
 
 
 def query_of(project, r: int) -> pd.DataFrame:
@@ -47,8 +46,20 @@ def labels_of(project, r: int) -> pd.DataFrame:
     return pd.read_parquet(project.root / paths.round_dir(r) / paths.WORKING_LABELS)
 
 
-def write_answers(project, r: int, rows: list[tuple[str, str]]) -> None:
-    text = "sample_id,label\n" + "".join(f"{sample},{label}\n" for sample, label in rows)
+def report_status(project) -> dict:
+    """metrics/report.json's status block: which rounds the report shows, which one waits."""
+    return json.loads((project.root / paths.REPORT_METRICS).read_text())["status"]
+
+
+def waiting_for(r: int) -> dict:
+    return {"finished_rounds": r - 1, "planned_rounds": 2, "waiting_round": r,
+            "answers_file": f"annotations/round_{r}.csv"}  # fmt: skip
+
+
+def write_answers(project, r: int, rows: list[tuple[str, str]], column: str = "item_id") -> None:
+    """The answers file as the page saves it (``item_id``), or as a data team writes it from
+    annotate.csv (``sample_id``)."""
+    text = f"{column},label\n" + "".join(f"{shown},{label}\n" for shown, label in rows)
     (project.root / "annotations" / f"round_{r}.csv").write_text(text)
 
 
@@ -62,42 +73,52 @@ def test_repro_stops_for_answers_continues_and_reruns_what_an_edit_affects(proje
     first = project_copy.dvc("repro", check=False)
     assert first.returncode != 0
     message = first.stdout + first.stderr
-    assert "round needs 3 expert answers and annotations/round_1.csv does not exist" in message
-    assert "open data/rounds/1/annotate.html" in message
+    assert ("round 1 waits for expert answers on 3 queried images: annotations/round_1.csv does not exist; "
+            "open data/rounds/1/annotate.html in a browser") in message
     page = (project_copy.root / "data/rounds/1/annotate.html").read_text()
     assert page.count("data:image/png;base64,") >= 3 and "http://" not in page and "https://" not in page
     assert not (project_copy.root / "data/rounds/1/labels.parquet").exists()
+    # the pause rewrote the report for phase 1 alone, and is no failure: no restore hint
+    assert report_status(project_copy) == waiting_for(1) and "hint:" not in message
 
     query1 = query_of(project_copy, 1)
-    answers1 = [(query1["sample_id"][0], other_class(query1["current_label"][0])),
-                (query1["sample_id"][1], str(query1["current_label"][1])),
-                (query1["sample_id"][2], "skip")]  # fmt: skip
+    for shown in (page, (project_copy.root / "data/rounds/1/labelstudio_tasks.json").read_text()):
+        text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", shown)
+        assert all(item_id in text for item_id in query1["item_id"]) and "digits/" not in text
+    # answered on the page: keyed by item id, in an order of the expert's choosing
+    answers1 = [(query1["item_id"][2], "skip"),
+                (query1["item_id"][0], other_class(query1["current_label"][0])),
+                (query1["item_id"][1], str(query1["current_label"][1]))]  # fmt: skip
     write_answers(project_copy, 1, answers1)
     second = project_copy.dvc("repro", check=False)
     assert second.returncode != 0 and "annotations/round_2.csv does not exist" in second.stdout + second.stderr
+    assert report_status(project_copy) == waiting_for(2)
     labels1 = labels_of(project_copy, 1)
     by_id = labels1.set_index("sample_id")
-    assert by_id.loc[answers1[0][0], "label"] == int(answers1[0][1])
-    assert by_id.loc[answers1[0][0], "label_source"] == "expert"
-    assert by_id.loc[answers1[2][0], "label_source"] == "skipped"
-    assert by_id.loc[answers1[2][0], "label"] == query1["current_label"][2]
+    first_sample, _, skipped_sample = query1["sample_id"]
+    assert by_id.loc[first_sample, "label"] == int(answers1[1][1])
+    assert by_id.loc[first_sample, "label_source"] == "expert"
+    assert by_id.loc[skipped_sample, "label_source"] == "skipped"
+    assert by_id.loc[skipped_sample, "label"] == query1["current_label"][2]
     assert (labels1["relabel_round"] == 1).sum() == 3
 
     query2 = query_of(project_copy, 2)
-    write_answers(project_copy, 2, [(s, "0") for s in query2["sample_id"]])
+    write_answers(project_copy, 2, [(s, "0") for s in query2["sample_id"]], column="sample_id")  # a data team's file
     third = project_copy.dvc("repro")
     # annotations/ is one dependency of every oracle stage: round 1's re-runs in a second with
     # the same output, so nothing after it does
-    assert ran(third) == ["oracle_relabel@1", "oracle_relabel@2", "retrain@2", "report"]
+    assert ran_stages(third.stdout) == ["oracle_relabel@1", "oracle_relabel@2", "retrain@2", "report"]
+    assert report_status(project_copy) == {"finished_rounds": 2, "planned_rounds": 2, "waiting_round": None,
+                                           "answers_file": None}  # fmt: skip
     assert (labels_of(project_copy, 2).set_index("sample_id").loc[query2["sample_id"], "label"] == 0).all()
 
-    edited = [(answers1[0][0], "skip")] + answers1[1:]
+    edited = answers1[:1] + [(answers1[1][0], "skip")] + answers1[2:]
     write_answers(project_copy, 1, edited)
     fourth = project_copy.dvc("repro")
-    stages = ran(fourth)
+    stages = ran_stages(fourth.stdout)
     assert stages[:2] == ["oracle_relabel@1", "retrain@1"] and stages[-1] == "report"
     assert not {"prepare", "inject_noise", "lnl_train", "score_samples@1", "query@1"} & set(stages)
-    assert labels_of(project_copy, 1).set_index("sample_id").loc[answers1[0][0], "label_source"] == "skipped"
+    assert labels_of(project_copy, 1).set_index("sample_id").loc[first_sample, "label_source"] == "skipped"
     assert query_of(project_copy, 2)["sample_id"].tolist() == query2["sample_id"].tolist()
 
 
@@ -112,6 +133,10 @@ def test_switching_later_rounds_to_experts_keeps_the_simulated_rounds(project_co
     switched = project_copy.dvc("repro", check=False)
     assert switched.returncode != 0
     assert "annotations/round_2.csv does not exist" in switched.stdout + switched.stderr
-    assert not {"lnl_train", "retrain@1"} & set(ran(switched))
+    # the simulated run's round-2 metrics are still on disk; the report leaves them out
+    assert (project_copy.root / paths.round_metrics(2)).is_file()
+    assert report_status(project_copy) == waiting_for(2)
+    assert pd.read_csv(project_copy.root / paths.ROUNDS_PLOT)["round"].tolist() == [0, 1]
+    assert not {"lnl_train", "retrain@1"} & set(ran_stages(switched.stdout))
     assert labels_of(project_copy, 1).equals(simulated_round1)
     assert (project_copy.root / "data/rounds/2/annotate.html").is_file()

@@ -1,28 +1,44 @@
-"""The report (alr_core.report.summary and stages/report.py) on hand-made phase-1 and round metrics."""
+"""The report (alr_core.report.summary, alr_core.report.outputs, stages/report.py) and the summary
+(alr_core.report.overview, stages/summary.py) on hand-made phase-1 and round metrics."""
 
 from __future__ import annotations
 
 import io
 import json
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
-from builders import repo_params, rounds_param, run, write_params
+from builders import rounds_param, run, write_params
 
 from alr_core.common import artifacts, paths
-from alr_core.report.summary import class_recall_figure, confusion_figure, learning_curve_figure, rounds_table, summary
+from alr_core.common.params import default_params
+from alr_core.common.errors import AlrError
+from alr_core.report.outputs import report_status, status_note, write_report
+from alr_core.report.overview import NO_RESULTS, overview_text, results_overview
+from alr_core.report.summary import (
+    class_recall_figure,
+    confusion_figure,
+    learning_curve_figure,
+    rounds_table,
+    summary,
+    table_text,
+)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+save_figure = artifacts.write_figure  # the real writer, for tests that record figures on the way
 CLASSES = ["a", "b", "c"]
 CONFUSION = [[5, 0, 1], [1, 4, 1], [0, 2, 4]]
+HEADER = ("round,budget_used,test_balanced_accuracy,test_macro_f1,test_accuracy,label_accuracy,"
+          "test_worst_class_recall,cleaning_efficiency")
 
 
 def lnl_metrics(test=True, selection=True) -> dict:
     metrics = {
         "method": "coteaching_vog",
-        "test": {"balanced_accuracy": 0.6, "macro_f1": 0.55, "accuracy": 0.62, "confusion_matrix": CONFUSION}
-        if test else None,
+        "test": {"balanced_accuracy": 0.6, "macro_f1": 0.55, "accuracy": 0.62, "confusion_matrix": CONFUSION,
+                 "recall_per_class": {"a": 0.9, "b": 0.4, "c": 0.5}} if test else None,
     }  # fmt: skip
     if selection:
         metrics["selection"] = {"recall": 0.8, "recall_per_class": {"a": 0.9, "b": 0.7, "c": None},
@@ -31,21 +47,22 @@ def lnl_metrics(test=True, selection=True) -> dict:
 
 
 def round_metrics(truth=True, test=True) -> list[dict]:
-    def one(number, used, ba, f1, acc, before, after, fixed, expected):
+    def one(number, used, ba, f1, acc, worst, before, after, fixed, expected):
         return {
             "round": number,
             "strategy": "margin",
             "budget_round": used - (0 if number == 1 else 2),
             "budget_used": used,
             "paper_protocol": False,
-            "test": {"balanced_accuracy": ba, "macro_f1": f1, "accuracy": acc, "confusion_matrix": CONFUSION}
-            if test else None,
+            "test": {"balanced_accuracy": ba, "macro_f1": f1, "accuracy": acc, "confusion_matrix": CONFUSION,
+                     "recall_per_class": {"a": 0.9, "b": worst, "c": None}} if test else None,  # c: no test sample
             "cleaning": {"label_accuracy": after, "label_accuracy_before": before, "fixed_by_queries": fixed,
-                         "random_expected_fixes": expected} if truth else {},
+                         "random_expected_fixes": expected, "cleaning_efficiency": fixed / expected}
+            if truth else {},
         }  # fmt: skip
 
     # budgets 2 then 4: the budget axis is unevenly spaced (0, 2, 6)
-    return [one(1, 2, 0.7, 0.65, 0.71, 0.5, 0.75, 2, 0.5), one(2, 6, 0.8, 0.75, 0.82, 0.75, 0.875, 1, 1.0)]
+    return [one(1, 2, 0.7, 0.65, 0.71, 0.6, 0.5, 0.75, 2, 0.5), one(2, 6, 0.8, 0.75, 0.82, 0.7, 0.75, 0.875, 1, 1.0)]
 
 
 def csv_text(table: pd.DataFrame, tmp_path) -> str:
@@ -57,16 +74,27 @@ def csv_text(table: pd.DataFrame, tmp_path) -> str:
 def test_rounds_table_csv(tmp_path):
     table = rounds_table(lnl_metrics(), round_metrics())
     assert csv_text(table, tmp_path).splitlines() == [
-        "round,budget_used,test_balanced_accuracy,test_macro_f1,test_accuracy,label_accuracy",
-        "0,0,0.6,0.55,0.62,0.5",  # round 0 = phase 1; its label accuracy = round 1's "before"
-        "1,2,0.7,0.65,0.71,0.75",
-        "2,6,0.8,0.75,0.82,0.875",
+        HEADER,
+        "0,0,0.6,0.55,0.62,0.5,0.4,",  # round 0 = phase 1; its label accuracy = round 1's "before"
+        "1,2,0.7,0.65,0.71,0.75,0.6,4.0",  # worst recall: class c has none
+        "2,6,0.8,0.75,0.82,0.875,0.7,1.0",
     ]
+
+
+def test_rounds_table_before_any_round_takes_label_accuracy_from_the_noise():
+    table = rounds_table(lnl_metrics(), [], {"realised_rate": 0.25})
+    assert table.to_dict("records") == [{
+        "round": 0, "budget_used": 0, "test_balanced_accuracy": 0.6, "test_macro_f1": 0.55, "test_accuracy": 0.62,
+        "label_accuracy": 0.75, "test_worst_class_recall": 0.4, "cleaning_efficiency": None,
+    }]  # fmt: skip
+    assert pd.isna(rounds_table(lnl_metrics(), [], {"type": "none"})["label_accuracy"][0])  # truth unknown
 
 
 def test_rounds_table_unknown_truth_leaves_label_accuracy_empty(tmp_path):
     table = rounds_table(lnl_metrics(selection=False), round_metrics(truth=False))
-    assert csv_text(table, tmp_path).splitlines()[1:] == ["0,0,0.6,0.55,0.62,", "1,2,0.7,0.65,0.71,", "2,6,0.8,0.75,0.82,"]
+    assert csv_text(table, tmp_path).splitlines()[1:] == [
+        "0,0,0.6,0.55,0.62,,0.4,", "1,2,0.7,0.65,0.71,,0.6,", "2,6,0.8,0.75,0.82,,0.7,"
+    ]
 
 
 def test_summary_values():
@@ -166,17 +194,23 @@ def test_learning_curve_figure_plots_the_three_series():
     png_bytes(figure)
 
 
+def write_metrics(root, rounds: list[dict]) -> None:
+    """The metrics files the report reads, under ``root``, and a stale round 3 from an earlier,
+    longer run (the report must never show it)."""
+    artifacts.write_json(root / paths.LNL_METRICS, lnl_metrics())
+    artifacts.write_json(root / paths.NOISE_METRICS, {"type": "symmetric", "rate": 0.4, "realised_rate": 0.5})
+    artifacts.write_json(root / paths.DATA_METRICS, {"class_names": CLASSES})
+    for metrics in rounds:
+        artifacts.write_json(root / paths.round_metrics(metrics["round"]), metrics)
+    artifacts.write_json(root / paths.round_metrics(3), round_metrics()[1] | {"round": 3, "budget_used": 9})
+
+
 def test_report_stage_without_torch(stage_tree):
     """The report stage on hand-made metrics: every output, and no torch import."""
-    raw = repo_params()
+    raw = default_params()
     raw["rounds"] = rounds_param(2)
     write_params(stage_tree, raw=raw)
-    artifacts.write_json(stage_tree / paths.LNL_METRICS, lnl_metrics())
-    artifacts.write_json(stage_tree / paths.DATA_METRICS, {"class_names": CLASSES})
-    for metrics in round_metrics():
-        artifacts.write_json(stage_tree / paths.round_metrics(metrics["round"]), metrics)
-    # a stale round 3 from an earlier, longer run is not part of the report
-    artifacts.write_json(stage_tree / paths.round_metrics(3), round_metrics()[1] | {"round": 3, "budget_used": 9})
+    write_metrics(stage_tree, round_metrics())
     code = (
         "import sys, runpy\nsys.argv = ['report']\n"
         "runpy.run_module('stages.report', run_name='__main__')\n"
@@ -185,15 +219,161 @@ def test_report_stage_without_torch(stage_tree):
     result = run([sys.executable, "-c", code], stage_tree)
     assert result.returncode == 0, result.stderr
     assert "torch imported: False" in result.stdout
+    assert "    2       6      0.875    0.800     0.750         0.700       1.00" in result.stdout.splitlines()
     assert (stage_tree / paths.ROUNDS_PLOT).read_text().splitlines() == [
-        "round,budget_used,test_balanced_accuracy,test_macro_f1,test_accuracy,label_accuracy",
-        "0,0,0.6,0.55,0.62,0.5",
-        "1,2,0.7,0.65,0.71,0.75",
-        "2,6,0.8,0.75,0.82,0.875",
+        HEADER,
+        "0,0,0.6,0.55,0.62,0.5,0.4,",
+        "1,2,0.7,0.65,0.71,0.75,0.6,4.0",
+        "2,6,0.8,0.75,0.82,0.875,0.7,1.0",
     ]
     report = json.loads((stage_tree / paths.REPORT_METRICS).read_text())
+    assert report["status"] == {"finished_rounds": 2, "planned_rounds": 2, "waiting_round": None, "answers_file": None}
     assert report["rounds"] == 2 and report["budget_used"] == 6
     assert report["final_test_balanced_accuracy"] == 0.8
     assert report["learning_curve_area"] == pytest.approx((2 * 0.65 + 4 * 0.75) / 6)
     for figure in (paths.LEARNING_CURVE_FIGURE, paths.PHASE1_RECALL_FIGURE, paths.CONFUSION_FIGURE):
         assert (stage_tree / figure).read_bytes().startswith(PNG_SIGNATURE), figure
+
+
+def test_table_text():
+    lines = table_text(rounds_table(lnl_metrics(), round_metrics(truth=False))).splitlines()
+    assert lines == [
+        "round  budget  label acc  bal acc  macro-F1  worst recall  clean eff",
+        "    0       0          -    0.600     0.550         0.400          -",
+        "    1       2          -    0.700     0.650         0.600          -",
+        "    2       6          -    0.800     0.750         0.700          -",
+    ]
+    rounds = round_metrics()
+    rounds[1]["cleaning"]["cleaning_efficiency"] = 2.0 / 3.0
+    rounds[1]["test"]["macro_f1"] = 0.12345
+    assert table_text(rounds_table(lnl_metrics(), rounds)).splitlines()[1:] == [
+        "    0       0      0.500    0.600     0.550         0.400          -",
+        "    1       2      0.750    0.700     0.650         0.600       4.00",
+        "    2       6      0.875    0.800     0.123         0.700       0.67",
+    ]
+
+
+def test_status_note():
+    assert status_note(report_status(5)) is None
+    assert status_note(report_status(5, 1, Path("annotations/round_1.csv"))) == (
+        "stops at phase 1; round 1 waits for answers in annotations/round_1.csv")
+    assert status_note(report_status(5, 3, Path("annotations/round_3.json"))) == (
+        "stops at round 2; round 3 waits for answers in annotations/round_3.json")
+
+
+@pytest.mark.parametrize("waiting", [1, 2])
+def test_write_report_while_a_round_waits_shows_only_the_rounds_before_it(tmp_path, monkeypatch, waiting):
+    """Round ``waiting`` of 3 waits for answers: rounds from ``waiting`` on (here a stale round 3,
+    and for waiting = 1 also rounds 1 and 2) are left out; every figure's title says why."""
+    monkeypatch.chdir(tmp_path)
+    write_metrics(tmp_path, round_metrics())
+    titles = {}
+
+    def record(path, figure):
+        titles[Path(path).name] = [axis.get_title() for axis in figure.axes]
+        save_figure(path, figure)
+
+    monkeypatch.setattr(artifacts, "write_figure", record)
+    answers = Path(f"annotations/round_{waiting}.csv")
+    table = write_report(report_status(3, waiting, answers))
+
+    assert table["round"].tolist() == list(range(waiting))
+    assert Path(paths.ROUNDS_PLOT).read_text().splitlines() == [
+        HEADER, "0,0,0.6,0.55,0.62,0.5,0.4,", "1,2,0.7,0.65,0.71,0.75,0.6,4.0"][: waiting + 1]
+    report = json.loads(Path(paths.REPORT_METRICS).read_text())
+    assert report["status"] == {"finished_rounds": waiting - 1, "planned_rounds": 3, "waiting_round": waiting,
+                                "answers_file": f"annotations/round_{waiting}.csv"}  # fmt: skip
+    assert report["rounds"] == waiting - 1
+    assert report["final_test_balanced_accuracy"] == [0.6, 0.7][waiting - 1]
+    assert report["cleaning_efficiency"] == [None, 4.0][waiting - 1]
+    done = "phase 1" if waiting == 1 else "round 1"
+    note = f"stops at {done}; round {waiting} waits for answers in\nannotations/round_{waiting}.csv"
+    assert titles == {
+        paths.LEARNING_CURVE_FIGURE.name: [f"Learning curve: round 0 is phase 1\n{note}"],
+        paths.PHASE1_RECALL_FIGURE.name: [f"Phase 1 (coteaching_vog): clean-selection recall per class\n{note}"],
+        paths.CONFUSION_FIGURE.name: [f"Model after {done}, test split\n{note}"],
+    }
+    for figure in titles:
+        assert (tmp_path / "plots" / figure).read_bytes().startswith(PNG_SIGNATURE)
+
+
+# ----------------------------------------------------------------------------- the summary command
+
+
+def test_overview_text_of_a_paused_run():
+    rounds = round_metrics()[:1]
+    text = overview_text(lnl_metrics(), rounds, None, report_status(3, 2, Path("annotations/round_2.csv")))
+    lines = text.splitlines()
+    assert lines[0] == "alr: phase 1 (coteaching_vog) and 1 of 3 rounds, strategy margin"
+    assert lines[2:5] == [
+        "round  budget  label acc  bal acc  macro-F1  worst recall  clean eff",
+        "    0       0      0.500    0.600     0.550         0.400          -",
+        "    1       2      0.750    0.700     0.650         0.600       4.00",
+    ]
+    assert "over the rounds above: cleaning efficiency 4.00, learning-curve area 0.650" in lines
+    assert " ".join(lines[-2:]) == ("paused: round 2 waits for expert answers in annotations/round_2.csv: answer "
+                                    "data/rounds/2/annotate.html, save the file there, then run `dvc repro`")
+    assert max(map(len, lines)) <= 80
+
+
+def test_overview_text_of_a_finished_run_and_of_phase_1_alone():
+    finished = overview_text(lnl_metrics(), round_metrics(), None, report_status(2)).splitlines()
+    assert finished[0] == "alr: phase 1 (coteaching_vog) and 2 of 2 rounds, strategy margin"
+    assert finished[-1].startswith("finished: every round ran")
+    phase1 = overview_text(lnl_metrics(), [], {"realised_rate": 0.25}, None).splitlines()
+    assert phase1[0] == "alr: phase 1 (coteaching_vog) and 0 rounds"
+    assert phase1[3] == "    0       0      0.750    0.600     0.550         0.400          -"
+    assert not any(line.startswith("over the rounds above") for line in phase1)
+    assert "metrics/report.json does not exist" in " ".join(phase1[-3:])
+
+
+def test_results_overview_reads_the_rounds_report_json_names(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert results_overview() == NO_RESULTS
+    write_metrics(tmp_path, round_metrics())
+    # without report.json: the round files found, the stale round 3 included, and a warning
+    assert "and 3 rounds" in results_overview().splitlines()[0]
+    artifacts.write_json(paths.REPORT_METRICS, {"status": report_status(3, 2, Path("annotations/round_2.csv"))})
+    text = results_overview()
+    assert "and 1 of 3 rounds" in text.splitlines()[0] and "paused: round 2 waits" in text
+    artifacts.write_json(paths.REPORT_METRICS, {"rounds": 2})  # a report.json from before the status block
+    assert "and 2 rounds" in results_overview().splitlines()[0]
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda: Path(paths.LNL_METRICS).write_text("{not json"), "metrics/lnl.json: cannot read it (Expecting"),
+    (lambda: Path(paths.REPORT_METRICS).write_text("[1, 2]"), "metrics/report.json: lacks 'a JSON object'"),
+    (lambda: artifacts.write_json(paths.round_metrics(1), {"round": 1}), "metrics/rounds/1.json: lacks 'budget_used'"),
+    (lambda: paths.round_metrics(2).unlink(), "metrics/rounds/2.json does not exist, but metrics/report.json lists 2"),
+], ids=["bad-json", "not-an-object", "missing-key", "missing-round"])  # fmt: skip
+def test_results_overview_errors_name_the_file(tmp_path, monkeypatch, damage, message):
+    monkeypatch.chdir(tmp_path)
+    write_metrics(tmp_path, round_metrics())
+    artifacts.write_json(paths.REPORT_METRICS, {"status": report_status(2)})
+    damage()
+    with pytest.raises(AlrError) as error:
+        results_overview()
+    assert str(error.value).startswith(message)
+
+
+def test_summary_command_without_torch(stage_tree):
+    code = (
+        "import sys, runpy\nsys.argv = ['summary']\n"
+        "try:\n    runpy.run_module('stages.summary', run_name='__main__')\n"
+        "finally:\n    print('torch imported:', 'torch' in sys.modules)\n"
+    )
+    empty = run([sys.executable, "-c", code], stage_tree)
+    assert empty.returncode == 0 and empty.stdout.startswith(NO_RESULTS), empty.stderr
+    write_metrics(stage_tree, round_metrics())
+    artifacts.write_json(stage_tree / paths.REPORT_METRICS, {"status": report_status(3, 2, Path("annotations/x.csv"))})
+    paused = run([sys.executable, "-c", code], stage_tree)
+    assert paused.returncode == 0, paused.stderr
+    assert "paused: round 2 waits for expert answers in annotations/x.csv" in paused.stdout
+    assert "torch imported: False" in paused.stdout
+    (stage_tree / paths.LNL_METRICS).write_text("")
+    broken = run([sys.executable, "-m", "stages.summary"], stage_tree)
+    assert broken.returncode == 1
+    assert broken.stderr.splitlines() == [
+        "error: metrics/lnl.json: cannot read it (Expecting value: line 1 column 1 (char 0)); "
+        "`dvc repro` writes it again"
+    ]

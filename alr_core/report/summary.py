@@ -6,17 +6,30 @@ import numpy as np
 import pandas as pd
 
 
-def rounds_table(lnl_metrics: dict, round_metrics: list[dict]) -> pd.DataFrame:
-    """One row per round, round 0 being phase 1: budget used, test scores, label accuracy."""
-    first_cleaning = round_metrics[0]["cleaning"] if round_metrics else {}
-    rows = [_row(0, 0, lnl_metrics["test"], first_cleaning.get("label_accuracy_before"))]
-    rows += [_row(m["round"], m["budget_used"], m["test"], m["cleaning"].get("label_accuracy"))
-             for m in round_metrics]  # fmt: skip
+def rounds_table(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: dict | None = None) -> pd.DataFrame:
+    """One row per round, round 0 being phase 1. Columns: round, budget_used,
+    test_balanced_accuracy, test_macro_f1, test_accuracy (None without a test split),
+    label_accuracy (share of train labels equal to the truth; None without it),
+    test_worst_class_recall (the lowest test recall of a class) and cleaning_efficiency (the
+    round's, see :func:`summary`; None for phase 1, which queries nothing).
+
+    Phase 1 changes no label, so its label accuracy is round 1's accuracy before the round or,
+    while no round has finished, 1 − the realised noise rate of ``noise_metrics``
+    (metrics/noise.json; no rate when the truth is unknown)."""
+    if round_metrics:
+        phase1_label_accuracy = round_metrics[0]["cleaning"].get("label_accuracy_before")
+    else:
+        rate = (noise_metrics or {}).get("realised_rate")
+        phase1_label_accuracy = None if rate is None else 1.0 - rate
+    rows = [_row(0, 0, lnl_metrics["test"], phase1_label_accuracy, None)]
+    rows += [_row(m["round"], m["budget_used"], m["test"], m["cleaning"].get("label_accuracy"),
+                  m["cleaning"].get("cleaning_efficiency")) for m in round_metrics]  # fmt: skip
     return pd.DataFrame(rows)
 
 
-def _row(round_number, budget_used, test, label_accuracy) -> dict:
+def _row(round_number, budget_used, test, label_accuracy, cleaning_efficiency) -> dict:
     test = test or {}
+    recalls = [value for value in (test.get("recall_per_class") or {}).values() if value is not None]
     return {
         "round": round_number,
         "budget_used": budget_used,
@@ -24,7 +37,38 @@ def _row(round_number, budget_used, test, label_accuracy) -> dict:
         "test_macro_f1": test.get("macro_f1"),
         "test_accuracy": test.get("accuracy"),
         "label_accuracy": label_accuracy,
+        "test_worst_class_recall": min(recalls) if recalls else None,
+        "cleaning_efficiency": cleaning_efficiency,
     }
+
+
+# rounds_table column -> header of the printed table; it leaves out test_accuracy (plain
+# accuracy hides the rare classes; plots/rounds.csv keeps it) to fit 80 columns
+TEXT_COLUMNS = {
+    "round": "round",
+    "budget_used": "budget",
+    "label_accuracy": "label acc",
+    "test_balanced_accuracy": "bal acc",
+    "test_macro_f1": "macro-F1",
+    "test_worst_class_recall": "worst recall",
+    "cleaning_efficiency": "clean eff",
+}
+TEXT_LEGEND = (
+    "label acc: share of train labels that are right (needs the truth); bal acc,\n"
+    "macro-F1, worst recall (of the worst class): test split; clean eff: wrong labels\n"
+    "the round's queries fixed / what as many random queries would fix (1 = random)"
+)
+
+
+def table_text(table: pd.DataFrame) -> str:
+    """``table`` (:func:`rounds_table`) as right-aligned text, two spaces between columns:
+    counts as integers, scores with 3 decimals, cleaning efficiency with 2, ``-`` if missing."""
+    digits = {"round": 0, "budget_used": 0, "cleaning_efficiency": 2}
+    rows = [list(TEXT_COLUMNS.values())]
+    rows += [["-" if pd.isna(row[column]) else f"{row[column]:.{digits.get(column, 3)}f}" for column in TEXT_COLUMNS]
+             for _, row in table.iterrows()]  # fmt: skip
+    widths = [max(len(row[k]) for row in rows) for k in range(len(TEXT_COLUMNS))]
+    return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(row, widths)) for row in rows)
 
 
 def summary(table: pd.DataFrame, lnl_metrics: dict, round_metrics: list[dict]) -> dict:
@@ -88,10 +132,11 @@ def class_recall_figure(lnl_metrics: dict):
     bars = axis.bar(names, values, color="tab:blue")
     axis.bar_label(bars, fmt="%.2f", fontsize=8)  # a recall of 0 is otherwise an invisible bar
     axis.axhline(selection["recall"], color="tab:red", linestyle="--", label=f"overall {selection['recall']:.2f}")
-    axis.set(xlabel="class", ylabel="recall of clean samples in C", ylim=(0, 1.02),
+    # ylim above 1: room for the labels of full bars
+    axis.set(xlabel="class", ylabel="recall of clean samples in C", ylim=(0, 1.1),
              title=f"Phase 1 ({lnl_metrics['method']}): clean-selection recall per class")  # fmt: skip
     axis.tick_params(axis="x", rotation=45)
-    axis.legend()
+    axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # outside: inside it hid bars
     return figure
 
 

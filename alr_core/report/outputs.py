@@ -1,0 +1,69 @@
+"""Writing the report: metrics/report.json, plots/rounds.csv and the PNG figures, for phase 1
+and the rounds that have finished.
+
+The report stage writes it for every round. oracle_relabel@r, when it stops to wait for expert
+answers, writes it for the rounds before r only: metrics/rounds/<r>.json and later files are
+still on disk from an earlier run (a simulated one, or one before an answer changed) and would
+otherwise show as current results."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+
+from alr_core.common import artifacts, paths
+from alr_core.report.summary import class_recall_figure, confusion_figure, learning_curve_figure, rounds_table, summary
+
+NOTE_WIDTH = 60  # characters per line of the title note: the confusion figure of 3 classes is narrow
+
+
+def report_status(planned_rounds: int, waiting_round: int | None = None, answers_file: Path | None = None) -> dict:
+    """metrics/report.json's ``status``: ``finished_rounds`` (the rounds in the report),
+    ``planned_rounds`` (params ``rounds``), ``waiting_round`` (the round that waits for expert
+    answers, None when every round finished) and ``answers_file`` (what it waits for, or None)."""
+    return {
+        "finished_rounds": planned_rounds if waiting_round is None else waiting_round - 1,
+        "planned_rounds": planned_rounds,
+        "waiting_round": waiting_round,
+        "answers_file": None if answers_file is None else Path(answers_file).as_posix(),
+    }
+
+
+def status_note(status: dict) -> str | None:
+    """What the figures' titles add while a round waits for answers; None when none waits."""
+    if status["waiting_round"] is None:
+        return None
+    done = "phase 1" if status["finished_rounds"] == 0 else f"round {status['finished_rounds']}"
+    return f"stops at {done}; round {status['waiting_round']} waits for answers in {status['answers_file']}"
+
+
+def write_report(status: dict) -> pd.DataFrame:
+    """Read metrics/lnl.json, noise.json, data.json and metrics/rounds/<k>.json for k = 1 …
+    ``status["finished_rounds"]``; write plots/rounds.csv, metrics/report.json (``status`` and
+    :func:`~alr_core.report.summary.summary`) and the figures. Returns the rounds table."""
+    lnl_metrics = artifacts.read_json(paths.LNL_METRICS)
+    round_metrics = [artifacts.read_json(paths.round_metrics(k)) for k in range(1, status["finished_rounds"] + 1)]
+    table = rounds_table(lnl_metrics, round_metrics, artifacts.read_json(paths.NOISE_METRICS))
+    class_names = artifacts.read_json(paths.DATA_METRICS)["class_names"]
+    latest = round_metrics[-1] if round_metrics else lnl_metrics
+    model = f"round {latest['round']}" if round_metrics else "phase 1"
+    figures = {
+        paths.LEARNING_CURVE_FIGURE: learning_curve_figure(table),
+        paths.PHASE1_RECALL_FIGURE: class_recall_figure(lnl_metrics),
+        paths.CONFUSION_FIGURE: confusion_figure((latest["test"] or {}).get("confusion_matrix"), class_names,
+                                                 f"Model after {model}, test split"),
+    }  # fmt: skip
+    note = status_note(status)
+    import matplotlib.pyplot as plt  # after the figures, which choose the non-interactive backend
+
+    artifacts.write_csv(paths.ROUNDS_PLOT, table)
+    artifacts.write_json(paths.REPORT_METRICS, {"status": status, **summary(table, lnl_metrics, round_metrics)})
+    for path, figure in figures.items():
+        if note:
+            for axis in figure.axes:
+                axis.set_title("\n".join([axis.get_title(), *textwrap.wrap(note, NOTE_WIDTH)]).strip())
+        artifacts.write_figure(path, figure)
+        plt.close(figure)
+    return table

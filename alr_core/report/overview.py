@@ -1,0 +1,96 @@
+"""The short summary a user reads first (``python -m stages.summary``): phase 1 and each
+finished round in one table, and whether the pipeline finished, waits for expert answers or
+has no results yet. Read-only; imports no torch and no matplotlib.
+
+Which rounds are current comes from metrics/report.json's ``status`` (written by the report
+stage and by a round that stops for answers): metrics/rounds/ may still hold later rounds
+of an earlier run."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+from alr_core.common import paths
+from alr_core.common.errors import AlrError
+from alr_core.common.text import counted
+from alr_core.report.summary import TEXT_LEGEND, rounds_table, summary, table_text
+
+NO_RESULTS = f"no results yet: {paths.LNL_METRICS} does not exist; run `dvc repro` first (from the project root)"
+LNL_KEYS = ("method", "test")
+ROUND_KEYS = ("round", "budget_used", "test", "cleaning")
+WIDTH = 80  # characters per line: fits a default terminal
+
+
+def read_metrics(path: Path, keys: tuple[str, ...] = ()) -> dict | None:
+    """The JSON object in ``path`` (None when the file does not exist), which must hold ``keys``;
+    anything unreadable is an :class:`AlrError` naming the file."""
+    try:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AlrError(f"{path}: cannot read it ({exc}); `dvc repro` writes it again") from None
+    missing = [key for key in keys if key not in payload] if isinstance(payload, dict) else ["a JSON object"]
+    if missing:
+        raise AlrError(f"{path}: lacks {', '.join(map(repr, missing))}; it is not an alr metrics file of this "
+                       "version: `dvc repro` writes it again")  # fmt: skip
+    return payload
+
+
+def results_overview() -> str:
+    """Read the metrics files and return :func:`overview_text` (or :data:`NO_RESULTS`)."""
+    lnl_metrics = read_metrics(paths.LNL_METRICS, LNL_KEYS)
+    if lnl_metrics is None:
+        return NO_RESULTS
+    report = read_metrics(paths.REPORT_METRICS)
+    if report is None:  # the report stage has not run: list the round files there are
+        status, count = None, 0
+        while paths.round_metrics(count + 1).is_file():
+            count += 1
+    else:  # a report.json without a status block is from before the status existed: complete
+        status = report.get("status") or {"finished_rounds": report.get("rounds", 0), "waiting_round": None}
+        count = status["finished_rounds"]
+    round_metrics = []
+    for k in range(1, count + 1):
+        metrics = read_metrics(paths.round_metrics(k), ROUND_KEYS)
+        if metrics is None:
+            raise AlrError(f"{paths.round_metrics(k)} does not exist, but {paths.REPORT_METRICS} lists "
+                           f"{count} finished rounds: a later run stopped before round {k} finished; "
+                           "run `dvc repro`")  # fmt: skip
+        round_metrics.append(metrics)
+    return overview_text(lnl_metrics, round_metrics, read_metrics(paths.NOISE_METRICS), status)
+
+
+def overview_text(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: dict | None,
+                  status: dict | None) -> str:
+    """The summary: a headline, :func:`~alr_core.report.summary.table_text` with its legend, the
+    scores over the rounds shown, and where the pipeline stands. ``status``: report.json's (see
+    :func:`alr_core.report.outputs.report_status`), None when there is no report.json."""
+    table = rounds_table(lnl_metrics, round_metrics, noise_metrics)
+    totals = summary(table, lnl_metrics, round_metrics)
+    planned = (status or {}).get("planned_rounds")
+    shown = f"{len(round_metrics)} of {counted(planned, 'round')}" if planned else counted(len(round_metrics), "round")
+    strategy = f", strategy {totals['strategy']}" if totals["strategy"] else ""
+    lines = [f"alr: phase 1 ({totals['phase1_method']}) and {shown}{strategy}", "", table_text(table), "", TEXT_LEGEND]
+    overall = [f"{name} {totals[key]:.{digits}f}" for name, key, digits in (
+        ("cleaning efficiency", "cleaning_efficiency", 2), ("learning-curve area", "learning_curve_area", 3))
+        if round_metrics and totals[key] is not None]  # fmt: skip
+    if overall:
+        lines.append(f"over the rounds above: {', '.join(overall)}")
+    lines += ["", textwrap.fill(_where(status), WIDTH, break_long_words=False, break_on_hyphens=False)]
+    return "\n".join(lines)
+
+
+def _where(status: dict | None) -> str:
+    if status is None:
+        return (f"{paths.REPORT_METRICS} does not exist: the report stage has not run, and the rounds above "
+                f"are the {paths.round_metrics('<r>')} files found, maybe from an earlier run; "
+                "`dvc repro` brings everything up to date")  # fmt: skip
+    waiting = status["waiting_round"]
+    if waiting is None:
+        return "finished: every round ran (`dvc status` lists stages whose inputs changed since)"
+    page = paths.round_dir(waiting) / paths.ANNOTATION_PAGE
+    return (f"paused: round {waiting} waits for expert answers in {status['answers_file']}: answer {page}, "
+            "save the file there, then run `dvc repro`")

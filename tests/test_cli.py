@@ -1,0 +1,69 @@
+"""run_stage (alr_core.common.cli): how a failing stage ends, and the hint on restoring the
+outputs DVC removed before running it."""
+
+from __future__ import annotations
+
+import pytest
+
+from alr_core.common.cli import restore_hint, run_stage
+from alr_core.common.errors import AlrError, AwaitingAnswers
+
+HINT_RETRAIN = (
+    "hint: DVC deleted the outputs of retrain@3 before running it: `dvc checkout retrain@3` brings back those "
+    "of its last successful run; its metrics and plots (cache: false) only git can bring back, if they were "
+    "committed"
+)
+
+
+def raising(exc: Exception):
+    def main() -> None:
+        raise exc
+
+    return main
+
+
+def stderr_of(main, capsys) -> list[str]:
+    with pytest.raises(SystemExit) as exit_info:
+        run_stage(main)
+    assert exit_info.value.code == 1
+    return capsys.readouterr().err.splitlines()
+
+
+def test_restore_hint_names_the_stage():
+    assert restore_hint("retrain@3") == HINT_RETRAIN
+    assert "`dvc checkout lnl_train`" in restore_hint("lnl_train")
+
+
+def test_a_bad_input_under_dvc_is_one_error_line_and_the_hint(capsys, monkeypatch):
+    monkeypatch.setenv("DVC_STAGE", "retrain@3")  # what DVC sets for every stage command
+    assert stderr_of(raising(AlrError("params.yaml: 'budget' is -1")), capsys) == [
+        "error: params.yaml: 'budget' is -1",
+        HINT_RETRAIN,
+    ]
+
+
+def test_an_unexpected_exception_under_dvc_keeps_its_traceback_and_gets_the_hint(capsys, monkeypatch):
+    monkeypatch.setenv("DVC_STAGE", "lnl_train")
+    lines = stderr_of(raising(ZeroDivisionError("division by zero")), capsys)
+    assert lines[0] == "Traceback (most recent call last):"
+    assert lines[-2] == "ZeroDivisionError: division by zero"
+    assert lines[-1] == restore_hint("lnl_train")
+
+
+def test_waiting_for_answers_is_no_failure_and_gets_no_hint(capsys, monkeypatch):
+    monkeypatch.setenv("DVC_STAGE", "oracle_relabel@2")
+    assert stderr_of(raising(AwaitingAnswers("round 2 waits for expert answers")), capsys) == [
+        "error: round 2 waits for expert answers",
+    ]
+
+
+def test_run_by_hand_nothing_was_removed_so_no_hint(capsys, monkeypatch):
+    monkeypatch.delenv("DVC_STAGE", raising=False)
+    assert stderr_of(raising(AlrError("bad")), capsys) == ["error: bad"]
+    lines = stderr_of(raising(KeyError("x")), capsys)
+    assert lines[-1] == "KeyError: 'x'"
+
+
+def test_success_exits_normally(capsys):
+    run_stage(lambda: print("done"))
+    assert capsys.readouterr().out == "done\n"
