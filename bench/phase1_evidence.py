@@ -73,9 +73,14 @@ ABLATION = {
 
 def prepare_run(dataset: dict, rate: float, seed: int, overrides: dict) -> tuple:
     """prepare → inject_noise in-process, as the stages do: (params, PipelineData, noisy label
-    table). ``overrides`` are merged into params.yaml's groups (e.g. {"lnl": {...}})."""
+    table). ``overrides`` are merged into params.yaml's groups (e.g. {"lnl": {...}}).
+
+    Unlike a pipeline replicate, each seed also draws its own split (``data.split_seed`` =
+    ``seed``): every table recorded with this script was measured that way, so its ± spread
+    includes the split's variance, and a resumed sweep stays comparable with its records."""
     base = dataclasses.asdict(load_params("params.yaml"))
     base["seed"] = seed
+    base["data"]["split_seed"] = seed
     base["data"] |= dataset
     base["noise"] |= {"type": "symmetric", "rate": rate}
     if dataset["source"] != "digits":
@@ -83,7 +88,7 @@ def prepare_run(dataset: dict, rate: float, seed: int, overrides: dict) -> tuple
     for group, values in overrides.items():
         base[group] = base[group] | values if isinstance(values, dict) else values
     params = parse_params(base)
-    prepared = prepare(params.data, rng_for(seed, "split"))
+    prepared = prepare(params.data, rng_for(params.data.split_seed, "split"))
     samples = prepared.samples
     names = class_names(samples)
     labels = noisy_label_table(samples, len(names), params.noise, rng_for(seed, "noise"))

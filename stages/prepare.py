@@ -11,7 +11,10 @@ from alr_core.data.prepare import data_summary, prepare
 
 def main() -> None:
     params = load_params(paths.PARAMS)
-    dataset = prepare(params.data, rng_for(params.seed, "split"), read_stat_cache(paths.SOURCE_STAT_CACHE))
+    # the splits' own seed: a replicate (top-level ``seed``) keeps the split, and with it every
+    # stage that depends on the prepared data alone (pretrain)
+    split_rng = rng_for(params.data.split_seed, "split")
+    dataset = prepare(params.data, split_rng, read_stat_cache(paths.SOURCE_STAT_CACHE))
     summary = data_summary(dataset)  # before any write: a failure here leaves no partial output
     artifacts.write_npy(paths.PREPARED_IMAGES, dataset.images)
     artifacts.write_parquet(paths.PREPARED_SAMPLES, dataset.samples)

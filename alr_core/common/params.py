@@ -54,8 +54,31 @@ class DataParams:
     test_per_class: int = field(default=30, metadata=_range(1, None))
     val_fraction: float = field(default=0.1, metadata=_range(0.0, 1.0, low_open=True, high_open=True))
     test_fraction: float = field(default=0.2, metadata=_range(0.0, 1.0, low_open=True, high_open=True))
+    # the splits' own seed, not the top-level one: replicates (``seed``) share one split, and
+    # so do the stages that depend on it alone (prepare, pretrain)
+    split_seed: int = field(default=0, metadata=_range(0, 2**32 - 1))
     csv: CsvParams = field(default_factory=CsvParams)
     synthetic: SyntheticParams = field(default_factory=SyntheticParams)
+
+
+@dataclass(frozen=True)
+class PretrainParams:
+    """Self-supervised pretraining of the encoder on the train split's images (no labels)."""
+
+    method: Literal["simclr", "none"] = "simclr"
+    seed: int = field(default=0, metadata=_range(0, 2**32 - 1))
+    epochs: int = field(default=15, metadata=_range(1, None))
+    batch_size: int = field(default=256, metadata=_range(2, None))
+    lr: float = field(default=0.001, metadata=_range(0.0, None, low_open=True))
+    weight_decay: float = field(default=1e-6, metadata=_range(0.0, None))
+    temperature: float = field(default=0.2, metadata=_range(0.0, None, low_open=True))
+    projection_dim: int = field(default=64, metadata=_range(1, None))
+    crop_scale_min: float = field(default=0.3, metadata=_range(0.0, 1.0, low_open=True))
+    rotation: float = field(default=10.0, metadata=_range(0.0, 180.0))
+    brightness: float = field(default=0.4, metadata=_range(0.0, 1.0, high_open=True))
+    contrast: float = field(default=0.4, metadata=_range(0.0, 1.0, high_open=True))
+    blur_probability: float = field(default=0.5, metadata=_range(0.0, 1.0))
+    blur_sigma: float = field(default=1.0, metadata=_range(0.1, None))
 
 
 @dataclass(frozen=True)
@@ -152,6 +175,7 @@ class Params:
     seed: int = field(default=0, metadata=_range(0, 2**32 - 1))
     budget: int = field(default=100, metadata=_range(0, None))
     data: DataParams = field(default_factory=DataParams)
+    pretrain: PretrainParams = field(default_factory=PretrainParams)
     noise: NoiseParams = field(default_factory=NoiseParams)
     model: ModelParams = field(default_factory=ModelParams)
     train: TrainParams = field(default_factory=TrainParams)
@@ -316,6 +340,26 @@ def _check_rounds(rounds: dict, source: str) -> None:
 def previous_dir(round_number: int) -> str:
     """The folder whose model and labels round ``round_number`` starts from."""
     return (paths.LNL_DIR if round_number == 1 else paths.round_dir(round_number - 1)).as_posix()
+
+
+# The shipped params.yaml runs five rounds; a file without a ``rounds`` group gets the one
+# round of ``Params.rounds``'s default instead.
+DEFAULT_ROUNDS = 5
+
+
+def default_params() -> dict:
+    """The complete parameters of a fresh clone as the plain dict params.yaml holds: every key
+    at its dataclass default, and DEFAULT_ROUNDS rounds (each naming only its ``prev``).
+
+    The shipped params.yaml equals this (a test checks it in CI); code that needs the defaults,
+    the tests above all, reads them here rather than from params.yaml, which users edit. A new
+    dict on every call, so callers may change it.
+    """
+    rounds = {str(r): RoundParams(previous_dir(r)) for r in range(1, DEFAULT_ROUNDS + 1)}
+    raw = dataclasses.asdict(Params(rounds=rounds))
+    # a round's unset overrides (None: the ``al`` value) are left out, as params.yaml does
+    raw["rounds"] = {name: {"prev": spec["prev"]} for name, spec in raw["rounds"].items()}
+    return raw
 
 
 def forget_rate(params: Params) -> float:

@@ -13,6 +13,14 @@ PREPARED_IMAGES = Path("data/prepared/images.npy")
 PREPARED_SAMPLES = Path("data/prepared/samples.parquet")
 DATA_METRICS = Path("metrics/data.json")
 
+# Self-supervised pretraining (no labels): the encoder and the embedding of every sample.
+PRETRAIN_DIR = Path("data/pretrain")
+PRETRAIN_ENCODER = PRETRAIN_DIR / "encoder.pt"
+PRETRAIN_EMBEDDINGS = PRETRAIN_DIR / "embeddings.parquet"
+PRETRAIN_METRICS = Path("metrics/pretrain.json")
+PRETRAIN_TIMING = Path("metrics/pretrain_timing.json")  # not a dvc metric: seconds differ between identical runs
+PRETRAIN_EPOCHS_PLOT = Path("plots/pretrain_epochs.csv")
+
 NOISY_LABELS = Path("data/noise/labels.parquet")
 NOISE_METRICS = Path("metrics/noise.json")
 
@@ -22,10 +30,11 @@ MODEL = "model.pt"
 WORKING_LABELS = "labels.parquet"
 SCORES = "scores.parquet"
 QUERY = "query.parquet"
-ANNOTATION_CSV = "annotate.csv"  # the queried samples, for experts and their tools
+ANNOTATION_CSV = "annotate.csv"  # item id -> sample id and image path: the data team's mapping, not the expert's
 ANNOTATION_PAGE = "annotate.html"  # the self-contained page experts answer in
 LABELSTUDIO_TASKS = "labelstudio_tasks.json"  # the same queried samples as Label Studio import tasks
 LABELSTUDIO_CONFIG = "labelstudio_config.xml"  # the matching Label Studio labelling interface
+ITEM_IMAGES = "images"  # each queried image as <item_id>.png, for tools that reference files
 ANSWERS = "answers.parquet"  # every answer of the round and the label decided per sample
 
 ANSWERS_DIR = Path("annotations")  # experts' answer files: read by the pipeline, never written

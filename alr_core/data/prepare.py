@@ -54,7 +54,7 @@ def prepare(params: DataParams, rng: np.random.Generator, stat_cache: Optional[d
 
 
 def assign_splits(source: SourceData, params: DataParams, rng: np.random.Generator) -> np.ndarray:
-    """The split of each image: the source's own, or drawn with the seed."""
+    """The split of each image: the source's own, or drawn with ``rng`` (from data.split_seed)."""
     if source.splits is not None:
         return source.splits
     if params.source == "digits":

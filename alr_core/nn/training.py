@@ -244,8 +244,9 @@ class EpochLosses:
     non-finite loss is still reported with the epoch and the first batch it appeared in.
     """
 
-    def __init__(self, epoch: int):
+    def __init__(self, epoch: int, lr_key: str = "train.lr"):
         self.epoch = epoch
+        self.lr_key = lr_key  # the learning rate the divergence message tells to lower
         self._losses: list[torch.Tensor] = []  # per batch: (M,) loss each network trained on
         self._sizes: list[list[int]] = []  # per batch: samples each network trained on
 
@@ -263,7 +264,7 @@ class EpochLosses:
             value = losses[batch][~finite[batch]][0]
             raise AlrError(
                 f"training diverged: loss is {value} at epoch {self.epoch}, batch {batch}; "
-                "lower train.lr or check the input images"
+                f"lower {self.lr_key} or check the input images"
             )
         sizes = np.asarray(self._sizes, dtype=np.float64)
         return (losses * sizes).sum(axis=0) / sizes.sum(axis=0)
