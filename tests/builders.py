@@ -1,21 +1,28 @@
 """Small builders for test inputs: MedMNIST-style .npz files, image folders, CSV manifests,
 params files and copies of the project. Plain functions, imported by the tests and by
-conftest.py."""
+conftest.py.
+
+Nothing here reads the user's working state (params.yaml, answers files, dvc.lock, pipeline
+outputs): users edit those in this very checkout, and the tests must pass for them all the
+same. Default parameters come from alr_core.common.params.default_params."""
 
 from __future__ import annotations
 
 import copy
 import os
+import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Optional
 
 import numpy as np
 import pandas as pd
 import yaml
 from PIL import Image
+
+from alr_core.common.params import default_params
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Shared real data sets live beside the repository, never inside it.
@@ -91,11 +98,6 @@ def write_csv(path: Path, rows: dict[str, list[Any]]) -> Path:
 # ----------------------------------------------------------------------------- params
 
 
-def repo_params() -> dict:
-    """The repository's params.yaml as a dict (whatever groups it has today)."""
-    return yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-
-
 def deep_merge(base: dict, overrides: dict) -> dict:
     """``base`` with ``overrides`` applied recursively (a dict value merges, others replace)."""
     merged = copy.deepcopy(base)
@@ -113,8 +115,9 @@ def rounds_param(count: int) -> dict:
 
 
 def write_params(project: Path, overrides: Optional[dict] = None, raw: Optional[dict] = None) -> dict:
-    """Write ``project/params.yaml``: the repo's params with ``overrides`` (or exactly ``raw``)."""
-    params = raw if raw is not None else deep_merge(repo_params(), overrides or {})
+    """Write ``project/params.yaml``: the default params with ``overrides`` merged in (or
+    exactly ``raw``). Never the working params.yaml, which is the user's to edit."""
+    params = raw if raw is not None else deep_merge(default_params(), overrides or {})
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return params
 
@@ -144,26 +147,74 @@ def run_module(module: str, cwd: Path) -> subprocess.CompletedProcess:
     return run([sys.executable, "-m", module], cwd)
 
 
-def copy_stage_tree(dest: Path) -> Path:
-    """The minimum to run a stage by hand: alr_core/, stages/, params.yaml, dvc.yaml."""
+# ----------------------------------------------------------------------------- project copies
+
+
+def copy_stage_tree(dest: Path, source: Path = REPO_ROOT) -> Path:
+    """The minimum to run a stage by hand: alr_core/, stages/ and dvc.yaml from ``source``,
+    params.yaml written from the defaults."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     dest.mkdir(parents=True, exist_ok=True)
     for folder in ("alr_core", "stages"):
-        shutil.copytree(REPO_ROOT / folder, dest / folder, ignore=ignore)
-    for name in ("params.yaml", "dvc.yaml"):
-        shutil.copy2(REPO_ROOT / name, dest / name)
+        shutil.copytree(source / folder, dest / folder, ignore=ignore)
+    shutil.copy2(source / "dvc.yaml", dest / "dvc.yaml")
+    write_params(dest)
     return dest
 
 
-def project_files() -> list[str]:
-    """Paths of the project's files as a fresh clone would have them: what git tracks plus
-    new files git does not ignore (so work in progress is tested too), minus deleted ones."""
+def is_working_state(name: str) -> bool:
+    """Whether the checkout-relative path ``name`` is the user's working state rather than the
+    project: the parameters and answers they edit, the lock and outputs of their last run and
+    DVC's cache. Tracked or not, it is never copied, so that a test sees a fresh clone
+    whatever the checkout it runs in has done."""
+    top = name.split("/", 1)[0]
+    if name in ("params.yaml", "dvc.lock"):
+        return True  # params.yaml: copies write the defaults instead
+    if top in ("metrics", "plots"):
+        return True  # pipeline outputs (committed in some revisions, not in others)
+    if top == "annotations":
+        return name != "annotations/README.md"  # the experts' answers files
+    if top == "data":
+        # stage outputs and the user's own data sets; the .gitignore files DVC keeps for its
+        # outputs belong to the project
+        return PurePosixPath(name).name != ".gitignore"
+    if top == ".dvc":
+        return name.startswith((".dvc/cache/", ".dvc/tmp/")) or name == ".dvc/config.local"
+    return False
+
+
+def project_files(source: Path = REPO_ROOT) -> list[str]:
+    """Paths of the project's files under ``source`` as a fresh clone would have them: what git
+    tracks plus new files git does not ignore (so work in progress is tested too), minus
+    deleted ones and minus the working state (is_working_state)."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+        cwd=source, capture_output=True, text=True, check=True,
     ).stdout
     names = sorted({name for name in listed.split("\0") if name})
-    return [name for name in names if (REPO_ROOT / name).is_file()]
+    return [name for name in names if not is_working_state(name) and (source / name).is_file()]
+
+
+def copy_project(dest: Path, source: Path = REPO_ROOT) -> Path:
+    """The project's files (project_files) copied from ``source`` to ``dest`` and params.yaml
+    written from the defaults: the code of the checkout, none of its working state."""
+    for name in project_files(source):
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source / name, target)
+    dest.mkdir(parents=True, exist_ok=True)
+    write_params(dest)
+    return dest
+
+
+ALWAYS_RUN_STAGES = {"fingerprint"}  # always_changed in dvc.yaml: re-checks data.path on every repro
+
+
+def ran_stages(output: str) -> list[str]:
+    """The stages a ``dvc repro`` output says it ran, in order, less the fingerprint stage,
+    which runs on every repro (whether prepare re-runs is what says the data changed)."""
+    ran = re.findall(r"^Running stage '([^']+)'", output, flags=re.MULTILINE)
+    return [name for name in ran if name not in ALWAYS_RUN_STAGES]
 
 
 def files_under(root: Path) -> list[str]:

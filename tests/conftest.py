@@ -11,10 +11,9 @@ from typing import Optional
 
 import pytest
 from builders import (
-    REPO_ROOT,
     SHARED_DATA,
+    copy_project,
     copy_stage_tree,
-    project_files,
     run,
     run_module,
     write_params,
@@ -35,8 +34,8 @@ class ProjectCopy:
     root: Path
 
     def write_params(self, overrides: Optional[dict] = None) -> dict:
-        """params.yaml = the repo's params.yaml with ``overrides`` merged in (nested dicts
-        merge key by key), so that parameter groups added later stay valid."""
+        """params.yaml = the default params with ``overrides`` merged in (nested dicts merge
+        key by key), so that parameter groups added later stay valid."""
         return write_params(self.root, overrides)
 
     def dvc(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -59,15 +58,13 @@ class ProjectCopy:
 
 
 def new_project_copy(root: Path) -> ProjectCopy:
-    """The project's files (``git ls-files``: tracked plus untracked-but-not-ignored) copied
-    into a new git repo at ``root`` and committed. Ignored files (data/, caches) are not
-    copied, so DVC outputs start out missing, as on a fresh clone."""
+    """The project's code (builders.copy_project: tracked plus untracked-but-not-ignored
+    files, without the checkout's params, answers, lock and outputs; params.yaml at the
+    defaults) in a new git repo at ``root``, committed: DVC outputs start out missing, as on a
+    fresh clone."""
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
-    for name in project_files():
-        target = root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO_ROOT / name, target)
+    copy_project(root)
     project = ProjectCopy(root)
     project.git("init", "-q")
     project.git("add", "-A")
@@ -89,8 +86,8 @@ def module_project_copy(tmp_path_factory) -> ProjectCopy:
 
 @pytest.fixture
 def stage_tree(tmp_path) -> Path:
-    """alr_core/, stages/, params.yaml and dvc.yaml copied to tmp_path/project (no git, no
-    outputs): enough to run ``python -m stages.<name>`` there."""
+    """alr_core/, stages/ and dvc.yaml copied to tmp_path/project, params.yaml at the defaults
+    (no git, no outputs): enough to run ``python -m stages.<name>`` there."""
     return copy_stage_tree(tmp_path / "project")
 
 

@@ -4,8 +4,18 @@ checked against a direct count on the same noisy labels."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from builders import write_params
 
 from bench.phase1_evidence import parse_dataset, prepare_run, rarest_class_noise
+
+
+@pytest.fixture(autouse=True)
+def default_params_file(tmp_path, monkeypatch):
+    """prepare_run starts from ./params.yaml: run beside the default params, not in the
+    checkout, whose params.yaml is the user's."""
+    write_params(tmp_path)
+    monkeypatch.chdir(tmp_path)
 
 
 def test_rarest_class_noise_counts_the_rarest_class_labels():

@@ -3,10 +3,13 @@ per-round override changes only its round, and a rerun resumes instead of repeat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from pathlib import Path
 
 import pytest
+from builders import write_params
 
 from bench import phase2_evidence
 
@@ -17,20 +20,24 @@ TINY = "lnl.epochs=2,lnl.num_gradual=1,al.epochs=1,al.strategy=label_disagreemen
 def sweep(tmp_path_factory):
     """Three configurations on 8-px digits, 2 rounds, 1 seed; returns (raw records, table, argv)."""
     folder = tmp_path_factory.mktemp("phase2")
+    write_params(folder)
     argv = ["phase2_evidence", "--dataset", "tiny=digits;image_size=8", "--budgets", "0.05", "--seeds", "0",
             "--rounds", "2", "--raw", str(folder / "raw.jsonl"), "--out", str(folder / "table.md"),
             "--cache", str(folder / "cache"), "--config", f"finetune={TINY}",
             "--config", f"scratch last={TINY},rounds.2.retrain=scratch,rounds.2.epochs=2,rounds.2.lr=0.05",
             "--variants", "ce + random", "finetune", "scratch last"]  # fmt: skip
-    run(argv)
+    run(argv, folder)
     records = [json.loads(line) for line in (folder / "raw.jsonl").read_text().splitlines()]
     return records, (folder / "table.md").read_text(), argv
 
 
-def run(argv: list[str]) -> None:
+def run(argv: list[str], folder: Path) -> None:
+    """phase2_evidence.main() on ``argv`` in ``folder``: the bench starts from ./params.yaml,
+    which must be the default params there, not the checkout's (the user's)."""
     saved, sys.argv = sys.argv, argv
     try:
-        phase2_evidence.main()
+        with contextlib.chdir(folder):
+            phase2_evidence.main()
     finally:
         sys.argv = saved
 
@@ -58,7 +65,7 @@ def test_a_round_override_changes_that_round_only(sweep):
 def test_a_rerun_skips_what_the_raw_file_holds(sweep):
     records, _, argv = sweep
     raw = argv[argv.index("--raw") + 1]
-    run(argv)
+    run(argv, Path(raw).parent)
     with open(raw) as handle:
         assert len(handle.read().splitlines()) == len(records)
 

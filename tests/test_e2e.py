@@ -1,8 +1,8 @@
 """End to end: a copy of the project in a fresh git repo, `dvc repro` on tiny params.
 
 Targets the ``inject_noise`` stage (which runs its upstream ``prepare``), so the test stays
-valid as later stages are added to dvc.yaml; the params file starts from the repo's
-params.yaml and overrides only what it needs, so new parameter groups stay valid too.
+valid as later stages are added to dvc.yaml; the params file starts from the default params
+and overrides only what it needs, so new parameter groups stay valid too.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from builders import ran_stages
 
 from alr_core.common import paths
 from alr_core.data.splits import long_tail_counts
@@ -39,10 +40,6 @@ NUM_TRAIN = sum(TRAIN_COUNTS)  # 669
 NUM_SAMPLES = NUM_TRAIN + 10 * (5 + 5)  # 769
 
 
-def ran_stages(output: str) -> list[str]:
-    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
-
-
 def md5(path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
@@ -62,7 +59,7 @@ def test_dvc_repro_on_tiny_params(project_copy):
     assert images.max() == 255
 
     samples = pd.read_parquet(root / paths.PREPARED_SAMPLES)
-    assert list(samples.columns) == ["sample_id", "split", "label", "class_name", "source_path"]
+    assert list(samples.columns) == ["sample_id", "split", "label", "class_name", "source_path", "source_md5"]
     assert len(samples) == NUM_SAMPLES and samples["sample_id"].is_unique
     train = samples[samples["split"] == "train"]
     assert np.bincount(train["label"], minlength=10).tolist() == TRAIN_COUNTS
@@ -95,7 +92,7 @@ def test_dvc_repro_on_tiny_params(project_copy):
     # ---- second run: nothing to do
     second = project_copy.dvc("repro", "inject_noise")
     assert ran_stages(second.stdout) == [], second.stdout
-    assert "Data and pipelines are up to date" in second.stdout
+    assert "Stage 'prepare' didn't change, skipping" in second.stdout  # the fingerprint re-checked the data
 
     # ---- a new noise rate re-runs inject_noise only
     prepared = {p: md5(root / p) for p in (paths.PREPARED_IMAGES, paths.PREPARED_SAMPLES, paths.DATA_METRICS)}

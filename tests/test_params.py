@@ -1,15 +1,27 @@
-"""params.yaml validation: the repo's file, unknown keys, types, ranges, choices, cross-key rules."""
+"""params.yaml validation: the defaults and the shipped file, unknown keys, types, ranges,
+choices, cross-key rules."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
 import yaml
 from builders import REPO_ROOT
 
 from alr_core.common.errors import AlrError
-from alr_core.common.params import DataParams, NoiseParams, Params, load_params, parse_params
+from alr_core.common.params import (
+    DEFAULT_ROUNDS,
+    DataParams,
+    NoiseParams,
+    Params,
+    RoundParams,
+    default_params,
+    load_params,
+    parse_params,
+    previous_dir,
+)
 
 
 def nested(key: str, value) -> dict:
@@ -41,15 +53,46 @@ def assert_subset(raw, parsed, where="") -> None:
 # ----------------------------------------------------------------------------- valid input
 
 
-def test_repo_params_yaml_parses_completely():
-    params = load_params(REPO_ROOT / "params.yaml")
-    assert isinstance(params, Params)
-    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+def test_default_params_pass_validation_and_round_trip(tmp_path):
+    raw = default_params()
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert yaml.safe_load(path.read_text()) == raw
+    params = load_params(path)
     assert_subset(raw, dataclasses.asdict(params))
+    # every value is its dataclass default; only the rounds differ from an empty file's one round
+    rounds = {str(r): RoundParams(previous_dir(r)) for r in range(1, DEFAULT_ROUNDS + 1)}
+    assert params == dataclasses.replace(Params(), rounds=rounds)
+    assert list(raw) == [f.name for f in dataclasses.fields(Params)]  # complete, in schema order
+    assert raw["rounds"] == {"1": {"prev": "data/lnl"}, "2": {"prev": "data/rounds/1"}, "3": {"prev": "data/rounds/2"},
+                             "4": {"prev": "data/rounds/3"}, "5": {"prev": "data/rounds/4"}}  # fmt: skip
     # a fresh clone runs offline on the bundled digits
-    assert params.data.source == "digits"
-    assert params.noise.type in ("symmetric", "pairflip", "none")
-    assert 0.0 <= params.noise.rate < 1.0
+    assert params.data.source == "digits" and params.data.path is None
+
+
+def test_default_params_are_a_new_dict_every_call():
+    """Callers change the dict they get (helpers set groups and rounds on it); the next call
+    must still give the defaults."""
+    changed = default_params()
+    changed["data"]["source"] = "csv"
+    changed["noise"]["keep_clean_classes"].append(1)
+    changed["rounds"]["1"]["prev"] = "elsewhere"
+    fresh = default_params()
+    assert fresh["data"]["source"] == "digits"
+    assert fresh["noise"]["keep_clean_classes"] == []
+    assert fresh["rounds"]["1"]["prev"] == "data/lnl"
+
+
+@pytest.mark.skipif(
+    not os.environ.get("CI"),
+    reason="params.yaml is the user's to edit; only a clean clone, as CI tests it (CI set), "
+    "must ship exactly the defaults",
+)
+def test_shipped_params_yaml_is_the_defaults():
+    shipped = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    assert shipped == default_params(), (
+        "params.yaml and alr_core/common/params.py disagree on a default; change both together"
+    )
 
 
 def test_empty_mapping_gives_the_defaults():

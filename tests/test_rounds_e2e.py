@@ -14,9 +14,10 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from builders import deep_merge, repo_params, rounds_param, write_params
+from builders import deep_merge, ran_stages, rounds_param, write_params
 
 from alr_core.common import paths
+from alr_core.common.params import default_params
 
 pytestmark = pytest.mark.e2e  # `pytest -m "not e2e"` skips the slow end-to-end runs
 
@@ -29,12 +30,13 @@ TINY = {
     "noise": {"type": "symmetric", "rate": 0.4, "keep_clean_classes": []},
     "model": {"arch": "auto", "weights": None},
     "train": {"device": "cpu", "batch_size": 32},
+    "pretrain": {"epochs": 1},
     "lnl": {"method": "coteaching_vog", "epochs": 3, "num_gradual": 1, "vog_window": 2},
     "al": {"strategy": "entropy", "pool": "unselected", "oracle": "simulated", "paper_protocol": False,
            "train_on": "selected", "epochs": 2},
 }  # fmt: skip
 NUM_TRAIN = 669  # see test_e2e.py
-PHASE1 = ["prepare", "inject_noise", "lnl_train"]
+PHASE1 = ["prepare", "pretrain", "inject_noise", "lnl_train"]
 ROUND_STAGES = ["score_samples", "query", "oracle_relabel", "retrain"]
 
 
@@ -43,14 +45,10 @@ def stages_of(rounds: int) -> list[str]:
 
 
 def set_params(project, overrides: dict | None = None, rounds: int = 2) -> None:
-    """params.yaml = the repo's params, TINY, ``overrides``; exactly ``rounds`` rounds."""
-    raw = deep_merge(deep_merge(repo_params(), TINY), overrides or {})
+    """params.yaml = the default params, TINY, ``overrides``; exactly ``rounds`` rounds."""
+    raw = deep_merge(deep_merge(default_params(), TINY), overrides or {})
     raw["rounds"] = rounds_param(rounds)
     write_params(project.root, raw=raw)
-
-
-def ran_stages(output: str) -> list[str]:
-    return re.findall(r"^Running stage '([^']+)'", output, flags=re.MULTILINE)
 
 
 def read_json(project, path):
@@ -63,11 +61,13 @@ def labels_of(project, folder) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def pipeline(module_project_copy):
-    """The full pipeline on TINY params, committed; returns the project and `dvc repro`'s output."""
+    """The full pipeline on TINY params, committed; returns the project and `dvc repro`'s output
+    (with ``git_status``, the porcelain status right after the run)."""
     project = module_project_copy
     set_params(project)
     project.git("commit", "-q", "-am", "tiny params, two rounds")
     result = project.dvc("repro", timeout=900)
+    result.git_status = project.git("status", "--porcelain", "--untracked-files=all").stdout
     project.git("add", "-A")
     project.git("commit", "-q", "-m", "tiny run")
     return project, result
@@ -86,6 +86,12 @@ def test_two_rounds_end_to_end(pipeline):
     project, result = pipeline
     root = project.root
     assert ran_stages(result.stdout) == PHASE1 + stages_of(2), result.stdout
+    # a fresh clone's first run changes no tracked file: its results are new files of the user's
+    changes = result.git_status.splitlines()
+    assert changes and all(line.startswith("?? ") for line in changes), result.git_status
+    new_files = {line[3:] for line in changes}
+    assert "dvc.lock" in new_files and str(paths.REPORT_METRICS) in new_files
+    assert all(name == "dvc.lock" or name.startswith(("metrics/", "plots/")) for name in new_files), new_files
 
     for r in (1, 2):
         for name in (paths.SCORES, paths.QUERY, paths.WORKING_LABELS, paths.MODEL):
