@@ -212,7 +212,7 @@ def test_encoder_checkpoint_round_trip(tmp_path):
     encoder.train()(torch.randn(4, 1, 8, 8))  # BatchNorm statistics away from their defaults
     encoder.eval()
     save_encoder(tmp_path / "encoder.pt", spec, encoder, {"mean": [0.5], "std": [0.2]},
-                 dataclasses.asdict(PretrainParams()), head)  # fmt: skip
+                 dataclasses.asdict(PretrainParams(method="simclr")), head)  # fmt: skip
     saved = torch.load(tmp_path / "encoder.pt", map_location="cpu", weights_only=True)
     assert saved["spec"]["num_classes"] == ENCODER_ONLY and saved["pretrain"]["method"] == "simclr"
     rebuilt = build_encoder(ModelSpec(**saved["spec"]))
@@ -227,7 +227,8 @@ def test_encoder_checkpoint_round_trip(tmp_path):
 
 def tiny_params(**pretrain) -> Params:
     raw = {"train": {"device": "cpu"},
-           "pretrain": {"epochs": 2, "batch_size": 16, "lr": 0.003, "projection_dim": 16} | pretrain}  # fmt: skip
+           "pretrain": {"method": "simclr", "epochs": 2, "batch_size": 16, "lr": 0.003, "projection_dim": 16}
+           | pretrain}  # fmt: skip
     return parse_params(raw)
 
 
@@ -379,7 +380,7 @@ def test_prepare_draws_the_splits_from_data_split_seed_not_seed(stage_tree):
 
 TINY = {
     "data": {"image_size": 8, "val_per_class": 5, "test_per_class": 5},
-    "pretrain": {"epochs": 1, "batch_size": 64},
+    "pretrain": {"method": "simclr", "epochs": 1, "batch_size": 64},
     "train": {"device": "cpu"},
 }
 
