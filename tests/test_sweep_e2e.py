@@ -63,7 +63,8 @@ def experiments_by_name(project: ProjectCopy) -> dict[str, dict]:
         for exp_range in commit.get("experiments") or []:
             data = exp_range["revs"][0]["data"]
             found[exp_range["name"]] = {
-                "state": exp_range["executor"]["state"],
+                # an experiment pulled from another machine carries no executor: it finished there
+                "state": (exp_range["executor"] or {"state": "success"})["state"],
                 "params": data["params"]["params.yaml"]["data"],
                 "metrics": {name: entry.get("data") for name, entry in data["metrics"].items()},
             }
@@ -132,3 +133,43 @@ def test_second_clone_pulls_phase_one_from_a_shared_remote(project_copy, tmp_pat
     assert (clone / paths.LNL_CHECKPOINT).read_bytes() == (first.root / paths.LNL_CHECKPOINT).read_bytes()
     # phase 1 is pulled, not recomputed (pretrain, which phase 1 does not need, was not pulled)
     assert [name for name in ran_stages(second.dvc("repro").stdout) if name != "pretrain"] == ROUND1
+
+
+def test_a_sweep_split_over_two_machines_meets_in_one_table(project_copy, tmp_path, monkeypatch):
+    """docs/experiments.md's recipe: two clones share a git remote and a DVC remote; each runs
+    its share of the seeds from DVC's queue and pushes it with `dvc exp push`; one pulls all
+    with `dvc exp pull` and compares."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the two "machines" share this one's two cores
+    first = project_copy
+    use_tiny_params(first)
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
+    first.dvc("remote", "add", "-d", "shared", str(tmp_path / "dvc-remote"))
+    first.git("commit", "-q", "-am", "a DVC remote every machine reaches")
+    first.git("remote", "add", "origin", str(origin))
+    first.git("push", "-q", "origin", "HEAD:main")
+    clone = tmp_path / "second"
+    subprocess.run(["git", *GIT_IDENTITY, "clone", "-q", "--branch", "main", str(origin), str(clone)], check=True)
+    second = ProjectCopy(clone)
+
+    for machine, seed in ((first, 0), (second, 1)):
+        machine.dvc("exp", "run", "--queue", "-S", "al.strategy=random,entropy", "-S", f"seed={seed}")
+        machine.dvc("queue", "start", "-j", "1")
+    for machine in (first, second):
+        assert wait_for_queue(machine).count("Success") == 2
+        machine.dvc("exp", "push", "origin")  # its experiments to git, their outputs to the DVC remote
+    assert len(first.dvc("exp", "list", "origin", "--name-only").stdout.split()) == 4
+
+    first.dvc("exp", "pull", "origin")  # the other machine's two, with their cached outputs
+    experiments = experiments_by_name(first)
+    assert sorted((e["params"]["seed"], e["params"]["al"]["strategy"]) for e in experiments.values()) == [
+        (0, "entropy"), (0, "random"), (1, "entropy"), (1, "random")]  # fmt: skip
+    result = run([sys.executable, "-m", "stages.compare"], cwd=first.root)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("4 of 4 experiments finished, in 2 groups")
+    rows = [line for line in result.stdout.splitlines() if re.match(r"\| (entropy|random) ", line)]
+    assert [[cell.strip() for cell in row.strip("|").split("|")][1:3] for row in rows] == [["2", "0 1"]] * 2
+    # the pulled experiment's outputs came through the DVC remote: apply one and check out its model
+    name = next(n for n, e in experiments.items() if e["params"]["seed"] == 1)
+    first.dvc("exp", "apply", name)
+    assert (first.root / paths.round_dir(1) / paths.MODEL).is_file()
