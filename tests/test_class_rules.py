@@ -47,6 +47,46 @@ def test_gmm_low_component_degenerate_is_none(scores):
     assert gmm_low_component(scores) is None
 
 
+def test_gmm_low_component_keeps_a_prefix_when_the_broad_component_owns_both_tails():
+    # the lower-mean component is broad (it fits 0.05 and 3.0) around a tight middle mode at
+    # 0.9: its posterior exceeds 0.5 at both ends, yet the 3.0 losses must not be kept
+    scores = np.r_[np.full(20, 0.05), np.full(12, 0.9), np.full(6, 3.0)]
+    assert gmm_low_component(scores).tolist() == [True] * 20 + [False] * 18
+    # (loss, VOG): the 3.0 samples are also above the dropped middle ones in VOG
+    vog = np.r_[np.full(20, 0.1), np.full(12, 0.5), np.full(6, 1.0)]
+    assert gmm_low_component(np.c_[scores, vog]).tolist() == [True] * 20 + [False] * 18
+
+
+def test_gmm_low_component_keeps_a_low_tail_the_broad_high_component_owns():
+    # a loss of 0.0 below a tight clean mode at 1.0: the broad high component (3 to 9) is
+    # denser there than the tight one, but a loss below the clean mode is kept
+    scores = np.r_[0.0, np.linspace(0.99, 1.01, 20), np.linspace(3.0, 9.0, 10)]
+    assert gmm_low_component(scores).tolist() == [True] * 21 + [False] * 10
+
+
+def test_gmm_low_component_leaves_an_ordinary_two_mode_split_as_it_was():
+    # clean losses 0.01-0.26 (gamma), noisy ones 1.7-3.6: the low component's posterior was a
+    # prefix already, and the split is the same
+    rng = np.random.default_rng(0)
+    scores = np.r_[rng.gamma(2, 0.05, 40), rng.normal(2.5, 0.6, 15)]
+    assert gmm_low_component(scores).tolist() == [True] * 40 + [False] * 15
+    pairs = np.c_[scores, np.r_[rng.normal(0.2, 0.05, 40), rng.normal(0.8, 0.2, 15)]]
+    assert gmm_low_component(pairs).tolist() == [True] * 40 + [False] * 15
+
+
+def test_gmm_low_component_on_two_columns_is_closed_downwards():
+    # the two-tails layout of (loss, VOG) with noise in both columns; the low component's
+    # posterior alone would keep the six (3.0, 1.0) samples, each above dropped ones in both
+    rng = np.random.default_rng(0)
+    scores = np.r_[rng.normal([0.05, 0.1], 0.05, (20, 2)), rng.normal([0.9, 0.5], 0.05, (12, 2)),
+                   rng.normal([3.0, 1.0], 0.15, (6, 2))]  # fmt: skip
+    keep = gmm_low_component(scores)
+    assert keep.tolist() == [True] * 20 + [False] * 18
+    at_most = (scores[:, None, :] <= scores[None, :, :]).all(axis=2)  # [i, j]: i ≤ j in both
+    # no dropped sample lies below a kept one in both columns
+    assert not (at_most & ~keep[:, None] & keep[None, :]).any()
+
+
 def test_class_gmm_keeps_the_clean_mode_of_every_class():
     keep, whole = class_gmm(LOSSES, LABELS)
     assert keep.tolist() == CLEAN.tolist()

@@ -25,10 +25,21 @@ MIN_GMM_SAMPLES = 6
 
 
 def gmm_low_component(scores: np.ndarray) -> Optional[np.ndarray]:
-    """Fit a 2-component Gaussian mixture to ``scores`` (M,) or (M, F) of one class and return
-    the bool (M,) mask of samples whose posterior for the component with the smaller mean of
-    column 0 (the loss or distance) exceeds 0.5; None when the split is degenerate (fewer than
-    MIN_GMM_SAMPLES samples, a constant column 0, or one component empty).
+    """Fit a 2-component Gaussian mixture to ``scores`` (M,) or (M, F) of one class (every
+    column: smaller is cleaner) and return the bool (M,) mask of the samples kept as the low
+    component's; None when the split is degenerate (fewer than MIN_GMM_SAMPLES samples, a
+    constant column 0, or nothing kept or nothing dropped).
+
+    The low component is the one with the smaller mean of column 0 (the loss or distance).
+    Its posterior alone is not the keep rule: a broad low component can own both tails around
+    a tight middle mode, and would keep the highest losses. Instead a sample is dropped when
+    it is at least as high in every column as some sample of the high set H, the samples whose
+    low-component posterior is ≤ 0.5, leaving out those at most the low component's mean in
+    every column (a tail below the clean mode that the broad component happens to own). For
+    one column the kept samples are those below a cut-off, the lowest score above the low
+    component's mean at which the posterior falls to 0.5: a prefix of the sorted scores. For
+    (loss, VOG) the keep set is closed downwards: a sample lower in both than a kept sample is
+    kept, and no sample higher in both than a dropped one is kept.
 
     Columns are z-scored first (loss and VOG have unrelated units). The fit is deterministic:
     means start at the 25th and 75th percentiles, ``random_state=0``.
@@ -49,7 +60,12 @@ def gmm_low_component(scores: np.ndarray) -> Optional[np.ndarray]:
                           max_iter=200, random_state=0)  # fmt: skip
     gmm.fit(scaled)
     low = int(np.argmin(gmm.means_[:, 0]))
-    keep = gmm.predict_proba(scaled)[:, low] > 0.5
+    below_low_mean = (scaled <= gmm.means_[low]).all(axis=1)
+    high = scaled[(gmm.predict_proba(scaled)[:, low] <= 0.5) & ~below_low_mean]
+    keep = np.ones(len(scaled), dtype=bool)
+    for start in range(0, len(scaled), 1024):  # blocks bound the (rows, |H|, F) comparison
+        block = scaled[start : start + 1024]
+        keep[start : start + 1024] = ~(block[:, None, :] >= high[None, :, :]).all(axis=2).any(axis=1)
     if keep.all() or not keep.any():
         return None
     return keep

@@ -1,0 +1,224 @@
+"""Noisy-label rules over embeddings (alr_core.lnl.feature_rules): exact neighbours and vote
+probabilities on hand-made arrays, out-of-sample k-fold probabilities, and per-class decisions
+that keep a rare class's clean samples on long-tailed data with 40 % symmetric noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from alr_core.common.errors import AlrError
+from alr_core.lnl.feature_rules import (
+    FEATURE_RULES,
+    PROBE_C,
+    cleanlab_kfold,
+    feature_keep,
+    kfold_probs,
+    knn_probs,
+    nearest_neighbours,
+)
+
+# Five hand points; norms differ so only the direction counts. Unit vectors: 0 and 1 are
+# (1, 0), 2 is (0, 1), 3 is (2, 1.8)/√7.24, 4 is (-1, 0.2)/√1.04.
+HAND_POINTS = np.array([[1.0, 0.0], [3.0, 0.0], [0.0, 5.0], [2.0, 1.8], [-1.0, 0.2]])
+A, B = 2 / np.sqrt(7.24), 1.8 / np.sqrt(7.24)  # row 3's cosine to rows 0 and 1, and to row 2
+C, D = 0.2 / np.sqrt(1.04), -1 / np.sqrt(1.04)  # row 4's cosine to row 2, and to rows 0 and 1
+E = A * D + B * C  # rows 3 and 4
+
+
+def test_nearest_neighbours_on_hand_points():
+    indices, similarities = nearest_neighbours(HAND_POINTS, 2)
+    assert indices.dtype == np.int64
+    assert indices.tolist() == [[1, 3], [0, 3], [3, 4], [0, 1], [2, 3]]  # row 3: 0 and 1 tie, 0 first
+    np.testing.assert_allclose(similarities, [[1, A], [1, A], [B, C], [A, A], [C, E]], atol=1e-12)
+
+
+def test_nearest_neighbours_lists_every_other_row_most_similar_first():
+    indices, similarities = nearest_neighbours(HAND_POINTS, 4)
+    # equally similar rows in ascending index: row 2's 0 and 1 (both 0), row 4's 0 and 1 (both D)
+    assert indices.tolist() == [[1, 3, 2, 4], [0, 3, 2, 4], [3, 4, 0, 1], [0, 1, 2, 4], [2, 3, 0, 1]]
+    np.testing.assert_allclose(similarities[4], [C, E, D, D], atol=1e-12)
+    np.testing.assert_array_equal(indices, nearest_neighbours(HAND_POINTS, 4)[0])
+
+
+def test_nearest_neighbours_never_lists_a_row_among_its_duplicates():
+    points = np.array([[1.0, 1.0], [2.0, 2.0], [1.0, 1.0], [0.0, 1.0]])  # rows 0-2: one direction
+    indices, similarities = nearest_neighbours(points, 2)
+    assert indices[:3].tolist() == [[1, 2], [0, 2], [0, 1]]  # the other two, never itself
+    np.testing.assert_allclose(similarities[:3], 1.0, atol=1e-12)
+    assert set(indices[3]) < {0, 1, 2} and indices[3, 0] < indices[3, 1]  # three tie for two places
+    nearest = nearest_neighbours(points, 1)[0][:3, 0]
+    assert set(nearest) <= {0, 1, 2} and (nearest != np.arange(3)).all()
+
+
+@pytest.mark.parametrize(
+    "embeddings, k, message",
+    [(HAND_POINTS, 0, "k is 0; expected an integer in \\[1, 4\\]"),
+     (HAND_POINTS, 5, "k is 5; expected an integer in \\[1, 4\\]"),
+     (HAND_POINTS, True, "k is True"),
+     (HAND_POINTS[:, 0], 1, "embeddings has shape \\(5,\\); expected \\(N, D\\)"),
+     (HAND_POINTS[:1], 1, "embeddings has shape \\(1, 2\\)"),
+     (np.where(np.eye(5, 2) == 1, np.nan, HAND_POINTS), 1, "2 row\\(s\\) with NaN or inf")],
+)  # fmt: skip
+def test_nearest_neighbours_rejects_bad_input(embeddings, k, message):
+    with pytest.raises(AlrError, match=message):
+        nearest_neighbours(embeddings, k)
+
+
+# labels 0, 0, 1, 1, 1 (class 2 unobserved): frequencies 2/5, 3/5, 0; k = 2, one prior vote
+TINY_LABELS = np.array([0, 0, 1, 1, 1])
+TINY_NEIGHBOURS = np.array([[1, 2], [0, 4], [3, 4], [2, 4], [0, 1]])
+
+
+def test_knn_probs_are_smoothed_vote_shares():
+    probs = knn_probs(TINY_NEIGHBOURS, TINY_LABELS, 3)
+    # (votes + frequency) / (k + 1): row 0 votes (1, 1, 0), row 1 (1, 1, 0), rows 2-3 (0, 2, 0), row 4 (2, 0, 0)
+    expected = np.array([[1.4, 1.6, 0], [1.4, 1.6, 0], [0.4, 2.6, 0], [0.4, 2.6, 0], [2.4, 0.6, 0]]) / 3
+    np.testing.assert_allclose(probs, expected, atol=1e-12)
+
+
+def test_knn_probs_never_count_a_samples_own_label():
+    # swap the labels of samples 0 and 2 (class frequencies stay): row 2 lists neither, so it
+    # does not move although its own label changed; the rows that list 0 or 2 do
+    swapped = TINY_LABELS.copy()
+    swapped[[0, 2]] = swapped[[2, 0]]
+    before = knn_probs(TINY_NEIGHBOURS, TINY_LABELS, 3)
+    after = knn_probs(TINY_NEIGHBOURS, swapped, 3)
+    assert (~np.isclose(before, after).all(axis=1)).tolist() == [True, True, False, True, True]
+
+
+@pytest.mark.parametrize(
+    "neighbours, labels, num_classes, message",
+    [(np.array([[0, 1]] * 5), TINY_LABELS, 3, "lists a row as its own neighbour"),
+     (np.array([[1, 5]] * 5), TINY_LABELS, 3, "outside \\[0, 4\\]"),
+     (TINY_NEIGHBOURS[:4], TINY_LABELS, 3, "neighbours has shape \\(4, 2\\)"),
+     (TINY_NEIGHBOURS.astype(float), TINY_LABELS, 3, "dtype float64"),
+     (TINY_NEIGHBOURS, np.array([0, 0, 1, 1, 3]), 3, "labels holds values in \\[0, 3\\]; expected \\[0, 3\\)"),
+     (TINY_NEIGHBOURS, TINY_LABELS.astype(float), 3, "labels has dtype float64"),
+     (TINY_NEIGHBOURS, TINY_LABELS, 0, "num_classes is 0")],
+)  # fmt: skip
+def test_knn_probs_rejects_bad_input(neighbours, labels, num_classes, message):
+    with pytest.raises(AlrError, match=message):
+        knn_probs(neighbours, labels, num_classes)
+
+
+def test_kfold_probs_never_come_from_a_probe_that_saw_the_label():
+    # random embeddings, random labels: nothing to learn, so an out-of-sample probability of the
+    # given label sits at chance (1/3); the same probe fitted on every row memorises its labels
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    embeddings, labels = rng.normal(size=(200, 100)), rng.integers(0, 3, 200)
+    probs = kfold_probs(embeddings, labels, 3, 5, seed=0)
+    rows = np.arange(200)
+    assert probs[rows, labels].mean() < 0.36
+    in_sample = make_pipeline(StandardScaler(), LogisticRegression(C=PROBE_C, max_iter=1000)).fit(embeddings, labels)
+    assert in_sample.predict_proba(embeddings)[rows, labels].mean() > 0.55
+
+
+def test_kfold_probs_have_a_column_per_class_and_follow_the_seed():
+    rng = np.random.default_rng(0)
+    embeddings = np.r_[rng.normal(0, 1, (30, 4)), rng.normal(3, 1, (30, 4))]
+    labels = np.repeat([0, 2], 30)  # class 1 never observed
+    probs = kfold_probs(embeddings, labels, 3, 5, seed=0)
+    assert probs.shape == (60, 3)
+    assert (probs[:, 1] == 0).all()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    assert (probs[np.arange(60), labels] > 0.5).mean() > 0.9  # separable: the probes agree with the labels
+    np.testing.assert_array_equal(probs, kfold_probs(embeddings, labels, 3, 5, seed=0))
+    assert not np.array_equal(probs, kfold_probs(embeddings, labels, 3, 5, seed=1))
+
+
+def test_kfold_probs_with_classes_smaller_than_the_folds():
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.repeat([0, 1], 20), [2, 2, 3]]  # class 2: 2 samples, class 3: one
+    embeddings = rng.normal(size=(len(labels), 4)) + 4 * np.eye(4)[labels]
+    probs = kfold_probs(embeddings, labels, 4, 5, seed=0)
+    # each class-2 sample is predicted by a probe that saw the other one (a class a probe never
+    # saw gets exactly 0); the class-3 sample by a probe that never saw class 3
+    assert (probs[40:42, 2] > probs[:40, 2].max()).all()
+    assert probs[42, 3] == 0.0
+    keep, _ = cleanlab_kfold(embeddings, labels, 4, 5, seed=0)
+    assert keep[42]  # the only class-3 sample stays: every observed class keeps one
+
+
+def test_kfold_probs_with_one_observed_class_are_certain():
+    probs = kfold_probs(np.arange(12.0).reshape(6, 2), np.full(6, 1), 3, 2, seed=0)
+    np.testing.assert_array_equal(probs, np.tile([0.0, 1.0, 0.0], (6, 1)))
+
+
+@pytest.mark.parametrize(
+    "labels, folds, message",
+    [(np.repeat([0, 1], [4, 2]), 5, "folds is 5; expected an integer in \\[2, 4\\]"),
+     (np.repeat([0, 1], [4, 2]), 1, "folds is 1"),
+     (np.repeat([0, 1], [5, 1]), 2, "a training fold with one class only: .* class 1 has a single sample"),
+     (np.repeat([0, 1], [4, 1]), 2, "labels has shape \\(5,\\); expected \\(6,\\)"),
+     (np.repeat([0, 3], [4, 2]), 2, "labels holds values in \\[0, 3\\]; expected \\[0, 3\\)")],
+)  # fmt: skip
+def test_kfold_probs_rejects_bad_input(labels, folds, message):
+    embeddings = np.random.default_rng(0).normal(size=(6, 3))
+    with pytest.raises(AlrError, match=message):
+        kfold_probs(embeddings, labels, 3, folds, seed=0)
+
+
+def long_tailed_clusters(seed):
+    """Three well-separated Gaussian clusters in 8-d (centres 10 apart on the axes), 2000 / 400 /
+    40 samples (50:1), 40 % symmetric label noise. Class 2's observed label is then mostly
+    wrong: ~24 of its own samples keep it, ~480 flipped in from the other two carry it."""
+    rng = np.random.default_rng(seed)
+    truth = np.repeat([0, 1, 2], [2000, 400, 40])
+    embeddings = 10 * np.eye(3, 8)[truth] + rng.normal(size=(len(truth), 8))
+    flipped = rng.random(len(truth)) < 0.4
+    labels = np.where(flipped, (truth + rng.integers(1, 3, len(truth))) % 3, truth)
+    return embeddings, truth, labels
+
+
+@pytest.fixture(scope="module")
+def long_tailed():
+    # seeds 0-9 of this construction: both rules keep ≥ 0.95 of the rare class's clean samples
+    # on every seed, while the global threshold below keeps 0.53-1.0 (knn) and 0.19-1.0
+    # (k-fold); seed 1 is one of the seeds on which the global threshold fails
+    embeddings, truth, labels = long_tailed_clusters(seed=1)
+    return embeddings, truth, labels, labels == truth
+
+
+def rare_clean_recall(keep, truth, clean):
+    return keep[(truth == 2) & clean].mean()
+
+
+@pytest.mark.parametrize("rule", FEATURE_RULES)
+def test_rules_keep_the_rare_class_clean_samples_and_drop_noise(rule, long_tailed):
+    embeddings, truth, labels, clean = long_tailed
+    keep, whole = feature_keep(rule, embeddings, labels, 3, k=10, folds=5, seed=0)
+    assert rare_clean_recall(keep, truth, clean) >= 0.8
+    assert clean[keep].mean() >= clean.mean() + 0.2  # base rate ≈ 0.6
+    assert keep[clean].mean() >= 0.9
+    assert whole == []
+
+
+def test_a_global_threshold_drops_the_rare_class_clean_samples(long_tailed):
+    """The same probabilities, one threshold for all classes: keep a sample when the probability
+    of its label reaches the mean over all samples (cleanlab's per-class threshold made global)."""
+    embeddings, truth, labels, clean = long_tailed
+    rows = np.arange(len(labels))
+    knn = knn_probs(nearest_neighbours(embeddings, 10)[0], labels, 3)
+    kfold = kfold_probs(embeddings, labels, 3, 5, seed=0)
+    for probs in (knn, kfold):
+        own = probs[rows, labels]
+        assert rare_clean_recall(own >= own.mean(), truth, clean) < 0.6
+
+
+@pytest.mark.parametrize("rule", FEATURE_RULES)
+def test_a_class_that_lives_inside_another_keeps_a_sample(rule):
+    # class 1's three samples sit in class 0's cluster, so all three look mislabelled
+    embeddings = np.random.default_rng(0).normal(size=(33, 4))
+    labels = np.r_[np.zeros(30, int), [1, 1, 1]]
+    keep, _ = feature_keep(rule, embeddings, labels, 2, k=5, folds=5, seed=0)
+    assert keep[30:].any() and keep[:30].all()
+
+
+def test_feature_keep_rejects_an_unknown_rule():
+    with pytest.raises(AlrError, match="unknown feature rule 'knn'; valid: knn_vote, cleanlab_kfold"):
+        feature_keep("knn", HAND_POINTS, TINY_LABELS, 3, k=2, folds=2, seed=0)
