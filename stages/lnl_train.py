@@ -16,13 +16,19 @@ from alr_core.common.text import counted, rounded
 
 def main() -> None:
     params = load_params(paths.PARAMS)
-    from alr_core.data.datasets import load_pipeline_data  # torch is imported only after params pass
-    from alr_core.lnl.phase1 import train_phase1
+    from alr_core.data.datasets import load_pipeline_data, model_inputs  # torch only after params pass
+    from alr_core.lnl.safety_net import train_with_safety_net
+    from alr_core.nn import distributed
     from alr_core.nn.models import save_checkpoint
 
+    distributed.join(params.train.device)  # under torchrun (train.processes > 1): one rank of it
     labels = pd.read_parquet(paths.NOISY_LABELS)
-    data = load_pipeline_data(paths.PREPARED_IMAGES, paths.PREPARED_SAMPLES, labels)
-    result = train_phase1(data, params)
+    data = load_pipeline_data(paths.PREPARED_IMAGES, paths.PREPARED_SAMPLES, labels,
+                              embeddings_path=paths.PRETRAIN_EMBEDDINGS)  # fmt: skip
+    data = model_inputs(data, frozen=params.model.freeze == "backbone")
+    result = train_with_safety_net(data, params)
+    if not distributed.is_main_process():
+        return  # rank 0 writes the outputs
     save_checkpoint(paths.LNL_CHECKPOINT, result.spec, result.model, data.class_names,
                     result.normalization, peer=result.peer)  # fmt: skip
     artifacts.write_parquet(paths.LNL_SELECTION, result.selection)
@@ -39,7 +45,12 @@ def main() -> None:
         f"(precision {rounded(summary.get('precision'))}, "
         f"worst-class recall {rounded(summary.get('worst_class_recall'))})"
     )
+    net = result.metrics.get("safety_net")
+    if net and net["ce_is_better"]:
+        using = "using plain CE's model" if net["used"] == "ce" else "lnl.safety_net: pick would use plain CE"
+        print(f"safety net: plain CE scored higher on validation ({rounded(net['ce_val_balanced_accuracy'])} vs "
+              f"{rounded(net['method_val_balanced_accuracy'])} balanced accuracy); {using}")
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage(main, training=True)

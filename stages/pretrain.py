@@ -20,14 +20,18 @@ from alr_core.common.text import counted, rounded
 
 def main() -> None:
     params = load_params(paths.PARAMS)
-    from alr_core.ssl.embeddings import embeddings_table  # torch is imported only after params pass
+    from alr_core.nn import distributed  # torch is imported only after params pass
+    from alr_core.ssl.embeddings import embeddings_table
     from alr_core.ssl.encoder import save_encoder
     from alr_core.ssl.loop import run_pretrain
 
+    distributed.join(params.train.device)  # under torchrun (train.processes > 1): one rank of it
     images = np.load(paths.PREPARED_IMAGES)  # every image is embedded, so all are read anyway
     # ids and splits only: the labels are never read
     samples = pd.read_parquet(paths.PREPARED_SAMPLES, columns=["sample_id", "split"])
     result = run_pretrain(images, samples, params)
+    if not distributed.is_main_process():
+        return  # rank 0 writes the outputs
     table = embeddings_table(samples, result.embeddings)  # before any write: a failure leaves no partial output
     save_encoder(paths.PRETRAIN_ENCODER, result.spec, result.encoder, result.normalization,
                  dataclasses.asdict(params.pretrain), result.head)  # fmt: skip
@@ -48,4 +52,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage(main, training=True)

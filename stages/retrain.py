@@ -25,13 +25,17 @@ def main() -> None:
     answers = pd.read_parquet(rnd.out_dir / paths.ANSWERS)
 
     from alr_core.active.retrain import evaluation, retrain
-    from alr_core.data.datasets import load_pipeline_data  # torch only once the inputs are known to be valid
-    from alr_core.nn.models import load_checkpoint, load_peer, save_checkpoint
+    from alr_core.data.datasets import load_pipeline_data, model_inputs  # torch only once the inputs are valid
+    from alr_core.nn import distributed
+    from alr_core.nn.models import LINEAR, load_checkpoint, load_peer, save_checkpoint
 
-    data = load_pipeline_data(paths.PREPARED_IMAGES, paths.PREPARED_SAMPLES, labels, label_column="label")
+    distributed.join(params.train.device)  # under torchrun (train.processes > 1): one rank of it
+    data = load_pipeline_data(paths.PREPARED_IMAGES, paths.PREPARED_SAMPLES, labels, label_column="label",
+                              embeddings_path=paths.PRETRAIN_EMBEDDINGS)  # fmt: skip
     previous = rnd.prev_dir / paths.MODEL
     spec, model, checkpoint = load_checkpoint(previous, data.class_names)
     peer = load_peer(spec, checkpoint, previous)
+    data = model_inputs(data, frozen=spec.arch == LINEAR)  # a head on cached embeddings reads embeddings
     normalization = checkpoint["normalization"]
     rows = training_rows(labels, params.al.train_on)
     answered = labelled(labels) & (labels["relabel_round"] == rnd.number).to_numpy()
@@ -41,6 +45,8 @@ def main() -> None:
         model, peer, scores = result.model, result.peer, result.metrics
     else:  # nothing new to learn from: the round keeps the previous model
         scores = {"best_epoch": None, **evaluation(model, normalization, data, params)}
+    if not distributed.is_main_process():
+        return  # rank 0 writes the outputs
     save_checkpoint(rnd.out_dir / paths.MODEL, spec, model, data.class_names, normalization, peer=peer)
     metrics = {
         "round": rnd.number,
@@ -67,4 +73,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage(main, training=True)

@@ -19,11 +19,13 @@ def main() -> None:
     check_budget_fits(rnd.budget_total - rnd.budget_before, int(pool.sum()), str(rnd.number), params.al.pool)
 
     from alr_core.active.scoring import score_pool
-    from alr_core.data.datasets import load_pipeline_data  # torch only once the inputs are known to be valid
-    from alr_core.nn.models import load_checkpoint
+    from alr_core.data.datasets import load_pipeline_data, model_inputs  # torch only once the inputs are valid
+    from alr_core.nn.models import LINEAR, load_checkpoint
 
-    data = load_pipeline_data(paths.PREPARED_IMAGES, paths.PREPARED_SAMPLES, labels, label_column="label")
-    _, model, checkpoint = load_checkpoint(rnd.prev_dir / paths.MODEL, data.class_names)
+    data = load_pipeline_data(paths.PREPARED_IMAGES, paths.PREPARED_SAMPLES, labels, label_column="label",
+                              embeddings_path=paths.PRETRAIN_EMBEDDINGS)  # fmt: skip
+    spec, model, checkpoint = load_checkpoint(rnd.prev_dir / paths.MODEL, data.class_names)
+    data = model_inputs(data, frozen=spec.arch == LINEAR)  # a head on cached embeddings reads embeddings
     seed = seed_for(params.seed, f"score round {rnd.number}")
     scores = score_pool(model, checkpoint["normalization"], data.train, pool, trusted(labels), rnd.budget, params, seed)
     artifacts.write_parquet(rnd.out_dir / paths.SCORES, scores)

@@ -66,6 +66,20 @@ def write_npz(
     return arrays
 
 
+
+def class_images(labels: np.ndarray, rng: np.random.Generator, size: int = 8) -> np.ndarray:
+    """uint8 (N, size, size, 1): a bright patch whose place depends on the class (0: top left,
+    1: bottom right, 2: a vertical bar), on noise."""
+    images = rng.integers(0, 60, (len(labels), size, size, 1)).astype(np.uint8)
+    for i, label in enumerate(labels):
+        if label == 0:
+            images[i, 1:4, 1:4] = 230
+        elif label == 1:
+            images[i, 4:7, 4:7] = 230
+        else:
+            images[i, :, 3:5] = 230
+    return images
+
 def write_image(path: Path, size=(6, 6), mode: str = "RGB", value=None) -> Path:
     """Write a solid image of ``mode`` (L, RGB, RGBA, P) and ``size`` (w, h) to ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ trains, a last batch of one, divergence stops with a message)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -11,15 +12,17 @@ import pandas as pd
 import pytest
 import torch
 
+from builders import class_images
+
 import alr_core.lnl.phase1 as lnl_module
 from alr_core.common.errors import AlrError
-from alr_core.common.params import parse_params
-from alr_core.data.datasets import PipelineData, SplitData, load_pipeline_data
+from alr_core.common.params import Params, parse_params
+from alr_core.data.datasets import PipelineData, SplitData, load_pipeline_data, model_inputs
 from alr_core.evaluation.metrics import selection_metrics
 from alr_core.lnl.class_rules import CLASS_RULES, class_gmm
 from alr_core.lnl.phase1 import train_phase1
 from alr_core.lnl.selection import forget_rate_schedule, num_to_keep, select_kept
-from alr_core.nn.models import load_checkpoint, save_checkpoint
+from alr_core.nn.models import ModelSpec, load_checkpoint, save_checkpoint
 
 CLASS_NAMES = ["square_tl", "square_br", "bar"]
 TRAIN_COUNTS = (60, 58, 3)  # observed class sizes; class 2 is tiny
@@ -27,19 +30,6 @@ NUM_TRAIN = sum(TRAIN_COUNTS)  # 121
 BATCH_SIZE = 20  # 121 % 20 == 1: the last batch would hold one sample
 EPOCHS = 6
 NOISE_RATE = 0.2
-
-
-def class_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """8×8×1 uint8 images: a bright patch whose place depends on the class, on noise."""
-    images = rng.integers(0, 60, (len(labels), 8, 8, 1)).astype(np.uint8)
-    for i, label in enumerate(labels):
-        if label == 0:
-            images[i, 1:4, 1:4] = 230
-        elif label == 1:
-            images[i, 4:7, 4:7] = 230
-        else:
-            images[i, :, 3:5] = 230
-    return images
 
 
 def make_data(seed: int = 0, with_truth: bool = True) -> PipelineData:
@@ -344,8 +334,6 @@ def test_other_seed_other_networks(data):
 
 
 def _raw_of(params) -> dict:
-    import dataclasses
-
     return dataclasses.asdict(params)
 
 
@@ -402,14 +390,68 @@ def test_huge_learning_rate_stops_with_a_message(data):
     assert "diverged" in message and "epoch" in message and "batch" in message
 
 
-def test_weights_need_resnet(data, tmp_path):
-    """model.weights with ResNet-18 loads the file before training; a file that fits nothing
-    stops with a message."""
+def test_weights_file_that_fits_nothing_stops_phase1(data, tmp_path):
+    """model.init names a file: it is loaded before training, and one that fits nothing stops
+    with a message."""
     path = tmp_path / "w.pt"
     torch.save({"unrelated.weight": torch.zeros(2)}, path)
     params = parse_params({**_raw_of(make_params(method="ce", epochs=1)),
-                           "model": {"arch": "resnet18", "weights": str(path), "dropout": 0.0}})  # fmt: skip
-    with pytest.raises(AlrError, match="no tensor that fits"):
+                           "model": {"arch": "resnet18", "init": str(path), "dropout": 0.0}})  # fmt: skip
+    with pytest.raises(AlrError, match="fits 0 of the .* backbone tensors"):
+        train_phase1(data, params, progress=False)
+
+
+def with_embeddings(data: PipelineData, spread: float = 0.6, seed: int = 0) -> PipelineData:
+    """``data`` with 8-D "pretrain" embeddings that separate the TRUE classes (one-hot × 3 plus
+    Gaussian noise of std ``spread``): what a good label-free representation gives."""
+    rng = np.random.default_rng(seed)
+
+    def embed(split: SplitData) -> SplitData:
+        truth = split.truth if split.truth is not None else split.labels
+        vectors = np.zeros((len(truth), 8))
+        vectors[np.arange(len(truth)), truth] = 3.0
+        vectors = (vectors + rng.normal(0, spread, vectors.shape)).astype(np.float32)
+        return dataclasses.replace(split, embeddings=vectors)
+
+    return dataclasses.replace(data, train=embed(data.train), val=embed(data.val), test=embed(data.test))
+
+
+def ssl_params(**lnl_overrides) -> Params:
+    raw = _raw_of(make_params(**lnl_overrides))
+    return parse_params({**raw, "pretrain": {**raw["pretrain"], "method": "simclr"},
+                         "model": {**raw["model"], "init": "ssl", "freeze": "backbone"}})  # fmt: skip
+
+
+def test_frozen_backbone_trains_a_head_on_the_embeddings(data):
+    """model.freeze: backbone — the inputs are the embeddings, the model a linear head on them:
+    on embeddings that separate the true classes it learns them despite the noisy labels."""
+    frozen = model_inputs(with_embeddings(data), frozen=True)
+    assert frozen.train.images.shape == (NUM_TRAIN, 8)
+    result = train_phase1(frozen, ssl_params(method="coteaching", epochs=6), progress=False)
+    assert result.spec == ModelSpec("linear", 3, 8, 0, 0.1)
+    assert len(result.normalization["mean"]) == 8
+    assert result.metrics["freeze"] == "backbone" and result.metrics["init"] == {"init": "ssl"}
+    assert result.metrics["test"]["balanced_accuracy"] >= 0.9
+    with pytest.raises(AlrError, match="none were loaded"):
+        model_inputs(data, frozen=True)
+
+
+@pytest.mark.parametrize("method", ["ce", "coteaching"])
+def test_feature_rule_decides_c_once_before_training(data, method):
+    """lnl.selection knn_vote: C is the rule's keep mask on the train embeddings, fixed before
+    training (kept size the same every epoch), and every network trains on it alone."""
+    from alr_core.lnl.feature_rules import FOLD_SEED, feature_keep
+
+    embedded = with_embeddings(data)
+    params = make_params(method=method, selection="knn_vote", knn_k=5, epochs=3)
+    result = train_phase1(embedded, params, progress=False)
+    expected, _ = feature_keep("knn_vote", embedded.train.embeddings, data.train.labels, 3, 5, 5, FOLD_SEED)
+    assert result.selection["clean_guess"].to_numpy().tolist() == expected.tolist()
+    assert (result.epochs["kept_size_f"] == expected.sum()).all()
+    assert result.metrics["selection_rule"] == "knn_vote"
+    clean = data.train.labels == data.train.truth
+    assert result.metrics["selection"]["precision"] == pytest.approx(clean[expected].mean())
+    with pytest.raises(AlrError, match="reads the pretrain stage's embeddings"):
         train_phase1(data, params, progress=False)
 
 
@@ -467,3 +509,65 @@ def test_load_pipeline_data_errors(tmp_path):
     np.save(images_path, np.zeros((5, 3, 3, 1), np.uint8))
     with pytest.raises(AlrError, match="8 rows"):
         load_pipeline_data(images_path, samples_path, pd.DataFrame({"sample_id": ["id0"], "observed_label": [0]}))
+
+
+# ----------------------------------------------------------------------------- the safety net
+
+
+class FakeRun:
+    """What train_phase1 returns, with a chosen validation score per lnl.method."""
+
+    def __init__(self, method: str, val: float):
+        self.method = method
+        self.metrics = {"method": method, "val": {"balanced_accuracy": val}, "test": {"balanced_accuracy": val - 0.1}}
+        self.timing = {"seconds": {"train": 1.0}}
+
+
+@pytest.mark.parametrize("mode, method_val, ce_val, used, calls", [
+    ("off", 0.5, 0.9, "coteaching", 1),
+    ("check", 0.5, 0.9, "coteaching", 2),  # reported, not acted on
+    ("pick", 0.5, 0.9, "ce", 2),
+    ("pick", 0.7, 0.7, "coteaching", 2),  # a tie keeps the method
+    ("pick", 0.8, 0.6, "coteaching", 2),
+])  # fmt: skip
+def test_safety_net_compares_with_plain_ce_on_validation(monkeypatch, mode, method_val, ce_val, used, calls):
+    import alr_core.lnl.safety_net as safety
+
+    seen = []
+
+    def fake_train(data, params, progress, encoder_path):
+        seen.append((params.lnl.method, params.lnl.selection, params.seed))
+        return FakeRun(params.lnl.method, method_val if params.lnl.method != "ce" else ce_val)
+
+    monkeypatch.setattr(safety, "train_phase1", fake_train)
+    params = make_params(method="coteaching", selection="class_gmm", safety_net=mode)
+    result = safety.train_with_safety_net(None, params)
+    assert len(seen) == calls and result.method == used
+    if calls == 2:
+        assert seen[1] == ("ce", "global", params.seed)  # same seed: the same initialisation
+        assert result.metrics["safety_net"] == {
+            "mode": mode, "method_val_balanced_accuracy": method_val, "ce_val_balanced_accuracy": ce_val,
+            "ce_is_better": ce_val > method_val, "used": used,
+            "method_test_balanced_accuracy": method_val - 0.1, "ce_test_balanced_accuracy": ce_val - 0.1}
+    else:
+        assert "safety_net" not in result.metrics
+    plain = make_params(method="ce", safety_net="pick")
+    seen.clear()
+    assert "safety_net" not in safety.train_with_safety_net(None, plain).metrics and len(seen) == 1
+
+
+def test_safety_net_trains_plain_ce_from_the_same_start(data):
+    """A real run on embeddings: the record holds both runs' validation scores, and `pick`
+    returns the run whose score is higher."""
+    from alr_core.lnl.safety_net import train_with_safety_net
+
+    frozen = model_inputs(with_embeddings(data), frozen=True)
+    params = ssl_params(method="coteaching", selection="class_gmm", epochs=4, safety_net="pick")
+    result = train_with_safety_net(frozen, params, progress=False)
+    net = result.metrics["safety_net"]
+    ce = train_phase1(frozen, dataclasses.replace(params, lnl=dataclasses.replace(params.lnl, method="ce",
+                                                                                 selection="global")), progress=False)
+    assert net["ce_val_balanced_accuracy"] == ce.metrics["val"]["balanced_accuracy"]
+    best = max(net["ce_val_balanced_accuracy"], net["method_val_balanced_accuracy"])
+    assert result.metrics["val"]["balanced_accuracy"] == best
+    assert result.metrics["method"] == net["used"]

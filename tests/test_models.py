@@ -11,8 +11,10 @@ from alr_core.nn.models import (
     ModelSpec,
     ResNet18,
     SmallCNN,
+    LinearHead,
+    TimmNet,
     build_model,
-    load_backbone_weights,
+    initialise,
     load_checkpoint,
     load_state_checked,
     resolve_arch,
@@ -228,57 +230,157 @@ def imagenet_shaped(tmp_path_factory):
     return path, state
 
 
-def test_backbone_weights_small_stem(imagenet_shaped):
+def test_weights_file_small_stem(imagenet_shaped):
+    """ImageNet ResNet-18 weights into a 32 px model: everything but the 7×7 stem and the
+    1000-class fc loads."""
     path, state = imagenet_shaped
-    model = build_model(spec("resnet18", in_channels=3, image_size=32))
-    skipped = load_backbone_weights(model, str(path))
-    assert skipped == ["conv1.weight", "fc.bias", "fc.weight"]
+    model_spec = spec("resnet18", in_channels=3, image_size=32)
+    model = build_model(model_spec)
+    record = initialise(model, model_spec, str(path), encoder_path=None)
+    assert record["skipped"] == ["conv1.weight", "fc.bias", "fc.weight"]
+    assert record["loaded_tensors"] == len(state) - 3
     own = model.backbone.state_dict()
     for key in ("layer1.0.conv1.weight", "layer4.1.bn2.running_var", "bn1.weight"):
         assert torch.equal(own[key], state[key])
     assert not torch.equal(own["conv1.weight"][:, :, :3, :3], state["conv1.weight"][:, :, :3, :3])
 
 
-def test_backbone_weights_large_rgb(imagenet_shaped):
+def test_weights_file_large_rgb(imagenet_shaped):
     path, state = imagenet_shaped
-    model = build_model(spec("resnet18", in_channels=3, image_size=224))
-    assert load_backbone_weights(model, str(path)) == ["fc.bias", "fc.weight"]
+    model_spec = spec("resnet18", in_channels=3, image_size=224)
+    model = build_model(model_spec)
+    assert initialise(model, model_spec, str(path), None)["skipped"] == ["fc.bias", "fc.weight"]
     assert torch.equal(model.backbone.conv1.weight, state["conv1.weight"])
 
 
-def test_backbone_weights_large_grayscale(imagenet_shaped):
+def test_weights_file_large_grayscale(imagenet_shaped):
     path, _ = imagenet_shaped
-    model = build_model(spec("resnet18", in_channels=1, image_size=128))
-    assert load_backbone_weights(model, str(path)) == ["conv1.weight", "fc.bias", "fc.weight"]
+    model_spec = spec("resnet18", in_channels=1, image_size=128)
+    skipped = initialise(build_model(model_spec), model_spec, str(path), None)["skipped"]
+    assert skipped == ["conv1.weight", "fc.bias", "fc.weight"]
 
 
-def test_backbone_weights_leave_the_head_alone(imagenet_shaped):
+def test_weights_file_leaves_the_head_alone(imagenet_shaped):
     path, _ = imagenet_shaped
     torch.manual_seed(4)
-    model = build_model(spec("resnet18", in_channels=3, image_size=32))
+    model_spec = spec("resnet18", in_channels=3, image_size=32)
+    model = build_model(model_spec)
     head = {k: v.clone() for k, v in model.head.state_dict().items()}
-    load_backbone_weights(model, str(path))
+    initialise(model, model_spec, str(path), None)
     for key, value in model.head.state_dict().items():
         assert torch.equal(value, head[key])
 
 
-def test_backbone_weights_from_unrelated_file(tmp_path):
+def test_weights_file_from_an_earlier_alr_run(tmp_path):
+    """An alr checkpoint of the same arch but other classes (DDP's "module." prefix too): the
+    whole backbone loads, the head does not."""
+    torch.manual_seed(5)
+    earlier = build_model(spec("small_cnn", num_classes=7))
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, spec("small_cnn", num_classes=7), earlier, list("abcdefg"), NORMALIZATION)
+    model_spec = spec("small_cnn", num_classes=3)
+    model = build_model(model_spec)
+    record = initialise(model, model_spec, str(path), None)
+    assert record["skipped"] == ["head.bias", "head.weight"]
+    for key, value in model.body.state_dict().items():
+        assert torch.equal(value, earlier.body.state_dict()[key])
+    prefixed = tmp_path / "ddp.pt"
+    torch.save({"model": {f"module.{k}": v for k, v in earlier.state_dict().items()}}, prefixed)
+    again = build_model(model_spec)
+    assert initialise(again, model_spec, str(prefixed), None)["loaded_tensors"] == record["loaded_tensors"]
+    assert torch.equal(again.body[0].weight, earlier.body[0].weight)
+
+
+@pytest.mark.parametrize("content", [
+    {"encoder.weight": torch.zeros(3, 3), "conv1.weight": torch.zeros(2, 2)},  # unrelated
+    "small_cnn",  # another architecture's weights
+])  # fmt: skip
+def test_weights_file_for_another_architecture(tmp_path, content):
+    if content == "small_cnn":
+        content = build_model(spec("small_cnn")).state_dict()
     path = tmp_path / "other.pt"
-    torch.save({"encoder.weight": torch.zeros(3, 3), "conv1.weight": torch.zeros(2, 2)}, path)
-    model = build_model(spec("resnet18", image_size=16))
-    with pytest.raises(AlrError, match="no tensor that fits"):
-        load_backbone_weights(model, str(path))
+    torch.save(content, path)
+    model_spec = spec("resnet18", image_size=16)
+    with pytest.raises(AlrError, match=r"fits \d+ of the \d+ backbone tensors of ResNet18.*another architecture"):
+        initialise(build_model(model_spec), model_spec, str(path), None)
 
 
-def test_backbone_weights_missing_file(tmp_path):
-    model = build_model(spec("resnet18", image_size=16))
+def test_weights_file_missing(tmp_path):
+    model_spec = spec("resnet18", image_size=16)
+    with pytest.raises(AlrError, match="model.init: .*absent.pt does not exist"):
+        initialise(build_model(model_spec), model_spec, str(tmp_path / "absent.pt"), None)
+
+
+def test_scratch_loads_nothing():
+    torch.manual_seed(6)
+    model = build_model(spec())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert initialise(model, spec(), "scratch", None) == {"init": "scratch"}
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+# ----------------------------------------------------------------------------- ssl initialisation
+
+
+def saved_encoder(path, method="simclr", arch="small_cnn", image_shape=(12, 12, 1)):
+    from alr_core.ssl.encoder import build_encoder, encoder_spec, save_encoder
+
+    enc_spec = encoder_spec(arch, image_shape)
+    encoder = build_encoder(enc_spec)
+    save_encoder(path, enc_spec, encoder, NORMALIZATION, {"method": method}, head=None)
+    return encoder
+
+
+def test_ssl_init_loads_the_whole_encoder(tmp_path):
+    torch.manual_seed(7)
+    encoder = saved_encoder(tmp_path / "encoder.pt")
+    model_spec = spec("small_cnn", num_classes=4)
+    model = build_model(model_spec)
+    head = {k: v.clone() for k, v in model.head.state_dict().items()}
+    record = initialise(model, model_spec, "ssl", tmp_path / "encoder.pt")
+    assert record == {"init": "ssl", "loaded_tensors": len(encoder.state_dict())}
+    own = model.state_dict()
+    assert all(torch.equal(own[k], v) for k, v in encoder.state_dict().items())
+    assert all(torch.equal(model.head.state_dict()[k], v) for k, v in head.items())
+
+
+def test_ssl_init_refuses_an_untrained_or_foreign_encoder(tmp_path):
+    saved_encoder(tmp_path / "untrained.pt", method="none")
+    with pytest.raises(AlrError, match="was not trained .*pretrain.method"):
+        initialise(build_model(spec()), spec(), "ssl", tmp_path / "untrained.pt")
+    saved_encoder(tmp_path / "rgb.pt", image_shape=(12, 12, 3))
+    with pytest.raises(AlrError, match="re-run the pretrain stage"):
+        initialise(build_model(spec()), spec(), "ssl", tmp_path / "rgb.pt")
     with pytest.raises(AlrError, match="does not exist"):
-        load_backbone_weights(model, str(tmp_path / "absent.pt"))
+        initialise(build_model(spec()), spec(), "ssl", tmp_path / "absent.pt")
 
 
-def test_backbone_weights_need_resnet(tmp_path):
-    with pytest.raises(AlrError, match="resnet18"):
-        load_backbone_weights(build_model(spec("small_cnn")), str(tmp_path / "any.pt"))
+# ----------------------------------------------------------------------------- timm and the linear head
+
+
+def test_timm_architecture():
+    torch.manual_seed(8)
+    model = build_model(spec("resnet10t", num_classes=4, in_channels=1, image_size=28))
+    assert isinstance(model, TimmNet) and model.feature_dim == 512
+    features, logits = model(inputs(2, 1, 28))
+    assert features.shape == (2, 512) and logits.shape == (2, 4)
+
+
+def test_timm_errors_name_the_problem():
+    with pytest.raises(AlrError, match=r"'resnet81'.*closest: \['resnet18'"):
+        build_model(spec("resnet81"))
+    with pytest.raises(AlrError, match="'convnext_atto' cannot take 16 px images.*data.image_size"):
+        build_model(spec("convnext_atto", image_size=16))
+
+
+def test_linear_head_on_embeddings():
+    torch.manual_seed(9)
+    model = build_model(spec("linear", num_classes=3, in_channels=6, image_size=0))
+    assert isinstance(model, LinearHead) and model.feature_dim == 6
+    x = torch.randn(4, 6)
+    features, logits = model.eval()(x)
+    assert torch.equal(features, x)
+    assert torch.allclose(logits, x @ model.head.weight.T + model.head.bias)
 
 
 def test_model_classes():

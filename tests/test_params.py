@@ -243,7 +243,7 @@ def test_out_of_range_names_key_value_and_range(key, value, expected):
         ("data.channels", True, "'data.channels' is True; valid values: 1 | 3"),
         ("data.channels", "3", "'data.channels' is '3'; valid values: 1 | 3"),
         ("lnl.selection", "gmm", "'lnl.selection' is 'gmm'; valid values: 'global' | 'class_aware' | "
-         "'class_gmm' | 'prototype' | 'noise_quota' | 'confident_learning'"),
+         "'class_gmm' | 'prototype' | 'noise_quota' | 'confident_learning' | 'knn_vote' | 'cleanlab_kfold'"),
         ("lnl.class_balance", "inverse", "'lnl.class_balance' is 'inverse'; valid values: 'none' | 'loss' | 'sampler'"),
         ("al.retrain", "warm", "'al.retrain' is 'warm'; valid values: 'finetune' | 'scratch'"),
         ("al.train_on", "clean", "'al.train_on' is 'clean'; valid values: 'selected' | 'all' | 'lnl'"),
@@ -342,6 +342,12 @@ def test_load_params_reads_values(tmp_path):
         ({"rounds": {"2": {"prev": "data/lnl"}}}, "'rounds' keys are ['2']; they must be ['1']"),
         ({"rounds": {"1": {"prev": "data/lnl"}, "2": {"prev": "data/lnl"}}},
          "'rounds.2.prev' is 'data/lnl'; it must be 'data/rounds/1'"),
+        ({"model": {"init": "ssl"}}, "'model.init' is 'ssl' but 'pretrain.method' is 'none'"),
+        ({"model": {"freeze": "backbone"}}, "'model.freeze' is 'backbone', which trains a head on the pretrain "
+                                            "stage's cached embeddings, so 'model.init' must be 'ssl' (it is 'scratch')"),
+        ({"model": {"weights": "imagenet.pt"}},
+         "unknown key 'model.weights'; it is now 'model.init' (scratch | ssl | a local weights file)"),
+        ({"model": {"arch": ""}}, "'model.arch' must be a non-empty string"),
     ],
 )
 def test_value_rules_beyond_types(override, fragment):

@@ -297,6 +297,39 @@ def test_write_report_while_a_round_waits_shows_only_the_rounds_before_it(tmp_pa
         assert (tmp_path / "plots" / figure).read_bytes().startswith(PNG_SIGNATURE)
 
 
+LABEL_ISSUES = {"num_train": 528, "flagged": {"knn_vote": 40, "cleanlab_kfold": 31, "any": 52}, "flagged_per_class": {}}
+LABEL_ISSUES_LINE = ("label issues: 52 of 528 train samples flagged by a rule; every sample ranked in "
+                     "data/label_issues/label_issues.csv, the top as images in data/label_issues/gallery.html")
+
+
+def test_report_and_summary_name_the_label_issue_files_when_the_stage_ran(tmp_path, monkeypatch):
+    """metrics/label_issues.json is optional: a workspace from before the label_issues stage
+    gets ``label_issues: null`` and a summary without the paragraph."""
+    monkeypatch.chdir(tmp_path)
+    write_metrics(tmp_path, round_metrics())
+    write_report(report_status(2))
+    assert json.loads(Path(paths.REPORT_METRICS).read_text())["label_issues"] is None
+    without = results_overview()
+    assert "label issues" not in without
+
+    artifacts.write_json(paths.LABEL_ISSUES_METRICS, LABEL_ISSUES)
+    write_report(report_status(2))
+    assert json.loads(Path(paths.REPORT_METRICS).read_text())["label_issues"] == {
+        "csv": "data/label_issues/label_issues.csv", "gallery": "data/label_issues/gallery.html",
+        "num_train": 528, "num_flagged": 52}  # fmt: skip
+    paragraphs = results_overview().split("\n\n")
+    # the label issues come after the scores and before where the pipeline stands
+    assert " ".join(paragraphs[-2].splitlines()) == LABEL_ISSUES_LINE
+    assert paragraphs[:-2] + paragraphs[-1:] == without.split("\n\n")
+    assert max(len(line) for line in paragraphs[-2].splitlines()) <= 80
+
+    Path(paths.LNL_METRICS).unlink()  # `dvc repro label_issues` alone: no phase 1 yet
+    assert results_overview().split("\n\n") == [NO_RESULTS, paragraphs[-2]]
+    Path(paths.LABEL_ISSUES_METRICS).write_text("{}")
+    with pytest.raises(AlrError, match="metrics/label_issues.json: lacks 'num_train', 'flagged'"):
+        results_overview()
+
+
 # ----------------------------------------------------------------------------- the summary command
 
 

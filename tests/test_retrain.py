@@ -123,7 +123,7 @@ def test_only_finetune_depends_on_the_previous_model(data, mode, train_on):
     outcomes = []
     for init_seed in (1, 2):
         seed_everything(init_seed)
-        previous = new_network(spec, params)
+        previous, _ = new_network(spec, params)
         before = state(previous)
         result = retrain(previous, None, spec, channel_stats(data.train.images), data, np.ones(NUM_TRAIN, dtype=bool),
                          flipped(data), params, seed=7, progress=False)  # fmt: skip

@@ -28,7 +28,7 @@ TINY = {
     "data": {"source": "digits", "path": None, "image_size": 8, "channels": None, "class_names": None,
              "imbalance_ratio": 10, "val_per_class": 5, "test_per_class": 5},
     "noise": {"type": "symmetric", "rate": 0.4, "keep_clean_classes": []},
-    "model": {"arch": "auto", "weights": None},
+    "model": {"arch": "auto"},
     "train": {"device": "cpu", "batch_size": 32},
     "pretrain": {"epochs": 1},
     "lnl": {"method": "coteaching_vog", "epochs": 3, "num_gradual": 1, "vog_window": 2},
@@ -36,7 +36,7 @@ TINY = {
            "train_on": "selected", "epochs": 2},
 }  # fmt: skip
 NUM_TRAIN = 669  # see test_e2e.py
-PHASE1 = ["prepare", "pretrain", "inject_noise", "lnl_train"]
+PHASE1 = ["prepare", "pretrain", "inject_noise", "label_issues", "lnl_train"]
 ROUND_STAGES = ["score_samples", "query", "oracle_relabel", "retrain"]
 
 
@@ -336,3 +336,30 @@ def test_a_round_override_reruns_that_round_only(pipeline):
     assert [m["from_scratch"] for m in rounds] == [False, True]
     assert [m["epochs"] for m in rounds] == [TINY["al"]["epochs"], 3]
     assert 0 <= rounds[1]["best_epoch"] < 3
+
+
+def test_ssl_initialisation_frozen_head_and_a_feature_rule(pipeline):
+    """pretrain.method simclr, model.init ssl, model.freeze backbone, lnl.selection knn_vote:
+    pretrain trains, phase 1 and both rounds train a linear head on the cached embeddings (the
+    rounds read the embeddings too), C is the neighbour vote; the round stages then re-run
+    nothing on a second repro."""
+    import torch
+
+    project, _ = pipeline
+    back_to_head(project)
+    set_params(project, {"pretrain": {"method": "simclr", "epochs": 2},
+                         "model": {"init": "ssl", "freeze": "backbone"},
+                         "lnl": {"selection": "knn_vote", "knn_k": 5}})  # fmt: skip
+    result = project.dvc("repro", timeout=900)
+    ran = ran_stages(result.stdout)
+    assert ran[0] == "pretrain" and "lnl_train" in ran and ran[-1] == "report", result.stdout
+    assert set(stages_of(2)) <= set(ran)
+    lnl = read_json(project, paths.LNL_METRICS)
+    assert lnl["arch"] == "linear" and lnl["init"] == {"init": "ssl"} and lnl["freeze"] == "backbone"
+    assert lnl["selection_rule"] == "knn_vote"
+    embedding_dim = read_json(project, paths.PRETRAIN_METRICS)["embedding_dim"]
+    for folder in (paths.LNL_DIR, paths.round_dir(2)):
+        checkpoint = torch.load(project.root / folder / paths.MODEL, weights_only=False)
+        assert checkpoint["spec"]["arch"] == "linear" and checkpoint["spec"]["in_channels"] == embedding_dim
+    assert [read_json(project, paths.round_metrics(r))["retrained"] for r in (1, 2)] == [True, True]
+    assert ran_stages(project.dvc("repro").stdout) == []

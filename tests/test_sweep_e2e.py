@@ -31,7 +31,8 @@ TINY = {
     "lnl": {"method": "coteaching_vog", "epochs": 2, "num_gradual": 1, "vog_window": 2},
     "al": {"strategy": "entropy", "oracle": "simulated", "epochs": 1},
 }
-PHASE1 = ["prepare", "inject_noise", "lnl_train"]  # `dvc repro lnl_train`: pretrain is no dependency of it
+# `dvc repro lnl_train`; DVC may order the independent pretrain and inject_noise either way
+PHASE1 = {"prepare", "pretrain", "inject_noise", "lnl_train"}
 ROUND1 = ["score_samples@1", "query@1", "oracle_relabel@1", "retrain@1", "report"]
 
 
@@ -119,7 +120,8 @@ def test_second_clone_pulls_phase_one_from_a_shared_remote(project_copy, tmp_pat
     use_tiny_params(first)
     remote = tmp_path / "dvc-remote"
     first.dvc("remote", "add", "-d", "shared", str(remote))
-    assert ran_stages(first.dvc("repro", "lnl_train").stdout) == PHASE1
+    ran = ran_stages(first.dvc("repro", "lnl_train").stdout)
+    assert set(ran) == PHASE1 and len(ran) == len(PHASE1) and ran[-1] == "lnl_train"
     first.git("add", "-A")
     first.git("commit", "-q", "-m", "phase 1 on tiny params")
     first.dvc("push")
@@ -131,8 +133,10 @@ def test_second_clone_pulls_phase_one_from_a_shared_remote(project_copy, tmp_pat
     assert not (clone / paths.LNL_CHECKPOINT).exists()
     second.dvc("pull", "--with-deps", "lnl_train")  # phase 1's outputs and everything upstream
     assert (clone / paths.LNL_CHECKPOINT).read_bytes() == (first.root / paths.LNL_CHECKPOINT).read_bytes()
-    # phase 1 is pulled, not recomputed (pretrain, which phase 1 does not need, was not pulled)
-    assert [name for name in ran_stages(second.dvc("repro").stdout) if name != "pretrain"] == ROUND1
+    # phase 1 and the pretrain it reads are pulled, not recomputed (label_issues, no dependency
+    # of lnl_train, never ran in the first clone)
+    ran = ran_stages(second.dvc("repro").stdout)
+    assert [name for name in ran if name != "label_issues"] == ROUND1
 
 
 def test_a_sweep_split_over_two_machines_meets_in_one_table(project_copy, tmp_path, monkeypatch):

@@ -23,6 +23,7 @@ from alr_core.common.params import Params
 from alr_core.data.datasets import PipelineData, SplitData
 from alr_core.lnl.phase1 import new_network, train_phase1
 from alr_core.lnl.selection import balance_weights
+from alr_core.nn import distributed
 from alr_core.nn.models import ModelSpec
 from alr_core.nn.training import (
     BestCheckpoint,
@@ -57,7 +58,7 @@ def retrain(model: torch.nn.Module, peer: Optional[torch.nn.Module], spec: Model
         return _retrain_lnl(model, peer, spec, data, relabelled, params, seed, scratch, progress)
     if scratch:
         seed_everything(seed)  # the fresh network's initial weights come from the round's seed
-    start = new_network(spec, params) if scratch else model
+    start = new_network(spec, params)[0] if scratch else model
     trained, scores = fine_tune(start, normalization, data.train.subset(trained_rows), data, params, seed, progress)
     return Retrained(trained, None, scores)
 
@@ -99,6 +100,7 @@ def fine_tune(model: torch.nn.Module, normalization: dict, train: SplitData, dat
     val = ImageSet.from_arrays(data.val.images, data.val.labels, device)
     precision = MixedPrecision(params.train.mixed_precision, device)
     round_train = dataclasses.replace(params.train, lr=params.al.lr)
+    trainer = distributed.data_parallel(model)  # the training forward; `model` for the rest
     optimizer, schedule = make_optimizer(model.parameters(), round_train, params.al.epochs)
     class_weight = None
     if params.al.class_balance == "loss":
@@ -110,11 +112,12 @@ def fine_tune(model: torch.nn.Module, normalization: dict, train: SplitData, dat
         for idx in epoch_batches(images.labels, params.train.batch_size, generator, params.al.class_balance):
             idx = idx.to(device)
             labels = images.labels[idx]
+            mine = distributed.local_rows(len(idx))  # this process's slice of the batch
             with precision.autocast():
-                _, logits = model(pipeline.train_input(images.batch(idx)))
-            losses = per_sample_loss(logits.float(), labels)
+                _, logits = trainer(pipeline.train_input(images.batch(idx))[mine])
+            losses = distributed.global_batch(per_sample_loss(logits.float(), labels[mine]), len(idx))
             loss = (losses * class_weight[labels]).mean() if class_weight is not None else losses.mean()
-            precision.step(loss, optimizer)
+            precision.step(distributed.loss_for_backward(loss), optimizer)
             epoch_losses.add([loss], [len(idx)])
         schedule.step()
         epoch_losses.means()  # stops a diverged run, naming the epoch and batch

@@ -3,29 +3,144 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 import traceback
-from typing import Callable
+from typing import Callable, Iterator, Optional
 
+from alr_core.common import paths
 from alr_core.common.errors import AlrError, AwaitingAnswers
+from alr_core.common.params import load_params
+
+# the variables torchrun sets for each process it starts
+TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 
 
-def run_stage(main: Callable[[], None]) -> None:
+def run_stage(main: Callable[[], None], training: bool = False) -> None:
     """Run a stage's ``main``; a bad input becomes one ``error:`` line and exit status 1, any
     other exception its traceback and exit status 1. Under DVC either failure is followed by
-    :func:`restore_hint`; a pause for expert answers (:class:`AwaitingAnswers`) is not."""
+    :func:`restore_hint`; a pause for expert answers (:class:`AwaitingAnswers`) is not.
+
+    A ``training`` stage (pretrain, lnl_train, retrain) runs data-parallel when
+    ``train.processes`` is above 1: it starts itself again under torchrun
+    (:func:`launch_processes`) and waits; a stage already under torchrun (one that this
+    started, or a user's multi-node launch) runs ``main`` as one rank of it, where ``main``
+    joins the process group (alr_core.nn.distributed.join). Only rank 0 prints; any rank
+    prints its own error, naming itself."""
+    worker = torchrun_rank() if training else None
     try:
-        main()
+        if worker is not None:
+            with _only_rank_zero_prints(worker[0]):
+                main()
+            _leave_process_group()
+        elif training and (processes := load_params(paths.PARAMS).train.processes) > 1:
+            launch_processes(processes)
+        else:
+            main()
     except AlrError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        if not isinstance(exc, AwaitingAnswers):
+        print(f"error: {_rank_prefix(worker)}{exc}", file=sys.stderr)
+        # a rank's launcher, the stage's own process, prints the hint once for all ranks
+        if not isinstance(exc, AwaitingAnswers) and worker is None:
             _print_restore_hint()
         sys.exit(1)
-    except Exception:
-        traceback.print_exc()
-        _print_restore_hint()
+    except Exception as exc:
+        if worker is not None and _is_lost_peer(exc):
+            print(f"error: {_rank_prefix(worker)}lost contact with the other processes ({str(exc).splitlines()[0]}); "
+                  "one of them failed first: the launcher names it", file=sys.stderr)  # fmt: skip
+        else:
+            if worker is not None:
+                print(f"error: {_rank_prefix(worker)}failed:", file=sys.stderr)
+            traceback.print_exc()
+        if worker is None:
+            _print_restore_hint()
         sys.exit(1)
+
+
+def torchrun_rank() -> Optional[tuple[int, int]]:
+    """(rank, world size) of a process that torchrun started, None for any other."""
+    if not all(name in os.environ for name in TORCHRUN_ENV):
+        return None
+    return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+
+
+def launch_processes(processes: int) -> None:
+    """Run this stage again, with its arguments, as ``torchrun --standalone
+    --nproc-per-node=<processes>`` (torch's launcher, in this process) and wait for it. A
+    failed process becomes an :class:`AlrError` naming its rank; torchrun stops the others."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    target = ["-m", spec.name] if spec is not None else [sys.argv[0]]  # python -m stages.x, or a script path
+    args = get_args_parser().parse_args(["--standalone", f"--nproc-per-node={processes}", *target, *sys.argv[1:]])
+    try:
+        run(args)
+    except ChildFailedError as exc:
+        raise AlrError(failed_processes_message(exc.failures, processes)) from None
+
+
+def failed_processes_message(failures: dict, processes: int) -> str:
+    """One line from torchrun's failures (global rank → ProcessFailure, whose ``exitcode`` is
+    negative for a process killed by a signal). The likely first failure comes first: a rank
+    killed by a signal (the others then lose contact with it), then one that exited with an
+    error, then those torchrun itself stopped with SIGTERM; within each, by time and rank."""
+
+    def order(rank: int):
+        code = failures[rank].exitcode
+        kind = 2 if code == -signal.SIGTERM else 0 if code < 0 else 1
+        return kind, failures[rank].timestamp, rank
+
+    described = []
+    for rank in sorted(failures, key=order):
+        code = failures[rank].exitcode
+        if code == -signal.SIGTERM:
+            how = "was stopped (SIGTERM)"
+        elif code < 0:
+            name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
+            how = f"was killed by {name}" + (" (often: out of memory)" if -code == signal.SIGKILL else "")
+        else:
+            how = f"exited with status {code} (its error is printed above)"
+        described.append(f"rank {rank} {how}")
+    return (f"train.processes is {processes} and the stage failed: {'; '.join(described)}; torchrun "
+            "stopped the other processes (only rank 0 writes outputs, once every rank has finished training)")
+
+
+def _rank_prefix(worker: Optional[tuple[int, int]]) -> str:
+    return f"rank {worker[0]} of {worker[1]}: " if worker is not None else ""
+
+
+@contextlib.contextmanager
+def _only_rank_zero_prints(rank: int) -> Iterator[None]:
+    """Progress bars and summaries of ranks above 0 go nowhere (they repeat rank 0's); the
+    streams are back before an error is printed."""
+    if rank == 0:
+        yield
+        return
+    saved = sys.stdout, sys.stderr
+    with open(os.devnull, "w") as devnull:
+        sys.stdout = sys.stderr = devnull
+        try:
+            yield
+        finally:
+            sys.stdout, sys.stderr = saved
+
+
+def _is_lost_peer(exc: Exception) -> bool:
+    """An error raised inside torch.distributed, as a collective raises when another process
+    has gone away (Gloo raises a plain RuntimeError, NCCL a DistError)."""
+    innermost = exc.__traceback__
+    while innermost is not None and innermost.tb_next is not None:
+        innermost = innermost.tb_next
+    module = innermost.tb_frame.f_globals.get("__name__", "") if innermost is not None else ""
+    return module.startswith("torch.distributed")
+
+
+def _leave_process_group() -> None:
+    distributed = sys.modules.get("torch.distributed")
+    if distributed is not None and distributed.is_available() and distributed.is_initialized():
+        distributed.destroy_process_group()
 
 
 def restore_hint(stage: str) -> str:

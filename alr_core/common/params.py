@@ -22,6 +22,10 @@ from alr_core.common import paths
 from alr_core.common.errors import AlrError
 
 
+# keys of earlier releases → where their setting lives now
+RENAMED = {"model.weights": "'model.init' (scratch | ssl | a local weights file)"}
+
+
 def _range(low=None, high=None, *, low_open=False, high_open=False):
     """Field metadata: the valid numeric range of a parameter."""
     return {"range": (low, high, low_open, high_open)}
@@ -92,8 +96,11 @@ class NoiseParams:
 
 @dataclass(frozen=True)
 class ModelParams:
-    arch: Literal["auto", "small_cnn", "resnet18"] = "auto"
-    weights: Optional[str] = None
+    # auto | small_cnn | resnet18 | a timm architecture name (checked when the model is built:
+    # knowing timm's names means importing it, which stages without a model should not pay for)
+    arch: str = "auto"
+    init: str = "scratch"  # scratch | ssl | a local weights file
+    freeze: Literal["none", "backbone"] = "none"
     dropout: float = field(default=0.3, metadata=_range(0.0, 1.0, high_open=True))
 
 
@@ -107,6 +114,8 @@ class AugmentParams:
 @dataclass(frozen=True)
 class TrainParams:
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # >1: pretrain, lnl_train and retrain run data-parallel under torchrun (alr_core.nn.distributed)
+    processes: int = field(default=1, metadata=_range(1, None))
     mixed_precision: bool = False
     batch_size: int = field(default=64, metadata=_range(2, None))
     lr: float = field(default=0.05, metadata=_range(0.0, None, low_open=True))
@@ -128,10 +137,24 @@ class LnlParams:
     vog_source: Literal["eval", "train"] = "eval"
     vog_normalize: Literal["none", "class"] = "none"
     selection: Literal[
-        "global", "class_aware", "class_gmm", "prototype", "noise_quota", "confident_learning"
+        "global", "class_aware", "class_gmm", "prototype", "noise_quota", "confident_learning",
+        "knn_vote", "cleanlab_kfold",
     ] = "class_gmm"
     keep_above_chance: Literal["never", "clean_guess", "always"] = "clean_guess"
     class_balance: Literal["none", "loss", "sampler"] = "none"
+    # off | check: also train plain CE, compare on the validation split and report | pick: as check,
+    # and use CE's model when it scored higher (alr_core/lnl/safety_net.py)
+    safety_net: Literal["off", "check", "pick"] = "check"
+    knn_k: int = field(default=10, metadata=_range(1, None))
+    cv_folds: int = field(default=5, metadata=_range(2, 50))
+
+
+@dataclass(frozen=True)
+class LabelIssuesParams:
+    """The label-issue report (stage label_issues); it also reads lnl.knn_k and lnl.cv_folds."""
+
+    gallery_size: int = field(default=100, metadata=_range(0, None))
+    neighbours_shown: int = field(default=5, metadata=_range(0, 50))
 
 
 @dataclass(frozen=True)
@@ -182,6 +205,7 @@ class Params:
     model: ModelParams = field(default_factory=ModelParams)
     train: TrainParams = field(default_factory=TrainParams)
     lnl: LnlParams = field(default_factory=LnlParams)
+    label_issues: LabelIssuesParams = field(default_factory=LabelIssuesParams)
     al: AlParams = field(default_factory=AlParams)
     rounds: dict[str, RoundParams] = field(default_factory=_default_rounds)
 
@@ -216,6 +240,8 @@ def _build(cls, raw: Any, prefix: str, source: str):
         if key not in fields:
             close = difflib.get_close_matches(str(key), fields, n=1)
             hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
+            if f"{prefix}{key}" in RENAMED:
+                hint = f"; it is now {RENAMED[f'{prefix}{key}']}"
             raise AlrError(
                 f"{source}: unknown key '{prefix}{key}'{hint} (valid keys under {where}: "
                 f"{', '.join(fields)})"
@@ -322,8 +348,21 @@ def _check_consistency(params: Params, source: str) -> None:
         if names is not None and len(names) < 2:
             raise AlrError(f"{source}: '{key}' must list at least 2 classes, got {names!r}")
     _check_rounds(params.rounds, source)
-    if params.model.weights is not None and params.model.arch == "small_cnn":
-        raise AlrError(f"{source}: 'model.weights' needs model.arch 'resnet18' (or 'auto' on large images)")
+    _check_model(params, source)
+
+
+def _check_model(params: Params, source: str) -> None:
+    model = params.model
+    if model.init == "ssl" and params.pretrain.method == "none":
+        raise AlrError(
+            f"{source}: 'model.init' is 'ssl' but 'pretrain.method' is 'none', so there is no trained "
+            "encoder to start from; set pretrain.method: simclr, or model.init: scratch"
+        )
+    if model.freeze == "backbone" and model.init != "ssl":
+        raise AlrError(
+            f"{source}: 'model.freeze' is 'backbone', which trains a head on the pretrain stage's cached "
+            f"embeddings, so 'model.init' must be 'ssl' (it is {model.init!r})"
+        )
 
 
 def _check_rounds(rounds: dict, source: str) -> None:

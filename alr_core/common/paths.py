@@ -24,6 +24,13 @@ PRETRAIN_EPOCHS_PLOT = Path("plots/pretrain_epochs.csv")
 NOISY_LABELS = Path("data/noise/labels.parquet")
 NOISE_METRICS = Path("metrics/noise.json")
 
+# Every train sample ranked by how likely its given label is wrong (from the pretrained
+# embeddings alone, before any expert round), and the offline gallery of the top of that list.
+LABEL_ISSUES_DIR = Path("data/label_issues")
+LABEL_ISSUES_CSV = LABEL_ISSUES_DIR / "label_issues.csv"
+LABEL_ISSUES_GALLERY = LABEL_ISSUES_DIR / "gallery.html"
+LABEL_ISSUES_METRICS = Path("metrics/label_issues.json")
+
 # File names inside phase 1's folder and each round's folder: round r reads the model and
 # working labels of params `rounds.<r>.prev` (data/lnl for round 1) and writes round_dir(r).
 MODEL = "model.pt"

@@ -1,7 +1,10 @@
-"""Decoding and standardising images into one uint8 array of shape (N, H, W, C)."""
+"""Decoding and standardising images into one uint8 array of shape (N, H, W, C), and encoding
+one such image as a PNG file or a data URI for offline pages."""
 
 from __future__ import annotations
 
+import base64
+import io
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -86,6 +89,24 @@ def standardise_array(
             for i, img in enumerate(images)
         ]
     )
+
+
+def array_picture(image: np.ndarray) -> Image.Image:
+    """One prepared uint8 image, (H, W, 1) or (H, W, 3), as a PIL image of mode L or RGB."""
+    return Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+
+
+def png_bytes(picture: Image.Image) -> bytes:
+    """The bytes of ``picture`` saved as a PNG file (lossless; drops the source's metadata)."""
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def png_data_uri(png: bytes) -> str:
+    """``data:image/png;base64,…`` for the bytes of a PNG file: an image inside an HTML page or
+    a JSON task, with no file beside it and no network."""
+    return "data:image/png;base64," + base64.b64encode(bytes(png)).decode("ascii")
 
 
 def _open(path: Path) -> Image.Image:

@@ -31,6 +31,7 @@ from PIL import Image
 from alr_core.common.errors import AlrError, AwaitingAnswers
 from alr_core.common.paths import ANSWERS_DIR, LABELSTUDIO_TASKS, PREPARED_IMAGES
 from alr_core.common.text import counted
+from alr_core.data.images import array_picture, png_bytes
 from alr_core.human.page import MAX_IMAGE_WIDTH_PX, SKIP
 
 SKIP_LABEL = -1  # a skip in the validated answers table
@@ -99,7 +100,7 @@ def page_items(package: pd.DataFrame, images: np.ndarray) -> list[dict]:
         picture.thumbnail((MAX_IMAGE_WIDTH_PX, MAX_IMAGE_WIDTH_PX))
         items.append({"item_id": row.item_id, "current_label": int(row.current_label),
                       "suggested_label": int(row.suggested_label), "confidence": float(row.confidence),
-                      "image_png": _png(picture)})  # fmt: skip
+                      "image_png": png_bytes(picture)})  # fmt: skip
     return items
 
 
@@ -107,7 +108,7 @@ def item_images(package: pd.DataFrame, images: np.ndarray) -> Iterator[tuple[str
     """(``<item_id>.png``, full-size PNG) per queried image, for tools that reference image
     files: the name says nothing of the source path, and re-encoding drops the source's metadata."""
     for row in package.itertuples():
-        yield f"{row.item_id}.png", _png(_picture(row, images))
+        yield f"{row.item_id}.png", png_bytes(_picture(row, images))
 
 
 def _picture(row, images: np.ndarray) -> Image.Image:
@@ -117,14 +118,7 @@ def _picture(row, images: np.ndarray) -> Image.Image:
     if source.is_file():
         with Image.open(source) as image:
             return image.convert("RGB")
-    array = images[row.image_row]
-    return Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
-
-
-def _png(picture: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
-    return buffer.getvalue()
+    return array_picture(images[row.image_row])
 
 
 @dataclass

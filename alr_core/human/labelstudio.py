@@ -15,7 +15,6 @@ for what is here a list of dicts; the formats are documented and stable.
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 from urllib.parse import quote
@@ -24,6 +23,7 @@ from xml.sax.saxutils import quoteattr
 import pandas as pd
 
 from alr_core.common.errors import AlrError
+from alr_core.data.images import png_data_uri
 from alr_core.human.annotation import DEFAULT_ANNOTATOR, SKIP
 
 CONTROL = "label"  # the Choices control's name: from_name of every answer
@@ -58,7 +58,7 @@ def tasks(package: pd.DataFrame, items: list[dict], class_names: list[str], roun
         if image_url_prefix is not None:
             image = image_url_prefix + quote(f"{images_dir.as_posix()}/{row.item_id}.png")
         else:
-            image = "data:image/png;base64," + base64.b64encode(item["image_png"]).decode("ascii")
+            image = png_data_uri(item["image_png"])
         suggestion = class_names[int(row.suggested_label)]
         result.append({
             "data": {OBJECT: image, "item_id": row.item_id, "round": round_number, "rank": int(row.rank),

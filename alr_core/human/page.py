@@ -24,7 +24,6 @@ so that a reload loses nothing.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import html
 import json
@@ -35,6 +34,7 @@ from importlib import resources
 from typing import Any
 
 from alr_core.common.paths import ANSWERS_DIR
+from alr_core.data.images import png_data_uri
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SKIP = "skip"  # the label the page writes for an item the expert skipped
@@ -174,5 +174,5 @@ def _page_item(item: Any, position: int, num_classes: int) -> dict:
         "current_label": labels["current_label"],
         "suggested_label": labels["suggested_label"],
         "confidence": confidence,
-        "image": "data:image/png;base64," + base64.b64encode(bytes(png)).decode("ascii"),
+        "image": png_data_uri(png),
     }

@@ -18,30 +18,34 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from alr_core.common import paths
 from alr_core.common.errors import AlrError
 from alr_core.common.params import Params, forget_rate
 from alr_core.data.datasets import PipelineData
 from alr_core.evaluation.metrics import selection_metrics
 from alr_core.lnl.class_rules import CLASS_RULES, class_keep
+from alr_core.lnl.feature_rules import FEATURE_RULES, FOLD_SEED, feature_keep
 from alr_core.lnl.selection import (
     balance_weights,
     exchange_losses,
     forget_rate_schedule,
     masked_exchange_losses,
+    masked_loss,
     select_kept,
     with_always_kept,
 )
 from alr_core.lnl.vog import VogBuffer, last_layer_gradient, normalize_by_class
-from alr_core.nn.models import ModelSpec, build_model, load_backbone_weights, resolve_arch
+from alr_core.nn import distributed
+from alr_core.nn.models import LINEAR, ModelSpec, build_model, initialise, resolve_arch
 from alr_core.nn.training import (
     BestCheckpoint,
     EpochLosses,
     ImageSet,
     InputPipeline,
     MixedPrecision,
-    channel_stats,
     epoch_batches,
     evaluate,
+    input_stats,
     make_optimizer,
     per_sample_loss,
     pick_device,
@@ -64,6 +68,10 @@ class Phase1Result:
 
 
 def model_spec(params: Params, data: PipelineData) -> ModelSpec:
+    """The classifier for ``data``'s inputs: images (N, H, W, C), or cached embeddings (N, D)
+    (``model.freeze: backbone``), which get the ``linear`` head."""
+    if data.train.images.ndim == 2:
+        return ModelSpec(LINEAR, len(data.class_names), data.train.images.shape[1], 0, params.model.dropout)
     _, height, width, channels = data.train.images.shape
     return ModelSpec(resolve_arch(params.model.arch, max(height, width)), len(data.class_names),
                      channels, max(height, width), params.model.dropout)  # fmt: skip
@@ -71,8 +79,9 @@ def model_spec(params: Params, data: PipelineData) -> ModelSpec:
 
 def train_phase1(data: PipelineData, params: Params, progress: bool = True,
                  networks: Optional[list[nn.Module]] = None,
-                 always_keep: Optional[np.ndarray] = None) -> Phase1Result:
-    """Train with ``params.lnl`` on the train split's labels (``data.train.labels``).
+                 always_keep: Optional[np.ndarray] = None, encoder_path=paths.PRETRAIN_ENCODER) -> Phase1Result:
+    """Train with ``params.lnl`` on the train split's labels (``data.train.labels``); fresh
+    networks start as ``model.init`` says (``ssl``: from the encoder at ``encoder_path``).
 
     The round stages reuse this loop (``al.train_on: lnl``): ``networks`` are the networks to
     continue from (f, and g for Co-teaching) instead of fresh ones, and ``always_keep`` (bool
@@ -83,7 +92,7 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True,
     device = pick_device(params.train.device)
     generator = seed_everything(params.seed)
     spec = model_spec(params, data)
-    normalization = channel_stats(data.train.images)
+    normalization = input_stats(data.train.images)
     pipeline = InputPipeline(normalization, params.train.augment, device, generator)
     train = ImageSet.from_arrays(data.train.images, data.train.labels, device)
     val = ImageSet.from_arrays(data.val.images, data.val.labels, device)
@@ -91,9 +100,14 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True,
 
     coteaching = lnl.method != "ce"
     use_vog = lnl.method == "coteaching_vog"
-    nets = [net.to(device) for net in networks] if networks else [
-        new_network(spec, params) for _ in range(2 if coteaching else 1)]
+    init = {"init": "continued"}
+    if networks:
+        nets = [net.to(device) for net in networks]
+    else:
+        nets, records = zip(*[new_network(spec, params, encoder_path) for _ in range(2 if coteaching else 1)])
+        nets, init = list(nets), records[0]
     always = torch.as_tensor(always_keep, device=device) if always_keep is not None else None
+    trainers = [distributed.data_parallel(net) for net in nets]  # the training forward; `nets` for the rest
     optimizer, schedule = make_optimizer([p for net in nets for p in net.parameters()], params.train, lnl.epochs)
     tau = forget_rate(params) if coteaching else 0.0
     buffers = [VogBuffer(len(train), nets[0].feature_dim + 1, lnl.vog_window, device) for _ in nets] if use_vog else []
@@ -111,6 +125,17 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True,
         class_weight = balance_weights(torch.bincount(train.labels, minlength=num_classes))
     rows = []
     timer = {"train": 0.0, "vog_snapshot": 0.0, "class_rule": 0.0, "validate": 0.0}
+    # a feature rule decides C once, from the pretrain embeddings, before any training: every
+    # network then trains on C alone, from the first epoch (no warm-up needed: no network is read)
+    feature_mask, feature_whole = None, []
+    if lnl.selection in FEATURE_RULES:
+        start = time.perf_counter()
+        feature_mask, feature_whole = _feature_rule_mask(data, params)
+        if always_keep is not None:
+            feature_mask = feature_mask | always_keep
+        weights, mask_stats = _mask_weights([feature_mask] * len(nets), train.labels, truth, num_classes,
+                                            lnl.class_balance)  # fmt: skip
+        timer["class_rule"] += time.perf_counter() - start
     epochs = tqdm(range(lnl.epochs), desc=f"lnl_train {lnl.method}", disable=not progress)
     for epoch in epochs:
         epoch_start = time.perf_counter()
@@ -128,13 +153,20 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True,
         for idx in epoch_batches(train.labels, params.train.batch_size, generator, lnl.class_balance):
             idx = idx.to(device)
             x, y = pipeline.train_input(train.batch(idx)), train.labels[idx]
+            mine = distributed.local_rows(len(idx))  # this process's slice of the batch
             with precision.autocast():
-                outputs = [net(x) for net in nets]
+                outputs = [trainer(x[mine]) for trainer in trainers]
             outputs = [(features.float(), logits.float()) for features, logits in outputs]
-            losses = [per_sample_loss(logits, y) for _, logits in outputs]
-            if weights is not None:
+            # every network's losses over the whole batch, on every process (one gather): the
+            # selection below is that of one process (docs/distributed.md)
+            local_losses = torch.stack([per_sample_loss(logits, y[mine]) for _, logits in outputs], dim=1)
+            losses = distributed.global_batch(local_losses, len(idx)).unbind(1)
+            if weights is not None and coteaching:
                 batch_losses = masked_exchange_losses(losses[0], losses[1], weights[0][idx], weights[1][idx])
                 batch_sizes = [len(idx), len(idx)]
+            elif weights is not None:
+                batch_losses = (masked_loss(losses[0], weights[0][idx]),)
+                batch_sizes = [len(idx)]
             elif coteaching:
                 # during a per-class rule's warm-up the per-batch cut is taken per class as well,
                 # so that rare classes are not starved before the rule takes over
@@ -154,11 +186,12 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True,
             else:
                 batch_losses = (losses[0].mean(),)
                 batch_sizes = [len(idx)]
-            precision.step(sum(batch_losses), optimizer)
+            precision.step(distributed.loss_for_backward(sum(batch_losses)), optimizer)
             epoch_losses.add(batch_losses, batch_sizes)
             if take_snapshot and lnl.vog_source == "train":
                 for (features, logits), buffer in zip(outputs, buffers):
-                    buffer.write(idx, last_layer_gradient(logits.detach().softmax(1), features.detach(), y))
+                    gradients = last_layer_gradient(logits.detach().softmax(1), features.detach(), y[mine])
+                    buffer.write(idx, distributed.gather_rows(gradients, len(idx)))
         lr = schedule.get_last_lr()[0]  # the rate this epoch trained with, before the step
         schedule.step()
         train_losses = epoch_losses.means()
@@ -204,7 +237,7 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True,
             checkpoint.update(net, scores["macro_f1"], epoch)
             row |= {f"train_loss_{name}": float(train_loss), f"val_macro_f1_{name}": scores["macro_f1"],
                     f"val_balanced_accuracy_{name}": scores["balanced_accuracy"]}  # fmt: skip
-        if coteaching and mask_in_force is not None:
+        if mask_in_force is not None:
             row["kept_size_f"] = mask_in_force[0]
             row["kept_precision_f"] = mask_in_force[1] / mask_in_force[0] if truth is not None else None
         elif coteaching:
@@ -217,7 +250,9 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True,
 
     final_rate = forget_rate_schedule(lnl.epochs - 1, tau, lnl.num_gradual, lnl.exponent)
     final_vogs = _current_vog(buffers, lnl.epochs, train.labels, len(data.class_names), params)
-    selection, kept_whole = _clean_guess(nets, final_vogs, train, pipeline, params, final_rate, coteaching, always)
+    selection, kept_whole = _clean_guess(nets, final_vogs, train, pipeline, params, final_rate, coteaching, always,
+                                         feature_mask)  # fmt: skip
+    kept_whole = feature_whole if feature_mask is not None else kept_whole
     selection.insert(0, "sample_id", data.train.sample_ids)
 
     model = best[0].restore(nets[0])
@@ -226,12 +261,14 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True,
     metrics = {
         "method": lnl.method,
         "arch": spec.arch,
+        "init": init,
+        "freeze": params.model.freeze,
         "device": device.type,
         "precision": precision.name,
         "data_on_device": train.on_device,
         "final_forget_rate": final_rate,
         "best_epoch": best[0].epoch,
-        "selection_rule": lnl.selection if coteaching else None,
+        "selection_rule": lnl.selection if coteaching or feature_mask is not None else None,
         # per-class rules: observed classes of C whose split was degenerate and were kept whole
         "classes_kept_whole": [data.class_names[c] for c in kept_whole],
         "val": evaluate(model, val, pipeline, params.train.eval_batch_size, data.class_names),
@@ -247,12 +284,23 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True,
     return Phase1Result(spec, normalization, model, peer, selection, pd.DataFrame(rows), metrics, timing)
 
 
-def new_network(spec: ModelSpec, params: Params) -> nn.Module:
-    """A fresh network; successive calls draw different initial weights from the seeded stream."""
+def new_network(spec: ModelSpec, params: Params, encoder_path=paths.PRETRAIN_ENCODER) -> tuple[nn.Module, dict]:
+    """A fresh network initialised per ``model.init`` (``ssl``: from the encoder at
+    ``encoder_path``), and the record of that initialisation; successive calls draw different
+    random weights (for what ``model.init`` does not load) from the seeded stream."""
     net = build_model(spec)
-    if params.model.weights is not None:
-        load_backbone_weights(net, params.model.weights)
-    return net.to(pick_device(params.train.device))
+    record = initialise(net, spec, params.model.init, encoder_path)
+    return net.to(pick_device(params.train.device)), record
+
+
+def _feature_rule_mask(data: PipelineData, params: Params) -> tuple[np.ndarray, list]:
+    """``lnl.selection`` knn_vote | cleanlab_kfold on the train split's pretrain embeddings:
+    (keep bool (N,), observed classes kept whole)."""
+    if data.train.embeddings is None:
+        raise AlrError(f"lnl.selection {params.lnl.selection!r} reads the pretrain stage's embeddings, "
+                       "but none were loaded with the train split")  # fmt: skip
+    return feature_keep(params.lnl.selection, data.train.embeddings, data.train.labels, len(data.class_names),
+                        params.lnl.knn_k, params.lnl.cv_folds, FOLD_SEED)  # fmt: skip
 
 
 def _current_vog(buffers, epoch: int, labels, num_classes: int, params: Params):
@@ -298,10 +346,11 @@ def _mask_weights(masks, labels: torch.Tensor, truth, num_classes: int, class_ba
 
 
 def _clean_guess(nets, vogs, train: ImageSet, pipeline, params: Params, rate: float, coteaching: bool,
-                 always: Optional[torch.Tensor] = None):
+                 always: Optional[torch.Tensor] = None, feature_mask: Optional[np.ndarray] = None):
     """The selection rule applied once, over the whole split, to the final networks on
     unaugmented inputs (per-batch rules: globally with the final rate; per-class rules: the
-    same rule as in training). Returns (table, classes of f's C kept whole).
+    same rule as in training; a feature rule: its ``feature_mask``, which no network changes).
+    Returns (table, classes of f's C kept whole).
 
     ``clean_guess`` is network f's selection (all samples for plain CE, which trusts every
     label); ``peer_clean_guess`` is g's, ``networks_agree`` whether f and g predict alike."""
@@ -312,7 +361,9 @@ def _clean_guess(nets, vogs, train: ImageSet, pipeline, params: Params, rate: fl
         features, logits = predict(net, train, pipeline, params.train.eval_batch_size)
         loss = per_sample_loss(logits, train.labels)
         keep = torch.ones(len(train), dtype=torch.bool, device=loss.device)
-        if coteaching and lnl.selection in CLASS_RULES:
+        if feature_mask is not None:
+            keep = torch.as_tensor(feature_mask, device=loss.device)
+        elif coteaching and lnl.selection in CLASS_RULES:
             mask, whole = _class_rule_mask(lnl.selection, train.labels, features, logits, vog,
                                            lnl.keep_above_chance != "never")
             keep = torch.as_tensor(mask, device=loss.device)

@@ -93,17 +93,20 @@ def exchange_losses(
     return (losses_f[kept_g] * weights[kept_g]).mean(), (losses_g[kept_f] * weights[kept_f]).mean()
 
 
+def masked_loss(losses: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Σ weights·losses over the number of samples with weight > 0 (0 when there are none):
+    the mean loss over a whole-split keep mask's samples in the batch, ``weights`` (B,) being
+    the mask (0/1, times the class weight under ``lnl.class_balance: loss``). No index
+    tensors: nothing is read back to the host per batch."""
+    return (losses * weights).sum() / (weights > 0).sum().clamp(min=1)
+
+
 def masked_exchange_losses(
     losses_f: torch.Tensor, losses_g: torch.Tensor, weights_f: torch.Tensor, weights_g: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The exchange with whole-split keep masks: ``weights_f`` (B,) is f's keep mask on the
-    batch (0/1, times the class weight under ``lnl.class_balance: loss``), likewise
-    ``weights_g``. f's loss is Σ weights_g·losses_f over the number of samples g kept in the
-    batch (0 when g kept none), and vice versa. No index tensors: nothing is read back to the
-    host per batch."""
-    kept_f = (weights_f > 0).sum().clamp(min=1)
-    kept_g = (weights_g > 0).sum().clamp(min=1)
-    return (losses_f * weights_g).sum() / kept_g, (losses_g * weights_f).sum() / kept_f
+    """The exchange with whole-split keep masks (:func:`masked_loss`): f learns from the
+    samples g's mask keeps, ``weights_g`` (B,), and g from f's, ``weights_f``."""
+    return masked_loss(losses_f, weights_g), masked_loss(losses_g, weights_f)
 
 
 def balance_weights(counts: torch.Tensor) -> torch.Tensor:

@@ -1,11 +1,13 @@
-"""Classifiers whose forward returns (penultimate features, logits) in one call, and their
-checkpoints.
+"""Classifiers whose forward returns (penultimate features, logits) in one call, their
+initialisation (``model.init``) and their checkpoints.
 
-Shapes: input (B, C, H, W) float; features (B, D); logits (B, K).
+Shapes: input (B, C, H, W) float — or (B, D) cached embeddings for the ``linear`` head of
+``model.freeze: backbone``; features (B, D); logits (B, K).
 """
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
@@ -16,11 +18,17 @@ from torch import nn
 from alr_core.common.errors import AlrError
 
 SMALL_IMAGE_MAX = 64  # px: up to this side the small CNN is the default and ResNet gets a small stem
+BUILT_IN_ARCHS = ("small_cnn", "resnet18")  # any other model.arch is a timm architecture name
+LINEAR = "linear"  # the arch of a head trained on cached embeddings (model.freeze: backbone)
+# model.init from a file: below this share of the backbone's tensors loaded, the file is for
+# another architecture, and silently training from a mostly random start would mislead
+MIN_LOADED_SHARE = 0.5
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Everything needed to rebuild a model without params.yaml."""
+    """Everything needed to rebuild a model without params.yaml. For the ``linear`` arch
+    ``in_channels`` is the embedding dimension D and ``image_size`` is 0."""
 
     arch: str
     num_classes: int
@@ -35,7 +43,18 @@ def resolve_arch(arch: str, image_size: int) -> str:
     return "small_cnn" if image_size <= SMALL_IMAGE_MAX else "resnet18"
 
 
-class SmallCNN(nn.Module):
+class Classifier(nn.Module):
+    """forward: the subclass's ``features`` (B, D), then dropout and the linear ``head``."""
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.features(x)
+        return features, self.head(self.dropout(features))
+
+
+class SmallCNN(Classifier):
     """Five 3×3 conv layers with BatchNorm (32-32-64-64-128 channels), global average pooling,
     dropout, linear head. About 140k parameters; D = 128."""
 
@@ -55,12 +74,11 @@ class SmallCNN(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.feature_dim, num_classes)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.body(x)
-        return features, self.head(self.dropout(features))
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
 
 
-class ResNet18(nn.Module):
+class ResNet18(Classifier):
     """torchvision's ResNet-18 (the paper's backbone); for images up to 64 px the stem is a
     3×3 stride-1 convolution without max-pooling, so small inputs keep their resolution."""
 
@@ -80,41 +98,137 @@ class ResNet18(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.feature_dim, num_classes)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.backbone(x)
-        return features, self.head(self.dropout(features))
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
+
+class TimmNet(Classifier):
+    """A timm architecture (``timm.create_model(name, pretrained=False)``: nothing is ever
+    downloaded; weights come from ``model.init``) without its classifier, then dropout and a
+    linear head. D = the architecture's ``num_features``."""
+
+    def __init__(self, name: str, in_channels: int, num_classes: int, dropout: float):
+        super().__init__()
+        import timm  # only where a timm architecture is used (it imports torchvision)
+
+        if not timm.is_model(name):
+            close = difflib.get_close_matches(name, list(dict.fromkeys([*BUILT_IN_ARCHS, *timm.list_models()])), n=3)
+            raise AlrError(
+                f"model.arch is {name!r}: neither {' | '.join(('auto',) + BUILT_IN_ARCHS)} nor a timm "
+                f"architecture{f' (closest: {close})' if close else ''}; e.g. resnet50, efficientnet_b0, convnext_tiny"
+            )
+        self.backbone = timm.create_model(name, pretrained=False, num_classes=0, in_chans=in_channels)
+        self.feature_dim = self.backbone.num_features
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(self.feature_dim, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
+
+class LinearHead(Classifier):
+    """``model.freeze: backbone``: the classifier head alone, on cached embeddings (B, D); the
+    embeddings are its features, so VOG and every score work unchanged."""
+
+    def __init__(self, feature_dim: int, num_classes: int, dropout: float):
+        super().__init__()
+        self.feature_dim = feature_dim
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(feature_dim, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return x
 
 
 def build_model(spec: ModelSpec) -> nn.Module:
+    if spec.arch == LINEAR:
+        return LinearHead(spec.in_channels, spec.num_classes, spec.dropout)
     if spec.arch == "small_cnn":
         model = SmallCNN(spec.in_channels, spec.num_classes, spec.dropout)
     elif spec.arch == "resnet18":
         small = spec.image_size <= SMALL_IMAGE_MAX
         model = ResNet18(spec.in_channels, spec.num_classes, spec.dropout, small_input=small)
     else:
-        raise AlrError(f"model.arch is {spec.arch!r}; valid: small_cnn | resnet18")
+        model = TimmNet(spec.arch, spec.in_channels, spec.num_classes, spec.dropout)
+        _check_fits_image_size(model, spec)
     return model.to(memory_format=torch.channels_last)
 
 
-def load_backbone_weights(model: nn.Module, path: str) -> list[str]:
-    """Initialise a ResNet-18 backbone from a local state dict (e.g. ImageNet weights).
-
-    Tensors whose shape does not fit (the stem of a small-input or grayscale model, the
-    ImageNet classifier) are skipped and their names returned; a file that fits none of the
-    backbone is an error.
-    """
-    if not isinstance(model, ResNet18):
-        raise AlrError("model.weights is only supported for model.arch 'resnet18'")
-    state = _torch_load(Path(path), "model.weights")
-    own = model.backbone.state_dict()
-    fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    if not fitting:
+def _check_fits_image_size(model: nn.Module, spec: ModelSpec) -> None:
+    """timm architectures downsample by up to 32: a small image may shrink to nothing. One
+    forward pass of a blank image finds out before any training starts."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, spec.in_channels, spec.image_size, spec.image_size))
+    except RuntimeError as exc:
         raise AlrError(
-            f"model.weights: {path} has no tensor that fits a ResNet-18 backbone "
-            f"(its first keys: {list(state)[:5]})"
+            f"model.arch {spec.arch!r} cannot take {spec.image_size} px images ({str(exc).splitlines()[0]}); "
+            f"raise data.image_size (most timm architectures need ≥ 32, some ≥ 64) or use small_cnn / resnet18"
+        ) from None
+    finally:
+        model.train(was_training)
+
+
+def initialise(model: nn.Module, spec: ModelSpec, init: str, encoder_path) -> dict:
+    """Apply ``model.init`` to a freshly built classifier, in place, and return a record of it
+    for the metrics: ``scratch`` keeps the random weights; ``ssl`` loads the pretrain stage's
+    encoder (``encoder_path``), which must be a trained encoder of the same architecture and
+    input shape, every key of it; any other value is a local weights file (a plain state dict,
+    e.g. ImageNet or RadImageNet weights of this architecture, or an alr checkpoint), of whose
+    backbone tensors at least MIN_LOADED_SHARE must fit by name and shape. The classifier head
+    is never loaded: its classes are this data's."""
+    if init == "scratch" or spec.arch == LINEAR:
+        return {"init": init}
+    if init == "ssl":
+        return _load_encoder(model, spec, Path(encoder_path))
+    return _load_weights_file(model, Path(init))
+
+
+def _load_encoder(model: nn.Module, spec: ModelSpec, path: Path) -> dict:
+    checkpoint = _torch_load(path, "model.init 'ssl'")
+    encoder = checkpoint.get("spec") or {}
+    expected = {"arch": spec.arch, "in_channels": spec.in_channels, "image_size": spec.image_size}
+    found = {key: encoder.get(key) for key in expected}
+    if found != expected:
+        raise AlrError(
+            f"model.init 'ssl': {path} is an encoder for {found}, but this model is {expected}; "
+            "re-run the pretrain stage (dvc repro pretrain)"
         )
-    model.backbone.load_state_dict(fitting, strict=False)
-    return sorted(set(state) - set(fitting))
+    if (checkpoint.get("pretrain") or {}).get("method", "none") == "none":
+        raise AlrError(
+            f"model.init is 'ssl' but {path} was not trained (pretrain.method 'none'); set "
+            "pretrain.method: simclr, or model.init: scratch"
+        )
+    # the encoder has every tensor of the classifier but its head, which keeps its fresh weights
+    head = {k: v for k, v in model.state_dict().items() if k.startswith("head.")}
+    load_state_checked(model, checkpoint["state_dict"] | head, f"model.init 'ssl' ({path})")
+    return {"init": "ssl", "loaded_tensors": len(checkpoint["state_dict"])}
+
+
+def _load_weights_file(model: nn.Module, path: Path) -> dict:
+    state = _torch_load(path, "model.init")
+    for key in ("state_dict", "model"):  # alr checkpoints and common training-script layouts
+        if isinstance(state.get(key), dict):
+            state = state[key]
+    state = {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    own = {k: v for k, v in model.state_dict().items() if not k.startswith("head.")}
+    # a bare architecture's state dict (torchvision, timm) names keys without our "backbone."
+    matches = [
+        {key: prefix + key for key in state if prefix + key in own and own[prefix + key].shape == state[key].shape}
+        for prefix in ("", "backbone.")
+    ]
+    match = max(matches, key=len)  # file key → model key
+    if len(match) < MIN_LOADED_SHARE * len(own):
+        unmatched = [k for k in own if k not in match.values()][:3]
+        raise AlrError(
+            f"model.init: {path} fits {len(match)} of the {len(own)} backbone tensors of "
+            f"{type(model).__name__} (by name and shape; needed ≥ {MIN_LOADED_SHARE:.0%}); it is for another "
+            f"architecture or input. The model expects e.g. {unmatched}; the file has e.g. {list(state)[:3]}"
+        )
+    model.load_state_dict({name: state[key] for key, name in match.items()}, strict=False)
+    return {"init": str(path), "loaded_tensors": len(match), "skipped": sorted(set(state) - set(match))}
 
 
 def save_checkpoint(path, spec: ModelSpec, model: nn.Module, class_names: list[str],

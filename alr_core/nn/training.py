@@ -17,22 +17,32 @@ from alr_core.common.errors import AlrError
 from alr_core.common.params import TrainParams
 from alr_core.common.seeding import seed_for
 from alr_core.evaluation.metrics import classification_metrics
+from alr_core.nn import distributed
 from alr_core.nn.augment import augment, to_input
 
 
 def pick_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present; ``cuda`` without a GPU is an error."""
+    """``auto`` picks CUDA when present; ``cuda`` without a GPU is an error. In a process group
+    each process has a GPU of its own, ``cuda:LOCAL_RANK``."""
     if name == "cuda" and not torch.cuda.is_available():
         raise AlrError("train.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and distributed.is_distributed():
+        return torch.device("cuda", distributed.local_rank())
     return torch.device(name)
 
 
 def seed_everything(seed: int) -> torch.Generator:
     """Seed torch (initialisation, dropout) and return a CPU generator, on a stream of its own,
-    for batch order and augmentation draws."""
-    torch.manual_seed(seed)
+    for batch order and augmentation draws.
+
+    In a process group the generator is the same on every rank (every rank draws the same
+    batches and augmentation), torch's own stream is not: rank 0 has one process's, the others
+    a stream each, so that dropout masks differ between ranks; the initial weights they draw
+    are replaced by rank 0's when DDP wraps the network."""
+    rank = distributed.rank()
+    torch.manual_seed(seed if rank == 0 else seed_for(seed, f"torch stream of rank {rank}"))
     torch.use_deterministic_algorithms(True, warn_only=True)
     # deterministic cuBLAS needs a fixed workspace; harmless on the CPU
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -41,7 +51,8 @@ def seed_everything(seed: int) -> torch.Generator:
 
 @dataclass
 class ImageSet:
-    """Images of one split: uint8 (N, H, W, C) and labels int64 (N,).
+    """Inputs of one split — uint8 images (N, H, W, C), or float cached embeddings (N, D) under
+    ``model.freeze: backbone`` — and labels int64 (N,).
 
     Labels live on ``device``. Images live there too when they fit (see
     :func:`fits_on_device`); otherwise they stay in host memory (pinned, for fast copies)
@@ -140,8 +151,18 @@ def channel_stats(images: np.ndarray, chunk_images: int = 4096) -> dict:
     return {"mean": mean.tolist(), "std": np.maximum(np.sqrt(variance), 1e-3).tolist()}
 
 
+def input_stats(inputs: np.ndarray) -> dict:
+    """The normalisation of a train split's inputs: :func:`channel_stats` of uint8 images
+    (N, H, W, C), or the per-dimension mean and std of cached embeddings float (N, D)."""
+    if inputs.ndim == 2:
+        inputs = np.asarray(inputs, dtype=np.float64)
+        return {"mean": inputs.mean(axis=0).tolist(), "std": np.maximum(inputs.std(axis=0), 1e-6).tolist()}
+    return channel_stats(inputs)
+
+
 class InputPipeline:
-    """uint8 batches → normalised float inputs, with optional augmentation."""
+    """uint8 image batches → normalised float inputs, with optional augmentation; cached
+    embedding batches (B, D) → standardised, never augmented (an embedding is of one view)."""
 
     def __init__(self, normalization: dict, augment_params, device: torch.device, generator: torch.Generator):
         self.mean = torch.tensor(normalization["mean"], device=device)
@@ -150,9 +171,13 @@ class InputPipeline:
         self.generator = generator
 
     def train_input(self, images: torch.Tensor) -> torch.Tensor:
+        if images.ndim == 2:
+            return self.eval_input(images)
         return to_input(augment(images, self.augment_params, self.generator), self.mean, self.std)
 
     def eval_input(self, images: torch.Tensor) -> torch.Tensor:
+        if images.ndim == 2:
+            return (images.float() - self.mean) / self.std
         return to_input(images, self.mean, self.std)
 
 
@@ -210,7 +235,11 @@ def predict(model: nn.Module, data: ImageSet, pipeline: InputPipeline, batch_siz
 def predict_batches(model: nn.Module, data: ImageSet, pipeline: InputPipeline, batch_size: int,
                     mc_dropout: bool = False) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:  # fmt: skip
     """:func:`predict` one batch at a time: (rows, features (B, D), logits (B, K)), so a caller
-    that reduces each batch never holds the outputs for all N."""
+    that reduces each batch never holds the outputs for all N.
+
+    In a process group every rank runs its slice of each batch of ``batch_size`` rows and
+    every rank gets the whole batch back, in row order, so that whatever is decided from a
+    pass over a split is decided alike on every rank."""
     was_training = model.training
     model.eval()
     if mc_dropout:
@@ -220,7 +249,11 @@ def predict_batches(model: nn.Module, data: ImageSet, pipeline: InputPipeline, b
     try:
         for start in range(0, len(data), batch_size):
             rows = slice(start, min(start + batch_size, len(data)))
-            features, logits = model(pipeline.eval_input(data.batch(rows)))
+            mine = distributed.local_rows(rows.stop - start)
+            features, logits = model(pipeline.eval_input(data.batch(slice(start + mine.start, start + mine.stop))))
+            if distributed.is_distributed():  # one collective for both outputs
+                both = distributed.gather_rows(torch.cat([features, logits], dim=1), rows.stop - start)
+                features, logits = both.split([features.shape[1], logits.shape[1]], dim=1)
             yield rows, features, logits
     finally:
         model.train(was_training)

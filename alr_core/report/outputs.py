@@ -14,7 +14,9 @@ from pathlib import Path
 import pandas as pd
 
 from alr_core.common import artifacts, paths
-from alr_core.report.summary import class_recall_figure, confusion_figure, learning_curve_figure, rounds_table, summary
+from alr_core.report.overview import LABEL_ISSUE_KEYS, read_metrics
+from alr_core.report.summary import (class_recall_figure, confusion_figure, label_issues_summary,
+                                    learning_curve_figure, rounds_table, summary)  # fmt: skip
 
 NOTE_WIDTH = 60  # characters per line of the title note: the confusion figure of 3 classes is narrow
 
@@ -41,12 +43,15 @@ def status_note(status: dict) -> str | None:
 
 def write_report(status: dict) -> pd.DataFrame:
     """Read metrics/lnl.json, noise.json, data.json and metrics/rounds/<k>.json for k = 1 …
-    ``status["finished_rounds"]``; write plots/rounds.csv, metrics/report.json (``status`` and
-    :func:`~alr_core.report.summary.summary`) and the figures. Returns the rounds table."""
+    ``status["finished_rounds"]``, and metrics/label_issues.json if it exists; write
+    plots/rounds.csv, metrics/report.json (``status``, :func:`~alr_core.report.summary.summary`
+    and ``label_issues``: :func:`~alr_core.report.summary.label_issues_summary`) and the
+    figures. Returns the rounds table."""
     lnl_metrics = artifacts.read_json(paths.LNL_METRICS)
     round_metrics = [artifacts.read_json(paths.round_metrics(k)) for k in range(1, status["finished_rounds"] + 1)]
     table = rounds_table(lnl_metrics, round_metrics, artifacts.read_json(paths.NOISE_METRICS))
     class_names = artifacts.read_json(paths.DATA_METRICS)["class_names"]
+    label_issues = label_issues_summary(read_metrics(paths.LABEL_ISSUES_METRICS, LABEL_ISSUE_KEYS))
     latest = round_metrics[-1] if round_metrics else lnl_metrics
     model = f"round {latest['round']}" if round_metrics else "phase 1"
     figures = {
@@ -59,7 +64,8 @@ def write_report(status: dict) -> pd.DataFrame:
     import matplotlib.pyplot as plt  # after the figures, which choose the non-interactive backend
 
     artifacts.write_csv(paths.ROUNDS_PLOT, table)
-    artifacts.write_json(paths.REPORT_METRICS, {"status": status, **summary(table, lnl_metrics, round_metrics)})
+    artifacts.write_json(paths.REPORT_METRICS, {"status": status, **summary(table, lnl_metrics, round_metrics),
+                                                "label_issues": label_issues})  # fmt: skip
     for path, figure in figures.items():
         if note:
             for axis in figure.axes:

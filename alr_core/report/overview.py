@@ -15,11 +15,12 @@ from pathlib import Path
 from alr_core.common import paths
 from alr_core.common.errors import AlrError
 from alr_core.common.text import counted
-from alr_core.report.summary import TEXT_LEGEND, rounds_table, summary, table_text
+from alr_core.report.summary import TEXT_LEGEND, label_issues_summary, rounds_table, summary, table_text
 
 NO_RESULTS = f"no results yet: {paths.LNL_METRICS} does not exist; run `dvc repro` first (from the project root)"
 LNL_KEYS = ("method", "test")
 ROUND_KEYS = ("round", "budget_used", "test", "cleaning")
+LABEL_ISSUE_KEYS = ("num_train", "flagged")
 WIDTH = 80  # characters per line: fits a default terminal
 
 
@@ -40,10 +41,12 @@ def read_metrics(path: Path, keys: tuple[str, ...] = ()) -> dict | None:
 
 
 def results_overview() -> str:
-    """Read the metrics files and return :func:`overview_text` (or :data:`NO_RESULTS`)."""
+    """Read the metrics files and return :func:`overview_text` (or :data:`NO_RESULTS`, then
+    :func:`label_issues_text` when metrics/label_issues.json exists)."""
+    label_issues = label_issues_summary(read_metrics(paths.LABEL_ISSUES_METRICS, LABEL_ISSUE_KEYS))
     lnl_metrics = read_metrics(paths.LNL_METRICS, LNL_KEYS)
-    if lnl_metrics is None:
-        return NO_RESULTS
+    if lnl_metrics is None:  # the label-issue report needs no phase 1: it may be all there is
+        return NO_RESULTS if label_issues is None else f"{NO_RESULTS}\n\n{label_issues_text(label_issues)}"
     report = read_metrics(paths.REPORT_METRICS)
     if report is None:  # the report stage has not run: list the round files there are
         status, count = None, 0
@@ -60,13 +63,24 @@ def results_overview() -> str:
                            f"{count} finished rounds: a later run stopped before round {k} finished; "
                            "run `dvc repro`")  # fmt: skip
         round_metrics.append(metrics)
-    return overview_text(lnl_metrics, round_metrics, read_metrics(paths.NOISE_METRICS), status)
+    return overview_text(lnl_metrics, round_metrics, read_metrics(paths.NOISE_METRICS), status, label_issues)
+
+
+def label_issues_text(label_issues: dict) -> str:
+    """Where the label-issue report is and how many train samples it flags, wrapped to
+    :data:`WIDTH`; ``label_issues``: :func:`~alr_core.report.summary.label_issues_summary`'s."""
+    text = (f"label issues: {label_issues['num_flagged']} of {counted(label_issues['num_train'], 'train sample')} "
+            f"flagged by a rule; every sample ranked in {label_issues['csv']}, the top as images in "
+            f"{label_issues['gallery']}")  # fmt: skip
+    return textwrap.fill(text, WIDTH, break_long_words=False, break_on_hyphens=False)
 
 
 def overview_text(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: dict | None,
-                  status: dict | None) -> str:
+                  status: dict | None, label_issues: dict | None = None) -> str:
     """The summary: a headline, :func:`~alr_core.report.summary.table_text` with its legend, the
-    scores over the rounds shown, and where the pipeline stands. ``status``: report.json's (see
+    scores over the rounds shown, the label-issue report's files (:func:`label_issues_text`;
+    ``label_issues``: :func:`~alr_core.report.summary.label_issues_summary`, None when that
+    stage has not run) and where the pipeline stands. ``status``: report.json's (see
     :func:`alr_core.report.outputs.report_status`), None when there is no report.json."""
     table = rounds_table(lnl_metrics, round_metrics, noise_metrics)
     totals = summary(table, lnl_metrics, round_metrics)
@@ -79,6 +93,8 @@ def overview_text(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: d
         if round_metrics and totals[key] is not None]  # fmt: skip
     if overall:
         lines.append(f"over the rounds above: {', '.join(overall)}")
+    if label_issues is not None:
+        lines += ["", label_issues_text(label_issues)]
     lines += ["", textwrap.fill(_where(status), WIDTH, break_long_words=False, break_on_hyphens=False)]
     return "\n".join(lines)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from alr_core.common import paths
+
 
 def rounds_table(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: dict | None = None) -> pd.DataFrame:
     """One row per round, round 0 being phase 1. Columns: round, budget_used,
@@ -103,6 +105,20 @@ def summary(table: pd.DataFrame, lnl_metrics: dict, round_metrics: list[dict]) -
         "learning_curve_area": area,
         "cleaning_efficiency": efficiency,
         "phase1_selection_worst_class_recall": (lnl_metrics.get("selection") or {}).get("worst_class_recall"),
+    }
+
+
+def label_issues_summary(label_issue_metrics: dict | None) -> dict | None:
+    """report.json's ``label_issues``: the label-issue report's files, the train samples it
+    ranks and how many of them a rule flagged (metrics/label_issues.json); None when that stage
+    has not run."""
+    if label_issue_metrics is None:
+        return None
+    return {
+        "csv": paths.LABEL_ISSUES_CSV.as_posix(),
+        "gallery": paths.LABEL_ISSUES_GALLERY.as_posix(),
+        "num_train": label_issue_metrics["num_train"],
+        "num_flagged": label_issue_metrics["flagged"]["any"],
     }
 
 

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from alr_core.common.errors import AlrError
 from alr_core.common.params import Params
+from alr_core.nn import distributed
 from alr_core.nn.models import ModelSpec
 from alr_core.nn.training import (
     EpochLosses,
@@ -126,6 +127,9 @@ def train_simclr(encoder: nn.Module, head: nn.Module, images: np.ndarray, pipeli
     data = ImageSet.from_arrays(images, np.zeros(len(images), dtype=np.int64), device)
     flips = params.train.augment.hflip, params.train.augment.vflip
     parameters = [*encoder.parameters(), *head.parameters()]
+    # in a process group each rank embeds its slice of the batch; NT-Xent takes the global batch
+    # (alr_core.nn.distributed), so every anchor has the negatives of one process
+    encoder_ddp, head_ddp = distributed.data_parallel(encoder), distributed.data_parallel(head)
     optimizer = torch.optim.AdamW(parameters, lr=pre.lr, weight_decay=pre.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=pre.epochs)
     encoder.train()
@@ -136,15 +140,17 @@ def train_simclr(encoder: nn.Module, head: nn.Module, images: np.ndarray, pipeli
         losses = EpochLosses(epoch, lr_key="pretrain.lr")
         for idx in shuffled_batches(len(data), pre.batch_size, generator):
             batch = data.batch(idx.to(device))
+            mine = distributed.local_rows(len(idx))
             # rows i and B + i are two independent views of image i; one forward pass over
             # both, so BatchNorm normalises them with the same statistics
-            views = random_view(torch.cat([batch, batch]), pre, *flips, generator)
+            view1, view2 = random_view(torch.cat([batch, batch]), pre, *flips, generator).chunk(2)
             with precision.autocast():
-                features, _ = encoder(pipeline.eval_input(views))
-                z = head(features)
-            z1, z2 = z.float().chunk(2)
+                features, _ = encoder_ddp(pipeline.eval_input(torch.cat([view1[mine], view2[mine]])))
+                z = head_ddp(features)
+            # (B, 2, D): one gather brings both views of the global batch
+            z1, z2 = distributed.global_batch(torch.stack(z.float().chunk(2), dim=1), len(idx)).unbind(1)
             loss = nt_xent(z1, z2, pre.temperature)
-            precision.step(loss, optimizer)
+            precision.step(distributed.loss_for_backward(loss), optimizer)
             losses.add([loss], [len(idx)])
         lr = schedule.get_last_lr()[0]  # the rate this epoch trained with, before the step
         schedule.step()

@@ -1,0 +1,47 @@
+"""The safety net of phase 1 (``lnl.safety_net``): a noisy-label method should never leave the
+user worse off than plain cross-entropy from the same initialisation.
+
+Phase 1 cannot see the test split, but it has a clean validation split: with ``check`` the
+stage also trains plain CE (same data, seed and initialisation, one network, no selection) and
+records both validation balanced accuracies, so the report can say when the method lost;
+``pick`` also hands on the better of the two — CE's model and, since CE trusts every label, a
+clean guess C of every sample — when CE scored higher (ties keep the method).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from alr_core.common import paths
+from alr_core.common.params import Params
+from alr_core.data.datasets import PipelineData
+from alr_core.lnl.phase1 import Phase1Result, train_phase1
+
+
+def train_with_safety_net(data: PipelineData, params: Params, progress: bool = True,
+                          encoder_path=paths.PRETRAIN_ENCODER) -> Phase1Result:  # fmt: skip
+    """:func:`train_phase1`, and under ``lnl.safety_net`` check or pick also plain CE; the
+    returned result's ``metrics["safety_net"]`` records the comparison (absent when off, or
+    when the method is plain CE already)."""
+    lnl = params.lnl
+    result = train_phase1(data, params, progress, encoder_path=encoder_path)
+    if lnl.safety_net == "off" or (lnl.method == "ce" and lnl.selection in ("global", "class_aware")):
+        return result  # plain CE: nothing to compare with
+    plain = dataclasses.replace(params, lnl=dataclasses.replace(lnl, method="ce", selection="global"))
+    baseline = train_phase1(data, plain, progress, encoder_path=encoder_path)
+    method_score = result.metrics["val"]["balanced_accuracy"]
+    ce_score = baseline.metrics["val"]["balanced_accuracy"]
+    ce_is_better = ce_score > method_score
+    chosen = baseline if ce_is_better and lnl.safety_net == "pick" else result
+    chosen.metrics["safety_net"] = {
+        "mode": lnl.safety_net,
+        "method_val_balanced_accuracy": method_score,
+        "ce_val_balanced_accuracy": ce_score,
+        "ce_is_better": ce_is_better,
+        "used": "ce" if chosen is baseline else lnl.method,
+        # test scores of both, for the report only: the choice above never reads them
+        "method_test_balanced_accuracy": (result.metrics["test"] or {}).get("balanced_accuracy"),
+        "ce_test_balanced_accuracy": (baseline.metrics["test"] or {}).get("balanced_accuracy"),
+    }
+    chosen.timing["safety_net_seconds"] = round(sum(baseline.timing["seconds"].values()), 3)
+    return chosen

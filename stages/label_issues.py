@@ -1,0 +1,58 @@
+"""Stage label_issues: the pretrain embeddings and the train split's given labels → every train
+sample ranked by how likely its given label is wrong, before any expert round.
+
+Outputs: data/label_issues/label_issues.csv (one row per train sample, most likely wrong first:
+given and suggested label, issue score, the rules that flagged it, its nearest neighbours),
+data/label_issues/gallery.html (the top of the list as an offline page: each image beside its
+neighbours in feature space) and metrics/label_issues.json (flag counts; with simulated noise,
+each rule's precision and recall and the ranking's AUROC).
+"""
+
+import pandas as pd
+
+from alr_core.common import artifacts, paths
+from alr_core.common.cli import run_stage
+from alr_core.common.errors import AlrError
+from alr_core.common.params import load_params
+from alr_core.common.text import counted
+from alr_core.data.datasets import load_pipeline_data
+from alr_core.report.label_issues import gallery_html, label_issue_metrics, label_issue_table
+
+
+def main() -> None:
+    params = load_params(paths.PARAMS)
+    for path, stage in ((paths.PREPARED_SAMPLES, "prepare"), (paths.PRETRAIN_EMBEDDINGS, "pretrain"),
+                        (paths.NOISY_LABELS, "inject_noise")):  # fmt: skip
+        if not path.is_file():
+            raise AlrError(f"{path}: not found; run the {stage} stage first (dvc repro {stage})")
+    from alr_core.lnl.class_rules import confident_learning
+    from alr_core.lnl.feature_rules import FOLD_SEED, kfold_probs, knn_probs, nearest_neighbours
+
+    data = load_pipeline_data(paths.PREPARED_IMAGES, paths.PREPARED_SAMPLES, pd.read_parquet(paths.NOISY_LABELS),
+                              embeddings_path=paths.PRETRAIN_EMBEDDINGS)  # fmt: skip
+    train, num_classes, lnl = data.train, len(data.class_names), params.lnl
+    # the rules of lnl.selection knn_vote and cleanlab_kfold, with the same k, folds and fold
+    # seed, as alr_core.lnl.feature_rules composes them (confident learning on each probability
+    # table), each table computed once: a flagged sample is one that rule leaves out of C
+    neighbours, _ = nearest_neighbours(train.embeddings, lnl.knn_k)
+    probs = kfold_probs(train.embeddings, train.labels, num_classes, lnl.cv_folds, FOLD_SEED)
+    flags = {
+        "knn_vote": ~confident_learning(knn_probs(neighbours, train.labels, num_classes), train.labels)[0],
+        "cleanlab_kfold": ~confident_learning(probs, train.labels)[0],
+    }
+    table = label_issue_table(train.sample_ids, train.labels, data.class_names, probs, neighbours, flags,
+                              params.label_issues.neighbours_shown, train.truth)  # fmt: skip
+    page = gallery_html(table, train.sample_ids, train.images, neighbours, params.label_issues.gallery_size,
+                        params.label_issues.neighbours_shown, paths.LABEL_ISSUES_CSV.name)  # fmt: skip
+    metrics = label_issue_metrics(table, data.class_names, list(flags))
+    artifacts.write_csv(paths.LABEL_ISSUES_CSV, table)
+    artifacts.write_text(paths.LABEL_ISSUES_GALLERY, page)
+    artifacts.write_json(paths.LABEL_ISSUES_METRICS, metrics)
+    by_rule = ", ".join(f"{rule} {metrics['flagged'][rule]}" for rule in flags)
+    print(f"label issues: {metrics['flagged']['any']} of {counted(len(table), 'train sample')} flagged ({by_rule}); "
+          f"ranked in {paths.LABEL_ISSUES_CSV}, the first {min(params.label_issues.gallery_size, len(table))} "
+          f"in {paths.LABEL_ISSUES_GALLERY}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    run_stage(main)

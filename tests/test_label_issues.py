@@ -1,0 +1,307 @@
+"""The label-issue report (alr_core.report.label_issues, stages/label_issues.py): the ranked
+table, the offline gallery and the metrics on hand-built arrays; the stage on the digits
+default with embeddings written by hand; and, marked e2e, the stage under `dvc repro`."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from builders import copy_stage_tree, ran_stages, run, run_module, write_params
+from PIL import Image
+
+from alr_core.common import paths
+from alr_core.common.errors import AlrError
+from alr_core.common.params import default_params
+from alr_core.lnl.feature_rules import FOLD_SEED, cleanlab_kfold, knn_vote
+from alr_core.report.label_issues import COLUMNS, gallery_html, gallery_rows, label_issue_metrics, label_issue_table
+from alr_core.ssl.embeddings import embedding_matrix, embeddings_table
+
+CLASSES = ["cat", "dog", "<b>&fish"]
+# six samples, given ids out of order; the issue score is 1 − probs[i, label[i]]
+IDS = ["s3", "s5", "s1", "s2", "s0", "s4"]
+LABELS = np.array([0, 1, 1, 2, 0, 1])
+PROBS = np.array([
+    [0.1, 0.7, 0.2],  # s3: score 0.9, suggested dog
+    [0.2, 0.2, 0.6],  # s5: score 0.8, suggested fish, no flag
+    [0.2, 0.2, 0.6],  # s1: the same as s5: the id breaks the tie
+    [0.3, 0.5, 0.2],  # s2: score 0.8 too, but two rules flag it: before s1 and s5
+    [0.8, 0.1, 0.1],  # s0: score 0.2, suggested cat (its own label)
+    [0.4, 0.4, 0.2],  # s4: score 0.6, suggested cat (a tie between cat and dog: the lower index)
+])  # fmt: skip
+NEIGHBOURS = np.array([[4, 1, 2], [2, 0, 3], [1, 0, 3], [0, 5, 4], [0, 3, 5], [3, 2, 1]])
+FLAGS = {
+    "knn_vote": np.array([False, False, False, True, False, True]),
+    "cleanlab_kfold": np.array([True, False, False, True, False, False]),
+}
+
+
+def hand_table(**kwargs) -> pd.DataFrame:
+    arguments = dict(sample_ids=IDS, labels=LABELS, class_names=CLASSES, probs=PROBS, neighbours=NEIGHBOURS,
+                     flags=FLAGS, neighbours_shown=2) | kwargs  # fmt: skip
+    return label_issue_table(**arguments)
+
+
+def test_table_order_labels_flags_and_neighbours():
+    table = hand_table()
+    assert list(table.columns) == list(COLUMNS)
+    assert table["rank"].tolist() == [1, 2, 3, 4, 5, 6]
+    assert table["sample_id"].tolist() == ["s3", "s2", "s1", "s5", "s4", "s0"]
+    assert table["given_label"].tolist() == ["cat", "<b>&fish", "dog", "dog", "dog", "cat"]
+    assert table["suggested_label"].tolist() == ["dog", "dog", "<b>&fish", "<b>&fish", "cat", "cat"]
+    assert table["issue_score"].tolist() == pytest.approx([0.9, 0.8, 0.8, 0.8, 0.6, 0.2])
+    assert table["flagged_by"].tolist() == ["cleanlab_kfold", "knn_vote+cleanlab_kfold", "", "", "knn_vote", ""]
+    # the first two of each neighbour list, nearest first, with their given labels
+    s3, s2 = table.iloc[0], table.iloc[1]
+    assert (s3["neighbour_ids"], s3["neighbour_labels"]) == ("s0;s5", "cat;dog")
+    assert (s2["neighbour_ids"], s2["neighbour_labels"]) == ("s3;s4", "cat;dog")
+
+
+def test_table_with_truth_and_without_rules_or_neighbours():
+    truth = np.array([1, 1, 1, 1, 0, 0])  # s3 and s2 and s4 are wrong
+    table = hand_table(flags={}, neighbours_shown=0, true_labels=truth)
+    assert list(table.columns) == [*COLUMNS, "label_is_wrong"]
+    # without rules, the s5/s1/s2 tie falls to the ids
+    assert table["sample_id"].tolist() == ["s3", "s1", "s2", "s5", "s4", "s0"]
+    assert table["label_is_wrong"].tolist() == [True, False, True, False, True, False]
+    assert set(table["flagged_by"]) == {""} and set(table["neighbour_ids"]) == {""}
+    # more neighbours asked for than there are: all of them
+    assert hand_table(neighbours_shown=10).iloc[0]["neighbour_ids"] == "s0;s5;s1"
+
+
+def test_table_is_independent_of_the_input_order():
+    order = np.array([5, 3, 1, 0, 4, 2])
+    where = np.argsort(order)  # new position of each old row
+    shuffled = hand_table(sample_ids=[IDS[i] for i in order], labels=LABELS[order], probs=PROBS[order],
+                          neighbours=where[NEIGHBOURS[order]],
+                          flags={rule: hits[order] for rule, hits in FLAGS.items()})  # fmt: skip
+    pd.testing.assert_frame_equal(shuffled, hand_table())
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"labels": LABELS[:5]}, "labels must be integers of shape (6,)"),
+    ({"labels": LABELS + 1}, "labels must lie in [0, 3)"),
+    ({"probs": PROBS[:, :2]}, "probs must be finite of shape (6, 3)"),
+    ({"neighbours": NEIGHBOURS + 1}, "neighbours must be row indices in [0, 6)"),
+    ({"flags": {"knn_vote": FLAGS["knn_vote"][:3]}}, "flags['knn_vote'] must be bool of shape (6,)"),
+    ({"flags": {"a+b": FLAGS["knn_vote"]}}, "rule name 'a+b'"),
+    ({"sample_ids": ["s3"] * 6}, "sample_ids repeat an id"),
+    ({"true_labels": LABELS[:2]}, "true_labels has shape (2,)"),
+], ids=["labels-shape", "labels-range", "probs", "neighbours", "flags", "rule-name", "ids", "truth"])  # fmt: skip
+def test_table_refuses_bad_inputs(change, message):
+    with pytest.raises(AlrError) as error:
+        hand_table(**change)
+    assert message in str(error.value)
+
+
+# ----------------------------------------------------------------------------- the gallery
+
+GALLERY_IDS = ["Neutro<phil>/a&b.png", "x;1", "y\"q", "z", "w", "v"]  # a ";" too: ids are never parsed back
+IMAGE_VALUES = [10, 50, 90, 130, 170, 210]  # sample i's image is one grey level
+
+
+def gallery_of(gallery_size: int, rgb: bool = False) -> tuple[str, pd.DataFrame]:
+    table = hand_table(sample_ids=GALLERY_IDS)
+    images = np.stack([np.full((6, 6, 3 if rgb else 1), value, np.uint8) for value in IMAGE_VALUES])
+    return gallery_html(table, GALLERY_IDS, images, NEIGHBOURS, gallery_size, neighbours_shown=2), table
+
+
+def decoded(uri: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.removeprefix("data:image/png;base64,")))))
+
+
+def test_gallery_shows_flagged_first_with_escaped_text_and_the_right_images():
+    page, table = gallery_of(4)
+    shown = gallery_rows(table, 4)
+    # flagged rows (rank 1, 2, 5) first, then the best unflagged one
+    assert shown["rank"].tolist() == [1, 2, 5, 3]
+    ids_in_page = re.findall(r'<div class="id">(.*?)</div>', page)
+    assert ids_in_page == ["Neutro&lt;phil&gt;/a&amp;b.png", "z", "v", "x;1"]  # s3, s2, s4, s5
+    assert "&lt;b&gt;&amp;fish" in page and "<b>&fish" not in page
+    assert "Neutro<phil>" not in page
+    # one thumbnail per shown sample and per shown neighbour (2 each)
+    images = re.findall(r'<img class="(main|neighbour)" src="(data:image/png;base64,[A-Za-z0-9+/=]+)"', page)
+    assert [kind for kind, _ in images].count("main") == 4 and len(images) == 4 * 3
+    # the first card's image is s3's (grey 10), its neighbours s0 (grey 170) and s5 (grey 50)
+    assert [int(decoded(uri).max()) for _, uri in images[:3]] == [10, 170, 50]
+    assert re.findall(r'<figure class="(\w+)" title="([^"]*)"', page)[:2] == [("same", "w"), ("differs", "x;1")]
+    assert "knn_vote + cleanlab_kfold" in page and "no rule" in page
+    # offline: no URL, no script, a policy that forbids loading anything but data: images
+    assert not re.search(r"https?:", page) and "<script" not in page
+    assert "default-src 'none'; img-src data:" in page
+
+
+@pytest.mark.parametrize("size, cards", [(0, 0), (6, 6), (100, 6)])
+def test_gallery_size_zero_and_beyond_the_table(size, cards):
+    page, _ = gallery_of(size, rgb=True)
+    assert page.count('<section class="card') == cards
+    assert page.count("<img ") == 3 * cards
+    if cards == 0:
+        assert "no samples shown" in page
+
+
+def test_gallery_refuses_arrays_that_are_not_the_tables():
+    images = np.zeros((6, 4, 4, 1), np.uint8)
+    with pytest.raises(AlrError, match="the gallery needs the table's 6 samples once each"):
+        gallery_html(hand_table(), IDS, images[:5], NEIGHBOURS, 3)
+    with pytest.raises(AlrError, match="the table's sample 's3' is not among the gallery's sample ids"):
+        gallery_html(hand_table(), GALLERY_IDS, images, NEIGHBOURS, 3)
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def test_metrics_with_known_truth_by_hand():
+    # ranked order s3 s2 s1 s5 s4 s0 (scores 0.9 0.8 0.8 0.8 0.6 0.2); wrong: s3 and s5
+    truth = np.array([1, 0, 1, 2, 0, 1])  # rows s3, s5, s1, s2, s0, s4: s3 and s5 differ from LABELS
+    flags = FLAGS | {"silent": np.zeros(6, bool)}
+    table = hand_table(flags=flags, true_labels=truth)
+    assert table["label_is_wrong"].tolist() == [True, False, False, True, False, False]
+    metrics = label_issue_metrics(table, CLASSES, list(flags))
+    assert metrics == {
+        "num_train": 6,
+        "flagged": {"knn_vote": 2, "cleanlab_kfold": 2, "silent": 0, "any": 3},
+        "flagged_per_class": {  # by given label: s3 cat; s2 fish; s4 dog
+            "cat": {"knn_vote": 0, "cleanlab_kfold": 1, "silent": 0, "any": 1},
+            "dog": {"knn_vote": 1, "cleanlab_kfold": 0, "silent": 0, "any": 1},
+            "<b>&fish": {"knn_vote": 1, "cleanlab_kfold": 1, "silent": 0, "any": 1},
+        },
+        "num_wrong": 2,
+        # knn_vote flags s2, s4 (neither wrong); cleanlab_kfold s3 (wrong), s2; any: s3, s2, s4
+        "precision": {"knn_vote": 0.0, "cleanlab_kfold": 0.5, "silent": None, "any": pytest.approx(1 / 3)},
+        "recall": {"knn_vote": 0.0, "cleanlab_kfold": 0.5, "silent": 0.0, "any": 0.5},
+        # wrong s3 (0.9) beats all 4 right ones; wrong s5 (0.8) beats s4 and s0, ties s2 and s1
+        "ranking_auroc": pytest.approx((4 + 2 + 0.5 * 2) / (2 * 4)),
+        "ranking_precision_at_num_wrong": 0.5,  # s3, s2
+    }
+    json.dumps(metrics, allow_nan=False)
+
+
+def test_metrics_without_truth_and_with_every_label_wrong():
+    metrics = label_issue_metrics(hand_table(), CLASSES, list(FLAGS))
+    assert set(metrics) == {"num_train", "flagged", "flagged_per_class"}
+    all_wrong = label_issue_metrics(hand_table(true_labels=(LABELS + 1) % 3), CLASSES, list(FLAGS))
+    assert all_wrong["ranking_auroc"] is None and all_wrong["ranking_precision_at_num_wrong"] == 1.0
+    none_wrong = label_issue_metrics(hand_table(true_labels=LABELS), CLASSES, list(FLAGS))
+    assert none_wrong["recall"] == {"knn_vote": None, "cleanlab_kfold": None, "any": None}
+    assert none_wrong["ranking_precision_at_num_wrong"] is None
+
+
+# ----------------------------------------------------------------------------- the stage
+
+
+def write_class_embeddings(root, noise: float = 0.3) -> None:
+    """data/pretrain/embeddings.parquet for the prepared samples: each sample's true class as
+    a one-hot vector plus Gaussian noise, so the features know the truth and the labels do not."""
+    samples = pd.read_parquet(root / paths.PREPARED_SAMPLES)
+    rng = np.random.default_rng(0)
+    onehot = np.eye(samples["label"].max() + 1, dtype=np.float32)[samples["label"].to_numpy()]
+    embeddings = onehot + noise * rng.standard_normal(onehot.shape).astype(np.float32)
+    path = root / paths.PRETRAIN_EMBEDDINGS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    embeddings_table(samples, embeddings).to_parquet(path, index=False)
+
+
+def run_stages(root, *modules: str) -> str:
+    for module in modules:
+        result = run_module(module, root)
+        assert result.returncode == 0, f"{module}: {result.stderr}"
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def prepared_tree(tmp_path_factory):
+    """A stage tree (conftest's stage_tree) with the digits default prepared once for the
+    module; each test writes its params and runs inject_noise and label_issues itself."""
+    root = copy_stage_tree(tmp_path_factory.mktemp("label_issues") / "project")
+    run_stages(root, "stages.fingerprint", "stages.prepare")
+    return root
+
+
+def test_stage_ranks_the_injected_noise_first(prepared_tree):
+    """The stage on the digits default (528 train samples, 40 % symmetric noise) with embeddings
+    that know the true class: the ranking and both rules find the flipped labels. No torch."""
+    stage_tree = prepared_tree
+    write_params(stage_tree)
+    run_stages(stage_tree, "stages.inject_noise")
+    write_class_embeddings(stage_tree)
+    code = ("import sys, runpy\nsys.argv = ['label_issues']\n"
+            "runpy.run_module('stages.label_issues', run_name='__main__')\n"
+            "print('torch imported:', 'torch' in sys.modules)\n")  # fmt: skip
+    result = run([sys.executable, "-c", code], stage_tree)
+    assert result.returncode == 0, result.stderr
+    assert "torch imported: False" in result.stdout
+    noise = json.loads((stage_tree / paths.NOISE_METRICS).read_text())
+    table = pd.read_csv(stage_tree / paths.LABEL_ISSUES_CSV, keep_default_na=False)
+    labels = pd.read_parquet(stage_tree / paths.NOISY_LABELS)
+    assert sorted(table["sample_id"]) == sorted(labels["sample_id"]) and table["rank"].tolist() == list(
+        range(1, len(labels) + 1))
+    assert table["issue_score"].is_monotonic_decreasing
+    truth = labels.set_index("sample_id")["is_corrupted"]
+    assert table["label_is_wrong"].tolist() == truth[table["sample_id"]].tolist()
+    # the flags are exactly the phase-1 rules' (the stage computes each probability table once)
+    by_id = table.set_index("sample_id").loc[labels["sample_id"]]
+    embeddings = embedding_matrix(pd.read_parquet(stage_tree / paths.PRETRAIN_EMBEDDINGS).set_index("sample_id")
+                                  .loc[labels["sample_id"]])  # fmt: skip
+    observed, lnl = labels["observed_label"].to_numpy(), default_params()["lnl"]
+    rules = {"knn_vote": knn_vote(embeddings, observed, 10, lnl["knn_k"])[0],
+             "cleanlab_kfold": cleanlab_kfold(embeddings, observed, 10, lnl["cv_folds"], FOLD_SEED)[0]}  # fmt: skip
+    for rule, keep in rules.items():
+        assert (by_id["flagged_by"].str.contains(rule).to_numpy() == ~keep).all(), rule
+    metrics = json.loads((stage_tree / paths.LABEL_ISSUES_METRICS).read_text())
+    assert metrics["num_train"] == len(labels) and metrics["num_wrong"] == noise["num_corrupted"]
+    # measured: AUROC 0.994, precision among the first 202 0.950; precision and recall of
+    # cleanlab_kfold 0.956 and 0.861, of knn_vote 0.932 and 0.886, of either 0.910 and 0.950
+    assert metrics["ranking_auroc"] > 0.98 and metrics["ranking_precision_at_num_wrong"] > 0.9
+    for rule in ("cleanlab_kfold", "knn_vote", "any"):
+        assert metrics["precision"][rule] > 0.85 and metrics["recall"][rule] > 0.8, rule
+    assert f"label issues: {metrics['flagged']['any']} of {len(labels)} train samples flagged" in result.stdout
+    page = (stage_tree / paths.LABEL_ISSUES_GALLERY).read_text()
+    assert page.count('<section class="card') == 100  # label_issues.gallery_size's default
+    assert page.count("<img ") == 100 * (1 + 5)  # label_issues.neighbours_shown's default
+
+
+def test_stage_with_unknown_truth_and_a_missing_input(prepared_tree):
+    stage_tree = prepared_tree
+    write_params(stage_tree, {"noise": {"type": "none"}, "label_issues": {"gallery_size": 3, "neighbours_shown": 1}})
+    run_stages(stage_tree, "stages.inject_noise")
+    (stage_tree / paths.PRETRAIN_EMBEDDINGS).unlink(missing_ok=True)
+    missing = run_module("stages.label_issues", stage_tree)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == ("error: data/pretrain/embeddings.parquet: not found; run the pretrain stage "
+                                      "first (dvc repro pretrain)")  # fmt: skip
+    write_class_embeddings(stage_tree)
+    run_stages(stage_tree, "stages.label_issues")
+    table = pd.read_csv(stage_tree / paths.LABEL_ISSUES_CSV, keep_default_na=False)
+    assert list(table.columns) == list(COLUMNS)  # no label_is_wrong without the truth
+    assert not table["neighbour_ids"].str.contains(";").any()
+    metrics = json.loads((stage_tree / paths.LABEL_ISSUES_METRICS).read_text())
+    assert set(metrics) == {"num_train", "flagged", "flagged_per_class"}
+    page = (stage_tree / paths.LABEL_ISSUES_GALLERY).read_text()
+    assert page.count('<section class="card') == 3 and page.count("<img ") == 3 * 2
+
+
+@pytest.mark.e2e
+def test_label_issues_under_dvc_reruns_only_for_its_own_inputs(project_copy):
+    tiny = {"data": {"image_size": 8, "val_per_class": 5, "test_per_class": 5}, "train": {"device": "cpu"},
+            "label_issues": {"gallery_size": 10}}  # fmt: skip
+    project_copy.write_params(tiny)
+    first = project_copy.dvc("repro", "label_issues")
+    ran = ran_stages(first.stdout)
+    # DVC orders a target's independent upstream stages (pretrain, inject_noise) by string hashes
+    assert ran[0] == "prepare" and sorted(ran[1:3]) == ["inject_noise", "pretrain"], first.stdout
+    assert ran[3:] == ["label_issues"], first.stdout
+    root = project_copy.root
+    assert len(pd.read_csv(root / paths.LABEL_ISSUES_CSV)) == 669
+    assert (root / paths.LABEL_ISSUES_GALLERY).read_text().count('<section class="card') == 10
+    for change in ({"budget": 200}, {"al": {"strategy": "margin"}}, {"lnl": {"epochs": 3}}):
+        project_copy.write_params(tiny | change)
+        assert ran_stages(project_copy.dvc("repro", "label_issues").stdout) == [], change
+    project_copy.write_params(tiny | {"lnl": {"knn_k": 5}})
+    assert ran_stages(project_copy.dvc("repro", "label_issues").stdout) == ["label_issues"]
