@@ -342,7 +342,8 @@ def test_load_params_reads_values(tmp_path):
         ({"rounds": {"2": {"prev": "data/lnl"}}}, "'rounds' keys are ['2']; they must be ['1']"),
         ({"rounds": {"1": {"prev": "data/lnl"}, "2": {"prev": "data/lnl"}}},
          "'rounds.2.prev' is 'data/lnl'; it must be 'data/rounds/1'"),
-        ({"model": {"init": "ssl"}}, "'model.init' is 'ssl' but 'pretrain.method' is 'none'"),
+        ({"pretrain": {"method": "none"}, "model": {"init": "ssl"}},
+         "'model.init' is 'ssl' but 'pretrain.method' is 'none'"),
         ({"model": {"freeze": "backbone"}}, "'model.freeze' is 'backbone', which trains a head on the pretrain "
                                             "stage's cached embeddings, so 'model.init' must be 'ssl' (it is 'scratch')"),
         ({"model": {"weights": "imagenet.pt"}},

@@ -116,6 +116,7 @@ def test_summary_values():
         "learning_curve_area": pytest.approx(area, abs=1e-12),
         "cleaning_efficiency": (2 + 1) / (0.5 + 1.0),  # over both rounds, not the mean of 4 and 1
         "phase1_selection_worst_class_recall": 0.7,
+        "phase1_safety_net": None,
     }
     json.dumps(result, allow_nan=False)  # what the stage writes
 
@@ -358,6 +359,24 @@ def test_overview_text_of_a_finished_run_and_of_phase_1_alone():
     assert phase1[3] == "    0       0      0.750    0.600     0.550         0.400          -"
     assert not any(line.startswith("over the rounds above") for line in phase1)
     assert "metrics/report.json does not exist" in " ".join(phase1[-3:])
+
+
+@pytest.mark.parametrize("used, outcome", [
+    ("ce", "phase 1 hands on CE's model (lnl.safety_net: pick)"),
+    ("coteaching_vog", "phase 1 kept the method's model; lnl.safety_net: pick would use CE's"),
+])  # fmt: skip
+def test_overview_says_when_plain_ce_beat_phase_1_on_validation(used, outcome):
+    net = {"mode": "pick" if used == "ce" else "check", "method_val_balanced_accuracy": 0.61,
+           "ce_val_balanced_accuracy": 0.64, "ce_is_better": True, "used": used}  # fmt: skip
+    lines = overview_text(lnl_metrics() | {"safety_net": net}, round_metrics(), None, report_status(2)).splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("safety net:"))
+    text = " ".join(lines[start:start + 3])
+    assert text.startswith("safety net: plain CE scored higher on the validation split than the phase-1 method "
+                           f"(0.640 vs 0.610 balanced accuracy); {outcome}")
+    assert max(map(len, lines)) <= 80
+    quiet = overview_text(lnl_metrics() | {"safety_net": net | {"ce_is_better": False}}, round_metrics(), None,
+                          report_status(2))  # fmt: skip
+    assert "safety net" not in quiet
 
 
 def test_results_overview_reads_the_rounds_report_json_names(tmp_path, monkeypatch):

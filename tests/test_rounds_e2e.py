@@ -9,7 +9,6 @@ that change requires, which is itself checked.
 from __future__ import annotations
 
 import json
-import re
 
 import numpy as np
 import pandas as pd

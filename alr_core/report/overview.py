@@ -75,6 +75,17 @@ def label_issues_text(label_issues: dict) -> str:
     return textwrap.fill(text, WIDTH, break_long_words=False, break_on_hyphens=False)
 
 
+def safety_net_text(net: dict) -> str:
+    """The warning when plain CE scored higher than the phase-1 method on the validation split
+    (``net``: lnl.json's ``safety_net``), wrapped to :data:`WIDTH`."""
+    outcome = ("phase 1 hands on CE's model (lnl.safety_net: pick)" if net["used"] == "ce"
+               else "phase 1 kept the method's model; lnl.safety_net: pick would use CE's")  # fmt: skip
+    text = (f"safety net: plain CE scored higher on the validation split than the phase-1 method "
+            f"({net['ce_val_balanced_accuracy']:.3f} vs {net['method_val_balanced_accuracy']:.3f} balanced "
+            f"accuracy); {outcome}")
+    return textwrap.fill(text, WIDTH, break_long_words=False, break_on_hyphens=False)
+
+
 def overview_text(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: dict | None,
                   status: dict | None, label_issues: dict | None = None) -> str:
     """The summary: a headline, :func:`~alr_core.report.summary.table_text` with its legend, the
@@ -93,6 +104,8 @@ def overview_text(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: d
         if round_metrics and totals[key] is not None]  # fmt: skip
     if overall:
         lines.append(f"over the rounds above: {', '.join(overall)}")
+    if (totals["phase1_safety_net"] or {}).get("ce_is_better"):
+        lines += ["", safety_net_text(totals["phase1_safety_net"])]
     if label_issues is not None:
         lines += ["", label_issues_text(label_issues)]
     lines += ["", textwrap.fill(_where(status), WIDTH, break_long_words=False, break_on_hyphens=False)]

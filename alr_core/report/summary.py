@@ -105,6 +105,8 @@ def summary(table: pd.DataFrame, lnl_metrics: dict, round_metrics: list[dict]) -
         "learning_curve_area": area,
         "cleaning_efficiency": efficiency,
         "phase1_selection_worst_class_recall": (lnl_metrics.get("selection") or {}).get("worst_class_recall"),
+        # lnl.safety_net's comparison with plain CE on the validation split (None when off)
+        "phase1_safety_net": lnl_metrics.get("safety_net"),
     }
 
 
