@@ -1,0 +1,373 @@
+"""Issue-25 evidence: a label-free representation (SimCLR on each set's own train images) against
+training from scratch, loss rules against feature-space rules, phase 1 and phase 2, with paired
+per-seed differences and 95 % confidence intervals.
+
+Per dataset the split is drawn once (``data.split_seed`` 0) and the encoder pretrained once, as
+the pipeline does for replicates; each seed then draws its own noise, initialisation and batch
+order. Everything runs in-process with the same alr_core calls as the stages. Raw results are
+appended to a JSONL file one run at a time and a rerun skips what it holds, so a sweep can be
+stopped and extended; pretrained embeddings are cached under ``--cache``.
+
+    BCCD="bccd=imagefolder:../shared/data/bccd_wbc/BCCD_cropped;class_names=[Eosinophil,Lymphocyte,Monocyte,Neutrophil]"
+    python -m bench.ssl_evidence --dataset digits retinamnist "$BCCD" "synthetic_ir50=synthetic;imbalance_ratio=50" \\
+        --rates 0.2 0.4 0.6 --seeds 0 1 2 3 4 --phase 1
+    python -m bench.ssl_evidence --dataset digits ... --rates 0.4 --phase 2 --budgets 0.05 0.1
+    python -m bench.ssl_evidence --table-only
+
+Initialisations: ``scratch`` (random small CNN, augmented images), ``ssl frozen`` (a linear head
+on the cached embeddings: ``model.init ssl, model.freeze backbone``), ``ssl finetune`` (the
+encoder's weights, then every layer trained on images: ``model.init ssl``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from alr_core.common.params import load_params, parse_params
+from alr_core.common.seeding import rng_for
+from alr_core.data.datasets import PipelineData, SplitData, model_inputs
+from alr_core.data.noise import noisy_label_table
+from alr_core.data.prepare import class_names, prepare
+from bench.phase1_evidence import parse_dataset
+
+SPLIT_SEED = 0
+INITS = {
+    "scratch": {"model": {"init": "scratch", "freeze": "none"}},
+    "ssl frozen": {"model": {"init": "ssl", "freeze": "backbone"}},
+    "ssl finetune": {"model": {"init": "ssl", "freeze": "none"}},
+}
+# phase-1 rules; every variant names its rule in full so the table does not move with params.yaml
+RULES = {
+    "ce": {"method": "ce", "selection": "global"},
+    "coteaching + class_gmm (loss rule, default)": {"method": "coteaching", "selection": "class_gmm",
+                                                     "keep_above_chance": "clean_guess"},  # DEFAULT_RULE
+    "knn_vote": {"method": "ce", "selection": "knn_vote"},
+    "cleanlab_kfold": {"method": "ce", "selection": "cleanlab_kfold"},
+}
+CEILING = "ce on the true labels (ceiling)"
+DEFAULT_RULE = "coteaching + class_gmm (loss rule, default)"
+SAFETY_NET = "default rule + safety net (pick)"
+# phase 2: (phase-1 rule, strategy); pool all and balanced loss, as the al defaults
+STRATEGIES = {
+    "ce + random": ("ce", "random"),
+    "ce + label_disagreement": ("ce", "label_disagreement"),
+    "cleanlab_kfold + label_disagreement": ("cleanlab_kfold", "label_disagreement"),
+    "class_gmm + label_disagreement": (DEFAULT_RULE, "label_disagreement"),
+}
+
+
+@dataclasses.dataclass
+class Prepared:
+    base: dict  # params as a plain dict: defaults + the dataset + the pretrain settings
+    samples: pd.DataFrame
+    images: np.ndarray
+    names: list
+    embeddings: np.ndarray  # float32 (N, D), rows as samples'
+    encoder: Path  # the encoder checkpoint, for ``ssl finetune``
+    pretrain: dict  # metrics and timing of the pretraining
+
+
+def prepared(name: str, dataset: dict, pretrain_epochs: int, cache: Path) -> Prepared:
+    """The dataset's split (split seed 0), its SimCLR encoder and embeddings, pretrained once and cached."""
+    from alr_core.ssl.encoder import save_encoder
+    from alr_core.ssl.loop import run_pretrain
+
+    base = dataclasses.asdict(load_params("params.yaml"))
+    base["data"] |= dataset | {"split_seed": SPLIT_SEED}
+    base["pretrain"] |= {"method": "simclr", "epochs": pretrain_epochs}
+    base["train"]["device"] = "cpu"
+    if dataset["source"] != "digits":
+        base["train"]["augment"]["hflip"] = True  # medical images have no handedness
+    params = parse_params(base)
+    data = prepare(params.data, rng_for(SPLIT_SEED, "split"))
+    key = json.dumps([dataset, base["pretrain"], base["model"]["arch"], base["train"]["augment"]], sort_keys=True)
+    path = cache / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+    if not path.exists():
+        start = time.perf_counter()
+        result = run_pretrain(data.images, data.samples[["sample_id", "split"]], params, progress=False)
+        info = {"metrics": result.metrics, "timing": result.timing, "seconds": time.perf_counter() - start}
+        cache.mkdir(parents=True, exist_ok=True)
+        save_encoder(path.with_suffix(".pt"), result.spec, result.encoder, result.normalization,
+                     dataclasses.asdict(params.pretrain), result.head)  # fmt: skip
+        np.savez(path.with_suffix(".tmp.npz"), embeddings=result.embeddings, info=json.dumps(info))
+        path.with_suffix(".tmp.npz").rename(path)
+        print(f"{name}: pretrained {pretrain_epochs} epochs in {info['seconds']:.0f} s", file=sys.stderr)
+    saved = np.load(path)
+    return Prepared(base, data.samples, data.images, class_names(data.samples), saved["embeddings"],
+                    path.with_suffix(".pt"), json.loads(str(saved["info"])))  # fmt: skip
+
+
+def run_data(prep: Prepared, rate: float, seed: int, init: str, lnl: dict, true_labels: bool = False):
+    """(params, PipelineData as the model reads it, noisy label table) for one run."""
+    raw = json.loads(json.dumps(prep.base))
+    raw["seed"] = seed
+    raw["noise"] |= {"type": "symmetric", "rate": rate}
+    raw["lnl"] |= {"keep_above_chance": "never", "class_balance": "none"} | lnl
+    for group, values in INITS[init].items():
+        raw[group] |= values
+    params = parse_params(raw)
+    samples = prep.samples
+    labels = noisy_label_table(samples, len(prep.names), params.noise, rng_for(seed, "noise"))
+    rows = {s: np.flatnonzero(samples["split"].to_numpy() == s) for s in ("train", "val", "test")}
+
+    def split(name: str) -> SplitData:
+        r = rows[name]
+        return SplitData(samples["sample_id"].to_numpy()[r], prep.images[r], samples["label"].to_numpy()[r],
+                         embeddings=prep.embeddings[r])  # fmt: skip
+
+    truth = labels["true_label"].to_numpy(dtype=np.int64)
+    observed = truth if true_labels else labels["observed_label"].to_numpy()
+    r = rows["train"]
+    assert (samples["sample_id"].to_numpy()[r] == labels["sample_id"].to_numpy()).all()
+    train = SplitData(labels["sample_id"].to_numpy(), prep.images[r], observed, truth, prep.embeddings[r])
+    data = PipelineData(train, split("val"), split("test"), prep.names)
+    return params, model_inputs(data, frozen=params.model.freeze == "backbone"), labels
+
+
+def phase1_run(prep: Prepared, rate: float, seed: int, init: str, rule: str) -> tuple[dict, object]:
+    from alr_core.lnl.phase1 import train_phase1
+
+    lnl = RULES["ce"] if rule == CEILING else RULES[rule]
+    params, data, labels = run_data(prep, rate, seed, init, lnl, true_labels=rule == CEILING)
+    start = time.perf_counter()
+    result = train_phase1(data, params, progress=False, encoder_path=prep.encoder)
+    seconds = time.perf_counter() - start
+    selection = result.metrics.get("selection") or {}
+    record = {
+        "test_balanced_accuracy": result.metrics["test"]["balanced_accuracy"],
+        "val_balanced_accuracy": result.metrics["val"]["balanced_accuracy"],
+        "precision": selection.get("precision") if rule not in ("ce", CEILING) else None,
+        "worst_class_recall": selection.get("worst_class_recall") if rule not in ("ce", CEILING) else None,
+        "kept_share": selection.get("kept_share") if rule not in ("ce", CEILING) else None,
+        "seconds": round(seconds, 2),
+    }
+    return record, (params, data, labels, result)
+
+
+def phase2_run(prep: Prepared, rate: float, seed: int, init: str, name: str, budget: float) -> dict:
+    from bench.phase2_evidence import run_rounds
+
+    rule, strategy = STRATEGIES[name]
+    _, (params, data, labels, result) = phase1_run(prep, rate, seed, init, rule)
+    raw = dataclasses.asdict(params)
+    raw["budget"] = max(1, round(budget * len(data.train.labels)))
+    raw["al"] |= {"strategy": strategy, "pool": "all", "class_balance": "loss"}
+    params = parse_params(raw)
+    saved = {"spec": result.spec, "normalization": result.normalization, "model": result.model.state_dict(),
+             "peer": result.peer.state_dict() if result.peer is not None else None,
+             "clean_guess": result.selection["clean_guess"].to_numpy(), "metrics": result.metrics}  # fmt: skip
+    start = time.perf_counter()
+    out = run_rounds(params, data, labels, saved)
+    out["seconds_per_round"] = round((time.perf_counter() - start) / len(params.rounds), 2)
+    out.pop("curve")
+    return out
+
+
+def label_issue_runs(prep: Prepared, rate: float, seed: int) -> list[dict]:
+    """The label-issue ranking (1 − the K-fold probe's probability of the given label, as the
+    label_issues stage ranks) on the SimCLR embeddings and on those of the same encoder at its
+    random initialisation (``pretrain.method: none``): AUROC for finding the wrong labels and
+    the precision among the first n, n = the number of wrong labels."""
+    from sklearn.metrics import roc_auc_score
+
+    from alr_core.lnl.feature_rules import FOLD_SEED, kfold_probs
+    from alr_core.ssl.loop import run_pretrain
+
+    params, data, _ = run_data(prep, rate, seed, "ssl frozen", RULES["ce"])
+    untrained = parse_params(json.loads(json.dumps(prep.base)) | {"pretrain": prep.base["pretrain"] | {"method": "none"}})
+    random_init = run_pretrain(prep.images, prep.samples[["sample_id", "split"]], untrained, progress=False).embeddings
+    train_rows = np.flatnonzero(prep.samples["split"].to_numpy() == "train")
+    observed, wrong = data.train.labels, data.train.labels != data.train.truth
+    records = []
+    for name, embeddings in (("simclr", data.train.images), ("random initialisation", random_init[train_rows])):
+        probs = kfold_probs(embeddings, observed, len(prep.names), params.lnl.cv_folds, FOLD_SEED)
+        score = 1.0 - probs[np.arange(len(observed)), observed]
+        top = np.argsort(-score, kind="stable")[: wrong.sum()]
+        records.append({"variant": f"label issues, {name} embeddings", "auroc": roc_auc_score(wrong, score),
+                        "precision_at_n": float(wrong[top].mean())})  # fmt: skip
+    return records
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def paired(records: pd.DataFrame, metric: str, baseline: str) -> pd.DataFrame:
+    """Per (dataset, rate, budget, init, variant): the mean of ``metric`` and the mean paired
+    difference to ``baseline`` (same dataset, rate, budget, init and seed) with its 95 % t
+    interval over seeds."""
+    keys = ["dataset", "rate", "budget", "init"]
+    rows = []
+    for key, block in records.groupby(keys, dropna=False, sort=False):
+        base = block[block["variant"] == baseline].set_index("seed")[metric]
+        for variant, runs in block.groupby("variant", sort=False):
+            values = runs.set_index("seed")[metric].dropna()
+            row = dict(zip(keys, key)) | {"variant": variant, "n": len(values), "mean": values.mean()}
+            common = values.index.intersection(base.dropna().index)
+            if variant != baseline and len(common) >= 2:
+                diff = values[common] - base[common]
+                half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
+                row |= {"pairs": len(diff), "diff": diff.mean(), "low": diff.mean() - half, "high": diff.mean() + half}
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def with_safety_net(one: pd.DataFrame) -> pd.DataFrame:
+    """``one`` plus, per (dataset, rate, init, seed) holding both runs, a row for what
+    ``lnl.safety_net: pick`` would hand on: the default rule's run, or CE's when CE scored
+    higher on the validation split (the choice reads no test score)."""
+    rows = []
+    for key, block in one.groupby(["dataset", "rate", "init", "seed"], sort=False):
+        runs = block.set_index("variant")
+        if "ce" in runs.index and DEFAULT_RULE in runs.index:
+            ce, rule = runs.loc["ce"], runs.loc[DEFAULT_RULE]
+            picked = ce if ce["val_balanced_accuracy"] > rule["val_balanced_accuracy"] else rule
+            rows.append(picked.to_dict() | dict(zip(["dataset", "rate", "init", "seed"], key)) | {"variant": SAFETY_NET})
+    return pd.concat([one, pd.DataFrame(rows)], ignore_index=True) if rows else one
+
+
+def markdown_row(cells: list) -> str:
+    return "| " + " | ".join(str(cell) for cell in cells) + " |"
+
+
+def section(title: str, text: str, columns: list[str]) -> list[str]:
+    """A Markdown section: its title, a paragraph, and a table's header for ``columns``."""
+    return [f"\n{title}\n\n{text}\n", "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns)]
+
+
+def fmt(value, digits=3) -> str:
+    return "—" if value is None or pd.isna(value) else f"{value:.{digits}f}"
+
+
+def diff_text(row) -> str:
+    if pd.isna(row.get("diff")):
+        return "—"
+    return f"{row['diff']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}]"
+
+
+def tables(records: list[dict]) -> str:
+    frame = pd.DataFrame(records)
+    frame["budget"] = frame.get("budget", pd.Series(dtype=float))
+    out = []
+    one = with_safety_net(frame[frame["phase"] == 1])
+    if len(one):
+        out += section("## Phase 1", "Mean over seeds; Δ = paired difference to CE with the same initialisation, "
+                       "mean [95 % t-interval]. Precision and worst-class recall describe the clean guess C (of "
+                       f"`{SAFETY_NET}`: over the seeds where the rule, not CE, was handed on; CE's C is every "
+                       "sample). The safety-net rows are not extra runs: per seed, the run of CE or of the "
+                       "default rule with the higher validation balanced accuracy.",
+                       ["dataset", "noise", "init", "rule", "n", "precision of C", "worst-class recall of C",
+                        "test bal. acc.", "Δ vs CE"])
+        acc = paired(one, "test_balanced_accuracy", "ce")
+        prec = paired(one, "precision", "ce").set_index(["dataset", "rate", "init", "variant"])["mean"]
+        worst = paired(one, "worst_class_recall", "ce").set_index(["dataset", "rate", "init", "variant"])["mean"]
+        for _, row in acc.iterrows():
+            key = (row["dataset"], row["rate"], row["init"], row["variant"])
+            out.append(markdown_row([*key[:2], row["init"], row["variant"], row["n"], fmt(prec.get(key)),
+                                     fmt(worst.get(key)), fmt(row["mean"]), diff_text(row)]))
+    if len(one) and "scratch" in set(one["init"]):
+        out += section("### Initialisations against scratch", "Test balanced accuracy with the same rule, paired "
+                       "per seed: Δ = the initialisation − scratch, mean [95 % t-interval].",
+                       ["dataset", "noise", "rule", "initialisation", "seeds paired", "test bal. acc.", "Δ vs scratch"])
+        swapped = one.rename(columns={"init": "variant", "variant": "init"})
+        for _, row in paired(swapped, "test_balanced_accuracy", "scratch").iterrows():
+            if not pd.isna(row.get("diff")):
+                out.append(markdown_row([row["dataset"], row["rate"], row["init"], row["variant"], int(row["pairs"]),
+                                         fmt(row["mean"]), diff_text(row)]))
+    issues = frame[frame["phase"] == 0]
+    if len(issues):
+        out += section("## The label-issue ranking", "AUROC of 1 − the K-fold probe's probability of the given "
+                       "label for finding the wrong labels, and the precision among the first n (n = the number of "
+                       "wrong labels); mean over seeds, Δ = SimCLR − random initialisation, paired.",
+                       ["dataset", "noise", "embeddings", "n", "AUROC", "Δ AUROC", "precision among the first n"])
+        baseline = "label issues, random initialisation embeddings"
+        auroc = paired(issues, "auroc", baseline)
+        precision = paired(issues, "precision_at_n", baseline).set_index(["dataset", "rate", "variant"])["mean"]
+        for _, row in auroc.iterrows():
+            out.append(markdown_row([row["dataset"], row["rate"], row["variant"].split(", ")[1], row["n"],
+                                     fmt(row["mean"]), diff_text(row),
+                                     fmt(precision.get((row["dataset"], row["rate"], row["variant"])))]))
+    two = frame[frame["phase"] == 2]
+    if len(two):
+        out += section("## Phase 2", "After the last round; Δ = paired difference to `ce + random` with the same "
+                       "initialisation and budget, mean [95 % t-interval]. Cleaning efficiency: wrong labels "
+                       "fixed per query over what random queries fix in expectation.",
+                       ["dataset", "noise", "budget", "init", "configuration", "n", "test bal. acc.",
+                        "Δ vs CE + random", "cleaning eff."])
+        acc = paired(two, "test_balanced_accuracy", "ce + random")
+        eff = paired(two, "cleaning_efficiency", "ce + random").set_index(
+            ["dataset", "rate", "budget", "init", "variant"])["mean"]
+        for _, row in acc.iterrows():
+            key = (row["dataset"], row["rate"], row["budget"], row["init"], row["variant"])
+            out.append(markdown_row([row["dataset"], row["rate"], f"{row['budget']:.0%}", row["init"], row["variant"],
+                                     row["n"], fmt(row["mean"]), diff_text(row), fmt(eff.get(key), 2)]))
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", nargs="+", default=["digits"])
+    parser.add_argument("--rates", nargs="+", type=float, default=[0.4])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--phase", type=int, choices=[0, 1, 2], default=1,
+                        help="1: phase 1, 2: phase 2, 0: the label-issue ranking of SimCLR against random embeddings")
+    parser.add_argument("--inits", nargs="+", default=["ssl frozen"], choices=list(INITS))
+    parser.add_argument("--variants", nargs="+", default=None,
+                        help=f"phase 1: {[*RULES, CEILING]}; phase 2: {list(STRATEGIES)}")
+    parser.add_argument("--budgets", nargs="+", type=float, default=[0.05, 0.1])
+    parser.add_argument("--pretrain-epochs", type=int, default=50)
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/alr-ssl-evidence"))
+    parser.add_argument("--raw", type=Path, default=Path("bench/ssl_evidence.jsonl"))
+    parser.add_argument("--out", type=Path, default=Path("bench/ssl_evidence_tables.md"))
+    parser.add_argument("--table-only", action="store_true")
+    args = parser.parse_args()
+
+    records = [json.loads(line) for line in args.raw.read_text().splitlines()] if args.raw.exists() else []
+    # a label-issue run writes one record per embedding, all under the variant "label issues"
+    done = {(r["dataset"], r["rate"], r["seed"], r["init"], r["variant"].split(",")[0], r.get("budget"),
+             r["pretrain_epochs"]) for r in records}  # fmt: skip
+    if not args.table_only:
+        variants = args.variants or {0: ["label issues"], 1: list(RULES) + [CEILING], 2: list(STRATEGIES)}[args.phase]
+        for text in args.dataset:
+            name, dataset = parse_dataset(text)
+            if dataset.get("path") and not Path(dataset["path"]).exists():
+                print(f"{name}: {dataset['path']} is absent, skipped", file=sys.stderr)
+                continue
+            prep = prepared(name, dataset, args.pretrain_epochs, args.cache)
+            for rate in args.rates:
+                for init in args.inits:
+                    for variant in variants:
+                        for budget in (args.budgets if args.phase == 2 else [None]):
+                            for seed in args.seeds:
+                                key = (name, rate, seed, init, variant, budget, args.pretrain_epochs)
+                                if key in done:
+                                    continue
+                                if args.phase == 0:
+                                    found = label_issue_runs(prep, rate, seed)
+                                elif args.phase == 1:
+                                    found = [phase1_run(prep, rate, seed, init, variant)[0]]
+                                else:
+                                    found = [phase2_run(prep, rate, seed, init, variant, budget)]
+                                for record in found:
+                                    record = dict(zip(["dataset", "rate", "seed", "init", "variant", "budget",
+                                                       "pretrain_epochs"], key)) | {"phase": args.phase} | record
+                                    records.append(record)
+                                    with args.raw.open("a") as handle:
+                                        handle.write(json.dumps(record) + "\n")
+                                    print(json.dumps(record), file=sys.stderr)
+    header = (f"# SSL evidence tables\n\nProduced by `python -m bench.ssl_evidence --table-only` from "
+              f"`{args.raw}`; the commands and the reading are in bench/ssl_evidence.md.\n\n")
+    args.out.write_text(header + tables(records))
+
+
+if __name__ == "__main__":
+    main()
