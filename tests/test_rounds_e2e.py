@@ -318,7 +318,7 @@ def test_retrain_options_rerun_only_the_retrain_stages_and_what_follows(pipeline
 
 
 def test_a_round_override_reruns_that_round_only(pipeline):
-    """`dvc exp run -S +rounds.2.retrain=scratch -S +rounds.2.epochs=3` (the README's recipe for
+    """`dvc exp run -S +rounds.2.retrain=scratch -S +rounds.2.epochs=3` (docs/experiments.md's recipe for
     a last round from scratch) retrains round 2 only. The scoring, query and oracle stages
     depend on the whole `rounds` key (their budgets follow the number of rounds), so they
     re-run, to the same outputs, and retrain@1 is reused."""
