@@ -30,7 +30,8 @@ TINY = {
     "model": {"arch": "auto"},
     "train": {"device": "cpu", "batch_size": 32},
     "pretrain": {"epochs": 1},
-    "lnl": {"method": "coteaching_vog", "epochs": 3, "num_gradual": 1, "vog_window": 2},
+    # check, not pick: the pool below is the samples outside C, which CE's C (every sample) leaves empty
+    "lnl": {"method": "coteaching_vog", "epochs": 3, "num_gradual": 1, "vog_window": 2, "safety_net": "check"},
     "al": {"strategy": "entropy", "pool": "unselected", "oracle": "simulated", "paper_protocol": False,
            "train_on": "selected", "epochs": 2},
 }  # fmt: skip
@@ -101,6 +102,10 @@ def test_two_rounds_end_to_end(pipeline):
         assert (root / path).is_file(), path
     for path in (paths.LEARNING_CURVE_FIGURE, paths.PHASE1_RECALL_FIGURE, paths.CONFUSION_FIGURE):
         assert (root / path).read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), path
+
+    net = read_json(project, paths.LNL_METRICS)["safety_net"]  # plain CE trained beside phase 1
+    assert net["mode"] == "check" and net["used"] == "coteaching_vog"
+    assert net["ce_is_better"] == (net["ce_val_balanced_accuracy"] > net["method_val_balanced_accuracy"])
 
     # ---- the working label tables: every row, in phase 1's order; only queried rows change
     round0 = labels_of(project, "data/lnl")
