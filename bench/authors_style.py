@@ -3,7 +3,7 @@
 Not part of the pipeline; `python -m bench.scale` and `python -m bench.run_all` time it
 against :func:`alr_core.lnl.phase1.train_phase1` on the same data. It shares the network, the
 optimiser and the selection rules with ours (``build_model``, ``make_optimizer``,
-``select_kept``, ``exchange_losses``), so the two differ only where the authors' code differs
+``kept_mask``, ``masked_exchange_losses``), so the two differ only where the authors' code differs
 (docs/method.md, "What we do differently"):
 
 - data path: a ``Dataset`` whose ``__getitem__`` turns one uint8 image into a PIL image and
@@ -39,7 +39,7 @@ from alr_core.common.params import Params, forget_rate
 from alr_core.data.datasets import PipelineData
 from alr_core.evaluation.metrics import classification_metrics
 from alr_core.lnl.phase1 import model_spec
-from alr_core.lnl.selection import exchange_losses, forget_rate_schedule, select_kept
+from alr_core.lnl.selection import forget_rate_schedule, kept_mask, masked_exchange_losses
 from alr_core.nn.models import build_model
 from alr_core.nn.training import (
     BestCheckpoint,
@@ -152,7 +152,7 @@ def train_authors_style(data: PipelineData, params: Params, gradient_dir: Path, 
                         image_transform(normalization, spec.image_size, augment, train=False))  # fmt: skip
     train_loader = DataLoader(train_set, batch_size=params.train.batch_size, shuffle=True, num_workers=workers,
                               generator=generator)  # fmt: skip
-    val_loader = DataLoader(val_set, batch_size=params.train.eval_batch_size, num_workers=workers)
+    val_loader = DataLoader(val_set, batch_size=params.train.batch_size, num_workers=workers)  # as the authors' test loader
     nets = [build_model(spec).to(device) for _ in range(2)]
     optimizer, schedule = make_optimizer([p for net in nets for p in net.parameters()], params.train, lnl.epochs)
     precision = MixedPrecision(params.train.mixed_precision, device)  # as ours: training passes only
@@ -180,12 +180,12 @@ def train_authors_style(data: PipelineData, params: Params, gradient_dir: Path, 
             with precision.autocast():
                 logits = [net(x)[1] for net in nets]
             losses = [per_sample_loss(z.float(), y) for z in logits]
-            kept = [select_kept(loss.detach(), y, rate, vog[idx] if vog is not None else None, lnl.vog_mix,
-                                lnl.selection == "class_aware")  # fmt: skip
+            kept = [kept_mask(loss.detach(), y, rate, vog[idx] if vog is not None else None, lnl.vog_mix,
+                              lnl.selection == "class_aware")  # fmt: skip
                     for loss, vog in zip(losses, vogs)]
-            batch_losses = exchange_losses(losses[0], losses[1], kept[0], kept[1])
+            batch_losses = masked_exchange_losses(losses[0], losses[1], kept[0].float(), kept[1].float())
             precision.step(sum(batch_losses), optimizer)
-            epoch_losses.add(batch_losses, [len(kept[1]), len(kept[0])])
+            epoch_losses.add(batch_losses, [kept[1].sum(), kept[0].sum()])
         schedule.step()
         train_losses = epoch_losses.means()
         seconds["train"] = time.perf_counter() - start

@@ -34,7 +34,7 @@ from alr_core.common.params import parse_params
 from alr_core.data.datasets import SplitData
 from alr_core.data.noise import inject_noise
 from alr_core.data.synthetic import synthetic_images, synthetic_layout
-from alr_core.lnl.selection import exchange_losses, select_kept
+from alr_core.lnl.selection import kept_mask, masked_exchange_losses
 from alr_core.nn.models import ModelSpec, build_model
 from alr_core.nn.training import (
     EpochLosses,
@@ -83,19 +83,19 @@ def coteaching_epoch(train: SplitData, device: torch.device, sync_every_batch: b
         idx = idx.to(device)
         x, y = pipeline.train_input(images.batch(idx)), images.labels[idx]
         losses = [per_sample_loss(net(x)[1], y) for net in nets]
-        kept = [select_kept(loss.detach(), y, FORGET_RATE) for loss in losses]
-        batch_losses = exchange_losses(losses[0], losses[1], kept[0], kept[1])
+        kept = [kept_mask(loss.detach(), y, FORGET_RATE) for loss in losses]
+        batch_losses = masked_exchange_losses(losses[0], losses[1], kept[0].float(), kept[1].float())
         total = sum(batch_losses)
         if sync_every_batch:  # what phase 1 did: three kinds of read-back per batch
             if not torch.isfinite(total):
                 raise RuntimeError("diverged")
             precision.step(total, optimizer)
-            loss_sums += [loss.item() * len(k) for loss, k in zip(batch_losses, kept)]
-            int((y[kept[0]] == truth[idx[kept[0]]]).sum())
+            loss_sums += [loss.item() * int(k.sum()) for loss, k in zip(batch_losses, kept)]
+            int((kept[0] & (y == truth[idx])).sum())
         else:
             precision.step(total, optimizer)
-            epoch_losses.add(batch_losses, [len(kept[1]), len(kept[0])])
-            kept_clean += (y[kept[0]] == truth[idx[kept[0]]]).sum()
+            epoch_losses.add(batch_losses, [kept[1].sum(), kept[0].sum()])
+            kept_clean += (kept[0] & (y == truth[idx])).sum()
     if not sync_every_batch:
         epoch_losses.means()
         int(kept_clean)

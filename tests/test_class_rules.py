@@ -20,7 +20,7 @@ from alr_core.lnl.class_rules import (
     prototype,
     prototype_distance,
 )
-from alr_core.lnl.selection import num_to_keep, select_kept
+from alr_core.lnl.selection import kept_mask, num_to_keep
 
 # class 0: 40 samples, 30 clean (loss ≈ 0.1) then 10 noisy (≈ 2.0); class 1 (rare, harder): 10
 # samples, 6 clean (≈ 2.5, above every loss of class 0) then 4 noisy (≈ 5.0)
@@ -94,8 +94,7 @@ def test_class_gmm_keeps_the_clean_mode_of_every_class():
     # one global small-loss cut at the true noise share drops every clean sample of the rare
     # class (their losses sit above all of class 0's) and keeps the noisy class-0 ones instead
     rate = 1 - CLEAN.mean()
-    glob = np.zeros(len(LABELS), bool)
-    glob[select_kept(torch.tensor(LOSSES), torch.tensor(LABELS), rate).numpy()] = True
+    glob = kept_mask(torch.tensor(LOSSES), torch.tensor(LABELS), rate).numpy()
     assert not glob[40:46].any() and glob[30:36].all()
 
 

@@ -5,7 +5,8 @@ synchronised BatchNorm's arithmetic, the dispatch on ``train.processes`` and the
 names a failed rank. On 2 CPU processes with Gloo, started as a training stage starts
 (tests/distributed_job.py, e2e): pretraining, phase 1 and fine-tuning give what one process
 gives with the same global batch, the checkpoint written loads in one process, and a killed
-rank fails the stage with its rank named and no output.
+rank fails the stage with its rank named and no output. Two torchrun agents started as two
+machines start them (``--nnodes 2``, a TCP rendezvous, here both on localhost) give the same.
 
 The two-process results equal one process's up to float rounding (sums in another order: the
 gradient all-reduce, the synchronised BatchNorm's statistics); measured differences are below
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import os
+import socket
 import subprocess
 import sys
 
@@ -256,3 +258,36 @@ def test_a_killed_rank_fails_the_stage_naming_the_rank_and_writes_nothing(tmp_pa
     expected = "error: train.processes is 2 and the stage failed: rank 1 was killed by SIGKILL"
     assert last.startswith(expected), done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.e2e
+def test_two_nodes_compute_what_one_process_computes(one_process, tmp_path):
+    """docs/distributed.md, "Several machines": each node starts the stage under its own torchrun
+    (``--nnodes 2 --node-rank K``, one process each, static rendezvous at node 0's address);
+    the stage joins that process group, rank 0 (node 0) writes the outputs."""
+    write_params(tmp_path, raw=job_params(1))  # under a torchrun of one's own, train.processes is not read
+    env = subprocess_env() | {"PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "tests")])}
+    endpoint = f"127.0.0.1:{free_port()}"
+    nodes = [
+        subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1",
+                          f"--node-rank={rank}", "--rdzv-backend=static", f"--rdzv-endpoint={endpoint}",
+                          "-m", "distributed_job", str(tmp_path / "out")],
+                         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        for rank in (0, 1)
+    ]
+    outputs = [node.communicate(timeout=300) for node in nodes]
+    for node, (_, stderr) in zip(nodes, outputs):
+        assert node.returncode == 0, stderr
+    results = torch.load(tmp_path / "out" / "results.pt", weights_only=False)
+    got, expected = results["selection"], one_process["selection"]
+    for column in ("clean_guess", "peer_clean_guess", "prediction"):
+        pd.testing.assert_series_equal(got[column], expected[column])
+    assert_tables_close(got, expected)
+    assert_weights_close(results["phase1_model"], one_process["phase1_model"])
+    assert_weights_close(results["tuned_model"], one_process["tuned_model"])

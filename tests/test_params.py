@@ -225,6 +225,7 @@ def test_top_level_must_be_a_mapping():
         ("data.synthetic.num_train", 1, "'data.synthetic.num_train' is 1; valid range: [2, inf)"),
         ("data.synthetic.num_classes", 1, "'data.synthetic.num_classes' is 1; valid range: [2, 1000]"),
         ("al.annotators", 0, "'al.annotators' is 0; valid range: [1, 100]"),
+        ("train.eval_batch_size", 0, "'train.eval_batch_size' is 0; valid range: [1, inf)"),
         ("al.annotator_noise", 1.0, "'al.annotator_noise' is 1.0; valid range: [0.0, 1.0)"),
         ("al.annotator_noise", -0.1, "'al.annotator_noise' is -0.1; valid range: [0.0, 1.0)"),
     ],
@@ -248,6 +249,7 @@ def test_out_of_range_names_key_value_and_range(key, value, expected):
         ("al.retrain", "warm", "'al.retrain' is 'warm'; valid values: 'finetune' | 'scratch'"),
         ("al.train_on", "clean", "'al.train_on' is 'clean'; valid values: 'selected' | 'all' | 'lnl'"),
         ("al.aggregate", "vote", "'al.aggregate' is 'vote'; valid values: 'majority' | 'dawid_skene' | 'cleanlab'"),
+        ("train.eval_batch_size", "big", "'train.eval_batch_size' is 'big'; valid values: 'auto' or an integer"),
     ],
 )
 def test_value_not_among_the_choices(key, value, expected):
@@ -362,3 +364,9 @@ def test_params_file_that_is_a_folder(tmp_path):
 
 def test_a_round_without_prev_names_the_missing_key():
     assert "'rounds.1.prev' is missing under rounds.1" in error_of({"rounds": {"1": {}}})
+
+
+@pytest.mark.parametrize("value", ["auto", 1, 512])
+def test_eval_batch_size_is_auto_or_a_positive_integer(value):
+    assert parse_params({"train": {"eval_batch_size": value}}).train.eval_batch_size == value
+    assert "must be an integer" in error_of({"train": {"eval_batch_size": 2.5}})

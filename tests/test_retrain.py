@@ -15,7 +15,6 @@ from alr_core.active.retrain import retrain
 from alr_core.common.errors import AlrError
 from alr_core.common.params import parse_params
 from alr_core.lnl.phase1 import model_spec, new_network, train_phase1
-from alr_core.lnl.selection import with_always_kept
 from alr_core.nn.training import channel_stats, class_balanced_batches, epoch_batches, seed_everything
 from test_lnl import EPOCHS, NUM_TRAIN, make_data, make_params
 
@@ -50,13 +49,6 @@ def state(model) -> dict:
 
 
 # ----------------------------------------------------------------------------- pure helpers
-
-
-def test_with_always_kept_joins_sorted_without_repeats():
-    kept = torch.tensor([4, 1])
-    always = torch.tensor([False, True, False, True, False, False])
-    assert with_always_kept(kept, always).tolist() == [1, 3, 4]
-    assert with_always_kept(kept, torch.zeros(6, dtype=torch.bool)).tolist() == [1, 4]
 
 
 def test_class_balanced_batches_draw_each_class_equally_often():

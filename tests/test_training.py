@@ -10,6 +10,7 @@ from alr_core.common.errors import AlrError
 from alr_core.common.params import AugmentParams, TrainParams
 from alr_core.nn.augment import augment, to_input
 from alr_core.nn.models import ModelSpec, build_model
+from alr_core.nn.transfer import to_device
 from alr_core.nn.training import (
     BestCheckpoint,
     EpochLosses,
@@ -17,6 +18,7 @@ from alr_core.nn.training import (
     InputPipeline,
     MixedPrecision,
     channel_stats,
+    eval_batch_rows,
     evaluate,
     fits_on_device,
     make_optimizer,
@@ -215,8 +217,32 @@ def test_epoch_losses_names_epoch_and_first_bad_batch(value):
 def test_epoch_losses_means_are_weighted_by_samples_trained_on():
     losses = EpochLosses(epoch=0)
     losses.add([torch.tensor(1.0), torch.tensor(4.0)], [3, 1])
-    losses.add([torch.tensor(3.0), torch.tensor(1e30)], [1, 1])
-    np.testing.assert_allclose(losses.means(), [(1 * 3 + 3 * 1) / 4, (4 + 1e30) / 2])
+    # counts the host has not read: 0-d tensors, as phase 1's per-batch selection gives them
+    losses.add([torch.tensor(3.0), torch.tensor(1e30)], [torch.tensor(1), torch.tensor(True).sum()])
+    np.testing.assert_allclose(losses.means(), [(1 * 3 + 3 * 1) / 4, (4 + 1e30) / 2], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "device, row_shape, expected",
+    [("cpu", (28, 28, 1), 128), ("cpu", (224, 224, 3), 128), ("cuda", (28, 28, 1), 4096),
+     ("cuda", (28, 28, 3), 1024), ("cuda", (64, 64, 1), 1024), ("cuda", (224, 224, 3), 128),
+     ("cuda", (512,), 4096), ("cuda", (8192,), 512)],  # fmt: skip
+)
+def test_eval_batch_rows_auto_by_device_and_input_size(device, row_shape, expected):
+    assert eval_batch_rows("auto", torch.device(device), row_shape) == expected
+    assert eval_batch_rows(37, torch.device(device), row_shape) == 37  # a number is taken as given
+
+
+def test_predict_is_the_same_at_any_batch_size():
+    torch.manual_seed(0)
+    model = build_model(ModelSpec("small_cnn", 3, 3, 6, 0.3))
+    images = ImageSet.from_arrays(random_images(height=6, width=6).numpy(), np.zeros(24, np.int64), torch.device("cpu"))
+    pipeline = InputPipeline(channel_stats(images.images.numpy()), AugmentParams(), torch.device("cpu"), torch.Generator())
+    features, logits = predict(model, images, pipeline, "auto")
+    for batch_size in (1, 5, 24):
+        other_features, other_logits = predict(model, images, pipeline, batch_size)
+        torch.testing.assert_close(other_logits, logits)
+        torch.testing.assert_close(other_features, features)
 
 
 def test_per_sample_loss_is_cross_entropy_per_sample():
@@ -262,6 +288,22 @@ def test_make_optimizer_cosine_schedule():
         lrs.append(schedule.get_last_lr()[0])
     expected = [0.1 * (1 + np.cos(np.pi * e / 4)) / 2 for e in range(1, 5)]
     np.testing.assert_allclose(lrs, expected, atol=1e-12)
+
+
+def test_fused_sgd_makes_the_plain_sgd_update():
+    torch.manual_seed(0)
+    fused, plain = (torch.nn.Parameter(torch.randn(5, 3)) for _ in range(2))
+    plain.data.copy_(fused.data)
+    params = TrainParams(lr=0.1, momentum=0.9, weight_decay=0.01)
+    optimizer, _ = make_optimizer([fused], params, epochs=3)
+    reference = torch.optim.SGD([plain], lr=0.1, momentum=0.9, weight_decay=0.01, foreach=False)
+    assert optimizer.defaults["fused"]
+    for step in range(3):
+        gradient = torch.randn(5, 3)
+        fused.grad, plain.grad = gradient.clone(), gradient.clone()
+        optimizer.step()
+        reference.step()
+        torch.testing.assert_close(fused.data, plain.data, rtol=1e-6, atol=1e-7)
 
 
 def tiny_setup(num_samples=10, seed=0):
@@ -382,3 +424,12 @@ def test_evaluate_scores_the_eval_pass():
     predictions = logits.argmax(1)
     assert scores["accuracy"] == pytest.approx((predictions == data.labels).float().mean().item())
     assert np.array(scores["confusion_matrix"]).sum() == 10
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device"))])  # fmt: skip
+def test_to_device_copies_values(device):
+    host = torch.arange(10)
+    placed = to_device(host, torch.device(device))
+    assert placed.device.type == device
+    assert placed.cpu().tolist() == list(range(10))

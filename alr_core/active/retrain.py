@@ -25,6 +25,7 @@ from alr_core.lnl.phase1 import new_network, train_phase1
 from alr_core.lnl.selection import balance_weights
 from alr_core.nn import distributed
 from alr_core.nn.models import ModelSpec
+from alr_core.nn.transfer import to_device
 from alr_core.nn.training import (
     BestCheckpoint,
     EpochLosses,
@@ -110,7 +111,7 @@ def fine_tune(model: torch.nn.Module, normalization: dict, train: SplitData, dat
         model.train()
         epoch_losses = EpochLosses(epoch)
         for idx in epoch_batches(images.labels, params.train.batch_size, generator, params.al.class_balance):
-            idx = idx.to(device)
+            idx = to_device(idx, device)
             labels = images.labels[idx]
             mine = distributed.local_rows(len(idx))  # this process's slice of the batch
             with precision.autocast():

@@ -121,7 +121,8 @@ class TrainParams:
     lr: float = field(default=0.05, metadata=_range(0.0, None, low_open=True))
     momentum: float = field(default=0.9, metadata=_range(0.0, 1.0, high_open=True))
     weight_decay: float = field(default=5e-4, metadata=_range(0.0, None))
-    eval_batch_size: int = field(default=128, metadata=_range(1, None))
+    # auto: 128 on the CPU, by image size on a GPU (alr_core.nn.training.eval_batch_rows)
+    eval_batch_size: int | Literal["auto"] = field(default="auto", metadata=_range(1, None))
     augment: AugmentParams = field(default_factory=AugmentParams)
 
 
@@ -263,6 +264,15 @@ def _convert(hint, value: Any, key: str, source: str, metadata) -> Any:
             return None
         (inner,) = [a for a in args if a is not type(None)]
         return _convert(inner, value, key, source, metadata)
+    if origin in (typing.Union, types.UnionType):  # a number or a word, as `int | Literal["auto"]`
+        word, number = sorted(args, key=lambda a: typing.get_origin(a) is not Literal)
+        if isinstance(value, str):
+            if value not in typing.get_args(word):
+                valid = " | ".join(repr(a) for a in typing.get_args(word))
+                kind = "an integer" if number is int else "a number"
+                raise AlrError(f"{source}: '{key}' is {value!r}; valid values: {valid} or {kind}")
+            return value
+        return _convert(number, value, key, source, metadata)
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, prefix=f"{key}.", source=source)
     if origin is Literal:

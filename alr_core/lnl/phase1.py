@@ -25,15 +25,7 @@ from alr_core.data.datasets import PipelineData
 from alr_core.evaluation.metrics import selection_metrics
 from alr_core.lnl.class_rules import CLASS_RULES, class_keep
 from alr_core.lnl.feature_rules import FEATURE_RULES, FOLD_SEED, feature_keep
-from alr_core.lnl.selection import (
-    balance_weights,
-    exchange_losses,
-    forget_rate_schedule,
-    masked_exchange_losses,
-    masked_loss,
-    select_kept,
-    with_always_kept,
-)
+from alr_core.lnl.selection import balance_weights, forget_rate_schedule, kept_mask, masked_exchange_losses, masked_loss
 from alr_core.lnl.vog import VogBuffer, last_layer_gradient, normalize_by_class
 from alr_core.nn import distributed
 from alr_core.nn.models import LINEAR, ModelSpec, build_model, initialise, resolve_arch
@@ -53,6 +45,7 @@ from alr_core.nn.training import (
     predict_batches,
     seed_everything,
 )
+from alr_core.nn.transfer import to_device
 
 
 @dataclass
@@ -143,15 +136,15 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True,
         vogs = _current_vog(buffers, epoch, train.labels, len(data.class_names), params)
         # snapshots older than the window of the first epoch that uses VOG are never read
         take_snapshot = use_vog and epoch >= lnl.num_gradual + 1 - lnl.vog_window
-        kept_total = 0
-        kept_clean = torch.zeros((), dtype=torch.int64, device=device)  # read once per epoch
+        kept_total = torch.zeros((), dtype=torch.int64, device=device)  # both read once per epoch
+        kept_clean = torch.zeros((), dtype=torch.int64, device=device)
         epoch_losses = EpochLosses(epoch)
         mask_in_force = mask_stats  # (kept, clean) of f's mask this epoch trains with, or None
         start = time.perf_counter()
         for net in nets:
             net.train()
         for idx in epoch_batches(train.labels, params.train.batch_size, generator, lnl.class_balance):
-            idx = idx.to(device)
+            idx = to_device(idx, device)
             x, y = pipeline.train_input(train.batch(idx)), train.labels[idx]
             mine = distributed.local_rows(len(idx))  # this process's slice of the batch
             with precision.autocast():
@@ -171,18 +164,18 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True,
                 # during a per-class rule's warm-up the per-batch cut is taken per class as well,
                 # so that rare classes are not starved before the rule takes over
                 kept = [
-                    select_kept(loss.detach(), y, rate, vog[idx] if vog is not None else None,
-                                lnl.vog_mix, lnl.selection != "global")  # fmt: skip
+                    kept_mask(loss.detach(), y, rate, vog[idx] if vog is not None else None,
+                              lnl.vog_mix, lnl.selection != "global")  # fmt: skip
                     for loss, vog in zip(losses, vogs)
                 ]
                 if always is not None:
-                    kept = [with_always_kept(k, always[idx]) for k in kept]
-                sample_weight = class_weight[y] if class_weight is not None else None
-                batch_losses = exchange_losses(losses[0], losses[1], kept[0], kept[1], sample_weight)
-                batch_sizes = [len(kept[1]), len(kept[0])]
-                kept_total += len(kept[0])
+                    kept = [k | always[idx] for k in kept]
+                kept_weights = [k * class_weight[y] if class_weight is not None else k.float() for k in kept]
+                batch_losses = masked_exchange_losses(losses[0], losses[1], *kept_weights)
+                batch_sizes = [kept[1].sum(), kept[0].sum()]
+                kept_total += batch_sizes[1]
                 if truth is not None:
-                    kept_clean += (y[kept[0]] == truth[idx[kept[0]]]).sum()
+                    kept_clean += (kept[0] & (y == truth[idx])).sum()
             else:
                 batch_losses = (losses[0].mean(),)
                 batch_sizes = [len(idx)]
@@ -241,8 +234,8 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True,
             row["kept_size_f"] = mask_in_force[0]
             row["kept_precision_f"] = mask_in_force[1] / mask_in_force[0] if truth is not None else None
         elif coteaching:
-            row["kept_size_f"] = kept_total
-            row["kept_precision_f"] = int(kept_clean) / kept_total if truth is not None else None
+            row["kept_size_f"] = int(kept_total)
+            row["kept_precision_f"] = int(kept_clean) / row["kept_size_f"] if truth is not None else None
         timer["validate"] += time.perf_counter() - start
         row["seconds"] = round(time.perf_counter() - epoch_start, 3)
         rows.append(row)
@@ -370,8 +363,7 @@ def _clean_guess(nets, vogs, train: ImageSet, pipeline, params: Params, rate: fl
             if name == "":
                 kept_whole = whole
         elif coteaching:
-            keep = torch.zeros_like(keep)
-            keep[select_kept(loss, train.labels, rate, vog, lnl.vog_mix, lnl.selection == "class_aware")] = True
+            keep = kept_mask(loss, train.labels, rate, vog, lnl.vog_mix, lnl.selection == "class_aware")
         if always is not None:
             keep = keep | always
         columns |= {f"{name}loss": loss, f"{name}vog": vog, f"{name}prediction": logits.argmax(1),

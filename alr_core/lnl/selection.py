@@ -1,8 +1,8 @@
 """Co-teaching's sample-selection rules (docs/method.md, phase 1). Pure functions over tensors.
 
 ``losses``, ``vog`` and ``labels`` have shape (B,) for one batch, or (N,) for the global
-clean guess after training. Selections are index tensors into those arrays. Ties are broken
-by position (stable sort), so a selection is deterministic.
+clean guess after training. Selections are bool masks over those arrays; ties are broken by
+position (stable sorts), so a selection is deterministic.
 """
 
 from __future__ import annotations
@@ -25,23 +25,7 @@ def num_to_keep(batch_size: int, forget_rate: float) -> int:
     return max(1, math.floor((1.0 - forget_rate) * batch_size + 1e-9))
 
 
-def select_loss_vog(losses: torch.Tensor, vog: Optional[torch.Tensor], n: int, mix: float) -> torch.Tensor:
-    """S = L ∪ V: the small-loss set L plus V, the ⌊m·n⌋ smallest-VOG samples outside L.
-
-    |L| = n − ⌊m·n⌋, so |S| = n exactly (docs/method.md's ⌊(1 − m)·n⌋ + ⌊m·n⌋ can lose a sample and,
-    at n = 1, keep none). Without ``vog`` (or with m = 0) this is the plain small-loss rule.
-    """
-    n = min(n, len(losses))
-    n_vog = math.floor(mix * n + 1e-9) if vog is not None else 0
-    order = torch.argsort(losses, stable=True)
-    by_loss, rest = order[: n - n_vog], order[n - n_vog :]
-    if n_vog == 0:
-        return by_loss
-    by_vog = rest[torch.argsort(vog[rest], stable=True)[:n_vog]]
-    return torch.cat([by_loss, by_vog])
-
-
-def select_kept(
+def kept_mask(
     losses: torch.Tensor,
     labels: torch.Tensor,
     forget_rate: float,
@@ -49,48 +33,59 @@ def select_kept(
     mix: float = 0.0,
     class_aware: bool = False,
 ) -> torch.Tensor:
-    """Indices of the samples a network keeps, shape (n,).
+    """The samples a network keeps, bool (B,).
 
-    Global: n = :func:`num_to_keep` over all samples, then :func:`select_loss_vog`.
-    Class-aware (our extension): the same rule inside each observed class, with
-    n_c = :func:`num_to_keep` of that class's size, so every class present keeps at least one.
+    Within each group of size s — the whole batch, or each observed class when
+    ``class_aware`` (our extension, so every class present keeps at least one) — n =
+    :func:`num_to_keep` (s, R) samples are kept: S = L ∪ V, L the n − ⌊m·n⌋ smallest losses
+    and V the ⌊m·n⌋ smallest VOG outside L (m = ``mix``; 0 without ``vog``). |S| = n exactly
+    (docs/method.md's ⌊(1 − m)·n⌋ + ⌊m·n⌋ can lose a sample and, at n = 1, keep none). Ties
+    go to the earlier position in L, and to the smaller loss (then position) in V.
+
+    Sorts and running maxima only, no data-dependent shapes: nothing waits for the device,
+    so a GPU's training loop is never stalled by the selection (issue 26).
     """
-    if not class_aware:
-        return select_loss_vog(losses, vog, num_to_keep(len(losses), forget_rate), mix)
-    kept = []
-    for cls in torch.unique(labels):
-        members = torch.nonzero(labels == cls).squeeze(1)
-        within = select_loss_vog(
-            losses[members],
-            vog[members] if vog is not None else None,
-            num_to_keep(len(members), forget_rate),
-            mix,
-        )
-        kept.append(members[within])
-    return torch.sort(torch.cat(kept)).values
+    by_loss = torch.argsort(losses, stable=True)
+    if class_aware:
+        group = labels
+        by_loss = by_loss[torch.argsort(group[by_loss], stable=True)]  # by (group, loss, position)
+        rank, size = _rank_and_size(group[by_loss])
+    else:
+        group = torch.zeros_like(labels)
+        rank = torch.arange(len(losses), device=losses.device)
+        size = torch.full_like(rank, len(losses))
+    keep_count = torch.floor((1.0 - forget_rate) * size.double() + 1e-9).clamp(min=1).long()
+    vog_count = torch.floor(mix * keep_count.double() + 1e-9).long() if vog is not None else torch.zeros_like(rank)
+    in_loss_set = _unsorted(by_loss, rank < keep_count - vog_count)
+    if vog is None or mix == 0:
+        return in_loss_set
+    vog_count = _unsorted(by_loss, vog_count)
+    # the rest of each group by VOG; a stable sort of the loss order keeps the smaller loss first on ties
+    by_vog = by_loss[torch.argsort(vog[by_loss], stable=True)]
+    block = 2 * group + in_loss_set.long()  # (group, in L) blocks, each in VOG order
+    by_vog = by_vog[torch.argsort(block[by_vog], stable=True)]
+    vog_rank, _ = _rank_and_size(block[by_vog])
+    in_vog_set = _unsorted(by_vog, vog_rank < vog_count[by_vog]) & ~in_loss_set
+    return in_loss_set | in_vog_set
 
 
-def with_always_kept(kept: torch.Tensor, always: torch.Tensor) -> torch.Tensor:
-    """``kept`` indices (n,) joined with the positions where the bool mask ``always`` (B,) is
-    set, sorted and without repeats: expert-relabelled samples that no selection rule drops."""
-    return torch.unique(torch.cat([kept, torch.nonzero(always).squeeze(1)]))
+def _rank_and_size(sorted_groups: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For group ids in sorted order (B,): each position's rank within its group and its group's size."""
+    positions = torch.arange(len(sorted_groups), device=sorted_groups.device)
+    starts = torch.ones_like(sorted_groups, dtype=torch.bool)
+    starts[1:] = sorted_groups[1:] != sorted_groups[:-1]
+    ends = torch.ones_like(starts)
+    ends[:-1] = starts[1:]
+    first = torch.cummax(torch.where(starts, positions, 0), 0).values
+    last = torch.cummin(torch.where(ends, positions, len(positions)).flip(0), 0).values.flip(0)
+    return positions - first, last - first + 1
 
 
-def exchange_losses(
-    losses_f: torch.Tensor,
-    losses_g: torch.Tensor,
-    kept_f: torch.Tensor,
-    kept_g: torch.Tensor,
-    weights: Optional[torch.Tensor] = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Co-teaching's exchange: f learns from the samples g kept, g from those f kept.
-
-    Returns (loss for f, loss for g), each the mean cross-entropy over the peer's kept set,
-    each sample weighted by ``weights`` (B,) when given (``lnl.class_balance: loss``).
-    """
-    if weights is None:
-        return losses_f[kept_g].mean(), losses_g[kept_f].mean()
-    return (losses_f[kept_g] * weights[kept_g]).mean(), (losses_g[kept_f] * weights[kept_f]).mean()
+def _unsorted(order: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """``values`` given in ``order`` (values[i] belongs to sample order[i]) back in sample order."""
+    out = torch.empty_like(values)
+    out[order] = values
+    return out
 
 
 def masked_loss(losses: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -104,8 +99,10 @@ def masked_loss(losses: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 def masked_exchange_losses(
     losses_f: torch.Tensor, losses_g: torch.Tensor, weights_f: torch.Tensor, weights_g: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The exchange with whole-split keep masks (:func:`masked_loss`): f learns from the
-    samples g's mask keeps, ``weights_g`` (B,), and g from f's, ``weights_f``."""
+    """Co-teaching's exchange: f learns from the samples g keeps, g from those f keeps.
+    ``weights_f``, ``weights_g`` (B,): each network's keep mask (this batch's selection, or a
+    whole-split mask's rows), times the class weight where one applies; (loss for f, loss for
+    g), each :func:`masked_loss`."""
     return masked_loss(losses_f, weights_g), masked_loss(losses_g, weights_f)
 
 

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from alr_core.common.params import AugmentParams
+from alr_core.nn.transfer import to_device
 
 
 def augment(images: torch.Tensor, params: AugmentParams, generator: torch.Generator) -> torch.Tensor:
@@ -29,7 +30,7 @@ def augment(images: torch.Tensor, params: AugmentParams, generator: torch.Genera
         if flip:
             flipped = torch.rand(batch, 1, generator=generator) < 0.5
             steps = torch.where(flipped, size - 1 - steps, steps)
-        return (start + steps).to(images.device)
+        return to_device(start + steps, images.device)
 
     rows = offsets_and_flips(height, params.vflip)
     cols = offsets_and_flips(width, params.hflip)

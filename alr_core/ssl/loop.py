@@ -22,6 +22,7 @@ from alr_core.common.errors import AlrError
 from alr_core.common.params import Params
 from alr_core.nn import distributed
 from alr_core.nn.models import ModelSpec
+from alr_core.nn.transfer import to_device
 from alr_core.nn.training import (
     EpochLosses,
     ImageSet,
@@ -130,7 +131,7 @@ def train_simclr(encoder: nn.Module, head: nn.Module, images: np.ndarray, pipeli
     # in a process group each rank embeds its slice of the batch; NT-Xent takes the global batch
     # (alr_core.nn.distributed), so every anchor has the negatives of one process
     encoder_ddp, head_ddp = distributed.data_parallel(encoder), distributed.data_parallel(head)
-    optimizer = torch.optim.AdamW(parameters, lr=pre.lr, weight_decay=pre.weight_decay)
+    optimizer = torch.optim.AdamW(parameters, lr=pre.lr, weight_decay=pre.weight_decay, fused=True)  # as make_optimizer
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=pre.epochs)
     encoder.train()
     head.train()
@@ -139,7 +140,7 @@ def train_simclr(encoder: nn.Module, head: nn.Module, images: np.ndarray, pipeli
     for epoch in epochs:
         losses = EpochLosses(epoch, lr_key="pretrain.lr")
         for idx in shuffled_batches(len(data), pre.batch_size, generator):
-            batch = data.batch(idx.to(device))
+            batch = data.batch(to_device(idx, device))
             mine = distributed.local_rows(len(idx))
             # rows i and B + i are two independent views of image i; one forward pass over
             # both, so BatchNorm normalises them with the same statistics

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from alr_core.common.params import PretrainParams
+from alr_core.nn.transfer import to_device
 
 ASPECT_RATIO = (3 / 4, 4 / 3)  # range of a crop's width / height, as torchvision's RandomResizedCrop
 BLUR_SIGMA_MIN = 0.1  # px: the smallest blur drawn (SimCLR's range starts here)
@@ -49,7 +50,7 @@ def random_view(images: torch.Tensor, params: PretrainParams, hflip: bool, vflip
     """
     batch, height, width, _ = images.shape
     x = images.permute(0, 3, 1, 2).float().div_(255.0)  # (B, C, H, W) in [0, 1]
-    theta = _affine(batch, height / width, params, hflip, vflip, generator).to(x.device)
+    theta = to_device(_affine(batch, height / width, params, hflip, vflip, generator), x.device)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     x = _jitter(x, params, generator)
@@ -97,9 +98,9 @@ def _jitter(x: torch.Tensor, params: PretrainParams, generator: torch.Generator)
     batch = len(x)
     brightness = _uniform(batch, 1 - params.brightness, 1 + params.brightness, generator)
     contrast = _uniform(batch, 1 - params.contrast, 1 + params.contrast, generator)
-    x = x * brightness.float().to(x.device).view(-1, 1, 1, 1)
+    x = x * to_device(brightness.float(), x.device).view(-1, 1, 1, 1)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    x = (x - mean) * contrast.float().to(x.device).view(-1, 1, 1, 1) + mean
+    x = (x - mean) * to_device(contrast.float(), x.device).view(-1, 1, 1, 1) + mean
     return x.clamp_(0.0, 1.0)
 
 
@@ -115,7 +116,7 @@ def _blur(x: torch.Tensor, params: PretrainParams, generator: torch.Generator) -
     kernel = torch.exp(-(offsets[None, :] ** 2) / (2 * sigma[:, None] ** 2))
     kernel = kernel / kernel.sum(dim=1, keepdim=True)
     identity = (offsets == 0).double().expand(batch, -1)
-    kernel = torch.where(blurred[:, None], kernel, identity).float().to(x.device)
+    kernel = to_device(torch.where(blurred[:, None], kernel, identity).float(), x.device)
     # every (image, channel) plane is its own group of a grouped convolution
     weight = kernel.repeat_interleave(channels, dim=0)[:, None, None, :]  # (B·C, 1, 1, k)
     planes = x.reshape(1, batch * channels, height, width)
