@@ -1,16 +1,18 @@
 """Stage fingerprint (runs on every `dvc repro`): the files under data.path →
-data/source/fingerprint.json, the MD5 of each file the source reads.
+data/source/fingerprint.json, the MD5 of each file the source reads; a `model.init` weights
+file → data/source/model_init.json, its MD5.
 
-prepare depends on that file, so a changed, added, removed or renamed image, manifest or npz
-re-runs prepare and everything after it, and an unchanged folder re-runs nothing. Files whose
-size, times and inode are unchanged keep their hash from data/source/stat_cache.json."""
+prepare depends on the first, so a changed, added, removed or renamed image, manifest or npz
+re-runs prepare and everything after it, and an unchanged folder re-runs nothing; lnl_train and
+the retrain stages depend on the second, so new weights under the same file name re-run them.
+Files whose size, times and inode are unchanged keep their hash from data/source/stat_cache.json."""
 
 import time
 
 from alr_core.common import artifacts, paths
 from alr_core.common.cli import run_stage
 from alr_core.common.params import load_params
-from alr_core.data.fingerprint import fingerprint, read_stat_cache
+from alr_core.data.fingerprint import fingerprint, init_fingerprint, read_stat_cache
 from alr_core.data.sources import source_files
 
 
@@ -18,9 +20,12 @@ def main() -> None:
     params = load_params(paths.PARAMS)
     start = time.perf_counter()
     files = source_files(params.data)
-    hashes, stat_cache, hashed = fingerprint(files, read_stat_cache(paths.SOURCE_STAT_CACHE))
+    known = read_stat_cache(paths.SOURCE_STAT_CACHE)
+    hashes, stat_cache, hashed = fingerprint(files, known)
+    init, init_cache = init_fingerprint(params.model.init, known)
     artifacts.write_json(paths.SOURCE_FINGERPRINT, {"source": params.data.source, "files": hashes})
-    artifacts.write_json(paths.SOURCE_STAT_CACHE, stat_cache)
+    artifacts.write_json(paths.INIT_FINGERPRINT, init)
+    artifacts.write_json(paths.SOURCE_STAT_CACHE, stat_cache | init_cache)
     seconds = time.perf_counter() - start
     if not files:
         print(f"data.source {params.data.source}: built in, no files to check")

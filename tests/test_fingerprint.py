@@ -1,6 +1,7 @@
-"""The files under data.path as a real dependency of prepare: the fingerprint's hashes and stat
-cache on hand-made files, the files each source reads, and `dvc repro` in a temporary repo
-re-running prepare exactly when an image or label changed."""
+"""The files under data.path as a real dependency of prepare, and a `model.init` weights file as
+one of lnl_train: the fingerprint's hashes and stat cache on hand-made files, the files each
+source reads, and `dvc repro` in a temporary repo re-running prepare exactly when an image or
+label changed, and lnl_train exactly when the weights file did."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from PIL import Image
 
 from alr_core.common import paths
 from alr_core.common.params import CsvParams, DataParams
-from alr_core.data.fingerprint import fingerprint, read_stat_cache
+from alr_core.data.fingerprint import fingerprint, init_fingerprint, read_stat_cache
 from alr_core.data.sources import source_files
 
 
@@ -95,6 +96,20 @@ def test_source_files_of_npz_and_built_in_sources(tmp_path):
     assert source_files(DataParams(source="synthetic")) == []
 
 
+def test_init_fingerprint_hashes_a_weights_file_only(tmp_path):
+    assert init_fingerprint("scratch") == ({"model.init": "scratch"}, {})
+    assert init_fingerprint("ssl") == ({"model.init": "ssl"}, {})
+    missing = (tmp_path / "absent.pt").as_posix()
+    assert init_fingerprint(missing) == ({"model.init": missing, "md5": None}, {})  # lnl_train names it
+    weights = tmp_path / "weights.pt"
+    weights.write_bytes(b"not really weights")
+    record, cache = init_fingerprint(str(weights))
+    assert record == {"model.init": str(weights), "md5": md5_of(weights)}
+    assert cache[weights.as_posix()][-1] == md5_of(weights)
+    cache[weights.as_posix()][-1] = "planted"  # an unchanged file is not read again
+    assert init_fingerprint(str(weights), cache)[0]["md5"] == "planted"
+
+
 # ============================================================================= dvc repro
 
 
@@ -145,3 +160,31 @@ def test_a_changed_image_folder_re_runs_prepare_and_nothing_else_does(project_co
 
     # and untouched again: nothing re-runs
     assert not repro_prepare(project_copy)[0]
+
+
+@pytest.mark.e2e
+def test_new_weights_under_the_same_file_name_re_run_lnl_train(project_copy, tmp_path):
+    import torch
+
+    from alr_core.nn.models import ModelSpec, build_model
+
+    weights = tmp_path / "weights.pt"
+
+    def save_weights(seed: int) -> None:
+        torch.manual_seed(seed)
+        torch.save(build_model(ModelSpec("small_cnn", 10, 1, 8, 0.3)).state_dict(), weights)
+
+    def repro_lnl_train() -> bool:
+        return "Running stage 'lnl_train'" in project_copy.dvc("repro", "lnl_train").stdout
+
+    save_weights(0)
+    project_copy.write_params({"data": {"image_size": 8}, "model": {"arch": "small_cnn", "init": str(weights)},
+                               "pretrain": {"method": "none"}, "lnl": {"method": "ce", "epochs": 1}})  # fmt: skip
+    assert repro_lnl_train()
+    assert not repro_lnl_train()  # the same file: nothing to do
+    before = json.loads((project_copy.root / "metrics" / "lnl.json").read_text())["test"]
+    save_weights(1)  # new weights, same file name, as a user who re-exports them does
+    assert repro_lnl_train()
+    after = json.loads((project_copy.root / "metrics" / "lnl.json").read_text())["test"]
+    assert after != before  # trained from the new weights
+    assert not repro_lnl_train()

@@ -8,6 +8,7 @@ PARAMS = Path("params.yaml")
 # and the stat cache that spares re-hashing unchanged files (not a DVC output: git-ignored).
 SOURCE_FINGERPRINT = Path("data/source/fingerprint.json")
 SOURCE_STAT_CACHE = Path("data/source/stat_cache.json")
+INIT_FINGERPRINT = Path("data/source/model_init.json")  # the MD5 of a `model.init` weights file
 
 PREPARED_IMAGES = Path("data/prepared/images.npy")
 PREPARED_SAMPLES = Path("data/prepared/samples.parquet")

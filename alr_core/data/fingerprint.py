@@ -59,6 +59,20 @@ def fingerprint(files: Iterable[Path], stat_cache: Optional[dict] = None) -> tup
     return hashes, new_cache, hashed
 
 
+def init_fingerprint(init: str, stat_cache: Optional[dict] = None) -> tuple[dict, dict]:
+    """``model.init`` as the stages that start networks from it must see it: ``{"model.init":
+    init}`` for ``scratch`` and ``ssl`` (the encoder is a DVC-tracked output already), plus the
+    file's ``md5`` when it names a weights file (None when the file is absent: the training
+    stage reports that). Returns (record, stat cache entries of the file)."""
+    record = {"model.init": init}
+    if init in ("scratch", "ssl"):
+        return record, {}
+    if not Path(init).is_file():
+        return record | {"md5": None}, {}
+    hashes, cache, _ = fingerprint([Path(init)], stat_cache)
+    return record | {"md5": hashes[Path(init).as_posix()]}, cache
+
+
 def read_stat_cache(path: Path) -> dict:
     """The stat cache of the last run; empty when missing or unreadable (it is only a cache)."""
     try:
