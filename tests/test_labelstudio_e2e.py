@@ -11,11 +11,14 @@ import re
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from builders import deep_merge, rounds_param, write_params
 from test_human_oracle_e2e import CLASSES, TINY  # tiny digits, random queries, 1 epoch per round
 
 from alr_core.common import paths
 from alr_core.common.params import default_params
+
+pytestmark = pytest.mark.e2e  # `pytest -m "not e2e"` skips the slow end-to-end runs
 
 FIXTURE = Path(__file__).parent / "fixtures" / "labelstudio_export.json"
 
