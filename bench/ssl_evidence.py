@@ -63,6 +63,7 @@ STRATEGIES = {
     "ce + label_disagreement": ("ce", "label_disagreement"),
     "cleanlab_kfold + label_disagreement": ("cleanlab_kfold", "label_disagreement"),
     "class_gmm + label_disagreement": (DEFAULT_RULE, "label_disagreement"),
+    "class_gmm + safety net + label_disagreement": (SAFETY_NET, "label_disagreement"),
 }
 
 
@@ -134,7 +135,18 @@ def run_data(prep: Prepared, rate: float, seed: int, init: str, lnl: dict, true_
     return params, model_inputs(data, frozen=params.model.freeze == "backbone"), labels
 
 
+_phase1_runs: dict = {}  # this process's phase-1 runs, which several phase-2 configurations start from
+
+
 def phase1_run(prep: Prepared, rate: float, seed: int, init: str, rule: str) -> tuple[dict, object]:
+    """One phase-1 run: (record, (params, data, labels, result)); run once per process."""
+    key = (str(prep.encoder), rate, seed, init, rule)
+    if key not in _phase1_runs:
+        _phase1_runs[key] = _train_phase1(prep, rate, seed, init, rule)
+    return _phase1_runs[key]
+
+
+def _train_phase1(prep: Prepared, rate: float, seed: int, init: str, rule: str) -> tuple[dict, object]:
     from alr_core.lnl.phase1 import train_phase1
 
     lnl = RULES["ce"] if rule == CEILING else RULES[rule]
@@ -158,6 +170,9 @@ def phase2_run(prep: Prepared, rate: float, seed: int, init: str, name: str, bud
     from bench.phase2_evidence import run_rounds
 
     rule, strategy = STRATEGIES[name]
+    if rule == SAFETY_NET:  # lnl.safety_net: pick — CE's run when it scored higher on validation
+        ce, method = (phase1_run(prep, rate, seed, init, r) for r in ("ce", DEFAULT_RULE))
+        rule = "ce" if ce[0]["val_balanced_accuracy"] > method[0]["val_balanced_accuracy"] else DEFAULT_RULE
     _, (params, data, labels, result) = phase1_run(prep, rate, seed, init, rule)
     raw = dataclasses.asdict(params)
     raw["budget"] = max(1, round(budget * len(data.train.labels)))
