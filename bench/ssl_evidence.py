@@ -325,6 +325,15 @@ def tables(records: list[dict]) -> str:
             key = (row["dataset"], row["rate"], row["budget"], row["init"], row["variant"])
             out.append(markdown_row([row["dataset"], row["rate"], f"{row['budget']:.0%}", row["init"], row["variant"],
                                      row["n"], fmt(row["mean"]), diff_text(row), fmt(eff.get(key), 2)]))
+        out += section("### What the rounds add", "Test balanced accuracy after the last round minus that of the "
+                       "phase-1 model the rounds started from, same run, mean [95 % t-interval] over seeds.",
+                       ["dataset", "noise", "budget", "init", "configuration", "n", "after − before the rounds"])
+        gained = two.assign(gain=two["test_balanced_accuracy"] - two["phase1_test_balanced_accuracy"])
+        for key, runs in gained.groupby(["dataset", "rate", "budget", "init", "variant"], sort=False):
+            gain = runs["gain"].dropna()
+            half = stats.t.ppf(0.975, len(gain) - 1) * gain.std(ddof=1) / np.sqrt(len(gain)) if len(gain) > 1 else np.nan
+            row = {"diff": gain.mean(), "low": gain.mean() - half, "high": gain.mean() + half}
+            out.append(markdown_row([key[0], key[1], f"{key[2]:.0%}", key[3], key[4], len(gain), diff_text(row)]))
     return "\n".join(out) + "\n"
 
 
