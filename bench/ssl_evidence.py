@@ -229,11 +229,16 @@ def paired(records: pd.DataFrame, metric: str, baseline: str) -> pd.DataFrame:
             row = dict(zip(keys, key)) | {"variant": variant, "n": len(values), "mean": values.mean()}
             common = values.index.intersection(base.dropna().index)
             if variant != baseline and len(common) >= 2:
-                diff = values[common] - base[common]
-                half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
-                row |= {"pairs": len(diff), "diff": diff.mean(), "low": diff.mean() - half, "high": diff.mean() + half}
+                row |= {"pairs": len(common)} | mean_interval(values[common] - base[common])
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def mean_interval(diff: pd.Series) -> dict:
+    """The mean of per-seed differences with its 95 % t-interval: {diff, low, high} (NaN bounds
+    for fewer than 2 seeds)."""
+    half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else np.nan
+    return {"diff": diff.mean(), "low": diff.mean() - half, "high": diff.mean() + half}
 
 
 def with_safety_net(one: pd.DataFrame) -> pd.DataFrame:
@@ -331,9 +336,8 @@ def tables(records: list[dict]) -> str:
         gained = two.assign(gain=two["test_balanced_accuracy"] - two["phase1_test_balanced_accuracy"])
         for key, runs in gained.groupby(["dataset", "rate", "budget", "init", "variant"], sort=False):
             gain = runs["gain"].dropna()
-            half = stats.t.ppf(0.975, len(gain) - 1) * gain.std(ddof=1) / np.sqrt(len(gain)) if len(gain) > 1 else np.nan
-            row = {"diff": gain.mean(), "low": gain.mean() - half, "high": gain.mean() + half}
-            out.append(markdown_row([key[0], key[1], f"{key[2]:.0%}", key[3], key[4], len(gain), diff_text(row)]))
+            out.append(markdown_row([key[0], key[1], f"{key[2]:.0%}", key[3], key[4], len(gain),
+                                     diff_text(mean_interval(gain))]))  # fmt: skip
     return "\n".join(out) + "\n"
 
 

@@ -271,7 +271,7 @@ AUTO_EVAL_VALUES = 2**22  # input values per no-grad batch on a GPU under `train
 
 
 def eval_batch_rows(batch_size: int | str, device: torch.device, row_shape: Sequence[int]) -> int:
-    """Rows per no-grad batch over ``data`` for ``train.eval_batch_size``: an int as given;
+    """Rows per no-grad batch for ``train.eval_batch_size``: an int as given;
     ``auto`` 128 on the CPU (larger batches measured slower there: 4,338 images/s at 128,
     2,048 at 1,024 for the small CNN at 28 px), and on a GPU, which needs large batches to be
     busy, the largest power of two with at most 2²² input values per batch, within [128, 4096]:
