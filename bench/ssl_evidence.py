@@ -65,6 +65,10 @@ STRATEGIES = {
     "class_gmm + label_disagreement": (DEFAULT_RULE, "label_disagreement"),
     "class_gmm + safety net + label_disagreement": (SAFETY_NET, "label_disagreement"),
 }
+# how a round picks the model it hands on: since 2026-12-04 the model it started from competes on
+# validation (alr_core.active.retrain); earlier phase-2 records always handed on the trained one
+ROUND_RULE = "the previous model competes"
+TRAINED_ALWAYS = "the trained model always"
 
 
 @dataclasses.dataclass
@@ -182,7 +186,7 @@ def phase2_run(prep: Prepared, rate: float, seed: int, init: str, name: str, bud
              "peer": result.peer.state_dict() if result.peer is not None else None,
              "clean_guess": result.selection["clean_guess"].to_numpy(), "metrics": result.metrics}  # fmt: skip
     start = time.perf_counter()
-    out = run_rounds(params, data, labels, saved)
+    out = run_rounds(params, data, labels, saved) | {"round_rule": ROUND_RULE}
     out["seconds_per_round"] = round((time.perf_counter() - start) / len(params.rounds), 2)
     out.pop("curve")
     return out
@@ -216,19 +220,19 @@ def label_issue_runs(prep: Prepared, rate: float, seed: int) -> list[dict]:
 # ----------------------------------------------------------------------------- tables
 
 
-def paired(records: pd.DataFrame, metric: str, baseline: str) -> pd.DataFrame:
-    """Per (dataset, rate, budget, init, variant): the mean of ``metric`` and the mean paired
-    difference to ``baseline`` (same dataset, rate, budget, init and seed) with its 95 % t
-    interval over seeds."""
-    keys = ["dataset", "rate", "budget", "init"]
+def paired(records: pd.DataFrame, metric: str, baseline: str, column: str = "variant",
+           keys: tuple[str, ...] = ("dataset", "rate", "budget", "init")) -> pd.DataFrame:
+    """Per ``keys`` and value of ``column``: the mean of ``metric`` and the mean paired difference
+    to the ``column`` value ``baseline`` (same keys and seed) with its 95 % t interval over seeds."""
+    keys = list(keys)
     rows = []
     for key, block in records.groupby(keys, dropna=False, sort=False):
-        base = block[block["variant"] == baseline].set_index("seed")[metric]
-        for variant, runs in block.groupby("variant", sort=False):
+        base = block[block[column] == baseline].set_index("seed")[metric]
+        for value, runs in block.groupby(column, sort=False):
             values = runs.set_index("seed")[metric].dropna()
-            row = dict(zip(keys, key)) | {"variant": variant, "n": len(values), "mean": values.mean()}
+            row = dict(zip(keys, key)) | {column: value, "n": len(values), "mean": values.mean()}
             common = values.index.intersection(base.dropna().index)
-            if variant != baseline and len(common) >= 2:
+            if value != baseline and len(common) >= 2:
                 row |= {"pairs": len(common)} | mean_interval(values[common] - base[common])
             rows.append(row)
     return pd.DataFrame(rows)
@@ -298,10 +302,11 @@ def tables(records: list[dict]) -> str:
         out += section("### Initialisations against scratch", "Test balanced accuracy with the same rule, paired "
                        "per seed: Δ = the initialisation − scratch, mean [95 % t-interval].",
                        ["dataset", "noise", "rule", "initialisation", "seeds paired", "test bal. acc.", "Δ vs scratch"])
-        swapped = one.rename(columns={"init": "variant", "variant": "init"})
-        for _, row in paired(swapped, "test_balanced_accuracy", "scratch").iterrows():
+        by_init = paired(one, "test_balanced_accuracy", "scratch", column="init",
+                         keys=("dataset", "rate", "budget", "variant"))
+        for _, row in by_init.iterrows():
             if not pd.isna(row.get("diff")):
-                out.append(markdown_row([row["dataset"], row["rate"], row["init"], row["variant"], int(row["pairs"]),
+                out.append(markdown_row([row["dataset"], row["rate"], row["variant"], row["init"], int(row["pairs"]),
                                          fmt(row["mean"]), diff_text(row)]))
     issues = frame[frame["phase"] == 0]
     if len(issues):
@@ -316,7 +321,8 @@ def tables(records: list[dict]) -> str:
             out.append(markdown_row([row["dataset"], row["rate"], row["variant"].split(", ")[1], row["n"],
                                      fmt(row["mean"]), diff_text(row),
                                      fmt(precision.get((row["dataset"], row["rate"], row["variant"])))]))
-    two = frame[frame["phase"] == 2]
+    rounds = frame[frame["phase"] == 2]
+    two = rounds[rounds["round_rule"] == ROUND_RULE] if len(rounds) else rounds
     if len(two):
         out += section("## Phase 2", "After the last round; Δ = paired difference to `ce + random` with the same "
                        "initialisation and budget, mean [95 % t-interval]. Cleaning efficiency: wrong labels "
@@ -330,14 +336,29 @@ def tables(records: list[dict]) -> str:
             key = (row["dataset"], row["rate"], row["budget"], row["init"], row["variant"])
             out.append(markdown_row([row["dataset"], row["rate"], f"{row['budget']:.0%}", row["init"], row["variant"],
                                      row["n"], fmt(row["mean"]), diff_text(row), fmt(eff.get(key), 2)]))
+    if len(rounds):
         out += section("### What the rounds add", "Test balanced accuracy after the last round minus that of the "
-                       "phase-1 model the rounds started from, same run, mean [95 % t-interval] over seeds.",
-                       ["dataset", "noise", "budget", "init", "configuration", "n", "after − before the rounds"])
-        gained = two.assign(gain=two["test_balanced_accuracy"] - two["phase1_test_balanced_accuracy"])
-        for key, runs in gained.groupby(["dataset", "rate", "budget", "init", "variant"], sort=False):
+                       "phase-1 model the rounds started from, same run, mean [95 % t-interval] over seeds; per "
+                       f"round rule: `{ROUND_RULE}` (a round hands on the model it started from when the trained "
+                       f"one scores no higher validation macro-F1, the pipeline's rule) or `{TRAINED_ALWAYS}` "
+                       "(records from before that rule).",
+                       ["dataset", "noise", "budget", "init", "configuration", "round rule", "n",
+                        "after − before the rounds"])
+        gained = rounds.assign(gain=rounds["test_balanced_accuracy"] - rounds["phase1_test_balanced_accuracy"])
+        for key, runs in gained.groupby(["dataset", "rate", "budget", "init", "variant", "round_rule"], sort=False):
             gain = runs["gain"].dropna()
-            out.append(markdown_row([key[0], key[1], f"{key[2]:.0%}", key[3], key[4], len(gain),
+            out.append(markdown_row([key[0], key[1], f"{key[2]:.0%}", *key[3:], len(gain),
                                      diff_text(mean_interval(gain))]))  # fmt: skip
+        out += section("### The previous model competing, against always handing on the trained one",
+                       "Test balanced accuracy after the last round, the two round rules paired per seed (same "
+                       "phase 1, queries may differ from round 2 on): Δ = competing − always trained.",
+                       ["dataset", "noise", "budget", "init", "configuration", "seeds paired", "Δ test bal. acc."])
+        by_rule = paired(rounds, "test_balanced_accuracy", TRAINED_ALWAYS, column="round_rule",
+                         keys=("dataset", "rate", "budget", "init", "variant"))
+        for _, row in by_rule.iterrows():
+            if not pd.isna(row.get("diff")):
+                out.append(markdown_row([row["dataset"], row["rate"], f"{row['budget']:.0%}", row["init"],
+                                         row["variant"], int(row["pairs"]), diff_text(row)]))
     return "\n".join(out) + "\n"
 
 
@@ -362,7 +383,7 @@ def main() -> None:
     records = [json.loads(line) for line in args.raw.read_text().splitlines()] if args.raw.exists() else []
     # a label-issue run writes one record per embedding, all under the variant "label issues"
     done = {(r["dataset"], r["rate"], r["seed"], r["init"], r["variant"].split(",")[0], r.get("budget"),
-             r["pretrain_epochs"]) for r in records}  # fmt: skip
+             r["pretrain_epochs"], r.get("round_rule")) for r in records}  # fmt: skip
     if not args.table_only:
         variants = args.variants or {0: ["label issues"], 1: list(RULES) + [CEILING], 2: list(STRATEGIES)}[args.phase]
         for text in args.dataset:
@@ -377,7 +398,7 @@ def main() -> None:
                         for budget in (args.budgets if args.phase == 2 else [None]):
                             for seed in args.seeds:
                                 key = (name, rate, seed, init, variant, budget, args.pretrain_epochs)
-                                if key in done:
+                                if (*key, ROUND_RULE if args.phase == 2 else None) in done:
                                     continue
                                 if args.phase == 0:
                                     found = label_issue_runs(prep, rate, seed)

@@ -1,11 +1,12 @@
-"""bench/ssl_evidence.py's paired intervals and the safety-net rows, on hand-made records."""
+"""bench/ssl_evidence.py's paired intervals, the safety-net rows and the phase-2 tables, on hand-made records."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from bench.ssl_evidence import CEILING, DEFAULT_RULE, SAFETY_NET, paired, with_safety_net
+from bench.ssl_evidence import (CEILING, DEFAULT_RULE, ROUND_RULE, SAFETY_NET, TRAINED_ALWAYS, paired, tables,
+                                with_safety_net)
 
 
 def records(variant: str, values: list[float], vals: list[float] | None = None) -> list[dict]:
@@ -40,3 +41,36 @@ def test_safety_net_rows_take_the_run_with_the_higher_validation_score():
     # seed 0: CE's validation is higher → CE's test score; seed 1: the rule's; seed 2: a tie keeps the rule
     assert net.tolist() == [0.70, 0.65, 0.75]
     assert len(picked) == len(frame) + 3
+
+
+def round_records(variant: str, rule: str, after: list[float], before: list[float]) -> list[dict]:
+    return [{"dataset": "d", "rate": 0.4, "budget": 0.1, "init": "scratch", "variant": variant, "seed": seed,
+             "phase": 2, "round_rule": rule, "test_balanced_accuracy": a, "phase1_test_balanced_accuracy": b,
+             "cleaning_efficiency": 2.0} for seed, (a, b) in enumerate(zip(after, before))]  # fmt: skip
+
+
+def test_paired_by_another_column_within_finer_keys():
+    frame = pd.DataFrame(round_records("x", TRAINED_ALWAYS, [0.5, 0.6, 0.7], [0.6] * 3)
+                         + round_records("x", ROUND_RULE, [0.6, 0.6, 0.9], [0.6] * 3)
+                         + round_records("y", ROUND_RULE, [0.0] * 3, [0.6] * 3))  # fmt: skip
+    rows = paired(frame, "test_balanced_accuracy", TRAINED_ALWAYS, column="round_rule",
+                  keys=("dataset", "rate", "budget", "init", "variant")).set_index(["variant", "round_rule"])
+    # x: differences 0.1, 0.0, 0.2 → mean 0.1; y has no baseline, so no difference
+    assert rows.loc[("x", ROUND_RULE), "diff"] == pytest.approx(0.1)
+    assert pd.isna(rows.loc[("y", ROUND_RULE), "diff"])
+
+
+def test_phase2_tables_use_the_current_round_rule_and_pair_the_two_rules():
+    before = [0.6, 0.6, 0.6]
+    frame = (round_records("ce + random", TRAINED_ALWAYS, [0.5, 0.5, 0.5], before)
+             + round_records("ce + random", ROUND_RULE, [0.6, 0.65, 0.7], before)
+             + round_records("ce + label_disagreement", ROUND_RULE, [0.7, 0.75, 0.8], before))  # fmt: skip
+    text = tables(frame)
+    phase2 = text.split("## Phase 2")[1].split("###")[0]
+    # the main table holds only the current rule's runs: ce + random's mean is 0.650, not 0.575
+    assert "| ce + random | 3 | 0.650 |" in phase2 and "0.575" not in phase2
+    assert "| ce + label_disagreement | 3 | 0.750 | +0.100 [+0.100, +0.100] |" in phase2
+    add = text.split("### What the rounds add")[1].split("###")[0]
+    assert f"| ce + random | {TRAINED_ALWAYS} | 3 | -0.100 [-0.100, -0.100] |" in add
+    rules = text.split("### The previous model competing")[1]
+    assert "| d | 0.4 | 10% | scratch | ce + random | 3 | +0.150 [+0.026, +0.274] |" in rules

@@ -31,7 +31,7 @@ save_figure = artifacts.write_figure  # the real writer, for tests that record f
 CLASSES = ["a", "b", "c"]
 CONFUSION = [[5, 0, 1], [1, 4, 1], [0, 2, 4]]
 HEADER = ("round,budget_used,test_balanced_accuracy,test_macro_f1,test_accuracy,label_accuracy,"
-          "test_worst_class_recall,cleaning_efficiency")
+          "test_worst_class_recall,cleaning_efficiency,model_kept")
 
 
 def lnl_metrics(test=True, selection=True) -> dict:
@@ -47,9 +47,10 @@ def lnl_metrics(test=True, selection=True) -> dict:
 
 
 def round_metrics(truth=True, test=True) -> list[dict]:
-    def one(number, used, ba, f1, acc, worst, before, after, fixed, expected):
+    def one(number, used, ba, f1, acc, worst, before, after, fixed, expected, kept):
         return {
             "round": number,
+            "kept_previous": kept,
             "strategy": "margin",
             "budget_round": used - (0 if number == 1 else 2),
             "budget_used": used,
@@ -62,7 +63,9 @@ def round_metrics(truth=True, test=True) -> list[dict]:
         }  # fmt: skip
 
     # budgets 2 then 4: the budget axis is unevenly spaced (0, 2, 6)
-    return [one(1, 2, 0.7, 0.65, 0.71, 0.6, 0.5, 0.75, 2, 0.5), one(2, 6, 0.8, 0.75, 0.82, 0.7, 0.75, 0.875, 1, 1.0)]
+    # round 2 handed on round 1's model in the stage's terms; the scores here need not agree
+    return [one(1, 2, 0.7, 0.65, 0.71, 0.6, 0.5, 0.75, 2, 0.5, False),
+            one(2, 6, 0.8, 0.75, 0.82, 0.7, 0.75, 0.875, 1, 1.0, True)]
 
 
 def csv_text(table: pd.DataFrame, tmp_path) -> str:
@@ -75,9 +78,9 @@ def test_rounds_table_csv(tmp_path):
     table = rounds_table(lnl_metrics(), round_metrics())
     assert csv_text(table, tmp_path).splitlines() == [
         HEADER,
-        "0,0,0.6,0.55,0.62,0.5,0.4,",  # round 0 = phase 1; its label accuracy = round 1's "before"
-        "1,2,0.7,0.65,0.71,0.75,0.6,4.0",  # worst recall: class c has none
-        "2,6,0.8,0.75,0.82,0.875,0.7,1.0",
+        "0,0,0.6,0.55,0.62,0.5,0.4,,",  # round 0 = phase 1; its label accuracy = round 1's "before"
+        "1,2,0.7,0.65,0.71,0.75,0.6,4.0,False",  # worst recall: class c has none
+        "2,6,0.8,0.75,0.82,0.875,0.7,1.0,True",
     ]
 
 
@@ -85,7 +88,7 @@ def test_rounds_table_before_any_round_takes_label_accuracy_from_the_noise():
     table = rounds_table(lnl_metrics(), [], {"realised_rate": 0.25})
     assert table.to_dict("records") == [{
         "round": 0, "budget_used": 0, "test_balanced_accuracy": 0.6, "test_macro_f1": 0.55, "test_accuracy": 0.62,
-        "label_accuracy": 0.75, "test_worst_class_recall": 0.4, "cleaning_efficiency": None,
+        "label_accuracy": 0.75, "test_worst_class_recall": 0.4, "cleaning_efficiency": None, "model_kept": None,
     }]  # fmt: skip
     assert pd.isna(rounds_table(lnl_metrics(), [], {"type": "none"})["label_accuracy"][0])  # truth unknown
 
@@ -93,7 +96,7 @@ def test_rounds_table_before_any_round_takes_label_accuracy_from_the_noise():
 def test_rounds_table_unknown_truth_leaves_label_accuracy_empty(tmp_path):
     table = rounds_table(lnl_metrics(selection=False), round_metrics(truth=False))
     assert csv_text(table, tmp_path).splitlines()[1:] == [
-        "0,0,0.6,0.55,0.62,,0.4,", "1,2,0.7,0.65,0.71,,0.6,", "2,6,0.8,0.75,0.82,,0.7,"
+        "0,0,0.6,0.55,0.62,,0.4,,", "1,2,0.7,0.65,0.71,,0.6,,False", "2,6,0.8,0.75,0.82,,0.7,,True"
     ]
 
 
@@ -220,12 +223,12 @@ def test_report_stage_without_torch(stage_tree):
     result = run([sys.executable, "-c", code], stage_tree)
     assert result.returncode == 0, result.stderr
     assert "torch imported: False" in result.stdout
-    assert "    2       6      0.875    0.800     0.750         0.700       1.00" in result.stdout.splitlines()
+    assert "    2       6      0.875    0.800     0.750         0.700       1.00   kept" in result.stdout.splitlines()
     assert (stage_tree / paths.ROUNDS_PLOT).read_text().splitlines() == [
         HEADER,
-        "0,0,0.6,0.55,0.62,0.5,0.4,",
-        "1,2,0.7,0.65,0.71,0.75,0.6,4.0",
-        "2,6,0.8,0.75,0.82,0.875,0.7,1.0",
+        "0,0,0.6,0.55,0.62,0.5,0.4,,",
+        "1,2,0.7,0.65,0.71,0.75,0.6,4.0,False",
+        "2,6,0.8,0.75,0.82,0.875,0.7,1.0,True",
     ]
     report = json.loads((stage_tree / paths.REPORT_METRICS).read_text())
     assert report["status"] == {"finished_rounds": 2, "planned_rounds": 2, "waiting_round": None, "answers_file": None}
@@ -239,18 +242,18 @@ def test_report_stage_without_torch(stage_tree):
 def test_table_text():
     lines = table_text(rounds_table(lnl_metrics(), round_metrics(truth=False))).splitlines()
     assert lines == [
-        "round  budget  label acc  bal acc  macro-F1  worst recall  clean eff",
-        "    0       0          -    0.600     0.550         0.400          -",
-        "    1       2          -    0.700     0.650         0.600          -",
-        "    2       6          -    0.800     0.750         0.700          -",
+        "round  budget  label acc  bal acc  macro-F1  worst recall  clean eff  model",
+        "    0       0          -    0.600     0.550         0.400          -      -",
+        "    1       2          -    0.700     0.650         0.600          -    new",
+        "    2       6          -    0.800     0.750         0.700          -   kept",
     ]
     rounds = round_metrics()
     rounds[1]["cleaning"]["cleaning_efficiency"] = 2.0 / 3.0
     rounds[1]["test"]["macro_f1"] = 0.12345
     assert table_text(rounds_table(lnl_metrics(), rounds)).splitlines()[1:] == [
-        "    0       0      0.500    0.600     0.550         0.400          -",
-        "    1       2      0.750    0.700     0.650         0.600       4.00",
-        "    2       6      0.875    0.800     0.123         0.700       0.67",
+        "    0       0      0.500    0.600     0.550         0.400          -      -",
+        "    1       2      0.750    0.700     0.650         0.600       4.00    new",
+        "    2       6      0.875    0.800     0.123         0.700       0.67   kept",
     ]
 
 
@@ -280,7 +283,7 @@ def test_write_report_while_a_round_waits_shows_only_the_rounds_before_it(tmp_pa
 
     assert table["round"].tolist() == list(range(waiting))
     assert Path(paths.ROUNDS_PLOT).read_text().splitlines() == [
-        HEADER, "0,0,0.6,0.55,0.62,0.5,0.4,", "1,2,0.7,0.65,0.71,0.75,0.6,4.0"][: waiting + 1]
+        HEADER, "0,0,0.6,0.55,0.62,0.5,0.4,,", "1,2,0.7,0.65,0.71,0.75,0.6,4.0,False"][: waiting + 1]
     report = json.loads(Path(paths.REPORT_METRICS).read_text())
     assert report["status"] == {"finished_rounds": waiting - 1, "planned_rounds": 3, "waiting_round": waiting,
                                 "answers_file": f"annotations/round_{waiting}.csv"}  # fmt: skip
@@ -340,9 +343,9 @@ def test_overview_text_of_a_paused_run():
     lines = text.splitlines()
     assert lines[0] == "alr: phase 1 (coteaching_vog) and 1 of 3 rounds, strategy margin"
     assert lines[2:5] == [
-        "round  budget  label acc  bal acc  macro-F1  worst recall  clean eff",
-        "    0       0      0.500    0.600     0.550         0.400          -",
-        "    1       2      0.750    0.700     0.650         0.600       4.00",
+        "round  budget  label acc  bal acc  macro-F1  worst recall  clean eff  model",
+        "    0       0      0.500    0.600     0.550         0.400          -      -",
+        "    1       2      0.750    0.700     0.650         0.600       4.00    new",
     ]
     assert "over the rounds above: cleaning efficiency 4.00, learning-curve area 0.650" in lines
     assert " ".join(lines[-2:]) == ("paused: round 2 waits for expert answers in annotations/round_2.csv: answer "
@@ -356,7 +359,7 @@ def test_overview_text_of_a_finished_run_and_of_phase_1_alone():
     assert finished[-1].startswith("finished: every round ran")
     phase1 = overview_text(lnl_metrics(), [], {"realised_rate": 0.25}, None).splitlines()
     assert phase1[0] == "alr: phase 1 (coteaching_vog) and 0 rounds"
-    assert phase1[3] == "    0       0      0.750    0.600     0.550         0.400          -"
+    assert phase1[3] == "    0       0      0.750    0.600     0.550         0.400          -      -"
     assert not any(line.startswith("over the rounds above") for line in phase1)
     assert "metrics/report.json does not exist" in " ".join(phase1[-3:])
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import alr_core.lnl.phase1 as lnl_module
-from alr_core.active.retrain import retrain
+from alr_core.active.retrain import evaluation, retrain
 from alr_core.common.errors import AlrError
 from alr_core.common.params import parse_params
 from alr_core.lnl.phase1 import model_spec, new_network, train_phase1
@@ -173,3 +173,44 @@ def test_train_on_lnl_from_scratch_trains_a_fresh_pair(data):
                      relabelled_data(data, always), np.ones(NUM_TRAIN, dtype=bool), always, params, seed=7,
                      progress=False)  # fmt: skip
     assert result.peer is not None and result.metrics["selection"]["kept"] >= always.sum()
+
+
+# ----------------------------------------------------------------------------- the previous model competes
+
+
+def wrong_labels_data(data):
+    """Every train label moved to the next class: training on it can only unlearn."""
+    labels = (data.train.truth + 1) % 3
+    return dataclasses.replace(data, train=dataclasses.replace(data.train, labels=labels))
+
+
+@pytest.mark.parametrize("train_on", ["all", "lnl"])
+def test_a_round_that_validates_worse_hands_on_the_previous_model_unchanged(data, train_on):
+    _, first = phase1(data)
+    before, before_peer = state(first.model), state(first.peer)
+    params = round_params(retrain="finetune", train_on=train_on, lr=0.2, epochs=4)
+    spec = model_spec(params, data)
+    result = retrain(first.model, first.peer, spec, first.normalization, wrong_labels_data(data),
+                     np.ones(NUM_TRAIN, dtype=bool), np.zeros(NUM_TRAIN, dtype=bool), params, seed=7,
+                     progress=False)  # fmt: skip
+    assert result.metrics["kept_previous"] is True and result.metrics["best_epoch"] is None
+    assert all(torch.equal(before[k], v) for k, v in state(result.model).items())
+    assert all(torch.equal(before_peer[k], v) for k, v in state(result.peer).items())
+    # its metrics are the previous model's own, on the clean validation and test splits
+    again = evaluation(result.model, first.normalization, data, params)
+    assert result.metrics["val"] == again["val"] and result.metrics["test"] == again["test"]
+    assert first.metrics["val"]["macro_f1"] == pytest.approx(again["val"]["macro_f1"])
+
+
+def test_a_round_that_validates_better_hands_on_the_trained_model(data):
+    params = round_params(retrain="finetune", train_on="all", epochs=EPOCHS, lr=0.05)
+    spec = model_spec(params, data)
+    seed_everything(1)
+    previous, _ = new_network(spec, params)  # untrained: chance on validation
+    before = state(previous)
+    previous_f1 = evaluation(previous, channel_stats(data.train.images), data, params, splits=("val",))["val"]
+    result = retrain(previous, None, spec, channel_stats(data.train.images), relabelled_data(data, flipped(data)),
+                     np.ones(NUM_TRAIN, dtype=bool), flipped(data), params, seed=7, progress=False)  # fmt: skip
+    assert result.metrics["kept_previous"] is False and result.metrics["best_epoch"] is not None
+    assert result.metrics["val"]["macro_f1"] > previous_f1["macro_f1"]
+    assert not all(torch.equal(before[k], v) for k, v in state(result.model).items())

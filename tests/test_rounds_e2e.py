@@ -158,6 +158,8 @@ def test_two_rounds_end_to_end(pipeline):
     table = pd.read_csv(root / paths.ROUNDS_PLOT)
     assert table["round"].tolist() == [0, 1, 2]
     assert table["budget_used"].tolist() == [0, 3, 6]
+    assert pd.isna(table["model_kept"][0]) and table["model_kept"][1:].tolist() == [
+        m["kept_previous"] for m in round_metrics]
     assert table["test_balanced_accuracy"].tolist() == pytest.approx(
         [lnl["test"]["balanced_accuracy"]] + [m["test"]["balanced_accuracy"] for m in round_metrics])
     assert table["label_accuracy"].tolist() == pytest.approx(
@@ -339,7 +341,17 @@ def test_a_round_override_reruns_that_round_only(pipeline):
     rounds = [read_json(project, paths.round_metrics(r)) for r in (1, 2)]
     assert [m["from_scratch"] for m in rounds] == [False, True]
     assert [m["epochs"] for m in rounds] == [TINY["al"]["epochs"], 3]
-    assert 0 <= rounds[1]["best_epoch"] < 3
+    # round 2 hands on the fresh network, or round 1's model when that validates no worse
+    import torch
+
+    weights = [torch.load(project.root / paths.round_dir(r) / paths.MODEL, weights_only=False)["state_dict"]
+               for r in (1, 2)]  # fmt: skip
+    same = all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert same is rounds[1]["kept_previous"]
+    if rounds[1]["kept_previous"]:
+        assert rounds[1]["best_epoch"] is None and rounds[1]["val"] == rounds[0]["val"]
+    else:
+        assert 0 <= rounds[1]["best_epoch"] < 3 and rounds[1]["val"]["macro_f1"] > rounds[0]["val"]["macro_f1"]
 
 
 def test_ssl_initialisation_frozen_head_and_a_feature_rule(pipeline):

@@ -6,10 +6,16 @@ set C ∪ relabelled (``selected``) or every sample (``all``) with plain cross-e
 sample through the phase-1 loop (``lnl``: Co-teaching and its selection rule go on sorting the labels nobody has
 checked, while every expert-relabelled sample is always kept). ``al.class_balance`` weights the
 loss by inverse class frequency (``loss``) or draws class-balanced batches (``sampler``).
+
+Whatever the settings, the model a round starts from competes with the trained one on the clean
+validation split: a round hands on whichever scores the higher macro-F1 (ties keep the previous
+model), so that fine-tuning on a few hundred labels cannot throw away what the previous model knew
+(measured: bench/ssl_evidence.md, "What the rounds add").
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 from typing import Optional
@@ -45,23 +51,38 @@ from alr_core.nn.training import (
 class Retrained:
     model: torch.nn.Module
     peer: Optional[torch.nn.Module]  # Co-teaching's g under al.train_on: lnl, else None
-    metrics: dict  # best_epoch, val, test (and, under lnl with known truth, the round's selection)
+    metrics: dict  # kept_previous, best_epoch, val, test (and, under lnl with known truth, the round's selection)
 
 
 def retrain(model: torch.nn.Module, peer: Optional[torch.nn.Module], spec: ModelSpec, normalization: dict,
             data: PipelineData, trained_rows: np.ndarray, relabelled: np.ndarray, params: Params, seed: int,
             progress: bool = True) -> Retrained:
-    """The round's training. ``data.train`` carries the working labels; ``trained_rows`` (bool
-    (N,)) are the rows ``selected``/``all`` train on; ``relabelled`` (bool (N,)) the samples an
-    expert vouched for, which ``lnl`` never drops."""
+    """The round's training from ``model`` (and ``peer``), the previous round's networks (None
+    with ``al.retrain: scratch`` when there is none to keep). ``data.train`` carries the working
+    labels; ``trained_rows`` (bool (N,)) are the rows ``selected``/``all`` train on;
+    ``relabelled`` (bool (N,)) the samples an expert vouched for, which ``lnl`` never drops.
+
+    Returns the trained model, or the given ``model`` and ``peer`` unchanged when the trained one
+    scores no higher validation macro-F1 (``metrics["kept_previous"]`` says which)."""
+    previous = Retrained(copy.deepcopy(model), copy.deepcopy(peer), {})  # training updates `model` in place
+    previous_val = None
+    if model is not None:
+        previous_val = evaluation(previous.model, normalization, data, params, splits=("val",))["val"]
     scratch = params.al.retrain == "scratch"
     if params.al.train_on == "lnl":
-        return _retrain_lnl(model, peer, spec, data, relabelled, params, seed, scratch, progress)
-    if scratch:
-        seed_everything(seed)  # the fresh network's initial weights come from the round's seed
-    start = new_network(spec, params)[0] if scratch else model
-    trained, scores = fine_tune(start, normalization, data.train.subset(trained_rows), data, params, seed, progress)
-    return Retrained(trained, None, scores)
+        trained = _retrain_lnl(model, peer, spec, data, relabelled, params, seed, scratch, progress)
+    else:
+        if scratch:
+            seed_everything(seed)  # the fresh network's initial weights come from the round's seed
+        start = new_network(spec, params)[0] if scratch else model
+        tuned, scores = fine_tune(start, normalization, data.train.subset(trained_rows), data, params, seed, progress)
+        trained = Retrained(tuned, None, scores)
+    if previous_val is not None and trained.metrics["val"]["macro_f1"] <= previous_val["macro_f1"]:
+        previous.metrics = {"kept_previous": True, "best_epoch": None,
+                            **evaluation(previous.model, normalization, data, params)}
+        return previous
+    trained.metrics = {"kept_previous": False, **trained.metrics}
+    return trained
 
 
 def _retrain_lnl(model, peer, spec: ModelSpec, data: PipelineData, relabelled: np.ndarray, params: Params,
@@ -128,12 +149,12 @@ def fine_tune(model: torch.nn.Module, normalization: dict, train: SplitData, dat
     return model, {"best_epoch": best.epoch, **evaluation(model, normalization, data, params)}
 
 
-def evaluation(model: torch.nn.Module, normalization: dict, data: PipelineData, params: Params) -> dict:
-    """Validation and test metrics of ``model`` (no training)."""
+def evaluation(model: torch.nn.Module, normalization: dict, data: PipelineData, params: Params,
+               splits: tuple[str, ...] = ("val", "test")) -> dict:
+    """Metrics of ``model`` on each named split (no training); None for an empty split."""
     device = pick_device(params.train.device)
     model = model.to(device)
     pipeline = InputPipeline(normalization, params.train.augment, device, torch.Generator())
-    splits = {"val": data.val, "test": data.test}
-    return {name: evaluate(model, ImageSet.from_arrays(s.images, s.labels, device), pipeline,
-                           params.train.eval_batch_size, data.class_names) if len(s.labels) else None
-            for name, s in splits.items()}  # fmt: skip
+    return {name: evaluate(model, ImageSet.from_arrays(split.images, split.labels, device), pipeline,
+                           params.train.eval_batch_size, data.class_names) if len(split.labels) else None
+            for name, split in ((name, getattr(data, name)) for name in splits)}  # fmt: skip

@@ -12,8 +12,10 @@ def rounds_table(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: di
     """One row per round, round 0 being phase 1. Columns: round, budget_used,
     test_balanced_accuracy, test_macro_f1, test_accuracy (None without a test split),
     label_accuracy (share of train labels equal to the truth; None without it),
-    test_worst_class_recall (the lowest test recall of a class) and cleaning_efficiency (the
-    round's, see :func:`summary`; None for phase 1, which queries nothing).
+    test_worst_class_recall (the lowest test recall of a class), cleaning_efficiency (the
+    round's, see :func:`summary`; None for phase 1, which queries nothing) and model_kept (True
+    when the round handed on the model it started from, which validated no worse than its
+    training; None for phase 1).
 
     Phase 1 changes no label, so its label accuracy is round 1's accuracy before the round or,
     while no round has finished, 1 − the realised noise rate of ``noise_metrics``
@@ -23,13 +25,13 @@ def rounds_table(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: di
     else:
         rate = (noise_metrics or {}).get("realised_rate")
         phase1_label_accuracy = None if rate is None else 1.0 - rate
-    rows = [_row(0, 0, lnl_metrics["test"], phase1_label_accuracy, None)]
+    rows = [_row(0, 0, lnl_metrics["test"], phase1_label_accuracy, None, None)]
     rows += [_row(m["round"], m["budget_used"], m["test"], m["cleaning"].get("label_accuracy"),
-                  m["cleaning"].get("cleaning_efficiency")) for m in round_metrics]  # fmt: skip
+                  m["cleaning"].get("cleaning_efficiency"), m.get("kept_previous")) for m in round_metrics]  # fmt: skip
     return pd.DataFrame(rows)
 
 
-def _row(round_number, budget_used, test, label_accuracy, cleaning_efficiency) -> dict:
+def _row(round_number, budget_used, test, label_accuracy, cleaning_efficiency, model_kept) -> dict:
     test = test or {}
     recalls = [value for value in (test.get("recall_per_class") or {}).values() if value is not None]
     return {
@@ -41,6 +43,7 @@ def _row(round_number, budget_used, test, label_accuracy, cleaning_efficiency) -
         "label_accuracy": label_accuracy,
         "test_worst_class_recall": min(recalls) if recalls else None,
         "cleaning_efficiency": cleaning_efficiency,
+        "model_kept": model_kept,
     }
 
 
@@ -54,21 +57,31 @@ TEXT_COLUMNS = {
     "test_macro_f1": "macro-F1",
     "test_worst_class_recall": "worst recall",
     "cleaning_efficiency": "clean eff",
+    "model_kept": "model",
 }
 TEXT_LEGEND = (
     "label acc: share of train labels that are right (needs the truth); bal acc,\n"
     "macro-F1, worst recall (of the worst class): test split; clean eff: wrong labels\n"
-    "the round's queries fixed / what as many random queries would fix (1 = random)"
+    "the round's queries fixed / what as many random queries would fix (1 = random);\n"
+    "model: new, or kept when the round's training validated no better than before"
 )
 
 
 def table_text(table: pd.DataFrame) -> str:
     """``table`` (:func:`rounds_table`) as right-aligned text, two spaces between columns:
-    counts as integers, scores with 3 decimals, cleaning efficiency with 2, ``-`` if missing."""
+    counts as integers, scores with 3 decimals, cleaning efficiency with 2, the model as
+    ``new`` or ``kept``, ``-`` if missing."""
     digits = {"round": 0, "budget_used": 0, "cleaning_efficiency": 2}
+
+    def cell(column, value) -> str:
+        if value is None or pd.isna(value):
+            return "-"
+        if column == "model_kept":
+            return "kept" if value else "new"
+        return f"{value:.{digits.get(column, 3)}f}"
+
     rows = [list(TEXT_COLUMNS.values())]
-    rows += [["-" if pd.isna(row[column]) else f"{row[column]:.{digits.get(column, 3)}f}" for column in TEXT_COLUMNS]
-             for _, row in table.iterrows()]  # fmt: skip
+    rows += [[cell(column, row[column]) for column in TEXT_COLUMNS] for _, row in table.iterrows()]
     widths = [max(len(row[k]) for row in rows) for k in range(len(TEXT_COLUMNS))]
     return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(row, widths)) for row in rows)
 
