@@ -324,7 +324,8 @@ def tables(records: list[dict]) -> str:
     rounds = frame[frame["phase"] == 2]
     two = rounds[rounds["round_rule"] == ROUND_RULE] if len(rounds) else rounds
     if len(two):
-        out += section("## Phase 2", "After the last round; Δ = paired difference to `ce + random` with the same "
+        out += section("## Phase 2", f"Round rule `{ROUND_RULE}` (the pipeline's; the older records are in "
+                       "the last two tables). After the last round; Δ = paired difference to `ce + random` with the same "
                        "initialisation and budget, mean [95 % t-interval]. Cleaning efficiency: wrong labels "
                        "fixed per query over what random queries fix in expectation.",
                        ["dataset", "noise", "budget", "init", "configuration", "n", "test bal. acc.",
