@@ -64,10 +64,10 @@ def retrain(model: torch.nn.Module, peer: Optional[torch.nn.Module], spec: Model
 
     Returns the trained model, or the given ``model`` and ``peer`` unchanged when the trained one
     scores no higher validation macro-F1 (``metrics["kept_previous"]`` says which)."""
-    previous = Retrained(copy.deepcopy(model), copy.deepcopy(peer), {})  # training updates `model` in place
+    previous_model, previous_peer = copy.deepcopy(model), copy.deepcopy(peer)  # training updates `model` in place
     previous_val = None
     if model is not None:
-        previous_val = evaluation(previous.model, normalization, data, params, splits=("val",))["val"]
+        previous_val = evaluation(previous_model, normalization, data, params, splits=("val",))["val"]
     scratch = params.al.retrain == "scratch"
     if params.al.train_on == "lnl":
         trained = _retrain_lnl(model, peer, spec, data, relabelled, params, seed, scratch, progress)
@@ -78,9 +78,9 @@ def retrain(model: torch.nn.Module, peer: Optional[torch.nn.Module], spec: Model
         tuned, scores = fine_tune(start, normalization, data.train.subset(trained_rows), data, params, seed, progress)
         trained = Retrained(tuned, None, scores)
     if previous_val is not None and trained.metrics["val"]["macro_f1"] <= previous_val["macro_f1"]:
-        previous.metrics = {"kept_previous": True, "best_epoch": None,
-                            **evaluation(previous.model, normalization, data, params)}
-        return previous
+        test = evaluation(previous_model, normalization, data, params, splits=("test",))
+        return Retrained(previous_model, previous_peer,
+                         {"kept_previous": True, "best_epoch": None, "val": previous_val, **test})
     trained.metrics = {"kept_previous": False, **trained.metrics}
     return trained
 
@@ -155,6 +155,11 @@ def evaluation(model: torch.nn.Module, normalization: dict, data: PipelineData, 
     device = pick_device(params.train.device)
     model = model.to(device)
     pipeline = InputPipeline(normalization, params.train.augment, device, torch.Generator())
-    return {name: evaluate(model, ImageSet.from_arrays(split.images, split.labels, device), pipeline,
-                           params.train.eval_batch_size, data.class_names) if len(split.labels) else None
-            for name, split in ((name, getattr(data, name)) for name in splits)}  # fmt: skip
+
+    def scores(split: SplitData) -> Optional[dict]:
+        if not len(split.labels):
+            return None
+        images = ImageSet.from_arrays(split.images, split.labels, device)
+        return evaluate(model, images, pipeline, params.train.eval_batch_size, data.class_names)
+
+    return {name: scores(getattr(data, name)) for name in splits}
