@@ -38,6 +38,8 @@ from alr_core.data.datasets import PipelineData, SplitData
 from alr_core.data.noise import noisy_label_table
 from alr_core.data.prepare import class_names, prepare
 
+from bench.records import append_record, read_records
+
 RETINA = Path(__file__).resolve().parents[2] / "shared" / "data" / "retinamnist" / "retinamnist.npz"
 DATASETS = {
     "digits": {"source": "digits"},
@@ -232,11 +234,8 @@ def main() -> None:
     if args.variants:
         methods = {name: methods[name] for name in args.variants}
 
-    done = {}
-    if args.raw.exists():  # resume an interrupted sweep
-        for line in args.raw.read_text().splitlines():
-            record = json.loads(line)
-            done[(record["dataset"], record["noise"], record["method"], record["seed"])] = record
+    # resume an interrupted sweep
+    done = {(r["dataset"], r["noise"], r["method"], r["seed"]): r for r in read_records(args.raw)}
     for dataset_name, dataset in [] if args.table_only else datasets.items():
         if "path" in dataset and not Path(dataset["path"]).exists():
             print(f"skipping {dataset_name}: {dataset['path']} not found")
@@ -273,8 +272,7 @@ def main() -> None:
                         "data": dataset, "epochs": args.epochs,
                     }  # fmt: skip
                     done[key] = record
-                    with args.raw.open("a") as handle:
-                        handle.write(json.dumps(record) + "\n")
+                    append_record(args.raw, record)
                     print(json.dumps({k: record[k] for k in ("dataset", "noise", "method", "seed",
                                                              "worst_class_recall", "test_balanced_accuracy")}),
                           flush=True)  # fmt: skip

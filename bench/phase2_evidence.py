@@ -53,6 +53,7 @@ from alr_core.common.errors import AlrError
 from alr_core.common.params import parse_params
 from alr_core.common.seeding import rng_for, seed_for
 from bench.phase1_evidence import DATASETS, parse_dataset, prepare_run
+from bench.records import append_record, read_records
 
 # every configuration names its phase-1 rule, pool and class balance, so that the table does not
 # move with params.yaml's defaults
@@ -164,7 +165,7 @@ def run_rounds(params, data, noisy, saved: dict) -> dict:
                          training_rows(labels, params.al.train_on), labelled(labels), round_params(params, str(number)),
                          seed_for(params.seed, f"retrain round {number}"), progress=False)  # fmt: skip
         model, peer = result.model, result.peer
-        per_round.append({"test": result.metrics["test"],
+        per_round.append({"test": result.metrics["test"], "kept": result.metrics["kept_previous"],
                           "cleaning": cleaning_metrics(before, labels, query, data.class_names)})  # fmt: skip
     expected = sum(r["cleaning"]["random_expected_fixes"] for r in per_round)
     fixed = sum(r["cleaning"]["fixed_by_queries"] for r in per_round)
@@ -178,6 +179,8 @@ def run_rounds(params, data, noisy, saved: dict) -> dict:
         "fixed_by_queries": fixed,
         "cleaning_efficiency": fixed / expected if expected > 0 else None,
         "curve": [r["test"]["balanced_accuracy"] for r in per_round],
+        # per round: whether it handed on the model it started from (its training validated no better)
+        "kept_previous": [r["kept"] for r in per_round],
     }
 
 
@@ -291,11 +294,7 @@ def main() -> None:
             raise SystemExit(f"--variants: unknown {unknown}; known: {list(configs)}")
         configs = {name: configs[name] for name in args.variants}
 
-    done = {}
-    if args.raw.exists():
-        for line in args.raw.read_text().splitlines():
-            record = json.loads(line)
-            done[(record["dataset"], record["noise"], record["budget"], record["config"], record["seed"])] = record
+    done = {(r["dataset"], r["noise"], r["budget"], r["config"], r["seed"]): r for r in read_records(args.raw)}
     rounds = {str(r): {"prev": "data/lnl" if r == 1 else f"data/rounds/{r - 1}"} for r in range(1, args.rounds + 1)}
     for dataset_name, dataset in [] if args.table_only else datasets.items():
         if "path" in dataset and not Path(dataset["path"]).exists():
@@ -316,8 +315,7 @@ def main() -> None:
                     record = {"dataset": dataset_name, "noise": args.noise, "budget": fraction, "config": name,
                               "seed": seed, "budget_samples": budget, **metrics, "params": config, "data": dataset}  # fmt: skip
                     done[key] = record
-                    with args.raw.open("a") as handle:
-                        handle.write(json.dumps(record) + "\n")
+                    append_record(args.raw, record)
                     print(json.dumps({k: record[k] for k in (*KEYS, "seed", "test_balanced_accuracy",
                                                              "cleaning_efficiency")}), flush=True)  # fmt: skip
     records = list(done.values())

@@ -1,4 +1,4 @@
-"""Issue-25 evidence: a label-free representation (SimCLR on each set's own train images) against
+"""Issue-25 evidence: a label-free representation (SimCLR or VICReg on each set's own train images) against
 training from scratch, loss rules against feature-space rules, phase 1 and phase 2, with paired
 per-seed differences and 95 % confidence intervals.
 
@@ -16,7 +16,9 @@ stopped and extended; pretrained embeddings are cached under ``--cache``.
 
 Initialisations: ``scratch`` (random small CNN, augmented images), ``ssl frozen`` (a linear head
 on the cached embeddings: ``model.init ssl, model.freeze backbone``), ``ssl finetune`` (the
-encoder's weights, then every layer trained on images: ``model.init ssl``).
+encoder's weights, then every layer trained on images: ``model.init ssl``); ``vicreg frozen`` and
+``vicreg finetune`` the same with VICReg (``pretrain.method: vicreg``, ``projection_dim: 512``) in place
+of SimCLR.
 """
 
 from __future__ import annotations
@@ -39,13 +41,21 @@ from alr_core.data.datasets import PipelineData, SplitData, model_inputs
 from alr_core.data.noise import noisy_label_table
 from alr_core.data.prepare import class_names, prepare
 from bench.phase1_evidence import parse_dataset
+from bench.records import append_record, read_records
 
 SPLIT_SEED = 0
+# VICReg with its best projection width in bench/ssl_methods_tables.md (its paper too finds wide ones best)
+VICREG = {"method": "vicreg", "projection_dim": 512}
 INITS = {
     "scratch": {"model": {"init": "scratch", "freeze": "none"}},
     "ssl frozen": {"model": {"init": "ssl", "freeze": "backbone"}},
     "ssl finetune": {"model": {"init": "ssl", "freeze": "none"}},
+    "vicreg frozen": {"model": {"init": "ssl", "freeze": "backbone"}, "pretrain": VICREG},
+    "vicreg finetune": {"model": {"init": "ssl", "freeze": "none"}, "pretrain": VICREG},
 }
+# the pretraining behind the "ssl" initialisations, over the pretrain defaults; an INITS entry's
+# own "pretrain" overrides it
+PRETRAIN = {"method": "simclr"}
 # phase-1 rules; every variant names its rule in full so the table does not move with params.yaml
 RULES = {
     "ce": {"method": "ce", "selection": "global"},
@@ -82,17 +92,31 @@ class Prepared:
     pretrain: dict  # metrics and timing of the pretraining
 
 
-def prepared(name: str, dataset: dict, pretrain_epochs: int, cache: Path) -> Prepared:
-    """The dataset's split (split seed 0), its SimCLR encoder and embeddings, pretrained once and cached."""
+def pretrain_settings(init: str, epochs: int) -> dict:
+    """The pretrain params (over the defaults) of the encoder that ``init`` starts from."""
+    return PRETRAIN | {"epochs": epochs} | INITS[init].get("pretrain", {})
+
+
+def base_params(dataset: dict, pretrain: dict) -> dict:
+    """The params of a run as a plain dict: the defaults, ``dataset`` with split seed 0,
+    ``pretrain`` over the pretrain defaults, the CPU, and horizontal flips for every set but
+    digits (medical images have no handedness)."""
+    base = dataclasses.asdict(load_params("params.yaml"))
+    base["data"] |= dataset | {"split_seed": SPLIT_SEED}
+    base["pretrain"] |= pretrain
+    base["train"]["device"] = "cpu"
+    if dataset["source"] != "digits":
+        base["train"]["augment"]["hflip"] = True
+    return base
+
+
+def prepared(name: str, dataset: dict, pretrain: dict, cache: Path) -> Prepared:
+    """The dataset's split (split seed 0), its encoder (``pretrain``: params over the defaults)
+    and embeddings, pretrained once and cached."""
     from alr_core.ssl.encoder import save_encoder
     from alr_core.ssl.loop import run_pretrain
 
-    base = dataclasses.asdict(load_params("params.yaml"))
-    base["data"] |= dataset | {"split_seed": SPLIT_SEED}
-    base["pretrain"] |= {"method": "simclr", "epochs": pretrain_epochs}
-    base["train"]["device"] = "cpu"
-    if dataset["source"] != "digits":
-        base["train"]["augment"]["hflip"] = True  # medical images have no handedness
+    base = base_params(dataset, pretrain)
     params = parse_params(base)
     data = prepare(params.data, rng_for(SPLIT_SEED, "split"))
     key = json.dumps([dataset, base["pretrain"], base["model"]["arch"], base["train"]["augment"]], sort_keys=True)
@@ -106,7 +130,7 @@ def prepared(name: str, dataset: dict, pretrain_epochs: int, cache: Path) -> Pre
                      dataclasses.asdict(params.pretrain), result.head)  # fmt: skip
         np.savez(path.with_suffix(".tmp.npz"), embeddings=result.embeddings, info=json.dumps(info))
         path.with_suffix(".tmp.npz").rename(path)
-        print(f"{name}: pretrained {pretrain_epochs} epochs in {info['seconds']:.0f} s", file=sys.stderr)
+        print(f"{name}: pretrained {pretrain} in {info['seconds']:.0f} s", file=sys.stderr)
     saved = np.load(path)
     return Prepared(base, data.samples, data.images, class_names(data.samples), saved["embeddings"],
                     path.with_suffix(".pt"), json.loads(str(saved["info"])))  # fmt: skip
@@ -194,7 +218,7 @@ def phase2_run(prep: Prepared, rate: float, seed: int, init: str, name: str, bud
 
 def label_issue_runs(prep: Prepared, rate: float, seed: int) -> list[dict]:
     """The label-issue ranking (1 − the K-fold probe's probability of the given label, as the
-    label_issues stage ranks) on the SimCLR embeddings and on those of the same encoder at its
+    label_issues stage ranks) on the pretrained embeddings (SimCLR or VICReg) and on those of the same encoder at its
     random initialisation (``pretrain.method: none``): AUROC for finding the wrong labels and
     the precision among the first n, n = the number of wrong labels."""
     from sklearn.metrics import roc_auc_score
@@ -208,7 +232,8 @@ def label_issue_runs(prep: Prepared, rate: float, seed: int) -> list[dict]:
     train_rows = np.flatnonzero(prep.samples["split"].to_numpy() == "train")
     observed, wrong = data.train.labels, data.train.labels != data.train.truth
     records = []
-    for name, embeddings in (("simclr", data.train.images), ("random initialisation", random_init[train_rows])):
+    method = prep.base["pretrain"]["method"]
+    for name, embeddings in ((method, data.train.images), ("random initialisation", random_init[train_rows])):
         probs = kfold_probs(embeddings, observed, len(prep.names), params.lnl.cv_folds, FOLD_SEED)
         score = 1.0 - probs[np.arange(len(observed)), observed]
         top = np.argsort(-score, kind="stable")[: wrong.sum()]
@@ -312,7 +337,8 @@ def tables(records: list[dict]) -> str:
     if len(issues):
         out += section("## The label-issue ranking", "AUROC of 1 − the K-fold probe's probability of the given "
                        "label for finding the wrong labels, and the precision among the first n (n = the number of "
-                       "wrong labels); mean over seeds, Δ = SimCLR − random initialisation, paired.",
+                       "wrong labels); mean over seeds, Δ = the pretrained embeddings (SimCLR or VICReg) − those of the "
+                       "same encoder at its random initialisation, paired.",
                        ["dataset", "noise", "embeddings", "n", "AUROC", "Δ AUROC", "precision among the first n"])
         baseline = "label issues, random initialisation embeddings"
         auroc = paired(issues, "auroc", baseline)
@@ -342,14 +368,18 @@ def tables(records: list[dict]) -> str:
                        "phase-1 model the rounds started from, same run, mean [95 % t-interval] over seeds; per "
                        f"round rule: `{ROUND_RULE}` (a round hands on the model it started from when the trained "
                        f"one scores no higher validation macro-F1, the pipeline's rule) or `{TRAINED_ALWAYS}` "
-                       "(records from before that rule).",
+                       "(records from before that rule). Rounds kept: the mean share of a run's rounds that handed "
+                       "on their starting model (recorded since the runs of 2026-12-05).",
                        ["dataset", "noise", "budget", "init", "configuration", "round rule", "n",
-                        "after − before the rounds"])
+                        "after − before the rounds", "rounds kept"])
         gained = rounds.assign(gain=rounds["test_balanced_accuracy"] - rounds["phase1_test_balanced_accuracy"])
+        if "kept_previous" not in gained:
+            gained["kept_previous"] = None
         for key, runs in gained.groupby(["dataset", "rate", "budget", "init", "variant", "round_rule"], sort=False):
             gain = runs["gain"].dropna()
+            kept = [np.mean(k) for k in runs["kept_previous"] if isinstance(k, list)]
             out.append(markdown_row([key[0], key[1], f"{key[2]:.0%}", *key[3:], len(gain),
-                                     diff_text(mean_interval(gain))]))  # fmt: skip
+                                     diff_text(mean_interval(gain)), f"{np.mean(kept):.0%}" if kept else "—"]))  # fmt: skip
         out += section("### The previous model competing, against always handing on the trained one",
                        "Test balanced accuracy after the last round, the two round rules paired per seed (same "
                        "phase 1, queries may differ from round 2 on): Δ = competing − always trained.",
@@ -360,7 +390,34 @@ def tables(records: list[dict]) -> str:
             if not pd.isna(row.get("diff")):
                 out.append(markdown_row([row["dataset"], row["rate"], f"{row['budget']:.0%}", row["init"],
                                          row["variant"], int(row["pairs"]), diff_text(row)]))
+    out += vicreg_table(frame)
     return "\n".join(out) + "\n"
+
+
+def vicreg_table(frame: pd.DataFrame) -> list[str]:
+    """VICReg's initialisations against SimCLR's with the same use of the encoder, per rule or
+    configuration, paired per seed (phase 1, and phase 2 under the current round rule)."""
+    one = with_safety_net(frame[frame["phase"] == 1])
+    two = frame[(frame["phase"] == 2) & (frame.get("round_rule") == ROUND_RULE)]
+    rows = []
+    for vicreg, simclr in (("vicreg frozen", "ssl frozen"), ("vicreg finetune", "ssl finetune")):
+        for phase, runs in ((1, one), (2, two)):
+            pair = runs[runs["init"].isin([vicreg, simclr])]
+            if not (pair["init"] == vicreg).any():
+                continue
+            diffs = paired(pair, "test_balanced_accuracy", simclr, column="init",
+                           keys=("dataset", "rate", "budget", "variant"))
+            for _, row in diffs[(diffs["init"] == vicreg) & diffs.get("diff", pd.Series(dtype=float)).notna()].iterrows():
+                budget = "—" if pd.isna(row["budget"]) else f"{row['budget']:.0%}"
+                rows.append(markdown_row([phase, row["dataset"], row["rate"], budget, vicreg, row["variant"],
+                                          int(row["pairs"]), fmt(row["mean"]), diff_text(row)]))  # fmt: skip
+    if not rows:
+        return []
+    return section("## VICReg against SimCLR", "Test balanced accuracy with VICReg's encoder (projection 512) "
+                   "against SimCLR's (projection 64, the default), the same rule or configuration and the same use "
+                   "of the encoder, paired per seed: Δ = VICReg − SimCLR, mean [95 % t-interval].",
+                   ["phase", "dataset", "noise", "budget", "init", "rule / configuration", "seeds paired",
+                    "test bal. acc.", "Δ vs SimCLR"]) + rows  # fmt: skip
 
 
 def main() -> None:
@@ -369,7 +426,7 @@ def main() -> None:
     parser.add_argument("--rates", nargs="+", type=float, default=[0.4])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--phase", type=int, choices=[0, 1, 2], default=1,
-                        help="1: phase 1, 2: phase 2, 0: the label-issue ranking of SimCLR against random embeddings")
+                        help="1: phase 1, 2: phase 2, 0: the label-issue ranking of pretrained against random embeddings")
     parser.add_argument("--inits", nargs="+", default=["ssl frozen"], choices=list(INITS))
     parser.add_argument("--variants", nargs="+", default=None,
                         help=f"phase 1: {[*RULES, CEILING]}; phase 2: {list(STRATEGIES)}")
@@ -381,7 +438,7 @@ def main() -> None:
     parser.add_argument("--table-only", action="store_true")
     args = parser.parse_args()
 
-    records = [json.loads(line) for line in args.raw.read_text().splitlines()] if args.raw.exists() else []
+    records = read_records(args.raw)
     # a label-issue run writes one record per embedding, all under the variant "label issues"
     done = {(r["dataset"], r["rate"], r["seed"], r["init"], r["variant"].split(",")[0], r.get("budget"),
              r["pretrain_epochs"], r.get("round_rule")) for r in records}  # fmt: skip
@@ -392,9 +449,9 @@ def main() -> None:
             if dataset.get("path") and not Path(dataset["path"]).exists():
                 print(f"{name}: {dataset['path']} is absent, skipped", file=sys.stderr)
                 continue
-            prep = prepared(name, dataset, args.pretrain_epochs, args.cache)
             for rate in args.rates:
                 for init in args.inits:
+                    prep = prepared(name, dataset, pretrain_settings(init, args.pretrain_epochs), args.cache)
                     for variant in variants:
                         for budget in (args.budgets if args.phase == 2 else [None]):
                             for seed in args.seeds:
@@ -411,8 +468,7 @@ def main() -> None:
                                     record = dict(zip(["dataset", "rate", "seed", "init", "variant", "budget",
                                                        "pretrain_epochs"], key)) | {"phase": args.phase} | record
                                     records.append(record)
-                                    with args.raw.open("a") as handle:
-                                        handle.write(json.dumps(record) + "\n")
+                                    append_record(args.raw, record)
                                     print(json.dumps(record), file=sys.stderr)
     header = (f"# SSL evidence tables\n\nProduced by `python -m bench.ssl_evidence --table-only` from "
               f"`{args.raw}`; the commands and the reading are in bench/ssl_evidence.md.\n\n")

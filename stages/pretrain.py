@@ -17,6 +17,8 @@ from alr_core.common.cli import run_stage
 from alr_core.common.params import load_params
 from alr_core.common.text import counted, rounded
 
+LOSS_NAMES = {"simclr": "NT-Xent", "vicreg": "VICReg loss"}
+
 
 def main() -> None:
     params = load_params(paths.PARAMS)
@@ -42,8 +44,8 @@ def main() -> None:
     metrics = result.metrics
     trained = (
         f"{counted(metrics['epochs'], 'epoch')} on {counted(metrics['train_images'], 'train image')}, "
-        f"NT-Xent {rounded(metrics['loss_first_epoch'])} → {rounded(metrics['loss_last_epoch'])} "
-        f"(chance {rounded(metrics['loss_chance'])}); "
+        f"{LOSS_NAMES[metrics['method']]} {rounded(metrics['loss_first_epoch'])} → {rounded(metrics['loss_last_epoch'])} "
+        f"(collapsed {rounded(metrics['loss_chance'])}); "
         if metrics["epochs"]
         else "no training (random initialisation); "
     )

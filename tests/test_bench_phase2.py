@@ -47,6 +47,11 @@ def test_every_configuration_runs_every_round(sweep):
     assert [r["config"] for r in records] == ["ce + random", "finetune", "scratch last"]
     for record in records:
         assert len(record["curve"]) == 2 and record["curve"][-1] == record["test_balanced_accuracy"]
+        # a round that kept its starting model scores what that model scored
+        before = [record["phase1_test_balanced_accuracy"], *record["curve"][:-1]]
+        assert len(record["kept_previous"]) == 2
+        for kept, start, end in zip(record["kept_previous"], before, record["curve"]):
+            assert isinstance(kept, bool) and (not kept or end == start)
         assert 0.0 <= record["test_balanced_accuracy"] <= 1.0
         assert record["label_accuracy"] >= record["label_accuracy_before"]  # a perfect oracle only fixes
         assert record["budget_samples"] >= 2  # at least one query per round

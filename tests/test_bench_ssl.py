@@ -1,12 +1,13 @@
-"""bench/ssl_evidence.py's paired intervals, the safety-net rows and the phase-2 tables, on hand-made records."""
+"""bench/ssl_evidence.py's paired intervals, the safety-net rows and the phase-2 tables, on hand-made records;
+the pretraining behind each initialisation."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from bench.ssl_evidence import (CEILING, DEFAULT_RULE, ROUND_RULE, SAFETY_NET, TRAINED_ALWAYS, paired, tables,
-                                with_safety_net)
+from bench.ssl_evidence import (CEILING, DEFAULT_RULE, ROUND_RULE, SAFETY_NET, TRAINED_ALWAYS, paired,
+                                pretrain_settings, tables, with_safety_net)
 
 
 def records(variant: str, values: list[float], vals: list[float] | None = None) -> list[dict]:
@@ -65,12 +66,41 @@ def test_phase2_tables_use_the_current_round_rule_and_pair_the_two_rules():
     frame = (round_records("ce + random", TRAINED_ALWAYS, [0.5, 0.5, 0.5], before)
              + round_records("ce + random", ROUND_RULE, [0.6, 0.65, 0.7], before)
              + round_records("ce + label_disagreement", ROUND_RULE, [0.7, 0.75, 0.8], before))  # fmt: skip
+    for record, kept in zip(frame[3:6], ([True, False], [True, True], [False, False])):
+        record["kept_previous"] = kept  # 1 + 2 + 0 of 6 rounds
     text = tables(frame)
     phase2 = text.split("## Phase 2")[1].split("###")[0]
     # the main table holds only the current rule's runs: ce + random's mean is 0.650, not 0.575
     assert "| ce + random | 3 | 0.650 |" in phase2 and "0.575" not in phase2
     assert "| ce + label_disagreement | 3 | 0.750 | +0.100 [+0.100, +0.100] |" in phase2
     add = text.split("### What the rounds add")[1].split("###")[0]
-    assert f"| ce + random | {TRAINED_ALWAYS} | 3 | -0.100 [-0.100, -0.100] |" in add
+    assert f"| ce + random | {TRAINED_ALWAYS} | 3 | -0.100 [-0.100, -0.100] | — |" in add  # kept not recorded
+    assert f"| ce + random | {ROUND_RULE} | 3 | +0.050 [-0.074, +0.174] | 50% |" in add
     rules = text.split("### The previous model competing")[1]
     assert "| d | 0.4 | 10% | scratch | ce + random | 3 | +0.150 [+0.026, +0.274] |" in rules
+
+
+def test_vicreg_initialisations_pretrain_with_vicreg():
+    assert pretrain_settings("vicreg frozen", 50) == pretrain_settings("vicreg finetune", 50) == {
+        "method": "vicreg", "epochs": 50, "projection_dim": 512}
+    # the SimCLR encoder's settings are what the cache of earlier runs is keyed on
+    assert pretrain_settings("ssl frozen", 50) == pretrain_settings("scratch", 50) == {"method": "simclr", "epochs": 50}
+
+
+def test_vicreg_is_paired_with_simclr_under_the_same_use_of_the_encoder():
+    def runs(init, values, phase=1, budget=None):
+        return [{"dataset": "d", "rate": 0.4, "budget": budget, "init": init, "variant": "ce", "seed": seed,
+                 "phase": phase, "test_balanced_accuracy": value, "val_balanced_accuracy": value,
+                 "round_rule": ROUND_RULE if phase == 2 else None, "precision": None, "worst_class_recall": None,
+                 "cleaning_efficiency": 2.0, "phase1_test_balanced_accuracy": 0.5}
+                for seed, value in enumerate(values)]  # fmt: skip
+
+    frame = pd.DataFrame(runs("ssl frozen", [0.5, 0.6, 0.7]) + runs("vicreg frozen", [0.6, 0.8, 0.8])
+                         + runs("ssl finetune", [0.9, 0.9, 0.9])  # another use of the encoder: not paired
+                         + runs("ssl frozen", [0.5, 0.5], phase=2, budget=0.1)
+                         + runs("vicreg frozen", [0.4, 0.4], phase=2, budget=0.1))  # fmt: skip
+    table = tables(frame).split("## VICReg against SimCLR")[1]
+    # phase 1: differences 0.1, 0.2, 0.1 → +0.133 ± 4.3027 · 0.0577 / √3
+    assert "| 1 | d | 0.4 | — | vicreg frozen | ce | 3 | 0.733 | +0.133 [-0.010, +0.277] |" in table
+    assert "| 2 | d | 0.4 | 10% | vicreg frozen | ce | 2 | 0.400 | -0.100 [-0.100, -0.100] |" in table
+    assert "finetune" not in table

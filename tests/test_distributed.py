@@ -3,7 +3,7 @@
 In one process: the slices of a global batch, the helpers that degrade to one process, the CPU
 synchronised BatchNorm's arithmetic, the dispatch on ``train.processes`` and the message that
 names a failed rank. On 2 CPU processes with Gloo, started as a training stage starts
-(tests/distributed_job.py, e2e): pretraining, phase 1 and fine-tuning give what one process
+(tests/distributed_job.py, e2e): pretraining (SimCLR and VICReg), phase 1 and fine-tuning give what one process
 gives with the same global batch, the checkpoint written loads in one process, and a killed
 rank fails the stage with its rank named and no output. Two torchrun agents started as two
 machines start them (``--nnodes 2``, a TCP rendezvous, here both on localhost) give the same.
@@ -206,11 +206,13 @@ def assert_weights_close(got: dict, expected: dict) -> None:
 
 
 @pytest.mark.e2e
-def test_pretraining_on_two_processes_is_one_process_pretraining(one_process, two_processes):
+@pytest.mark.parametrize("method", ["", "vicreg_"], ids=["simclr", "vicreg"])
+def test_pretraining_on_two_processes_is_one_process_pretraining(one_process, two_processes, method):
     results, _ = two_processes
-    assert_tables_close(results["pretrain_epochs"], one_process["pretrain_epochs"])
-    assert results["embeddings"].shape == one_process["embeddings"].shape == (120, 128)  # every split, in order
-    np.testing.assert_allclose(results["embeddings"], one_process["embeddings"], rtol=TOLERANCE, atol=TOLERANCE)
+    assert_tables_close(results[f"{method}pretrain_epochs"], one_process[f"{method}pretrain_epochs"])
+    embeddings, expected = results[f"{method}embeddings"], one_process[f"{method}embeddings"]
+    assert embeddings.shape == expected.shape == (120, 128)  # every split, in order
+    np.testing.assert_allclose(embeddings, expected, rtol=TOLERANCE, atol=TOLERANCE)
 
 
 @pytest.mark.e2e

@@ -1,5 +1,5 @@
-"""Self-supervised pretraining (alr_core.ssl, stages/pretrain.py): NT-Xent on hand-computed
-inputs, the batched views, the encoder and its checkpoint, the loop (train images only, labels
+"""Self-supervised pretraining (alr_core.ssl, stages/pretrain.py): NT-Xent and VICReg's loss on
+hand-computed inputs, the batched views, the encoder and its checkpoint, the loop (train images only, labels
 never read, every sample embedded once), the splits' own seed, and DVC caching: `pretrain` is
 not re-run when only the noise, the replicate seed or the budget change."""
 
@@ -22,7 +22,7 @@ from alr_core.nn.training import EpochLosses, InputPipeline
 from alr_core.ssl import loop
 from alr_core.ssl.embeddings import embedding_matrix, embeddings_table
 from alr_core.ssl.encoder import ENCODER_ONLY, ProjectionHead, build_encoder, encoder_spec, save_encoder
-from alr_core.ssl.loss import nt_xent
+from alr_core.ssl.loss import nt_xent, vicreg, vicreg_collapse_loss
 from alr_core.ssl.views import random_view
 
 pytestmark = pytest.mark.usefixtures("torch_state")
@@ -86,6 +86,49 @@ def test_nt_xent_gradient_and_shape_errors():
     assert torch.isfinite(z1.grad).all() and z1.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="two \\(B, D\\) batches"):
         nt_xent(torch.randn(4, 3), torch.randn(5, 3), 0.5)
+
+
+# ----------------------------------------------------------------------------- VICReg
+
+
+def test_vicreg_by_hand():
+    # identical views (invariance 0), dimension 0 spread out (std √2 > 1: no penalty), dimension
+    # 1 constant (std √ε = 0.01, penalty 0.99), uncorrelated: μ · 2 views · 0.99 / 2 dimensions
+    z = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
+    assert vicreg(z, z.clone()).item() == pytest.approx(25 * 2 * 0.99 / 2)
+    # z1's dimensions move together: covariance [[8, 8], [8, 8]], off-diagonal 2 · 8² / D = 64;
+    # z2 differs from z1 by ±2 in dimension 1: MSE (4 + 4) / 4 = 2, times λ = 25; z2's constant
+    # dimension 1 costs μ · 0.99 / 2
+    z1 = torch.tensor([[2.0, 2.0], [-2.0, -2.0]])
+    z2 = torch.tensor([[2.0, 0.0], [-2.0, 0.0]])
+    assert vicreg(z1, z2).item() == pytest.approx(25 * 2 + 25 * 0.99 / 2 + 64)
+
+
+def test_vicreg_invariances_and_collapse():
+    gen = torch.Generator().manual_seed(0)
+    z1 = torch.randn(8, 5, generator=gen)
+    z2 = z1 + 0.1 * torch.randn(8, 5, generator=gen)  # two views of the same images, alike
+    loss = vicreg(z1, z2)
+    assert vicreg(z2, z1).item() == pytest.approx(loss.item())  # the two views are symmetric
+    order = torch.randperm(8, generator=gen)
+    assert vicreg(z1[order], z2[order]).item() == pytest.approx(loss.item())  # pair order
+    shift = torch.randn(1, 5, generator=gen)
+    # a shared shift changes neither variance nor covariance nor the views' differences
+    assert vicreg(z1 + shift, z2 + shift).item() == pytest.approx(loss.item(), rel=1e-5)
+    # unlike NT-Xent the scale counts: embeddings shrunk toward one point pay the variance term
+    assert vicreg(z1 * 0.01, z2 * 0.01).item() > loss.item()
+    same = torch.ones(8, 5)
+    assert vicreg(same, same).item() == pytest.approx(vicreg_collapse_loss()) == pytest.approx(49.5)
+
+
+def test_vicreg_gradient_and_errors():
+    z1 = torch.randn(4, 3, requires_grad=True)
+    vicreg(z1, torch.randn(4, 3)).backward()
+    assert torch.isfinite(z1.grad).all() and z1.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="two \\(B, D\\) batches"):
+        vicreg(torch.randn(4, 3), torch.randn(4, 2))
+    with pytest.raises(ValueError, match="at least 2 rows per batch.*got 1"):
+        vicreg(torch.randn(1, 3), torch.randn(1, 3))
 
 
 # ----------------------------------------------------------------------------- views
@@ -237,22 +280,24 @@ def tiny_data(num_train=24, num_val=6, num_test=6, size=8, seed=0):
     return np.ascontiguousarray(images), samples
 
 
-def test_pretrain_reduces_the_loss_and_is_deterministic():
+@pytest.mark.parametrize("method", ["simclr", "vicreg"])
+def test_pretrain_reduces_the_loss_and_is_deterministic(method):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (48, 8, 8, 1), dtype=np.uint8)  # 48 distinct textures
     samples = pd.DataFrame({"sample_id": [f"s{i}" for i in range(48)], "split": "train"})
-    params = tiny_params(epochs=4, batch_size=24, crop_scale_min=0.6)
+    params = tiny_params(method=method, epochs=4, batch_size=24, crop_scale_min=0.6)
     first = loop.run_pretrain(images, samples, params, progress=False)
     losses = first.epochs["loss"].to_numpy()
     assert first.epochs["epoch"].tolist() == [0, 1, 2, 3]
     assert losses[-1] < losses[0]
+    assert first.metrics["loss_chance"] == pytest.approx(math.log(2 * 24 - 1) if method == "simclr" else 49.5)
     assert first.epochs["lr"].iloc[0] == pytest.approx(0.003) and first.epochs["lr"].is_monotonic_decreasing
     again = loop.run_pretrain(images, samples, params, progress=False)
     np.testing.assert_array_equal(again.embeddings, first.embeddings)
     pd.testing.assert_frame_equal(again.epochs, first.epochs)
     assert again.metrics == first.metrics
-    other = loop.run_pretrain(images, samples, tiny_params(epochs=4, batch_size=24, crop_scale_min=0.6, seed=1),
-                              progress=False)  # fmt: skip
+    other = loop.run_pretrain(images, samples, tiny_params(method=method, epochs=4, batch_size=24,
+                                                           crop_scale_min=0.6, seed=1), progress=False)  # fmt: skip
     assert not np.array_equal(other.embeddings, first.embeddings)
 
 
@@ -307,7 +352,7 @@ def test_embeddings_table_round_trips_through_parquet(tmp_path):
 
 def test_method_none_embeds_the_random_initialisation(monkeypatch):
     images, samples = tiny_data()
-    monkeypatch.setattr(loop, "train_simclr", lambda *a, **k: pytest.fail("method none trains nothing"))
+    monkeypatch.setattr(loop, "train_self_supervised", lambda *a, **k: pytest.fail("method none trains nothing"))
     result = loop.run_pretrain(images, samples, tiny_params(method="none"), progress=False)
     again = loop.run_pretrain(images, samples, tiny_params(method="none"), progress=False)
     assert result.head is None and result.epochs.empty and list(result.epochs.columns) == ["epoch", "loss", "lr"]
@@ -320,6 +365,8 @@ def test_bad_inputs_are_one_line_errors():
     images, samples = tiny_data(num_train=1, num_val=2, num_test=2)
     with pytest.raises(AlrError, match="pretrain.method 'simclr' needs at least 2 train images.*got 1"):
         loop.run_pretrain(images, samples, tiny_params(), progress=False)
+    with pytest.raises(AlrError, match="pretrain.method 'vicreg' needs at least 2 train images.*got 1"):
+        loop.run_pretrain(images, samples, tiny_params(method="vicreg"), progress=False)
     with pytest.raises(AlrError, match="4 rows but the images array has 5"):
         loop.run_pretrain(images, samples.iloc[:4], tiny_params(method="none"), progress=False)
     losses = EpochLosses(3, lr_key="pretrain.lr")
@@ -331,7 +378,7 @@ def test_bad_inputs_are_one_line_errors():
 @pytest.mark.parametrize(
     "raw, message",
     [
-        ({"pretrain": {"method": "byol"}}, "'pretrain.method' is 'byol'; valid values: 'simclr' | 'none'"),
+        ({"pretrain": {"method": "byol"}}, "'pretrain.method' is 'byol'; valid values: 'simclr' | 'vicreg' | 'none'"),
         ({"pretrain": {"crop_scale_min": 0}}, "'pretrain.crop_scale_min' is 0.0; valid range: (0.0, 1.0]"),
         ({"pretrain": {"brightness": 1}}, "'pretrain.brightness' is 1.0; valid range: [0.0, 1.0)"),
         ({"pretrain": {"temperature": 0}}, "'pretrain.temperature' is 0.0; valid range: (0.0, inf)"),

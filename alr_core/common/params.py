@@ -71,7 +71,7 @@ class PretrainParams:
 
     # simclr by default: its embeddings rank wrong labels better than a random initialisation's
     # on all four measured sets (bench/ssl_evidence.md), for 15 epochs of about 1 s per 500 images
-    method: Literal["simclr", "none"] = "simclr"
+    method: Literal["simclr", "vicreg", "none"] = "simclr"
     seed: int = field(default=0, metadata=_range(0, 2**32 - 1))
     epochs: int = field(default=15, metadata=_range(1, None))
     batch_size: int = field(default=256, metadata=_range(2, None))
@@ -366,7 +366,7 @@ def _check_model(params: Params, source: str) -> None:
     if model.init == "ssl" and params.pretrain.method == "none":
         raise AlrError(
             f"{source}: 'model.init' is 'ssl' but 'pretrain.method' is 'none', so there is no trained "
-            "encoder to start from; set pretrain.method: simclr, or model.init: scratch"
+            "encoder to start from; set pretrain.method: simclr (or vicreg), or model.init: scratch"
         )
     if model.freeze == "backbone" and model.init != "ssl":
         raise AlrError(

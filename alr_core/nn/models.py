@@ -199,7 +199,7 @@ def _load_encoder(model: nn.Module, spec: ModelSpec, path: Path) -> dict:
     if (checkpoint.get("pretrain") or {}).get("method", "none") == "none":
         raise AlrError(
             f"model.init is 'ssl' but {path} was not trained (pretrain.method 'none'); set "
-            "pretrain.method: simclr, or model.init: scratch"
+            "pretrain.method: simclr (or vicreg), or model.init: scratch"
         )
     # the encoder has every tensor of the classifier but its head, which keeps its fresh weights
     head = {k: v for k, v in model.state_dict().items() if k.startswith("head.")}

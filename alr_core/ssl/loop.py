@@ -1,5 +1,5 @@
-"""The pretraining loop: SimCLR on the train split's images, then the encoder's embedding of
-every sample of every split. One plain loop over epochs and batches, no framework.
+"""The pretraining loop: SimCLR or VICReg on the train split's images, then the encoder's
+embedding of every sample of every split. One plain loop over epochs and batches, no framework.
 
 Only the train split's images are trained on (the validation and test images are embedded,
 never trained on) and no label is read: the caller passes sample ids and splits only.
@@ -35,7 +35,7 @@ from alr_core.nn.training import (
     shuffled_batches,
 )
 from alr_core.ssl.encoder import ProjectionHead, build_encoder, encoder_spec
-from alr_core.ssl.loss import nt_xent
+from alr_core.ssl.loss import nt_xent, vicreg, vicreg_collapse_loss
 from alr_core.ssl.views import random_view
 
 
@@ -56,17 +56,19 @@ def run_pretrain(images: np.ndarray, samples: pd.DataFrame, params: Params, prog
     every row.
 
     images: uint8 (N, H, W, C); samples: N rows with ``split`` (row i describes images[i]).
-    ``pretrain.method: none`` trains nothing: the embeddings are the features of the seeded
+    ``pretrain.method``: ``simclr`` (NT-Xent) or ``vicreg`` train the encoder and a projection
+    head on two random views of each image; ``none`` trains nothing: the embeddings are the features of the seeded
     random initialisation, a baseline for what training adds.
     """
     pre = params.pretrain
     if len(samples) != len(images):
         raise AlrError(f"the samples table has {len(samples)} rows but the images array has {len(images)} images")
     train_rows = np.flatnonzero(samples["split"].to_numpy() == "train")
-    if pre.method == "simclr" and len(train_rows) < 2:
+    trains = pre.method != "none"
+    if trains and len(train_rows) < 2:
         raise AlrError(
-            f"pretrain.method 'simclr' needs at least 2 train images (each image is told apart from the "
-            f"others of its batch), got {len(train_rows)}; use pretrain.method 'none'"
+            f"pretrain.method '{pre.method}' needs at least 2 train images (its loss compares the images of a "
+            f"batch), got {len(train_rows)}; use pretrain.method 'none'"
         )
     device = pick_device(params.train.device)
     generator = seed_everything(pre.seed)  # initialisation, batch order and views
@@ -78,10 +80,10 @@ def run_pretrain(images: np.ndarray, samples: pd.DataFrame, params: Params, prog
     precision = MixedPrecision(params.train.mixed_precision, device)
     encoder = build_encoder(spec).to(device)
     head, rows, train_seconds = None, [], 0.0
-    if pre.method == "simclr":
+    if trains:
         head = ProjectionHead(encoder.feature_dim, pre.projection_dim).to(device)
         start = time.perf_counter()
-        rows = train_simclr(encoder, head, train_images, pipeline, precision, params, generator, progress)
+        rows = train_self_supervised(encoder, head, train_images, pipeline, precision, params, generator, progress)
         train_seconds = time.perf_counter() - start
     start = time.perf_counter()
     embeddings = embed(encoder, images, pipeline, pre.batch_size)
@@ -99,9 +101,9 @@ def run_pretrain(images: np.ndarray, samples: pd.DataFrame, params: Params, prog
         "epochs": len(rows),
         "loss_first_epoch": rows[0]["loss"] if rows else None,
         "loss_last_epoch": rows[-1]["loss"] if rows else None,
-        # NT-Xent of a full batch whose embeddings all coincide, log(2B − 1): a trained encoder
-        # ends well below it
-        "loss_chance": math.log(2 * batch - 1) if pre.method == "simclr" else None,
+        # the loss of a full batch whose embeddings all coincide (NT-Xent: log(2B − 1)): a
+        # trained encoder ends well below it
+        "loss_chance": collapse_loss(pre.method, batch),
     }
     timing = {
         "seconds": {"train": round(train_seconds, 3), "embed": round(embed_seconds, 3)},
@@ -113,14 +115,25 @@ def run_pretrain(images: np.ndarray, samples: pd.DataFrame, params: Params, prog
                           pd.DataFrame(rows, columns=["epoch", "loss", "lr"]), metrics, timing)  # fmt: skip
 
 
-def train_simclr(encoder: nn.Module, head: nn.Module, images: np.ndarray, pipeline: InputPipeline,
-                 precision: MixedPrecision, params: Params, generator: torch.Generator,
-                 progress: bool = True) -> list[dict]:  # fmt: skip
-    """SimCLR: per batch, two random views of each image through encoder and head, NT-Xent.
+def collapse_loss(method: str, batch: int) -> Optional[float]:
+    """The loss of ``method`` on a batch of ``batch`` images whose embeddings all coincide; None
+    for ``none``, which has no loss."""
+    if method == "simclr":
+        return math.log(2 * batch - 1)
+    if method == "vicreg":
+        return vicreg_collapse_loss()
+    return None
+
+
+def train_self_supervised(encoder: nn.Module, head: nn.Module, images: np.ndarray, pipeline: InputPipeline,
+                          precision: MixedPrecision, params: Params, generator: torch.Generator,
+                          progress: bool = True) -> list[dict]:  # fmt: skip
+    """SimCLR or VICReg (``pretrain.method``): per batch, two random views of each image through
+    encoder and head, then NT-Xent or VICReg's loss of the two views' outputs.
 
     images: uint8 (N, H, W, C), the train split's. AdamW at ``pretrain.lr`` with a cosine
     schedule over ``pretrain.epochs`` (stepped per epoch). Returns one row per epoch: the mean
-    NT-Xent (nats) and the learning rate the epoch trained with.
+    loss and the learning rate the epoch trained with.
     """
     pre = params.pretrain
     device = pipeline.mean.device
@@ -128,7 +141,7 @@ def train_simclr(encoder: nn.Module, head: nn.Module, images: np.ndarray, pipeli
     data = ImageSet.from_arrays(images, np.zeros(len(images), dtype=np.int64), device)
     flips = params.train.augment.hflip, params.train.augment.vflip
     parameters = [*encoder.parameters(), *head.parameters()]
-    # in a process group each rank embeds its slice of the batch; NT-Xent takes the global batch
+    # in a process group each rank embeds its slice of the batch; the loss takes the global batch
     # (alr_core.nn.distributed), so every anchor has the negatives of one process
     encoder_ddp, head_ddp = distributed.data_parallel(encoder), distributed.data_parallel(head)
     optimizer = torch.optim.AdamW(parameters, lr=pre.lr, weight_decay=pre.weight_decay, fused=True)  # as make_optimizer
@@ -150,7 +163,7 @@ def train_simclr(encoder: nn.Module, head: nn.Module, images: np.ndarray, pipeli
                 z = head_ddp(features)
             # (B, 2, D): one gather brings both views of the global batch
             z1, z2 = distributed.global_batch(torch.stack(z.float().chunk(2), dim=1), len(idx)).unbind(1)
-            loss = nt_xent(z1, z2, pre.temperature)
+            loss = nt_xent(z1, z2, pre.temperature) if pre.method == "simclr" else vicreg(z1, z2)
             precision.step(distributed.loss_for_backward(loss), optimizer)
             losses.add([loss], [len(idx)])
         lr = schedule.get_last_lr()[0]  # the rate this epoch trained with, before the step
