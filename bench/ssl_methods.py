@@ -1,6 +1,6 @@
 """The pretraining method and the projection head's width, measured on the embeddings alone:
-SimCLR (NT-Xent) against VICReg, each with a 64- and a 512-wide projection, several pretraining
-seeds per set, paired per pretraining seed.
+SimCLR (NT-Xent) against VICReg, each with a 64- and a 512-wide projection, at the default batch
+(256) and a small one, several pretraining seeds per set, paired per pretraining seed.
 
 Per (set, configuration, pretraining seed) one pretraining on the train images (split seed 0,
 ``--epochs`` epochs, the other pretrain params at their defaults), then two measures of the
