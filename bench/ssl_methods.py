@@ -82,8 +82,8 @@ def run(name: str, dataset: dict, config: str, seed: int, epochs: int, batch_siz
         aurocs.append(roc_auc_score(wrong, 1.0 - probs[np.arange(len(observed)), observed]))
     return {"dataset": name, "config": config, "pretrain_seed": seed, "epochs": epochs, "batch_size": batch_size,
             "probe_balanced_accuracy": float(probe_accuracy), "label_issue_auroc": float(np.mean(aurocs)),
-            "loss_first_epoch": result.metrics["loss_first_epoch"], "loss_last_epoch": result.metrics["loss_last_epoch"],
-            "seconds": round(seconds, 1)}  # fmt: skip
+            "loss_first_epoch": result.metrics["loss_first_epoch"],
+            "loss_last_epoch": result.metrics["loss_last_epoch"], "seconds": round(seconds, 1)}  # fmt: skip
 
 
 def tables(records: list[dict]) -> str:
@@ -106,9 +106,10 @@ def tables(records: list[dict]) -> str:
                     return "—"
                 return diff_text(mean_interval(runs.loc[common, metric] - base.loc[common, metric]))
 
-            out.append(markdown_row([dataset, epochs, batch, config, len(runs), fmt(runs["probe_balanced_accuracy"].mean()),
-                                     delta("probe_balanced_accuracy"), fmt(runs["label_issue_auroc"].mean()),
-                                     delta("label_issue_auroc"), f"{runs['seconds'].mean():.0f}"]))  # fmt: skip
+            out.append(markdown_row([dataset, epochs, batch, config, len(runs),
+                                     fmt(runs["probe_balanced_accuracy"].mean()), delta("probe_balanced_accuracy"),
+                                     fmt(runs["label_issue_auroc"].mean()), delta("label_issue_auroc"),
+                                     f"{runs['seconds'].mean():.0f}"]))  # fmt: skip
     return "\n".join(out) + "\n"
 
 

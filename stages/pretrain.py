@@ -44,7 +44,8 @@ def main() -> None:
     metrics = result.metrics
     trained = (
         f"{counted(metrics['epochs'], 'epoch')} on {counted(metrics['train_images'], 'train image')}, "
-        f"{LOSS_NAMES[metrics['method']]} {rounded(metrics['loss_first_epoch'])} → {rounded(metrics['loss_last_epoch'])} "
+        f"{LOSS_NAMES[metrics['method']]} {rounded(metrics['loss_first_epoch'])} → "
+        f"{rounded(metrics['loss_last_epoch'])} "
         f"(collapsed {rounded(metrics['loss_chance'])}); "
         if metrics["epochs"]
         else "no training (random initialisation); "

@@ -57,8 +57,8 @@ def run_pretrain(images: np.ndarray, samples: pd.DataFrame, params: Params, prog
 
     images: uint8 (N, H, W, C); samples: N rows with ``split`` (row i describes images[i]).
     ``pretrain.method``: ``simclr`` (NT-Xent) or ``vicreg`` train the encoder and a projection
-    head on two random views of each image; ``none`` trains nothing: the embeddings are the features of the seeded
-    random initialisation, a baseline for what training adds.
+    head on two random views of each image; ``none`` trains nothing: the embeddings are the
+    features of the seeded random initialisation, a baseline for what training adds.
     """
     pre = params.pretrain
     if len(samples) != len(images):
@@ -142,7 +142,7 @@ def train_self_supervised(encoder: nn.Module, head: nn.Module, images: np.ndarra
     flips = params.train.augment.hflip, params.train.augment.vflip
     parameters = [*encoder.parameters(), *head.parameters()]
     # in a process group each rank embeds its slice of the batch; the loss takes the global batch
-    # (alr_core.nn.distributed), so every anchor has the negatives of one process
+    # (alr_core.nn.distributed): NT-Xent's negatives and VICReg's batch statistics are one process's
     encoder_ddp, head_ddp = distributed.data_parallel(encoder), distributed.data_parallel(head)
     optimizer = torch.optim.AdamW(parameters, lr=pre.lr, weight_decay=pre.weight_decay, fused=True)  # as make_optimizer
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=pre.epochs)
