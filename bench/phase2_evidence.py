@@ -152,6 +152,7 @@ def run_rounds(params, data, noisy, saved: dict) -> dict:
         scores = score_pool(model, saved["normalization"], train, pool, trusted(labels), budget, params,
                             seed_for(params.seed, f"score round {number}"))  # fmt: skip
         query = select_query(scores, budget, queried_first(labels, params.al.pool))
+        query = query.rename(columns={"prediction": "predicted_label"})  # as the query stage writes it
         rng = rng_for(params.seed, f"simulated annotators round {number}")
         answers = simulated_annotators(simulated_answers(labels, query["sample_id"]), len(data.class_names),
                                        params.al.annotators, params.al.annotator_noise, rng)  # fmt: skip
@@ -178,10 +179,21 @@ def run_rounds(params, data, noisy, saved: dict) -> dict:
         "label_accuracy": per_round[-1]["cleaning"]["label_accuracy"],
         "fixed_by_queries": fixed,
         "cleaning_efficiency": fixed / expected if expected > 0 else None,
+        # what the fixes could teach the model (cleaning_metrics), and the wrong labels training relied on
+        "fixed_in_trusted": sum(r["cleaning"]["fixed_in_trusted"] for r in per_round),
+        "fixed_already_predicted": sum(r["cleaning"]["fixed_already_predicted"] for r in per_round),
+        "wrong_in_trusted_before": wrong_in_trusted(initial_working_labels(noisy, saved["clean_guess"])),
+        "wrong_in_trusted": wrong_in_trusted(labels),
         "curve": [r["test"]["balanced_accuracy"] for r in per_round],
         # per round: whether it handed on the model it started from (its training validated no better)
         "kept_previous": [r["kept"] for r in per_round],
     }
+
+
+def wrong_in_trusted(labels) -> int:
+    """Working labels in C ∪ labelled that differ from the truth: the wrong labels ``train_on:
+    selected`` trains on."""
+    return int((trusted(labels) & (labels["label"] != labels["true_label"]).to_numpy(dtype=bool)).sum())
 
 
 def with_overrides(rounds: dict, per_round: dict) -> dict:

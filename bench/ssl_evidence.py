@@ -71,14 +71,37 @@ RULES = {
 CEILING = "ce on the true labels (ceiling)"
 DEFAULT_RULE = "coteaching + class_gmm (loss rule, default)"
 SAFETY_NET = "default rule + safety net (pick)"
-# phase 2: (phase-1 rule, strategy); pool all and balanced loss, as the al defaults
+# phase 2: (phase-1 rule, the al keys set over the al defaults: balanced loss, pool all, fine-tuning)
 STRATEGIES = {
-    "ce + random": ("ce", "random"),
-    "ce + label_disagreement": ("ce", "label_disagreement"),
-    "cleanlab_kfold + label_disagreement": ("cleanlab_kfold", "label_disagreement"),
-    "class_gmm + label_disagreement": (DEFAULT_RULE, "label_disagreement"),
-    "class_gmm + safety net + label_disagreement": (SAFETY_NET, "label_disagreement"),
+    "ce + random": ("ce", {"strategy": "random"}),
+    "ce + label_disagreement": ("ce", {"strategy": "label_disagreement"}),
+    "cleanlab_kfold + label_disagreement": ("cleanlab_kfold", {"strategy": "label_disagreement"}),
+    "class_gmm + label_disagreement": (DEFAULT_RULE, {"strategy": "label_disagreement"}),
+    "class_gmm + safety net + label_disagreement": (SAFETY_NET, {"strategy": "label_disagreement"}),
 }
+# what a configuration's name may add after a comma: "ce + random, rounds afresh, no class balance"
+MODIFIERS = {
+    # the queries spent on the labels training relies on (C), not on those phase 1 left out
+    "pool selected": {"pool": "selected"},
+    # each round trained afresh with phase 1's epochs and learning rate
+    "rounds afresh": {"retrain": "scratch", "epochs": 40, "lr": 0.05},
+    # the rounds' loss unweighted, as phase 1's
+    "no class balance": {"class_balance": "none"},
+}
+
+
+def phase2_config(name: str) -> tuple[str, dict]:
+    """(phase-1 rule, al overrides) of a phase-2 configuration name."""
+    base, *modifiers = name.split(", ")
+    if base not in STRATEGIES or not set(modifiers) <= set(MODIFIERS):
+        raise SystemExit(f"phase-2 configuration {name!r}: one of {list(STRATEGIES)}, then any of "
+                         f"{list(MODIFIERS)}, each after ', '")
+    rule, al = STRATEGIES[base]
+    for modifier in modifiers:
+        al = al | MODIFIERS[modifier]
+    return rule, al
+
+
 # how a round picks the model it hands on: since 2026-12-04 the model it started from competes on
 # validation (alr_core.active.retrain); earlier phase-2 records always handed on the trained one
 ROUND_RULE = "the previous model competes"
@@ -201,14 +224,14 @@ def _train_phase1(prep: Prepared, rate: float, seed: int, init: str, rule: str) 
 def phase2_run(prep: Prepared, rate: float, seed: int, init: str, name: str, budget: float) -> dict:
     from bench.phase2_evidence import run_rounds
 
-    rule, strategy = STRATEGIES[name]
+    rule, al = phase2_config(name)
     if rule == SAFETY_NET:  # lnl.safety_net: pick — CE's run when it scored higher on validation
         ce, method = (phase1_run(prep, rate, seed, init, r) for r in ("ce", DEFAULT_RULE))
         rule = "ce" if ce[0]["val_balanced_accuracy"] > method[0]["val_balanced_accuracy"] else DEFAULT_RULE
     _, (params, data, labels, result) = phase1_run(prep, rate, seed, init, rule)
     raw = dataclasses.asdict(params)
     raw["budget"] = max(1, round(budget * len(data.train.labels)))
-    raw["al"] |= {"strategy": strategy, "pool": "all", "class_balance": "loss"}
+    raw["al"] |= {"pool": "all", "class_balance": "loss"} | al
     params = parse_params(raw)
     saved = {"spec": result.spec, "normalization": result.normalization, "model": result.model.state_dict(),
              "peer": result.peer.state_dict() if result.peer is not None else None,
@@ -367,13 +390,20 @@ def tables(records: list[dict]) -> str:
                        "fixed per query over what random queries fix in expectation.",
                        ["dataset", "noise", "budget", "init", "configuration", "n", "test bal. acc.",
                         "Δ vs CE + random", "cleaning eff."])
-        acc = paired(two, "test_balanced_accuracy", "ce + random")
-        eff = paired(two, "cleaning_efficiency", "ce + random").set_index(
-            ["dataset", "rate", "budget", "init", "variant"])["mean"]
+        # a configuration that changes how the rounds train is paired with CE + random trained the same way
+        queries, recipe = zip(*(split_variant(v) for v in two["variant"]))
+        recipes = two.assign(queries=queries, recipe=recipe)
+        keys = ("dataset", "rate", "budget", "init", "recipe")
+        acc = paired(recipes, "test_balanced_accuracy", "ce + random", column="queries", keys=keys)
+        eff = paired(recipes, "cleaning_efficiency", "ce + random", column="queries", keys=keys).set_index(
+            [*keys, "queries"])["mean"]
         for _, row in acc.iterrows():
-            key = (row["dataset"], row["rate"], row["budget"], row["init"], row["variant"])
-            out.append(markdown_row([row["dataset"], row["rate"], f"{row['budget']:.0%}", row["init"], row["variant"],
-                                     row["n"], fmt(row["mean"]), diff_text(row), fmt(eff.get(key), 2)]))
+            key = tuple(row[k] for k in [*keys, "queries"])
+            out.append(markdown_row([row["dataset"], row["rate"], f"{row['budget']:.0%}", row["init"],
+                                     ", ".join(filter(None, [row["queries"], row["recipe"]])), row["n"],
+                                     fmt(row["mean"]), diff_text(row), fmt(eff.get(key), 2)]))
+        out += modifier_table(two)
+        out += fixes_table(two)
     if len(rounds):
         out += section("### What the rounds add", "Test balanced accuracy after the last round minus that of the "
                        "phase-1 model the rounds started from, same run, mean [95 % t-interval] over seeds; per "
@@ -404,6 +434,69 @@ def tables(records: list[dict]) -> str:
                                          row["variant"], int(row["pairs"]), diff_text(row)]))
     out += pretraining_table(frame)
     return "\n".join(out) + "\n"
+
+
+def split_variant(variant: str) -> tuple[str, str]:
+    """A phase-2 configuration name as (what is queried: the base and ``pool selected``, how the
+    rounds train: the other modifiers), e.g. ("ce + random", "rounds afresh")."""
+    base, *modifiers = variant.split(", ")
+    queries = [base] + [m for m in modifiers if m == "pool selected"]
+    return ", ".join(queries), ", ".join(m for m in modifiers if m != "pool selected")
+
+
+def modifier_table(two: pd.DataFrame) -> list[str]:
+    """Each configuration with a modifier paired per seed with the same configuration without it."""
+    rows = []
+    for modifier in MODIFIERS:
+        suffix = f", {modifier}"
+        with_it = two[two["variant"].str.contains(suffix, regex=False)]
+        if not len(with_it):
+            continue
+        without = {v: v.replace(suffix, "") for v in with_it["variant"].unique()}
+        both = two[two["variant"].isin([*without, *without.values()])]
+        both = both.assign(stripped=both["variant"].str.replace(suffix, "", regex=False),
+                           modified=both["variant"].isin(list(without)))
+        diffs = paired(both, "test_balanced_accuracy", False, column="modified",
+                       keys=("dataset", "rate", "budget", "init", "stripped"))
+        for _, row in diffs[diffs["modified"] & diffs["pairs"].notna()].iterrows() if "pairs" in diffs else []:
+            rows.append(markdown_row([row["dataset"], row["rate"], f"{row['budget']:.0%}", row["init"],
+                                      row["stripped"], modifier, int(row["pairs"]), diff_text(row)]))
+    if not rows:
+        return []
+    return section("### Each modifier against the same configuration without it",
+                   "Test balanced accuracy after the last round, paired per seed (same phase 1): Δ = with − "
+                   "without. `pool selected`: queries only inside phase 1's C (`al.pool: selected`); `rounds "
+                   "afresh`: each round trains a new network with phase 1's epochs and learning rate "
+                   "(`al.retrain: scratch`, `epochs: 40`, `lr: 0.05`); `no class balance`: "
+                   "`al.class_balance: none`.",
+                   ["dataset", "noise", "budget", "init", "configuration", "modifier", "seeds paired",
+                    "Δ test bal. acc."]) + rows
+
+
+def fixes_table(two: pd.DataFrame) -> list[str]:
+    """What the queries' fixes could teach the model (records since the diagnostics were added)."""
+    if "fixed_already_predicted" not in two:
+        return []
+    runs = two[two["fixed_already_predicted"].notna()]
+    if not len(runs):
+        return []
+    out = section("### What the fixes can teach the model",
+                  "Summed over the runs of a block: the wrong labels the queries fixed, the share of them the "
+                  "scoring model already predicted (its argmax was the true label), the share that were in "
+                  "C ∪ re-labelled (what `al.train_on: selected` trains on); and the wrong labels in C ∪ "
+                  "re-labelled before the first round and after the last, mean per run. A fix outside the "
+                  "training set that the model already predicts adds a sample the model gets right anyway; "
+                  "a fix inside it removes a wrong label the model trains on.",
+                  ["dataset", "noise", "budget", "init", "configuration", "n", "fixes per run",
+                   "already predicted", "in C", "wrong labels in C, before → after"])
+    for key, block in runs.groupby(["dataset", "rate", "budget", "init", "variant"], sort=False):
+        fixes = block["fixed_by_queries"].sum()
+        shares = [f"{block[column].sum() / fixes:.0%}" if fixes else "—"
+                  for column in ("fixed_already_predicted", "fixed_in_trusted")]
+        wrong = f"{block['wrong_in_trusted_before'].mean():.1f} → {block['wrong_in_trusted'].mean():.1f}"
+        out.append(markdown_row([key[0], key[1], f"{key[2]:.0%}", key[3], key[4], len(block), fmt(fixes / len(block), 1),
+                                 *shares, wrong]))
+    return out
 
 
 def pretraining_table(frame: pd.DataFrame) -> list[str]:
@@ -445,7 +538,8 @@ def main() -> None:
                              "embeddings")
     parser.add_argument("--inits", nargs="+", default=["ssl frozen"], choices=list(INITS))
     parser.add_argument("--variants", nargs="+", default=None,
-                        help=f"phase 1: {[*RULES, CEILING]}; phase 2: {list(STRATEGIES)}")
+                        help=f"phase 1: {[*RULES, CEILING]}; phase 2: one of {list(STRATEGIES)}, then any "
+                             f"of {list(MODIFIERS)}, each after ', '")
     parser.add_argument("--budgets", nargs="+", type=float, default=[0.05, 0.1])
     parser.add_argument("--pretrain-epochs", type=int, default=50)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/alr-ssl-evidence"))
@@ -455,11 +549,14 @@ def main() -> None:
     args = parser.parse_args()
 
     records = read_records(args.raw)
-    # a label-issue run writes one record per embedding, all under the variant "label issues"
-    done = {(r["dataset"], r["rate"], r["seed"], r["init"], r["variant"].split(",")[0], r.get("budget"),
-             r["pretrain_epochs"], r.get("round_rule")) for r in records}  # fmt: skip
+    # a label-issue run writes one record per embedding, "label issues, <embedding>"
+    done = {(r["dataset"], r["rate"], r["seed"], r["init"], "label issues" if r["phase"] == 0 else r["variant"],
+             r.get("budget"), r["pretrain_epochs"], r.get("round_rule")) for r in records}  # fmt: skip
     if not args.table_only:
         variants = args.variants or {0: ["label issues"], 1: list(RULES) + [CEILING], 2: list(STRATEGIES)}[args.phase]
+        if args.phase == 2:
+            for variant in variants:
+                phase2_config(variant)  # an unknown name stops the run before any training
         for text in args.dataset:
             name, dataset = parse_dataset(text)
             if dataset.get("path") and not Path(dataset["path"]).exists():

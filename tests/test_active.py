@@ -102,6 +102,9 @@ def test_pool_mask_unselected_and_all():
     assert in_pool(table, "all").tolist() == [True] * 8
     assert in_pool(table, "unselected_first").tolist() == [True] * 8
     assert in_pool(table, "unselected_first", paper_protocol=True).tolist() == [not c for c in CLEAN_GUESS]
+    assert in_pool(table, "selected").tolist() == CLEAN_GUESS
+    queried = apply_answers(table, answers({"s0": 0, "s1": 1}), 1, "oracle")
+    assert in_pool(queried, "selected").tolist() == [False] + CLEAN_GUESS[1:]  # s0 answered, s1 outside C
 
 
 def test_unselected_first_queries_outside_c_before_c():
@@ -265,6 +268,8 @@ def test_cleaning_metrics_two_rounds_by_hand():
         "fixed_by_queries": 2,
         "random_expected_fixes": 1.5,
         "cleaning_efficiency": 2 / 1.5,
+        "fixed_in_trusted": 0,  # s1 and s3 were outside C
+        "fixed_already_predicted": None,  # the query carries no predictions
     }
     query2 = pd.DataFrame({"sample_id": ["s5"]})
     round2 = apply_answers(round1, simulated_answers(round1, query2["sample_id"]), 2, "oracle")
@@ -280,7 +285,20 @@ def test_cleaning_metrics_two_rounds_by_hand():
         "fixed_by_queries": 1,
         "random_expected_fixes": 1 * 2 / 5,
         "cleaning_efficiency": 1 / (2 / 5),
+        "fixed_in_trusted": 1,  # s5's wrong label was in C
+        "fixed_already_predicted": None,
     }
+
+
+def test_cleaning_metrics_what_the_fixes_can_teach():
+    round0 = working()
+    # s1, s3, s5 wrong (s5 inside C), s4 right; the scoring model predicted the truth at s1 and s5
+    query = pd.DataFrame({"sample_id": ["s1", "s3", "s5", "s4"], "predicted_label": [1, 2, 2, 1]})
+    round1 = apply_answers(round0, simulated_answers(round0, query["sample_id"]), 1, "oracle")
+    metrics = cleaning_metrics(round0, round1, query, CLASSES)
+    assert metrics["fixed_by_queries"] == 3
+    assert metrics["fixed_in_trusted"] == 1  # s5
+    assert metrics["fixed_already_predicted"] == 2  # s1 and s5; s4's right prediction fixed nothing
 
 
 def test_cleaning_metrics_empty_query():

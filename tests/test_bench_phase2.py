@@ -55,6 +55,11 @@ def test_every_configuration_runs_every_round(sweep):
         assert 0.0 <= record["test_balanced_accuracy"] <= 1.0
         assert record["label_accuracy"] >= record["label_accuracy_before"]  # a perfect oracle only fixes
         assert record["budget_samples"] >= 2  # at least one query per round
+        # the fixes' diagnostics: parts of the fixes; the wrong labels in C ∪ labelled only fall, by the
+        # fixes made inside it
+        assert 0 <= record["fixed_already_predicted"] <= record["fixed_by_queries"]
+        assert 0 <= record["fixed_in_trusted"] <= record["fixed_by_queries"]
+        assert record["wrong_in_trusted_before"] - record["wrong_in_trusted"] == record["fixed_in_trusted"]
     assert "| tiny" in table and "scratch last" in table
 
 

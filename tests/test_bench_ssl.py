@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from bench.ssl_evidence import (CEILING, DEFAULT_RULE, ROUND_RULE, SAFETY_NET, TRAINED_ALWAYS, paired,
-                                pretrain_settings, tables, with_safety_net)
+                                phase2_config, pretrain_settings, split_variant, tables, with_safety_net)
 
 
 def records(variant: str, values: list[float], vals: list[float] | None = None) -> list[dict]:
@@ -105,3 +105,45 @@ def test_other_pretrainings_are_paired_with_simclr_under_the_same_use_of_the_enc
     assert "| 1 | d | 0.4 | — | vicreg frozen | ce | 3 | 0.733 | +0.133 [-0.010, +0.277] |" in table
     assert "| 2 | d | 0.4 | 10% | vicreg frozen | ce | 2 | 0.400 | -0.100 [-0.100, -0.100] |" in table
     assert "finetune" not in table
+
+
+def test_phase2_configuration_names_and_their_modifiers():
+    assert phase2_config("ce + random") == ("ce", {"strategy": "random"})
+    rule, al = phase2_config("class_gmm + safety net + label_disagreement, pool selected, no class balance")
+    assert rule == SAFETY_NET
+    assert al == {"strategy": "label_disagreement", "pool": "selected", "class_balance": "none"}
+    assert phase2_config("ce + random, rounds afresh")[1] == {"strategy": "random", "retrain": "scratch",
+                                                              "epochs": 40, "lr": 0.05}  # fmt: skip
+    with pytest.raises(SystemExit, match=r"'ce \+ random, pool everything'"):
+        phase2_config("ce + random, pool everything")
+    assert split_variant("ce + random, pool selected, rounds afresh") == ("ce + random, pool selected", "rounds afresh")
+    assert split_variant("ce + random") == ("ce + random", "")
+
+
+def test_phase2_pairs_within_a_round_recipe_and_each_modifier_with_its_absence():
+    before = [0.6, 0.6, 0.6]
+    frame = (round_records("ce + random", ROUND_RULE, [0.60, 0.60, 0.60], before)
+             + round_records("x", ROUND_RULE, [0.70, 0.70, 0.70], before)
+             + round_records("x, pool selected", ROUND_RULE, [0.80, 0.75, 0.70], before)
+             + round_records("ce + random, rounds afresh", ROUND_RULE, [0.50, 0.50, 0.50], before)
+             + round_records("x, rounds afresh", ROUND_RULE, [0.70, 0.80, 0.90], before))  # fmt: skip
+    phase2 = tables(frame).split("## Phase 2")[1].split("###")[0]
+    # "pool selected" changes what is queried: paired with plain CE + random
+    assert "| x, pool selected | 3 | 0.750 | +0.150 [+0.026, +0.274] |" in phase2
+    # "rounds afresh" changes how the rounds train: paired with CE + random trained the same way
+    assert "| x, rounds afresh | 3 | 0.800 | +0.300 [+0.052, +0.548] |" in phase2
+    modifiers = tables(frame).split("### Each modifier")[1].split("###")[0]
+    assert "| d | 0.4 | 10% | scratch | x | pool selected | 3 | +0.050 [-0.074, +0.174] |" in modifiers
+    assert "| d | 0.4 | 10% | scratch | x | rounds afresh | 3 | +0.100 [-0.148, +0.348] |" in modifiers
+    assert "| ce + random | rounds afresh | 3 | -0.100 [-0.100, -0.100] |" in modifiers
+
+
+def test_fixes_table_sums_over_runs():
+    frame = round_records("x", ROUND_RULE, [0.7, 0.7], [0.6, 0.6]) + round_records("y", ROUND_RULE, [0.7], [0.6])
+    for record, (fixed, predicted, inside, before, after) in zip(frame[:2], [(10, 9, 0, 20, 20), (30, 21, 10, 40, 30)]):
+        record |= {"fixed_by_queries": fixed, "fixed_already_predicted": predicted, "fixed_in_trusted": inside,
+                   "wrong_in_trusted_before": before, "wrong_in_trusted": after}
+    fixes = tables(frame).split("### What the fixes can teach the model")[1].split("###")[0]
+    # 40 fixes over 2 runs, 30 of them already predicted, 10 in C; y (no diagnostics) is left out
+    assert "| d | 0.4 | 10% | scratch | x | 2 | 20.0 | 75% | 25% | 30.0 → 25.0 |" in fixes
+    assert "| y |" not in fixes

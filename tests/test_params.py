@@ -348,6 +348,8 @@ def test_load_params_reads_values(tmp_path):
          "'model.init' is 'ssl' but 'pretrain.method' is 'none'"),
         ({"model": {"freeze": "backbone"}}, "'model.freeze' is 'backbone', which trains a head on the pretrain "
                                             "stage's cached embeddings, so 'model.init' must be 'ssl' (it is 'scratch')"),
+        ({"al": {"pool": "selected", "paper_protocol": True}},
+         "'al.pool' is 'selected' (query only inside phase 1's C) but 'al.paper_protocol' is true"),
         ({"model": {"weights": "imagenet.pt"}},
          "unknown key 'model.weights'; it is now 'model.init' (scratch | ssl | a local weights file)"),
         ({"model": {"arch": ""}}, "'model.arch' must be a non-empty string"),

@@ -39,15 +39,19 @@ def initial_working_labels(noisy_labels: pd.DataFrame, clean_guess: np.ndarray) 
 
 def in_pool(labels: pd.DataFrame, pool: str, paper_protocol: bool = False) -> np.ndarray:
     """Samples that may be queried, bool (N,): never queried before (answered or skipped), and
-    with ``pool: unselected`` outside C. ``unselected_first`` pools every sample like ``all``;
+    with ``pool: unselected`` outside C, with ``pool: selected`` inside C (the labels that
+    ``train_on: selected`` trains on). ``unselected_first`` pools every sample like ``all``;
     :func:`queried_first` then puts the samples outside C ahead of C.
 
     Under the paper protocol C gets its true labels at round 1 anyway, so C is never in the
     pool (querying it would spend budget on labels the protocol hands out for free)."""
     never_queried = labels["relabel_round"].isna().to_numpy()
-    if pool in ("all", "unselected_first") and not paper_protocol:
-        return never_queried
-    return never_queried & ~labels["clean_guess"].to_numpy(dtype=bool)
+    in_c = labels["clean_guess"].to_numpy(dtype=bool)
+    if paper_protocol or pool == "unselected":
+        return never_queried & ~in_c
+    if pool == "selected":
+        return never_queried & in_c
+    return never_queried
 
 
 def labelled(labels: pd.DataFrame) -> np.ndarray:
@@ -158,7 +162,13 @@ def cleaning_metrics(before: pd.DataFrame, after: pd.DataFrame, query: pd.DataFr
     as many queries drawn uniformly from every sample not yet queried (the pool of
     ``al.pool: all``, i.e. no phase 1 and no strategy) would fix in expectation with a perfect
     oracle: queries × wrong share among those samples. 1.0 is random; None when there was
-    nothing to fix."""
+    nothing to fix.
+
+    What the fixes can teach the model: fixed_in_trusted, the fixes whose wrong label was in
+    C ∪ labelled before the round (``train_on: selected`` trained on it); fixed_already_predicted,
+    the fixes the scoring model already predicted (the query's ``predicted_label`` equals the
+    truth; None when the query has no predictions). A fix outside the training set that the
+    model already predicted adds a sample the model gets right anyway."""
     if after["true_label"].isna().any():
         return {}
     truth = after["true_label"].to_numpy(dtype=np.int64)
@@ -167,8 +177,13 @@ def cleaning_metrics(before: pd.DataFrame, after: pd.DataFrame, query: pd.DataFr
     wrong_observed = after["observed_label"].to_numpy() != truth
     queried = before["sample_id"].isin(query["sample_id"]).to_numpy()
     never_queried = before["relabel_round"].isna().to_numpy()
-    fixed_by_queries = int((queried & wrong_before & right_after).sum())
+    fixes = queried & wrong_before & right_after
+    fixed_by_queries = int(fixes.sum())
     random_expected = float(queried.sum() * wrong_before[never_queried].mean()) if never_queried.any() else 0.0
+    already_predicted = None
+    if "predicted_label" in query:
+        predicted = before["sample_id"].map(query.set_index("sample_id")["predicted_label"])
+        already_predicted = int((fixes & (predicted.to_numpy(dtype=float) == truth)).sum())
     counts = np.bincount(before.loc[queried, "label"].to_numpy(dtype=np.int64), minlength=len(class_names))
     return {
         "label_accuracy": float(right_after.mean()),
@@ -181,4 +196,6 @@ def cleaning_metrics(before: pd.DataFrame, after: pd.DataFrame, query: pd.DataFr
         "fixed_by_queries": fixed_by_queries,
         "random_expected_fixes": random_expected,
         "cleaning_efficiency": fixed_by_queries / random_expected if random_expected > 0 else None,
+        "fixed_in_trusted": int((fixes & trusted(before)).sum()),
+        "fixed_already_predicted": already_predicted,
     }  # fmt: skip

@@ -163,7 +163,7 @@ class AlParams:
     strategy: Literal[
         "random", "entropy", "least_confidence", "margin", "bald", "coreset", "label_disagreement"
     ] = "label_disagreement"
-    pool: Literal["unselected", "unselected_first", "all"] = "all"
+    pool: Literal["unselected", "unselected_first", "all", "selected"] = "all"
     oracle: Literal["simulated", "human"] = "simulated"
     allow_partial: bool = False
     paper_protocol: bool = False
@@ -357,6 +357,12 @@ def _check_consistency(params: Params, source: str) -> None:
     for key, names in (("data.class_names", data.class_names), ("data.csv.class_columns", data.csv.class_columns)):
         if names is not None and len(names) < 2:
             raise AlrError(f"{source}: '{key}' must list at least 2 classes, got {names!r}")
+    if params.al.paper_protocol and params.al.pool == "selected":
+        raise AlrError(
+            f"{source}: 'al.pool' is 'selected' (query only inside phase 1's C) but 'al.paper_protocol' "
+            "is true, which gives every sample of C its true label at round 1; use al.pool: all, "
+            "unselected or unselected_first, or al.paper_protocol: false"
+        )
     _check_rounds(params.rounds, source)
     _check_model(params, source)
 
