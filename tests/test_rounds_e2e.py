@@ -136,6 +136,10 @@ def test_two_rounds_end_to_end(pipeline):
         assert (labels.loc[asked, "label_source"] == "oracle").all()
         assert (labels.loc[asked, "relabel_round"] == r).all()
         pd.testing.assert_frame_equal(labels[~asked], previous[~asked])
+        fixed = asked & (previous["label"] != previous["true_label"])
+        predicted = labels["sample_id"].map(query.set_index("sample_id")["predicted_label"])
+        fixed_predicted = int((fixed & (predicted == labels["true_label"])).sum())
+        fixed_in_c = int((fixed & previous["clean_guess"]).sum())  # no sample is asked twice
         queried_so_far += query["sample_id"].tolist()
         previous = labels
 
@@ -151,6 +155,9 @@ def test_two_rounds_end_to_end(pipeline):
         assert cleaning["label_accuracy"] == pytest.approx(float((labels["label"] == truth).mean()))
         assert cleaning["wrong_remaining"] == int((labels["label"] != truth).sum())
         assert sum(cleaning["queried_per_class"].values()) == 3
+        assert cleaning["fixed_by_queries"] == int(fixed.sum())
+        assert cleaning["fixed_already_predicted"] == fixed_predicted
+        assert cleaning["fixed_in_trusted"] == fixed_in_c
 
     # ---- the report
     lnl = read_json(project, paths.LNL_METRICS)
