@@ -47,7 +47,7 @@ def lnl_metrics(test=True, selection=True) -> dict:
 
 
 def round_metrics(truth=True, test=True) -> list[dict]:
-    def one(number, used, ba, f1, acc, worst, before, after, fixed, expected, kept):
+    def one(number, used, ba, f1, acc, worst, before, after, fixed, expected, kept, predicted, in_c):
         return {
             "round": number,
             "kept_previous": kept,
@@ -58,14 +58,16 @@ def round_metrics(truth=True, test=True) -> list[dict]:
             "test": {"balanced_accuracy": ba, "macro_f1": f1, "accuracy": acc, "confusion_matrix": CONFUSION,
                      "recall_per_class": {"a": 0.9, "b": worst, "c": None}} if test else None,  # c: no test sample
             "cleaning": {"label_accuracy": after, "label_accuracy_before": before, "fixed_by_queries": fixed,
-                         "random_expected_fixes": expected, "cleaning_efficiency": fixed / expected}
+                         "random_expected_fixes": expected, "cleaning_efficiency": fixed / expected,
+                         "fixed_already_predicted": predicted, "fixed_in_trusted": in_c}
             if truth else {},
         }  # fmt: skip
 
     # budgets 2 then 4: the budget axis is unevenly spaced (0, 2, 6)
     # round 2 handed on round 1's model in the stage's terms; the scores here need not agree
-    return [one(1, 2, 0.7, 0.65, 0.71, 0.6, 0.5, 0.75, 2, 0.5, False),
-            one(2, 6, 0.8, 0.75, 0.82, 0.7, 0.75, 0.875, 1, 1.0, True)]
+    # of the 3 fixes, 2 the model already predicted (round 1) and 1 inside C (round 2)
+    return [one(1, 2, 0.7, 0.65, 0.71, 0.6, 0.5, 0.75, 2, 0.5, False, 2, 0),
+            one(2, 6, 0.8, 0.75, 0.82, 0.7, 0.75, 0.875, 1, 1.0, True, 0, 1)]
 
 
 def csv_text(table: pd.DataFrame, tmp_path) -> str:
@@ -118,10 +120,22 @@ def test_summary_values():
         "final_label_accuracy": 0.875,
         "learning_curve_area": pytest.approx(area, abs=1e-12),
         "cleaning_efficiency": (2 + 1) / (0.5 + 1.0),  # over both rounds, not the mean of 4 and 1
+        "fixes_already_predicted": 2 / 3,
+        "fixes_in_trusted": 1 / 3,
         "phase1_selection_worst_class_recall": 0.7,
         "phase1_safety_net": None,
     }
     json.dumps(result, allow_nan=False)  # what the stage writes
+
+
+def test_summary_fix_shares_need_every_round_counted():
+    lnl, rounds = lnl_metrics(), round_metrics()
+    del rounds[0]["cleaning"]["fixed_already_predicted"]  # a round written before the count existed
+    result = summary(rounds_table(lnl, rounds), lnl, rounds)
+    assert result["fixes_already_predicted"] is None and result["fixes_in_trusted"] == 1 / 3
+    for metrics in rounds:
+        metrics["cleaning"]["fixed_by_queries"] = 0
+    assert summary(rounds_table(lnl, rounds), lnl, rounds)["fixes_in_trusted"] is None  # no fix: no share
 
 
 def test_summary_equal_spacing_is_the_mean_of_the_trapezoids():
@@ -148,6 +162,7 @@ def test_summary_unknown_truth():
     assert result["final_label_accuracy"] is None
     assert result["phase1_selection_worst_class_recall"] is None
     assert result["cleaning_efficiency"] is None
+    assert result["fixes_already_predicted"] is None and result["fixes_in_trusted"] is None
     assert result["final_test_balanced_accuracy"] == 0.8
     json.dumps(result, allow_nan=False)
 
@@ -348,6 +363,10 @@ def test_overview_text_of_a_paused_run():
         "    1       2      0.750    0.700     0.650         0.600       4.00    new",
     ]
     assert "over the rounds above: cleaning efficiency 4.00, learning-curve area 0.650" in lines
+    after_scores = " ".join(lines[lines.index("over the rounds above: cleaning efficiency 4.00, learning-curve "
+                                              "area 0.650") + 1:])  # fmt: skip
+    assert after_scores.startswith("of the labels the queries fixed, the model already predicted 100% and 0% were "
+                                   "ones the rounds trained on")  # round 1's 2 fixes: both predicted, none in C
     assert " ".join(lines[-2:]) == ("paused: round 2 waits for expert answers in annotations/round_2.csv: answer "
                                     "data/rounds/2/annotate.html, save the file there, then run `dvc repro`")
     assert max(map(len, lines)) <= 80

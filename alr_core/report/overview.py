@@ -104,6 +104,11 @@ def overview_text(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: d
         if round_metrics and totals[key] is not None]  # fmt: skip
     if overall:
         lines.append(f"over the rounds above: {', '.join(overall)}")
+    if round_metrics and totals["fixes_already_predicted"] is not None:
+        lines += textwrap.wrap(
+            f"of the labels the queries fixed, the model already predicted {totals['fixes_already_predicted']:.0%} "
+            f"and {totals['fixes_in_trusted']:.0%} were ones the rounds trained on (in C or re-labelled): "
+            "fixes outside both teach the model little (docs/method.md)", WIDTH)
     if (totals["phase1_safety_net"] or {}).get("ce_is_better"):
         lines += ["", safety_net_text(totals["phase1_safety_net"])]
     if label_issues is not None:

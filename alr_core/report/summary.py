@@ -90,7 +90,9 @@ def summary(table: pd.DataFrame, lnl_metrics: dict, round_metrics: list[dict]) -
     """Final and phase-1 scores, the area under the learning curve (balanced accuracy over
     the budget fraction used, trapezoids; equals the mean accuracy over the budget) and the
     cleaning efficiency of all rounds together: wrong labels the queries fixed ÷ what random
-    queries would have fixed (alr_core.active.labels.cleaning_metrics), None without the truth."""
+    queries would have fixed (alr_core.active.labels.cleaning_metrics), None without the truth;
+    of those fixes, the shares the scoring model already predicted (fixes_already_predicted) and
+    that were in C ∪ labelled, which the rounds train on (fixes_in_trusted); None without a fix."""
     final = table.iloc[-1]
     curve = table.dropna(subset=["test_balanced_accuracy"])
     budget = curve["budget_used"].to_numpy(dtype=float)
@@ -104,7 +106,13 @@ def summary(table: pd.DataFrame, lnl_metrics: dict, round_metrics: list[dict]) -
     last = round_metrics[-1] if round_metrics else {}
     cleaning = [m["cleaning"] for m in round_metrics if "random_expected_fixes" in m["cleaning"]]
     expected = sum(c["random_expected_fixes"] for c in cleaning)
-    efficiency = sum(c["fixed_by_queries"] for c in cleaning) / expected if expected > 0 else None
+    fixed = sum(c["fixed_by_queries"] for c in cleaning)
+    efficiency = fixed / expected if expected > 0 else None
+
+    def share_of_fixes(key: str) -> float | None:
+        counts = [c.get(key) for c in cleaning]  # rounds run before these counts existed lack them
+        return sum(counts) / fixed if fixed and None not in counts else None
+
     return {
         "rounds": len(round_metrics),
         "budget_used": int(final["budget_used"]),
@@ -117,6 +125,8 @@ def summary(table: pd.DataFrame, lnl_metrics: dict, round_metrics: list[dict]) -
         "final_label_accuracy": None if pd.isna(final["label_accuracy"]) else final["label_accuracy"],
         "learning_curve_area": area,
         "cleaning_efficiency": efficiency,
+        "fixes_already_predicted": share_of_fixes("fixed_already_predicted"),
+        "fixes_in_trusted": share_of_fixes("fixed_in_trusted"),
         "phase1_selection_worst_class_recall": (lnl_metrics.get("selection") or {}).get("worst_class_recall"),
         # lnl.safety_net's comparison with plain CE on the validation split (None when off)
         "phase1_safety_net": lnl_metrics.get("safety_net"),
