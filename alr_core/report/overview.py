@@ -108,7 +108,8 @@ def overview_text(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: d
         lines += textwrap.wrap(
             f"of the labels the queries fixed, the model already predicted {totals['fixes_already_predicted']:.0%} "
             f"and {totals['fixes_in_trusted']:.0%} were ones the rounds trained on (in C or re-labelled): "
-            "a fix the model already predicted, of a label it did not train on, teaches it little (docs/method.md)", WIDTH)
+            "a fix the model already predicted, of a label it did not train on, teaches it little "
+            "(docs/method.md)", WIDTH)
     if (totals["phase1_safety_net"] or {}).get("ce_is_better"):
         lines += ["", safety_net_text(totals["phase1_safety_net"])]
     if label_issues is not None:
