@@ -140,7 +140,7 @@ def run_rounds(params, data, noisy, saved: dict) -> dict:
         return net
 
     model, peer = network(saved["model"]), network(saved["peer"])
-    labels = initial_working_labels(noisy, saved["clean_guess"])
+    labels = start = initial_working_labels(noisy, saved["clean_guess"])
     rounds = len(params.rounds)
     budgets = split_budget(params.budget // params.al.annotators, rounds)
     per_round = []
@@ -182,7 +182,7 @@ def run_rounds(params, data, noisy, saved: dict) -> dict:
         # what the fixes could teach the model (cleaning_metrics), and the wrong labels training relied on
         "fixed_in_trusted": sum(r["cleaning"]["fixed_in_trusted"] for r in per_round),
         "fixed_already_predicted": sum(r["cleaning"]["fixed_already_predicted"] for r in per_round),
-        "wrong_in_trusted_before": wrong_in_trusted(initial_working_labels(noisy, saved["clean_guess"])),
+        "wrong_in_trusted_before": wrong_in_trusted(start),
         "wrong_in_trusted": wrong_in_trusted(labels),
         "curve": [r["test"]["balanced_accuracy"] for r in per_round],
         # per round: whether it handed on the model it started from (its training validated no better)

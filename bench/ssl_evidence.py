@@ -458,7 +458,9 @@ def modifier_table(two: pd.DataFrame) -> list[str]:
                            modified=both["variant"].isin(list(without)))
         diffs = paired(both, "test_balanced_accuracy", False, column="modified",
                        keys=("dataset", "rate", "budget", "init", "stripped"))
-        for _, row in diffs[diffs["modified"] & diffs["pairs"].notna()].iterrows() if "pairs" in diffs else []:
+        if "pairs" not in diffs:  # no configuration has a seed in common with its unmodified twin
+            continue
+        for _, row in diffs[diffs["modified"] & diffs["pairs"].notna()].iterrows():
             rows.append(markdown_row([row["dataset"], row["rate"], f"{row['budget']:.0%}", row["init"],
                                       row["stripped"], modifier, int(row["pairs"]), diff_text(row)]))
     if not rows:
