@@ -154,7 +154,7 @@ def train_authors_style(data: PipelineData, params: Params, gradient_dir: Path, 
                               generator=generator)  # fmt: skip
     val_loader = DataLoader(val_set, batch_size=params.train.batch_size, num_workers=workers)  # as the authors' test loader
     nets = [build_model(spec).to(device) for _ in range(2)]
-    optimizer, schedule = make_optimizer([p for net in nets for p in net.parameters()], params.train, lnl.epochs)
+    optimizer, schedule = make_optimizer(nets, params.train, lnl.epochs)
     precision = MixedPrecision(params.train.mixed_precision, device)  # as ours: training passes only
     tau = forget_rate(params)
     best = [BestCheckpoint() for _ in nets]

@@ -67,7 +67,7 @@ def coteaching_epoch(train: SplitData, device: torch.device, sync_every_batch: b
     spec = ModelSpec("small_cnn", NUM_CLASSES, 1, 28, 0.3)
     nets = [build_model(spec).to(device) for _ in range(2)]
     params = parse_params({"train": {"device": device.type}})
-    optimizer, _ = make_optimizer([p for net in nets for p in net.parameters()], params.train, 1)
+    optimizer, _ = make_optimizer(nets, params.train, 1)
     generator = torch.Generator().manual_seed(0)
     pipeline = InputPipeline(channel_stats(train.images), params.train.augment, device, generator)
     images = ImageSet.from_arrays(train.images, train.labels, device)

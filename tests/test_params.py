@@ -228,6 +228,8 @@ def test_top_level_must_be_a_mapping():
         ("train.eval_batch_size", 0, "'train.eval_batch_size' is 0; valid range: [1, inf)"),
         ("al.annotator_noise", 1.0, "'al.annotator_noise' is 1.0; valid range: [0.0, 1.0)"),
         ("al.annotator_noise", -0.1, "'al.annotator_noise' is -0.1; valid range: [0.0, 1.0)"),
+        ("model.backbone_lr", 0.0, "'model.backbone_lr' is 0.0; valid range: (0.0, 1.0]"),
+        ("model.backbone_lr", 2, "'model.backbone_lr' is 2.0; valid range: (0.0, 1.0]"),
     ],
 )
 def test_out_of_range_names_key_value_and_range(key, value, expected):

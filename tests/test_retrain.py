@@ -10,12 +10,19 @@ import numpy as np
 import pytest
 import torch
 
+import alr_core.active.retrain as retrain_module
 import alr_core.lnl.phase1 as lnl_module
 from alr_core.active.retrain import evaluation, retrain
 from alr_core.common.errors import AlrError
 from alr_core.common.params import parse_params
 from alr_core.lnl.phase1 import model_spec, new_network, train_phase1
-from alr_core.nn.training import channel_stats, class_balanced_batches, epoch_batches, seed_everything
+from alr_core.nn.training import (
+    channel_stats,
+    class_balanced_batches,
+    epoch_batches,
+    make_optimizer,
+    seed_everything,
+)
 from test_lnl import EPOCHS, NUM_TRAIN, make_data, make_params
 
 pytestmark = pytest.mark.usefixtures("torch_state")
@@ -214,3 +221,29 @@ def test_a_round_that_validates_better_hands_on_the_trained_model(data):
     assert result.metrics["kept_previous"] is False and result.metrics["best_epoch"] is not None
     assert result.metrics["val"]["macro_f1"] > previous_f1["macro_f1"]
     assert not all(torch.equal(before[k], v) for k, v in state(result.model).items())
+
+
+def test_model_backbone_lr_slows_all_but_the_heads_in_phase_1_and_the_rounds(data, monkeypatch):
+    """``model.backbone_lr`` reaches both optimisers: Co-teaching's pair at train.lr, a round at
+    al.lr, and in each the backbones learn at that share of the heads' rate."""
+    seen = []
+
+    def recording(networks, train, epochs, backbone_lr=1.0):
+        optimizer, schedule = make_optimizer(networks, train, epochs, backbone_lr)
+        heads = {id(p) for net in networks for p in net.head.parameters()}
+        seen.append(sorted((all(id(p) in heads for p in group["params"]), round(group["lr"], 12), len(group["params"]))
+                           for group in optimizer.param_groups))  # fmt: skip
+        return optimizer, schedule
+
+    monkeypatch.setattr(lnl_module, "make_optimizer", recording)
+    monkeypatch.setattr(retrain_module, "make_optimizer", recording)
+    raw = dataclasses.asdict(round_params(retrain="finetune", train_on="all", epochs=1))
+    raw["model"]["backbone_lr"] = 0.1
+    raw["lnl"]["epochs"] = 1
+    params = parse_params(raw)
+    phase1 = train_phase1(data, params, progress=False)
+    retrain(phase1.model, None, phase1.spec, phase1.normalization, data, np.ones(NUM_TRAIN, dtype=bool),
+            flipped(data), params, seed=7, progress=False)  # fmt: skip
+    tensors = len(list(phase1.model.parameters()))  # a head is a weight and a bias
+    assert seen == [[(False, 0.005, 2 * (tensors - 2)), (True, 0.05, 2 * 2)],
+                    [(False, 0.002, tensors - 2), (True, 0.02, 2)]]  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -276,34 +278,63 @@ def test_seed_everything_gives_reproducible_draws():
     assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
 
 
+class TwoLayers(torch.nn.Module):
+    """A backbone layer and a ``head``, as every classifier has."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = torch.nn.Linear(3, 4)
+        self.head = torch.nn.Linear(4, 2)
+
+
 def test_make_optimizer_cosine_schedule():
-    param = torch.nn.Parameter(torch.zeros(2))
-    optimizer, schedule = make_optimizer([param], TrainParams(lr=0.1, momentum=0.5, weight_decay=0.01), epochs=4)
-    group = optimizer.param_groups[0]
-    assert group["lr"] == 0.1 and group["momentum"] == 0.5 and group["weight_decay"] == 0.01
+    net = TwoLayers()
+    optimizer, schedule = make_optimizer([net], TrainParams(lr=0.1, momentum=0.5, weight_decay=0.01), epochs=4)
+    assert len(optimizer.param_groups) == 2
+    for group in optimizer.param_groups:
+        assert group["lr"] == 0.1 and group["momentum"] == 0.5 and group["weight_decay"] == 0.01
     lrs = []
     for _ in range(4):
         optimizer.step()
         schedule.step()
-        lrs.append(schedule.get_last_lr()[0])
+        lrs.append(schedule.get_last_lr())
     expected = [0.1 * (1 + np.cos(np.pi * e / 4)) / 2 for e in range(1, 5)]
-    np.testing.assert_allclose(lrs, expected, atol=1e-12)
+    np.testing.assert_allclose(lrs, np.repeat(np.array(expected)[:, None], 2, axis=1), atol=1e-12)
+
+
+def test_make_optimizer_slows_the_backbone_alone():
+    nets = [TwoLayers(), TwoLayers()]
+    optimizer, schedule = make_optimizer(nets, TrainParams(lr=0.1, momentum=0.0, weight_decay=0.0), epochs=2,
+                                         backbone_lr=0.25)  # fmt: skip
+    before = [copy.deepcopy(net.state_dict()) for net in nets]
+    for net in nets:
+        for p in net.parameters():
+            p.grad = torch.ones_like(p)
+    optimizer.step()
+    for net, old in zip(nets, before):
+        for name, value in net.state_dict().items():
+            step = 0.1 if name.startswith("head.") else 0.025  # every tensor of both networks is in a group
+            torch.testing.assert_close(old[name] - value, torch.full_like(value, step))
+    schedule.step()
+    np.testing.assert_allclose(schedule.get_last_lr(), [0.05, 0.0125])  # the ratio holds along the cosine
 
 
 def test_fused_sgd_makes_the_plain_sgd_update():
     torch.manual_seed(0)
-    fused, plain = (torch.nn.Parameter(torch.randn(5, 3)) for _ in range(2))
-    plain.data.copy_(fused.data)
+    fused, plain = TwoLayers(), TwoLayers()
+    plain.load_state_dict(fused.state_dict())
     params = TrainParams(lr=0.1, momentum=0.9, weight_decay=0.01)
     optimizer, _ = make_optimizer([fused], params, epochs=3)
-    reference = torch.optim.SGD([plain], lr=0.1, momentum=0.9, weight_decay=0.01, foreach=False)
+    reference = torch.optim.SGD(plain.parameters(), lr=0.1, momentum=0.9, weight_decay=0.01, foreach=False)
     assert optimizer.defaults["fused"]
     for step in range(3):
-        gradient = torch.randn(5, 3)
-        fused.grad, plain.grad = gradient.clone(), gradient.clone()
+        for a, b in zip(fused.parameters(), plain.parameters()):
+            a.grad = torch.randn_like(a)
+            b.grad = a.grad.clone()
         optimizer.step()
         reference.step()
-        torch.testing.assert_close(fused.data, plain.data, rtol=1e-6, atol=1e-7)
+        for a, b in zip(fused.parameters(), plain.parameters()):
+            torch.testing.assert_close(a.data, b.data, rtol=1e-6, atol=1e-7)
 
 
 def tiny_setup(num_samples=10, seed=0):

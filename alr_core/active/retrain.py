@@ -123,7 +123,7 @@ def fine_tune(model: torch.nn.Module, normalization: dict, train: SplitData, dat
     precision = MixedPrecision(params.train.mixed_precision, device)
     round_train = dataclasses.replace(params.train, lr=params.al.lr)
     trainer = distributed.data_parallel(model)  # the training forward; `model` for the rest
-    optimizer, schedule = make_optimizer(model.parameters(), round_train, params.al.epochs)
+    optimizer, schedule = make_optimizer([model], round_train, params.al.epochs, params.model.backbone_lr)
     class_weight = None
     if params.al.class_balance == "loss":
         class_weight = balance_weights(torch.bincount(images.labels, minlength=len(data.class_names)))

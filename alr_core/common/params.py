@@ -101,6 +101,9 @@ class ModelParams:
     arch: str = "auto"
     init: str = "scratch"  # scratch | ssl | a local weights file
     freeze: Literal["none", "backbone"] = "none"
+    # the backbone's learning rate as a share of the head's (train.lr, al.lr): below 1 a loaded
+    # backbone (init ssl or a file) keeps more of what it learnt while the head fits the labels
+    backbone_lr: float = field(default=1.0, metadata=_range(0.0, 1.0, low_open=True))
     dropout: float = field(default=0.3, metadata=_range(0.0, 1.0, high_open=True))
 
 

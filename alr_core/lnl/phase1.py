@@ -101,7 +101,7 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True,
         nets, init = list(nets), records[0]
     always = torch.as_tensor(always_keep, device=device) if always_keep is not None else None
     trainers = [distributed.data_parallel(net) for net in nets]  # the training forward; `nets` for the rest
-    optimizer, schedule = make_optimizer([p for net in nets for p in net.parameters()], params.train, lnl.epochs)
+    optimizer, schedule = make_optimizer(nets, params.train, lnl.epochs, params.model.backbone_lr)
     tau = forget_rate(params) if coteaching else 0.0
     buffers = [VogBuffer(len(train), nets[0].feature_dim + 1, lnl.vog_window, device) for _ in nets] if use_vog else []
     best = [BestCheckpoint() for _ in nets]
