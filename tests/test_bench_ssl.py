@@ -98,13 +98,16 @@ def test_other_pretrainings_are_paired_with_simclr_under_the_same_use_of_the_enc
 
     frame = pd.DataFrame(runs("ssl frozen", [0.5, 0.6, 0.7]) + runs("vicreg frozen", [0.6, 0.8, 0.8])
                          + runs("ssl finetune", [0.9, 0.9, 0.9])  # another use of the encoder: not paired
+                         + runs("ssl finetune slow backbone", [1.0, 0.9, 0.8])  # paired with ssl finetune
                          + runs("ssl frozen", [0.5, 0.5], phase=2, budget=0.1)
                          + runs("vicreg frozen", [0.4, 0.4], phase=2, budget=0.1))  # fmt: skip
-    table = tables(frame).split("## Other pretrainings against the default SimCLR")[1]
+    table = tables(frame).split("## Other pretrainings and fine-tunings against the default SimCLR")[1]
     # phase 1: differences 0.1, 0.2, 0.1 → +0.133 ± 4.3027 · 0.0577 / √3
     assert "| 1 | d | 0.4 | — | vicreg frozen | ce | 3 | 0.733 | +0.133 [-0.010, +0.277] |" in table
     assert "| 2 | d | 0.4 | 10% | vicreg frozen | ce | 2 | 0.400 | -0.100 [-0.100, -0.100] |" in table
-    assert "finetune" not in table
+    # differences 0.1, 0, −0.1 → 0 ± 4.3027 · 0.1 / √3
+    assert "| 1 | d | 0.4 | — | ssl finetune slow backbone | ce | 3 | 0.900 | +0.000 [-0.248, +0.248] |" in table
+    assert "| ssl finetune | ce |" not in table  # ssl finetune is a default, never an alternative
 
 
 def test_phase2_configuration_names_and_their_modifiers():
