@@ -16,7 +16,8 @@ stopped and extended; pretrained embeddings are cached under ``--cache``.
 
 Initialisations: ``scratch`` (random small CNN, augmented images), ``ssl frozen`` (a linear head
 on the cached embeddings: ``model.init ssl, model.freeze backbone``), ``ssl finetune`` (the
-encoder's weights, then every layer trained on images: ``model.init ssl``); ``vicreg frozen`` and
+encoder's weights, then every layer trained on images: ``model.init ssl``), ``ssl finetune slow
+backbone`` (the same with ``model.backbone_lr 0.1``); ``vicreg frozen`` and
 ``vicreg finetune`` the same with VICReg (``pretrain.method: vicreg``, ``projection_dim: 512``) in place
 of SimCLR, ``simclr 512 frozen`` with SimCLR at projection 512.
 """
@@ -57,7 +58,8 @@ INITS = {
     # SimCLR with VICReg's projection width: tells the method's share from the width's
     "simclr 512 frozen": {"model": {"init": "ssl", "freeze": "backbone"}, "pretrain": {"projection_dim": 512}},
 }
-# each initialisation with a pretraining of its own, and the default-SimCLR one it is compared with
+# each alternative initialisation (another pretraining, or another fine-tuning of the default
+# encoder) and the default-SimCLR one it is compared with
 ALTERNATIVES = {"vicreg frozen": "ssl frozen", "vicreg finetune": "ssl finetune", "simclr 512 frozen": "ssl frozen",
                 "ssl finetune slow backbone": "ssl finetune"}
 # the pretraining behind the "ssl" initialisations, over the pretrain defaults; an INITS entry's

@@ -348,6 +348,9 @@ def test_load_params_reads_values(tmp_path):
          "'rounds.2.prev' is 'data/lnl'; it must be 'data/rounds/1'"),
         ({"pretrain": {"method": "none"}, "model": {"init": "ssl"}},
          "'model.init' is 'ssl' but 'pretrain.method' is 'none'"),
+        ({"model": {"init": "ssl", "freeze": "backbone", "backbone_lr": 0.1}},
+         "'model.backbone_lr' is 0.1 but 'model.freeze' is 'backbone', which trains no backbone; set "
+         "model.backbone_lr: 1.0, or model.freeze: none to fine-tune the backbone"),
         ({"model": {"freeze": "backbone"}}, "'model.freeze' is 'backbone', which trains a head on the pretrain "
                                             "stage's cached embeddings, so 'model.init' must be 'ssl' (it is 'scratch')"),
         ({"al": {"pool": "selected", "paper_protocol": True}},

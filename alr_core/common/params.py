@@ -382,6 +382,11 @@ def _check_model(params: Params, source: str) -> None:
             f"{source}: 'model.freeze' is 'backbone', which trains a head on the pretrain stage's cached "
             f"embeddings, so 'model.init' must be 'ssl' (it is {model.init!r})"
         )
+    if model.freeze == "backbone" and model.backbone_lr != 1.0:
+        raise AlrError(
+            f"{source}: 'model.backbone_lr' is {model.backbone_lr} but 'model.freeze' is 'backbone', which "
+            "trains no backbone; set model.backbone_lr: 1.0, or model.freeze: none to fine-tune the backbone"
+        )
 
 
 def _check_rounds(rounds: dict, source: str) -> None:
