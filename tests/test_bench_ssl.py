@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from bench.ssl_evidence import (CEILING, DEFAULT_RULE, ROUND_RULE, SAFETY_NET, TRAINED_ALWAYS, paired,
+from bench.ssl_evidence import (CEILING, DEFAULT_RULE, PHASE2_DEFAULT, ROUND_RULE, SAFETY_NET, TRAINED_ALWAYS, paired,
                                 phase2_config, pretrain_settings, split_variant, tables, with_safety_net)
 
 
@@ -150,3 +150,20 @@ def test_fixes_table_sums_over_runs():
     # 40 fixes over 2 runs, 30 of them already predicted, 10 in C; y (no diagnostics) is left out
     assert "| d | 0.4 | 10% | scratch | x | 2 | 20.0 | 75% | 25% | 30.0 → 25.0 |" in fixes
     assert "| y |" not in fixes
+
+
+def test_headroom_pairs_the_ceiling_of_the_same_initialisation_and_seed_whatever_the_noise():
+    ceiling = [{"dataset": "d", "rate": 0.2, "budget": None, "init": init, "variant": CEILING, "seed": seed,
+                "phase": 1, "test_balanced_accuracy": value, "val_balanced_accuracy": value, "precision": None,
+                "worst_class_recall": None}
+               for init, values in (("scratch", [0.9, 0.8, 0.7]), ("ssl frozen", [0.0, 0.0, 0.0]))
+               for seed, value in enumerate(values)]  # fmt: skip
+    before = [0.5, 0.5, 0.5]
+    frame = (ceiling + round_records("ce + random", ROUND_RULE, [0.6, 0.6, 0.6], before)
+             + round_records(PHASE2_DEFAULT, ROUND_RULE, [0.8, 0.8], before)  # seed 2 missing
+             + round_records("ce + random, pool selected", ROUND_RULE, [0.0, 0.0, 0.0], before))  # fmt: skip
+    headroom = tables(frame).split("### Headroom")[1].split("##")[0]
+    # CE + random: 0.3, 0.2, 0.1 below the ceiling; the default: 0.1, 0.0 on the two seeds it has
+    assert ("| d | 0.4 | 10% | scratch | 3 | 0.800 | 0.600 | +0.200 [-0.048, +0.448] | 0.800 | "
+            "+0.050 [-0.585, +0.685] |") in headroom
+    assert headroom.count("| d |") == 1  # one block: the pool-selected twin and the other init are not paired
