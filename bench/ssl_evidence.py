@@ -334,6 +334,8 @@ def fmt(value, digits=3) -> str:
 def diff_text(row) -> str:
     if pd.isna(row.get("diff")):
         return "—"
+    if pd.isna(row["low"]):  # one seed: no interval
+        return f"{row['diff']:+.3f} [—]"
     return f"{row['diff']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}]"
 
 

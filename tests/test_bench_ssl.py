@@ -76,6 +76,8 @@ def test_phase2_tables_use_the_current_round_rule_and_pair_the_two_rules():
     add = text.split("### What the rounds add")[1].split("###")[0]
     assert f"| ce + random | {TRAINED_ALWAYS} | 3 | -0.100 [-0.100, -0.100] | — |" in add  # kept not recorded
     assert f"| ce + random | {ROUND_RULE} | 3 | +0.050 [-0.074, +0.174] | 50% |" in add
+    one_seed = tables(frame[:1] + frame[3:4]).split("### What the rounds add")[1]
+    assert f"| ce + random | {ROUND_RULE} | 1 | +0.000 [—] | 50% |" in one_seed  # no interval from one seed
     rules = text.split("### The previous model competing")[1]
     assert "| d | 0.4 | 10% | scratch | ce + random | 3 | +0.150 [+0.026, +0.274] |" in rules
 
