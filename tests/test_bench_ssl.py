@@ -6,8 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from bench.ssl_evidence import (CEILING, DEFAULT_RULE, PHASE2_DEFAULT, ROUND_RULE, SAFETY_NET, TRAINED_ALWAYS, paired,
-                                phase2_config, pretrain_settings, split_variant, tables, with_safety_net)
+from bench.ssl_evidence import (CEILING, DEFAULT_RULE, PHASE2_DEFAULT, ROUND_RULE, SAFETY_NET, SAFETY_NETS,
+                                TRAINED_ALWAYS, paired, phase2_config, pretrain_settings, split_variant, tables,
+                                with_safety_net)
 
 
 def records(variant: str, values: list[float], vals: list[float] | None = None) -> list[dict]:
@@ -42,6 +43,19 @@ def test_safety_net_rows_take_the_run_with_the_higher_validation_score():
     # seed 0: CE's validation is higher → CE's test score; seed 1: the rule's; seed 2: a tie keeps the rule
     assert net.tolist() == [0.70, 0.65, 0.75]
     assert len(picked) == len(frame) + 3
+
+
+def test_every_rule_in_safety_nets_gets_its_row_and_is_paired_with_the_default_s():
+    frame = pd.DataFrame(records("ce", [0.70, 0.70, 0.70], vals=[0.80, 0.60, 0.70])
+                         + records(DEFAULT_RULE, [0.90, 0.65, 0.75], vals=[0.70, 0.90, 0.70])
+                         + records("cleanlab_kfold", [0.60, 0.85, 0.95], vals=[0.90, 0.50, 0.80])).assign(
+        phase=1, precision=None, worst_class_recall=None)  # fmt: skip
+    picked = with_safety_net(frame)
+    net = picked[picked["variant"] == SAFETY_NETS["cleanlab_kfold"]].set_index("seed")["test_balanced_accuracy"]
+    assert net.tolist() == [0.60, 0.70, 0.95]  # seed 1: CE validates higher
+    table = tables(frame.to_dict("records")).split("### Each rule with the safety net")[1].split("###")[0]
+    # against the default's picks 0.70, 0.65, 0.75: differences −0.10, +0.05, +0.20 → +0.05 ± 4.3027 · 0.15 / √3
+    assert "| d | 0.4 | scratch | cleanlab_kfold + safety net (pick) | 3 | 0.750 | +0.050 [-0.323, +0.423] |" in table
 
 
 def round_records(variant: str, rule: str, after: list[float], before: list[float]) -> list[dict]:
