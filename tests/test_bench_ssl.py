@@ -45,7 +45,7 @@ def test_safety_net_rows_take_the_run_with_the_higher_validation_score():
     assert len(picked) == len(frame) + 3
 
 
-def test_every_rule_in_safety_nets_gets_its_row_and_is_paired_with_the_default_s():
+def test_every_rule_in_safety_nets_gets_its_row_and_is_paired_with_the_default_rule():
     frame = pd.DataFrame(records("ce", [0.70, 0.70, 0.70], vals=[0.80, 0.60, 0.70])
                          + records(DEFAULT_RULE, [0.90, 0.65, 0.75], vals=[0.70, 0.90, 0.70])
                          + records("cleanlab_kfold", [0.60, 0.85, 0.95], vals=[0.90, 0.50, 0.80])).assign(
