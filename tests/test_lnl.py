@@ -537,7 +537,8 @@ def test_safety_net_compares_with_plain_ce_on_validation(monkeypatch, mode, meth
 
     def fake_train(data, params, progress, encoder_path):
         seen.append((params.lnl.method, params.lnl.selection, params.seed))
-        return FakeRun(params.lnl.method, method_val if params.lnl.method != "ce" else ce_val)
+        plain_ce = (params.lnl.method, params.lnl.selection) == ("ce", "global")
+        return FakeRun(params.lnl.method, ce_val if plain_ce else method_val)
 
     monkeypatch.setattr(safety, "train_phase1", fake_train)
     params = make_params(method="coteaching", selection="class_gmm", safety_net=mode)
@@ -554,6 +555,12 @@ def test_safety_net_compares_with_plain_ce_on_validation(monkeypatch, mode, meth
     plain = make_params(method="ce", safety_net="pick")
     seen.clear()
     assert "safety_net" not in safety.train_with_safety_net(None, plain).metrics and len(seen) == 1
+    # plain CE with a feature rule: its run is named after the rule, so "ce" always means the net's CE
+    seen.clear()
+    feature = safety.train_with_safety_net(None, make_params(method="ce", selection="cleanlab_kfold",
+                                                             safety_net=mode))  # fmt: skip
+    if mode != "off":
+        assert feature.metrics["safety_net"]["used"] == ("ce + cleanlab_kfold" if used != "ce" else "ce")
 
 
 def test_safety_net_trains_plain_ce_from_the_same_start(data):

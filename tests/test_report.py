@@ -126,6 +126,9 @@ def test_summary_values():
         "phase1_safety_net": None,
     }
     json.dumps(result, allow_nan=False)  # what the stage writes
+    # plain CE with a feature rule is named after its rule, not as the safety net's plain CE
+    feature = lnl | {"method": "ce", "selection_rule": "cleanlab_kfold"}
+    assert summary(rounds_table(feature, rounds), feature, rounds)["phase1_method"] == "ce + cleanlab_kfold"
 
 
 def test_summary_fix_shares_need_every_round_counted():

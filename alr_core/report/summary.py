@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from alr_core.common import paths
+from alr_core.lnl.feature_rules import method_name
 
 
 def rounds_table(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: dict | None = None) -> pd.DataFrame:
@@ -118,7 +119,7 @@ def summary(table: pd.DataFrame, lnl_metrics: dict, round_metrics: list[dict]) -
         "budget_used": int(final["budget_used"]),
         "strategy": last.get("strategy"),
         "paper_protocol": last.get("paper_protocol"),
-        "phase1_method": lnl_metrics["method"],
+        "phase1_method": method_name(lnl_metrics["method"], lnl_metrics.get("selection_rule")),
         "phase1_test_balanced_accuracy": table["test_balanced_accuracy"].iloc[0],
         "final_test_balanced_accuracy": final["test_balanced_accuracy"],
         "final_test_macro_f1": final["test_macro_f1"],
