@@ -65,6 +65,7 @@ ALTERNATIVES = {"vicreg frozen": "ssl frozen", "vicreg finetune": "ssl finetune"
 # the pretraining behind the "ssl" initialisations, over the pretrain defaults; an INITS entry's
 # own "pretrain" overrides it
 PRETRAIN = {"method": "simclr"}
+PRETRAIN_EPOCHS = 50  # --pretrain-epochs' default; the tables name any other length in the initialisation
 # phase-1 rules; every variant names its rule in full so the table does not move with params.yaml
 RULES = {
     "ce": {"method": "ce", "selection": "global"},
@@ -78,6 +79,7 @@ DEFAULT_RULE = "coteaching + class_gmm (loss rule, default)"
 SAFETY_NET = "default rule + safety net (pick)"
 # the phase-1 rules whose safety-net rows the tables add, by name
 SAFETY_NETS = {DEFAULT_RULE: SAFETY_NET, "cleanlab_kfold": "cleanlab_kfold + safety net (pick)"}
+NETTED_RULES = {name: rule for rule, name in SAFETY_NETS.items()}
 # phase 2: (phase-1 rule, the al keys set over the al defaults: balanced loss, pool all, fine-tuning)
 STRATEGIES = {
     "ce + random": ("ce", {"strategy": "random"}),
@@ -85,6 +87,8 @@ STRATEGIES = {
     "cleanlab_kfold + label_disagreement": ("cleanlab_kfold", {"strategy": "label_disagreement"}),
     "class_gmm + label_disagreement": (DEFAULT_RULE, {"strategy": "label_disagreement"}),
     "class_gmm + safety net + label_disagreement": (SAFETY_NET, {"strategy": "label_disagreement"}),
+    "cleanlab_kfold + safety net + label_disagreement": (SAFETY_NETS["cleanlab_kfold"],
+                                                          {"strategy": "label_disagreement"}),
 }
 PHASE2_BASELINE = "ce + random"
 PHASE2_DEFAULT = "class_gmm + safety net + label_disagreement"  # the pipeline's defaults
@@ -234,9 +238,9 @@ def phase2_run(prep: Prepared, rate: float, seed: int, init: str, name: str, bud
     from bench.phase2_evidence import run_rounds
 
     rule, al = phase2_config(name)
-    if rule == SAFETY_NET:  # lnl.safety_net: pick — CE's run when it scored higher on validation
-        ce, method = (phase1_run(prep, rate, seed, init, r) for r in ("ce", DEFAULT_RULE))
-        rule = "ce" if ce[0]["val_balanced_accuracy"] > method[0]["val_balanced_accuracy"] else DEFAULT_RULE
+    if rule in NETTED_RULES:  # lnl.safety_net: pick — CE's run when it scored higher on validation
+        ce, method = (phase1_run(prep, rate, seed, init, r) for r in ("ce", NETTED_RULES[rule]))
+        rule = "ce" if ce[0]["val_balanced_accuracy"] > method[0]["val_balanced_accuracy"] else NETTED_RULES[rule]
     _, (params, data, labels, result) = phase1_run(prep, rate, seed, init, rule)
     raw = dataclasses.asdict(params)
     raw["budget"] = max(1, round(budget * len(data.train.labels)))
@@ -345,8 +349,18 @@ def diff_text(row) -> str:
     return f"{row['diff']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}]"
 
 
+def init_with_pretraining(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with ``init`` naming the pretraining length where it is not PRETRAIN_EPOCHS
+    ("scratch, pretrain 15 epochs"), so that every table pairs runs of one pretraining only: the
+    feature rules read its embeddings even from scratch."""
+    epochs = frame.get("pretrain_epochs", pd.Series(PRETRAIN_EPOCHS, index=frame.index)).fillna(PRETRAIN_EPOCHS)
+    other = epochs != PRETRAIN_EPOCHS
+    named = frame["init"] + ", pretrain " + epochs.astype(int).astype(str) + " epochs"
+    return frame.assign(init=frame["init"].where(~other, named), pretrain_epochs=epochs)
+
+
 def tables(records: list[dict]) -> str:
-    frame = pd.DataFrame(records)
+    frame = init_with_pretraining(pd.DataFrame(records))
     frame["budget"] = frame.get("budget", pd.Series(dtype=float))
     out = []
     one = with_safety_net(frame[frame["phase"] == 1])
@@ -379,8 +393,8 @@ def tables(records: list[dict]) -> str:
         out += section("### Initialisations against scratch", "Test balanced accuracy with the same rule, paired "
                        "per seed: Δ = the initialisation − scratch, mean [95 % t-interval].",
                        ["dataset", "noise", "rule", "initialisation", "seeds paired", "test bal. acc.", "Δ vs scratch"])
-        by_init = paired(one, "test_balanced_accuracy", "scratch", column="init",
-                         keys=("dataset", "rate", "budget", "variant"))
+        by_init = paired(one[one["pretrain_epochs"] == PRETRAIN_EPOCHS], "test_balanced_accuracy", "scratch",
+                         column="init", keys=("dataset", "rate", "budget", "variant"))
         for _, row in by_init.iterrows():
             if not pd.isna(row.get("diff")):
                 out.append(markdown_row([row["dataset"], row["rate"], row["variant"], row["init"], int(row["pairs"]),
@@ -411,10 +425,11 @@ def tables(records: list[dict]) -> str:
     if len(two):
         out += section("## Phase 2", f"Round rule `{ROUND_RULE}` (the pipeline's; the older records are in "
                        "the last two tables). After the last round; Δ = paired difference to `ce + random` with the same "
-                       "initialisation and budget, mean [95 % t-interval]. Cleaning efficiency: wrong labels "
+                       "initialisation and budget, mean [95 % t-interval]; Δ vs default: the same to "
+                       f"`{PHASE2_DEFAULT}` (the pipeline's defaults). Cleaning efficiency: wrong labels "
                        "fixed per query over what random queries fix in expectation.",
                        ["dataset", "noise", "budget", "init", "configuration", "n", "test bal. acc.",
-                        "Δ vs CE + random", "cleaning eff."])
+                        "Δ vs CE + random", "Δ vs default", "cleaning eff."])
         # a configuration that changes how the rounds train is paired with CE + random trained the same way
         queries, recipe = zip(*(split_variant(v) for v in two["variant"]))
         recipes = two.assign(queries=queries, recipe=recipe)
@@ -422,11 +437,15 @@ def tables(records: list[dict]) -> str:
         acc = paired(recipes, "test_balanced_accuracy", PHASE2_BASELINE, column="queries", keys=keys)
         eff = paired(recipes, "cleaning_efficiency", PHASE2_BASELINE, column="queries", keys=keys).set_index(
             [*keys, "queries"])["mean"]
+        versus_default = {tuple(row[k] for k in [*keys, "queries"]): diff_text(row) for _, row in
+                          paired(recipes, "test_balanced_accuracy", PHASE2_DEFAULT, column="queries",
+                                 keys=keys).iterrows()}  # fmt: skip
         for _, row in acc.iterrows():
             key = tuple(row[k] for k in [*keys, "queries"])
             out.append(markdown_row([row["dataset"], row["rate"], f"{row['budget']:.0%}", row["init"],
                                      ", ".join(filter(None, [row["queries"], row["recipe"]])), row["n"],
-                                     fmt(row["mean"]), diff_text(row), fmt(eff.get(key), 2)]))
+                                     fmt(row["mean"]), diff_text(row), versus_default.get(key, "—"),
+                                     fmt(eff.get(key), 2)]))
         out += modifier_table(two)
         out += fixes_table(two)
         out += headroom_table(frame, two)
@@ -608,7 +627,7 @@ def main() -> None:
                         help=f"phase 1: {[*RULES, CEILING]}; phase 2: one of {list(STRATEGIES)}, then any "
                              f"of {list(MODIFIERS)}, each after ', '")
     parser.add_argument("--budgets", nargs="+", type=float, default=[0.05, 0.1])
-    parser.add_argument("--pretrain-epochs", type=int, default=50)
+    parser.add_argument("--pretrain-epochs", type=int, default=PRETRAIN_EPOCHS)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/alr-ssl-evidence"))
     parser.add_argument("--raw", type=Path, default=Path("bench/ssl_evidence.jsonl"))
     parser.add_argument("--out", type=Path, default=Path("bench/ssl_evidence_tables.md"))

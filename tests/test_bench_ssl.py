@@ -183,3 +183,28 @@ def test_headroom_pairs_the_ceiling_of_the_same_initialisation_and_seed_whatever
     assert ("| d | 0.4 | 10% | scratch | 3 | 0.800 | 0.600 | +0.200 [-0.048, +0.448] | 0.800 | "
             "+0.050 [-0.585, +0.685] |") in headroom
     assert headroom.count("| d |") == 1  # one block: the pool-selected twin and the other init are not paired
+
+
+def test_runs_pair_only_within_one_pretraining_length():
+    ce_long = records("ce", [0.2, 0.2, 0.2])  # no pretrain_epochs: the bench default of 50
+    ce_short, rule_short = records("ce", [0.5, 0.5, 0.5]), records("cleanlab_kfold", [0.6, 0.7, 0.8])
+    for record in ce_short + rule_short:
+        record["pretrain_epochs"] = 15
+    frame = [r | {"phase": 1, "precision": None, "worst_class_recall": None} for r in ce_long + ce_short + rule_short]
+    phase1 = tables(frame).split("## Phase 1")[1].split("###")[0]
+    # paired with CE at 15 epochs (differences 0.1, 0.2, 0.3), not with CE at 50
+    assert "| d | 0.4 | scratch, pretrain 15 epochs | cleanlab_kfold | 3 | — | — | 0.700 | +0.200 [-0.048, +0.448] |" \
+        in phase1
+    assert "| d | 0.4 | scratch | ce | 3 | — | — | 0.200 | — |" in phase1
+    # and no initialisation row compares CE after 15 epochs' pretraining with CE at 50
+    assert "pretrain 15" not in tables(frame).split("### Initialisations against scratch")[1]
+
+
+def test_phase2_configurations_are_also_paired_with_the_default():
+    before = [0.6, 0.6, 0.6]
+    frame = (round_records("ce + random", ROUND_RULE, [0.60, 0.60, 0.60], before)
+             + round_records(PHASE2_DEFAULT, ROUND_RULE, [0.70, 0.70, 0.70], before)
+             + round_records("x", ROUND_RULE, [0.80, 0.75, 0.70], before))  # fmt: skip
+    phase2 = tables(frame).split("## Phase 2")[1].split("###")[0]
+    assert "| x | 3 | 0.750 | +0.150 [+0.026, +0.274] | +0.050 [-0.074, +0.174] | 2.00 |" in phase2
+    assert f"| {PHASE2_DEFAULT} | 3 | 0.700 | +0.100 [+0.100, +0.100] | — | 2.00 |" in phase2
