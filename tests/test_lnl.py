@@ -517,9 +517,10 @@ def test_load_pipeline_data_errors(tmp_path):
 class FakeRun:
     """What train_phase1 returns, with a chosen validation score per lnl.method."""
 
-    def __init__(self, method: str, val: float):
+    def __init__(self, method: str, val: float, selection_rule: str | None = None):
         self.method = method
-        self.metrics = {"method": method, "val": {"balanced_accuracy": val}, "test": {"balanced_accuracy": val - 0.1}}
+        self.metrics = {"method": method, "selection_rule": selection_rule, "val": {"balanced_accuracy": val},
+                        "test": {"balanced_accuracy": val - 0.1}}
         self.timing = {"seconds": {"train": 1.0}}
 
 
@@ -538,7 +539,8 @@ def test_safety_net_compares_with_plain_ce_on_validation(monkeypatch, mode, meth
     def fake_train(data, params, progress, encoder_path):
         seen.append((params.lnl.method, params.lnl.selection, params.seed))
         plain_ce = (params.lnl.method, params.lnl.selection) == ("ce", "global")
-        return FakeRun(params.lnl.method, ce_val if plain_ce else method_val)
+        return FakeRun(params.lnl.method, ce_val if plain_ce else method_val,
+                       None if plain_ce else params.lnl.selection)
 
     monkeypatch.setattr(safety, "train_phase1", fake_train)
     params = make_params(method="coteaching", selection="class_gmm", safety_net=mode)

@@ -10,3 +10,10 @@ def counted(count: int, noun: str, plural: str | None = None) -> str:
 def rounded(value: float | None, digits: int = 3) -> str:
     """``value`` with ``digits`` decimals for a message; "n/a" when it is not known (None)."""
     return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def method_name(method: str, selection_rule: str | None) -> str:
+    """Phase 1's method as messages and the report name it, from lnl.json's ``method`` and
+    ``selection_rule`` (which plain CE records only for a feature rule): "ce + cleanlab_kfold",
+    which would otherwise read as the safety net's plain CE; otherwise ``method``."""
+    return f"{method} + {selection_rule}" if method == "ce" and selection_rule else method

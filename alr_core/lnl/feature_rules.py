@@ -31,13 +31,6 @@ from alr_core.common.errors import AlrError
 from alr_core.lnl.class_rules import confident_learning
 
 FEATURE_RULES = ("knn_vote", "cleanlab_kfold")
-
-
-def method_name(method: str, rule: str | None) -> str:
-    """Phase 1's method as the report and the safety net name it: ``method`` (``lnl.method``),
-    after plain CE with its feature rule (``lnl.selection``), "ce + cleanlab_kfold", which would
-    otherwise read as the safety net's plain CE."""
-    return f"{method} + {rule}" if method == "ce" and rule in FEATURE_RULES else method
 # The folds are part of the rule, not of the run's randomness: the same embeddings and labels
 # give the same clean guess whatever the run's seed.
 FOLD_SEED = 0

@@ -14,8 +14,8 @@ import dataclasses
 
 from alr_core.common import paths
 from alr_core.common.params import Params
+from alr_core.common.text import method_name
 from alr_core.data.datasets import PipelineData
-from alr_core.lnl.feature_rules import method_name
 from alr_core.lnl.phase1 import Phase1Result, train_phase1
 
 
@@ -39,7 +39,7 @@ def train_with_safety_net(data: PipelineData, params: Params, progress: bool = T
         "method_val_balanced_accuracy": method_score,
         "ce_val_balanced_accuracy": ce_score,
         "ce_is_better": ce_is_better,
-        "used": "ce" if chosen is baseline else method_name(lnl.method, lnl.selection),
+        "used": "ce" if chosen is baseline else method_name(lnl.method, result.metrics.get("selection_rule")),
         # test scores of both, for the report only: the choice above never reads them
         "method_test_balanced_accuracy": (result.metrics["test"] or {}).get("balanced_accuracy"),
         "ce_test_balanced_accuracy": (baseline.metrics["test"] or {}).get("balanced_accuracy"),

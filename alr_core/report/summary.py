@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from alr_core.common import paths
-from alr_core.lnl.feature_rules import method_name
+from alr_core.common.text import method_name
 
 
 def rounds_table(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: dict | None = None) -> pd.DataFrame:
