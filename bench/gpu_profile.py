@@ -51,7 +51,9 @@ def phase1_params(epochs: int):
     from alr_core.common.params import parse_params
 
     return parse_params({"noise": {"type": "symmetric", "rate": 0.4}, "model": {"arch": "small_cnn"},
-                         "lnl": {"epochs": epochs, "num_gradual": 1}})  # fmt: skip
+                         # Co-teaching with a per-class rule: two networks and a whole-split pass per epoch
+                         "lnl": {"method": "coteaching", "selection": "class_gmm", "epochs": epochs,
+                                 "num_gradual": 1}})  # fmt: skip
 
 
 def step_ceiling(batch_size: int, steps: int = 200) -> float:

@@ -13,7 +13,8 @@ from builders import write_params
 
 from bench import phase2_evidence
 
-TINY = "lnl.epochs=2,lnl.num_gradual=1,al.epochs=1,al.strategy=label_disagreement,al.pool=all"
+TINY = ("lnl.method=coteaching,lnl.selection=class_gmm,lnl.epochs=2,lnl.num_gradual=1,al.epochs=1,"
+        "al.strategy=label_disagreement,al.pool=all")
 
 
 @pytest.fixture(scope="module")
