@@ -131,7 +131,7 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class LnlParams:
-    method: Literal["ce", "coteaching", "coteaching_vog"] = "coteaching"
+    method: Literal["ce", "coteaching", "coteaching_vog"] = "ce"
     epochs: int = field(default=40, metadata=_range(1, None))
     forget_rate: Optional[float] = field(default=None, metadata=_range(0.0, 1.0, high_open=True))
     num_gradual: int = field(default=10, metadata=_range(0, None))
@@ -143,7 +143,7 @@ class LnlParams:
     selection: Literal[
         "global", "class_aware", "class_gmm", "prototype", "noise_quota", "confident_learning",
         "knn_vote", "cleanlab_kfold",
-    ] = "class_gmm"
+    ] = "cleanlab_kfold"
     keep_above_chance: Literal["never", "clean_guess", "always"] = "clean_guess"
     class_balance: Literal["none", "loss", "sampler"] = "none"
     # off | check: also train plain CE, compare on the validation split and report | pick: as check,
