@@ -59,7 +59,8 @@ from bench.records import append_record, read_records
 # move with params.yaml's defaults
 LNL = {"lnl.method": "coteaching", "lnl.selection": "class_gmm", "lnl.keep_above_chance": "never",
        "al.pool": "unselected", "al.class_balance": "none"}
-CE = {"lnl.method": "ce", "lnl.selection": "global", "al.pool": "all", "al.class_balance": "none"}  # CE trusts every label: C is everything
+# CE trusts every label: C is everything
+CE = {"lnl.method": "ce", "lnl.selection": "global", "al.pool": "all", "al.class_balance": "none"}
 CONFIGS = {
     # the baseline a user already has, and the same with a label-quality strategy
     "ce + random": CE | {"al.strategy": "random"},
