@@ -11,7 +11,7 @@ from alr_core.active.labels import initial_working_labels
 from alr_core.common import artifacts, paths
 from alr_core.common.cli import run_stage
 from alr_core.common.params import load_params
-from alr_core.common.text import counted, rounded
+from alr_core.common.text import counted, method_name, rounded
 
 
 def main() -> None:
@@ -39,8 +39,9 @@ def main() -> None:
     artifacts.write_json(paths.LNL_TIMING, result.timing)
     summary = result.metrics.get("selection", {})
     test = result.metrics["test"] or {}  # None without a test split
+    method = method_name(result.metrics["method"], result.metrics.get("selection_rule"))
     print(
-        f"{params.lnl.method}: test balanced accuracy {rounded(test.get('balanced_accuracy'))}, "
+        f"{method}: test balanced accuracy {rounded(test.get('balanced_accuracy'))}, "
         f"kept {summary.get('kept', len(result.selection))} of {counted(len(result.selection), 'train sample')} "
         f"(precision {rounded(summary.get('precision'))}, "
         f"worst-class recall {rounded(summary.get('worst_class_recall'))})"
