@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,8 @@ import time
 from pathlib import Path
 
 import yaml
+
+from bench.records import machine
 
 REPO = Path(__file__).resolve().parents[1]
 # the neighbours: a pure-Python loop (one core's worth), or another torch program training
@@ -94,8 +95,7 @@ def main() -> None:
             print(f"GOMP_SPINCOUNT={spin_count}: idle {idle:.1f} s, busy {busy:.1f} s, ratio {busy / idle:.2f}",
                   file=sys.stderr, flush=True)  # fmt: skip
     epochs = args.epochs if args.epochs is not None else "default (40)"
-    print(f"`python -m bench.contention {' '.join(sys.argv[1:])}` at {commit}, {platform.machine()}, "
-          f"{os.cpu_count()} cores; lnl_train epochs: {epochs}; torch's default threads (one per core); "
+    print(f"`python -m bench.contention {' '.join(sys.argv[1:])}` at {commit}, {machine()}; lnl_train epochs: {epochs}; torch's default threads (one per core); "
           f"the busy neighbour: {args.rival}.\n")
     print(f"| GOMP_SPINCOUNT | idle (s) | beside the busy {args.rival} process (s) | ratio |")
     print("|---|---|---|---|")

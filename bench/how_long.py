@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from pathlib import Path
 import yaml
 
 from bench.pipeline_time import timed_repro
+from bench.records import machine
 
 REPO = Path(__file__).resolve().parents[1]
 # epochs of the default schedule; retrain: of each round, its measured epoch time being one epoch
@@ -111,7 +111,7 @@ def main() -> None:
     for size in args.image_sizes:
         rows.append(measure(size, args.num_train, env))
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    print(table(rows, f"`python -m bench.how_long` at {commit}, {platform.machine()}, {os.cpu_count()} cores; "
+    print(table(rows, f"`python -m bench.how_long` at {commit}, {machine()}; "
                       f"synthetic source, 5 classes, 75 val and 150 test images; measured at N = "
                       f"{args.num_train:,} and {args.num_train // 4:,} train images."))  # fmt: skip
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import platform
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from alr_core.lnl.phase1 import train_phase1
 from alr_core.lnl.vog import last_layer_gradient
 from alr_core.nn.models import ModelSpec, build_model
 from alr_core.nn.training import per_sample_loss
+from bench.records import machine
 
 NUM_CLASSES = 5
 
@@ -154,9 +154,9 @@ def main() -> None:
     memory = snapshot_memory(100_000, 129, 5)
     n = args.train_size
     lines = [
-        f"# Phase-1 speed (`python -m bench.lnl_speed`)\n",
-        f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-        f"torch {torch.__version__}, CPU. Data: {n} random 28×28×3 images, 5 classes, batch {batch_size}, "
+        "# Phase-1 speed (`python -m bench.lnl_speed`)\n",
+        f"Machine: {machine()}, {torch.get_num_threads()} torch threads, CPU. Data: {n} random 28×28×3 images, "
+        f"5 classes, batch {batch_size}, "
         f"{args.epochs} epochs, small CNN, T_k = 10, W = 5.\n",
         "| measure | value |",
         "|---|---|",

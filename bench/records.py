@@ -1,9 +1,15 @@
 """The raw records of an evidence sweep: one JSON object per line, appended one run at a time,
-so that an interrupted sweep resumes from what the file holds."""
+so that an interrupted sweep resumes from what the file holds. Each record names the machine it
+was measured on."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
+import os
+import platform
+from importlib import metadata
 from pathlib import Path
 
 
@@ -13,6 +19,27 @@ def read_records(path: Path) -> list[dict]:
 
 
 def append_record(path: Path, record: dict) -> None:
-    """Append ``record`` as one line, flushed before the next run starts."""
+    """Append ``record`` as one line, with this machine's ``machine`` unless it names one,
+    flushed before the next run starts."""
     with path.open("a") as handle:
-        handle.write(json.dumps(record) + "\n")
+        handle.write(json.dumps({"machine": machine()} | record) + "\n")
+
+
+@functools.cache
+def machine(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """This machine as a short string: CPU model, core count, a hash of the CPU's instruction-set
+    flags and the torch version, e.g. "Intel(R) Xeon(R) Processor, 2 cores, flags 3f2a9c1e,
+    torch 2.14.1". The same code and seed can train to other numbers on another CPU (torch's
+    kernels dispatch on the instruction set): a paired difference means something only between
+    runs of one machine."""
+    model, flags = platform.processor() or platform.machine(), ""
+    if cpuinfo.exists():
+        fields = dict(line.split(":", 1) for line in cpuinfo.read_text().splitlines() if ":" in line)
+        fields = {key.strip(): value.strip() for key, value in fields.items()}
+        model, flags = fields.get("model name", model), " ".join(sorted(fields.get("flags", "").split()))
+    try:
+        torch = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        torch = "absent"
+    flag_hash = hashlib.sha256(flags.encode()).hexdigest()[:8]
+    return f"{model}, {os.cpu_count()} cores, flags {flag_hash}, torch {torch}"

@@ -21,12 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench.records import machine
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "bench" / "reference_run.json"
@@ -76,8 +77,7 @@ def table(rows: list[dict], commit: str) -> str:
     lines = [
         "# The default pipeline on several CPU configurations",
         "",
-        f"`python -m bench.reproducibility` at commit {commit[:7]}, {platform.machine()} "
-        f"({platform.processor() or 'unknown CPU'}), {os.cpu_count()} cores; each run is the default "
+        f"`python -m bench.reproducibility` at commit {commit[:7]}, {machine()}; each run is the default "
         "`dvc repro` of a fresh clone.",
         "",
         "| configuration | " + " | ".join(HEADLINE) + " | seconds |",

@@ -50,7 +50,7 @@ def main() -> None:
         "# Benchmarks (issue 6)" + (" — QUICK smoke run, not results" if args.quick else ""),
         "",
         f"Command: `{command}`, run {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}.",
-        f"Machine: {scale.machine()}.",
+        f"Machine: {scale.hardware()}.",
         "",
         "## Phase-1 epoch time and memory against N; ours against the authors' style",
         "",

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.records import machine
+
 REPO = Path(__file__).resolve().parents[1]
 SIZES = (10_000, 30_000, 100_000)
 NUM_CLASSES = 10
@@ -140,16 +142,13 @@ def measure(sizes, epochs: int = EPOCHS, workers: int = 0, vog_source: str = "ev
     return records
 
 
-def machine() -> str:
-    """CPU model, cores, memory, torch version and threads, GPU if any: one line."""
+def hardware() -> str:
+    """The machine (bench.records.machine), memory, GPU if any, Python and torch threads: one line."""
     import torch
 
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    models = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return (f"{models[0] if models else platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-            f"{memory:.0f} GiB memory, GPU: {gpu}; Python {platform.python_version()}, torch {torch.__version__} "
+    return (f"{machine()}, {memory:.0f} GiB memory, GPU: {gpu}; Python {platform.python_version()} "
             f"({torch.get_num_threads()} intra-op threads)")  # fmt: skip
 
 
@@ -227,7 +226,7 @@ def main() -> None:
         child(args.child, args.data, args.epochs, args.workers, args.vog_source, args.result)
         return
     records = measure(args.sizes, args.epochs, args.workers, args.vog_source)
-    print("\n".join([f"Machine: {machine()}", ""] + markdown(records, args.epochs)))
+    print("\n".join([f"Machine: {hardware()}", ""] + markdown(records, args.epochs)))
 
 
 if __name__ == "__main__":

@@ -12,8 +12,6 @@ long); the retrain is the round stage's fine-tune, al.epochs (10) on every train
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from alr_core.lnl.feature_rules import kfold_probs, nearest_neighbours
 from alr_core.lnl.phase1 import model_spec, new_network
 from alr_core.nn.training import input_stats
 from alr_core.ssl.loop import run_pretrain
+from bench.records import machine
 
 
 def measure(num_train: int) -> dict:
@@ -84,8 +83,7 @@ def main() -> None:
     keys = list(results[0])
     lines = [
         f"SSL path cost: `python -m bench.ssl_cost --sizes {' '.join(map(str, args.sizes))}`; synthetic 28×28×1, "
-        f"small CNN, {torch.get_num_threads()} torch threads on {os.cpu_count()} cores "
-        f"({platform.processor() or platform.machine()}), torch {torch.__version__}.",
+        f"small CNN, {torch.get_num_threads()} torch threads on {machine()}.",
         "",
         "| " + " | ".join(keys) + " |",
         "|" + "---|" * len(keys),

@@ -480,6 +480,7 @@ def tables(records: list[dict]) -> str:
                 out.append(markdown_row([row["dataset"], row["rate"], f"{row['budget']:.0%}", row["init"],
                                          row["variant"], int(row["pairs"]), diff_text(row)]))
     out += pretraining_table(frame)
+    out += machines_table(frame)
     return "\n".join(out) + "\n"
 
 
@@ -582,6 +583,26 @@ def headroom_table(frame: pd.DataFrame, two: pd.DataFrame) -> list[str]:
                    "[95 % t-interval].",
                    ["dataset", "noise", "budget", "init", "seeds", "ceiling", "CE + random", "ceiling − CE + random",
                     "default", "ceiling − default"]) + [row for _, row in sorted(rows)]  # fmt: skip
+
+
+UNNAMED_MACHINE = "not recorded (records before 2026-12-05)"
+
+
+def machines_table(frame: pd.DataFrame) -> list[str]:
+    """How many records each machine (bench.records.machine) measured per phase, and the blocks of
+    the tables (phase, dataset, noise, initialisation) whose runs more than one named machine
+    measured: their paired differences mix machines."""
+    machine = frame.get("machine", pd.Series(index=frame.index, dtype=object)).fillna(UNNAMED_MACHINE)
+    named = frame.assign(machine=machine)
+    rows = [markdown_row([name, phase, count]) for (name, phase), count in named.groupby(["machine", "phase"]).size().items()]
+    blocks = named[named["machine"] != UNNAMED_MACHINE].groupby(["phase", "dataset", "rate", "init"])["machine"].nunique()
+    mixed = [", ".join(str(k) for k in key) for key, count in blocks.items() if count > 1]
+    text = ("Blocks measured on more than one named machine (phase, dataset, noise, init): " + "; ".join(mixed) + "."
+            if mixed else "No block of the tables mixes named machines.")
+    return section("## Machines", "The machine that measured each record (CPU, cores, a hash of the CPU's "
+                   "instruction-set flags, torch): the same code and seed can train to other numbers on another "
+                   f"CPU, so paired differences mean something only within one machine. {text}",
+                   ["machine", "phase", "records"]) + rows
 
 
 def pretraining_table(frame: pd.DataFrame) -> list[str]:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from bench.ssl_evidence import (CEILING, DEFAULT_RULE, PHASE2_DEFAULT, ROUND_RULE, SAFETY_NET, SAFETY_NETS,
-                                TRAINED_ALWAYS, paired, phase2_config, pretrain_settings, split_variant, tables,
+                                TRAINED_ALWAYS, UNNAMED_MACHINE, machines_table, paired, phase2_config, pretrain_settings, split_variant, tables,
                                 with_safety_net)
 
 
@@ -208,3 +208,14 @@ def test_phase2_configurations_are_also_paired_with_the_default():
     phase2 = tables(frame).split("## Phase 2")[1].split("###")[0]
     assert "| x | 3 | 0.750 | +0.150 [+0.026, +0.274] | +0.050 [-0.074, +0.174] | 2.00 |" in phase2
     assert f"| {PHASE2_DEFAULT} | 3 | 0.700 | +0.100 [+0.100, +0.100] | — | 2.00 |" in phase2
+
+
+def test_machines_table_counts_records_and_names_blocks_measured_on_two_machines():
+    frame = [r | {"phase": 1} for r in records("ce", [0.5, 0.5]) + records("cleanlab_kfold", [0.6, 0.6])]
+    frame[0]["machine"], frame[2]["machine"] = "cpu A", "cpu B"  # one block, two named machines
+    other = records("ce", [0.5])[0] | {"phase": 1, "dataset": "e", "machine": "cpu A"}
+    text = "\n".join(machines_table(pd.DataFrame(frame + [other])))
+    assert "| cpu A | 1 | 2 |" in text and "| cpu B | 1 | 1 |" in text
+    assert f"| {UNNAMED_MACHINE} | 1 | 2 |" in text
+    assert "(phase, dataset, noise, init): 1, d, 0.4, scratch." in text  # the block of "e" has one machine
+    assert "No block" in "\n".join(machines_table(pd.DataFrame([other])))

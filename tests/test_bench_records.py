@@ -1,0 +1,30 @@
+"""bench/records.py: records appended one per line, each naming the machine that measured it."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from bench.records import append_record, machine, read_records
+
+
+def test_records_round_trip_and_name_this_machine_unless_they_name_one(tmp_path):
+    raw = tmp_path / "raw.jsonl"
+    assert read_records(raw) == []
+    append_record(raw, {"seed": 0, "value": 0.5})
+    append_record(raw, {"seed": 1, "machine": "elsewhere"})
+    first, second = read_records(raw)
+    assert first == {"machine": machine(), "seed": 0, "value": 0.5}
+    assert second["machine"] == "elsewhere"
+    assert len(raw.read_text().splitlines()) == 2 and json.loads(raw.read_text().splitlines()[1])["seed"] == 1
+
+
+def test_machine_names_the_cpu_model_cores_and_a_hash_of_its_flags(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t\t: sse avx2\n\n"
+                       "processor\t: 1\nmodel name\t: Test CPU 9000\nflags\t\t: avx2 sse\n")
+    name = machine(cpuinfo)
+    assert name.startswith(f"Test CPU 9000, {os.cpu_count()} cores, flags ") and ", torch " in name
+    cpuinfo.write_text("model name\t: Test CPU 9000\nflags\t\t: sse avx2 avx512f\n")
+    machine.cache_clear()
+    assert machine(cpuinfo).split(", flags ")[1][:8] != name.split(", flags ")[1][:8]  # another instruction set
