@@ -95,8 +95,8 @@ def main() -> None:
             print(f"GOMP_SPINCOUNT={spin_count}: idle {idle:.1f} s, busy {busy:.1f} s, ratio {busy / idle:.2f}",
                   file=sys.stderr, flush=True)  # fmt: skip
     epochs = args.epochs if args.epochs is not None else "default (40)"
-    print(f"`python -m bench.contention {' '.join(sys.argv[1:])}` at {commit}, {machine()}; lnl_train epochs: {epochs}; torch's default threads (one per core); "
-          f"the busy neighbour: {args.rival}.\n")
+    print(f"`python -m bench.contention {' '.join(sys.argv[1:])}` at {commit}, {machine()}; lnl_train epochs: "
+          f"{epochs}; torch's default threads (one per core); the busy neighbour: {args.rival}.\n")
     print(f"| GOMP_SPINCOUNT | idle (s) | beside the busy {args.rival} process (s) | ratio |")
     print("|---|---|---|---|")
     for spin_count, idle, busy in rows:

@@ -156,8 +156,7 @@ def main() -> None:
     lines = [
         "# Phase-1 speed (`python -m bench.lnl_speed`)\n",
         f"Machine: {machine()}, {torch.get_num_threads()} torch threads, CPU. Data: {n} random 28×28×3 images, "
-        f"5 classes, batch {batch_size}, "
-        f"{args.epochs} epochs, small CNN, T_k = 10, W = 5.\n",
+        f"5 classes, batch {batch_size}, {args.epochs} epochs, small CNN, T_k = 10, W = 5.\n",
         "| measure | value |",
         "|---|---|",
         f"| training throughput, `ce` (images/s, one network) | {n * args.epochs / ce['train']:.0f} |",

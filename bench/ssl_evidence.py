@@ -594,11 +594,12 @@ def machines_table(frame: pd.DataFrame) -> list[str]:
     measured: their paired differences mix machines."""
     machine = frame.get("machine", pd.Series(index=frame.index, dtype=object)).fillna(UNNAMED_MACHINE)
     named = frame.assign(machine=machine)
-    rows = [markdown_row([name, phase, count]) for (name, phase), count in named.groupby(["machine", "phase"]).size().items()]
-    blocks = named[named["machine"] != UNNAMED_MACHINE].groupby(["phase", "dataset", "rate", "init"])["machine"].nunique()
-    mixed = [", ".join(str(k) for k in key) for key, count in blocks.items() if count > 1]
-    text = ("Blocks measured on more than one named machine (phase, dataset, noise, init): " + "; ".join(mixed) + "."
-            if mixed else "No block of the tables mixes named machines.")
+    counts = named.groupby(["machine", "phase"]).size()
+    rows = [markdown_row([name, phase, count]) for (name, phase), count in counts.items()]
+    blocks = named[named["machine"] != UNNAMED_MACHINE].groupby(["phase", "dataset", "rate", "init"])["machine"]
+    mixed = [", ".join(str(k) for k in key) for key, count in blocks.nunique().items() if count > 1]
+    text = ("Blocks measured on more than one named machine (phase, dataset, noise, init): " + "; ".join(mixed)
+            + "." if mixed else "No block of the tables mixes named machines.")
     return section("## Machines", "The machine that measured each record (CPU, cores, a hash of the CPU's "
                    "instruction-set flags, torch): the same code and seed can train to other numbers on another "
                    f"CPU, so paired differences mean something only within one machine. {text}",
