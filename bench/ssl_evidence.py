@@ -575,7 +575,8 @@ def headroom_table(frame: pd.DataFrame, two: pd.DataFrame) -> list[str]:
     if not rows:
         return []
     return section("### Headroom: the clean-label ceiling against the rounds' result",
-                   f"The phase-2 target asks the default (`{PHASE2_DEFAULT}` until 7408c9a) for 3 points over `{PHASE2_BASELINE}`. The "
+                   f"The phase-2 target asks the default (`{PHASE2_DEFAULT}` until 7408c9a) for 3 points over "
+                   f"`{PHASE2_BASELINE}`. The "
                    "ceiling (phase 1's CE on every true train label, same initialisation and seed) marks how far "
                    "correct labels take this network: where it is not 3 points above CE + random, fixing labels "
                    "cannot meet the target unless the rounds train better than phase 1's recipe (their loss is "
@@ -585,7 +586,7 @@ def headroom_table(frame: pd.DataFrame, two: pd.DataFrame) -> list[str]:
                     "default", "ceiling − default"]) + [row for _, row in sorted(rows)]  # fmt: skip
 
 
-UNNAMED_MACHINE = "not recorded (records before 2026-12-05)"
+UNNAMED_MACHINE = "not recorded (records written before c4fb8c7)"
 
 
 def machines_table(frame: pd.DataFrame) -> list[str]:
