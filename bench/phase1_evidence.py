@@ -26,6 +26,7 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -131,6 +132,17 @@ def parse_dataset(text: str) -> tuple[str, dict]:
             raise SystemExit(f"--dataset {text!r}: option {option!r} is not KEY=VALUE")
         data[key] = yaml.safe_load(value)
     return name, data
+
+
+def available_datasets(texts: list[str]) -> Iterator[tuple[str, dict]]:
+    """:func:`parse_dataset` of each of ``texts``, skipping (with a line on stderr) those whose
+    folder or file is absent, so one sweep runs on whatever data this machine has."""
+    for text in texts:
+        name, dataset = parse_dataset(text)
+        if dataset.get("path") and not Path(dataset["path"]).exists():
+            print(f"{name}: {dataset['path']} is absent, skipped", file=sys.stderr)
+            continue
+        yield name, dataset
 
 
 def summarise(records: list[dict]) -> pd.DataFrame:

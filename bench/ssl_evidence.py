@@ -41,7 +41,7 @@ from alr_core.common.seeding import rng_for
 from alr_core.data.datasets import PipelineData, SplitData, model_inputs
 from alr_core.data.noise import noisy_label_table
 from alr_core.data.prepare import class_names, prepare
-from bench.phase1_evidence import parse_dataset
+from bench.phase1_evidence import available_datasets
 from bench.records import append_record, read_records
 
 SPLIT_SEED = 0
@@ -668,11 +668,7 @@ def main() -> None:
         if args.phase == 2:
             for variant in variants:
                 phase2_config(variant)  # an unknown name stops the run before any training
-        for text in args.dataset:
-            name, dataset = parse_dataset(text)
-            if dataset.get("path") and not Path(dataset["path"]).exists():
-                print(f"{name}: {dataset['path']} is absent, skipped", file=sys.stderr)
-                continue
+        for name, dataset in available_datasets(args.dataset):
             for rate in args.rates:
                 for init in args.inits:
                     prep = prepared(name, dataset, pretrain_settings(init, args.pretrain_epochs), args.cache)

@@ -36,7 +36,7 @@ from alr_core.common.params import parse_params
 from alr_core.common.seeding import rng_for
 from alr_core.data.noise import noisy_label_table
 from alr_core.data.prepare import prepare
-from bench.phase1_evidence import parse_dataset
+from bench.phase1_evidence import available_datasets
 from bench.records import append_record, read_records
 from bench.ssl_evidence import SPLIT_SEED, base_params, diff_text, fmt, markdown_row, mean_interval, section
 
@@ -128,11 +128,7 @@ def main() -> None:
     records = read_records(args.raw)
     done = {(r["dataset"], r["config"], r["pretrain_seed"], r["epochs"], r["batch_size"]) for r in records}
     if not args.table_only:
-        for text in args.dataset:
-            name, dataset = parse_dataset(text)
-            if dataset.get("path") and not Path(dataset["path"]).exists():
-                print(f"{name}: {dataset['path']} is absent, skipped", file=sys.stderr)
-                continue
+        for name, dataset in available_datasets(args.dataset):
             for seed in args.seeds:
                 for config in args.configs:
                     if (name, config, seed, args.epochs, args.batch_size) in done:

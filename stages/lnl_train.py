@@ -11,7 +11,7 @@ from alr_core.active.labels import initial_working_labels
 from alr_core.common import artifacts, paths
 from alr_core.common.cli import run_stage
 from alr_core.common.params import load_params
-from alr_core.common.text import counted, method_name, rounded
+from alr_core.common.text import counted, lead_text, method_name, rounded
 
 
 def main() -> None:
@@ -50,7 +50,7 @@ def main() -> None:
     if net and net["ce_is_better"]:
         using = "using plain CE's model" if net["used"] == "ce" else "lnl.safety_net: pick would use plain CE"
         print(f"safety net: plain CE scored higher on validation ({rounded(net['ce_val_balanced_accuracy'])} vs "
-              f"{rounded(net['method_val_balanced_accuracy'])} balanced accuracy); {using}")
+              f"{rounded(net['method_val_balanced_accuracy'])} balanced accuracy{lead_text(net['ce_lead'])}); {using}")
 
 
 if __name__ == "__main__":

@@ -514,24 +514,38 @@ def test_load_pipeline_data_errors(tmp_path):
 # ----------------------------------------------------------------------------- the safety net
 
 
-class FakeRun:
-    """What train_phase1 returns, with a chosen validation score per lnl.method."""
+VAL_LABELS = np.repeat([0, 1], 100)
 
-    def __init__(self, method: str, val: float, selection_rule: str | None = None):
+
+def right_on(count: int) -> np.ndarray:
+    """Validation predictions right on the first ``count`` samples of each class of VAL_LABELS."""
+    right = np.tile(np.arange(100) < count, 2)
+    return np.where(right, VAL_LABELS, 1 - VAL_LABELS)
+
+
+class FakeRun:
+    """What train_phase1 returns: validation predictions right on ``right`` samples per class."""
+
+    def __init__(self, method: str, right: int, selection_rule: str | None = None):
         self.method = method
+        self.val_predictions = right_on(right)
+        val = right / 100
         self.metrics = {"method": method, "selection_rule": selection_rule, "val": {"balanced_accuracy": val},
                         "test": {"balanced_accuracy": val - 0.1}}
         self.timing = {"seconds": {"train": 1.0}}
 
 
-@pytest.mark.parametrize("mode, method_val, ce_val, used, calls", [
-    ("off", 0.5, 0.9, "coteaching", 1),
-    ("check", 0.5, 0.9, "coteaching", 2),  # reported, not acted on
-    ("pick", 0.5, 0.9, "ce", 2),
-    ("pick", 0.7, 0.7, "coteaching", 2),  # a tie keeps the method
-    ("pick", 0.8, 0.6, "coteaching", 2),
+@pytest.mark.parametrize("mode, method_right, ce_right, used, calls", [
+    ("off", 50, 90, "coteaching", 1),
+    ("check", 50, 90, "coteaching", 2),  # reported, not acted on
+    ("pick", 50, 90, "ce", 2),
+    ("pick", 70, 70, "coteaching", 2),  # a tie keeps the method
+    ("pick", 70, 72, "ce", 2),  # CE right on 4 more of 200 samples, none fewer: picked, though p = 1/16
+    ("pick", 80, 60, "coteaching", 2),
 ])  # fmt: skip
-def test_safety_net_compares_with_plain_ce_on_validation(monkeypatch, mode, method_val, ce_val, used, calls):
+def test_safety_net_compares_with_plain_ce_on_validation(monkeypatch, mode, method_right, ce_right, used, calls):
+    import types
+
     import alr_core.lnl.safety_net as safety
 
     seen = []
@@ -539,35 +553,43 @@ def test_safety_net_compares_with_plain_ce_on_validation(monkeypatch, mode, meth
     def fake_train(data, params, progress, encoder_path):
         seen.append((params.lnl.method, params.lnl.selection, params.seed))
         plain_ce = (params.lnl.method, params.lnl.selection) == ("ce", "global")
-        return FakeRun(params.lnl.method, ce_val if plain_ce else method_val,
+        return FakeRun(params.lnl.method, ce_right if plain_ce else method_right,
                        None if plain_ce else params.lnl.selection)
 
     monkeypatch.setattr(safety, "train_phase1", fake_train)
+    data = types.SimpleNamespace(val=types.SimpleNamespace(labels=VAL_LABELS))
     params = make_params(method="coteaching", selection="class_gmm", safety_net=mode)
-    result = safety.train_with_safety_net(None, params)
+    result = safety.train_with_safety_net(data, params)
     assert len(seen) == calls and result.method == used
     if calls == 2:
         assert seen[1] == ("ce", "global", params.seed)  # same seed: the same initialisation
-        assert result.metrics["safety_net"] == {
-            "mode": mode, "method_val_balanced_accuracy": method_val, "ce_val_balanced_accuracy": ce_val,
-            "ce_is_better": ce_val > method_val, "used": used,
-            "method_test_balanced_accuracy": method_val - 0.1, "ce_test_balanced_accuracy": ce_val - 0.1}
+        net = result.metrics["safety_net"]
+        lead = net.pop("ce_lead")
+        assert lead["diff"] == pytest.approx((ce_right - method_right) / 100)
+        assert lead["significant"] == (lead["p_value"] < 0.05) and (ce_right - method_right > 10) == lead["significant"]
+        assert net == {
+            "mode": mode, "method_val_balanced_accuracy": method_right / 100,
+            "ce_val_balanced_accuracy": ce_right / 100, "ce_is_better": ce_right > method_right, "used": used,
+            "method_test_balanced_accuracy": method_right / 100 - 0.1,
+            "ce_test_balanced_accuracy": ce_right / 100 - 0.1}
     else:
         assert "safety_net" not in result.metrics
     plain = make_params(method="ce", safety_net="pick")
     seen.clear()
-    assert "safety_net" not in safety.train_with_safety_net(None, plain).metrics and len(seen) == 1
+    assert "safety_net" not in safety.train_with_safety_net(data, plain).metrics and len(seen) == 1
     # plain CE with a feature rule: its run is named after the rule, so "ce" always means the net's CE
     seen.clear()
-    feature = safety.train_with_safety_net(None, make_params(method="ce", selection="cleanlab_kfold",
+    feature = safety.train_with_safety_net(data, make_params(method="ce", selection="cleanlab_kfold",
                                                              safety_net=mode))  # fmt: skip
     if mode != "off":
         assert feature.metrics["safety_net"]["used"] == ("ce + cleanlab_kfold" if used != "ce" else "ce")
 
 
 def test_safety_net_trains_plain_ce_from_the_same_start(data):
-    """A real run on embeddings: the record holds both runs' validation scores, and `pick`
-    returns the run whose score is higher."""
+    """A real run on embeddings: the record holds both runs' validation scores and CE's lead,
+    and `pick` returns the run whose score is higher."""
+    from sklearn.metrics import balanced_accuracy_score
+
     from alr_core.lnl.safety_net import train_with_safety_net
 
     frozen = model_inputs(with_embeddings(data), frozen=True)
@@ -577,6 +599,10 @@ def test_safety_net_trains_plain_ce_from_the_same_start(data):
     ce = train_phase1(frozen, dataclasses.replace(params, lnl=dataclasses.replace(params.lnl, method="ce",
                                                                                  selection="global")), progress=False)
     assert net["ce_val_balanced_accuracy"] == ce.metrics["val"]["balanced_accuracy"]
+    val_gap = net["ce_val_balanced_accuracy"] - net["method_val_balanced_accuracy"]
+    assert net["ce_lead"]["diff"] == pytest.approx(val_gap)
     best = max(net["ce_val_balanced_accuracy"], net["method_val_balanced_accuracy"])
     assert result.metrics["val"]["balanced_accuracy"] == best
     assert result.metrics["method"] == net["used"]
+    # the predictions behind the lead are the handed-on model's on the validation split
+    assert balanced_accuracy_score(frozen.val.labels, result.val_predictions) == pytest.approx(best)

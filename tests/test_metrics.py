@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from alr_core.evaluation.metrics import classification_metrics, macro_auroc, selection_metrics
+from alr_core.evaluation.metrics import (paired_balanced_accuracy_test, classification_metrics, macro_auroc,
+                                         selection_metrics)
 
 NAMES = ["cat", "dog", "fox", "owl"]
 
@@ -204,3 +205,78 @@ def test_selection_metrics_against_sklearn_on_random_arrays():
             skm.precision_score(clean[in_observed_class], kept[in_observed_class])
         )
     assert result["worst_class_recall"] == min(result["recall_per_class"].values())
+
+
+# ----------------------------------------------------------------------------- paired balanced-accuracy test
+
+
+def two_predictions(num_samples=300, num_classes=3, seed=0, right_a=0.8, right_b=0.6):
+    """Imbalanced labels and two predictions right on about ``right_a`` and ``right_b`` of them."""
+    rng = np.random.default_rng(seed)
+    shares = np.linspace(1, 0.3, num_classes)
+    labels = rng.choice(num_classes, num_samples, p=shares / shares.sum())
+    wrong = (labels + rng.integers(1, num_classes, num_samples)) % num_classes
+    a = np.where(rng.random(num_samples) < right_a, labels, wrong)
+    b = np.where(rng.random(num_samples) < right_b, labels, wrong)
+    return labels, a, b
+
+
+def test_paired_test_difference_is_sklearns_difference():
+    labels, a, b = two_predictions()
+    found = paired_balanced_accuracy_test(labels, a, b, np.random.default_rng(0))
+    expected = skm.balanced_accuracy_score(labels, a) - skm.balanced_accuracy_score(labels, b)
+    assert found["diff"] == pytest.approx(expected, abs=1e-12)
+    assert found["p_value"] == pytest.approx(1 / 10_001)  # a 20-point lead: no sign flip reaches it
+
+
+def test_paired_test_p_values_by_hand():
+    """Two classes of 100; a right on every sample b is right on, plus some."""
+    labels = np.repeat([0, 1], 100)
+
+    def right_on(first: int, second: int) -> np.ndarray:
+        right = np.concatenate([np.arange(100) < first, np.arange(100) < second])
+        return np.where(right, labels, 1 - labels)
+
+    rng = np.random.default_rng(0)
+    # 4 wins, 0 losses, 2 per class: only "all four won" reaches it, P = 1/16
+    assert paired_balanced_accuracy_test(labels, right_on(72, 72), right_on(70, 70), rng)["p_value"] == \
+        pytest.approx(1 / 16, abs=0.006)  # fmt: skip
+    # 6 wins in one class: 1/64
+    assert paired_balanced_accuracy_test(labels, right_on(76, 70), right_on(70, 70), rng)["p_value"] == \
+        pytest.approx(1 / 64, abs=0.003)  # fmt: skip
+    # identical predictions: nothing to flip, every draw reaches the observed 0
+    same = paired_balanced_accuracy_test(labels, right_on(70, 70), right_on(70, 70), rng)
+    assert same == {"diff": 0.0, "p_value": 1.0}
+    # b the better: a's p-value is near 1
+    assert paired_balanced_accuracy_test(labels, right_on(60, 60), right_on(80, 80), rng)["p_value"] == 1.0
+
+
+def test_paired_test_weighs_classes_equally():
+    """A lead of 3 samples in a class of 10 outweighs a loss of 3 in a class of 190."""
+    labels = np.array([0] * 10 + [1] * 190)
+    a, b = labels.copy(), labels.copy()
+    a[190:193] = 0  # a wrong on 3 of class 1
+    b[:3] = 1  # b wrong on 3 of class 0
+    found = paired_balanced_accuracy_test(labels, a, b, np.random.default_rng(0))
+    assert found["diff"] == pytest.approx((0.3 - 3 / 190) / 2)
+    assert found["p_value"] == pytest.approx(1 / 8, abs=0.02)  # only the 3 wins of class 0 flipping all together
+
+
+def test_paired_test_is_seeded_and_calibrated():
+    labels, a, b = two_predictions(right_a=0.65, right_b=0.6)
+    first = paired_balanced_accuracy_test(labels, a, b, np.random.default_rng(5))
+    assert 0.01 < first["p_value"] < 0.5  # a p-value the draws decide, not a bound
+    assert first == paired_balanced_accuracy_test(labels, a, b, np.random.default_rng(5))
+    # under the null (both drawn alike) p-values are about uniform: about 5 % fall below 0.05
+    p_values = [paired_balanced_accuracy_test(*two_predictions(seed=s, right_a=0.7, right_b=0.7),
+                                              np.random.default_rng(s), resamples=2000)["p_value"]
+                for s in range(400)]  # fmt: skip
+    assert 0.02 < np.mean(np.array(p_values) < 0.05) < 0.09
+
+
+def test_paired_test_rejects_mismatched_inputs():
+    labels, a, b = two_predictions()
+    with pytest.raises(ValueError, match=r"one length; got shapes \(300,\), \(299,\), \(300,\)"):
+        paired_balanced_accuracy_test(labels, a[:-1], b, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="non-empty"):
+        paired_balanced_accuracy_test(labels[:0], a[:0], b[:0], np.random.default_rng(0))

@@ -386,18 +386,23 @@ def test_overview_text_of_a_finished_run_and_of_phase_1_alone():
     assert "metrics/report.json does not exist" in " ".join(phase1[-3:])
 
 
-@pytest.mark.parametrize("used, outcome", [
-    ("ce", "phase 1 hands on CE's model (lnl.safety_net: pick)"),
-    ("coteaching_vog", "phase 1 kept the method's model; lnl.safety_net: pick would use CE's"),
+@pytest.mark.parametrize("used, outcome, lead, lead_words", [
+    ("ce", "phase 1 hands on CE's model (lnl.safety_net: pick)", {"p_value": 0.0123, "significant": True},
+     ", paired test p = 0.012"),
+    ("ce", "phase 1 hands on CE's model (lnl.safety_net: pick)", {"p_value": 0.31, "significant": False},
+     ", paired test p = 0.310, within the split's noise"),
+    ("coteaching_vog", "phase 1 kept the method's model; lnl.safety_net: pick would use CE's", None, ""),
 ])  # fmt: skip
-def test_overview_says_when_plain_ce_beat_phase_1_on_validation(used, outcome):
+def test_overview_says_when_plain_ce_beat_phase_1_on_validation(used, outcome, lead, lead_words):
     net = {"mode": "pick" if used == "ce" else "check", "method_val_balanced_accuracy": 0.61,
-           "ce_val_balanced_accuracy": 0.64, "ce_is_better": True, "used": used}  # fmt: skip
+           "ce_val_balanced_accuracy": 0.64, "ce_is_better": True, "used": used}
+    if lead is not None:  # records written before the paired test have no ce_lead
+        net["ce_lead"] = {"diff": 0.03} | lead
     lines = overview_text(lnl_metrics() | {"safety_net": net}, round_metrics(), None, report_status(2)).splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("safety net:"))
-    text = " ".join(lines[start:start + 3])
+    text = " ".join(lines[start:start + 4])
     assert text.startswith("safety net: plain CE scored higher on the validation split than the phase-1 method "
-                           f"(0.640 vs 0.610 balanced accuracy); {outcome}")
+                           f"(0.640 vs 0.610 balanced accuracy{lead_words}); {outcome}")
     assert max(map(len, lines)) <= 80
     quiet = overview_text(lnl_metrics() | {"safety_net": net | {"ce_is_better": False}}, round_metrics(), None,
                           report_status(2))  # fmt: skip

@@ -105,6 +105,8 @@ def test_two_rounds_end_to_end(pipeline):
 
     net = read_json(project, paths.LNL_METRICS)["safety_net"]  # plain CE trained beside phase 1
     assert net["mode"] == "check" and net["used"] == "coteaching_vog"
+    val_gap = net["ce_val_balanced_accuracy"] - net["method_val_balanced_accuracy"]
+    assert net["ce_lead"]["diff"] == pytest.approx(val_gap)
     assert net["ce_is_better"] == (net["ce_val_balanced_accuracy"] > net["method_val_balanced_accuracy"])
 
     # ---- the working label tables: every row, in phase 1's order; only queried rows change

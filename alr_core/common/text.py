@@ -17,3 +17,13 @@ def method_name(method: str, selection_rule: str | None) -> str:
     ``selection_rule`` (which plain CE records only for a feature rule): "ce + cleanlab_kfold",
     which would otherwise read as the safety net's plain CE; otherwise ``method``."""
     return f"{method} + {selection_rule}" if method == "ce" and selection_rule else method
+
+
+def lead_text(lead: dict | None) -> str:
+    """", paired test p = 0.012" for CE's validation lead (``lead``: lnl.json's
+    ``safety_net.ce_lead``), saying when the lead is within the split's noise; "" for a record
+    written before the test existed."""
+    if lead is None:
+        return ""
+    noise = "" if lead["significant"] else ", within the split's noise"
+    return f", paired test p = {lead['p_value']:.3f}{noise}"

@@ -22,7 +22,7 @@ from alr_core.common import paths
 from alr_core.common.errors import AlrError
 from alr_core.common.params import Params, forget_rate
 from alr_core.data.datasets import PipelineData
-from alr_core.evaluation.metrics import selection_metrics
+from alr_core.evaluation.metrics import classification_metrics, selection_metrics
 from alr_core.lnl.class_rules import CLASS_RULES, class_keep
 from alr_core.lnl.feature_rules import FEATURE_RULES, FOLD_SEED, feature_keep
 from alr_core.lnl.selection import balance_weights, forget_rate_schedule, kept_mask, masked_exchange_losses, masked_loss
@@ -58,6 +58,7 @@ class Phase1Result:
     epochs: pd.DataFrame  # one row per epoch, for dvc plots
     metrics: dict  # deterministic for a seed: tracked with `dvc metrics`
     timing: dict  # wall-clock seconds per part and throughput: differ between identical runs
+    val_predictions: np.ndarray  # int (N_val,): f's class for each validation sample, for paired comparisons
 
 
 def model_spec(params: Params, data: PipelineData) -> ModelSpec:
@@ -251,6 +252,7 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True,
     model = best[0].restore(nets[0])
     peer = best[1].restore(nets[1]) if coteaching else None
     test = ImageSet.from_arrays(data.test.images, data.test.labels, device)
+    val_probs = predict(model, val, pipeline, params.train.eval_batch_size)[1].softmax(1).cpu().numpy()
     metrics = {
         "method": lnl.method,
         "arch": spec.arch,
@@ -264,7 +266,7 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True,
         "selection_rule": lnl.selection if coteaching or feature_mask is not None else None,
         # per-class rules: observed classes of C whose split was degenerate and were kept whole
         "classes_kept_whole": [data.class_names[c] for c in kept_whole],
-        "val": evaluate(model, val, pipeline, params.train.eval_batch_size, data.class_names),
+        "val": classification_metrics(data.val.labels, val_probs, data.class_names),
         "test": evaluate(model, test, pipeline, params.train.eval_batch_size, data.class_names) if len(test) else None,
     }
     timing = {
@@ -274,7 +276,8 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True,
     if data.train.truth is not None:
         metrics["selection"] = selection_metrics(selection["clean_guess"].to_numpy(), data.train.labels,
                                                  data.train.truth, data.class_names)  # fmt: skip
-    return Phase1Result(spec, normalization, model, peer, selection, pd.DataFrame(rows), metrics, timing)
+    return Phase1Result(spec, normalization, model, peer, selection, pd.DataFrame(rows), metrics, timing,
+                        val_probs.argmax(1))
 
 
 def new_network(spec: ModelSpec, params: Params, encoder_path=paths.PRETRAIN_ENCODER) -> tuple[nn.Module, dict]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from alr_core.common import paths
 from alr_core.common.errors import AlrError
-from alr_core.common.text import counted
+from alr_core.common.text import counted, lead_text
 from alr_core.report.summary import TEXT_LEGEND, label_issues_summary, rounds_table, summary, table_text
 
 NO_RESULTS = f"no results yet: {paths.LNL_METRICS} does not exist; run `dvc repro` first (from the project root)"
@@ -76,13 +76,14 @@ def label_issues_text(label_issues: dict) -> str:
 
 
 def safety_net_text(net: dict) -> str:
-    """The warning when plain CE scored higher than the phase-1 method on the validation split
-    (``net``: lnl.json's ``safety_net``), wrapped to :data:`WIDTH`."""
+    """The warning when plain CE scored higher than the phase-1 method on the validation split,
+    with the paired test's p-value of CE's lead (``net``: lnl.json's ``safety_net``), wrapped
+    to :data:`WIDTH`."""
     outcome = ("phase 1 hands on CE's model (lnl.safety_net: pick)" if net["used"] == "ce"
                else "phase 1 kept the method's model; lnl.safety_net: pick would use CE's")  # fmt: skip
     text = (f"safety net: plain CE scored higher on the validation split than the phase-1 method "
             f"({net['ce_val_balanced_accuracy']:.3f} vs {net['method_val_balanced_accuracy']:.3f} balanced "
-            f"accuracy); {outcome}")
+            f"accuracy{lead_text(net.get('ce_lead'))}); {outcome}")
     return textwrap.fill(text, WIDTH, break_long_words=False, break_on_hyphens=False)
 
 
