@@ -1,6 +1,6 @@
 """The raw records of an evidence sweep: one JSON object per line, appended one run at a time,
 so that an interrupted sweep resumes from what the file holds. Each record names the machine it
-was measured on."""
+was measured on and the torch threads it ran with."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import platform
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -19,10 +20,18 @@ def read_records(path: Path) -> list[dict]:
 
 
 def append_record(path: Path, record: dict) -> None:
-    """Append ``record`` as one line, with this machine's ``machine`` unless it names one,
-    flushed before the next run starts."""
+    """Append ``record`` as one line, with this machine's ``machine`` and this process's
+    ``threads`` unless it names them, flushed before the next run starts."""
     with path.open("a") as handle:
-        handle.write(json.dumps({"machine": machine()} | record) + "\n")
+        handle.write(json.dumps({"machine": machine(), "threads": threads()} | record) + "\n")
+
+
+def threads() -> int | None:
+    """torch's intra-op thread count in this process, None when torch was never imported (no
+    run here trained anything). The same code, seed and machine train to other numbers at
+    another thread count: a RetinaMNIST phase-1 run scored 0.364 at 2 threads, 0.361 at 1."""
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else None
 
 
 @functools.cache

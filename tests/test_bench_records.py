@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from bench.records import append_record, machine, read_records
+from bench.records import append_record, machine, read_records, threads
 
 
 def test_records_round_trip_and_name_this_machine_unless_they_name_one(tmp_path):
@@ -14,7 +14,7 @@ def test_records_round_trip_and_name_this_machine_unless_they_name_one(tmp_path)
     append_record(raw, {"seed": 0, "value": 0.5})
     append_record(raw, {"seed": 1, "machine": "elsewhere"})
     first, second = read_records(raw)
-    assert first == {"machine": machine(), "seed": 0, "value": 0.5}
+    assert first == {"machine": machine(), "threads": threads(), "seed": 0, "value": 0.5}
     assert second["machine"] == "elsewhere"
     assert len(raw.read_text().splitlines()) == 2 and json.loads(raw.read_text().splitlines()[1])["seed"] == 1
 
@@ -28,3 +28,13 @@ def test_machine_names_the_cpu_model_cores_and_a_hash_of_its_flags(tmp_path):
     cpuinfo.write_text("model name\t: Test CPU 9000\nflags\t\t: sse avx2 avx512f\n")
     machine.cache_clear()
     assert machine(cpuinfo).split(", flags ")[1][:8] != name.split(", flags ")[1][:8]  # another instruction set
+
+
+def test_threads_is_torchs_thread_count_once_torch_is_loaded(monkeypatch):
+    import sys
+
+    import torch
+
+    assert threads() == torch.get_num_threads()
+    monkeypatch.delitem(sys.modules, "torch")
+    assert threads() is None
