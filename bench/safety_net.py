@@ -30,7 +30,7 @@ from alr_core.common.text import counted
 from alr_core.lnl.safety_net import SIGNIFICANCE, ce_lead
 from bench.phase1_evidence import available_datasets
 from bench.records import append_record, read_records
-from bench.ssl_evidence import mean_interval, phase1_run, prepared, pretrain_settings
+from bench.ssl_evidence import diff_text, mean_interval, phase1_run, prepared, pretrain_settings
 
 RULE = "cleanlab_kfold"  # the phase-1 default the net guards
 INIT = "scratch"  # the pipeline's default initialisation
@@ -74,8 +74,7 @@ def decisions(records: list[dict]) -> pd.DataFrame:
 
 
 def _interval(diff: pd.Series) -> str:
-    found = mean_interval(diff)
-    return f"{found['diff']:+.3f} [{found['low']:+.3f}, {found['high']:+.3f}]"
+    return diff_text(mean_interval(diff))
 
 
 def tables(records: list[dict]) -> str:
