@@ -30,7 +30,8 @@ from alr_core.common.text import counted
 from alr_core.lnl.safety_net import SIGNIFICANCE, ce_lead
 from bench.phase1_evidence import available_datasets
 from bench.records import append_record, read_records
-from bench.ssl_evidence import diff_text, mean_interval, phase1_run, prepared, pretrain_settings
+from bench.ssl_evidence import (PHASE2_BASELINE, ROUND_RULE, diff_text, mean_interval, phase1_run, prepared,
+                                 pretrain_settings)
 
 RULE = "cleanlab_kfold"  # the phase-1 default the net guards
 INIT = "scratch"  # the pipeline's default initialisation
@@ -77,10 +78,10 @@ def _interval(diff: pd.Series) -> str:
     return diff_text(mean_interval(diff))
 
 
-def tables(records: list[dict]) -> str:
+def tables(found: pd.DataFrame) -> str:
     """Markdown: per (dataset, rate) and over all pairs, how often each net picks CE and the test
-    balanced accuracy each hands on, with paired differences and 95 % t-intervals over seeds."""
-    found = decisions(records)
+    balanced accuracy each hands on, with paired differences and 95 % t-intervals over seeds.
+    ``found``: :func:`decisions`."""
     if found.empty:
         return "No complete pairs yet.\n"
     out = ["| set | noise | seeds | val size | CE picked: higher / test | CE | rule | net, higher | "
@@ -115,8 +116,6 @@ def phase2_effect(found: pd.DataFrame, evidence: list[dict]) -> tuple[str, list[
     record of ``cleanlab_kfold + label_disagreement`` (no net) for that seed. ``commands`` run the
     ones still missing with bench.ssl_evidence (``--dataset`` as the records name the set: give
     the spec they were made with). ``found``: :func:`decisions`."""
-    from bench.ssl_evidence import PHASE2_BASELINE, ROUND_RULE
-
     netted, plain = NETTED_DEFAULT, f"{RULE} + label_disagreement"
     frame = pd.DataFrame([r for r in evidence if r.get("phase") == 2 and r["init"] == INIT
                           and r["pretrain_epochs"] == PRETRAIN_EPOCHS and r.get("round_rule") == ROUND_RULE])
@@ -161,7 +160,7 @@ def phase2_effect(found: pd.DataFrame, evidence: list[dict]) -> tuple[str, list[
     return "\n".join(out) + "\n", commands
 
 
-def earlier_picks(evidence: list[dict]) -> str:
+def picks_by_lead(evidence: list[dict]) -> str:
     """Markdown: over every phase-1 pair of plain CE and the rule in bench/ssl_evidence.jsonl
     (any rate, initialisation and pretraining length), what "CE whenever it scored higher"
     picked and what the pick did on test, by the size of CE's validation lead."""
@@ -226,13 +225,14 @@ def main() -> None:
               f"higher on validation (the pipeline's rule); \"test\": CE only when a paired sign-flip test finds its "
               f"validation lead significant at the one-sided {SIGNIFICANCE:.0%} level.\n\n")
     evidence = read_records(args.evidence)
-    phase2, commands = phase2_effect(decisions(records), evidence)
+    found = decisions(records)
+    phase2, commands = phase2_effect(found, evidence)
     for command in commands:
         print(f"phase 2 still to run: {command}", file=sys.stderr)
-    args.out.write_text(header + tables(records) + "\n" + reproduced(records, evidence) + "\n## Phase 2\n\n"
+    args.out.write_text(header + tables(found) + "\n" + reproduced(records, evidence) + "\n## Phase 2\n\n"
                         "The phase-2 default (`cleanlab_kfold + safety net + label_disagreement`) under each net, 5 % "
                         "and 10 % budgets; test balanced accuracy after the last round.\n\n" + phase2
-                        + "\n## The pipeline's rule on the evidence records\n\n" + earlier_picks(evidence))
+                        + "\n## The pipeline's rule on the evidence records\n\n" + picks_by_lead(evidence))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.safety_net import NETTED_DEFAULT, RULE, decisions, earlier_picks, phase2_effect, reproduced, tables
+from bench.safety_net import NETTED_DEFAULT, RULE, decisions, phase2_effect, picks_by_lead, reproduced, tables
 
 LABELS = np.repeat([0, 1], 50)
 
@@ -44,7 +44,7 @@ def test_a_seed_without_both_runs_is_left_out():
 
 
 def test_tables_count_the_picks_and_pair_the_nets():
-    text = tables(RECORDS)
+    text = tables(decisions(RECORDS))
     # net, test − net, higher per seed: 0, +0.1, 0 -> mean +0.033
     assert "| d | 0.4 | 3 | 100 | 2 / 1 | 0.633 | 0.733 | 0.767 | 0.800 | +0.033 [" in text
     assert "The nets disagree on 1 of 3 pairs" in text
@@ -61,7 +61,7 @@ def test_reproduced_counts_exact_matches_with_the_evidence_records():
                                                     "exactly its test balanced accuracy (4 runs it does not hold)")
 
 
-def test_earlier_picks_bucket_the_picks_by_validation_lead():
+def test_picks_by_lead_bucket_the_picks_by_validation_lead():
     def run(seed, variant, val, test):
         return {"phase": 1, "dataset": "d", "rate": 0.4, "init": "scratch", "seed": seed, "pretrain_epochs": 15,
                 "variant": variant, "val_balanced_accuracy": val, "test_balanced_accuracy": test}
@@ -70,7 +70,7 @@ def test_earlier_picks_bucket_the_picks_by_validation_lead():
                 run(1, "ce", 0.80, 0.75), run(1, RULE, 0.70, 0.70),  # lead 0.10: CE 0.05 better
                 run(2, "ce", 0.60, 0.90), run(2, RULE, 0.70, 0.70),  # the rule ahead: no pick
                 run(3, "ce", 0.90, 0.90), {**run(3, "knn_vote", 0.1, 0.1)}]  # no pair  # fmt: skip
-    text = earlier_picks(evidence)
+    text = picks_by_lead(evidence)
     assert text.startswith('Over the 3 pairs of plain CE and cleanlab_kfold in bench/ssl_evidence.jsonl, "higher" '
                            "picked CE 2 times")
     assert "| ≤ 0.02 | 1 | 0 | 1 | -0.100 |" in text and "| > 0.05 | 1 | 1 | 0 | +0.050 |" in text
