@@ -171,6 +171,7 @@ def run_rounds(params, data, noisy, saved: dict) -> dict:
                           "cleaning": cleaning_metrics(before, labels, query, data.class_names)})  # fmt: skip
     expected = sum(r["cleaning"]["random_expected_fixes"] for r in per_round)
     fixed = sum(r["cleaning"]["fixed_by_queries"] for r in per_round)
+    best = sum(r["cleaning"]["best_possible_fixes"] for r in per_round)
     return {
         "phase1_test_balanced_accuracy": saved["metrics"]["test"]["balanced_accuracy"],
         "test_balanced_accuracy": per_round[-1]["test"]["balanced_accuracy"],
@@ -178,8 +179,10 @@ def run_rounds(params, data, noisy, saved: dict) -> dict:
         "worst_class_test_recall": min(v for v in per_round[-1]["test"]["recall_per_class"].values() if v is not None),
         "label_accuracy_before": per_round[0]["cleaning"]["label_accuracy_before"],
         "label_accuracy": per_round[-1]["cleaning"]["label_accuracy"],
+        "queries": sum(budgets),
         "fixed_by_queries": fixed,
         "cleaning_efficiency": fixed / expected if expected > 0 else None,
+        "cleaning_efficiency_ceiling": best / expected if expected > 0 else None,
         # what the fixes could teach the model (cleaning_metrics), and the wrong labels training relied on
         "fixed_in_trusted": sum(r["cleaning"]["fixed_in_trusted"] for r in per_round),
         "fixed_already_predicted": sum(r["cleaning"]["fixed_already_predicted"] for r in per_round),

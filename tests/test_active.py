@@ -267,7 +267,9 @@ def test_cleaning_metrics_two_rounds_by_hand():
         # random: 3 queries × 4 wrong of the 8 never queried = 1.5 expected fixes
         "fixed_by_queries": 2,
         "random_expected_fixes": 1.5,
+        "best_possible_fixes": 3,  # 3 queries, 4 wrong labels to pick from
         "cleaning_efficiency": 2 / 1.5,
+        "cleaning_efficiency_ceiling": 3 / 1.5,  # 1 ÷ the wrong share 4/8
         "fixed_in_trusted": 0,  # s1 and s3 were outside C
         "fixed_already_predicted": None,  # the query carries no predictions
     }
@@ -284,7 +286,9 @@ def test_cleaning_metrics_two_rounds_by_hand():
         # random draws from the 5 never queried (s0 s2 s5 s6 s7), 2 of them wrong (s5 s7)
         "fixed_by_queries": 1,
         "random_expected_fixes": 1 * 2 / 5,
+        "best_possible_fixes": 1,
         "cleaning_efficiency": 1 / (2 / 5),
+        "cleaning_efficiency_ceiling": 1 / (2 / 5),  # the one query was a perfect pick
         "fixed_in_trusted": 1,  # s5's wrong label was in C
         "fixed_already_predicted": None,
     }
@@ -301,6 +305,17 @@ def test_cleaning_metrics_what_the_fixes_can_teach():
     assert metrics["fixed_already_predicted"] == 2  # s1 and s5; s4's right prediction fixed nothing
 
 
+def test_cleaning_metrics_ceiling_when_queries_outnumber_the_wrong_labels():
+    round0 = working()  # 4 wrong labels (s1 s3 s5 s7) among the 8
+    query = pd.DataFrame({"sample_id": ["s0", "s1", "s2", "s3", "s4", "s5"]})
+    metrics = cleaning_metrics(round0, apply_answers(round0, simulated_answers(round0, query["sample_id"]), 1,
+                                                     "oracle"), query, CLASSES)  # fmt: skip
+    assert metrics["random_expected_fixes"] == 6 * 4 / 8
+    assert metrics["best_possible_fixes"] == 4  # not 6: only 4 labels were wrong
+    assert metrics["fixed_by_queries"] == 3  # s1 s3 s5
+    assert metrics["cleaning_efficiency"] == 3 / 3 and metrics["cleaning_efficiency_ceiling"] == 4 / 3
+
+
 def test_cleaning_metrics_empty_query():
     round0 = working()
     query = pd.DataFrame({"sample_id": pd.Series([], dtype="string")})
@@ -308,6 +323,7 @@ def test_cleaning_metrics_empty_query():
     assert metrics["query_precision"] is None
     assert metrics["fixed_this_round"] == 0 and metrics["label_accuracy"] == metrics["label_accuracy_before"] == 0.5
     assert metrics["random_expected_fixes"] == 0.0 and metrics["cleaning_efficiency"] is None
+    assert metrics["best_possible_fixes"] == 0 and metrics["cleaning_efficiency_ceiling"] is None
     assert metrics["queried_per_class"] == {"a": 0, "b": 0, "c": 0}
 
 

@@ -61,7 +61,7 @@ def test_every_rule_in_safety_nets_gets_its_row_and_is_paired_with_the_default_r
 def round_records(variant: str, rule: str, after: list[float], before: list[float]) -> list[dict]:
     return [{"dataset": "d", "rate": 0.4, "budget": 0.1, "init": "scratch", "variant": variant, "seed": seed,
              "phase": 2, "round_rule": rule, "test_balanced_accuracy": a, "phase1_test_balanced_accuracy": b,
-             "cleaning_efficiency": 2.0} for seed, (a, b) in enumerate(zip(after, before))]  # fmt: skip
+             "cleaning_efficiency": 2.0, "cleaning_efficiency_ceiling": 2.5} for seed, (a, b) in enumerate(zip(after, before))]  # fmt: skip
 
 
 def test_paired_by_another_column_within_finer_keys():
@@ -109,7 +109,7 @@ def test_other_pretrainings_are_paired_with_simclr_under_the_same_use_of_the_enc
         return [{"dataset": "d", "rate": 0.4, "budget": budget, "init": init, "variant": "ce", "seed": seed,
                  "phase": phase, "test_balanced_accuracy": value, "val_balanced_accuracy": value,
                  "round_rule": ROUND_RULE if phase == 2 else None, "precision": None, "worst_class_recall": None,
-                 "cleaning_efficiency": 2.0, "phase1_test_balanced_accuracy": 0.5}
+                 "cleaning_efficiency": 2.0, "cleaning_efficiency_ceiling": 2.5, "phase1_test_balanced_accuracy": 0.5}
                 for seed, value in enumerate(values)]  # fmt: skip
 
     frame = pd.DataFrame(runs("ssl frozen", [0.5, 0.6, 0.7]) + runs("vicreg frozen", [0.6, 0.8, 0.8])
@@ -206,8 +206,8 @@ def test_phase2_configurations_are_also_paired_with_the_default():
              + round_records(PHASE2_DEFAULT, ROUND_RULE, [0.70, 0.70, 0.70], before)
              + round_records("x", ROUND_RULE, [0.80, 0.75, 0.70], before))  # fmt: skip
     phase2 = tables(frame).split("## Phase 2")[1].split("###")[0]
-    assert "| x | 3 | 0.750 | +0.150 [+0.026, +0.274] | +0.050 [-0.074, +0.174] | 2.00 |" in phase2
-    assert f"| {PHASE2_DEFAULT} | 3 | 0.700 | +0.100 [+0.100, +0.100] | — | 2.00 |" in phase2
+    assert "| x | 3 | 0.750 | +0.150 [+0.026, +0.274] | +0.050 [-0.074, +0.174] | 2.00 | 2.50 |" in phase2
+    assert f"| {PHASE2_DEFAULT} | 3 | 0.700 | +0.100 [+0.100, +0.100] | — | 2.00 | 2.50 |" in phase2
 
 
 def test_machines_table_counts_records_and_names_blocks_measured_on_two_machines():

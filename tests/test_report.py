@@ -59,6 +59,7 @@ def round_metrics(truth=True, test=True) -> list[dict]:
                      "recall_per_class": {"a": 0.9, "b": worst, "c": None}} if test else None,  # c: no test sample
             "cleaning": {"label_accuracy": after, "label_accuracy_before": before, "fixed_by_queries": fixed,
                          "random_expected_fixes": expected, "cleaning_efficiency": fixed / expected,
+                         "best_possible_fixes": used - (0 if number == 1 else 2),  # the wrong ones outnumber queries
                          "fixed_already_predicted": predicted, "fixed_in_trusted": in_c}
             if truth else {},
         }  # fmt: skip
@@ -120,6 +121,7 @@ def test_summary_values():
         "final_label_accuracy": 0.875,
         "learning_curve_area": pytest.approx(area, abs=1e-12),
         "cleaning_efficiency": (2 + 1) / (0.5 + 1.0),  # over both rounds, not the mean of 4 and 1
+        "cleaning_efficiency_ceiling": (2 + 4) / (0.5 + 1.0),  # every query a fix
         "fixes_already_predicted": 2 / 3,
         "fixes_in_trusted": 1 / 3,
         "phase1_selection_worst_class_recall": 0.7,
@@ -139,6 +141,14 @@ def test_summary_fix_shares_need_every_round_counted():
     for metrics in rounds:
         metrics["cleaning"]["fixed_by_queries"] = 0
     assert summary(rounds_table(lnl, rounds), lnl, rounds)["fixes_in_trusted"] is None  # no fix: no share
+
+
+def test_summary_ceiling_needs_every_round_counted():
+    lnl, rounds = lnl_metrics(), round_metrics()
+    del rounds[1]["cleaning"]["best_possible_fixes"]  # a round written before the ceiling existed
+    assert summary(rounds_table(lnl, rounds), lnl, rounds)["cleaning_efficiency_ceiling"] is None
+    text = overview_text(lnl, rounds, None, report_status(2))
+    assert "over the rounds above: cleaning efficiency 2.00, learning-curve area 0.717" in text.splitlines()
 
 
 def test_summary_equal_spacing_is_the_mean_of_the_trapezoids():
@@ -365,9 +375,9 @@ def test_overview_text_of_a_paused_run():
         "    0       0      0.500    0.600     0.550         0.400          -      -",
         "    1       2      0.750    0.700     0.650         0.600       4.00    new",
     ]
-    assert "over the rounds above: cleaning efficiency 4.00, learning-curve area 0.650" in lines
-    after_scores = " ".join(lines[lines.index("over the rounds above: cleaning efficiency 4.00, learning-curve "
-                                              "area 0.650") + 1:])  # fmt: skip
+    first = lines.index("over the rounds above: cleaning efficiency 4.00 (perfect queries: 4.00),")
+    assert lines[first + 1] == "learning-curve area 0.650"
+    after_scores = " ".join(lines[first + 2:])
     assert after_scores.startswith("of the labels the queries fixed, the model already predicted 100% and 0% were "
                                    "ones the rounds trained on")  # round 1's 2 fixes: both predicted, none in C
     assert " ".join(lines[-2:]) == ("paused: round 2 waits for expert answers in annotations/round_2.csv: answer "

@@ -327,7 +327,9 @@ def test_retrain_options_rerun_only_the_retrain_stages_and_what_follows(pipeline
         assert metrics["train_on"] == "lnl" and metrics["class_balance"] == "sampler"
         assert metrics["train_size"] == NUM_TRAIN
         assert 0.0 <= metrics["selection"]["precision"] <= 1.0
-        assert metrics["cleaning"]["random_expected_fixes"] > 0
+        cleaning = metrics["cleaning"]
+        assert cleaning["random_expected_fixes"] > 0
+        assert cleaning["fixed_by_queries"] <= cleaning["best_possible_fixes"] <= metrics["budget_round"]
     for r in (1, 2):
         checkpoint = torch.load(project.root / paths.round_dir(r) / paths.MODEL, weights_only=False)
         assert checkpoint["peer_state_dict"] is not None

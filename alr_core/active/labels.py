@@ -162,7 +162,10 @@ def cleaning_metrics(before: pd.DataFrame, after: pd.DataFrame, query: pd.DataFr
     as many queries drawn uniformly from every sample not yet queried (the pool of
     ``al.pool: all``, i.e. no phase 1 and no strategy) would fix in expectation with a perfect
     oracle: queries × wrong share among those samples. 1.0 is random; None when there was
-    nothing to fix.
+    nothing to fix. Its ceiling, cleaning_efficiency_ceiling: what a perfect pick of as many
+    queries from the same samples reaches, best_possible_fixes = min(queries, wrong ones) ÷
+    random_expected_fixes — 1 ÷ the wrong share while the queries are fewer than the wrong
+    labels, so at 60 % wrong no rule can reach 2 × random.
 
     What the fixes can teach the model: fixed_in_trusted, the fixes whose wrong label was in
     C ∪ labelled before the round (``train_on: selected`` trained on it); fixed_already_predicted,
@@ -180,6 +183,7 @@ def cleaning_metrics(before: pd.DataFrame, after: pd.DataFrame, query: pd.DataFr
     fixes = queried & wrong_before & right_after
     fixed_by_queries = int(fixes.sum())
     random_expected = float(queried.sum() * wrong_before[never_queried].mean()) if never_queried.any() else 0.0
+    best_possible = min(int(queried.sum()), int(wrong_before[never_queried].sum()))
     already_predicted = None
     if "predicted_label" in query:
         predicted = before["sample_id"].map(query.set_index("sample_id")["predicted_label"])
@@ -195,7 +199,9 @@ def cleaning_metrics(before: pd.DataFrame, after: pd.DataFrame, query: pd.DataFr
         "queried_per_class": dict(zip(class_names, counts.tolist())),
         "fixed_by_queries": fixed_by_queries,
         "random_expected_fixes": random_expected,
+        "best_possible_fixes": best_possible,
         "cleaning_efficiency": fixed_by_queries / random_expected if random_expected > 0 else None,
+        "cleaning_efficiency_ceiling": best_possible / random_expected if random_expected > 0 else None,
         "fixed_in_trusted": int((fixes & trusted(before)).sum()),
         "fixed_already_predicted": already_predicted,
     }  # fmt: skip

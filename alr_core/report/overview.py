@@ -100,11 +100,15 @@ def overview_text(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: d
     shown = f"{len(round_metrics)} of {counted(planned, 'round')}" if planned else counted(len(round_metrics), "round")
     strategy = f", strategy {totals['strategy']}" if totals["strategy"] else ""
     lines = [f"alr: phase 1 ({totals['phase1_method']}) and {shown}{strategy}", "", table_text(table), "", TEXT_LEGEND]
-    overall = [f"{name} {totals[key]:.{digits}f}" for name, key, digits in (
-        ("cleaning efficiency", "cleaning_efficiency", 2), ("learning-curve area", "learning_curve_area", 3))
-        if round_metrics and totals[key] is not None]  # fmt: skip
+    overall = []
+    if round_metrics and totals["cleaning_efficiency"] is not None:
+        ceiling = totals["cleaning_efficiency_ceiling"]
+        overall.append(f"cleaning efficiency {totals['cleaning_efficiency']:.2f}"
+                       + (f" (perfect queries: {ceiling:.2f})" if ceiling is not None else ""))
+    if round_metrics and totals["learning_curve_area"] is not None:
+        overall.append(f"learning-curve area {totals['learning_curve_area']:.3f}")
     if overall:
-        lines.append(f"over the rounds above: {', '.join(overall)}")
+        lines += textwrap.wrap(f"over the rounds above: {', '.join(overall)}", WIDTH, break_on_hyphens=False)
     if round_metrics and totals["fixes_already_predicted"] is not None:
         lines += textwrap.wrap(
             f"of the labels the queries fixed, the model already predicted {totals['fixes_already_predicted']:.0%} "

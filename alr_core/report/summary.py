@@ -91,7 +91,8 @@ def summary(table: pd.DataFrame, lnl_metrics: dict, round_metrics: list[dict]) -
     """Final and phase-1 scores, the area under the learning curve (balanced accuracy over
     the budget fraction used, trapezoids; equals the mean accuracy over the budget) and the
     cleaning efficiency of all rounds together: wrong labels the queries fixed ÷ what random
-    queries would have fixed (alr_core.active.labels.cleaning_metrics), None without the truth;
+    queries would have fixed (alr_core.active.labels.cleaning_metrics), None without the truth,
+    and its ceiling, what perfect picks would have reached (None when a round predates it);
     of those fixes, the shares the scoring model already predicted (fixes_already_predicted) and
     that were in C ∪ labelled, which the rounds train on (fixes_in_trusted); None without a fix."""
     final = table.iloc[-1]
@@ -109,6 +110,8 @@ def summary(table: pd.DataFrame, lnl_metrics: dict, round_metrics: list[dict]) -
     expected = sum(c["random_expected_fixes"] for c in cleaning)
     fixed = sum(c["fixed_by_queries"] for c in cleaning)
     efficiency = fixed / expected if expected > 0 else None
+    best = [c.get("best_possible_fixes") for c in cleaning]  # rounds run before the ceiling existed lack it
+    ceiling = sum(best) / expected if expected > 0 and None not in best else None
 
     def share_of_fixes(key: str) -> float | None:
         counts = [c.get(key) for c in cleaning]  # rounds run before these counts existed lack them
@@ -126,6 +129,7 @@ def summary(table: pd.DataFrame, lnl_metrics: dict, round_metrics: list[dict]) -
         "final_label_accuracy": None if pd.isna(final["label_accuracy"]) else final["label_accuracy"],
         "learning_curve_area": area,
         "cleaning_efficiency": efficiency,
+        "cleaning_efficiency_ceiling": ceiling,
         "fixes_already_predicted": share_of_fixes("fixed_already_predicted"),
         "fixes_in_trusted": share_of_fixes("fixed_in_trusted"),
         "phase1_selection_worst_class_recall": (lnl_metrics.get("selection") or {}).get("worst_class_recall"),
