@@ -362,7 +362,8 @@ def init_with_pretraining(frame: pd.DataFrame) -> pd.DataFrame:
 
 def tables(records: list[dict]) -> str:
     frame = init_with_pretraining(pd.DataFrame(records))
-    frame["budget"] = frame.get("budget", pd.Series(dtype=float))
+    for column in ("budget", "cleaning_efficiency_ceiling"):  # records from before these existed lack them
+        frame[column] = frame.get(column, pd.Series(dtype=float))
     out = []
     one = with_safety_net(frame[frame["phase"] == 1])
     if len(one):

@@ -208,6 +208,9 @@ def test_phase2_configurations_are_also_paired_with_the_default():
     phase2 = tables(frame).split("## Phase 2")[1].split("###")[0]
     assert "| x | 3 | 0.750 | +0.150 [+0.026, +0.274] | +0.050 [-0.074, +0.174] | 2.00 | 2.50 |" in phase2
     assert f"| {PHASE2_DEFAULT} | 3 | 0.700 | +0.100 [+0.100, +0.100] | — | 2.00 | 2.50 |" in phase2
+    for record in frame:  # records from before the ceiling was recorded
+        del record["cleaning_efficiency_ceiling"]
+    assert f"| {PHASE2_DEFAULT} | 3 | 0.700 | +0.100 [+0.100, +0.100] | — | 2.00 | — |" in tables(frame)
 
 
 def test_machines_table_counts_records_and_names_blocks_measured_on_two_machines():
