@@ -57,7 +57,7 @@ def test_every_configuration_runs_every_round(sweep):
         assert record["label_accuracy"] >= record["label_accuracy_before"]  # a perfect oracle only fixes
         assert record["budget_samples"] >= 2  # at least one query per round
         assert record["queries"] == record["budget_samples"]  # one annotator: a query per budget unit
-        # no pick beats picking only wrong labels, and random picks can reach that too
+        # no query rule beats picking only wrong labels, and picking only wrong labels is no worse than random
         assert record["cleaning_efficiency"] <= record["cleaning_efficiency_ceiling"]
         assert record["cleaning_efficiency_ceiling"] >= 1.0
         # the fixes' diagnostics: parts of the fixes; the wrong labels in C ∪ labelled only fall, by the

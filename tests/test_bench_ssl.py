@@ -61,7 +61,8 @@ def test_every_rule_in_safety_nets_gets_its_row_and_is_paired_with_the_default_r
 def round_records(variant: str, rule: str, after: list[float], before: list[float]) -> list[dict]:
     return [{"dataset": "d", "rate": 0.4, "budget": 0.1, "init": "scratch", "variant": variant, "seed": seed,
              "phase": 2, "round_rule": rule, "test_balanced_accuracy": a, "phase1_test_balanced_accuracy": b,
-             "cleaning_efficiency": 2.0, "cleaning_efficiency_ceiling": 2.5} for seed, (a, b) in enumerate(zip(after, before))]  # fmt: skip
+             "cleaning_efficiency": 2.0, "cleaning_efficiency_ceiling": 2.5}
+            for seed, (a, b) in enumerate(zip(after, before))]  # fmt: skip
 
 
 def test_paired_by_another_column_within_finer_keys():
