@@ -103,13 +103,15 @@ def shared_data() -> Path:
 def torch_state():
     """One intra-op thread: on a shared 2-core machine tiny convolutions run many times slower
     with two spinning threads. Training also switches on deterministic algorithms; the thread
-    count and that switch are restored afterwards."""
+    count and that switch (with its memory fill) are restored afterwards."""
     import torch  # only the modules that use this fixture pay for torch
 
     threads = torch.get_num_threads()
     deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    fill = torch.utils.deterministic.fill_uninitialized_memory
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+    torch.utils.deterministic.fill_uninitialized_memory = fill

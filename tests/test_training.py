@@ -267,14 +267,18 @@ def test_pick_device():
 def test_seed_everything_gives_reproducible_draws():
     deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    fill = torch.utils.deterministic.fill_uninitialized_memory
     try:
         gen = seed_everything(7)
         first = (torch.rand(3), torch.rand(3, generator=gen))
         gen = seed_everything(7)
         second = (torch.rand(3), torch.rand(3, generator=gen))
-        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+        # deterministic kernels without the NaN fill of fresh memory (a few % of a training step)
+        assert not torch.utils.deterministic.fill_uninitialized_memory
     finally:
         torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        torch.utils.deterministic.fill_uninitialized_memory = fill
     assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
 
 

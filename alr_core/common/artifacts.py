@@ -80,8 +80,10 @@ def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
 def write_torch(path: str | os.PathLike, payload: Any) -> None:
     import torch  # imported here so that stages without a model never pay for torch
 
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # through a file object: given a path, torch names the archive's inner folder after the file,
+    # here a random temporary name, so equal payloads would give different bytes (and hashes)
+    with atomic_path(path) as tmp, open(tmp, "wb") as stream:
+        torch.save(payload, stream)
 
 
 def write_figure(path: str | os.PathLike, figure) -> None:
