@@ -19,7 +19,8 @@ on the cached embeddings: ``model.init ssl, model.freeze backbone``), ``ssl fine
 encoder's weights, then every layer trained on images: ``model.init ssl``), ``ssl finetune slow
 backbone`` (the same with ``model.backbone_lr 0.1``); ``vicreg frozen`` and
 ``vicreg finetune`` the same with VICReg (``pretrain.method: vicreg``, ``projection_dim: 512``) in place
-of SimCLR, ``simclr 512 frozen`` with SimCLR at projection 512.
+of SimCLR, ``simclr 512 frozen`` with SimCLR at projection 512; ``scratch vicreg`` is ``scratch`` with
+the feature rules reading VICReg's embeddings at the pipeline's projection (64) instead of SimCLR's.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import itertools
 import json
 import sys
 import time
@@ -57,11 +59,14 @@ INITS = {
     "vicreg finetune": {"model": {"init": "ssl", "freeze": "none"}, "pretrain": VICREG},
     # SimCLR with VICReg's projection width: tells the method's share from the width's
     "simclr 512 frozen": {"model": {"init": "ssl", "freeze": "backbone"}, "pretrain": {"projection_dim": 512}},
+    # the default pipeline's use of an encoder (a network from scratch, feature rules on the
+    # embeddings) with VICReg at the pipeline's projection width in place of SimCLR
+    "scratch vicreg": {"model": {"init": "scratch", "freeze": "none"}, "pretrain": {"method": "vicreg"}},
 }
 # each alternative initialisation (another pretraining, or another fine-tuning of the default
 # encoder) and the default-SimCLR one it is compared with
 ALTERNATIVES = {"vicreg frozen": "ssl frozen", "vicreg finetune": "ssl finetune", "simclr 512 frozen": "ssl frozen",
-                "ssl finetune slow backbone": "ssl finetune"}
+                "ssl finetune slow backbone": "ssl finetune", "scratch vicreg": "scratch"}
 # the pretraining behind the "ssl" initialisations, over the pretrain defaults; an INITS entry's
 # own "pretrain" overrides it
 PRETRAIN = {"method": "simclr"}
@@ -618,8 +623,11 @@ def pretraining_table(frame: pd.DataFrame) -> list[str]:
     one = with_safety_net(frame[frame["phase"] == 1])
     two = frame[(frame["phase"] == 2) & (frame.get("round_rule") == ROUND_RULE)]
     rows = []
+    # init_with_pretraining names other pretraining lengths: pair alternative and default at each
+    lengths = [""] + sorted(set(frame["init"].str.extract(r"(, pretrain \d+ epochs)$")[0].dropna()))
     for phase, runs in ((1, one), (2, two)):
-        for alternative, default in ALTERNATIVES.items():
+        for (alternative, default), length in itertools.product(ALTERNATIVES.items(), lengths):
+            alternative, default = alternative + length, default + length
             pair = runs[runs["init"].isin([alternative, default])]
             if not (pair["init"] == alternative).any():
                 continue
@@ -633,9 +641,10 @@ def pretraining_table(frame: pd.DataFrame) -> list[str]:
     if not rows:
         return []
     return section("## Other pretrainings and fine-tunings against the default SimCLR", "Test balanced accuracy "
-                   "with another encoder (`vicreg`: VICReg, projection 512; `simclr 512`: SimCLR, projection 512) "
-                   "against the default SimCLR one (projection 64) with the same use of the encoder, or with the "
-                   "default encoder fine-tuned at a tenth of the learning rate in the backbone (`ssl finetune slow "
+                   "with another encoder (`vicreg`: VICReg, projection 512; `simclr 512`: SimCLR, projection 512; "
+                   "`scratch vicreg`: VICReg, projection 64, for the feature rules of a network trained from "
+                   "scratch) against the default SimCLR one (projection 64) with the same use of the encoder, or "
+                   "with the default encoder fine-tuned at a tenth of the learning rate in the backbone (`ssl finetune slow "
                    "backbone`: `model.backbone_lr: 0.1`) against `ssl finetune`; the same rule or configuration, "
                    "paired per seed: Δ = other − default, mean [95 % t-interval].",
                    ["phase", "dataset", "noise", "budget", "init", "rule / configuration", "seeds paired",

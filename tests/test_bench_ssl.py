@@ -103,6 +103,8 @@ def test_vicreg_initialisations_pretrain_with_vicreg():
     assert pretrain_settings("simclr 512 frozen", 50) == {"method": "simclr", "epochs": 50, "projection_dim": 512}
     # the SimCLR encoder's settings are what the cache of earlier runs is keyed on
     assert pretrain_settings("ssl frozen", 50) == pretrain_settings("scratch", 50) == {"method": "simclr", "epochs": 50}
+    # the pipeline's own use, VICReg at its projection width
+    assert pretrain_settings("scratch vicreg", 15) == {"method": "vicreg", "epochs": 15}
 
 
 def test_other_pretrainings_are_paired_with_simclr_under_the_same_use_of_the_encoder():
@@ -125,6 +127,22 @@ def test_other_pretrainings_are_paired_with_simclr_under_the_same_use_of_the_enc
     # differences 0.1, 0, −0.1 → 0 ± 4.3027 · 0.1 / √3
     assert "| 1 | d | 0.4 | — | ssl finetune slow backbone | ce | 3 | 0.900 | +0.000 [-0.248, +0.248] |" in table
     assert "| ssl finetune | ce |" not in table  # ssl finetune is a default, never an alternative
+
+
+def test_other_pretrainings_pair_within_one_pretraining_length():
+    def runs(init, values, epochs):
+        return [{"dataset": "d", "rate": 0.4, "budget": None, "init": init, "variant": "cleanlab_kfold", "seed": seed,
+                 "phase": 1, "pretrain_epochs": epochs, "test_balanced_accuracy": value,
+                 "val_balanced_accuracy": value, "precision": None, "worst_class_recall": None}
+                for seed, value in enumerate(values)]  # fmt: skip
+
+    frame = pd.DataFrame(runs("scratch", [0.5, 0.6, 0.7], 15) + runs("scratch vicreg", [0.5, 0.7, 0.7], 15)
+                         + runs("scratch", [0.9, 0.9, 0.9], 50))  # another length: never paired with 15 epochs
+    table = tables(frame).split("## Other pretrainings and fine-tunings against the default SimCLR")[1]
+    # differences 0, 0.1, 0 → +0.033 ± 4.3027 · 0.0577 / √3
+    row = "| 1 | d | 0.4 | — | scratch vicreg, pretrain 15 epochs | cleanlab_kfold | 3 | 0.633 | +0.033 [-0.110, +0.177] |"
+    assert row in table
+    assert table.count("scratch vicreg") == 2  # the text names it once, one row
 
 
 def test_phase2_configuration_names_and_their_modifiers():
