@@ -5,12 +5,14 @@
 
 Clones this repository's HEAD (committed files only, so uncommitted changes are not measured;
 no DVC cache) into a temporary folder and runs ``dvc repro`` there twice, with this
-interpreter's environment first on PATH. With ``--baseline`` it alternates fresh clones of the
-baseline revision and of HEAD, so that both see the same machine (its speed drifts by 10 % and
-more between hours here), and tables the time per stage (rounds summed) of each. A stage's time runs from DVC's "Running stage
+interpreter's environment first on PATH. A stage's time runs from DVC's "Running stage
 '<name>':" line to the next such line, or to the end of the command for the last stage, so it
 includes DVC's own work for that stage (hashing and caching its outputs, the lock file).
 The second ``dvc repro`` finds everything up to date: its time is DVC's checking overhead.
+
+With ``--baseline`` it alternates fresh clones of the baseline revision and of HEAD, so that
+both see the same machine (its speed drifts by 10 % and more between hours here), and tables
+the time per stage (rounds summed) of each.
 """
 
 from __future__ import annotations

@@ -644,9 +644,9 @@ def pretraining_table(frame: pd.DataFrame) -> list[str]:
                    "with another encoder (`vicreg`: VICReg, projection 512; `simclr 512`: SimCLR, projection 512; "
                    "`scratch vicreg`: VICReg, projection 64, for the feature rules of a network trained from "
                    "scratch) against the default SimCLR one (projection 64) with the same use of the encoder, or "
-                   "with the default encoder fine-tuned at a tenth of the learning rate in the backbone (`ssl finetune slow "
-                   "backbone`: `model.backbone_lr: 0.1`) against `ssl finetune`; the same rule or configuration, "
-                   "paired per seed: Δ = other − default, mean [95 % t-interval].",
+                   "with the default encoder fine-tuned at a tenth of the learning rate in the backbone (`ssl "
+                   "finetune slow backbone`: `model.backbone_lr: 0.1`) against `ssl finetune`; the same rule or "
+                   "configuration, paired per seed: Δ = other − default, mean [95 % t-interval].",
                    ["phase", "dataset", "noise", "budget", "init", "rule / configuration", "seeds paired",
                     "test bal. acc.", "Δ vs default SimCLR"]) + rows  # fmt: skip
 

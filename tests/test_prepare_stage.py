@@ -153,9 +153,11 @@ def test_atomic_writers_round_trip(tmp_path):
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "t.parquet"), table)
     assert files_under(tmp_path) == ["a/x.npy", "m.json", "t.parquet"]  # no temporary files left
 
+
 def test_torch_checkpoints_are_byte_stable(tmp_path):
-    """The same payload gives the same bytes whatever temporary name the atomic write used, so
-    a stage that re-runs to the same weights leaves its output's hash, and DVC the stages after it, alone."""
+    """The same payload gives the same bytes whatever temporary name the atomic write used, so a
+    stage that re-runs to the same weights leaves its output's hash, and DVC the stages after it,
+    alone."""
     import torch
 
     payload = {"state_dict": {"w": torch.arange(6.0).reshape(2, 3)}, "class_names": ["a", "b"]}
@@ -167,7 +169,6 @@ def test_torch_checkpoints_are_byte_stable(tmp_path):
     loaded = torch.load(tmp_path / "model.pt", weights_only=True)
     assert torch.equal(loaded["state_dict"]["w"], payload["state_dict"]["w"]) and loaded["class_names"] == ["a", "b"]
     assert files_under(tmp_path) == ["model.pt", "other/copy.pt"]
-
 
 
 def test_atomic_writers_give_files_the_mode_of_a_plain_write(tmp_path):
