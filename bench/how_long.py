@@ -3,8 +3,8 @@ train images and the image size.
 
     python -m bench.how_long                       # image sizes 28 and 64, measured at N = 2,000 and 500
 
-The default schedule is 40 phase-1 epochs and 5 rounds of 10 epochs (the default pretraining,
-``pretrain.method: none``, trains nothing; a last column adds 15 epochs of SimCLR);
+The default schedule (alr's built-in defaults) is 15 epochs of SimCLR, 40 phase-1 epochs (of
+each network phase 1 trains: the rule's and the safety net's CE) and 5 rounds of 10 epochs;
 running it at every size would take hours, so each size is measured on the ``synthetic`` source
 (5 classes, otherwise the default params) by three ``dvc repro`` runs of a fresh clone of HEAD:
 at ``--num-train`` images with 1 / 2 / 1 epochs (SimCLR pretraining / phase 1 / each round) and with
@@ -12,7 +12,7 @@ at ``--num-train`` images with 1 / 2 / 1 epochs (SimCLR pretraining / phase 1 / 
 images with 1 / 2 / 1 epochs. The rest of a run (process start-ups, data, scoring, queries) is
 ``a + b·N``: the two sizes give a and b. Epoch times grow linearly with N (measured up to 100k
 in bench/results.md), so the minutes of the default schedule for N images are
-``a + b·N + N / num_train × (40 × phase-1 epoch + 10 × epoch of the rounds)``.
+``a + b·N + N / num_train × (15 × SimCLR epoch + 40 × phase-1 epoch + 10 × epoch of the rounds)``.
 """
 
 from __future__ import annotations
@@ -27,15 +27,16 @@ from pathlib import Path
 
 import yaml
 
+from alr_core.common.params import parse_params
 from bench.pipeline_time import timed_repro
 from bench.records import machine
 
 REPO = Path(__file__).resolve().parents[1]
+DEFAULTS = parse_params({})
 # epochs of the default schedule; retrain: of each round, its measured epoch time being one epoch
-# of all 5 rounds together. pretrain: the default method none trains nothing (its embedding
-# pass is part of the rest); SIMCLR_EPOCHS is what `-S pretrain.method=simclr` adds
-DEFAULT_EPOCHS = {"pretrain": 0, "lnl_train": 40, "retrain": 10}
-SIMCLR_EPOCHS = 15
+# of all 5 rounds together
+DEFAULT_EPOCHS = {"pretrain": DEFAULTS.pretrain.epochs if DEFAULTS.pretrain.method != "none" else 0,
+                  "lnl_train": DEFAULTS.lnl.epochs, "retrain": DEFAULTS.al.epochs}  # fmt: skip
 SCALED_SIZES = (1_000, 10_000, 50_000)
 
 
@@ -65,11 +66,6 @@ def minutes(row: dict, images: int) -> float:
     return (row["constant"] + row["slope"] * images + trained * images / row["num_train"]) / 60
 
 
-def simclr_minutes(row: dict, images: int) -> float:
-    """Minutes that SimCLR pretraining (SIMCLR_EPOCHS epochs) adds for ``images`` train images."""
-    return row["epoch"]["pretrain"] * SIMCLR_EPOCHS * images / row["num_train"] / 60
-
-
 def measure(size: int, n: int, env: dict) -> dict:
     """Epoch seconds per group at ``n`` images and the rest of a run as constant + slope·N."""
     short, long = {"pretrain": 1, "lnl_train": 2, "retrain": 1}, {"pretrain": 2, "lnl_train": 4, "retrain": 2}
@@ -88,15 +84,17 @@ def measure(size: int, n: int, env: dict) -> dict:
 def table(rows: list[dict], header: str) -> str:
     lines = [header, "",
              "| image size | SimCLR epoch (s) | phase-1 epoch (s) | one epoch of all 5 rounds (s) | rest of a run (s) | "
-             + " | ".join(f"N = {size:,} (min)" for size in SCALED_SIZES) + f" | + SimCLR at N = {SCALED_SIZES[1]:,} (min) |",
-             "|---|---|---|---|---|" + "---|" * (len(SCALED_SIZES) + 1)]  # fmt: skip
+             + " | ".join(f"N = {size:,} (min)" for size in SCALED_SIZES) + " |",
+             "|---|---|---|---|---|" + "---|" * len(SCALED_SIZES)]  # fmt: skip
     for row in rows:
         epoch = row["epoch"]
         lines.append(f"| {row['size']} px | {epoch['pretrain']:.1f} | {epoch['lnl_train']:.1f} | {epoch['retrain']:.1f} | "
                      f"{row['constant']:.0f} + {row['slope'] * 1000:.1f} per 1k images | "
-                     + " | ".join(f"{minutes(row, images):.0f}" for images in SCALED_SIZES)
-                     + f" | {simclr_minutes(row, SCALED_SIZES[1]):.0f} |")  # fmt: skip
-    return "\n".join(lines + ["", f"Epoch times are at N = {rows[0]['num_train']:,}; the minutes scale them linearly in N."])
+                     + " | ".join(f"{minutes(row, images):.0f}" for images in SCALED_SIZES) + " |")  # fmt: skip
+    schedule = ", ".join(f"{DEFAULT_EPOCHS[group]} {name}" for group, name in
+                         (("pretrain", "SimCLR epochs"), ("lnl_train", "phase-1 epochs"), ("retrain", "epochs per round")))
+    return "\n".join(lines + ["", f"Epoch times are at N = {rows[0]['num_train']:,}; the minutes are of the default "
+                                  f"schedule ({schedule}) and scale them linearly in N."])  # fmt: skip
 
 
 def main() -> None:
