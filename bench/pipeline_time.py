@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE_LINE = re.compile(r"Running stage '([^']+)'")
@@ -51,10 +52,18 @@ def timed_repro(root: Path, env: dict) -> dict:
     return {"seconds": end - start, "stages": [(name, stop - t) for (name, t), stop in zip(starts, ends)]}
 
 
+def commit_of(revision: str, repo: Path = REPO) -> Optional[str]:
+    """The full hash of the commit ``revision`` names in ``repo``; None if it names none."""
+    found = subprocess.run(["git", "rev-parse", "--quiet", "--verify", f"{revision}^{{commit}}"], cwd=repo,
+                           capture_output=True, text=True)  # fmt: skip
+    return found.stdout.strip() if found.returncode == 0 else None
+
+
 def measure(repo: Path = REPO, log=print, revision: str = "HEAD") -> dict:
     """Clone ``repo`` at ``revision``, then a first (everything runs) and a second (no-op) ``dvc repro``."""
-    commit = subprocess.check_output(["git", "rev-parse", "--verify", f"{revision}^{{commit}}"], cwd=repo,
-                                     text=True).strip()  # fmt: skip
+    commit = commit_of(revision, repo)
+    if commit is None:
+        raise ValueError(f"{revision!r} is not a commit of {repo}")
     dirty = bool(subprocess.check_output(["git", "status", "--porcelain"], cwd=repo, text=True).strip())
     # the venv's python and dvc first; no PYTHONPATH, so the stages import the clone's own code
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -87,12 +96,13 @@ def paired_markdown(pairs: list[tuple[dict, dict]]) -> list[str]:
     the mean seconds per stage group of each and the candidate's difference in every repeat."""
     base, head = pairs[0][0]["commit"][:10], pairs[0][1]["commit"][:10]
     rows = [("`dvc repro` (all stages)", [(b["fresh"]["seconds"], h["fresh"]["seconds"]) for b, h in pairs])]
+    grouped = [(stage_groups(b["fresh"]["stages"]), stage_groups(h["fresh"]["stages"])) for b, h in pairs]
     groups = {}  # every stage any run ran, in first-run order
-    for result in (r for pair in pairs for r in pair):
-        groups |= stage_groups(result["fresh"]["stages"])
+    for pair in grouped:
+        for seconds in pair:
+            groups |= seconds
     for group in groups:
-        rows.append((group, [(stage_groups(b["fresh"]["stages"]).get(group, 0.0),
-                              stage_groups(h["fresh"]["stages"]).get(group, 0.0)) for b, h in pairs]))  # fmt: skip
+        rows.append((group, [(b.get(group, 0.0), h.get(group, 0.0)) for b, h in grouped]))
     rows.append(("no-op `dvc repro`", [(b["noop"]["seconds"], h["noop"]["seconds"]) for b, h in pairs]))
     lines = [
         f"Baseline {base} against {head}, {len(pairs)} repeat(s), each a fresh clone, run alternately "
@@ -138,9 +148,7 @@ def main() -> None:
         return
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
-    known = subprocess.run(["git", "rev-parse", "--quiet", "--verify", f"{args.baseline}^{{commit}}"], cwd=REPO,
-                           capture_output=True).returncode == 0  # fmt: skip
-    if not known:
+    if commit_of(args.baseline) is None:
         parser.error(f"--baseline {args.baseline!r} is not a commit of {REPO}; give a hash, tag or branch")
     pairs = [(measure(revision=args.baseline), measure()) for _ in range(args.repeats)]
     print("\n".join(paired_markdown(pairs)))
