@@ -1,8 +1,8 @@
 """Stage query@r: the round's budget of best-scored samples, each with an opaque item id →
 data/rounds/<r>/query.parquet, and the annotation package: the self-contained annotate.html
 experts answer, labelstudio_tasks.json with labelstudio_config.xml for teams that label in Label
-Studio (both show item ids only), images/<item_id>.png (filled when al.image_url_prefix makes
-the tasks reference files), and annotate.csv, the data team's item id → sample id mapping."""
+Studio (both show item ids only), images/<item_id>.png (when al.image_url_prefix makes the tasks
+reference files; else images/README.txt says the images are embedded), and annotate.csv, the data team's item id → sample id mapping."""
 
 import numpy as np
 import pandas as pd
@@ -43,8 +43,7 @@ def main() -> None:
     page = render_page(items, class_names, rnd.number, answers_path(rnd.number).name)
     prefix, images_dir = params.al.image_url_prefix, rnd.out_dir / paths.ITEM_IMAGES
     label_studio = tasks(shown, items, class_names, rnd.number, prefix, images_dir)
-    # the folder is a DVC out, so it always exists; only referenced files are worth the cache space
-    artifacts.write_directory(images_dir, item_images(shown, images) if prefix is not None else [])
+    artifacts.write_directory(images_dir, item_images(shown, images, prefix))
     artifacts.write_parquet(rnd.out_dir / paths.QUERY, query)
     artifacts.write_csv(rnd.out_dir / paths.ANNOTATION_CSV, package.drop(columns="image_row"))
     artifacts.write_text(rnd.out_dir / paths.ANNOTATION_PAGE, page)

@@ -33,6 +33,7 @@ from alr_core.active.rounds import current_round, round_params
 from alr_core.common import artifacts, paths
 from alr_core.common.errors import AlrError
 from alr_core.common.params import default_params, parse_params
+from alr_core.human.annotation import IMAGES_NOTE
 
 CLASSES = ["a", "b", "c"]
 IDS = [f"s{i}" for i in range(8)]
@@ -472,7 +473,8 @@ def test_query_stage_writes_the_best_scored_rows(stage_tree):
     assert page.count("data:image/png;base64,") == 3 and "round_1.csv" in page
     shown = sorted(query["item_id"])  # by item id, not by score: ties must not group a class
     assert sorted(shown, key=page.index) == shown
-    assert list((stage_tree / "data/rounds/1" / paths.ITEM_IMAGES).iterdir()) == []  # images embedded: no copies
+    note, = (stage_tree / "data/rounds/1" / paths.ITEM_IMAGES).iterdir()  # images embedded: no copies
+    assert note.name == IMAGES_NOTE and "al.image_url_prefix" in note.read_text()
 
     set_params(stage_tree, {"budget": 5, "al": {"image_url_prefix": "/files/"}})
     assert stage(stage_tree, "stages.query").returncode == 0

@@ -17,7 +17,8 @@ from PIL import Image
 
 from alr_core.active.labels import apply_answers, mark_skipped, training_rows
 from alr_core.common.errors import AlrError
-from alr_core.human.annotation import Answers, item_ids, item_images, package_table, page_items, read_answers
+from alr_core.human.annotation import (IMAGES_NOTE, Answers, item_ids, item_images, package_table, page_items,
+                                       read_answers)
 from alr_core.human.labelstudio import labeling_config, tasks
 from alr_core.human.page import render_page
 
@@ -246,7 +247,10 @@ def test_label_studio_tasks_config_and_images_carry_no_path(image_folder_round, 
     assert config.find("Header").get("value") == "$item_id"
     assert [choice.get("value") for choice in config.iter("Choice")] == CELL_CLASSES
 
-    exported = dict(item_images(package, np.zeros((0, 1, 1, 3), np.uint8)))
+    exported = dict(item_images(package, np.zeros((0, 1, 1, 3), np.uint8), prefix))
+    if prefix is None:  # the tasks embed the images: the folder only says so
+        assert list(exported) == [IMAGES_NOTE] and b"al.image_url_prefix" in exported[IMAGES_NOTE]
+        return
     assert sorted(exported) == sorted(f"{item_id}.png" for item_id in query["item_id"])
     for content in exported.values():
         assert content.startswith(b"\x89PNG") and leaks(content.decode("latin-1"), root) == []

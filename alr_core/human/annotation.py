@@ -38,6 +38,7 @@ SKIP_LABEL = -1  # a skip in the validated answers table
 DEFAULT_ANNOTATOR = "expert"  # the one annotator of a CSV without an annotator column
 ID_COLUMNS = ("item_id", "sample_id")  # what an answers CSV may name samples by
 ITEM_ID_DIGITS = 10  # 40 bits: two ids of a 10,000-item round coincide with probability ~5e-5
+IMAGES_NOTE = "README.txt"  # the images folder's one file when the tasks embed the images
 
 
 def answers_path(round_number: int) -> Path:
@@ -104,9 +105,19 @@ def page_items(package: pd.DataFrame, images: np.ndarray) -> list[dict]:
     return items
 
 
-def item_images(package: pd.DataFrame, images: np.ndarray) -> Iterator[tuple[str, bytes]]:
-    """(``<item_id>.png``, full-size PNG) per queried image, for tools that reference image
-    files: the name says nothing of the source path, and re-encoding drops the source's metadata."""
+def item_images(package: pd.DataFrame, images: np.ndarray, image_url_prefix: str | None) -> Iterator[tuple[str, bytes]]:
+    """The files of a round's ``images`` folder, as (file name, content) pairs.
+
+    With an ``image_url_prefix`` the tasks reference image files: ``<item_id>.png``, full-size
+    PNG, per queried image (the name says nothing of the source path, and re-encoding drops the
+    source's metadata). Without one the tasks embed the images and copies would only fill the
+    DVC cache; the folder, a DVC output, then holds ``IMAGES_NOTE`` alone, which says so (and
+    spares every run DVC's warning about an empty output folder)."""
+    if image_url_prefix is None:
+        yield IMAGES_NOTE, ("No image files here: the annotation page and labelstudio_tasks.json embed each queried\n"
+                            "image. Set al.image_url_prefix to have each one written here as <item_id>.png and\n"
+                            "referenced from the tasks by that prefix (docs/annotation_teams.md).\n").encode()
+        return
     for row in package.itertuples():
         yield f"{row.item_id}.png", png_bytes(_picture(row, images))
 
