@@ -4,8 +4,9 @@ sample ranked by how likely its given label is wrong, before any expert round.
 Outputs: data/label_issues/label_issues.csv (one row per train sample, most likely wrong first:
 given and suggested label, issue score, the rules that flagged it, its nearest neighbours),
 data/label_issues/gallery.html (the top of the list as an offline page: each image beside its
-neighbours in feature space) and metrics/label_issues.json (flag counts; with simulated noise,
-each rule's precision and recall and the ranking's AUROC).
+neighbours in feature space) and metrics/label_issues.json (flag counts, how often the suggested
+label is right on the validation split; with simulated noise, each rule's precision and recall and
+the ranking's AUROC).
 """
 
 import pandas as pd
@@ -25,26 +26,21 @@ def main() -> None:
                         (paths.NOISY_LABELS, "inject_noise")):  # fmt: skip
         if not path.is_file():
             raise AlrError(f"{path}: not found; run the {stage} stage first (dvc repro {stage})")
-    from alr_core.lnl.class_rules import confident_learning
-    from alr_core.lnl.feature_rules import FOLD_SEED, kfold_probs, knn_probs, nearest_neighbours
+    from alr_core.lnl.feature_rules import feature_flags, probe_balanced_accuracy
 
     data = load_pipeline_data(paths.PREPARED_IMAGES, paths.PREPARED_SAMPLES, pd.read_parquet(paths.NOISY_LABELS),
                               embeddings_path=paths.PRETRAIN_EMBEDDINGS)  # fmt: skip
     train, num_classes, lnl = data.train, len(data.class_names), params.lnl
-    # the rules of lnl.selection knn_vote and cleanlab_kfold, with the same k, folds and fold
-    # seed, as alr_core.lnl.feature_rules composes them (confident learning on each probability
-    # table), each table computed once: a flagged sample is one that rule leaves out of C
-    neighbours, _ = nearest_neighbours(train.embeddings, lnl.knn_k)
-    probs = kfold_probs(train.embeddings, train.labels, num_classes, lnl.cv_folds, FOLD_SEED)
-    flags = {
-        "knn_vote": ~confident_learning(knn_probs(neighbours, train.labels, num_classes), train.labels)[0],
-        "cleanlab_kfold": ~confident_learning(probs, train.labels)[0],
-    }
+    # the rules of lnl.selection knn_vote and cleanlab_kfold, with the same k and folds: a
+    # flagged sample is one that rule leaves out of C
+    probs, neighbours, flags = feature_flags(train.embeddings, train.labels, num_classes, lnl.knn_k, lnl.cv_folds)
+    suggestion_accuracy = probe_balanced_accuracy(train.embeddings, train.labels, data.val.embeddings,
+                                                  data.val.labels, num_classes)  # fmt: skip
     table = label_issue_table(train.sample_ids, train.labels, data.class_names, probs, neighbours, flags,
                               params.label_issues.neighbours_shown, train.truth)  # fmt: skip
     page = gallery_html(table, train.sample_ids, train.images, neighbours, params.label_issues.gallery_size,
-                        params.label_issues.neighbours_shown, paths.LABEL_ISSUES_CSV.name)  # fmt: skip
-    metrics = label_issue_metrics(table, data.class_names, list(flags))
+                        params.label_issues.neighbours_shown, paths.LABEL_ISSUES_CSV.name, suggestion_accuracy)  # fmt: skip
+    metrics = label_issue_metrics(table, data.class_names, list(flags), suggestion_accuracy)
     artifacts.write_csv(paths.LABEL_ISSUES_CSV, table)
     artifacts.write_text(paths.LABEL_ISSUES_GALLERY, page)
     artifacts.write_json(paths.LABEL_ISSUES_METRICS, metrics)
@@ -52,6 +48,9 @@ def main() -> None:
     print(f"label issues: {metrics['flagged']['any']} of {counted(len(table), 'train sample')} flagged ({by_rule}); "
           f"ranked in {paths.LABEL_ISSUES_CSV}, the first {min(params.label_issues.gallery_size, len(table))} "
           f"in {paths.LABEL_ISSUES_GALLERY}")  # fmt: skip
+    if suggestion_accuracy is not None:
+        print(f"label issues: the suggested label is right for {suggestion_accuracy:.0%} of the validation split "
+              "(balanced accuracy); the lower, the more flags are false alarms (docs/label_issues.md)")  # fmt: skip
 
 
 if __name__ == "__main__":

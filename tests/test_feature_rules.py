@@ -10,12 +10,15 @@ import pytest
 from alr_core.common.errors import AlrError
 from alr_core.lnl.feature_rules import (
     FEATURE_RULES,
+    FOLD_SEED,
     PROBE_C,
     cleanlab_kfold,
+    feature_flags,
     feature_keep,
     kfold_probs,
     knn_probs,
     nearest_neighbours,
+    probe_balanced_accuracy,
 )
 
 # Five hand points; norms differ so only the direction counts. Unit vectors: 0 and 1 are
@@ -163,6 +166,43 @@ def test_kfold_probs_rejects_bad_input(labels, folds, message):
         kfold_probs(embeddings, labels, 3, folds, seed=0)
 
 
+def test_probe_balanced_accuracy_is_the_probes_score_on_held_out_rows():
+    """Three separated clusters: held-out rows labelled by their cluster score 1 however the
+    training labels are spread over the classes; held-out labels the probe cannot know (a class
+    it never predicts) score by class, as balanced accuracy weighs them."""
+    rng = np.random.default_rng(0)
+    train_truth, held_truth = np.repeat([0, 1, 2], [60, 30, 10]), np.repeat([0, 1, 2], [5, 5, 5])
+    train = 10 * np.eye(3, 4)[train_truth] + rng.normal(size=(100, 4))
+    held = 10 * np.eye(3, 4)[held_truth] + rng.normal(size=(15, 4))
+    assert probe_balanced_accuracy(train, train_truth, held, held_truth, 3) == 1.0
+    # held-out class 2 relabelled 1: class 1's recall is 5 of 10, class 0's 1, class 2 is not held out
+    relabelled = np.where(held_truth == 2, 1, held_truth)
+    assert probe_balanced_accuracy(train, train_truth, held, relabelled, 3) == pytest.approx((1 + 0.5) / 2)
+    # two class-0 rows relabelled 3, a class nobody in train carries: recall 0 for it, 1 for the others
+    extra = held_truth.copy()
+    extra[:2] = 3
+    assert probe_balanced_accuracy(train, train_truth, held, extra, 4) == pytest.approx((1 + 1 + 1 + 0) / 4)
+
+
+def test_probe_balanced_accuracy_without_a_probe_or_held_out_rows_is_none():
+    embeddings = np.random.default_rng(0).normal(size=(6, 3))
+    assert probe_balanced_accuracy(embeddings, np.full(6, 2), embeddings[:2], np.array([2, 0]), 3) is None
+    assert probe_balanced_accuracy(embeddings, np.repeat([0, 1], 3), np.empty((0, 3)), np.empty(0, int), 3) is None
+
+
+@pytest.mark.parametrize(
+    "held_out, held_out_labels, message",
+    [(np.zeros((2, 4)), np.array([0, 1]), "held_out_embeddings has 4 columns; expected 3, as embeddings"),
+     (np.zeros((2, 3)), np.array([0]), "held_out_labels has shape \\(1,\\); expected \\(2,\\)"),
+     (np.zeros((2, 3)), np.array([0, 5]), "held_out_labels holds values in \\[0, 5\\]; expected \\[0, 3\\)"),
+     (np.full((1, 3), np.nan), np.array([0]), "held_out_embeddings has 1 row\\(s\\) with NaN")],
+)  # fmt: skip
+def test_probe_balanced_accuracy_rejects_bad_held_out_rows(held_out, held_out_labels, message):
+    embeddings = np.random.default_rng(0).normal(size=(6, 3))
+    with pytest.raises(AlrError, match=message):
+        probe_balanced_accuracy(embeddings, np.repeat([0, 1], 3), held_out, held_out_labels, 3)
+
+
 def long_tailed_clusters(seed):
     """Three well-separated Gaussian clusters in 8-d (centres 10 apart on the axes), 2000 / 400 /
     40 samples (50:1), 40 % symmetric label noise. Class 2's observed label is then mostly
@@ -196,6 +236,16 @@ def test_rules_keep_the_rare_class_clean_samples_and_drop_noise(rule, long_taile
     assert clean[keep].mean() >= clean.mean() + 0.2  # base rate ≈ 0.6
     assert keep[clean].mean() >= 0.9
     assert whole == []
+
+
+def test_feature_flags_are_each_rules_verdict_with_its_probabilities(long_tailed):
+    embeddings, _, labels, _ = long_tailed
+    probs, neighbours, flags = feature_flags(embeddings, labels, 3, k=10, folds=5)
+    assert list(flags) == list(FEATURE_RULES)
+    for rule in FEATURE_RULES:
+        np.testing.assert_array_equal(flags[rule], ~feature_keep(rule, embeddings, labels, 3, 10, 5, FOLD_SEED)[0])
+    np.testing.assert_array_equal(probs, kfold_probs(embeddings, labels, 3, 5, FOLD_SEED))
+    np.testing.assert_array_equal(neighbours, nearest_neighbours(embeddings, 10)[0])
 
 
 def test_a_global_threshold_drops_the_rare_class_clean_samples(long_tailed):

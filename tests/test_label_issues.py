@@ -19,7 +19,7 @@ from PIL import Image
 from alr_core.common import paths
 from alr_core.common.errors import AlrError
 from alr_core.common.params import default_params
-from alr_core.lnl.feature_rules import FOLD_SEED, cleanlab_kfold, knn_vote
+from alr_core.lnl.feature_rules import FOLD_SEED, cleanlab_kfold, knn_vote, probe_balanced_accuracy
 from alr_core.report.label_issues import COLUMNS, gallery_html, gallery_rows, label_issue_metrics, label_issue_table
 from alr_core.ssl.embeddings import embedding_matrix, embeddings_table
 
@@ -137,6 +137,17 @@ def test_gallery_shows_flagged_first_with_escaped_text_and_the_right_images():
     assert "default-src 'none'; img-src data:" in page
 
 
+def test_gallery_heading_gives_the_suggestions_accuracy_when_known():
+    table = hand_table(sample_ids=GALLERY_IDS)
+    images = np.zeros((6, 4, 4, 1), np.uint8)
+    heading = re.compile(r'<p class="lead">(.*?)\. Each row', re.S)
+    without = heading.search(gallery_html(table, GALLERY_IDS, images, NEIGHBOURS, 2)).group(1)
+    assert without == "6 train samples, 3 flagged by a rule; 2 samples shown, flagged first, then by rank"
+    known = heading.search(gallery_html(table, GALLERY_IDS, images, NEIGHBOURS, 2, suggestion_accuracy=0.464)).group(1)
+    assert known == (f"{without}; on the validation split the suggested label is right for 46% of images (balanced "
+                     "accuracy): the lower, the more flags are false alarms")  # fmt: skip
+
+
 @pytest.mark.parametrize("size, cards", [(0, 0), (6, 6), (100, 6)])
 def test_gallery_size_zero_and_beyond_the_table(size, cards):
     page, _ = gallery_of(size, rgb=True)
@@ -179,13 +190,15 @@ def test_metrics_with_known_truth_by_hand():
         # wrong s3 (0.9) beats all 4 right ones; wrong s5 (0.8) beats s4 and s0, ties s2 and s1
         "ranking_auroc": pytest.approx((4 + 2 + 0.5 * 2) / (2 * 4)),
         "ranking_precision_at_num_wrong": 0.5,  # s3, s2
+        "suggestion_val_balanced_accuracy": None,
     }
     json.dumps(metrics, allow_nan=False)
 
 
 def test_metrics_without_truth_and_with_every_label_wrong():
-    metrics = label_issue_metrics(hand_table(), CLASSES, list(FLAGS))
-    assert set(metrics) == {"num_train", "flagged", "flagged_per_class"}
+    metrics = label_issue_metrics(hand_table(), CLASSES, list(FLAGS), suggestion_accuracy=np.float64(0.625))
+    assert set(metrics) == {"num_train", "flagged", "flagged_per_class", "suggestion_val_balanced_accuracy"}
+    assert type(metrics["suggestion_val_balanced_accuracy"]) is float and json.dumps(metrics)
     all_wrong = label_issue_metrics(hand_table(true_labels=(LABELS + 1) % 3), CLASSES, list(FLAGS))
     assert all_wrong["ranking_auroc"] is None and all_wrong["ranking_precision_at_num_wrong"] == 1.0
     none_wrong = label_issue_metrics(hand_table(true_labels=LABELS), CLASSES, list(FLAGS))
@@ -255,6 +268,7 @@ def test_stage_ranks_the_injected_noise_first(prepared_tree):
     for rule, keep in rules.items():
         assert (by_id["flagged_by"].str.contains(rule).to_numpy() == ~keep).all(), rule
     metrics = json.loads((stage_tree / paths.LABEL_ISSUES_METRICS).read_text())
+    page = (stage_tree / paths.LABEL_ISSUES_GALLERY).read_text()
     assert metrics["num_train"] == len(labels) and metrics["num_wrong"] == noise["num_corrupted"]
     # measured: AUROC 0.994, precision among the first 202 0.950; precision and recall of
     # cleanlab_kfold 0.956 and 0.861, of knn_vote 0.932 and 0.886, of either 0.910 and 0.950
@@ -262,7 +276,16 @@ def test_stage_ranks_the_injected_noise_first(prepared_tree):
     for rule in ("cleanlab_kfold", "knn_vote", "any"):
         assert metrics["precision"][rule] > 0.85 and metrics["recall"][rule] > 0.8, rule
     assert f"label issues: {metrics['flagged']['any']} of {len(labels)} train samples flagged" in result.stdout
-    page = (stage_tree / paths.LABEL_ISSUES_GALLERY).read_text()
+    # the probe behind the suggestions, scored on the validation split's (clean) labels
+    val = pd.read_parquet(stage_tree / paths.PREPARED_SAMPLES).query("split == 'val'")
+    val_embeddings = embedding_matrix(pd.read_parquet(stage_tree / paths.PRETRAIN_EMBEDDINGS).set_index("sample_id")
+                                      .loc[val["sample_id"]])  # fmt: skip
+    accuracy = probe_balanced_accuracy(embeddings, observed, val_embeddings, val["label"].to_numpy(), 10)
+    # the embeddings know the truth, the probe learns from 40 % wrong labels (measured 0.86: the
+    # rare classes' labels are mostly flipped in)
+    assert metrics["suggestion_val_balanced_accuracy"] == accuracy > 0.8
+    assert f"the suggested label is right for {accuracy:.0%} of the validation split" in result.stdout
+    assert f"the suggested label is right for {accuracy:.0%} of images" in page
     assert page.count('<section class="card') == 100  # label_issues.gallery_size's default
     assert page.count("<img ") == 100 * (1 + 5)  # label_issues.neighbours_shown's default
 
@@ -282,7 +305,7 @@ def test_stage_with_unknown_truth_and_a_missing_input(prepared_tree):
     assert list(table.columns) == list(COLUMNS)  # no label_is_wrong without the truth
     assert not table["neighbour_ids"].str.contains(";").any()
     metrics = json.loads((stage_tree / paths.LABEL_ISSUES_METRICS).read_text())
-    assert set(metrics) == {"num_train", "flagged", "flagged_per_class"}
+    assert set(metrics) == {"num_train", "flagged", "flagged_per_class", "suggestion_val_balanced_accuracy"}
     page = (stage_tree / paths.LABEL_ISSUES_GALLERY).read_text()
     assert page.count('<section class="card') == 3 and page.count("<img ") == 3 * 2
 

@@ -14,11 +14,9 @@ least one sample. Each rule returns ``(keep (N,) bool, whole)``, ``whole`` the o
 in which nothing was dropped.
 
 Both rules are cleanlab's confident learning
-(:func:`alr_core.lnl.class_rules.confident_learning`) on those probabilities, so a caller that
-also needs the per-sample scores (the label-issue report) computes the probabilities once
-(:func:`nearest_neighbours` + :func:`knn_probs`, or :func:`kfold_probs`), reads the score of
-sample i as ``probs[i, labels[i]]`` and calls ``confident_learning(probs, labels)`` for the
-flags: the same keep mask as the rule.
+(:func:`alr_core.lnl.class_rules.confident_learning`) on those probabilities; a caller that
+also needs the probabilities (the label-issue report) gets them with both rules' verdicts from
+:func:`feature_flags`, each computed once: the same keep masks as the rules.
 """
 
 from __future__ import annotations
@@ -143,10 +141,7 @@ def kfold_probs(embeddings: np.ndarray, labels: np.ndarray, num_classes: int, fo
     training set would hold one class only (two observed classes, one of them a single sample)
     or when ``folds`` is not in [2, the largest class's size].
     """
-    from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
     from threadpoolctl import threadpool_limits
 
     embeddings = _check_embeddings(embeddings)
@@ -169,12 +164,48 @@ def kfold_probs(embeddings: np.ndarray, labels: np.ndarray, num_classes: int, fo
                 raise AlrError(f"a {folds}-fold split leaves a training fold with one class only: "
                                f"labels has 2 observed classes and class {present[counts.argmin()]} "
                                "has a single sample; a probe needs two classes to learn from")  # fmt: skip
-        probe = make_pipeline(StandardScaler(), LogisticRegression(C=PROBE_C, max_iter=PROBE_MAX_ITER))
-        # lbfgs on D ≤ a few hundred columns makes many small BLAS calls: OpenBLAS's threads spin
-        # between them, 7× slower than one thread when torch's threads hold the cores
-        with threadpool_limits(1, user_api="blas"):
-            probs[:, present] = cross_val_predict(probe, embeddings, labels, cv=splits, method="predict_proba")
+        with threadpool_limits(1, user_api="blas"):  # see _probe
+            probs[:, present] = cross_val_predict(_probe(), embeddings, labels, cv=splits, method="predict_proba")
     return probs
+
+
+def probe_balanced_accuracy(embeddings: np.ndarray, labels: np.ndarray, held_out_embeddings: np.ndarray,
+                            held_out_labels: np.ndarray, num_classes: int) -> float | None:  # fmt: skip
+    """Balanced accuracy on held-out rows of the linear probe :func:`kfold_probs` uses, fitted
+    to all of ``embeddings`` (N, D) and ``labels`` (N,), scored on ``held_out_embeddings``
+    (M, D) and ``held_out_labels`` (M,): how often the probe's top class, the label-issue
+    report's suggestion, is right, where the held-out labels are. None when fewer than two
+    classes are observed (no probe) or nothing is held out."""
+    from sklearn.metrics import balanced_accuracy_score
+    from threadpoolctl import threadpool_limits
+
+    embeddings = _check_embeddings(embeddings)
+    labels = _check_labels(labels, num_classes, len(embeddings))
+    held_out_labels = np.asarray(held_out_labels)
+    if len(np.unique(labels)) < 2 or len(held_out_labels) == 0:
+        return None
+    held_out_embeddings = _check_embeddings(held_out_embeddings, "held_out_embeddings", min_rows=1)
+    held_out_labels = _check_labels(held_out_labels, num_classes, len(held_out_embeddings), "held_out_labels")
+    if held_out_embeddings.shape[1] != embeddings.shape[1]:
+        raise AlrError(f"held_out_embeddings has {held_out_embeddings.shape[1]} columns; expected "
+                       f"{embeddings.shape[1]}, as embeddings")  # fmt: skip
+    with threadpool_limits(1, user_api="blas"):
+        predicted = _probe().fit(embeddings, labels).predict(held_out_embeddings)
+    with warnings.catch_warnings():  # a held-out class the probe never predicts is a recall of 0, as meant
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        return float(balanced_accuracy_score(held_out_labels, predicted))
+
+
+def _probe():
+    """The linear probe: standardised embeddings, multinomial logistic regression (lbfgs).
+    Callers fit it under one BLAS thread: lbfgs on D ≤ a few hundred columns makes many small
+    BLAS calls, and OpenBLAS's threads spin between them, 7× slower than one thread when
+    torch's threads hold the cores."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=PROBE_C, max_iter=PROBE_MAX_ITER))
 
 
 def cleanlab_kfold(embeddings: np.ndarray, labels: np.ndarray, num_classes: int, folds: int,
@@ -182,6 +213,19 @@ def cleanlab_kfold(embeddings: np.ndarray, labels: np.ndarray, num_classes: int,
     """cleanlab's confident learning (:func:`alr_core.lnl.class_rules.confident_learning`:
     per-class thresholds, prune by noise rate) on :func:`kfold_probs`."""
     return confident_learning(kfold_probs(embeddings, labels, num_classes, folds, seed), labels)
+
+
+def feature_flags(embeddings: np.ndarray, labels: np.ndarray, num_classes: int, k: int,
+                  folds: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:  # fmt: skip
+    """Both rules' verdicts at once, each probability table computed once: ``(probs, neighbours,
+    flags)`` with ``probs`` :func:`kfold_probs` (fold seed FOLD_SEED), ``neighbours`` the k
+    nearest neighbours (:func:`nearest_neighbours`) and ``flags`` {rule name in FEATURE_RULES:
+    bool (N,)}, True where that rule leaves the sample out of C (calls its label wrong)."""
+    neighbours, _ = nearest_neighbours(embeddings, k)
+    probs = kfold_probs(embeddings, labels, num_classes, folds, FOLD_SEED)
+    flags = {"knn_vote": ~confident_learning(knn_probs(neighbours, labels, num_classes), labels)[0],
+             "cleanlab_kfold": ~confident_learning(probs, labels)[0]}  # fmt: skip
+    return probs, neighbours, flags
 
 
 def feature_keep(rule: str, embeddings: np.ndarray, labels: np.ndarray, num_classes: int, k: int, folds: int,
@@ -195,26 +239,26 @@ def feature_keep(rule: str, embeddings: np.ndarray, labels: np.ndarray, num_clas
     raise AlrError(f"unknown feature rule {rule!r}; valid: {', '.join(FEATURE_RULES)}")
 
 
-def _check_embeddings(embeddings: np.ndarray) -> np.ndarray:
+def _check_embeddings(embeddings: np.ndarray, name: str = "embeddings", min_rows: int = 2) -> np.ndarray:
     embeddings = np.asarray(embeddings)
-    if embeddings.ndim != 2 or len(embeddings) < 2 or embeddings.shape[1] < 1:
-        raise AlrError(f"embeddings has shape {embeddings.shape}; expected (N, D) with N ≥ 2 rows, D ≥ 1")
+    if embeddings.ndim != 2 or len(embeddings) < min_rows or embeddings.shape[1] < 1:
+        raise AlrError(f"{name} has shape {embeddings.shape}; expected (N, D) with N ≥ {min_rows} rows, D ≥ 1")
     if not np.issubdtype(embeddings.dtype, np.floating) and not np.issubdtype(embeddings.dtype, np.integer):
-        raise AlrError(f"embeddings has dtype {embeddings.dtype}; expected a real-valued (float) array")
+        raise AlrError(f"{name} has dtype {embeddings.dtype}; expected a real-valued (float) array")
     if not np.isfinite(embeddings).all():
         bad = int((~np.isfinite(embeddings)).any(axis=1).sum())
-        raise AlrError(f"embeddings has {bad} row(s) with NaN or inf values; expected finite values")
+        raise AlrError(f"{name} has {bad} row(s) with NaN or inf values; expected finite values")
     return embeddings
 
 
-def _check_labels(labels: np.ndarray, num_classes: int, n: int | None) -> np.ndarray:
+def _check_labels(labels: np.ndarray, num_classes: int, n: int | None, name: str = "labels") -> np.ndarray:
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
         raise AlrError(f"num_classes is {num_classes!r}; expected an integer ≥ 1")
     labels = np.asarray(labels)
     if labels.ndim != 1 or (n is not None and len(labels) != n):
-        raise AlrError(f"labels has shape {labels.shape}; expected ({n if n is not None else 'N'},), one per row")
+        raise AlrError(f"{name} has shape {labels.shape}; expected ({n if n is not None else 'N'},), one per row")
     if not np.issubdtype(labels.dtype, np.integer):
-        raise AlrError(f"labels has dtype {labels.dtype}; expected integers in [0, {num_classes})")
+        raise AlrError(f"{name} has dtype {labels.dtype}; expected integers in [0, {num_classes})")
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
-        raise AlrError(f"labels holds values in [{labels.min()}, {labels.max()}]; expected [0, {num_classes})")
+        raise AlrError(f"{name} holds values in [{labels.min()}, {labels.max()}]; expected [0, {num_classes})")
     return labels

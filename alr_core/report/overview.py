@@ -67,11 +67,16 @@ def results_overview() -> str:
 
 
 def label_issues_text(label_issues: dict) -> str:
-    """Where the label-issue report is and how many train samples it flags, wrapped to
+    """Where the label-issue report is, how many train samples it flags and how often its
+    suggestions are right on the validation split, wrapped to
     :data:`WIDTH`; ``label_issues``: :func:`~alr_core.report.summary.label_issues_summary`'s."""
     text = (f"label issues: {label_issues['num_flagged']} of {counted(label_issues['num_train'], 'train sample')} "
             f"flagged by a rule; every sample ranked in {label_issues['csv']}, the top as images in "
             f"{label_issues['gallery']}")  # fmt: skip
+    accuracy = label_issues.get("suggestion_val_balanced_accuracy")
+    if accuracy is not None:
+        text += (f"; the suggested label is right for {accuracy:.0%} of the validation split (balanced accuracy): "
+                 "the lower, the more flags are false alarms")  # fmt: skip
     return textwrap.fill(text, WIDTH, break_long_words=False, break_on_hyphens=False)
 
 

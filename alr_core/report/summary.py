@@ -140,8 +140,8 @@ def summary(table: pd.DataFrame, lnl_metrics: dict, round_metrics: list[dict]) -
 
 def label_issues_summary(label_issue_metrics: dict | None) -> dict | None:
     """report.json's ``label_issues``: the label-issue report's files, the train samples it
-    ranks and how many of them a rule flagged (metrics/label_issues.json); None when that stage
-    has not run."""
+    ranks, how many of them a rule flagged and how often its suggested label is right on the
+    validation split (metrics/label_issues.json); None when that stage has not run."""
     if label_issue_metrics is None:
         return None
     return {
@@ -149,6 +149,8 @@ def label_issues_summary(label_issue_metrics: dict | None) -> dict | None:
         "gallery": paths.LABEL_ISSUES_GALLERY.as_posix(),
         "num_train": label_issue_metrics["num_train"],
         "num_flagged": label_issue_metrics["flagged"]["any"],
+        # absent from metrics written before it was measured
+        "suggestion_val_balanced_accuracy": label_issue_metrics.get("suggestion_val_balanced_accuracy"),
     }
 
 
