@@ -266,7 +266,11 @@ def label_issue_runs(prep: Prepared, rate: float, seed: int) -> list[dict]:
     """The label-issue ranking (1 − the K-fold probe's probability of the given label, as the
     label_issues stage ranks) on the pretrained embeddings (SimCLR or VICReg) and on those of the same encoder at its
     random initialisation (``pretrain.method: none``): AUROC for finding the wrong labels and
-    the precision among the first n, n = the number of wrong labels."""
+    the precision among the first n, n = the number of wrong labels. At noise 0 there is no
+    wrong label to find: one record, the share of the set's own labels that the report's rules
+    flag on the pretrained embeddings (every flag a false alarm where those labels are right)."""
+    if rate == 0:
+        return [false_alarms(prep, seed)]
     from sklearn.metrics import roc_auc_score
 
     from alr_core.lnl.feature_rules import FOLD_SEED, kfold_probs
@@ -286,6 +290,25 @@ def label_issue_runs(prep: Prepared, rate: float, seed: int) -> list[dict]:
         records.append({"variant": f"label issues, {name} embeddings", "auroc": roc_auc_score(wrong, score),
                         "precision_at_n": float(wrong[top].mean())})  # fmt: skip
     return records
+
+
+def false_alarms(prep: Prepared, seed: int) -> dict:
+    """The label_issues stage's flags on the set's own labels (noise 0): the share of train
+    samples each rule flags, the share of the rarest class's samples flagged by either, and how
+    often the probe's suggestion is right on the validation split (the stage's
+    ``suggestion_val_balanced_accuracy``)."""
+    from alr_core.lnl.feature_rules import feature_flags, probe_balanced_accuracy
+
+    params, data, _ = run_data(prep, 0.0, seed, "ssl frozen", RULES["ce"])
+    embeddings, labels, num_classes = data.train.images, data.train.labels, len(prep.names)
+    _, _, flags = feature_flags(embeddings, labels, num_classes, params.lnl.knn_k, params.lnl.cv_folds)
+    either = flags["knn_vote"] | flags["cleanlab_kfold"]
+    rarest = labels == np.bincount(labels, minlength=num_classes).argmin()
+    return {"variant": "label issues, false alarms", "flagged_knn_vote": float(flags["knn_vote"].mean()),
+            "flagged_cleanlab_kfold": float(flags["cleanlab_kfold"].mean()), "flagged_any": float(either.mean()),
+            "flagged_any_rarest_class": float(either[rarest].mean()),
+            "suggestion_val_balanced_accuracy": probe_balanced_accuracy(embeddings, labels, data.val.images,
+                                                                        data.val.labels, num_classes)}  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- tables
@@ -406,7 +429,21 @@ def tables(records: list[dict]) -> str:
             if not pd.isna(row.get("diff")):
                 out.append(markdown_row([row["dataset"], row["rate"], row["variant"], row["init"], int(row["pairs"]),
                                          fmt(row["mean"]), diff_text(row)]))
-    issues = frame[frame["phase"] == 0]
+    alarms = frame[(frame["phase"] == 0) & (frame["rate"] == 0)]
+    if len(alarms):
+        out += section("## Flags on the sets' own labels", "Noise 0: the share of train samples the label_issues "
+                       "stage's rules flag (its `knn_vote` and `cleanlab_kfold` columns, and either), and of the "
+                       "rarest class's samples flagged by either; where a set's labels are right, every flag is a "
+                       "false alarm; and the balanced accuracy on the validation split of the probe behind the "
+                       "suggestions (`suggestion_val_balanced_accuracy`). One run per set and pretraining (nothing "
+                       "here depends on the seed).",
+                       ["dataset", "pretraining (init)", "knn_vote", "cleanlab_kfold", "either",
+                        "either, rarest class", "suggestion right on validation"])
+        for _, row in alarms.sort_values(["dataset", "init"]).iterrows():
+            out.append(markdown_row([row["dataset"], row["init"], *(fmt(row[k]) for k in (
+                "flagged_knn_vote", "flagged_cleanlab_kfold", "flagged_any", "flagged_any_rarest_class",
+                "suggestion_val_balanced_accuracy"))]))  # fmt: skip
+    issues = frame[(frame["phase"] == 0) & (frame["rate"] > 0)]
     if len(issues):
         out += section("## The label-issue ranking", "AUROC of 1 − the K-fold probe's probability of the given "
                        "label for finding the wrong labels, and the precision among the first n (n = the number of "
