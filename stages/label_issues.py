@@ -18,6 +18,7 @@ from alr_core.common.params import load_params
 from alr_core.common.text import counted
 from alr_core.data.datasets import load_pipeline_data
 from alr_core.report.label_issues import gallery_html, label_issue_metrics, label_issue_table
+from alr_core.report.summary import suggestion_sentence
 
 
 def main() -> None:
@@ -36,11 +37,13 @@ def main() -> None:
     probs, neighbours, flags = feature_flags(train.embeddings, train.labels, num_classes, lnl.knn_k, lnl.cv_folds)
     suggestion_accuracy = probe_balanced_accuracy(train.embeddings, train.labels, data.val.embeddings,
                                                   data.val.labels, num_classes)  # fmt: skip
+    num_val = len(data.val.labels)
+    note = None if suggestion_accuracy is None else suggestion_sentence(suggestion_accuracy, num_val)
     table = label_issue_table(train.sample_ids, train.labels, data.class_names, probs, neighbours, flags,
                               params.label_issues.neighbours_shown, train.truth)  # fmt: skip
     page = gallery_html(table, train.sample_ids, train.images, neighbours, params.label_issues.gallery_size,
-                        params.label_issues.neighbours_shown, paths.LABEL_ISSUES_CSV.name, suggestion_accuracy)  # fmt: skip
-    metrics = label_issue_metrics(table, data.class_names, list(flags), suggestion_accuracy)
+                        params.label_issues.neighbours_shown, paths.LABEL_ISSUES_CSV.name, note)  # fmt: skip
+    metrics = label_issue_metrics(table, data.class_names, list(flags), suggestion_accuracy, num_val)
     artifacts.write_csv(paths.LABEL_ISSUES_CSV, table)
     artifacts.write_text(paths.LABEL_ISSUES_GALLERY, page)
     artifacts.write_json(paths.LABEL_ISSUES_METRICS, metrics)
@@ -48,9 +51,8 @@ def main() -> None:
     print(f"label issues: {metrics['flagged']['any']} of {counted(len(table), 'train sample')} flagged ({by_rule}); "
           f"ranked in {paths.LABEL_ISSUES_CSV}, the first {min(params.label_issues.gallery_size, len(table))} "
           f"in {paths.LABEL_ISSUES_GALLERY}")  # fmt: skip
-    if suggestion_accuracy is not None:
-        print(f"label issues: the suggested label is right for {suggestion_accuracy:.0%} of the validation split "
-              "(balanced accuracy); the lower, the more flags are false alarms (docs/label_issues.md)")  # fmt: skip
+    if note:
+        print(f"label issues: {note} (docs/label_issues.md)")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from alr_core.common.errors import AlrError
 from alr_core.common.params import default_params
 from alr_core.lnl.feature_rules import FOLD_SEED, cleanlab_kfold, knn_vote, probe_balanced_accuracy
 from alr_core.report.label_issues import COLUMNS, gallery_html, gallery_rows, label_issue_metrics, label_issue_table
+from alr_core.report.summary import suggestion_sentence
 from alr_core.ssl.embeddings import embedding_matrix, embeddings_table
 
 CLASSES = ["cat", "dog", "<b>&fish"]
@@ -137,15 +138,16 @@ def test_gallery_shows_flagged_first_with_escaped_text_and_the_right_images():
     assert "default-src 'none'; img-src data:" in page
 
 
-def test_gallery_heading_gives_the_suggestions_accuracy_when_known():
+def test_gallery_heading_ends_with_the_note_escaped():
     table = hand_table(sample_ids=GALLERY_IDS)
     images = np.zeros((6, 4, 4, 1), np.uint8)
     heading = re.compile(r'<p class="lead">(.*?)\. Each row', re.S)
     without = heading.search(gallery_html(table, GALLERY_IDS, images, NEIGHBOURS, 2)).group(1)
     assert without == "6 train samples, 3 flagged by a rule; 2 samples shown, flagged first, then by rank"
-    known = heading.search(gallery_html(table, GALLERY_IDS, images, NEIGHBOURS, 2, suggestion_accuracy=0.464)).group(1)
-    assert known == (f"{without}; on the validation split the suggested label is right for 46% of images (balanced "
-                     "accuracy): the lower, the more flags are false alarms")  # fmt: skip
+    noted = heading.search(gallery_html(table, GALLERY_IDS, images, NEIGHBOURS, 2, note="right for 46% <of> 35")).group(1)
+    assert noted == f"{without}; right for 46% &lt;of&gt; 35"
+    assert suggestion_sentence(0.464, 1) == ("the suggested label is right for 46% of the 1 validation image (balanced "
+                                             "accuracy): the lower, the more flags are false alarms")  # fmt: skip
 
 
 @pytest.mark.parametrize("size, cards", [(0, 0), (6, 6), (100, 6)])
@@ -191,14 +193,15 @@ def test_metrics_with_known_truth_by_hand():
         "ranking_auroc": pytest.approx((4 + 2 + 0.5 * 2) / (2 * 4)),
         "ranking_precision_at_num_wrong": 0.5,  # s3, s2
         "suggestion_val_balanced_accuracy": None,
+        "num_val": None,
     }
     json.dumps(metrics, allow_nan=False)
 
 
 def test_metrics_without_truth_and_with_every_label_wrong():
-    metrics = label_issue_metrics(hand_table(), CLASSES, list(FLAGS), suggestion_accuracy=np.float64(0.625))
-    assert set(metrics) == {"num_train", "flagged", "flagged_per_class", "suggestion_val_balanced_accuracy"}
-    assert type(metrics["suggestion_val_balanced_accuracy"]) is float and json.dumps(metrics)
+    metrics = label_issue_metrics(hand_table(), CLASSES, list(FLAGS), np.float64(0.625), np.int64(8))
+    assert set(metrics) == {"num_train", "flagged", "flagged_per_class", "suggestion_val_balanced_accuracy", "num_val"}
+    assert (metrics["suggestion_val_balanced_accuracy"], metrics["num_val"]) == (0.625, 8) and json.dumps(metrics)
     all_wrong = label_issue_metrics(hand_table(true_labels=(LABELS + 1) % 3), CLASSES, list(FLAGS))
     assert all_wrong["ranking_auroc"] is None and all_wrong["ranking_precision_at_num_wrong"] == 1.0
     none_wrong = label_issue_metrics(hand_table(true_labels=LABELS), CLASSES, list(FLAGS))
@@ -283,9 +286,9 @@ def test_stage_ranks_the_injected_noise_first(prepared_tree):
     accuracy = probe_balanced_accuracy(embeddings, observed, val_embeddings, val["label"].to_numpy(), 10)
     # the embeddings know the truth, the probe learns from 40 % wrong labels (measured 0.86: the
     # rare classes' labels are mostly flipped in)
-    assert metrics["suggestion_val_balanced_accuracy"] == accuracy > 0.8
-    assert f"the suggested label is right for {accuracy:.0%} of the validation split" in result.stdout
-    assert f"the suggested label is right for {accuracy:.0%} of images" in page
+    assert metrics["suggestion_val_balanced_accuracy"] == accuracy > 0.8 and metrics["num_val"] == len(val) == 150
+    sentence = suggestion_sentence(accuracy, 150)
+    assert f"label issues: {sentence} (docs/label_issues.md)" in result.stdout and sentence in page
     assert page.count('<section class="card') == 100  # label_issues.gallery_size's default
     assert page.count("<img ") == 100 * (1 + 5)  # label_issues.neighbours_shown's default
 
@@ -305,7 +308,7 @@ def test_stage_with_unknown_truth_and_a_missing_input(prepared_tree):
     assert list(table.columns) == list(COLUMNS)  # no label_is_wrong without the truth
     assert not table["neighbour_ids"].str.contains(";").any()
     metrics = json.loads((stage_tree / paths.LABEL_ISSUES_METRICS).read_text())
-    assert set(metrics) == {"num_train", "flagged", "flagged_per_class", "suggestion_val_balanced_accuracy"}
+    assert set(metrics) == {"num_train", "flagged", "flagged_per_class", "suggestion_val_balanced_accuracy", "num_val"}
     page = (stage_tree / paths.LABEL_ISSUES_GALLERY).read_text()
     assert page.count('<section class="card') == 3 and page.count("<img ") == 3 * 2
 

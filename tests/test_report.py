@@ -349,17 +349,18 @@ def test_report_and_summary_name_the_label_issue_files_when_the_stage_ran(tmp_pa
     # metrics from before the suggestions' accuracy was measured: no accuracy, no sentence on it
     assert json.loads(Path(paths.REPORT_METRICS).read_text())["label_issues"] == {
         "csv": "data/label_issues/label_issues.csv", "gallery": "data/label_issues/gallery.html",
-        "num_train": 528, "num_flagged": 52, "suggestion_val_balanced_accuracy": None}  # fmt: skip
+        "num_train": 528, "num_flagged": 52, "suggestion_val_balanced_accuracy": None, "num_val": None}  # fmt: skip
     assert " ".join(results_overview().split("\n\n")[-2].splitlines()) == LABEL_ISSUES_LINE
 
-    artifacts.write_json(paths.LABEL_ISSUES_METRICS, LABEL_ISSUES | {"suggestion_val_balanced_accuracy": 0.614})
+    artifacts.write_json(paths.LABEL_ISSUES_METRICS, LABEL_ISSUES | {"suggestion_val_balanced_accuracy": 0.614,
+                                                                     "num_val": 35})  # fmt: skip
     write_report(report_status(2))
-    assert json.loads(Path(paths.REPORT_METRICS).read_text())["label_issues"]["suggestion_val_balanced_accuracy"] \
-        == 0.614  # fmt: skip
+    report = json.loads(Path(paths.REPORT_METRICS).read_text())["label_issues"]
+    assert report["suggestion_val_balanced_accuracy"] == 0.614 and report["num_val"] == 35
     paragraphs = results_overview().split("\n\n")
     # the label issues come after the scores and before where the pipeline stands
     assert " ".join(paragraphs[-2].splitlines()) == (
-        f"{LABEL_ISSUES_LINE}; the suggested label is right for 61% of the validation split (balanced "
+        f"{LABEL_ISSUES_LINE}; the suggested label is right for 61% of the 35 validation images (balanced "
         "accuracy): the lower, the more flags are false alarms")  # fmt: skip
     assert paragraphs[:-2] + paragraphs[-1:] == without.split("\n\n")
     assert max(len(line) for line in paragraphs[-2].splitlines()) <= 80

@@ -138,14 +138,13 @@ def gallery_html(
     gallery_size: int,
     neighbours_shown: int = 5,
     csv_name: str = "label_issues.csv",
-    suggestion_accuracy: Optional[float] = None,
+    note: Optional[str] = None,
 ) -> str:
     """A self-contained HTML page (inline CSS, images as data URIs, no script, no network) of
     :func:`gallery_rows`: per row its image, sample id, given → suggested label, issue score,
     rules and its first ``neighbours_shown`` neighbours' images with their given labels (a
-    neighbour whose label differs from the sample's is marked). The heading gives
-    ``suggestion_accuracy`` (:func:`label_issue_metrics`) when it is known, so that a reader
-    weighs the suggestions by it.
+    neighbour whose label differs from the sample's is marked). ``note``, a sentence such as
+    :func:`alr_core.report.summary.suggestion_sentence`'s, ends the heading.
 
     ``table``: :func:`label_issue_table`'s for ``sample_ids`` (N,) and ``neighbours`` (N, k),
     the same arrays it was built from (the lists are taken from them, not parsed back from the
@@ -196,9 +195,8 @@ def gallery_html(
     flagged = int(table["flagged_by"].ne("").sum())
     heading = (f"{counted(len(table), 'train sample')}, {flagged} flagged by a rule; "
                f"{counted(len(shown), 'sample')} shown, flagged first, then by rank")  # fmt: skip
-    if suggestion_accuracy is not None:
-        heading += (f"; on the validation split the suggested label is right for {suggestion_accuracy:.0%} of images "
-                    "(balanced accuracy): the lower, the more flags are false alarms")  # fmt: skip
+    if note:
+        heading += f"; {note}"
     body = "\n".join(cards) if cards else '<p class="none">no samples shown (label_issues.gallery_size is 0)</p>'
     return PAGE.format(heading=_text(heading), csv=_text(csv_name), cards=body, style=STYLE)
 
@@ -209,15 +207,16 @@ def _text(value) -> str:
 
 
 def label_issue_metrics(table: pd.DataFrame, class_names: Sequence[str], rules: Sequence[str],
-                        suggestion_accuracy: Optional[float] = None) -> dict:  # fmt: skip
+                        suggestion_accuracy: Optional[float] = None, num_val: Optional[int] = None) -> dict:  # fmt: skip
     """The detector's numbers from :func:`label_issue_table`'s ``table``.
 
     Always: ``num_train``, ``flagged`` {rule: count, "any": flagged by at least one rule},
-    ``flagged_per_class`` {given class: {rule: count, "any": …}} and
+    ``flagged_per_class`` {given class: {rule: count, "any": …}},
     ``suggestion_val_balanced_accuracy``, the caller's ``suggestion_accuracy``: how often the
     probe behind the suggestions is right on the validation split
-    (:func:`alr_core.lnl.feature_rules.probe_balanced_accuracy`; None when not measured). The
-    weaker the probe, the more of its flags are false alarms. When the table has
+    (:func:`alr_core.lnl.feature_rules.probe_balanced_accuracy`; None when not measured), and
+    ``num_val``, the validation images it was measured on. The weaker the probe, the more of
+    its flags are false alarms. When the table has
     ``label_is_wrong`` (truth known) also ``num_wrong``, ``precision`` and ``recall`` {rule or
     "any": share of its flags that are wrong labels / share of wrong labels it flags; None when
     it flags nothing / there is no wrong label}, ``ranking_auroc`` (sklearn's roc_auc_score of
@@ -235,6 +234,7 @@ def label_issue_metrics(table: pd.DataFrame, class_names: Sequence[str], rules: 
         "flagged_per_class": {name: {rule: int(mask[given == name].sum()) for rule, mask in hits.items()}
                               for name in class_names},  # fmt: skip
         "suggestion_val_balanced_accuracy": None if suggestion_accuracy is None else float(suggestion_accuracy),
+        "num_val": None if num_val is None else int(num_val),
     }
     if "label_is_wrong" not in table.columns:
         return metrics

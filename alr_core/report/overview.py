@@ -15,7 +15,8 @@ from pathlib import Path
 from alr_core.common import paths
 from alr_core.common.errors import AlrError
 from alr_core.common.text import counted, lead_text
-from alr_core.report.summary import TEXT_LEGEND, label_issues_summary, rounds_table, summary, table_text
+from alr_core.report.summary import (TEXT_LEGEND, label_issues_summary, rounds_table, suggestion_sentence, summary,
+                                     table_text)
 
 NO_RESULTS = f"no results yet: {paths.LNL_METRICS} does not exist; run `dvc repro` first (from the project root)"
 LNL_KEYS = ("method", "test")
@@ -73,10 +74,8 @@ def label_issues_text(label_issues: dict) -> str:
     text = (f"label issues: {label_issues['num_flagged']} of {counted(label_issues['num_train'], 'train sample')} "
             f"flagged by a rule; every sample ranked in {label_issues['csv']}, the top as images in "
             f"{label_issues['gallery']}")  # fmt: skip
-    accuracy = label_issues.get("suggestion_val_balanced_accuracy")
-    if accuracy is not None:
-        text += (f"; the suggested label is right for {accuracy:.0%} of the validation split (balanced accuracy): "
-                 "the lower, the more flags are false alarms")  # fmt: skip
+    if label_issues.get("suggestion_val_balanced_accuracy") is not None:
+        text += "; " + suggestion_sentence(label_issues["suggestion_val_balanced_accuracy"], label_issues["num_val"])
     return textwrap.fill(text, WIDTH, break_long_words=False, break_on_hyphens=False)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from alr_core.common import paths
-from alr_core.common.text import method_name
+from alr_core.common.text import counted, method_name
 
 
 def rounds_table(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: dict | None = None) -> pd.DataFrame:
@@ -138,6 +138,14 @@ def summary(table: pd.DataFrame, lnl_metrics: dict, round_metrics: list[dict]) -
     }
 
 
+def suggestion_sentence(accuracy: float, num_val: int) -> str:
+    """How often the suggested label is right on the validation split, and what that means for
+    the flags: one sentence for the stage's output, the summary and the gallery. It names the
+    number of validation images, since on a few dozen the accuracy is rough."""
+    return (f"the suggested label is right for {accuracy:.0%} of the {counted(num_val, 'validation image')} "
+            "(balanced accuracy): the lower, the more flags are false alarms")  # fmt: skip
+
+
 def label_issues_summary(label_issue_metrics: dict | None) -> dict | None:
     """report.json's ``label_issues``: the label-issue report's files, the train samples it
     ranks, how many of them a rule flagged and how often its suggested label is right on the
@@ -151,6 +159,7 @@ def label_issues_summary(label_issue_metrics: dict | None) -> dict | None:
         "num_flagged": label_issue_metrics["flagged"]["any"],
         # absent from metrics written before it was measured
         "suggestion_val_balanced_accuracy": label_issue_metrics.get("suggestion_val_balanced_accuracy"),
+        "num_val": label_issue_metrics.get("num_val"),
     }
 
 
