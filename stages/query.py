@@ -2,7 +2,8 @@
 data/rounds/<r>/query.parquet, and the annotation package: the self-contained annotate.html
 experts answer, labelstudio_tasks.json with labelstudio_config.xml for teams that label in Label
 Studio (both show item ids only), images/<item_id>.png (when al.image_url_prefix makes the tasks
-reference files; else images/README.txt says the images are embedded), and annotate.csv, the data team's item id → sample id mapping."""
+reference files; else images/README.txt says the images are embedded), and annotate.csv, the
+data team's item id → sample id mapping."""
 
 import numpy as np
 import pandas as pd

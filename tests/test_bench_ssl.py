@@ -245,11 +245,13 @@ def test_machines_table_counts_records_and_names_blocks_measured_on_two_machines
 
 def test_flags_on_the_sets_own_labels_get_their_table_and_stay_out_of_the_ranking_table():
     alarms = {"dataset": "d", "rate": 0.0, "seed": 0, "init": "ssl frozen", "variant": "label issues, false alarms",
-              "budget": None, "pretrain_epochs": 50, "phase": 0, "flagged_knn_vote": 0.25, "flagged_cleanlab_kfold": 0.125,
-              "flagged_any": 0.3, "flagged_any_rarest_class": 0.5, "suggestion_val_balanced_accuracy": 0.75}  # fmt: skip
+              "budget": None, "pretrain_epochs": 50, "phase": 0, "flagged_knn_vote": 0.25,
+              "flagged_cleanlab_kfold": 0.125, "flagged_any": 0.3, "flagged_any_rarest_class": 0.5,
+              "suggestion_val_balanced_accuracy": 0.75}  # fmt: skip
+    embeddings = (("simclr embeddings", 0.9), ("random initialisation embeddings", 0.8))
     ranking = [{"dataset": "d", "rate": 0.4, "seed": seed, "init": "ssl frozen", "variant": f"label issues, {name}",
                 "budget": None, "pretrain_epochs": 50, "phase": 0, "auroc": auroc, "precision_at_n": 0.5}
-               for seed in (0, 1) for name, auroc in (("simclr embeddings", 0.9), ("random initialisation embeddings", 0.8))]  # fmt: skip
+               for seed in (0, 1) for name, auroc in embeddings]  # fmt: skip
     text = tables([alarms] + ranking)
     flags = text.split("## Flags on the sets' own labels")[1].split("##")[0]
     assert "| d | ssl frozen | 0.250 | 0.125 | 0.300 | 0.500 | 0.750 |" in flags

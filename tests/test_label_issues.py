@@ -144,8 +144,8 @@ def test_gallery_heading_ends_with_the_note_escaped():
     heading = re.compile(r'<p class="lead">(.*?)\. Each row', re.S)
     without = heading.search(gallery_html(table, GALLERY_IDS, images, NEIGHBOURS, 2)).group(1)
     assert without == "6 train samples, 3 flagged by a rule; 2 samples shown, flagged first, then by rank"
-    noted = heading.search(gallery_html(table, GALLERY_IDS, images, NEIGHBOURS, 2, note="right for 46% <of> 35")).group(1)
-    assert noted == f"{without}; right for 46% &lt;of&gt; 35"
+    page = gallery_html(table, GALLERY_IDS, images, NEIGHBOURS, 2, note="right for 46% <of> 35")
+    assert heading.search(page).group(1) == f"{without}; right for 46% &lt;of&gt; 35"
     assert suggestion_sentence(0.464, 1) == ("the suggested label is right for 46% of the 1 validation image (balanced "
                                              "accuracy): the lower, the more flags are false alarms")  # fmt: skip
 

@@ -105,7 +105,8 @@ def page_items(package: pd.DataFrame, images: np.ndarray) -> list[dict]:
     return items
 
 
-def item_images(package: pd.DataFrame, images: np.ndarray, image_url_prefix: str | None) -> Iterator[tuple[str, bytes]]:
+def item_images(package: pd.DataFrame, images: np.ndarray,
+                image_url_prefix: str | None) -> Iterator[tuple[str, bytes]]:  # fmt: skip
     """The files of a round's ``images`` folder, as (file name, content) pairs.
 
     With an ``image_url_prefix`` the tasks reference image files: ``<item_id>.png``, full-size

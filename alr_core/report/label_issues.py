@@ -207,7 +207,8 @@ def _text(value) -> str:
 
 
 def label_issue_metrics(table: pd.DataFrame, class_names: Sequence[str], rules: Sequence[str],
-                        suggestion_accuracy: Optional[float] = None, num_val: Optional[int] = None) -> dict:  # fmt: skip
+                        suggestion_accuracy: Optional[float] = None,
+                        num_val: Optional[int] = None) -> dict:  # fmt: skip
     """The detector's numbers from :func:`label_issue_table`'s ``table``.
 
     Always: ``num_train``, ``flagged`` {rule: count, "any": flagged by at least one rule},
