@@ -74,7 +74,7 @@ def label_issues_text(label_issues: dict) -> str:
     text = (f"label issues: {label_issues['num_flagged']} of {counted(label_issues['num_train'], 'train sample')} "
             f"flagged by a rule; every sample ranked in {label_issues['csv']}, the top as images in "
             f"{label_issues['gallery']}")  # fmt: skip
-    if label_issues.get("suggestion_val_balanced_accuracy") is not None:
+    if label_issues["suggestion_val_balanced_accuracy"] is not None:
         text += "; " + suggestion_sentence(label_issues["suggestion_val_balanced_accuracy"], label_issues["num_val"])
     return textwrap.fill(text, WIDTH, break_long_words=False, break_on_hyphens=False)
 
