@@ -165,6 +165,20 @@ def test_confident_learning_drops_what_cleanlab_flags():
     assert whole == [1]
 
 
+def test_confident_learning_passes_cleanlabs_filter_on():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 90)
+    probs = rng.dirichlet([1, 1, 1], 90)
+    probs[np.arange(90), labels] += 0.2
+    probs /= probs.sum(axis=1, keepdims=True)
+    flags = {f: ~confident_learning(probs, labels, f)[0] for f in ("prune_by_noise_rate", "prune_by_class", "both")}
+    assert (flags["prune_by_noise_rate"] == ~confident_learning(probs, labels)[0]).all()  # the default
+    assert (flags["prune_by_class"] != flags["prune_by_noise_rate"]).sum() == 7  # the filters differ here
+    # cleanlab's "both" flags only what both other filters flag
+    assert (flags["both"] == (flags["prune_by_class"] & flags["prune_by_noise_rate"])).all()
+    assert flags["both"].sum() == 34
+
+
 @pytest.mark.parametrize("rule", CLASS_RULES)
 def test_every_observed_class_keeps_a_sample(rule):
     rng = np.random.default_rng(1)

@@ -133,17 +133,19 @@ def noise_quota(losses: np.ndarray, probs: np.ndarray, labels: np.ndarray) -> tu
     return keep, whole
 
 
-def confident_learning(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, list]:
-    """cleanlab's confident learning (``filter.find_label_issues``, prune by noise rate, at
-    least one example kept per class): keep the samples it does not flag. ``fell_back``: the
-    classes in which nothing was flagged."""
+def confident_learning(probs: np.ndarray, labels: np.ndarray,
+                       filter_by: str = "prune_by_noise_rate") -> tuple[np.ndarray, list]:  # fmt: skip
+    """cleanlab's confident learning (``filter.find_label_issues`` with ``filter_by``, at least
+    one example kept per class): keep the samples it does not flag. ``fell_back``: the classes
+    in which nothing was flagged. The pipeline prunes by noise rate; bench/cleanlab_filters.py
+    measures cleanlab's other filters through this function."""
     from cleanlab.filter import find_label_issues
 
     labels = np.asarray(labels)
     present, local, sub = _observed_columns(probs, labels)
     if len(present) < 2:
         return np.ones(len(labels), dtype=bool), [int(c) for c in present]
-    keep = ~find_label_issues(local, sub, min_examples_per_class=1, n_jobs=1)
+    keep = ~find_label_issues(local, sub, filter_by=filter_by, min_examples_per_class=1, n_jobs=1)
     for cls in present:  # cleanlab keeps min_examples_per_class per class; make it explicit
         members = np.flatnonzero(labels == cls)
         if not keep[members].any():
