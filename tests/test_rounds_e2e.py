@@ -92,6 +92,8 @@ def test_two_rounds_end_to_end(pipeline):
     new_files = {line[3:] for line in changes}
     assert "dvc.lock" in new_files and str(paths.REPORT_METRICS) in new_files
     assert all(name == "dvc.lock" or name.startswith(("metrics/", "plots/")) for name in new_files), new_files
+    # nor does DVC warn about anything (an empty dependency file, an empty output folder)
+    assert "WARNING:" not in result.stdout + result.stderr, result.stdout + result.stderr
 
     for r in (1, 2):
         for name in (paths.SCORES, paths.QUERY, paths.WORKING_LABELS, paths.MODEL):

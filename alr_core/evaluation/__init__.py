@@ -1,0 +1,2 @@
+"""Classification and clean-selection metrics: ``metrics``, pure functions over arrays.
+"""
