@@ -97,7 +97,10 @@ def test_a_missing_file_names_the_round_the_file_the_page_and_where_to_save(tmp_
         ("sample_id,label\nq1,0\nother,1\n", "line 3: sample 'other' was not queried in this round"),
         ("sample_id,label\nq1,0\nq2,0\nq1,Eosinophil\nq3,0\n",
          "line 4: sample 'q1' is answered twice with different labels ('Neutrophil' and 'Eosinophil')"),
-        ("sample_id,label\nq1,Basophil\nq2,0\nq3,0\n", "line 2: label 'Basophil' is not a class"),
+        # a class the set lacks gets no guess (Basophil is 0.67 alike to Eosinophil), a typo does
+        ("sample_id,label\nq1,Basophil\nq2,0\nq3,0\n", "line 2: label 'Basophil' is not a class; use a class name"),
+        ("sample_id,label\nq1,neutrophill\nq2,0\nq3,0\n",
+         "line 2: label 'neutrophill' is not a class (did you mean 'Neutrophil'?); use a class name"),
         ("sample_id,label\nq1,3\nq2,0\nq3,0\n", "line 2: label '3' is not a class"),
         ("", "the file is empty"),
         ("   \n", "the file is empty"),

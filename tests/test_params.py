@@ -240,7 +240,10 @@ def test_out_of_range_names_key_value_and_range(key, value, expected):
     "key, value, expected",
     [
         ("noise.type", "gaussian", "'noise.type' is 'gaussian'; valid values: 'symmetric' | 'pairflip' | 'none'"),
-        ("noise.type", "Symmetric", "'noise.type' is 'Symmetric'; valid values: 'symmetric' | 'pairflip' | 'none'"),
+        ("noise.type", "Symmetric",
+         "'noise.type' is 'Symmetric' (did you mean 'symmetric'?); valid values: 'symmetric' | 'pairflip' | 'none'"),
+        ("data.source", "medmnst", "'data.source' is 'medmnst' (did you mean 'medmnist'?); valid values: "
+         "'digits' | 'synthetic' | 'medmnist' | 'imagefolder' | 'csv'"),
         ("data.source", "dicom", "'data.source' is 'dicom'; valid values: 'digits' | 'synthetic' | 'medmnist' | 'imagefolder' | 'csv'"),
         ("data.channels", 2, "'data.channels' is 2; valid values: 1 | 3"),
         ("data.channels", True, "'data.channels' is True; valid values: 1 | 3"),
@@ -252,6 +255,8 @@ def test_out_of_range_names_key_value_and_range(key, value, expected):
         ("al.train_on", "clean", "'al.train_on' is 'clean'; valid values: 'selected' | 'all' | 'lnl'"),
         ("al.aggregate", "vote", "'al.aggregate' is 'vote'; valid values: 'majority' | 'dawid_skene' | 'cleanlab'"),
         ("train.eval_batch_size", "big", "'train.eval_batch_size' is 'big'; valid values: 'auto' or an integer"),
+        ("train.eval_batch_size", "autoo",
+         "'train.eval_batch_size' is 'autoo' (did you mean 'auto'?); valid values: 'auto' or an integer"),
     ],
 )
 def test_value_not_among_the_choices(key, value, expected):

@@ -588,6 +588,8 @@ def test_csv_one_hot_values_must_be_zero_or_one(image_dir):
         ([0, 5, 1], ["a", "b"], "label 5 at row 3 is out of range; valid labels are 0..1"),
         ([0, 1, -1], None, "label -1 at row 4 is out of range; valid labels are 0..1"),
         (["mel", "scc", "nv"], ["mel", "nv"], "row 3: label 'scc' is not a class; classes: ['mel', 'nv']"),
+        (["mel", "NV ", "naevus"], ["mel", "nv", "naevus"],
+         "row 3: label 'NV' is not a class (did you mean 'nv'?); classes: ['mel', 'nv', 'naevus']"),
         ([0, None, 1], None, "row 3: empty label in column 'label'"),
     ],
 )

@@ -8,7 +8,6 @@ what would be valid (and, for an unknown key, the closest valid key).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import types
 import typing
@@ -20,6 +19,7 @@ import yaml
 
 from alr_core.common import paths
 from alr_core.common.errors import AlrError
+from alr_core.common.text import close_match, did_you_mean
 
 
 # keys of earlier releases → where their setting lives now
@@ -242,8 +242,8 @@ def _build(cls, raw: Any, prefix: str, source: str):
     hints = typing.get_type_hints(cls)
     for key in raw:
         if key not in fields:
-            close = difflib.get_close_matches(str(key), fields, n=1)
-            hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
+            close = close_match(key, fields)
+            hint = f"; did you mean '{prefix}{close}'?" if close else ""
             if f"{prefix}{key}" in RENAMED:
                 hint = f"; it is now {RENAMED[f'{prefix}{key}']}"
             raise AlrError(
@@ -273,7 +273,8 @@ def _convert(hint, value: Any, key: str, source: str, metadata) -> Any:
             if value not in typing.get_args(word):
                 valid = " | ".join(repr(a) for a in typing.get_args(word))
                 kind = "an integer" if number is int else "a number"
-                raise AlrError(f"{source}: '{key}' is {value!r}; valid values: {valid} or {kind}")
+                raise AlrError(f"{source}: '{key}' is {value!r}{did_you_mean(value, typing.get_args(word))}; "
+                               f"valid values: {valid} or {kind}")  # fmt: skip
             return value
         return _convert(number, value, key, source, metadata)
     if dataclasses.is_dataclass(hint):
@@ -281,7 +282,7 @@ def _convert(hint, value: Any, key: str, source: str, metadata) -> Any:
     if origin is Literal:
         if not any(value == a and type(value) is type(a) for a in args):
             valid = " | ".join(repr(a) for a in args)
-            raise AlrError(f"{source}: '{key}' is {value!r}; valid values: {valid}")
+            raise AlrError(f"{source}: '{key}' is {value!r}{did_you_mean(value, args)}; valid values: {valid}")
         return value
     if origin is dict:
         _, item = args

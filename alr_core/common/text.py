@@ -1,5 +1,7 @@
 """Small helpers for the text of user-facing messages."""
 
+import difflib
+
 
 def counted(count: int, noun: str, plural: str | None = None) -> str:
     """``count`` and ``noun`` in the matching number: "1 expert answer", "3 expert answers"
@@ -27,3 +29,20 @@ def lead_text(lead: dict | None) -> str:
         return ""
     noise = "" if lead["significant"] else ", within the split's noise"
     return f", paired test p = {lead['p_value']:.3f}{noise}"
+
+
+def close_match(word: object, options, cutoff: float = 0.6) -> str | None:
+    """The one of ``options`` that ``word`` most likely misspells, ignoring case (difflib's
+    closest at a similarity ratio ≥ ``cutoff``), or None."""
+    by_lower = {str(o).lower(): str(o) for o in reversed(list(options))}  # the first of equal spellings
+    close = difflib.get_close_matches(str(word).lower(), list(by_lower), n=1, cutoff=cutoff)
+    return by_lower[close[0]] if close else None
+
+
+def did_you_mean(word: object, options) -> str:
+    """" (did you mean 'Lymphocyte'?)" for a string ``word`` that is a near miss of one of the
+    strings in ``options``; "" otherwise (numbers are not guessed at). The bar is higher than
+    difflib's default: class names share endings (Basophil and Eosinophil are 0.67 alike), and
+    an expert should not be steered to another class."""
+    close = close_match(word, [o for o in options if isinstance(o, str)], cutoff=0.8) if isinstance(word, str) else None
+    return f" (did you mean {close!r}?)" if close else ""

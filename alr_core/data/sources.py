@@ -17,6 +17,7 @@ import pandas as pd
 
 from alr_core.common.errors import AlrError
 from alr_core.common.params import DataParams
+from alr_core.common.text import did_you_mean
 from alr_core.data.images import IMAGE_SUFFIXES, decode_files, standardise_array
 from alr_core.data.splits import SPLITS
 from alr_core.data.synthetic import synthetic_images, synthetic_layout
@@ -296,7 +297,8 @@ def _labels_from_column(table, column, params, path):
     if unknown.any():
         row = int(np.flatnonzero(unknown.to_numpy())[0])
         raise AlrError(
-            f"{path}: row {row + 2}: label {names.iloc[row]!r} is not a class; "
+            f"{path}: row {row + 2}: label {names.iloc[row]!r} is not a class"
+            f"{did_you_mean(names.iloc[row], class_names)}; "
             f"classes: {class_names}"
         )
     return names.map(index).to_numpy(dtype=np.int64), class_names

@@ -30,7 +30,7 @@ from PIL import Image
 
 from alr_core.common.errors import AlrError, AwaitingAnswers
 from alr_core.common.paths import ANSWERS_DIR, LABELSTUDIO_TASKS, PREPARED_IMAGES
-from alr_core.common.text import counted
+from alr_core.common.text import counted, did_you_mean
 from alr_core.data.images import array_picture, png_bytes
 from alr_core.human.page import MAX_IMAGE_WIDTH_PX, SKIP
 
@@ -195,8 +195,8 @@ def check_answers(records: list[tuple[str, str, str, str]], id_column: str, path
         answer = _class_index(label, index_of, len(class_names))
         if answer is None:
             raise AlrError(
-                f"{path}: {place}: label {label!r} is not a class; use a class name "
-                f"({', '.join(class_names)}), an index 0..{len(class_names) - 1}, or '{SKIP}'"
+                f"{path}: {place}: label {label!r} is not a class{did_you_mean(label, class_names)}; use a "
+                f"class name ({', '.join(class_names)}), an index 0..{len(class_names) - 1}, or '{SKIP}'"
             )
         key = (sample_of[given_id], annotator)
         if key in given:
