@@ -46,7 +46,7 @@ def main() -> None:
         f"{counted(metrics['epochs'], 'epoch')} on {counted(metrics['train_images'], 'train image')}, "
         f"{LOSS_NAMES[metrics['method']]} {rounded(metrics['loss_first_epoch'])} → "
         f"{rounded(metrics['loss_last_epoch'])} "
-        f"(collapsed {rounded(metrics['loss_chance'])}); "
+        f"(an encoder that maps every image to one point scores {rounded(metrics['loss_chance'])}); "
         if metrics["epochs"]
         else "no training (random initialisation); "
     )

@@ -443,6 +443,9 @@ def test_pretrain_stage_is_cached_across_noise_seed_and_budget(project_copy):
     assert table["sample_id"].tolist() == samples["sample_id"].tolist()
     assert embedding_matrix(table).shape == (len(samples), 128)
     metrics = json.loads((root / paths.PRETRAIN_METRICS).read_text())
+    # the loss against what a collapsed encoder scores, log(2B − 1) for NT-Xent
+    assert (f"NT-Xent {metrics['loss_first_epoch']:.3f} → {metrics['loss_last_epoch']:.3f} (an encoder that maps "
+            f"every image to one point scores {metrics['loss_chance']:.3f}); embedded") in result.stdout
     assert metrics["train_images"] == 669 and metrics["epochs"] == 1
     assert "views_per_second" in json.loads((root / paths.PRETRAIN_TIMING).read_text())
     assert pd.read_csv(root / paths.PRETRAIN_EPOCHS_PLOT).columns.tolist() == ["epoch", "loss", "lr"]
