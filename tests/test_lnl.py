@@ -606,3 +606,12 @@ def test_safety_net_trains_plain_ce_from_the_same_start(data):
     assert result.metrics["method"] == net["used"]
     # the predictions behind the lead are the handed-on model's on the validation split
     assert balanced_accuracy_score(frozen.val.labels, result.val_predictions) == pytest.approx(best)
+
+
+def test_the_progress_bars_tell_the_rule_run_from_the_safety_nets_ce(data, capsys):
+    from alr_core.lnl.safety_net import train_with_safety_net
+
+    frozen = model_inputs(with_embeddings(data), frozen=True)
+    train_with_safety_net(frozen, ssl_params(method="ce", selection="cleanlab_kfold", epochs=1, safety_net="pick"))
+    bars = {line.split(":")[0] for line in capsys.readouterr().err.replace("\r", "\n").splitlines() if line}
+    assert bars == {"lnl_train ce + cleanlab_kfold", "lnl_train ce"}, bars

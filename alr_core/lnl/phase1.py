@@ -21,6 +21,7 @@ from tqdm import tqdm
 from alr_core.common import paths
 from alr_core.common.errors import AlrError
 from alr_core.common.params import Params, forget_rate
+from alr_core.common.text import method_name
 from alr_core.data.datasets import PipelineData
 from alr_core.evaluation.metrics import classification_metrics, selection_metrics
 from alr_core.lnl.class_rules import CLASS_RULES, class_keep
@@ -130,7 +131,9 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True,
         weights, mask_stats = _mask_weights([feature_mask] * len(nets), train.labels, truth, num_classes,
                                             lnl.class_balance)  # fmt: skip
         timer["class_rule"] += time.perf_counter() - start
-    epochs = tqdm(range(lnl.epochs), desc=f"lnl_train {lnl.method}", disable=not progress)
+    # "ce + cleanlab_kfold" and the safety net's plain "ce" must not look alike on the terminal
+    name = method_name(lnl.method, lnl.selection if lnl.selection in FEATURE_RULES else None)
+    epochs = tqdm(range(lnl.epochs), desc=f"lnl_train {name}", disable=not progress)
     for epoch in epochs:
         epoch_start = time.perf_counter()
         rate = forget_rate_schedule(epoch, tau, lnl.num_gradual, lnl.exponent)
