@@ -2,7 +2,7 @@
 
 Every stage calls :func:`load_params` first. The whole file is checked, not only the stage's
 own group, so a typo anywhere fails fast with a message that names the key, the value and
-what would be valid (and, for an unknown key, the closest valid key).
+what would be valid (and, for an unknown key or a misspelt word, the closest valid one).
 """
 
 from __future__ import annotations
