@@ -14,7 +14,7 @@ then score.
     BCCD="bccd=imagefolder:../shared/data/bccd_wbc/BCCD_cropped;class_names=[Eosinophil,Lymphocyte,Monocyte,Neutrophil]"
     python -m bench.cleanlab_filters --dataset digits retinamnist "$BCCD" "synthetic_ir50=synthetic;imbalance_ratio=50"
 
-About a minute on 2 cores once bench.ssl_evidence's embedding cache holds the sets (``--cache``);
+About 20 seconds on 2 cores once bench.ssl_evidence's embedding cache holds the sets (``--cache``);
 otherwise each set is pretrained first (15 epochs).
 """
 
