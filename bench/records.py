@@ -1,6 +1,10 @@
 """The raw records of an evidence sweep: one JSON object per line, appended one run at a time,
 so that an interrupted sweep resumes from what the file holds. Each record names the machine it
-was measured on and the torch threads it ran with."""
+was measured on and the torch threads it ran with.
+
+A file that has reached PART_BYTES is renamed to the next numbered part before the next append
+(``ssl_evidence.jsonl`` → ``ssl_evidence.1.jsonl``, ``.2``, …), and a sweep reads the parts in
+order, then the file: the records keep their order, and no file in git grows past about 1 MB."""
 
 from __future__ import annotations
 
@@ -14,14 +18,31 @@ from importlib import metadata
 from pathlib import Path
 
 
+PART_BYTES = 1_000_000
+
+
+def record_files(path: Path) -> list[Path]:
+    """``path``'s full parts (``<stem>.<n><suffix>``, n = 1, 2, … in order), then ``path``."""
+    numbered = {}
+    for part in path.parent.glob(f"{path.stem}.*{path.suffix}"):
+        number = part.name[len(path.stem) + 1: len(part.name) - len(path.suffix)]
+        if number.isdigit():
+            numbered[int(number)] = part
+    return [numbered[n] for n in sorted(numbered)] + [path]
+
+
 def read_records(path: Path) -> list[dict]:
-    """Every record in ``path``, in file order; none when the file does not exist yet."""
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    """Every record of ``path`` and its parts, in the order they were appended; none when
+    nothing was written yet."""
+    return [json.loads(line) for file in record_files(path) if file.exists() for line in file.read_text().splitlines()]
 
 
 def append_record(path: Path, record: dict) -> None:
     """Append ``record`` as one line, with this machine's ``machine`` and this process's
-    ``threads`` unless it names them, flushed before the next run starts."""
+    ``threads`` unless it names them, flushed before the next run starts; a ``path`` of
+    PART_BYTES or more becomes the next numbered part first."""
+    if path.exists() and path.stat().st_size >= PART_BYTES:
+        path.rename(path.with_name(f"{path.stem}.{len(record_files(path))}{path.suffix}"))
     with path.open("a") as handle:
         handle.write(json.dumps({"machine": machine(), "threads": threads()} | record) + "\n")
 

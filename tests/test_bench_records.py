@@ -38,3 +38,19 @@ def test_threads_is_torchs_thread_count_once_torch_is_loaded(monkeypatch):
     assert threads() == torch.get_num_threads()
     monkeypatch.delitem(sys.modules, "torch")
     assert threads() is None
+
+
+def test_a_full_file_continues_in_numbered_parts_read_back_in_order(tmp_path, monkeypatch):
+    from bench import records
+
+    monkeypatch.setattr(records, "PART_BYTES", 200)
+    raw = tmp_path / "raw.jsonl"
+    (tmp_path / "raw.old.jsonl").write_text('{"seed": -1}\n')  # not a numbered part: never read
+    for seed in range(12):
+        append_record(raw, {"seed": seed, "machine": "m", "threads": 1, "note": "x" * 20})
+    line = len(json.dumps({"machine": "m", "threads": 1, "seed": 10, "note": "x" * 20})) + 1
+    parts = records.record_files(raw)
+    assert [p.name for p in parts] == ["raw.1.jsonl", "raw.2.jsonl", "raw.3.jsonl", "raw.jsonl"]
+    # a part is renamed once it reaches PART_BYTES, so it holds less than that plus one record
+    assert all(200 <= p.stat().st_size < 200 + line for p in parts[:-1])
+    assert [r["seed"] for r in read_records(raw)] == list(range(12))
