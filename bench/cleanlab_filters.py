@@ -27,7 +27,8 @@ import pandas as pd
 
 from bench.phase1_evidence import available_datasets
 from bench.records import machine
-from bench.ssl_evidence import RULES, diff_text, fmt, markdown_row, mean_interval, prepared, pretrain_settings, run_data
+from bench.ssl_evidence import (RULES, diff_text, fmt, markdown_row, mean_interval, prepared, pretrain_settings,
+                                run_data, section)
 
 FILTERS = ("prune_by_noise_rate", "both", "prune_by_class", "confident_learning", "predicted_neq_given")
 DEFAULT_FILTER = "prune_by_noise_rate"  # what alr_core.lnl.class_rules.confident_learning uses
@@ -61,13 +62,14 @@ def clean_guesses(name: str, dataset: dict, rates: list[float], seeds: list[int]
 def tables(records: list[dict]) -> str:
     frame = pd.DataFrame(records)
     seeds = frame["seed"].nunique()
-    out = ["# cleanlab's filters on the K-fold probe: tables", "",
-           f"Produced by `python -m bench.cleanlab_filters` on {machine()}. Mean over {seeds} noise seeds; "
-           f"Δ = paired difference to `{DEFAULT_FILTER}` (the pipeline's) on the same noise seed, mean [95 % "
-           "t-interval]. Worst recall: the lowest share of a class's clean samples kept in C.", "",
-           markdown_row(["dataset", "noise", "filter", "precision", "Δ precision", "worst recall", "Δ worst recall",
-                         "kept"]),  # fmt: skip
-           markdown_row(["---"] * 8)]
+    out = [f"# cleanlab's filters on the K-fold probe: tables\n\nProduced by `python -m bench.cleanlab_filters` on "
+           f"{machine()}."]
+    out += section("## The clean guess C per filter",
+                   f"Mean over {seeds} noise seeds; Δ = paired difference to `{DEFAULT_FILTER}` (the pipeline's) on "
+                   "the same noise seed, mean [95 % t-interval]. Worst recall: the lowest share of a class's clean "
+                   "samples kept in C.",
+                   ["dataset", "noise", "filter", "precision", "Δ precision", "worst recall", "Δ worst recall",
+                    "kept"])  # fmt: skip
     for (dataset, rate), block in frame.groupby(["dataset", "rate"], sort=False):
         base = block[block["filter"] == DEFAULT_FILTER].set_index("seed")
         for filter_by in [f for f in FILTERS if f in set(block["filter"])]:
