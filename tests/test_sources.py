@@ -361,6 +361,34 @@ def test_imagefolder_gray_images_stored_as_rgb_give_one_channel(tmp_path):
     assert read_source(imagefolder(root)).images.shape == (4, 5, 5, 3)
 
 
+def test_imagefolder_high_bit_depth_grayscale_is_scaled_per_image(tmp_path):
+    # Pillow's own conversion would clip every value above 255: a 12-bit X-ray all but white
+    root = tmp_path / "deep"
+    root.joinpath("a").mkdir(parents=True)
+    root.joinpath("b").mkdir()
+    Image.fromarray(np.array([[0, 1000], [2000, 4000]], dtype=np.uint16)).save(root / "a" / "xray12bit.png")
+    Image.fromarray(np.array([[7, 7], [7, 7]], dtype=np.uint16)).save(root / "a" / "constant.png")
+    Image.fromarray(np.array([[0.25, np.nan], [0.5, 1.0]], dtype=np.float32)).save(root / "b" / "float.tif")
+    Image.fromarray(np.array([[-500, 0], [500, 1500]], dtype=np.int32)).save(root / "b" / "int32.tif")
+    assert [Image.open(p).mode for p in sorted(root.glob("*/*"))] == ["I;16", "I;16", "F", "I"]
+    data = read_source(imagefolder(root))
+    assert data.images.shape == (4, 2, 2, 1) and data.images.dtype == np.uint8
+    pixels = {sid: data.images[i, ..., 0].tolist() for i, sid in enumerate(data.sample_ids)}
+    assert pixels == {
+        "a/constant.png": [[0, 0], [0, 0]],
+        "a/xray12bit.png": [[0, 64], [128, 255]],  # 1000 · 255/4000 = 63.75
+        "b/float.tif": [[0, 0], [85, 255]],  # NaN counts as the minimum
+        "b/int32.tif": [[0, 64], [128, 255]],  # from −500..1500
+    }
+    # beside a colour image the scaled gray is replicated into all three channels
+    write_image(root / "b" / "colour.png", (2, 2), "RGB", value=(120, 121, 140))
+    rgb = read_source(imagefolder(root))
+    assert rgb.images.shape == (5, 2, 2, 3)
+    assert rgb.images[rgb.sample_ids.index("a/xray12bit.png")].tolist() == [
+        [[0] * 3, [64] * 3], [[128] * 3, [255] * 3]
+    ]
+
+
 def test_imagefolder_channels_forced(tmp_path):
     root = write_image_folder(tmp_path / "c", {"x": 1, "y": 1}, size=(5, 5), mode="RGB")
     gray = read_source(imagefolder(root, channels=1))

@@ -15,7 +15,9 @@ from alr_core.common.errors import AlrError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _MODE_FOR_CHANNELS = {1: "L", 3: "RGB"}
-_GRAYSCALE_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+_GRAYSCALE_MODES = {"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
+# one value per pixel wider than 8 bits: 16-bit PNG/TIFF (either byte order), 32-bit integer, float
+_HIGH_DEPTH_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 GRAY_TOLERANCE = 2
 
 
@@ -28,7 +30,8 @@ def decode_files(
     grayscale, by its pixels: an RGB file whose three channels agree (a grayscale scan saved as
     RGB, common for X-rays and fundus exports) counts as grayscale. ``image_size``: side of the
     square output in pixels; ``None`` keeps the native size, which then has to be the same for
-    every image.
+    every image. A grayscale file deeper than 8 bits (a 16-bit X-ray PNG, a float microscopy TIFF)
+    is scaled per image from its darkest to its brightest pixel onto 0..255 (``to_8bit``).
     """
     if not paths:
         raise AlrError("no image files to decode")
@@ -91,6 +94,27 @@ def standardise_array(
     )
 
 
+def to_8bit(image: Image.Image) -> Image.Image:
+    """``image`` unchanged unless it holds one value per pixel wider than 8 bits (modes I;16*,
+    I, F); then as mode L, scaled linearly from its own minimum to its maximum onto 0..255 (a
+    constant image becomes 0; NaN and infinite pixels count as the minimum).
+
+    Why per image: such files rarely span their container's range (a 12-bit X-ray in 16 bits
+    reaches 4095 of 65535; a float image often lies in 0..1), so no fixed scale fits them, and
+    Pillow's own conversion to L clips every value above 255 to white.
+    """
+    if image.mode not in _HIGH_DEPTH_MODES:
+        return image
+    values = np.asarray(image, dtype=np.float64)
+    finite = np.isfinite(values)
+    low = values[finite].min(initial=np.inf)
+    high = values[finite].max(initial=-np.inf)
+    if not high > low:
+        return Image.new("L", image.size, 0)
+    scaled = np.where(finite, (values - low) * (255 / (high - low)), 0.0)
+    return Image.fromarray(np.round(scaled).astype(np.uint8), "L")
+
+
 def array_picture(image: np.ndarray) -> Image.Image:
     """One prepared uint8 image, (H, W, 1) or (H, W, 3), as a PIL image of mode L or RGB."""
     return Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
@@ -128,7 +152,7 @@ def _standardise(
     image: Image.Image, image_size: Optional[int], channels: int, name: str
 ) -> np.ndarray:
     try:
-        image = image.convert(_MODE_FOR_CHANNELS[channels])
+        image = to_8bit(image).convert(_MODE_FOR_CHANNELS[channels])
         if image_size is not None and image.size != (image_size, image_size):
             image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
         array = np.asarray(image, dtype=np.uint8)
