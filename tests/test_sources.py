@@ -389,6 +389,22 @@ def test_imagefolder_high_bit_depth_grayscale_is_scaled_per_image(tmp_path):
     ]
 
 
+def test_imagefolder_exif_orientation_is_applied(tmp_path):
+    # a phone photo stored 3 wide and 2 high, tagged "rotate 90° clockwise to view" (orientation 6)
+    stored = np.zeros((2, 3), dtype=np.uint8)
+    stored[0, 0] = 200
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    root = tmp_path / "phone"
+    root.joinpath("a").mkdir(parents=True)
+    Image.fromarray(stored).save(root / "a" / "sideways.png", exif=exif)
+    Image.fromarray(np.zeros((3, 2), dtype=np.uint8)).save(root / "a" / "upright.png")
+    data = read_source(imagefolder(root))  # same size once upright, so no size error
+    assert data.images.shape == (2, 3, 2, 1)
+    # the stored top-left pixel is at the top right once turned clockwise
+    assert data.images[0, ..., 0].tolist() == [[0, 200], [0, 0], [0, 0]]
+
+
 def test_imagefolder_channels_forced(tmp_path):
     root = write_image_folder(tmp_path / "c", {"x": 1, "y": 1}, size=(5, 5), mode="RGB")
     gray = read_source(imagefolder(root, channels=1))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from alr_core.common.errors import AlrError
 
@@ -30,8 +30,9 @@ def decode_files(
     grayscale, by its pixels: an RGB file whose three channels agree (a grayscale scan saved as
     RGB, common for X-rays and fundus exports) counts as grayscale. ``image_size``: side of the
     square output in pixels; ``None`` keeps the native size, which then has to be the same for
-    every image. A grayscale file deeper than 8 bits (a 16-bit X-ray PNG, a float microscopy TIFF)
-    is scaled per image from its darkest to its brightest pixel onto 0..255 (``to_8bit``).
+    every image. Every image is turned upright as a viewer shows it (EXIF orientation). A
+    grayscale file deeper than 8 bits (a 16-bit X-ray PNG, a float microscopy TIFF) is scaled
+    per image from its darkest to its brightest pixel onto 0..255 (``to_8bit``).
     """
     if not paths:
         raise AlrError("no image files to decode")
@@ -40,20 +41,17 @@ def decode_files(
             return decode_files(paths, image_size, 1)
         decoded = decode_files(paths, image_size, 3)
         return decoded[..., :1].copy() if is_gray(decoded) else decoded
-    first_size = None
     decoded = []
     for path in paths:
         with _open(path) as image:
-            if image_size is None:
-                if first_size is None:
-                    first_size = (image.size, path)
-                elif image.size != first_size[0]:
-                    raise AlrError(
-                        f"{path}: image is {image.size[0]}x{image.size[1]} but "
-                        f"{first_size[1]} is {first_size[0][0]}x{first_size[0][1]}; "
-                        "set data.image_size to resize every image to one size"
-                    )
-            decoded.append(_standardise(image, image_size, channels, str(path)))
+            array = _standardise(image, image_size, channels, str(path))
+        if image_size is None and decoded and array.shape[:2] != decoded[0].shape[:2]:
+            (height, width), (first_height, first_width) = array.shape[:2], decoded[0].shape[:2]
+            raise AlrError(
+                f"{path}: image is {width}x{height} but {paths[0]} is {first_width}x{first_height}; "
+                "set data.image_size to resize every image to one size"
+            )
+        decoded.append(array)
     return np.stack(decoded)
 
 
@@ -152,7 +150,8 @@ def _standardise(
     image: Image.Image, image_size: Optional[int], channels: int, name: str
 ) -> np.ndarray:
     try:
-        image = to_8bit(image).convert(_MODE_FOR_CHANNELS[channels])
+        # upright as a viewer shows it (EXIF orientation): phone photos of lesions are often stored sideways
+        image = to_8bit(ImageOps.exif_transpose(image)).convert(_MODE_FOR_CHANNELS[channels])
         if image_size is not None and image.size != (image_size, image_size):
             image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
         array = np.asarray(image, dtype=np.uint8)
