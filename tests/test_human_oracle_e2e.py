@@ -51,6 +51,11 @@ def report_status(project) -> dict:
     return json.loads((project.root / paths.REPORT_METRICS).read_text())["status"]
 
 
+def exported_labels(project) -> pd.DataFrame:
+    """data/report/labels.csv as text, by sample id."""
+    return pd.read_csv(project.root / paths.REPORT_LABELS, dtype=str, keep_default_na=False).set_index("sample_id")
+
+
 def waiting_for(r: int) -> dict:
     return {"finished_rounds": r - 1, "planned_rounds": 2, "waiting_round": r,
             "answers_file": f"annotations/round_{r}.csv"}  # fmt: skip
@@ -101,6 +106,12 @@ def test_repro_stops_for_answers_continues_and_reruns_what_an_edit_affects(proje
     assert by_id.loc[skipped_sample, "label_source"] == "skipped"
     assert by_id.loc[skipped_sample, "label"] == query1["current_label"][2]
     assert (labels1["relabel_round"] == 1).sum() == 3
+    # the labels to take back to the data, after round 1 while round 2 waits
+    exported = exported_labels(project_copy)
+    columns = ["given_label", "label", "changed", "label_source", "relabel_round"]
+    assert exported.loc[first_sample, columns].tolist() == [str(query1["current_label"][0]), answers1[1][1], "True",
+                                                            "expert", "1"]  # fmt: skip
+    assert exported.loc[skipped_sample, ["label_source", "checked"]].tolist() == ["skipped", "False"]
 
     query2 = query_of(project_copy, 2)
     write_answers(project_copy, 2, [(s, "0") for s in query2["sample_id"]], column="sample_id")  # a data team's file
@@ -111,6 +122,9 @@ def test_repro_stops_for_answers_continues_and_reruns_what_an_edit_affects(proje
     assert report_status(project_copy) == {"finished_rounds": 2, "planned_rounds": 2, "waiting_round": None,
                                            "answers_file": None}  # fmt: skip
     assert (labels_of(project_copy, 2).set_index("sample_id").loc[query2["sample_id"], "label"] == 0).all()
+    answered2 = exported_labels(project_copy).loc[query2["sample_id"]]
+    assert (answered2["label"] == "0").all() and (answered2["label_source"] == "expert").all()
+    assert (answered2["relabel_round"] == "2").all()
 
     edited = answers1[:1] + [(answers1[1][0], "skip")] + answers1[2:]
     write_answers(project_copy, 1, edited)

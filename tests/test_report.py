@@ -8,13 +8,16 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from builders import rounds_param, run, write_params
 
+from alr_core.active.labels import apply_answers, initial_working_labels, mark_skipped
 from alr_core.common import artifacts, paths
 from alr_core.common.params import default_params
 from alr_core.common.errors import AlrError
+from alr_core.report.final_labels import labels_summary, labels_table
 from alr_core.report.outputs import report_status, status_note, write_report
 from alr_core.report.overview import NO_RESULTS, overview_text, results_overview
 from alr_core.report.summary import (
@@ -226,15 +229,44 @@ def test_learning_curve_figure_plots_the_three_series():
     png_bytes(figure)
 
 
+def working_labels(truth=True) -> list[pd.DataFrame]:
+    """Working label tables of six train samples: phase 1's, then after round 1 (s2 re-labelled
+    b), round 2 (s4 re-labelled c, s3's label a confirmed, s5 skipped) and a stale round 3 (s0
+    re-labelled c)."""
+    noisy = pd.DataFrame({"sample_id": [f"s{i}" for i in range(6)], "observed_label": [0, 1, 2, 0, 1, 2],
+                          "true_label": [0, 1, 1, 0, 2, 2] if truth else [None] * 6})  # fmt: skip
+    tables = [initial_working_labels(noisy, np.array([True, True, False, True, False, True]))]
+    tables.append(apply_answers(tables[-1], pd.Series({"s2": 1}), 1, "oracle"))
+    tables.append(mark_skipped(apply_answers(tables[-1], pd.Series({"s4": 2, "s3": 0}), 2, "oracle"), ["s5"], 2))
+    tables.append(apply_answers(tables[-1], pd.Series({"s0": 2}), 3, "oracle"))
+    return tables
+
+
+LABELS_HEADER = "sample_id,given_label,label,changed,label_source,relabel_round,checked,clean_guess,true_label"
+LABELS_CSV = [  # data/report/labels.csv after round 2
+    LABELS_HEADER,
+    "s0,a,a,False,observed,,False,True,a",
+    "s1,b,b,False,observed,,False,True,b",
+    "s2,c,b,True,oracle,1,True,False,b",
+    "s3,a,a,False,oracle,2,True,True,a",
+    "s4,b,c,True,oracle,2,True,False,c",
+    "s5,c,c,False,skipped,2,False,True,c",
+]
+
+
 def write_metrics(root, rounds: list[dict]) -> None:
-    """The metrics files the report reads, under ``root``, and a stale round 3 from an earlier,
-    longer run (the report must never show it)."""
+    """The metrics files and working labels the report reads, under ``root``, and a stale round 3
+    from an earlier, longer run (the report must never show it)."""
     artifacts.write_json(root / paths.LNL_METRICS, lnl_metrics())
     artifacts.write_json(root / paths.NOISE_METRICS, {"type": "symmetric", "rate": 0.4, "realised_rate": 0.5})
     artifacts.write_json(root / paths.DATA_METRICS, {"class_names": CLASSES})
     for metrics in rounds:
         artifacts.write_json(root / paths.round_metrics(metrics["round"]), metrics)
     artifacts.write_json(root / paths.round_metrics(3), round_metrics()[1] | {"round": 3, "budget_used": 9})
+    phase1, *after_rounds = working_labels()
+    artifacts.write_parquet(root / paths.LNL_WORKING_LABELS, phase1)
+    for number, table in enumerate(after_rounds, start=1):
+        artifacts.write_parquet(root / paths.round_dir(number) / paths.WORKING_LABELS, table)
 
 
 def test_report_stage_without_torch(stage_tree):
@@ -263,6 +295,8 @@ def test_report_stage_without_torch(stage_tree):
     assert report["rounds"] == 2 and report["budget_used"] == 6
     assert report["final_test_balanced_accuracy"] == 0.8
     assert report["learning_curve_area"] == pytest.approx((2 * 0.65 + 4 * 0.75) / 6)
+    assert (stage_tree / paths.REPORT_LABELS).read_text().splitlines() == LABELS_CSV
+    assert report["labels"] == {"csv": "data/report/labels.csv", "num_train": 6, "changed": 2, "checked": 3}
     for figure in (paths.LEARNING_CURVE_FIGURE, paths.PHASE1_RECALL_FIGURE, paths.CONFUSION_FIGURE):
         assert (stage_tree / figure).read_bytes().startswith(PNG_SIGNATURE), figure
 
@@ -318,6 +352,10 @@ def test_write_report_while_a_round_waits_shows_only_the_rounds_before_it(tmp_pa
     assert report["rounds"] == waiting - 1
     assert report["final_test_balanced_accuracy"] == [0.6, 0.7][waiting - 1]
     assert report["cleaning_efficiency"] == [None, 4.0][waiting - 1]
+    # the labels after the last finished round: phase 1's given labels, or round 1's one change
+    labels = pd.read_csv(paths.REPORT_LABELS, keep_default_na=False)
+    assert labels["label"].tolist() == [["a", "b", "c", "a", "b", "c"], ["a", "b", "b", "a", "b", "c"]][waiting - 1]
+    assert report["labels"]["changed"] == waiting - 1 and report["labels"]["checked"] == waiting - 1
     done = "phase 1" if waiting == 1 else "round 1"
     note = f"stops at {done}; round {waiting} waits for answers in\nannotations/round_{waiting}.csv"
     assert titles == {
@@ -370,6 +408,32 @@ def test_report_and_summary_name_the_label_issue_files_when_the_stage_ran(tmp_pa
     Path(paths.LABEL_ISSUES_METRICS).write_text("{}")
     with pytest.raises(AlrError, match="metrics/label_issues.json: lacks 'num_train', 'flagged'"):
         results_overview()
+
+
+def test_labels_table_names_classes_and_leaves_out_an_unknown_truth():
+    after_round_2 = working_labels(truth=False)[2]
+    table = labels_table(after_round_2, CLASSES)
+    assert list(table.columns) == LABELS_HEADER.split(",")[:-1]
+    assert table["label"].tolist() == ["a", "b", "b", "a", "c", "c"]
+    assert table["given_label"].tolist() == ["a", "b", "c", "a", "b", "c"]
+    # a skipped query left the pool unanswered: it is neither changed nor vouched for
+    assert table["checked"].tolist() == [False, False, True, True, True, False]
+    assert labels_summary(table) == {"csv": "data/report/labels.csv", "num_train": 6, "changed": 2, "checked": 3}
+    with_truth = labels_table(working_labels()[2], CLASSES)
+    assert with_truth["true_label"].tolist() == ["a", "b", "b", "a", "c", "c"]
+
+
+def test_summary_says_how_many_labels_the_rounds_changed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_metrics(tmp_path, round_metrics())
+    write_report(report_status(2))
+    paragraphs = results_overview().split("\n\n")
+    assert " ".join(paragraphs[-2].splitlines()) == (
+        "labels after round 2: 2 of 6 train labels changed, 3 vouched for by an answer; every train sample's "
+        "given and current label in data/report/labels.csv")  # fmt: skip
+    assert max(len(line) for line in paragraphs[-2].splitlines()) <= 80
+    write_report(report_status(2, 1, Path("annotations/round_1.csv")))
+    assert "labels after phase 1: 0 of 6 train labels changed, 0 vouched" in " ".join(results_overview().split())
 
 
 # ----------------------------------------------------------------------------- the summary command

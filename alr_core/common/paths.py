@@ -56,6 +56,7 @@ LNL_TIMING = Path("metrics/lnl_timing.json")  # not a dvc metric: seconds differ
 LNL_EPOCHS_PLOT = Path("plots/lnl_epochs.csv")
 
 REPORT_METRICS = Path("metrics/report.json")
+REPORT_LABELS = Path("data/report/labels.csv")  # every train sample's given label and its label after the rounds
 ROUNDS_PLOT = Path("plots/rounds.csv")
 LEARNING_CURVE_FIGURE = Path("plots/learning_curve.png")
 PHASE1_RECALL_FIGURE = Path("plots/phase1_class_recall.png")

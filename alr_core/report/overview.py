@@ -64,7 +64,8 @@ def results_overview() -> str:
                            f"{count} finished rounds: a later run stopped before round {k} finished; "
                            "run `dvc repro`")  # fmt: skip
         round_metrics.append(metrics)
-    return overview_text(lnl_metrics, round_metrics, read_metrics(paths.NOISE_METRICS), status, label_issues)
+    return overview_text(lnl_metrics, round_metrics, read_metrics(paths.NOISE_METRICS), status, label_issues,
+                         (report or {}).get("labels"))
 
 
 def label_issues_text(label_issues: dict) -> str:
@@ -76,6 +77,17 @@ def label_issues_text(label_issues: dict) -> str:
             f"{label_issues['gallery']}")  # fmt: skip
     if label_issues["suggestion_val_balanced_accuracy"] is not None:
         text += "; " + suggestion_sentence(label_issues["suggestion_val_balanced_accuracy"], label_issues["num_val"])
+    return textwrap.fill(text, WIDTH, break_long_words=False, break_on_hyphens=False)
+
+
+def labels_text(labels: dict, finished_rounds: int) -> str:
+    """How many labels the finished rounds changed and answers vouch for, and where every train
+    sample's given and current label is, wrapped to :data:`WIDTH`; ``labels``:
+    :func:`~alr_core.report.final_labels.labels_summary`'s."""
+    after = f"round {finished_rounds}" if finished_rounds else "phase 1"
+    text = (f"labels after {after}: {labels['changed']} of {counted(labels['num_train'], 'train label')} changed, "
+            f"{labels['checked']} vouched for by an answer; every train sample's given and current label in "
+            f"{labels['csv']}")  # fmt: skip
     return textwrap.fill(text, WIDTH, break_long_words=False, break_on_hyphens=False)
 
 
@@ -92,9 +104,10 @@ def safety_net_text(net: dict) -> str:
 
 
 def overview_text(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: dict | None,
-                  status: dict | None, label_issues: dict | None = None) -> str:
+                  status: dict | None, label_issues: dict | None = None, labels: dict | None = None) -> str:
     """The summary: a headline, :func:`~alr_core.report.summary.table_text` with its legend, the
-    scores over the rounds shown, the label-issue report's files (:func:`label_issues_text`;
+    scores over the rounds shown, the labels after them (:func:`labels_text`; ``labels``:
+    report.json's, None without one), the label-issue report's files (:func:`label_issues_text`;
     ``label_issues``: :func:`~alr_core.report.summary.label_issues_summary`, None when that
     stage has not run) and where the pipeline stands. ``status``: report.json's (see
     :func:`alr_core.report.outputs.report_status`), None when there is no report.json."""
@@ -121,6 +134,8 @@ def overview_text(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: d
             "(docs/method.md)", WIDTH)
     if (totals["phase1_safety_net"] or {}).get("ce_is_better"):
         lines += ["", safety_net_text(totals["phase1_safety_net"])]
+    if labels is not None:
+        lines += ["", labels_text(labels, len(round_metrics))]
     if label_issues is not None:
         lines += ["", label_issues_text(label_issues)]
     lines += ["", textwrap.fill(_where(status), WIDTH, break_long_words=False, break_on_hyphens=False)]
