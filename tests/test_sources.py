@@ -3,6 +3,7 @@ and the real shared data sets when they are present."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from PIL import Image
 from alr_core.common.errors import AlrError
 from alr_core.common.params import CsvParams, DataParams, SyntheticParams
 from alr_core.data import sources
+from alr_core.data.images import decode_threads
 from alr_core.data.sources import read_source
 from alr_core.data.synthetic import synthetic_images, synthetic_layout
 
@@ -500,6 +502,32 @@ def test_imagefolder_truncated_image(tmp_path):
     cut.write_bytes(cut.read_bytes()[:400])
     message = error_of(imagefolder(root, image_size=8))
     assert message.startswith(f"{cut}: cannot ")
+
+
+def test_imagefolder_decodes_the_same_on_any_number_of_threads(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    root = tmp_path / "many"
+    for i in range(24):
+        folder = root / "ab"[i % 2]
+        folder.mkdir(parents=True, exist_ok=True)
+        size = (int(rng.integers(8, 40)), int(rng.integers(8, 40)))
+        Image.fromarray(rng.integers(0, 256, (*size[::-1], 3), dtype=np.uint8)).save(folder / f"{i:02d}.jpg")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    one = read_source(imagefolder(root, image_size=16))
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    four = read_source(imagefolder(root, image_size=16))
+    assert four.images.shape == (24, 16, 16, 3)
+    assert np.array_equal(one.images, four.images) and one.sample_ids == four.sample_ids
+    # on four threads, of two unreadable files the first in order is named
+    (root / "a" / "00.jpg").write_bytes(b"not an image")
+    (root / "b" / "23.jpg").write_bytes(b"not an image")
+    assert error_of(imagefolder(root, image_size=16)).startswith(f"{root / 'a' / '00.jpg'}: cannot read")
+
+
+@pytest.mark.parametrize("value, expected", [("3", 3), ("", None), ("many", None), ("0", None)])
+def test_decode_threads_follow_omp_num_threads(monkeypatch, value, expected):
+    monkeypatch.setenv("OMP_NUM_THREADS", value)
+    assert decode_threads() == (expected or len(os.sched_getaffinity(0)))
 
 
 # ============================================================================= csv

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import io
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -41,18 +43,38 @@ def decode_files(
             return decode_files(paths, image_size, 1)
         decoded = decode_files(paths, image_size, 3)
         return decoded[..., :1].copy() if is_gray(decoded) else decoded
-    decoded = []
-    for path in paths:
+
+    def decode(path: Path) -> np.ndarray:
         with _open(path) as image:
-            array = _standardise(image, image_size, channels, str(path))
-        if image_size is None and decoded and array.shape[:2] != decoded[0].shape[:2]:
-            (height, width), (first_height, first_width) = array.shape[:2], decoded[0].shape[:2]
-            raise AlrError(
-                f"{path}: image is {width}x{height} but {paths[0]} is {first_width}x{first_height}; "
-                "set data.image_size to resize every image to one size"
-            )
-        decoded.append(array)
+            return _standardise(image, image_size, channels, str(path))
+
+    decoded = []
+    # Pillow releases the GIL while it decodes and resizes, so threads use every core; map keeps
+    # the order, and an unreadable file raises when its turn comes, so the error names the first one
+    pool = ThreadPoolExecutor(decode_threads())
+    try:
+        for path, array in zip(paths, pool.map(decode, paths)):
+            if image_size is None and decoded and array.shape[:2] != decoded[0].shape[:2]:
+                (height, width), (first_height, first_width) = array.shape[:2], decoded[0].shape[:2]
+                raise AlrError(
+                    f"{path}: image is {width}x{height} but {paths[0]} is {first_width}x{first_height}; "
+                    "set data.image_size to resize every image to one size"
+                )
+            decoded.append(array)
+    finally:
+        pool.shutdown(cancel_futures=True)  # after an error, the files not yet decoded are not
     return np.stack(decoded)
+
+
+def decode_threads() -> int:
+    """Threads that decode image files: ``OMP_NUM_THREADS`` when set (the share of the cores a
+    user gives each of several parallel jobs, as for training), else every CPU this process may
+    use."""
+    try:
+        requested = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        requested = 0
+    return requested if requested > 0 else len(os.sched_getaffinity(0))
 
 
 def is_gray(images: np.ndarray) -> bool:
