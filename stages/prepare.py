@@ -6,6 +6,7 @@ from alr_core.common.params import load_params
 from alr_core.common.seeding import rng_for
 from alr_core.common.text import counted
 from alr_core.data.fingerprint import read_stat_cache
+from alr_core.data.identical import identical_text
 from alr_core.data.prepare import data_summary, prepare
 
 
@@ -20,6 +21,8 @@ def main() -> None:
     artifacts.write_parquet(paths.PREPARED_SAMPLES, dataset.samples)
     artifacts.write_json(paths.DATA_METRICS, summary)
     print(f"prepared {counted(len(dataset.samples), 'image')} of shape {dataset.images.shape[1:]}")
+    if identical := identical_text(summary["identical_images"]):
+        print(identical)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ scripts run as subprocesses in a temporary copy of the project (good and bad inp
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,7 @@ from alr_core.common.cli import run_stage
 from alr_core.common.errors import AlrError
 from alr_core.common.params import CsvParams, DataParams, Params
 from alr_core.common.seeding import rng_for
+from alr_core.data.identical import identical_text
 from alr_core.data.prepare import class_names, data_summary, prepare
 
 SAMPLE_COLUMNS = ["sample_id", "split", "label", "class_name", "source_path", "source_md5"]
@@ -82,17 +84,75 @@ def test_prepare_medmnist_keeps_the_file_splits(tmp_path):
     assert data_summary(dataset) == expected_tiny_summary()
 
 
+def distinct_image_folder(root: Path, layout: dict[str, int]) -> Path:
+    """An image folder like builders.write_image_folder's, every image a different gray."""
+    for name, count in layout.items():
+        for i in range(count):
+            write_image(root / name / f"img{i:02d}.png", (5, 5), "L", value=len(name) * 50 + i)
+    return root
+
+
 def test_prepare_imagefolder_is_stratified(tmp_path):
-    root = write_image_folder(tmp_path / "r", {"a": 3, "b": 20})
+    root = distinct_image_folder(tmp_path / "r", {"a": 3, "bb": 20})
     dataset = prepare(DataParams(source="imagefolder", path=str(root), image_size=4), rng_for(0, "split"))
     summary = data_summary(dataset)
     assert summary["class_counts"] == {
-        "train": {"a": 2, "b": 14},
-        "val": {"a": 0, "b": 2},
-        "test": {"a": 1, "b": 4},
+        "train": {"a": 2, "bb": 14},
+        "val": {"a": 0, "bb": 2},
+        "test": {"a": 1, "bb": 4},
     }
     assert dataset.samples["source_path"].str.startswith(str(root)).all()
-    assert class_names(dataset.samples) == ["a", "b"]
+    assert class_names(dataset.samples) == ["a", "bb"]
+    assert summary["identical_images"]["groups"] == 0
+
+
+def test_prepare_keeps_identical_images_in_one_split(tmp_path):
+    """Copies of one image must not sit in train and in val or test; copies with different labels
+    are reported."""
+    root = distinct_image_folder(tmp_path / "r", {"a": 10, "bb": 20})
+    params = DataParams(source="imagefolder", path=str(root), image_size=None)
+    drawn = prepare(params, rng_for(0, "split")).samples.set_index("sample_id")["split"]
+    # copies of a train image and of a test image, in both classes
+    train_image = drawn.index[drawn == "train"][0]
+    test_image = drawn.index[(drawn == "test") & drawn.index.str.startswith("bb/")][0]
+    for copy, original in [("a/zz_copy_of_train.png", train_image), ("bb/zz_copy_of_train.png", train_image),
+                           ("bb/zz_copy_of_test.png", test_image)]:  # fmt: skip
+        (root / copy).write_bytes((root / original).read_bytes())
+    dataset = prepare(params, rng_for(0, "split"))
+    split = dataset.samples.set_index("sample_id")["split"]
+    assert set(split[[train_image, "a/zz_copy_of_train.png", "bb/zz_copy_of_train.png"]]) == {"train"}
+    assert len(set(split[[test_image, "bb/zz_copy_of_test.png"]])) == 1
+    summary = data_summary(dataset)["identical_images"]
+    assert summary == {
+        "groups": 2, "images": 5, "with_different_labels": 1, "evaluation_images_in_train": 0,
+        "examples": [{train_image: train_image.split("/")[0], "a/zz_copy_of_train.png": "a",
+                      "bb/zz_copy_of_train.png": "bb"}],
+    }  # fmt: skip
+    assert identical_text(summary) == (
+        "identical images: 2 groups (5 images; alr keeps each group in one split where it draws the splits); 1 with "
+        f"different labels, e.g. {train_image} (a), a/zz_copy_of_train.png (a), bb/zz_copy_of_train.png (bb): label "
+        "noise to fix at the source (all in metrics/data.json)")
+    assert dataset.identical[0].tolist() == sorted(
+        dataset.samples.index[dataset.samples["sample_id"].isin(list(summary["examples"][0]))])
+
+
+def test_prepare_reports_evaluation_images_identical_to_train_in_the_source_splits(tmp_path):
+    path = tmp_path / "leaky.npz"
+    arrays = write_npz(path)
+    arrays["test_images"][1] = arrays["train_images"][4]  # a test image that train holds too
+    np.savez(path, **arrays)
+    dataset = prepare(DataParams(source="medmnist", path=str(path), image_size=None), rng_for(0, "split"))
+    assert dataset.samples["split"].tolist() == ["train"] * 7 + ["val"] * 3 + ["test"] * 4  # the file's splits
+    summary = data_summary(dataset)["identical_images"]
+    # train/000004 is class 1, test/000001 class 1: the same label, one evaluation image seen in train
+    assert summary == {"groups": 1, "images": 2, "with_different_labels": 0, "examples": [],
+                       "evaluation_images_in_train": 1}  # fmt: skip
+    assert identical_text(summary).endswith("; 1 validation or test image of the source's own splits also in "
+                                            "train: their scores are optimistic")
+    clean = tmp_path / "clean.npz"
+    write_npz(clean)
+    without = data_summary(prepare(DataParams(source="medmnist", path=str(clean), image_size=None), rng_for(0, "split")))
+    assert identical_text(without["identical_images"]) is None
 
 
 def test_prepare_empty_train_split(tmp_path):
@@ -134,6 +194,8 @@ def expected_tiny_summary() -> dict:
             "test": {"0": 2, "1": 1, "2": 1},
         },
         "train_imbalance_ratio": 1.5,
+        "identical_images": {"groups": 0, "images": 0, "with_different_labels": 0, "examples": [],
+                             "evaluation_images_in_train": 0},
     }
 
 

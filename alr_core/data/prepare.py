@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -11,16 +11,19 @@ import pandas as pd
 from alr_core.common.errors import AlrError
 from alr_core.common.params import DataParams
 from alr_core.data.fingerprint import fingerprint
+from alr_core.data.identical import identical_groups, identical_summary, keep_together
 from alr_core.data.sources import SourceData, read_source
 from alr_core.data.splits import SPLITS, long_tail_split, stratified_split
 
 
 @dataclass
 class PreparedDataset:
-    """images: uint8 (N, H, W, C), row i of ``samples`` describes ``images[i]``."""
+    """images: uint8 (N, H, W, C), row i of ``samples`` describes ``images[i]``; ``identical``:
+    the groups of identical images (row indices, :func:`~alr_core.data.identical.identical_groups`)."""
 
     images: np.ndarray
     samples: pd.DataFrame
+    identical: list[np.ndarray] = field(default_factory=list)
 
 
 def prepare(params: DataParams, rng: np.random.Generator, stat_cache: Optional[dict] = None) -> PreparedDataset:
@@ -29,7 +32,10 @@ def prepare(params: DataParams, rng: np.random.Generator, stat_cache: Optional[d
     of the file the image was decoded from, so that an edited image changes the table too).
     ``stat_cache``: the fingerprint stage's, which spares re-hashing unchanged files."""
     source = read_source(params)
+    groups = identical_groups(source.images)
     splits = assign_splits(source, params, rng)
+    if source.splits is None:  # drawn here: no image in val or test that is also in train
+        splits = keep_together(splits, groups)
     keep = splits != ""
     hashes = fingerprint(source.paths, stat_cache)[0] if source.paths else {}
     samples = pd.DataFrame(
@@ -50,7 +56,9 @@ def prepare(params: DataParams, rng: np.random.Generator, stat_cache: Optional[d
         raise AlrError(f"sample id {duplicate!r} occurs twice in the source")
     if not (samples["split"] == "train").any():
         raise AlrError("the train split is empty; check data.csv.split_column or the fractions")
-    return PreparedDataset(images=np.ascontiguousarray(source.images[keep]), samples=samples)
+    row = np.cumsum(keep) - 1  # a kept source image's row in the prepared data
+    kept_groups = [row[g[keep[g]]] for g in groups if keep[g].sum() > 1]
+    return PreparedDataset(np.ascontiguousarray(source.images[keep]), samples, kept_groups)
 
 
 def assign_splits(source: SourceData, params: DataParams, rng: np.random.Generator) -> np.ndarray:
@@ -71,7 +79,8 @@ def class_names(samples: pd.DataFrame) -> list[str]:
 
 
 def data_summary(dataset: PreparedDataset) -> dict:
-    """Per-split class counts, train imbalance ratio (max/min class) and image shape."""
+    """Per-split class counts, train imbalance ratio (max/min class), image shape and the
+    identical images (:func:`~alr_core.data.identical.identical_summary`)."""
     samples = dataset.samples
     names = class_names(samples)
     counts = {
@@ -91,4 +100,7 @@ def data_summary(dataset: PreparedDataset) -> dict:
         "split_sizes": {split: int(sum(counts[split].values())) for split in SPLITS},
         "class_counts": counts,
         "train_imbalance_ratio": float(nonzero.max() / nonzero.min()),
+        "identical_images": identical_summary(dataset.identical, samples["label"].to_numpy(),
+                                              samples["split"].to_numpy(dtype=object),
+                                              samples["sample_id"].to_numpy(dtype=object), names),
     }
