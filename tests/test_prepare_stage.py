@@ -27,7 +27,7 @@ from alr_core.common.errors import AlrError
 from alr_core.common.params import CsvParams, DataParams, Params
 from alr_core.common.seeding import rng_for
 from alr_core.data.identical import identical_text
-from alr_core.data.prepare import class_names, data_summary, prepare
+from alr_core.data.prepare import class_names, data_summary, groups_text, prepare
 
 SAMPLE_COLUMNS = ["sample_id", "split", "label", "class_name", "source_path", "source_md5"]
 
@@ -136,6 +136,50 @@ def test_prepare_keeps_identical_images_in_one_split(tmp_path):
         dataset.samples.index[dataset.samples["sample_id"].isin(list(summary["examples"][0]))])
 
 
+def patient_manifest(tmp_path, split_column: list[str] | None = None) -> Path:
+    """A CSV manifest of 40 distinct images of 12 patients (patient i % 12, two without an id)
+    and 2 classes, with a copy of one patient's image filed under another patient."""
+    folder = distinct_image_folder(tmp_path / "imgs", {"x": 40})
+    (folder / "x" / "img40.png").write_bytes((folder / "x" / "img03.png").read_bytes())
+    rows = {"image": [f"x/img{i:02d}.png" for i in range(41)], "label": [i % 2 for i in range(41)],
+            "patient": [f"P{i % 12}" for i in range(38)] + ["", "", "P7"]}  # fmt: skip
+    if split_column:
+        rows["fold"] = split_column
+    return write_csv(folder / "manifest.csv", rows)
+
+
+def test_prepare_keeps_each_patient_in_one_split(tmp_path):
+    path = patient_manifest(tmp_path)
+    params = DataParams(source="csv", path=str(path), image_size=None, val_fraction=0.2, test_fraction=0.3,
+                        csv=CsvParams(label_column="label", group_column="patient"))  # fmt: skip
+    dataset = prepare(params, rng_for(0, "split"))
+    samples = dataset.samples
+    assert samples["group"].tolist()[:13] == [f"P{i % 12}" for i in range(13)] and samples["group"].iloc[38] == ""
+    for patient, splits in samples[samples["group"] != ""].groupby("group")["split"]:
+        assert splits.nunique() == 1, patient
+    # x/img40.png (patient P7) is a copy of x/img03.png (P3): the two patients share a split
+    split = samples.set_index("group")["split"]
+    assert split["P3"].iloc[0] == split["P7"].iloc[0]
+    assert {"val", "test"} <= set(samples["split"])
+    assert data_summary(dataset)["groups"] == {"groups": 12, "largest": 4, "ungrouped_images": 2,
+                                               "evaluation_images_in_train_groups": 0}  # fmt: skip
+
+
+def test_prepare_counts_evaluation_images_of_train_patients_in_the_source_splits(tmp_path):
+    folds = ["train"] * 24 + ["test"] * 17
+    path = patient_manifest(tmp_path, folds)
+    params = DataParams(source="csv", path=str(path), image_size=None,
+                        csv=CsvParams(label_column="label", group_column="patient", split_column="fold"))
+    dataset = prepare(params, rng_for(0, "split"))
+    assert dataset.samples["split"].tolist() == folds  # the file's own splits stand
+    # train holds P0-P11 (rows 0-23); every grouped test row belongs to one of them
+    summary = data_summary(dataset)["groups"]
+    assert summary["evaluation_images_in_train_groups"] == 15
+    assert groups_text(summary) == ("15 validation or test images of the source's own splits share a group "
+                                    "(data.csv.group_column) with train images: their scores are optimistic")
+    assert groups_text(summary | {"evaluation_images_in_train_groups": 0}) is None and groups_text(None) is None
+
+
 def test_prepare_reports_evaluation_images_identical_to_train_in_the_source_splits(tmp_path):
     path = tmp_path / "leaky.npz"
     arrays = write_npz(path)
@@ -196,6 +240,7 @@ def expected_tiny_summary() -> dict:
         "train_imbalance_ratio": 1.5,
         "identical_images": {"groups": 0, "images": 0, "with_different_labels": 0, "examples": [],
                              "evaluation_images_in_train": 0},
+        "groups": None,
     }
 
 

@@ -610,6 +610,19 @@ def test_csv_split_column_and_image_root(tmp_path, image_dir):
     assert data.paths[1] == str(image_dir / "img1.png")
 
 
+def test_csv_group_column(image_dir):
+    rows = {"image": [f"img{i}.png" for i in range(4)], "label": [0, 1, 0, 1],
+            "lesion_id": ["HAM_1", None, " HAM_1", "HAM_2"], "MEL": [0, 1, 0, 1]}  # fmt: skip
+    path = write_csv(image_dir / "m.csv", rows)
+    data = read_source(csv(path, label_column="label", group_column="lesion_id"))
+    assert data.groups.tolist() == ["HAM_1", "", "HAM_1", "HAM_2"]  # an empty cell: no group
+    assert read_source(csv(path, label_column="label")).groups is None
+    assert error_of(csv(path, label_column="label", group_column="patient")) == (
+        f"{path}: no column 'patient' (data.csv.group_column); columns are ['image', 'label', 'lesion_id', 'MEL']")
+    assert error_of(csv(path, label_column="label", group_column="Lesion_ID")).startswith(
+        f"{path}: no column 'Lesion_ID' (data.csv.group_column) (did you mean 'lesion_id'?);")
+
+
 def test_csv_grayscale_and_sizes(image_dir):
     write_image(image_dir / "big.png", (12, 9), "L")
     path = write_csv(image_dir / "m.csv", {"image": ["img3.png", "big.png"], "label": [0, 1]})

@@ -1,4 +1,5 @@
-"""Split rules: long-tailed train with balanced val/test, and per-class stratified splits."""
+"""Split rules: long-tailed train with balanced val/test, per-class stratified splits, and splits that keep
+groups (patients, identical images) together."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import pytest
 
 from alr_core.common.errors import AlrError
 from alr_core.common.seeding import rng_for
-from alr_core.data.splits import SPLITS, long_tail_counts, long_tail_split, stratified_split
+from alr_core.data.splits import (SPLITS, evaluation_counts, group_ids, grouped_split, long_tail_counts, long_tail_split,
+                                  stratified_split)
 
 
 def rng(seed=0):
@@ -172,3 +174,42 @@ def test_stratified_split_fractions_per_class_and_determinism():
     assert per_class(a, labels, 0) == [140, 20, 40]
     assert per_class(a, labels, 1) == [35, 5, 10]
     assert per_class(a, labels, 2) == [7, 1, 2]
+
+
+# ----------------------------------------------------------------------------- groups (patients)
+
+
+def test_group_ids_name_groups_and_merge_linked_ones():
+    names = np.array(["p1", "p2", "", "p1", "p3", "", "p4"], dtype=object)
+    ids = group_ids(names, [])
+    assert ids[0] == ids[3] and len(set(ids.tolist())) == 6  # p1 twice; each empty cell alone
+    # an image of p2 identical to one of p3, and p3's to p4's: p2, p3 and p4 become one group
+    linked = group_ids(names, [np.array([1, 4]), np.array([4, 6])])
+    assert linked[1] == linked[4] == linked[6] and len(set(linked.tolist())) == 4
+    # an identical pair of two ungrouped images joins them
+    assert len(set(group_ids(names, [np.array([2, 5])]).tolist())) == 5
+
+
+def test_grouped_split_with_one_image_per_group_fills_the_shares_exactly():
+    labels = np.repeat([0, 1, 2], [40, 20, 3])
+    split = grouped_split(labels, np.arange(len(labels)), 0.1, 0.2, np.random.default_rng(0))
+    expected = evaluation_counts(np.bincount(labels), 0.1, 0.2)
+    assert expected.tolist() == [[4, 2, 0], [8, 4, 1]]  # val, test per class; class 2 keeps 2 train
+    for k in range(3):
+        assert [(split[labels == k] == s).sum() for s in ("val", "test")] == expected[:, k].tolist()
+
+
+def test_grouped_split_keeps_groups_together_within_the_shares():
+    rng = np.random.default_rng(1)
+    groups = rng.integers(0, 60, 400)  # 60 patients, about 7 images each
+    labels = (groups % 3 + (rng.random(400) < 0.2)) % 3  # mostly one class per patient
+    split = grouped_split(labels, groups, 0.1, 0.2, np.random.default_rng(0))
+    for g in np.unique(groups):
+        assert len(set(split[groups == g])) == 1
+    limits = evaluation_counts(np.bincount(labels), 0.1, 0.2)
+    for k in range(3):
+        counts = [(split[labels == k] == s).sum() for s in ("val", "test")]
+        assert counts[0] <= limits[0, k] and counts[1] <= limits[1, k] and (split[labels == k] == "train").any()
+    assert (split == "test").sum() >= 0.5 * limits[1].sum()  # whole groups leave test short, not empty
+    again = grouped_split(labels, groups, 0.1, 0.2, np.random.default_rng(0))
+    assert again.tolist() == split.tolist()

@@ -37,6 +37,7 @@ class CsvParams:
     label_column: Optional[str] = None
     class_columns: Optional[list[str]] = None
     split_column: Optional[str] = None
+    group_column: Optional[str] = None
     image_root: Optional[str] = None
 
 

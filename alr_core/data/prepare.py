@@ -10,10 +10,11 @@ import pandas as pd
 
 from alr_core.common.errors import AlrError
 from alr_core.common.params import DataParams
+from alr_core.common.text import counted
 from alr_core.data.fingerprint import fingerprint
 from alr_core.data.identical import identical_groups, identical_summary, keep_together
 from alr_core.data.sources import SourceData, read_source
-from alr_core.data.splits import SPLITS, long_tail_split, stratified_split
+from alr_core.data.splits import SPLITS, group_ids, grouped_split, long_tail_split, stratified_split
 
 
 @dataclass
@@ -33,9 +34,7 @@ def prepare(params: DataParams, rng: np.random.Generator, stat_cache: Optional[d
     ``stat_cache``: the fingerprint stage's, which spares re-hashing unchanged files."""
     source = read_source(params)
     groups = identical_groups(source.images)
-    splits = assign_splits(source, params, rng)
-    if source.splits is None:  # drawn here: no image in val or test that is also in train
-        splits = keep_together(splits, groups)
+    splits = assign_splits(source, params, rng, groups)
     keep = splits != ""
     hashes = fingerprint(source.paths, stat_cache)[0] if source.paths else {}
     samples = pd.DataFrame(
@@ -50,6 +49,8 @@ def prepare(params: DataParams, rng: np.random.Generator, stat_cache: Optional[d
         }
     )
     samples["source_path"] = samples["source_path"].astype("string")
+    if source.groups is not None:
+        samples["group"] = pd.Series(source.groups[keep], dtype="string")
     samples["source_md5"] = samples["source_path"].map(hashes, na_action="ignore").astype("string")
     if samples["sample_id"].duplicated().any():
         duplicate = samples["sample_id"][samples["sample_id"].duplicated()].iloc[0]
@@ -61,15 +62,23 @@ def prepare(params: DataParams, rng: np.random.Generator, stat_cache: Optional[d
     return PreparedDataset(np.ascontiguousarray(source.images[keep]), samples, kept_groups)
 
 
-def assign_splits(source: SourceData, params: DataParams, rng: np.random.Generator) -> np.ndarray:
-    """The split of each image: the source's own, or drawn with ``rng`` (from data.split_seed)."""
+def assign_splits(source: SourceData, params: DataParams, rng: np.random.Generator,
+                  identical: list[np.ndarray]) -> np.ndarray:
+    """The split of each image: the source's own, or drawn with ``rng`` (from data.split_seed),
+    never putting ``identical`` images (or, with ``data.csv.group_column``, one group's) in
+    train and in val or test."""
     if source.splits is not None:
         return source.splits
+    if source.groups is not None:
+        return grouped_split(source.labels, group_ids(source.groups, identical), params.val_fraction,
+                             params.test_fraction, rng)  # fmt: skip
     if params.source == "digits":
-        return long_tail_split(
+        splits = long_tail_split(
             source.labels, params.val_per_class, params.test_per_class, params.imbalance_ratio, rng
         )
-    return stratified_split(source.labels, params.val_fraction, params.test_fraction, rng)
+    else:
+        splits = stratified_split(source.labels, params.val_fraction, params.test_fraction, rng)
+    return keep_together(splits, identical)
 
 
 def class_names(samples: pd.DataFrame) -> list[str]:
@@ -103,4 +112,29 @@ def data_summary(dataset: PreparedDataset) -> dict:
         "identical_images": identical_summary(dataset.identical, samples["label"].to_numpy(),
                                               samples["split"].to_numpy(dtype=object),
                                               samples["sample_id"].to_numpy(dtype=object), names),
+        "groups": groups_summary(samples) if "group" in samples else None,
+    }
+
+
+def groups_text(summary: dict | None) -> str | None:
+    """What ``prepare`` prints about :func:`groups_summary`'s ``summary``: only a source's own
+    splits that put a group's images in train and in val or test (None otherwise)."""
+    if not summary or not summary["evaluation_images_in_train_groups"]:
+        return None
+    return (f"{counted(summary['evaluation_images_in_train_groups'], 'validation or test image')} of the source's "
+            "own splits share a group (data.csv.group_column) with train images: their scores are optimistic")
+
+
+def groups_summary(samples: pd.DataFrame) -> dict:
+    """metrics/data.json's ``groups`` (``data.csv.group_column``): the named groups, the images of
+    the largest, the images in no named group (an empty cell), and the val and test images whose
+    group train holds too (none where alr drew the splits; a source's own splits may have some)."""
+    named = samples[samples["group"] != ""]
+    in_train = set(named.loc[named["split"] == "train", "group"])
+    return {
+        "groups": int(named["group"].nunique()),
+        "largest": int(named["group"].value_counts().max()) if len(named) else 0,
+        "ungrouped_images": int(len(samples) - len(named)),
+        "evaluation_images_in_train_groups": int((named["split"].isin(["val", "test"])
+                                                  & named["group"].isin(in_train)).sum()),
     }

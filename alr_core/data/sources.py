@@ -29,7 +29,8 @@ class SourceData:
 
     images: uint8 array (N, H, W, C); labels: int64 array (N,) in [0, K); sample_ids: N unique
     strings derived from the source; class_names: K names; splits: N split names, or None when
-    the source defines no split; paths: N source paths, or None for in-memory sources.
+    the source defines no split; paths: N source paths, or None for in-memory sources; groups:
+    N group names (a patient or lesion id; images sharing one must share a split), or None.
     """
 
     images: np.ndarray
@@ -38,6 +39,7 @@ class SourceData:
     class_names: list[str]
     splits: Optional[np.ndarray] = None
     paths: Optional[list[str]] = None
+    groups: Optional[np.ndarray] = None
 
 
 def read_source(params: DataParams) -> SourceData:
@@ -250,6 +252,7 @@ def read_csv_manifest(params: DataParams) -> SourceData:
         class_names=class_names,
         splits=splits,
         paths=[str(f) for f in files],
+        groups=_groups(table, spec.group_column, path),
     )
 
 
@@ -274,6 +277,18 @@ def _manifest_files(params: DataParams) -> tuple[Path, pd.DataFrame, list[Path]]
         duplicated = table[spec.image_column][table[spec.image_column].duplicated()].iloc[0]
         raise AlrError(f"{path}: image {duplicated!r} is listed more than once")
     return path, table, [_resolve_image(root, name, path, row) for row, name in enumerate(names)]
+
+
+def _groups(table: pd.DataFrame, column: Optional[str], path: Path) -> Optional[np.ndarray]:
+    """The group of each row (``data.csv.group_column``) as strings, "" for an empty cell (the row
+    is a group of its own). None without the column setting."""
+    if column is None:
+        return None
+    if column not in table.columns:
+        raise AlrError(f"{path}: no column '{column}' (data.csv.group_column)"
+                       f"{did_you_mean(column, [str(c) for c in table.columns])}; columns are {list(table.columns)}")
+    values = table[column]
+    return values.astype(str).str.strip().where(values.notna(), "").to_numpy(dtype=object)
 
 
 def _labels_from_column(table, column, params, path):
@@ -312,7 +327,7 @@ def _labels_from_one_hot(table, params, path):
         if missing:
             raise AlrError(f"{path}: data.csv.class_columns names missing columns {missing}")
     else:
-        others = [c for c in table.columns if c not in (spec.image_column, spec.split_column)]
+        others = [c for c in table.columns if c not in (spec.image_column, spec.split_column, spec.group_column)]
         columns = [c for c in others if table[c].isin([0, 1]).all()]
         if not columns:
             raise AlrError(

@@ -6,6 +6,7 @@ Split names are ``train``, ``val`` and ``test`` everywhere in alr.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from alr_core.common.errors import AlrError
 
@@ -69,9 +70,52 @@ def stratified_split(
     split = np.full(len(labels), "train", dtype=object)
     for cls in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == cls))
-        n = len(members)
-        n_test = min(int(np.floor(test_fraction * n + 0.5)), n - 1)
-        n_val = min(int(np.floor(val_fraction * n + 0.5)), n - 1 - n_test)
+        n_val, n_test = evaluation_counts(np.array([len(members)]), val_fraction, test_fraction)[:, 0]
         split[members[:n_val]] = "val"
         split[members[n_val : n_val + n_test]] = "test"
     return split
+
+
+def evaluation_counts(class_counts: np.ndarray, val_fraction: float, test_fraction: float) -> np.ndarray:
+    """Val and test images per class, (2, K) int: each fraction of the class rounded half up,
+    test first, leaving at least one train image."""
+    n_test = np.minimum(np.floor(test_fraction * class_counts + 0.5), class_counts - 1)
+    n_val = np.minimum(np.floor(val_fraction * class_counts + 0.5), class_counts - 1 - n_test)
+    return np.stack([n_val, n_test]).astype(int)
+
+
+def group_ids(names: np.ndarray, linked: list[np.ndarray]) -> np.ndarray:
+    """One int per image, equal for images that must share a split, (N,): those with the same
+    name in ``names`` (a patient or lesion id; "" is a group of its own) and, transitively, those
+    in one index array of ``linked`` (identical images, which may join two patients' groups)."""
+    ids = np.where(names == "", -1, pd.factorize(names)[0])
+    alone = ids < 0
+    ids[alone] = ids.max(initial=-1) + 1 + np.arange(alone.sum())
+    for members in linked:
+        ids[np.isin(ids, ids[members])] = ids[members].min()
+    return ids
+
+
+def grouped_split(labels: np.ndarray, groups: np.ndarray, val_fraction: float, test_fraction: float,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Split so that images with the same ``groups`` id (:func:`group_ids`) share a split, each
+    class's val and test counts as close to :func:`evaluation_counts` as whole groups allow
+    without exceeding them, so every class keeps a train image.
+
+    Groups are dealt out in random order: a group goes to test where it fits in every class's
+    remaining test share, else to val where it fits there, else to train. With one image per
+    group this fills the shares exactly; large groups mostly land in train and can leave val
+    and test short. Returns an array of split names, shape (N,)."""
+    num_classes = int(labels.max()) + 1
+    room = evaluation_counts(np.bincount(labels, minlength=num_classes), val_fraction, test_fraction)
+    names, inverse = np.unique(groups, return_inverse=True)
+    per_group = np.zeros((len(names), num_classes), dtype=int)
+    np.add.at(per_group, (inverse, labels), 1)
+    group_split = np.full(len(names), "train", dtype=object)
+    for group in rng.permutation(len(names)):
+        for row, split in ((1, "test"), (0, "val")):
+            if (per_group[group] <= room[row]).all():
+                room[row] -= per_group[group]
+                group_split[group] = split
+                break
+    return group_split[inverse]
