@@ -17,6 +17,7 @@ from alr_core.common.errors import AlrError
 from alr_core.common.params import load_params
 from alr_core.common.text import counted
 from alr_core.data.datasets import load_pipeline_data
+from alr_core.data.identical import conflicting_copies
 from alr_core.report.label_issues import gallery_html, label_issue_metrics, label_issue_table
 from alr_core.report.summary import suggestion_sentence
 
@@ -35,6 +36,7 @@ def main() -> None:
     # the rules of lnl.selection knn_vote and cleanlab_kfold, with the same k and folds: a
     # flagged sample is one that rule leaves out of C
     probs, neighbours, flags = feature_flags(train.embeddings, train.labels, num_classes, lnl.knn_k, lnl.cv_folds)
+    flags["identical_copy"] = conflicting_copies(train.images, train.labels)
     suggestion_accuracy = probe_balanced_accuracy(train.embeddings, train.labels, data.val.embeddings,
                                                   data.val.labels, num_classes)  # fmt: skip
     num_val = len(data.val.labels)

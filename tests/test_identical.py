@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from alr_core.data.identical import EXAMPLES, identical_groups, identical_summary, keep_together
+from alr_core.data.identical import EXAMPLES, conflicting_copies, identical_groups, identical_summary, keep_together
 
 
 def images_of(values: list[int]) -> np.ndarray:
@@ -41,3 +41,10 @@ def test_identical_summary_counts_evaluation_copies_of_train_images():
                        "examples": [{"s0": "a", "s1": "a", "s2": "b"}], "evaluation_images_in_train": 1}
     many = [np.array([0, 2])] * (EXAMPLES + 2)
     assert len(identical_summary(many, labels, splits, ids, ["a", "b", "c"])["examples"]) == EXAMPLES
+
+
+def test_conflicting_copies_flags_every_copy_of_a_group_with_two_labels():
+    images = images_of([5, 5, 6, 6, 6, 7])
+    labels = np.array([0, 1, 2, 2, 2, 0])
+    assert conflicting_copies(images, labels).tolist() == [True, True, False, False, False, False]
+    assert not conflicting_copies(images_of([1, 2]), np.array([0, 1])).any()

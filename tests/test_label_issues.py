@@ -247,6 +247,14 @@ def test_stage_ranks_the_injected_noise_first(prepared_tree):
     write_params(stage_tree)
     run_stages(stage_tree, "stages.inject_noise")
     write_class_embeddings(stage_tree)
+    # a copy of one train image filed under another label: both copies are flagged
+    noisy = pd.read_parquet(stage_tree / paths.NOISY_LABELS)
+    other_label = noisy["observed_label"] != noisy["observed_label"][0]
+    original, copy = noisy["sample_id"][0], noisy["sample_id"][other_label].iloc[0]
+    row = {s: i for i, s in enumerate(pd.read_parquet(stage_tree / paths.PREPARED_SAMPLES)["sample_id"])}
+    images = np.load(stage_tree / paths.PREPARED_IMAGES)
+    images[row[copy]] = images[row[original]]
+    np.save(stage_tree / paths.PREPARED_IMAGES, images)
     code = ("import sys, runpy\nsys.argv = ['label_issues']\n"
             "runpy.run_module('stages.label_issues', run_name='__main__')\n"
             "print('torch imported:', 'torch' in sys.modules)\n")  # fmt: skip
@@ -279,6 +287,8 @@ def test_stage_ranks_the_injected_noise_first(prepared_tree):
     for rule in ("cleanlab_kfold", "knn_vote", "any"):
         assert metrics["precision"][rule] > 0.85 and metrics["recall"][rule] > 0.8, rule
     assert f"label issues: {metrics['flagged']['any']} of {len(labels)} train samples flagged" in result.stdout
+    assert metrics["flagged"]["identical_copy"] == 2
+    assert table.set_index("sample_id").loc[[original, copy], "flagged_by"].str.contains("identical_copy").all()
     # the probe behind the suggestions, scored on the validation split's (clean) labels
     val = pd.read_parquet(stage_tree / paths.PREPARED_SAMPLES).query("split == 'val'")
     val_embeddings = embedding_matrix(pd.read_parquet(stage_tree / paths.PRETRAIN_EMBEDDINGS).set_index("sample_id")

@@ -73,3 +73,13 @@ def identical_text(summary: dict) -> str | None:
         text += (f"; {counted(summary['evaluation_images_in_train'], 'validation or test image')} of the "
                  "source's own splits also in train: their scores are optimistic")
     return text
+
+
+def conflicting_copies(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """bool (N,): images (N, H, W, C) with an identical copy under another label in ``labels``
+    (N,), every copy of such a group flagged: the pixels cannot say which label is right."""
+    flagged = np.zeros(len(labels), dtype=bool)
+    for group in identical_groups(images):
+        if len(np.unique(labels[group])) > 1:
+            flagged[group] = True
+    return flagged
