@@ -36,6 +36,7 @@ def main() -> None:
     # the rules of lnl.selection knn_vote and cleanlab_kfold, with the same k and folds: a
     # flagged sample is one that rule leaves out of C
     probs, neighbours, flags = feature_flags(train.embeddings, train.labels, num_classes, lnl.knn_k, lnl.cv_folds)
+    # and one from the pixels alone: copies of one image filed under different labels
     flags["identical_copy"] = conflicting_copies(train.images, train.labels)
     suggestion_accuracy = probe_balanced_accuracy(train.embeddings, train.labels, data.val.embeddings,
                                                   data.val.labels, num_classes)  # fmt: skip

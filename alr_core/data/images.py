@@ -17,9 +17,9 @@ from alr_core.common.errors import AlrError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _MODE_FOR_CHANNELS = {1: "L", 3: "RGB"}
-_GRAYSCALE_MODES = {"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 # one value per pixel wider than 8 bits: 16-bit PNG/TIFF (either byte order), 32-bit integer, float
 _HIGH_DEPTH_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
+_GRAYSCALE_MODES = {"1", "L", "LA"} | _HIGH_DEPTH_MODES
 GRAY_TOLERANCE = 2
 
 
@@ -62,7 +62,7 @@ def decode_files(
                 )
             decoded.append(array)
     finally:
-        pool.shutdown(cancel_futures=True)  # after an error, the files not yet decoded are not
+        pool.shutdown(cancel_futures=True)  # after an error, the files not yet decoded are skipped
     return np.stack(decoded)
 
 

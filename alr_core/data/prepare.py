@@ -88,8 +88,9 @@ def class_names(samples: pd.DataFrame) -> list[str]:
 
 
 def data_summary(dataset: PreparedDataset) -> dict:
-    """Per-split class counts, train imbalance ratio (max/min class), image shape and the
-    identical images (:func:`~alr_core.data.identical.identical_summary`)."""
+    """Per-split class counts, train imbalance ratio (max/min class), image shape, the identical
+    images (:func:`~alr_core.data.identical.identical_summary`) and, with a group column, the
+    groups (:func:`groups_summary`; None without one)."""
     samples = dataset.samples
     names = class_names(samples)
     counts = {
