@@ -94,12 +94,13 @@ def write_image(path: Path, size=(6, 6), mode: str = "RGB", value=None) -> Path:
     return path
 
 
-def write_image_folder(root: Path, layout: dict[str, int], size=(6, 6), mode="RGB", suffix=".png"):
-    """``layout``: class folder → number of images. Returns ``root``."""
-    for name, count in layout.items():
+def write_image_folder(root: Path, layout: dict[str, int], size=(6, 6), mode="RGB", suffix=".png", distinct=False):
+    """``layout``: class folder → number of images. Every image is the same solid colour, or with
+    ``distinct`` (mode L) a gray of its own, 50·class + index. Returns ``root``."""
+    for k, (name, count) in enumerate(layout.items()):
         (root / name).mkdir(parents=True, exist_ok=True)
         for i in range(count):
-            write_image(root / name / f"img{i:02d}{suffix}", size, mode)
+            write_image(root / name / f"img{i:02d}{suffix}", size, mode, value=50 * k + i if distinct else None)
     return root
 
 

@@ -84,53 +84,45 @@ def test_prepare_medmnist_keeps_the_file_splits(tmp_path):
     assert data_summary(dataset) == expected_tiny_summary()
 
 
-def distinct_image_folder(root: Path, layout: dict[str, int]) -> Path:
-    """An image folder like builders.write_image_folder's, every image a different gray."""
-    for name, count in layout.items():
-        for i in range(count):
-            write_image(root / name / f"img{i:02d}.png", (5, 5), "L", value=len(name) * 50 + i)
-    return root
-
-
 def test_prepare_imagefolder_is_stratified(tmp_path):
-    root = distinct_image_folder(tmp_path / "r", {"a": 3, "bb": 20})
+    root = write_image_folder(tmp_path / "r", {"a": 3, "b": 20}, mode="L", distinct=True)
     dataset = prepare(DataParams(source="imagefolder", path=str(root), image_size=4), rng_for(0, "split"))
     summary = data_summary(dataset)
     assert summary["class_counts"] == {
-        "train": {"a": 2, "bb": 14},
-        "val": {"a": 0, "bb": 2},
-        "test": {"a": 1, "bb": 4},
+        "train": {"a": 2, "b": 14},
+        "val": {"a": 0, "b": 2},
+        "test": {"a": 1, "b": 4},
     }
     assert dataset.samples["source_path"].str.startswith(str(root)).all()
-    assert class_names(dataset.samples) == ["a", "bb"]
+    assert class_names(dataset.samples) == ["a", "b"]
     assert summary["identical_images"]["groups"] == 0
 
 
 def test_prepare_keeps_identical_images_in_one_split(tmp_path):
     """Copies of one image must not sit in train and in val or test; copies with different labels
     are reported."""
-    root = distinct_image_folder(tmp_path / "r", {"a": 10, "bb": 20})
+    root = write_image_folder(tmp_path / "r", {"a": 10, "b": 20}, mode="L", distinct=True)
     params = DataParams(source="imagefolder", path=str(root), image_size=None)
     drawn = prepare(params, rng_for(0, "split")).samples.set_index("sample_id")["split"]
     # copies of a train image and of a test image, in both classes
     train_image = drawn.index[drawn == "train"][0]
-    test_image = drawn.index[(drawn == "test") & drawn.index.str.startswith("bb/")][0]
-    for copy, original in [("a/zz_copy_of_train.png", train_image), ("bb/zz_copy_of_train.png", train_image),
-                           ("bb/zz_copy_of_test.png", test_image)]:  # fmt: skip
+    test_image = drawn.index[(drawn == "test") & drawn.index.str.startswith("b/")][0]
+    for copy, original in [("a/zz_copy_of_train.png", train_image), ("b/zz_copy_of_train.png", train_image),
+                           ("b/zz_copy_of_test.png", test_image)]:  # fmt: skip
         (root / copy).write_bytes((root / original).read_bytes())
     dataset = prepare(params, rng_for(0, "split"))
     split = dataset.samples.set_index("sample_id")["split"]
-    assert set(split[[train_image, "a/zz_copy_of_train.png", "bb/zz_copy_of_train.png"]]) == {"train"}
-    assert len(set(split[[test_image, "bb/zz_copy_of_test.png"]])) == 1
+    assert set(split[[train_image, "a/zz_copy_of_train.png", "b/zz_copy_of_train.png"]]) == {"train"}
+    assert len(set(split[[test_image, "b/zz_copy_of_test.png"]])) == 1
     summary = data_summary(dataset)["identical_images"]
     assert summary == {
         "groups": 2, "images": 5, "with_different_labels": 1, "evaluation_images_in_train": 0,
         "examples": [{train_image: train_image.split("/")[0], "a/zz_copy_of_train.png": "a",
-                      "bb/zz_copy_of_train.png": "bb"}],
+                      "b/zz_copy_of_train.png": "b"}],
     }  # fmt: skip
     assert identical_text(summary) == (
         "identical images: 2 groups (5 images; alr keeps each group in one split where it draws the splits); 1 with "
-        f"different labels, e.g. {train_image} (a), a/zz_copy_of_train.png (a), bb/zz_copy_of_train.png (bb): label "
+        f"different labels, e.g. {train_image} (a), a/zz_copy_of_train.png (a), b/zz_copy_of_train.png (b): label "
         "noise to fix at the source (all in metrics/data.json)")
     assert dataset.identical[0].tolist() == sorted(
         dataset.samples.index[dataset.samples["sample_id"].isin(list(summary["examples"][0]))])
@@ -139,7 +131,7 @@ def test_prepare_keeps_identical_images_in_one_split(tmp_path):
 def patient_manifest(tmp_path, split_column: list[str] | None = None) -> Path:
     """A CSV manifest of 40 distinct images of 12 patients (patient i % 12, two without an id)
     and 2 classes, with a copy of one patient's image filed under another patient."""
-    folder = distinct_image_folder(tmp_path / "imgs", {"x": 40})
+    folder = write_image_folder(tmp_path / "imgs", {"x": 40}, mode="L", distinct=True)
     (folder / "x" / "img40.png").write_bytes((folder / "x" / "img03.png").read_bytes())
     rows = {"image": [f"x/img{i:02d}.png" for i in range(41)], "label": [i % 2 for i in range(41)],
             "patient": [f"P{i % 12}" for i in range(38)] + ["", "", "P7"]}  # fmt: skip
