@@ -506,6 +506,35 @@ def test_results_overview_reads_the_rounds_report_json_names(tmp_path, monkeypat
     assert "and 2 rounds" in results_overview().splitlines()[0]
 
 
+def test_summary_warns_when_the_sources_splits_overlap_train(tmp_path, monkeypatch):
+    """Validation or test images identical to a train image, or sharing a patient group with
+    train images, make the scores optimistic: the summary says so right after them."""
+    monkeypatch.chdir(tmp_path)
+    write_metrics(tmp_path, round_metrics())
+    artifacts.write_json(paths.REPORT_METRICS, {"status": report_status(2)})
+    quiet = results_overview()
+    # a data.json from before the blocks, and one whose splits alr drew: nothing to say
+    for data in ({"num_samples": 9}, {"identical_images": {"groups": 2, "evaluation_images_in_train": 0},
+                                      "groups": None}):  # fmt: skip
+        artifacts.write_json(paths.DATA_METRICS, data)
+        assert results_overview() == quiet
+    artifacts.write_json(paths.DATA_METRICS, {"identical_images": {"evaluation_images_in_train": 1},
+                                              "groups": {"evaluation_images_in_train_groups": 15}})  # fmt: skip
+    paragraphs = results_overview().split("\n\n")
+    index = next(i for i, p in enumerate(paragraphs) if p.startswith("optimistic scores"))
+    assert " ".join(paragraphs[index].splitlines()) == (
+        "optimistic scores: the source's own splits hold 1 validation or test image identical to a train image "
+        "and 15 validation or test images sharing a group (data.csv.group_column) with train images, so the "
+        "validation and test scores above flatter the model (counts in metrics/data.json); alr keeps them apart "
+        "only where it draws the splits itself")  # fmt: skip
+    assert paragraphs[:index] + paragraphs[index + 1:] == quiet.split("\n\n")
+    assert "over the rounds above" in paragraphs[index - 1]  # right after the scores it qualifies
+    assert max(len(line) for line in paragraphs[index].splitlines()) <= 80
+    artifacts.write_json(paths.DATA_METRICS, {"groups": {"evaluation_images_in_train_groups": 3}})
+    assert "hold 3 validation or test images sharing a group" in " ".join(results_overview().split())
+    assert "identical to a train image" not in results_overview()
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda: Path(paths.LNL_METRICS).write_text("{not json"), "metrics/lnl.json: cannot read it (Expecting"),
     (lambda: Path(paths.REPORT_METRICS).write_text("[1, 2]"), "metrics/report.json: lacks 'a JSON object'"),

@@ -65,7 +65,7 @@ def results_overview() -> str:
                            "run `dvc repro`")  # fmt: skip
         round_metrics.append(metrics)
     return overview_text(lnl_metrics, round_metrics, read_metrics(paths.NOISE_METRICS), status, label_issues,
-                         (report or {}).get("labels"))
+                         (report or {}).get("labels"), read_metrics(paths.DATA_METRICS))
 
 
 def label_issues_text(label_issues: dict) -> str:
@@ -91,6 +91,25 @@ def labels_text(labels: dict, finished_rounds: int) -> str:
     return textwrap.fill(text, WIDTH, break_long_words=False, break_on_hyphens=False)
 
 
+def evaluation_overlap_text(data_metrics: dict | None) -> str | None:
+    """The warning when the source's own splits put validation or test images beside train
+    images they are identical to or share a group with (``data.csv.group_column``): the scores
+    above are then optimistic. None without such images, or without metrics/data.json's
+    ``identical_images`` and ``groups`` blocks (absent before prepare wrote them)."""
+    data_metrics = data_metrics or {}
+    copies = (data_metrics.get("identical_images") or {}).get("evaluation_images_in_train", 0)
+    grouped = (data_metrics.get("groups") or {}).get("evaluation_images_in_train_groups", 0)
+    overlaps = ([f"{counted(copies, 'validation or test image')} identical to a train image"] if copies else []) + (
+        [f"{counted(grouped, 'validation or test image')} sharing a group (data.csv.group_column) with train "
+         "images"] if grouped else [])  # fmt: skip
+    if not overlaps:
+        return None
+    text = (f"optimistic scores: the source's own splits hold {' and '.join(overlaps)}, so the validation and test "
+            f"scores above flatter the model (counts in {paths.DATA_METRICS}); alr keeps them apart only where "
+            "it draws the splits itself")
+    return textwrap.fill(text, WIDTH, break_long_words=False, break_on_hyphens=False)
+
+
 def safety_net_text(net: dict) -> str:
     """The warning when plain CE scored higher than the phase-1 method on the validation split,
     with the paired test's p-value of CE's lead (``net``: lnl.json's ``safety_net``), wrapped
@@ -104,12 +123,15 @@ def safety_net_text(net: dict) -> str:
 
 
 def overview_text(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: dict | None,
-                  status: dict | None, label_issues: dict | None = None, labels: dict | None = None) -> str:
+                  status: dict | None, label_issues: dict | None = None, labels: dict | None = None,
+                  data_metrics: dict | None = None) -> str:
     """The summary: a headline, :func:`~alr_core.report.summary.table_text` with its legend, the
-    scores over the rounds shown, the labels after them (:func:`labels_text`; ``labels``:
-    report.json's, None without one), the label-issue report's files (:func:`label_issues_text`;
-    ``label_issues``: :func:`~alr_core.report.summary.label_issues_summary`, None when that
-    stage has not run) and where the pipeline stands. ``status``: report.json's (see
+    scores over the rounds shown, whether the source's splits make them optimistic
+    (:func:`evaluation_overlap_text`; ``data_metrics``: metrics/data.json's), the labels after
+    them (:func:`labels_text`; ``labels``: report.json's, None without one), the label-issue
+    report's files (:func:`label_issues_text`; ``label_issues``:
+    :func:`~alr_core.report.summary.label_issues_summary`, None when that stage has not run) and
+    where the pipeline stands. ``status``: report.json's (see
     :func:`alr_core.report.outputs.report_status`), None when there is no report.json."""
     table = rounds_table(lnl_metrics, round_metrics, noise_metrics)
     totals = summary(table, lnl_metrics, round_metrics)
@@ -132,6 +154,9 @@ def overview_text(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: d
             f"and {totals['fixes_in_trusted']:.0%} were ones the rounds trained on (in C or re-labelled): "
             "a fix the model already predicted, of a label it did not train on, teaches it little "
             "(docs/method.md)", WIDTH)
+    overlap = evaluation_overlap_text(data_metrics)
+    if overlap:
+        lines += ["", overlap]
     if (totals["phase1_safety_net"] or {}).get("ce_is_better"):
         lines += ["", safety_net_text(totals["phase1_safety_net"])]
     if labels is not None:
