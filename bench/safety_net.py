@@ -128,26 +128,30 @@ def phase2_effect(found: pd.DataFrame, evidence: list[dict]) -> tuple[str, list[
         runs = {v: b.set_index("seed")["test_balanced_accuracy"] for v, b in block.groupby("variant")}
         if not {netted, PHASE2_BASELINE} <= set(runs):
             continue
-        undecided = sorted(set(runs[netted].index) - decided.get((dataset, rate), set()))
-        if undecided:
+        # a block is read on the seeds with phase-1 pairs; its seeds cell counts the others too
+        known = set(runs[netted].index) & decided.get((dataset, rate), set())
+        undecided = sorted(set(runs[netted].index) - known)
+        if len(known) < 2:
             out.append(f"| {dataset} | {rate} | {budget:.0%} | {len(runs[netted])} | ? | phase-1 pairs not yet run "
                        f"for seeds {' '.join(map(str, undecided))} |" + " |" * 5)
             continue
-        differ = flipped.get((dataset, rate), set()) & set(runs[netted].index)
+        runs[netted] = runs[netted][sorted(known)]
+        of = f" of {len(known) + len(undecided)}" if undecided else ""
+        differ = flipped.get((dataset, rate), set()) & known
         missing = sorted(differ - set(runs.get(plain, pd.Series(dtype=float)).index))
         if missing:
             seeds = " ".join(map(str, missing))
             commands.append(f'python -m bench.ssl_evidence --dataset {dataset} --rates {rate} --phase 2 --inits '
                             f'{INIT} --pretrain-epochs {PRETRAIN_EPOCHS} --budgets {budget} --variants "{plain}" '
                             f"--seeds {seeds}")  # fmt: skip
-            out.append(f"| {dataset} | {rate} | {budget:.0%} | {len(runs[netted])} | {len(differ)} | "
+            out.append(f"| {dataset} | {rate} | {budget:.0%} | {len(runs[netted])}{of} | {len(differ)} | "
                        f"`{plain}` not yet run for seeds {seeds} |" + " |" * 5)
             continue
         higher = runs[netted]
         test = pd.Series({seed: runs[plain][seed] if seed in differ else score for seed, score in higher.items()})
         seeds = higher.index.intersection(runs[PHASE2_BASELINE].index)
         base, higher, test = runs[PHASE2_BASELINE][seeds], higher[seeds], test[seeds]
-        out.append(f"| {dataset} | {rate} | {budget:.0%} | {len(seeds)} | {len(differ)} | {base.mean():.3f} | "
+        out.append(f"| {dataset} | {rate} | {budget:.0%} | {len(seeds)}{of} | {len(differ)} | {base.mean():.3f} | "
                    f"{higher.mean():.3f} | {test.mean():.3f} | {_interval(test - higher)} | "
                    f"{_interval(test - base)} | {_interval(higher - base)} |")
         pooled.append(pd.DataFrame({"test": test, "higher": higher, "base": base, "differ": test.index.isin(differ)}))
@@ -231,7 +235,8 @@ def main() -> None:
         print(f"phase 2 still to run: {command}", file=sys.stderr)
     args.out.write_text(header + tables(found) + "\n" + reproduced(records, evidence) + "\n## Phase 2\n\n"
                         "The phase-2 default (`cleanlab_kfold + safety net + label_disagreement`) under each net, 5 % "
-                        "and 10 % budgets; test balanced accuracy after the last round.\n\n" + phase2
+                        "and 10 % budgets; test balanced accuracy after the last round; seeds \"n of m\": the n of the block's m "
+                        "seeds that have phase-1 pairs here.\n\n" + phase2
                         + "\n## The pipeline's rule on the evidence records\n\n" + picks_by_lead(evidence))
 
 

@@ -94,5 +94,10 @@ def test_phase2_effect_takes_the_unnetted_run_where_only_higher_picked_ce():
     # test's runs: 0.6, 0.9, 0.6 against 0.6 each under "higher": +0.1 on average
     assert "| d | 0.4 | 10% | 3 | 1 | 0.500 | 0.600 | 0.700 | +0.100 [" in text and not commands
     assert "| all | all | both | 3 | 1 | 0.500 | 0.600 | 0.700 | +0.100 [" in text
-    undecided = evidence + [run(3, PHASE2_BASELINE, 0.5), run(3, NETTED_DEFAULT, 0.6)]
-    assert "| d | 0.4 | 10% | 4 | ? | phase-1 pairs not yet run for seeds 3 |" in phase2_effect(found, undecided)[0]
+    # a seed without phase-1 pairs is left out of its block, which says how many seeds it reads
+    undecided = evidence + [run(1, "cleanlab_kfold + label_disagreement", 0.9), run(3, PHASE2_BASELINE, 0.1),
+                            run(3, NETTED_DEFAULT, 0.9)]  # fmt: skip
+    assert "| d | 0.4 | 10% | 3 of 4 | 1 | 0.500 | 0.600 | 0.700 | +0.100 [" in phase2_effect(found, undecided)[0]
+    # a block needs two seeds with pairs to be read at all
+    text = phase2_effect(decisions(RECORDS[:2]), undecided)[0]
+    assert "| d | 0.4 | 10% | 4 | ? | phase-1 pairs not yet run for seeds 1 2 3 |" in text
