@@ -67,6 +67,9 @@ INITS = {
 # encoder) and the default-SimCLR one it is compared with
 ALTERNATIVES = {"vicreg frozen": "ssl frozen", "vicreg finetune": "ssl finetune", "simclr 512 frozen": "ssl frozen",
                 "ssl finetune slow backbone": "ssl finetune", "scratch vicreg": "scratch"}
+# a set prepared at a larger data.image_size (its records' dataset name) and the same set at 28 px: the
+# same files, split and per-seed noise, so runs pair per seed across the two
+LARGER_IMAGES = {"bccd64": "bccd"}
 # the pretraining behind the "ssl" initialisations, over the pretrain defaults; an INITS entry's
 # own "pretrain" overrides it
 PRETRAIN = {"method": "simclr"}
@@ -525,6 +528,7 @@ def tables(records: list[dict]) -> str:
                 out.append(markdown_row([row["dataset"], row["rate"], f"{row['budget']:.0%}", row["init"],
                                          row["variant"], int(row["pairs"]), diff_text(row)]))
     out += pretraining_table(frame)
+    out += image_size_table(frame)
     out += machines_table(frame)
     return "\n".join(out) + "\n"
 
@@ -629,6 +633,36 @@ def headroom_table(frame: pd.DataFrame, two: pd.DataFrame) -> list[str]:
                    "[95 % t-interval].",
                    ["dataset", "noise", "budget", "init", "seeds", "ceiling", "CE + random", "ceiling − CE + random",
                     "default", "ceiling − default"]) + [row for _, row in sorted(rows)]  # fmt: skip
+
+
+def image_size_table(frame: pd.DataFrame) -> list[str]:
+    """Each set of LARGER_IMAGES against the same set at 28 px, the same initialisation and rule or
+    configuration, paired per seed (phase 1 with its safety-net rows, and phase 2 under the current
+    round rule)."""
+    one = with_safety_net(frame[frame["phase"] == 1])
+    two = frame[(frame["phase"] == 2) & (frame.get("round_rule") == ROUND_RULE)]
+    rows = []
+    for phase, runs in ((1, one), (2, two)):
+        for larger, small in LARGER_IMAGES.items():
+            pair = runs[runs["dataset"].isin([larger, small])]
+            if not (pair["dataset"] == larger).any():
+                continue
+            diffs = paired(pair, "test_balanced_accuracy", small, column="dataset",
+                           keys=("rate", "budget", "init", "variant"))
+            found = (diffs["dataset"] == larger) & diffs.get("diff", pd.Series(dtype=float)).notna()
+            for _, row in diffs[found].iterrows():
+                budget = "—" if pd.isna(row["budget"]) else f"{row['budget']:.0%}"
+                rows.append(markdown_row([phase, f"{larger} against {small}", row["rate"], budget, row["init"],
+                                          row["variant"], int(row["pairs"]), fmt(row["mean"]), diff_text(row)]))
+    if not rows:
+        return []
+    return section("## Larger images against 28 px", "Test balanced accuracy of a set prepared at a larger "
+                   "`data.image_size` (`bccd64`: BCCD at 64 px) against the same set at 28 px: the same files, "
+                   "split and noise per seed, the same initialisation and rule or configuration (the small CNN "
+                   "and the pretrain defaults at both sizes), paired per seed: Δ = larger − 28 px, mean [95 % "
+                   "t-interval].",
+                   ["phase", "sets", "noise", "budget", "init", "rule / configuration", "seeds paired",
+                    "test bal. acc.", "Δ vs 28 px"]) + rows
 
 
 UNNAMED_MACHINE = "not recorded (records written before c4fb8c7)"

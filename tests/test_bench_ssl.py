@@ -145,6 +145,27 @@ def test_other_pretrainings_pair_within_one_pretraining_length():
     assert table.count("scratch vicreg") == 2  # the text names it once, one row
 
 
+def test_larger_images_are_paired_with_the_same_set_at_28_px_per_seed_and_configuration():
+    def runs(dataset, values, variant="ce", init="scratch", phase=1, budget=None):
+        return [{"dataset": dataset, "rate": 0.4, "budget": budget, "init": init, "variant": variant, "seed": seed,
+                 "phase": phase, "test_balanced_accuracy": value, "val_balanced_accuracy": value,
+                 "round_rule": ROUND_RULE if phase == 2 else None, "precision": None, "worst_class_recall": None,
+                 "cleaning_efficiency": 2.0, "cleaning_efficiency_ceiling": 2.5, "phase1_test_balanced_accuracy": 0.5}
+                for seed, value in enumerate(values)]  # fmt: skip
+
+    frame = pd.DataFrame(runs("bccd", [0.5, 0.6, 0.7]) + runs("bccd64", [0.7, 0.7, 0.8])
+                         + runs("bccd64", [0.9, 0.9], init="ssl frozen")  # no 28-px twin: no row
+                         + runs("digits", [0.1, 0.1, 0.1])  # another set: never paired
+                         + runs("bccd", [0.5, 0.6], "ce + random", phase=2, budget=0.1)
+                         + runs("bccd64", [0.6, 0.8], "ce + random", phase=2, budget=0.1))  # fmt: skip
+    table = tables(frame).split("## Larger images against 28 px")[1].split("##")[0]
+    # differences 0.2, 0.1, 0.1 → +0.133 ± 4.3027 · 0.0577 / √3
+    assert "| 1 | bccd64 against bccd | 0.4 | — | scratch | ce | 3 | 0.733 | +0.133 [-0.010, +0.277] |" in table
+    assert "| 2 | bccd64 against bccd | 0.4 | 10% | scratch | ce + random | 2 | 0.700 | +0.150 [" in table
+    assert "ssl frozen" not in table and "digits" not in table
+    assert "## Larger images" not in tables(frame[frame["dataset"] != "bccd64"])
+
+
 def test_phase2_configuration_names_and_their_modifiers():
     assert phase2_config("ce + random") == ("ce", {"strategy": "random"})
     rule, al = phase2_config("class_gmm + safety net + label_disagreement, pool selected, no class balance")
