@@ -235,8 +235,8 @@ def main() -> None:
         print(f"phase 2 still to run: {command}", file=sys.stderr)
     args.out.write_text(header + tables(found) + "\n" + reproduced(records, evidence) + "\n## Phase 2\n\n"
                         "The phase-2 default (`cleanlab_kfold + safety net + label_disagreement`) under each net, 5 % "
-                        "and 10 % budgets; test balanced accuracy after the last round; seeds \"n of m\": the n of the block's m "
-                        "seeds that have phase-1 pairs here.\n\n" + phase2
+                        "and 10 % budgets; test balanced accuracy after the last round; seeds \"n of m\": the n of "
+                        "the block's m seeds that have phase-1 pairs here.\n\n" + phase2
                         + "\n## The pipeline's rule on the evidence records\n\n" + picks_by_lead(evidence))
 
 
