@@ -238,6 +238,11 @@ def test_runs_pair_only_within_one_pretraining_length():
     assert "| d | 0.4 | scratch | ce | 3 | — | — | 0.200 | — |" in phase1
     # and no initialisation row compares CE after 15 epochs' pretraining with CE at 50
     assert "pretrain 15" not in tables(frame).split("### Initialisations against scratch")[1]
+    # an encoder pretrained 15 epochs is compared with scratch at the same length
+    finetuned = [r | {"init": "ssl finetune", "test_balanced_accuracy": 0.6} for r in frame[3:6]]
+    inits = tables(frame + finetuned).split("### Initialisations against scratch")[1].split("##")[0]
+    assert "| d | 0.4 | ce | ssl finetune, pretrain 15 epochs | 3 | 0.600 | +0.100 [+0.100, +0.100] |" in inits
+    assert inits.count("| d |") == 1
 
 
 def test_phase2_configurations_are_also_paired_with_the_default():
