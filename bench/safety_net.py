@@ -115,7 +115,8 @@ def phase2_effect(found: pd.DataFrame, evidence: list[dict]) -> tuple[str, list[
     the rounds, so the stored run serves both; where only "higher" picked CE, the test's run is the
     record of ``cleanlab_kfold + label_disagreement`` (no net) for that seed. ``commands`` run the
     ones still missing with bench.ssl_evidence (``--dataset`` as the records name the set: give
-    the spec they were made with). ``found``: :func:`decisions`."""
+    the spec they were made with). Rows only for the sets and rates that have phase-1 pairs here,
+    each read on its seeds that have them. ``found``: :func:`decisions`."""
     netted, plain = NETTED_DEFAULT, f"{RULE} + label_disagreement"
     frame = pd.DataFrame([r for r in evidence if r.get("phase") == 2 and r["init"] == INIT
                           and r["pretrain_epochs"] == PRETRAIN_EPOCHS and r.get("round_rule") == ROUND_RULE])
@@ -126,8 +127,8 @@ def phase2_effect(found: pd.DataFrame, evidence: list[dict]) -> tuple[str, list[
     commands, pooled = [], []
     for (dataset, rate, budget), block in frame.groupby(["dataset", "rate", "budget"]):
         runs = {v: b.set_index("seed")["test_balanced_accuracy"] for v, b in block.groupby("variant")}
-        if not {netted, PHASE2_BASELINE} <= set(runs):
-            continue
+        if not {netted, PHASE2_BASELINE} <= set(runs) or (dataset, rate) not in decided:
+            continue  # the tables cover the sets and rates this bench measured
         # a block is read on the seeds with phase-1 pairs; its seeds cell counts the others too
         known = set(runs[netted].index) & decided.get((dataset, rate), set())
         undecided = sorted(set(runs[netted].index) - known)

@@ -101,3 +101,6 @@ def test_phase2_effect_takes_the_unnetted_run_where_only_higher_picked_ce():
     # a block needs two seeds with pairs to be read at all
     text = phase2_effect(decisions(RECORDS[:2]), undecided)[0]
     assert "| d | 0.4 | 10% | 4 | ? | phase-1 pairs not yet run for seeds 1 2 3 |" in text
+    # a set or rate without any pair here is not this bench's: no row
+    elsewhere = [r | {"dataset": "e"} for r in evidence] + [r | {"rate": 0.6} for r in evidence]
+    assert phase2_effect(found, evidence + elsewhere)[0] == phase2_effect(found, evidence)[0]
