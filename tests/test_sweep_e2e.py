@@ -56,6 +56,14 @@ def wait_for_queue(project: ProjectCopy, timeout: float = 600) -> str:
         time.sleep(2)
 
 
+def failed_logs(project: ProjectCopy, status: str) -> str:
+    """The end of `dvc queue logs` of each failed task in ``status`` (`dvc queue status`'s text),
+    so that a failure says why the experiment failed."""
+    names = re.findall(r"^\w+\s+(\S+)\s+.*\bFailed\s*$", status, flags=re.MULTILINE)
+    return "".join(f"\n--- dvc queue logs {name} (end) ---\n"
+                   + project.dvc("queue", "logs", name, check=False).stdout[-3000:] for name in names)
+
+
 def experiments_by_name(project: ProjectCopy) -> dict[str, dict]:
     """name → (state, params, metrics) straight from `dvc exp show --json`."""
     commits = json.loads(project.dvc("exp", "show", "--json").stdout)
@@ -83,7 +91,7 @@ def test_queued_sweep_with_two_workers_then_compare(project_copy, monkeypatch):
     project.dvc("exp", "run", "--queue", "-n", "broken", "-S", "data.image_size=2")  # fails in prepare
     project.dvc("queue", "start", "-j", "2")
     status = wait_for_queue(project)
-    assert status.count("Success") == 4 and status.count("Failed") == 1, status
+    assert status.count("Success") == 4 and status.count("Failed") == 1, status + failed_logs(project, status)
     project.dvc("exp", "run", "--queue", "-n", "waiting", "-S", "seed=7")  # left in the queue
 
     experiments = experiments_by_name(project)
