@@ -640,23 +640,11 @@ def headroom_table(frame: pd.DataFrame, two: pd.DataFrame) -> list[str]:
 
 def image_size_table(frame: pd.DataFrame) -> list[str]:
     """Each set of LARGER_IMAGES against the same set at 28 px, the same initialisation and rule or
-    configuration, paired per seed (phase 1 with its safety-net rows, and phase 2 under the current
-    round rule)."""
-    one = with_safety_net(frame[frame["phase"] == 1])
-    two = frame[(frame["phase"] == 2) & (frame.get("round_rule") == ROUND_RULE)]
-    rows = []
-    for phase, runs in ((1, one), (2, two)):
-        for larger, small in LARGER_IMAGES.items():
-            pair = runs[runs["dataset"].isin([larger, small])]
-            if not (pair["dataset"] == larger).any():
-                continue
-            diffs = paired(pair, "test_balanced_accuracy", small, column="dataset",
-                           keys=("rate", "budget", "init", "variant"))
-            found = (diffs["dataset"] == larger) & diffs.get("diff", pd.Series(dtype=float)).notna()
-            for _, row in diffs[found].iterrows():
-                budget = "—" if pd.isna(row["budget"]) else f"{row['budget']:.0%}"
-                rows.append(markdown_row([phase, f"{larger} against {small}", row["rate"], budget, row["init"],
-                                          row["variant"], int(row["pairs"]), fmt(row["mean"]), diff_text(row)]))
+    configuration, paired per seed (:func:`paired_alternatives`)."""
+    rows = [markdown_row([phase, f"{larger} against {small}", row["rate"], budget_text(row["budget"]), row["init"],
+                          row["variant"], int(row["pairs"]), fmt(row["mean"]), diff_text(row)])
+            for phase, larger, small, row in paired_alternatives(frame, "dataset", LARGER_IMAGES.items(),
+                                                                 ("rate", "budget", "init", "variant"))]
     if not rows:
         return []
     return section("## Larger images against 28 px", "Test balanced accuracy of a set prepared at a larger "
@@ -689,29 +677,40 @@ def machines_table(frame: pd.DataFrame) -> list[str]:
                    ["machine", "phase", "records"]) + rows
 
 
+def paired_alternatives(frame: pd.DataFrame, column: str, pairs, keys: tuple[str, ...]):
+    """Yield (phase, other, base, row) for phase 1 (with its safety-net rows) and phase 2 (under
+    the current round rule) and each (other, base) of ``pairs``: the :func:`paired` rows of test
+    balanced accuracy where ``column`` is ``other``, paired per seed with ``base`` within ``keys``."""
+    one = with_safety_net(frame[frame["phase"] == 1])
+    two = frame[(frame["phase"] == 2) & (frame.get("round_rule") == ROUND_RULE)]
+    for phase, runs in ((1, one), (2, two)):
+        for other, base in pairs:
+            pair = runs[runs[column].isin([other, base])]
+            if not (pair[column] == other).any():
+                continue
+            diffs = paired(pair, "test_balanced_accuracy", base, column=column, keys=keys)
+            found = (diffs[column] == other) & diffs.get("diff", pd.Series(dtype=float)).notna()
+            for _, row in diffs[found].iterrows():
+                yield phase, other, base, row
+
+
+def budget_text(budget) -> str:
+    """A row's budget as a share of train ("10%"); "—" for phase-1 rows, which have none."""
+    return "—" if pd.isna(budget) else f"{budget:.0%}"
+
+
 def pretraining_table(frame: pd.DataFrame) -> list[str]:
     """Each alternative initialisation (ALTERNATIVES: another pretraining, or another
     fine-tuning of the default encoder) against the default SimCLR one with the same use of the
-    encoder, per rule or configuration, paired per seed
-    (phase 1, and phase 2 under the current round rule)."""
-    one = with_safety_net(frame[frame["phase"] == 1])
-    two = frame[(frame["phase"] == 2) & (frame.get("round_rule") == ROUND_RULE)]
-    rows = []
+    encoder, per rule or configuration, paired per seed (:func:`paired_alternatives`)."""
     # init_with_pretraining names other pretraining lengths: pair alternative and default at each
     lengths = [""] + sorted(set(frame["init"].str.extract(r"(, pretrain \d+ epochs)$")[0].dropna()))
-    for phase, runs in ((1, one), (2, two)):
-        for (alternative, default), length in itertools.product(ALTERNATIVES.items(), lengths):
-            alternative, default = alternative + length, default + length
-            pair = runs[runs["init"].isin([alternative, default])]
-            if not (pair["init"] == alternative).any():
-                continue
-            diffs = paired(pair, "test_balanced_accuracy", default, column="init",
-                           keys=("dataset", "rate", "budget", "variant"))
-            found = (diffs["init"] == alternative) & diffs.get("diff", pd.Series(dtype=float)).notna()
-            for _, row in diffs[found].iterrows():
-                budget = "—" if pd.isna(row["budget"]) else f"{row['budget']:.0%}"
-                rows.append(markdown_row([phase, row["dataset"], row["rate"], budget, alternative, row["variant"],
-                                          int(row["pairs"]), fmt(row["mean"]), diff_text(row)]))  # fmt: skip
+    pairs = [(alternative + length, default + length)
+             for (alternative, default), length in itertools.product(ALTERNATIVES.items(), lengths)]
+    rows = [markdown_row([phase, row["dataset"], row["rate"], budget_text(row["budget"]), alternative, row["variant"],
+                          int(row["pairs"]), fmt(row["mean"]), diff_text(row)])
+            for phase, alternative, _, row in paired_alternatives(frame, "init", pairs,
+                                                                  ("dataset", "rate", "budget", "variant"))]
     if not rows:
         return []
     return section("## Other pretrainings and fine-tunings against the default SimCLR", "Test balanced accuracy "
