@@ -99,9 +99,12 @@ def evaluation_overlap_text(data_metrics: dict | None) -> str | None:
     data_metrics = data_metrics or {}
     copies = (data_metrics.get("identical_images") or {}).get("evaluation_images_in_train", 0)
     grouped = (data_metrics.get("groups") or {}).get("evaluation_images_in_train_groups", 0)
-    overlaps = ([f"{counted(copies, 'validation or test image')} identical to a train image"] if copies else []) + (
-        [f"{counted(grouped, 'validation or test image')} sharing a group (data.csv.group_column) with train "
-         "images"] if grouped else [])  # fmt: skip
+    overlaps = []
+    if copies:
+        overlaps.append(f"{counted(copies, 'validation or test image')} identical to a train image")
+    if grouped:
+        overlaps.append(f"{counted(grouped, 'validation or test image')} sharing a group (data.csv.group_column) "
+                        "with train images")
     if not overlaps:
         return None
     text = (f"optimistic scores: the source's own splits hold {' and '.join(overlaps)}, so the validation and test "
