@@ -20,15 +20,13 @@ otherwise each set is pretrained first (15 epochs).
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pandas as pd
 
-from bench.phase1_evidence import available_datasets
 from bench.records import machine
-from bench.ssl_evidence import (RULES, diff_text, fmt, markdown_row, mean_interval, prepared, pretrain_settings,
-                                run_data, section)
+from bench.ssl_evidence import (RULES, diff_text, embedding_sweep, fmt, markdown_row, mean_interval, prepared,
+                                pretrain_settings, run_data, section)
 
 FILTERS = ("prune_by_noise_rate", "both", "prune_by_class", "confident_learning", "predicted_neq_given")
 DEFAULT_FILTER = "prune_by_noise_rate"  # what alr_core.lnl.class_rules.confident_learning uses
@@ -87,17 +85,8 @@ def tables(records: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", nargs="+", default=["digits"])
-    parser.add_argument("--rates", nargs="+", type=float, default=[0.2, 0.4, 0.6])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="noise seeds")
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/alr-ssl-evidence"))
-    parser.add_argument("--out", type=Path, default=Path("bench/cleanlab_filters_tables.md"))
-    args = parser.parse_args()
-    records = [record for name, dataset in available_datasets(args.dataset)
-               for record in clean_guesses(name, dataset, args.rates, args.seeds, args.cache)]  # fmt: skip
-    args.out.write_text(tables(records))
-    print(f"wrote {args.out}")
+    embedding_sweep(__doc__.split("\n\n")[0], [0.2, 0.4, 0.6], Path("bench/cleanlab_filters_tables.md"), clean_guesses,
+                    tables)
 
 
 if __name__ == "__main__":

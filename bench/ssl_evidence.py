@@ -185,6 +185,24 @@ def prepared(name: str, dataset: dict, pretrain: dict, cache: Path) -> Prepared:
                     path.with_suffix(".pt"), json.loads(str(saved["info"])))  # fmt: skip
 
 
+def embedding_sweep(description: str, default_rates: list[float], default_out: Path, measure, tables) -> None:
+    """The command line of a sweep on the cached embeddings alone (no network trained):
+    ``--dataset``, ``--rates``, ``--seeds`` (noise seeds), ``--cache`` (this module's embedding
+    cache) and ``--out``. ``measure(name, dataset, rates, seeds, cache)`` returns one set's records;
+    ``tables(records)``, the Markdown written to ``--out``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--dataset", nargs="+", default=["digits"])
+    parser.add_argument("--rates", nargs="+", type=float, default=default_rates)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="noise seeds")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/alr-ssl-evidence"))
+    parser.add_argument("--out", type=Path, default=default_out)
+    args = parser.parse_args()
+    records = [record for name, dataset in available_datasets(args.dataset)
+               for record in measure(name, dataset, args.rates, args.seeds, args.cache)]  # fmt: skip
+    args.out.write_text(tables(records))
+    print(f"wrote {args.out}")
+
+
 def run_data(prep: Prepared, rate: float, seed: int, init: str, lnl: dict, true_labels: bool = False):
     """(params, PipelineData as the model reads it, noisy label table) for one run."""
     raw = json.loads(json.dumps(prep.base))

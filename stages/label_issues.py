@@ -4,9 +4,9 @@ sample ranked by how likely its given label is wrong, before any expert round.
 Outputs: data/label_issues/label_issues.csv (one row per train sample, most likely wrong first:
 given and suggested label, issue score, the rules that flagged it, its nearest neighbours),
 data/label_issues/gallery.html (the top of the list as an offline page: each image beside its
-neighbours in feature space) and metrics/label_issues.json (flag counts, how often the suggested
-label is right on the validation split; with simulated noise, each rule's precision and recall and
-the ranking's AUROC).
+neighbours in feature space) and metrics/label_issues.json (flag counts; on the validation split,
+whose labels alr takes as right, how often the rules flag them and how often the suggested label is
+right; with simulated noise, each rule's precision and recall and the ranking's AUROC).
 """
 
 import pandas as pd
@@ -19,7 +19,7 @@ from alr_core.common.text import counted
 from alr_core.data.datasets import load_pipeline_data
 from alr_core.data.identical import conflicting_copies
 from alr_core.report.label_issues import gallery_html, label_issue_metrics, label_issue_table
-from alr_core.report.summary import suggestion_sentence
+from alr_core.report.summary import validation_notes
 
 
 def main() -> None:
@@ -28,25 +28,28 @@ def main() -> None:
                         (paths.NOISY_LABELS, "inject_noise")):  # fmt: skip
         if not path.is_file():
             raise AlrError(f"{path}: not found; run the {stage} stage first (dvc repro {stage})")
-    from alr_core.lnl.feature_rules import feature_flags, probe_balanced_accuracy
+    from alr_core.lnl.feature_rules import feature_flags, probe_balanced_accuracy, validation_false_alarm_rates
 
     data = load_pipeline_data(paths.PREPARED_IMAGES, paths.PREPARED_SAMPLES, pd.read_parquet(paths.NOISY_LABELS),
                               embeddings_path=paths.PRETRAIN_EMBEDDINGS)  # fmt: skip
-    train, num_classes, lnl = data.train, len(data.class_names), params.lnl
+    train, val, num_classes, lnl = data.train, data.val, len(data.class_names), params.lnl
     # the rules of lnl.selection knn_vote and cleanlab_kfold, with the same k and folds: a
     # flagged sample is one that rule leaves out of C
     probs, neighbours, flags = feature_flags(train.embeddings, train.labels, num_classes, lnl.knn_k, lnl.cv_folds)
+    # what the same rules make of the validation labels, which alr takes as right: their false alarms
+    false_alarm_rates = validation_false_alarm_rates(train.embeddings, train.labels, val.embeddings, val.labels,
+                                                     num_classes, lnl.knn_k, lnl.cv_folds)  # fmt: skip
     # and one from the pixels alone: copies of one image filed under different labels
     flags["identical_copy"] = conflicting_copies(train.images, train.labels)
-    suggestion_accuracy = probe_balanced_accuracy(train.embeddings, train.labels, data.val.embeddings,
-                                                  data.val.labels, num_classes)  # fmt: skip
-    num_val = len(data.val.labels)
-    note = None if suggestion_accuracy is None else suggestion_sentence(suggestion_accuracy, num_val)
+    suggestion_accuracy = probe_balanced_accuracy(train.embeddings, train.labels, val.embeddings, val.labels,
+                                                  num_classes)  # fmt: skip
     table = label_issue_table(train.sample_ids, train.labels, data.class_names, probs, neighbours, flags,
                               params.label_issues.neighbours_shown, train.truth)  # fmt: skip
+    metrics = label_issue_metrics(table, data.class_names, list(flags), suggestion_accuracy, len(val.labels),
+                                  false_alarm_rates)  # fmt: skip
+    note = validation_notes(metrics)
     page = gallery_html(table, train.sample_ids, train.images, neighbours, params.label_issues.gallery_size,
                         params.label_issues.neighbours_shown, paths.LABEL_ISSUES_CSV.name, note)  # fmt: skip
-    metrics = label_issue_metrics(table, data.class_names, list(flags), suggestion_accuracy, num_val)
     artifacts.write_csv(paths.LABEL_ISSUES_CSV, table)
     artifacts.write_text(paths.LABEL_ISSUES_GALLERY, page)
     artifacts.write_json(paths.LABEL_ISSUES_METRICS, metrics)

@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 
 from alr_core.common.errors import AlrError
+from alr_core.lnl import feature_rules
 from alr_core.lnl.feature_rules import (
     FEATURE_RULES,
     FOLD_SEED,
+    HELD_OUT_SHARE,
+    MAX_HELD_OUT_BATCHES,
     PROBE_C,
     cleanlab_kfold,
     feature_flags,
@@ -19,6 +22,7 @@ from alr_core.lnl.feature_rules import (
     knn_probs,
     nearest_neighbours,
     probe_balanced_accuracy,
+    validation_false_alarm_rates,
 )
 
 # Five hand points; norms differ so only the direction counts. Unit vectors: 0 and 1 are
@@ -272,3 +276,87 @@ def test_a_class_that_lives_inside_another_keeps_a_sample(rule):
 def test_feature_keep_rejects_an_unknown_rule():
     with pytest.raises(AlrError, match="unknown feature rule 'knn'; valid: knn_vote, cleanlab_kfold"):
         feature_keep("knn", HAND_POINTS, TINY_LABELS, 3, k=2, folds=2, seed=0)
+
+
+# ----------------------------------------------------------------------------- false alarms on validation
+
+
+def three_clusters(counts, seed=0):
+    """Rows of classes 0, 1, 2 in ``counts`` around centres 10 apart on the axes of 4-d space."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat([0, 1, 2], counts)
+    return 10 * np.eye(3, 4)[labels] + rng.normal(size=(len(labels), 4)), labels
+
+
+def test_false_alarms_count_held_out_rows_the_rules_flag_weighted_by_the_train_classes():
+    """Held-out rows of class 0 sit in class 1's cluster (their label contradicts the features,
+    so the rules flag them), those of class 2 in their own: class 0's share of flagged rows
+    counts by its 300 train rows, class 2's (0) by its 30."""
+    embeddings, labels = three_clusters([300, 100, 30])
+    held, _ = three_clusters([0, 10, 10], seed=1)
+    held_labels = np.repeat([0, 2], 10)  # the first ten in class 1's cluster, labelled 0
+    rates = validation_false_alarm_rates(embeddings, labels, held, held_labels, 3, k=10, folds=5)
+    # class 1 has no held-out row: out of the weighting
+    assert rates["knn_vote"] == rates["either"] == pytest.approx(300 / 330)
+    # cleanlab removes as many as it estimates wrong in class 0 (measured: 9 of the 10)
+    assert 0.8 * 300 / 330 <= rates["cleanlab_kfold"] <= rates["either"]
+    right = np.repeat([0, 1, 2], [4, 4, 4])
+    right_rows, _ = three_clusters([4, 4, 4], seed=2)
+    assert validation_false_alarm_rates(embeddings, labels, right_rows, right, 3, k=10, folds=5) == {
+        "knn_vote": 0.0, "cleanlab_kfold": 0.0, "either": 0.0}  # fmt: skip
+
+
+@pytest.mark.parametrize("held_counts, batches_run", [([20, 20, 3], 7), ([20, 20, 20], MAX_HELD_OUT_BATCHES)])
+def test_false_alarms_join_the_held_out_rows_a_few_per_class_at_a_time(monkeypatch, held_counts, batches_run):
+    """With the rules replaced by a spy that flags knn_vote where the first coordinate is
+    negative and cleanlab_kfold where the second is: every held-out row is judged once, in a
+    batch after all train rows, that adds at most HELD_OUT_SHARE of its class's train count (at
+    least one row: caps 20, 3 and 1 here), so class 1's 20 rows need 7 batches; 20 rows of
+    class 2 would need 20, more than MAX_HELD_OUT_BATCHES, and then each batch takes more.
+    The rates are the per-class shares weighted by the train counts."""
+    train_counts = [200, 35, 5]
+    rng = np.random.default_rng(0)
+    embeddings, labels = rng.normal(size=(sum(train_counts), 2)), np.repeat([0, 1, 2], train_counts)
+    held, held_labels = rng.normal(size=(sum(held_counts), 2)), np.repeat([0, 1, 2], held_counts)
+    batches = []
+
+    def spy(rows, row_labels, num_classes, k, folds):
+        assert (k, folds, num_classes) == (10, 5, 3)
+        np.testing.assert_array_equal(rows[: len(labels)], embeddings)
+        batches.append((rows[len(labels):], row_labels[len(labels):]))
+        return None, None, {"knn_vote": rows[:, 0] < 0, "cleanlab_kfold": rows[:, 1] < 0}
+
+    monkeypatch.setattr(feature_rules, "feature_flags", spy)
+    rates = validation_false_alarm_rates(embeddings, labels, held, held_labels, 3, k=10, folds=5)
+    assert len(batches) == batches_run
+    caps = np.maximum(1, np.floor(HELD_OUT_SHARE * np.array(train_counts)))
+    most = np.maximum(caps, np.ceil(np.array(held_counts) / batches_run))  # [20, 3, 1], or [20, 3, 2] at 16
+    for _, batch_labels in batches:
+        assert (np.bincount(batch_labels, minlength=3) <= most).all()
+    judged = np.concatenate([rows for rows, _ in batches])
+    assert sorted(map(tuple, judged)) == sorted(map(tuple, held))  # each once
+    shares = {"knn_vote": held[:, 0] < 0, "cleanlab_kfold": held[:, 1] < 0}
+    shares["either"] = shares["knn_vote"] | shares["cleanlab_kfold"]
+    for rule, hits in shares.items():
+        per_class = np.array([hits[held_labels == c].mean() for c in range(3)])
+        assert rates[rule] == pytest.approx(per_class @ train_counts / sum(train_counts)), rule
+
+
+def test_false_alarms_without_a_usable_held_out_row_are_none():
+    embeddings, labels = three_clusters([20, 20, 0])
+    assert validation_false_alarm_rates(embeddings, labels, np.empty((0, 4)), np.empty(0, int), 3, 5, 5) is None
+    # held-out rows of a class nobody in train carries: no train count to weigh them by
+    assert validation_false_alarm_rates(embeddings, labels, embeddings[:3], np.full(3, 2), 3, 5, 5) is None
+
+
+@pytest.mark.parametrize(
+    "held_out, held_out_labels, message",
+    [(np.zeros((2, 3)), np.array([0, 1]), "val_embeddings has 3 columns; expected 4, as embeddings"),
+     (np.zeros((2, 4)), np.array([0]), "val_labels has shape \\(1,\\); expected \\(2,\\)"),
+     (np.zeros((2, 4)), np.array([0, 3]), "val_labels holds values in \\[0, 3\\]; expected \\[0, 3\\)"),
+     (np.full((1, 4), np.inf), np.array([0]), "val_embeddings has 1 row\\(s\\) with NaN or inf")],
+)  # fmt: skip
+def test_false_alarms_reject_bad_held_out_rows(held_out, held_out_labels, message):
+    embeddings, labels = three_clusters([20, 20, 20])
+    with pytest.raises(AlrError, match=message):
+        validation_false_alarm_rates(embeddings, labels, held_out, held_out_labels, 3, k=5, folds=5)

@@ -19,9 +19,11 @@ from PIL import Image
 from alr_core.common import paths
 from alr_core.common.errors import AlrError
 from alr_core.common.params import default_params
-from alr_core.lnl.feature_rules import FOLD_SEED, cleanlab_kfold, knn_vote, probe_balanced_accuracy
-from alr_core.report.label_issues import COLUMNS, gallery_html, gallery_rows, label_issue_metrics, label_issue_table
-from alr_core.report.summary import suggestion_sentence
+from alr_core.lnl.feature_rules import (FOLD_SEED, cleanlab_kfold, knn_vote, probe_balanced_accuracy,
+                                        validation_false_alarm_rates)
+from alr_core.report.label_issues import (COLUMNS, false_alarms_if_right, gallery_html, gallery_rows,
+                                          label_issue_metrics, label_issue_table)
+from alr_core.report.summary import false_alarm_sentence, suggestion_sentence, validation_notes
 from alr_core.ssl.embeddings import embedding_matrix, embeddings_table
 
 CLASSES = ["cat", "dog", "<b>&fish"]
@@ -194,19 +196,61 @@ def test_metrics_with_known_truth_by_hand():
         "ranking_precision_at_num_wrong": 0.5,  # s3, s2
         "suggestion_val_balanced_accuracy": None,
         "num_val": None,
+        "val_false_alarms": None,
     }
     json.dumps(metrics, allow_nan=False)
 
 
 def test_metrics_without_truth_and_with_every_label_wrong():
     metrics = label_issue_metrics(hand_table(), CLASSES, list(FLAGS), np.float64(0.625), np.int64(8))
-    assert set(metrics) == {"num_train", "flagged", "flagged_per_class", "suggestion_val_balanced_accuracy", "num_val"}
+    assert set(metrics) == {"num_train", "flagged", "flagged_per_class", "suggestion_val_balanced_accuracy", "num_val",
+                            "val_false_alarms"}
     assert (metrics["suggestion_val_balanced_accuracy"], metrics["num_val"]) == (0.625, 8) and json.dumps(metrics)
     all_wrong = label_issue_metrics(hand_table(true_labels=(LABELS + 1) % 3), CLASSES, list(FLAGS))
     assert all_wrong["ranking_auroc"] is None and all_wrong["ranking_precision_at_num_wrong"] == 1.0
     none_wrong = label_issue_metrics(hand_table(true_labels=LABELS), CLASSES, list(FLAGS))
     assert none_wrong["recall"] == {"knn_vote": None, "cleanlab_kfold": None, "any": None}
     assert none_wrong["ranking_precision_at_num_wrong"] is None
+
+
+def test_metrics_put_the_validation_false_alarm_rate_against_the_flags():
+    # flagged by knn_vote or cleanlab_kfold: s3, s2, s4 (3 of 6); identical_copy is not estimated
+    flags = FLAGS | {"identical_copy": np.array([False, True, False, False, False, False])}
+    rates = {"knn_vote": 0.2, "cleanlab_kfold": 0.1, "either": 0.25}
+    metrics = label_issue_metrics(hand_table(flags=flags), CLASSES, list(flags), 0.5, 20, rates)
+    assert metrics["flagged"]["any"] == 4
+    # 0.25 of right labels flagged: were all 6 right, 1.5 → 2 of the 3 flags would be false alarms
+    assert metrics["val_false_alarms"] == {"rate": rates, "flagged": 3, "if_labels_right": 2}
+    json.dumps(metrics, allow_nan=False)
+    for bad in ({"knn_vote": 0.2}, {"knn_vote": 0.2, "other": 0.1, "either": 0.2}):
+        with pytest.raises(AlrError, match="false_alarm_rates has the keys .*; expected rules among"):
+            label_issue_metrics(hand_table(flags=flags), CLASSES, list(flags), 0.5, 20, bad)
+
+
+@pytest.mark.parametrize("rate, num_train, flagged, expected", [(0.25, 6, 3, 2), (0.5, 10, 3, 3), (0.0, 10, 5, 0),
+                                                                (0.05, 10, 5, 1), (1.0, 4, 4, 4)])  # fmt: skip
+def test_false_alarms_if_right_are_the_rate_of_all_samples_at_most_the_flags(rate, num_train, flagged, expected):
+    assert false_alarms_if_right(rate, num_train, flagged) == expected
+
+
+@pytest.mark.parametrize("rate, flagged", [(1.5, 3), (-0.1, 3), (0.5, 11), (0.5, -1)])
+def test_false_alarms_if_right_reject_impossible_inputs(rate, flagged):
+    with pytest.raises(AlrError, match="must lie in \\[0, 1\\] and flagged .* in \\[0, num_train = 10\\]"):
+        false_alarms_if_right(rate, 10, flagged)
+
+
+def test_validation_notes_say_what_was_measured():
+    alarms = {"rate": {"knn_vote": 0.3, "cleanlab_kfold": 0.2, "either": 0.391}, "flagged": 548, "if_labels_right": 425}
+    assert false_alarm_sentence(alarms, 120) == (
+        "the rules flag 39% of the 120 validation labels, which alr takes as right: if the train labels are mostly "
+        "right too, about 425 of the 548 train samples they flag are false alarms")  # fmt: skip
+    both = {"val_false_alarms": alarms, "suggestion_val_balanced_accuracy": 0.464, "num_val": 120}
+    assert validation_notes(both) == f"{false_alarm_sentence(alarms, 120)}; {suggestion_sentence(0.464, 120)}"
+    # metrics from before the false alarms were estimated
+    assert validation_notes(both | {"val_false_alarms": None}) == suggestion_sentence(0.464, 120)
+    assert validation_notes({"suggestion_val_balanced_accuracy": 0.464, "num_val": 120}) == suggestion_sentence(0.464,
+                                                                                                                120)
+    assert validation_notes({"suggestion_val_balanced_accuracy": None, "num_val": 0, "val_false_alarms": None}) is None
 
 
 # ----------------------------------------------------------------------------- the stage
@@ -297,7 +341,20 @@ def test_stage_ranks_the_injected_noise_first(prepared_tree):
     # the embeddings know the truth, the probe learns from 40 % wrong labels (measured 0.86: the
     # rare classes' labels are mostly flipped in)
     assert metrics["suggestion_val_balanced_accuracy"] == accuracy > 0.8 and metrics["num_val"] == len(val) == 150
-    sentence = suggestion_sentence(accuracy, 150)
+    # the rules' false alarms on the validation labels, against those on the right train labels
+    # (measured: 0.085 estimated, 0.058 actual; 45 of the 211 flags would be false alarms were all 528
+    # labels right, and 19 are, with 40 % of them wrong)
+    rates = validation_false_alarm_rates(embeddings, observed, val_embeddings, val["label"].to_numpy(), 10,
+                                         lnl["knn_k"], lnl["cv_folds"])  # fmt: skip
+    either = by_id["flagged_by"].str.contains("knn_vote|cleanlab_kfold")
+    assert metrics["val_false_alarms"] == {"rate": rates, "flagged": either.sum(),
+                                           "if_labels_right": round(rates["either"] * len(labels))}  # fmt: skip
+    right = ~by_id["label_is_wrong"]
+    assert abs(rates["either"] - either[right].mean()) < 0.03
+    assert (either & right).sum() <= metrics["val_false_alarms"]["if_labels_right"]  # all 528 taken as right
+    sentence = validation_notes(metrics)
+    assert sentence == (f"{false_alarm_sentence(metrics['val_false_alarms'], 150)}; "
+                        f"{suggestion_sentence(accuracy, 150)}")  # fmt: skip
     assert f"label issues: {sentence} (docs/label_issues.md)" in result.stdout and sentence in page
     assert page.count('<section class="card') == 100  # label_issues.gallery_size's default
     assert page.count("<img ") == 100 * (1 + 5)  # label_issues.neighbours_shown's default
@@ -318,7 +375,8 @@ def test_stage_with_unknown_truth_and_a_missing_input(prepared_tree):
     assert list(table.columns) == list(COLUMNS)  # no label_is_wrong without the truth
     assert not table["neighbour_ids"].str.contains(";").any()
     metrics = json.loads((stage_tree / paths.LABEL_ISSUES_METRICS).read_text())
-    assert set(metrics) == {"num_train", "flagged", "flagged_per_class", "suggestion_val_balanced_accuracy", "num_val"}
+    assert set(metrics) == {"num_train", "flagged", "flagged_per_class", "suggestion_val_balanced_accuracy", "num_val",
+                            "val_false_alarms"}
     page = (stage_tree / paths.LABEL_ISSUES_GALLERY).read_text()
     assert page.count('<section class="card') == 3 and page.count("<img ") == 3 * 2
 

@@ -387,7 +387,8 @@ def test_report_and_summary_name_the_label_issue_files_when_the_stage_ran(tmp_pa
     # metrics from before the suggestions' accuracy was measured: no accuracy, no sentence on it
     assert json.loads(Path(paths.REPORT_METRICS).read_text())["label_issues"] == {
         "csv": "data/label_issues/label_issues.csv", "gallery": "data/label_issues/gallery.html",
-        "num_train": 528, "num_flagged": 52, "suggestion_val_balanced_accuracy": None, "num_val": None}  # fmt: skip
+        "num_train": 528, "num_flagged": 52, "suggestion_val_balanced_accuracy": None, "num_val": None,
+        "val_false_alarms": None}  # fmt: skip
     assert " ".join(results_overview().split("\n\n")[-2].splitlines()) == LABEL_ISSUES_LINE
 
     artifacts.write_json(paths.LABEL_ISSUES_METRICS, LABEL_ISSUES | {"suggestion_val_balanced_accuracy": 0.614,
@@ -401,6 +402,19 @@ def test_report_and_summary_name_the_label_issue_files_when_the_stage_ran(tmp_pa
         f"{LABEL_ISSUES_LINE}; the suggested label is right for 61% of the 35 validation images (balanced "
         "accuracy): the lower, the more flags are false alarms")  # fmt: skip
     assert paragraphs[:-2] + paragraphs[-1:] == without.split("\n\n")
+    assert max(len(line) for line in paragraphs[-2].splitlines()) <= 80
+
+    alarms = {"rate": {"knn_vote": 0.05, "cleanlab_kfold": 0.02, "either": 0.06}, "flagged": 50, "if_labels_right": 32}
+    artifacts.write_json(paths.LABEL_ISSUES_METRICS, LABEL_ISSUES | {"suggestion_val_balanced_accuracy": 0.614,
+                                                                     "num_val": 35, "val_false_alarms": alarms})
+    write_report(report_status(2))
+    assert json.loads(Path(paths.REPORT_METRICS).read_text())["label_issues"]["val_false_alarms"] == alarms
+    paragraphs = results_overview().split("\n\n")
+    assert " ".join(paragraphs[-2].splitlines()) == (
+        f"{LABEL_ISSUES_LINE}; the rules flag 6% of the 35 validation labels, which alr takes as right: if the "
+        "train labels are mostly right too, about 32 of the 50 train samples they flag are false alarms; the "
+        "suggested label is right for 61% of the 35 validation images (balanced accuracy): the lower, the more "
+        "flags are false alarms")  # fmt: skip
     assert max(len(line) for line in paragraphs[-2].splitlines()) <= 80
 
     Path(paths.LNL_METRICS).unlink()  # `dvc repro label_issues` alone: no phase 1 yet

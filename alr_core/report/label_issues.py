@@ -207,8 +207,8 @@ def _text(value) -> str:
 
 
 def label_issue_metrics(table: pd.DataFrame, class_names: Sequence[str], rules: Sequence[str],
-                        suggestion_accuracy: Optional[float] = None,
-                        num_val: Optional[int] = None) -> dict:  # fmt: skip
+                        suggestion_accuracy: Optional[float] = None, num_val: Optional[int] = None,
+                        false_alarm_rates: Optional[Mapping[str, float]] = None) -> dict:  # fmt: skip
     """The detector's numbers from :func:`label_issue_table`'s ``table``.
 
     Always: ``num_train``, ``flagged`` {rule: count, "any": flagged by at least one rule},
@@ -217,7 +217,12 @@ def label_issue_metrics(table: pd.DataFrame, class_names: Sequence[str], rules: 
     probe behind the suggestions is right on the validation split
     (:func:`alr_core.lnl.feature_rules.probe_balanced_accuracy`; None when not measured), and
     ``num_val``, the validation images it was measured on. The weaker the probe, the more of
-    its flags are false alarms. When the table has
+    its flags are false alarms; ``val_false_alarms`` puts a number on that: None without the
+    caller's ``false_alarm_rates`` ({rule: share of right labels it flags, "either": by at least
+    one}, :func:`alr_core.lnl.feature_rules.validation_false_alarm_rates`), else {"rate": those
+    shares, "flagged": train samples flagged by at least one of those rules, "if_labels_right":
+    how many of them would be false alarms if every label were right, :func:`false_alarms_if_right`}.
+    When the table has
     ``label_is_wrong`` (truth known) also ``num_wrong``, ``precision`` and ``recall`` {rule or
     "any": share of its flags that are wrong labels / share of wrong labels it flags; None when
     it flags nothing / there is no wrong label}, ``ranking_auroc`` (sklearn's roc_auc_score of
@@ -236,7 +241,20 @@ def label_issue_metrics(table: pd.DataFrame, class_names: Sequence[str], rules: 
                               for name in class_names},  # fmt: skip
         "suggestion_val_balanced_accuracy": None if suggestion_accuracy is None else float(suggestion_accuracy),
         "num_val": None if num_val is None else int(num_val),
+        "val_false_alarms": None,
     }
+    if false_alarm_rates is not None:
+        estimated = [rule for rule in false_alarm_rates if rule != "either"]
+        missing = [rule for rule in estimated if rule not in hits]
+        if missing or "either" not in false_alarm_rates:
+            raise AlrError(f"false_alarm_rates has the keys {sorted(false_alarm_rates)}; expected rules among "
+                           f"{list(rules)} and 'either'")  # fmt: skip
+        flagged = int(np.logical_or.reduce([hits[rule] for rule in estimated]).sum())
+        metrics["val_false_alarms"] = {
+            "rate": {rule: float(share) for rule, share in false_alarm_rates.items()},
+            "flagged": flagged,
+            "if_labels_right": false_alarms_if_right(false_alarm_rates["either"], len(table), flagged),
+        }
     if "label_is_wrong" not in table.columns:
         return metrics
     wrong = table["label_is_wrong"].to_numpy(dtype=bool)
@@ -252,6 +270,17 @@ def label_issue_metrics(table: pd.DataFrame, class_names: Sequence[str], rules: 
         metrics["ranking_auroc"] = None
     metrics["ranking_precision_at_num_wrong"] = _share(wrong[:num_wrong].sum(), num_wrong)
     return metrics
+
+
+def false_alarms_if_right(false_alarm_rate: float, num_train: int, flagged: int) -> int:
+    """How many of ``flagged`` train samples would be false alarms if every train label were
+    right, when the rules flag ``false_alarm_rate`` of right labels: that share of the
+    ``num_train`` samples, rounded, and no more than ``flagged``. Where some labels are wrong,
+    fewer right labels are there to flag, so it overestimates."""
+    if not 0.0 <= false_alarm_rate <= 1.0 or not 0 <= flagged <= num_train:
+        raise AlrError(f"false_alarm_rate {false_alarm_rate!r} must lie in [0, 1] and flagged {flagged!r} in "
+                       f"[0, num_train = {num_train}]")  # fmt: skip
+    return min(flagged, int(np.floor(false_alarm_rate * num_train + 0.5)))
 
 
 def _share(part, whole) -> Optional[float]:

@@ -15,8 +15,8 @@ from pathlib import Path
 from alr_core.common import paths
 from alr_core.common.errors import AlrError
 from alr_core.common.text import counted, lead_text
-from alr_core.report.summary import (TEXT_LEGEND, label_issues_summary, rounds_table, suggestion_sentence, summary,
-                                     table_text)
+from alr_core.report.summary import (TEXT_LEGEND, label_issues_summary, rounds_table, summary, table_text,
+                                     validation_notes)
 
 NO_RESULTS = f"no results yet: {paths.LNL_METRICS} does not exist; run `dvc repro` first (from the project root)"
 LNL_KEYS = ("method", "test")
@@ -69,14 +69,15 @@ def results_overview() -> str:
 
 
 def label_issues_text(label_issues: dict) -> str:
-    """Where the label-issue report is, how many train samples it flags and how often its
-    suggestions are right on the validation split, wrapped to
+    """Where the label-issue report is, how many train samples it flags and what the validation
+    split says about the flags (:func:`~alr_core.report.summary.validation_notes`), wrapped to
     :data:`WIDTH`; ``label_issues``: :func:`~alr_core.report.summary.label_issues_summary`'s."""
     text = (f"label issues: {label_issues['num_flagged']} of {counted(label_issues['num_train'], 'train sample')} "
             f"flagged by a rule; every sample ranked in {label_issues['csv']}, the top as images in "
             f"{label_issues['gallery']}")  # fmt: skip
-    if label_issues["suggestion_val_balanced_accuracy"] is not None:
-        text += "; " + suggestion_sentence(label_issues["suggestion_val_balanced_accuracy"], label_issues["num_val"])
+    notes = validation_notes(label_issues)
+    if notes:
+        text += "; " + notes
     return textwrap.fill(text, WIDTH, break_long_words=False, break_on_hyphens=False)
 
 

@@ -146,10 +146,34 @@ def suggestion_sentence(accuracy: float, num_val: int) -> str:
             "(balanced accuracy): the lower, the more flags are false alarms")  # fmt: skip
 
 
+def false_alarm_sentence(val_false_alarms: dict, num_val: int) -> str:
+    """How often the rules flag the validation labels, which alr takes as right, and what that
+    says about the train flags; ``val_false_alarms``: metrics/label_issues.json's."""
+    return (f"the rules flag {val_false_alarms['rate']['either']:.0%} of the {counted(num_val, 'validation label')}, "
+            f"which alr takes as right: if the train labels are mostly right too, about "
+            f"{val_false_alarms['if_labels_right']} of the {val_false_alarms['flagged']} train samples they flag are "
+            "false alarms")  # fmt: skip
+
+
+def validation_notes(label_issues: dict) -> str | None:
+    """What the validation split says about the label-issue report's flags, for the stage's
+    output, the gallery's heading and the summary: :func:`false_alarm_sentence` and
+    :func:`suggestion_sentence`, each where measured; None when neither is. ``label_issues``:
+    metrics/label_issues.json or report.json's ``label_issues`` (older files lack
+    ``val_false_alarms``)."""
+    notes = []
+    if label_issues.get("val_false_alarms") is not None:
+        notes.append(false_alarm_sentence(label_issues["val_false_alarms"], label_issues["num_val"]))
+    if label_issues.get("suggestion_val_balanced_accuracy") is not None:
+        notes.append(suggestion_sentence(label_issues["suggestion_val_balanced_accuracy"], label_issues["num_val"]))
+    return "; ".join(notes) or None
+
+
 def label_issues_summary(label_issue_metrics: dict | None) -> dict | None:
     """report.json's ``label_issues``: the label-issue report's files, the train samples it
-    ranks, how many of them a rule flagged and how often its suggested label is right on the
-    validation split (metrics/label_issues.json); None when that stage has not run."""
+    ranks, how many of them a rule flagged, how often its suggested label is right on the
+    validation split and how often its rules flag that split's labels (metrics/label_issues.json);
+    None when that stage has not run."""
     if label_issue_metrics is None:
         return None
     return {
@@ -160,6 +184,7 @@ def label_issues_summary(label_issue_metrics: dict | None) -> dict | None:
         # absent from metrics written before it was measured
         "suggestion_val_balanced_accuracy": label_issue_metrics.get("suggestion_val_balanced_accuracy"),
         "num_val": label_issue_metrics.get("num_val"),
+        "val_false_alarms": label_issue_metrics.get("val_false_alarms"),
     }
 
 
