@@ -222,7 +222,7 @@ def test_metrics_put_the_validation_false_alarm_rate_against_the_flags():
     # 0.25 of right labels flagged: were all 6 right, 1.5 → 2 of the 3 flags would be false alarms
     assert metrics["val_false_alarms"] == {"rate": rates, "flagged": 3, "if_labels_right": 2}
     json.dumps(metrics, allow_nan=False)
-    for bad in ({"knn_vote": 0.2}, {"knn_vote": 0.2, "other": 0.1, "either": 0.2}):
+    for bad in ({"knn_vote": 0.2}, {"knn_vote": 0.2, "other": 0.1, "either": 0.2}, {"either": 0.2}):
         with pytest.raises(AlrError, match="false_alarm_rates has the keys .*; expected rules among"):
             label_issue_metrics(hand_table(flags=flags), CLASSES, list(flags), 0.5, 20, bad)
 

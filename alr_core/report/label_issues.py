@@ -246,7 +246,7 @@ def label_issue_metrics(table: pd.DataFrame, class_names: Sequence[str], rules: 
     if false_alarm_rates is not None:
         estimated = [rule for rule in false_alarm_rates if rule != "either"]
         missing = [rule for rule in estimated if rule not in hits]
-        if missing or "either" not in false_alarm_rates:
+        if not estimated or missing or "either" not in false_alarm_rates:
             raise AlrError(f"false_alarm_rates has the keys {sorted(false_alarm_rates)}; expected rules among "
                            f"{list(rules)} and 'either'")  # fmt: skip
         flagged = int(np.logical_or.reduce([hits[rule] for rule in estimated]).sum())
