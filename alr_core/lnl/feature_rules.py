@@ -247,7 +247,8 @@ def validation_false_alarm_rates(embeddings: np.ndarray, labels: np.ndarray, val
     see nearly the train split's own class mix: a balanced validation split added at once would
     let its rows of a rare class vouch for each other (on digits, 15 per class beside 13 train
     samples of the rarest, that estimated 0.002 where the rules flag 0.032 of right train
-    labels). At most MAX_HELD_OUT_BATCHES batches: beyond that a batch takes more. Each class's
+    labels). At most MAX_HELD_OUT_BATCHES batches, each one pass of the rules (bench/ssl_cost.md:
+    about 9 s at 50,000 train rows): beyond that a batch takes more. Each class's
     share of flagged held-out rows is then weighted by the class's train count, since a long
     tail's rare classes are flagged more often; classes with no held-out row or no train row
     drop out. Returns {rule in FEATURE_RULES: share, "either": share flagged by at least one},
