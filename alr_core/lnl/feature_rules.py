@@ -273,14 +273,15 @@ def validation_false_alarm_rates(embeddings: np.ndarray, labels: np.ndarray, val
         return None
     per_batch = np.maximum(1, np.floor(HELD_OUT_SHARE * train_counts)).astype(int)
     batches = min(MAX_HELD_OUT_BATCHES, int(np.ceil(val_counts[weights > 0] / per_batch[weights > 0]).max()))
-    # a class's held-out rows dealt round the batches in their given order
-    batch = np.zeros(len(val_labels), dtype=int)
+    # a class's held-out rows dealt round the batches in their given order; rows of a class
+    # without train rows in no batch
+    batch = np.full(len(val_labels), -1)
     for c in np.flatnonzero(weights):
         rows = np.flatnonzero(val_labels == c)
         batch[rows] = np.arange(len(rows)) % batches
     flagged = {rule: np.zeros(len(val_labels), dtype=bool) for rule in FEATURE_RULES}
     for b in range(batches):
-        rows = np.flatnonzero((batch == b) & (weights[val_labels] > 0))
+        rows = np.flatnonzero(batch == b)
         _, _, flags = feature_flags(np.concatenate([embeddings, val_embeddings[rows]]),
                                     np.concatenate([labels, val_labels[rows]]), num_classes, k, folds)  # fmt: skip
         for rule, hits in flags.items():
