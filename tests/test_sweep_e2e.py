@@ -84,6 +84,13 @@ def test_queued_sweep_with_two_workers_then_compare(project_copy, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # two workers on two cores, as the README advises
     project = project_copy
     use_tiny_params(project)
+    # the stages every experiment shares, once, before the workers start (the README's recipe):
+    # two workers computing the same outputs at once can collide in the shared DVC cache
+    # ("failed to reproduce 'prepare': unable to remove 'data/prepared/images.npy' without a
+    # confirmation", met in CI); the workers restore them from the run cache instead
+    project.dvc("repro", "pretrain")
+    project.git("add", "-A")
+    project.git("commit", "-q", "-m", "shared stages")
     # the seed varies fastest, so the two workers start with different seeds and the second
     # strategy restores each seed's phase 1 from the run cache (the README's recipe)
     queued = project.dvc("exp", "run", "--queue", "-S", "al.strategy=random,entropy", "-S", "seed=0,1")
@@ -92,6 +99,12 @@ def test_queued_sweep_with_two_workers_then_compare(project_copy, monkeypatch):
     project.dvc("queue", "start", "-j", "2")
     status = wait_for_queue(project)
     assert status.count("Success") == 4 and status.count("Failed") == 1, status + failed_logs(project, status)
+    succeeded = re.findall(r"^\w+\s+(\S+)\s+.*\bSuccess\s*$", status, flags=re.MULTILINE)
+    assert len(succeeded) == 4, status
+    for name in succeeded:  # restored, not run again
+        log = project.dvc("queue", "logs", name).stdout
+        assert "'prepare'" in log and "Running stage 'prepare'" not in log, log[-3000:]
+        assert "Running stage 'pretrain'" not in log, log[-3000:]
     project.dvc("exp", "run", "--queue", "-n", "waiting", "-S", "seed=7")  # left in the queue
 
     experiments = experiments_by_name(project)
