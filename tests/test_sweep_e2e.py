@@ -56,10 +56,15 @@ def wait_for_queue(project: ProjectCopy, timeout: float = 600) -> str:
         time.sleep(2)
 
 
+def tasks_in_state(status: str, state: str) -> list[str]:
+    """The names of the tasks in ``state`` (Success, Failed, ...) in `dvc queue status`'s text."""
+    return re.findall(rf"^\w+\s+(\S+)\s+.*\b{state}\s*$", status, flags=re.MULTILINE)
+
+
 def failed_logs(project: ProjectCopy, status: str) -> str:
     """The end of `dvc queue logs` of each failed task in ``status`` (`dvc queue status`'s text),
     so that a failure says why the experiment failed."""
-    names = re.findall(r"^\w+\s+(\S+)\s+.*\bFailed\s*$", status, flags=re.MULTILINE)
+    names = tasks_in_state(status, "Failed")
     return "".join(f"\n--- dvc queue logs {name} (end) ---\n"
                    + project.dvc("queue", "logs", name, check=False).stdout[-3000:] for name in names)
 
@@ -99,7 +104,7 @@ def test_queued_sweep_with_two_workers_then_compare(project_copy, monkeypatch):
     project.dvc("queue", "start", "-j", "2")
     status = wait_for_queue(project)
     assert status.count("Success") == 4 and status.count("Failed") == 1, status + failed_logs(project, status)
-    succeeded = re.findall(r"^\w+\s+(\S+)\s+.*\bSuccess\s*$", status, flags=re.MULTILINE)
+    succeeded = tasks_in_state(status, "Success")
     assert len(succeeded) == 4, status
     for name in succeeded:  # restored, not run again
         log = project.dvc("queue", "logs", name).stdout
