@@ -11,7 +11,7 @@ from alr_core.active.labels import initial_working_labels
 from alr_core.common import artifacts, paths
 from alr_core.common.cli import run_stage
 from alr_core.common.params import load_params
-from alr_core.common.text import counted, lead_text, method_name, rounded
+from alr_core.common.text import kept_text, lead_text, method_name, rounded
 
 
 def main() -> None:
@@ -37,15 +37,10 @@ def main() -> None:
     artifacts.write_csv(paths.LNL_EPOCHS_PLOT, result.epochs)
     artifacts.write_json(paths.LNL_METRICS, result.metrics)
     artifacts.write_json(paths.LNL_TIMING, result.timing)
-    summary = result.metrics.get("selection", {})
     test = result.metrics["test"] or {}  # None without a test split
     method = method_name(result.metrics["method"], result.metrics.get("selection_rule"))
-    print(
-        f"{method}: test balanced accuracy {rounded(test.get('balanced_accuracy'))}, "
-        f"kept {summary.get('kept', len(result.selection))} of {counted(len(result.selection), 'train sample')} "
-        f"(precision {rounded(summary.get('precision'))}, "
-        f"worst-class recall {rounded(summary.get('worst_class_recall'))})"
-    )
+    print(f"{method}: test balanced accuracy {rounded(test.get('balanced_accuracy'))}, "
+          f"{kept_text(result.metrics['selection'], len(result.selection))}")  # fmt: skip
     net = result.metrics.get("safety_net")
     if net and net["ce_is_better"]:
         using = "using plain CE's model" if net["used"] == "ce" else "lnl.safety_net: pick would use plain CE"

@@ -337,11 +337,14 @@ def _raw_of(params) -> dict:
     return dataclasses.asdict(params)
 
 
-def test_without_truth_there_are_no_selection_metrics():
+def test_without_truth_the_selection_metrics_count_what_c_keeps():
     data = make_data(with_truth=False)
     params = make_params(method="coteaching", epochs=2)
     result = train_phase1(data, params, progress=False)
-    assert "selection" not in result.metrics
+    kept = result.selection["clean_guess"].to_numpy()
+    assert result.metrics["selection"] == selection_metrics(kept, data.train.labels, None, data.class_names)
+    assert result.metrics["selection"]["kept"] == kept.sum() < NUM_TRAIN
+    assert result.metrics["selection"]["precision"] is None
     assert result.epochs["kept_precision_f"].isna().all()
     assert result.selection["clean_guess"].sum() == num_to_keep(NUM_TRAIN, forget_rate_schedule(1, NOISE_RATE, 2, 1))
 

@@ -154,6 +154,20 @@ def test_selection_metrics_hand_example():
     # by observed class: a keeps {0, 2} (0 clean), b keeps {4} (noisy), c keeps {5} (noisy)
     assert result["precision_per_class"] == {"a": 0.5, "b": 0.0, "c": 0.0}
     assert result["worst_class_recall"] == 0.0  # class b lost its only clean sample
+    # observed a: {0, 1, 2} keeps {0, 2}; b: {3, 4} keeps {4}; c: {5, 6, 7} keeps {5}
+    assert result["kept_share_per_class"] == {"a": pytest.approx(2 / 3), "b": 0.5, "c": pytest.approx(1 / 3)}
+
+
+def test_selection_metrics_without_the_truth_count_what_each_observed_class_keeps():
+    kept = np.array([1, 0, 1, 0, 1, 1, 0, 0], dtype=bool)
+    result = selection_metrics(kept, OBSERVED, None, ["a", "b", "c", "d"])  # nobody is labelled d
+    assert result == {"kept": 4, "kept_share": 0.5,
+                      "kept_share_per_class": {"a": pytest.approx(2 / 3), "b": 0.5, "c": pytest.approx(1 / 3), "d": None},
+                      "precision": None, "recall": None, "worst_class_recall": None, "recall_per_class": None,
+                      "precision_per_class": None}  # fmt: skip
+    with_truth = selection_metrics(kept, OBSERVED, TRUTH, ["a", "b", "c", "d"])
+    assert {k: with_truth[k] for k in ("kept", "kept_share", "kept_share_per_class")} == \
+        {k: result[k] for k in ("kept", "kept_share", "kept_share_per_class")}  # fmt: skip
 
 
 def test_selection_metrics_no_kept_sample_in_a_class():

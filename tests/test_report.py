@@ -37,16 +37,17 @@ HEADER = ("round,budget_used,test_balanced_accuracy,test_macro_f1,test_accuracy,
           "test_worst_class_recall,cleaning_efficiency,model_kept")
 
 
-def lnl_metrics(test=True, selection=True) -> dict:
-    metrics = {
+def lnl_metrics(test=True, truth=True) -> dict:
+    selection = {"kept_share": 0.75, "kept_share_per_class": {"a": 0.8, "b": 0.6, "c": 0.9}, "recall": None,
+                 "recall_per_class": None, "worst_class_recall": None}  # fmt: skip
+    if truth:
+        selection |= {"recall": 0.8, "recall_per_class": {"a": 0.9, "b": 0.7, "c": None}, "worst_class_recall": 0.7}
+    return {
         "method": "coteaching_vog",
         "test": {"balanced_accuracy": 0.6, "macro_f1": 0.55, "accuracy": 0.62, "confusion_matrix": CONFUSION,
                  "recall_per_class": {"a": 0.9, "b": 0.4, "c": 0.5}} if test else None,
+        "selection": selection,
     }  # fmt: skip
-    if selection:
-        metrics["selection"] = {"recall": 0.8, "recall_per_class": {"a": 0.9, "b": 0.7, "c": None},
-                                "worst_class_recall": 0.7}  # fmt: skip
-    return metrics
 
 
 def round_metrics(truth=True, test=True) -> list[dict]:
@@ -100,7 +101,7 @@ def test_rounds_table_before_any_round_takes_label_accuracy_from_the_noise():
 
 
 def test_rounds_table_unknown_truth_leaves_label_accuracy_empty(tmp_path):
-    table = rounds_table(lnl_metrics(selection=False), round_metrics(truth=False))
+    table = rounds_table(lnl_metrics(truth=False), round_metrics(truth=False))
     assert csv_text(table, tmp_path).splitlines()[1:] == [
         "0,0,0.6,0.55,0.62,,0.4,,", "1,2,0.7,0.65,0.71,,0.6,,False", "2,6,0.8,0.75,0.82,,0.7,,True"
     ]
@@ -173,7 +174,7 @@ def test_summary_budget_zero_is_the_final_score():
 
 
 def test_summary_unknown_truth():
-    lnl, rounds = lnl_metrics(selection=False), round_metrics(truth=False)
+    lnl, rounds = lnl_metrics(truth=False), round_metrics(truth=False)
     result = summary(rounds_table(lnl, rounds), lnl, rounds)
     assert result["final_label_accuracy"] is None
     assert result["phase1_selection_worst_class_recall"] is None
@@ -207,7 +208,7 @@ def png_bytes(figure) -> bytes:
     lambda: learning_curve_figure(rounds_table(lnl_metrics(), round_metrics())),
     lambda: learning_curve_figure(rounds_table(lnl_metrics(test=False), round_metrics(truth=False, test=False))),
     lambda: class_recall_figure(lnl_metrics()),
-    lambda: class_recall_figure(lnl_metrics(selection=False)),
+    lambda: class_recall_figure(lnl_metrics(truth=False)),
     lambda: confusion_figure(CONFUSION, CLASSES, "final"),
     lambda: confusion_figure(None, CLASSES, "final"),
 ], ids=["curve", "curve-empty", "recall", "recall-unknown", "confusion", "confusion-none"])  # fmt: skip
@@ -215,6 +216,20 @@ def test_figures_render_as_png(make, tmp_path):
     figure = make()
     assert hasattr(figure, "savefig")
     assert png_bytes(figure).startswith(PNG_SIGNATURE)
+
+
+@pytest.mark.parametrize("truth, heights, overall, title", [
+    (True, [0.9, 0.7], 0.8, "clean-selection recall per class"),
+    (False, [0.8, 0.6, 0.9], 0.75, "labels kept per class (true labels unknown)"),
+])  # fmt: skip
+def test_class_recall_figure_shows_the_recall_or_without_the_truth_the_kept_shares(truth, heights, overall, title):
+    figure = class_recall_figure(lnl_metrics(truth=truth))
+    (axis,) = figure.axes
+    bars = [patch.get_height() for patch in axis.patches]
+    assert [h for h in bars if not np.isnan(h)] == heights  # class c has no clean sample: no recall bar
+    assert [line.get_ydata()[0] for line in axis.get_lines()] == [overall]
+    assert axis.get_title() == f"Phase 1 (coteaching_vog): {title}"
+    png_bytes(figure)
 
 
 def test_learning_curve_figure_plots_the_three_series():

@@ -1,10 +1,13 @@
-"""alr_core.common.text: the near-miss guesses of error messages."""
+"""alr_core.common.text: the near-miss guesses of error messages, and phase 1's line on what C keeps."""
 
 from __future__ import annotations
 
 import pytest
 
-from alr_core.common.text import close_match, did_you_mean
+import numpy as np
+
+from alr_core.common.text import close_match, did_you_mean, kept_text
+from alr_core.evaluation.metrics import selection_metrics
 
 CLASSES = ["Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"]
 
@@ -32,3 +35,15 @@ def test_close_match_keeps_difflibs_default_bar_and_the_first_of_equal_spellings
     assert close_match("Basophil", CLASSES) == "Eosinophil"  # 0.67 ≥ the default 0.6
     assert close_match("mel", ["MEL", "mel "]) == "MEL"
     assert close_match("xyz", CLASSES) is None
+
+
+def test_kept_text_gives_precision_and_worst_class_recall_or_without_the_truth_the_least_kept_class():
+    observed = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2])
+    kept = np.array([1, 1, 1, 0, 1, 0, 0, 1, 1], dtype=bool)
+    truth = np.array([0, 0, 1, 0, 1, 1, 1, 2, 0])
+    with_truth = selection_metrics(kept, observed, truth, CLASSES[:3])
+    # clean kept: 0, 1, 4, 7 of kept 0, 1, 2, 4, 7, 8; class Lymphocyte keeps 1 of its 3 clean samples
+    assert kept_text(with_truth, 9) == "kept 6 of 9 train samples (precision 0.667, worst-class recall 0.333)"
+    unknown = selection_metrics(kept, observed, None, CLASSES[:3])
+    assert kept_text(unknown, 9) == ("kept 6 of 9 train samples (true labels unknown; the least kept class: "
+                                     "Lymphocyte, 33% of its labels)")  # fmt: skip

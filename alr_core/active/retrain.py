@@ -51,7 +51,7 @@ from alr_core.nn.training import (
 class Retrained:
     model: torch.nn.Module
     peer: Optional[torch.nn.Module]  # Co-teaching's g under al.train_on: lnl, else None
-    metrics: dict  # kept_previous, best_epoch, val, test (and, under lnl with known truth, the round's selection)
+    metrics: dict  # kept_previous, best_epoch, val, test (and, under lnl, the round's selection)
 
 
 def retrain(model: torch.nn.Module, peer: Optional[torch.nn.Module], spec: ModelSpec, normalization: dict,
@@ -102,9 +102,7 @@ def _retrain_lnl(model, peer, spec: ModelSpec, data: PipelineData, relabelled: n
                               num_gradual=params.lnl.num_gradual if scratch else 0)
     round_params = dataclasses.replace(params, seed=seed, lnl=lnl, train=dataclasses.replace(params.train, lr=al.lr))
     result = train_phase1(data, round_params, progress, networks=networks, always_keep=relabelled)
-    metrics = {key: result.metrics.get(key) for key in ("best_epoch", "val", "test")}
-    if "selection" in result.metrics:
-        metrics["selection"] = result.metrics["selection"]
+    metrics = {key: result.metrics.get(key) for key in ("best_epoch", "val", "test", "selection")}
     return Retrained(result.model, result.peer, metrics)
 
 

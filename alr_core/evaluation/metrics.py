@@ -82,17 +82,38 @@ def macro_auroc(labels: np.ndarray, probs: np.ndarray) -> Optional[float]:
 
 
 def selection_metrics(
-    kept: np.ndarray, observed: np.ndarray, truth: np.ndarray, class_names: Sequence[str]
+    kept: np.ndarray, observed: np.ndarray, truth: Optional[np.ndarray], class_names: Sequence[str]
 ) -> dict:
-    """How well a clean guess ``kept`` matches the truly clean samples (observed == truth).
+    """What a clean guess ``kept`` (bool (N,)) holds of the observed labels ``observed`` (int
+    (N,)), and with ``truth`` (int (N,), or None when the true labels are unknown) how well it
+    matches the truly clean samples (observed == truth).
 
-    precision: share of kept samples that are clean; recall: share of clean samples kept.
-    Per class: recall over the clean samples of each class; precision over the kept samples
-    of each *observed* class. worst_class_recall: the minimum recall over classes that have
-    clean samples — the number loss-only selection drives to 0 for rare classes.
+    kept, kept_share: samples kept, and their share of N. kept_share_per_class: the share of
+    each *observed* class's samples kept (None for a class nobody is labelled with): without
+    the truth, the one per-class view of what the rule dropped. With the truth: precision,
+    the share of kept samples that are clean; recall, the share of clean samples kept. Per
+    class: recall over the clean samples of each class; precision over the kept samples of
+    each observed class. worst_class_recall: the minimum recall over classes that have clean
+    samples — the number loss-only selection drives to 0 for rare classes. Without the truth
+    these are None.
     """
     kept = np.asarray(kept, dtype=bool)
-    clean = np.asarray(observed) == np.asarray(truth)
+    observed = np.asarray(observed)
+    counts = np.bincount(observed, minlength=len(class_names))
+    kept_counts = np.bincount(observed[kept], minlength=len(class_names))
+    result = {
+        "kept": int(kept.sum()),
+        "kept_share": float(kept.mean()),
+        "kept_share_per_class": _by_class(kept_counts / np.maximum(counts, 1), class_names, counts > 0),
+        "precision": None,
+        "recall": None,
+        "worst_class_recall": None,
+        "recall_per_class": None,
+        "precision_per_class": None,
+    }
+    if truth is None:
+        return result
+    clean = observed == np.asarray(truth)
     recall = {}
     precision = {}
     for k, name in enumerate(class_names):
@@ -101,9 +122,7 @@ def selection_metrics(
         recall[name] = float((kept & clean_k).sum() / clean_k.sum()) if clean_k.any() else None
         precision[name] = float((kept_k & clean).sum() / kept_k.sum()) if kept_k.any() else None
     defined = [r for r in recall.values() if r is not None]
-    return {
-        "kept": int(kept.sum()),
-        "kept_share": float(kept.mean()),
+    return result | {
         "precision": float((kept & clean).sum() / kept.sum()) if kept.any() else None,
         "recall": float((kept & clean).sum() / clean.sum()) if clean.any() else None,
         "worst_class_recall": min(defined) if defined else None,

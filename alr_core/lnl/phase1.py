@@ -276,9 +276,8 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True,
         "seconds": {k: round(v, 3) for k, v in timer.items()},
         "train_images_per_second_per_network": round(lnl.epochs * len(train) / timer["train"], 1),
     }
-    if data.train.truth is not None:
-        metrics["selection"] = selection_metrics(selection["clean_guess"].to_numpy(), data.train.labels,
-                                                 data.train.truth, data.class_names)  # fmt: skip
+    metrics["selection"] = selection_metrics(selection["clean_guess"].to_numpy(), data.train.labels, data.train.truth,
+                                             data.class_names)  # fmt: skip
     return Phase1Result(spec, normalization, model, peer, selection, pd.DataFrame(rows), metrics, timing,
                         val_probs.argmax(1))
 

@@ -132,7 +132,7 @@ def summary(table: pd.DataFrame, lnl_metrics: dict, round_metrics: list[dict]) -
         "cleaning_efficiency_ceiling": ceiling,
         "fixes_already_predicted": share_of_fixes("fixed_already_predicted"),
         "fixes_in_trusted": share_of_fixes("fixed_in_trusted"),
-        "phase1_selection_worst_class_recall": (lnl_metrics.get("selection") or {}).get("worst_class_recall"),
+        "phase1_selection_worst_class_recall": lnl_metrics["selection"]["worst_class_recall"],
         # lnl.safety_net's comparison with plain CE on the validation split (None when off)
         "phase1_safety_net": lnl_metrics.get("safety_net"),
     }
@@ -202,21 +202,23 @@ def learning_curve_figure(table: pd.DataFrame):
 
 
 def class_recall_figure(lnl_metrics: dict):
-    """Per-class recall of phase 1's clean guess C (share of each class's clean samples kept)."""
+    """Per-class recall of phase 1's clean guess C (share of each class's clean samples kept);
+    without the truth, the share of each observed class's labels C keeps."""
     figure, axis = _axes()
-    selection = lnl_metrics.get("selection")
-    if not selection:
-        axis.text(0.5, 0.5, "true labels unknown:\nno selection recall", ha="center", va="center")
-        axis.set_axis_off()
-        return figure
-    names = list(selection["recall_per_class"])
-    values = [np.nan if v is None else v for v in selection["recall_per_class"].values()]
+    selection = lnl_metrics["selection"]
+    if selection["recall_per_class"] is not None:
+        by_class, overall = selection["recall_per_class"], selection["recall"]
+        ylabel, what = "recall of clean samples in C", "clean-selection recall per class"
+    else:
+        by_class, overall = selection["kept_share_per_class"], selection["kept_share"]
+        ylabel, what = "share of the observed labels kept in C", "labels kept per class (true labels unknown)"
+    names = list(by_class)
+    values = [np.nan if v is None else v for v in by_class.values()]
     bars = axis.bar(names, values, color="tab:blue")
     axis.bar_label(bars, fmt="%.2f", fontsize=8)  # a recall of 0 is otherwise an invisible bar
-    axis.axhline(selection["recall"], color="tab:red", linestyle="--", label=f"overall {selection['recall']:.2f}")
+    axis.axhline(overall, color="tab:red", linestyle="--", label=f"overall {overall:.2f}")
     # ylim above 1: room for the labels of full bars
-    axis.set(xlabel="class", ylabel="recall of clean samples in C", ylim=(0, 1.1),
-             title=f"Phase 1 ({lnl_metrics['method']}): clean-selection recall per class")  # fmt: skip
+    axis.set(xlabel="class", ylabel=ylabel, ylim=(0, 1.1), title=f"Phase 1 ({lnl_metrics['method']}): {what}")
     axis.tick_params(axis="x", rotation=45)
     axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # outside: inside it hid bars
     return figure
