@@ -33,8 +33,9 @@ def lead_text(lead: dict | None) -> str:
 
 def kept_text(selection: dict, num_train: int) -> str:
     """"kept 865 of 1080 train samples (precision 0.91, worst-class recall 0.74)" from lnl.json's
-    ``selection``; without the truth (``recall_per_class`` None) the observed class C keeps the
-    least of instead: "(true labels unknown; the least kept class: referable, 62% of its labels)"."""
+    ``selection``. Without the truth (``recall_per_class`` None) it names instead the observed
+    class of which C keeps the smallest share: "(true labels unknown; the least kept class:
+    referable, 62% of its labels)"."""
     kept = f"kept {selection['kept']} of {counted(num_train, 'train sample')}"
     if selection["recall_per_class"] is not None:
         return (f"{kept} (precision {rounded(selection['precision'])}, "
