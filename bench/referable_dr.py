@@ -3,7 +3,7 @@ against 2–4 ("referable", moderate or worse, the usual referral threshold), wr
 manifest with one PNG per image and MedMNIST's own split in a ``split`` column, i.e. as a user
 brings data (``data.source: csv``). Pixels are MedMNIST's, unchanged.
 
-    python -m bench.referable_dr --npz ../shared/data/retinamnist/retinamnist.npz --out /tmp/referable_dr
+    python -m bench.referable_dr --out /tmp/referable_dr   # --npz: RetinaMNIST in ../shared/data by default
     python -m bench.ssl_evidence --dataset \\
         "referable_dr=csv:/tmp/referable_dr/manifest.csv;csv={label_column: label, split_column: split}" ...
 """
@@ -16,6 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
+
+from alr_core.common import artifacts
+from bench.phase1_evidence import RETINA
 
 REFERABLE_FROM_GRADE = 2
 
@@ -33,13 +36,13 @@ def write_manifest(npz: Path, out: Path) -> pd.DataFrame:
             label = "referable" if grade >= REFERABLE_FROM_GRADE else "non_referable"
             rows.append({"image": name, "label": label, "split": split, "grade": int(grade)})
     manifest = pd.DataFrame(rows)
-    manifest.to_csv(out / "manifest.csv", index=False)
+    artifacts.write_csv(out / "manifest.csv", manifest)
     return manifest
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--npz", type=Path, default=Path("../shared/data/retinamnist/retinamnist.npz"))
+    parser.add_argument("--npz", type=Path, default=RETINA)
     parser.add_argument("--out", type=Path, default=Path("/tmp/referable_dr"))
     args = parser.parse_args()
     manifest = write_manifest(args.npz, args.out)
