@@ -146,13 +146,21 @@ def suggestion_sentence(accuracy: float, num_val: int) -> str:
             "(balanced accuracy): the lower, the more flags are false alarms")  # fmt: skip
 
 
-def false_alarm_sentence(val_false_alarms: dict, num_val: int) -> str:
+def false_alarm_sentence(val_false_alarms: dict, num_val: int, num_train: int) -> str:
     """How often the rules flag the validation labels, which alr takes as right, and what that
-    says about the train flags; ``val_false_alarms``: metrics/label_issues.json's."""
-    return (f"the rules flag {val_false_alarms['rate']['either']:.0%} of the {counted(num_val, 'validation label')}, "
-            f"which alr takes as right: if the train labels are mostly right too, about "
-            f"{val_false_alarms['if_labels_right']} of the {val_false_alarms['flagged']} train samples they flag are "
-            "false alarms")  # fmt: skip
+    says about the train flags; ``val_false_alarms``: metrics/label_issues.json's, ``num_train``
+    the train samples it ranks. Where the rules flag the train labels no more often than the
+    validation labels, the flags cannot be told from false alarms, and the sentence says so
+    rather than count every flag a false alarm."""
+    rate, flagged = val_false_alarms["rate"]["either"], val_false_alarms["flagged"]
+    head = f"the rules flag {rate:.0%} of the {counted(num_val, 'validation label')}, which alr takes as right"
+    if flagged == 0:
+        return f"{head}, and no train label"
+    if flagged <= rate * num_train:
+        return (f"{head}, and {flagged / num_train:.0%} of the train labels: no more often than right ones, so "
+                "the train flags may all be false alarms")  # fmt: skip
+    return (f"{head}: if the train labels are mostly right too, about {val_false_alarms['if_labels_right']} of the "
+            f"{flagged} train samples they flag are false alarms")  # fmt: skip
 
 
 def validation_notes(label_issues: dict) -> str | None:
@@ -163,7 +171,8 @@ def validation_notes(label_issues: dict) -> str | None:
     ``val_false_alarms``)."""
     notes = []
     if label_issues.get("val_false_alarms") is not None:
-        notes.append(false_alarm_sentence(label_issues["val_false_alarms"], label_issues["num_val"]))
+        notes.append(false_alarm_sentence(label_issues["val_false_alarms"], label_issues["num_val"],
+                                         label_issues["num_train"]))
     if label_issues.get("suggestion_val_balanced_accuracy") is not None:
         notes.append(suggestion_sentence(label_issues["suggestion_val_balanced_accuracy"], label_issues["num_val"]))
     return "; ".join(notes) or None
