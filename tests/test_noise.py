@@ -75,6 +75,19 @@ def test_rates_that_leave_the_true_label_a_minority_are_refused(noise_type, rate
     assert f"Use a rate below {limit}" in message
 
 
+def test_the_limit_counts_the_classes_the_noise_acts_on():
+    # with class 0 kept clean, classes 1 and 2 flip only into each other: at 0.6 class 1's
+    # samples would carry label 2 more often than 1
+    labels = np.arange(3000) % 3
+    with pytest.raises(AlrError) as info:
+        noisy(labels, "symmetric", 0.6, num_classes=3, keep=[0])
+    assert str(info.value).startswith("noise.rate is 0.6 with symmetric noise on K = 2 classes outside "
+                                      "noise.keep_clean_classes; at rate ≥ 0.5 the true label")  # fmt: skip
+    observed = noisy(labels, "symmetric", 0.45, num_classes=3, keep=[0])
+    assert (observed[labels == 0] == 0).all()
+    assert np.bincount(observed[labels == 1], minlength=3)[1] > np.bincount(observed[labels == 1], minlength=3)[2]
+
+
 def test_rates_just_below_the_limit_are_accepted():
     assert noisy(np.arange(10) % 2, "symmetric", 0.49, num_classes=2).shape == (10,)
     assert noisy(np.arange(10) % 3, "symmetric", 0.66, num_classes=3).shape == (10,)

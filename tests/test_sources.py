@@ -98,6 +98,19 @@ def test_synthetic_layout_keeps_one_train_image_of_a_vanishing_class():
         synthetic_layout(2, 3, imbalance_ratio=10, val_per_class=1, test_per_class=1)
 
 
+@pytest.mark.parametrize("num_train, num_classes, ratio, head", [
+    (10, 10, 100, [1] * 4),  # every class one image (the minimum's excess used to come off class 0, leaving it none)
+    (100, 50, 100, [6, 6, 5, 5]),  # 1 each, then ⌊50·shares⌋ (class 0 used to fall below class 1)
+    (300, 100, 1000, [15, 14, 13, 12]),  # an excess larger than class 0 raised a numpy error
+])  # fmt: skip
+def test_synthetic_layout_takes_the_minimums_excess_off_the_largest_classes(num_train, num_classes, ratio, head):
+    labels, splits = synthetic_layout(num_train, num_classes, imbalance_ratio=ratio, val_per_class=1,
+                                      test_per_class=1)  # fmt: skip
+    train = np.bincount(labels[splits == "train"], minlength=num_classes)
+    assert train.sum() == num_train and train.min() == 1 and (np.diff(train) <= 0).all()
+    assert train[:4].tolist() == head[:4]
+
+
 def test_synthetic_source_shape_ids_and_splits():
     data = read_source(synthetic(image_size=16))
     assert data.images.shape == (300 + 5 * (15 + 30), 16, 16, 1) and data.images.dtype == np.uint8

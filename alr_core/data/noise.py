@@ -46,9 +46,10 @@ def inject_noise(
         return labels.copy()
     targets_allowed = ~kept
     if noise_type == "symmetric":
-        check_learnable_rate(noise_type, rate, num_classes)
         if targets_allowed.sum() < 2:
             raise AlrError("symmetric noise needs at least 2 classes outside noise.keep_clean_classes")
+        # a corrupted label is drawn among the classes outside keep_clean_classes only
+        check_learnable_rate(noise_type, rate, int(targets_allowed.sum()), num_kept=int(kept.sum()))
         target = _uniform_other_class(labels, targets_allowed, rng)
     elif noise_type == "pairflip":
         check_learnable_rate(noise_type, rate, num_classes)
@@ -66,13 +67,15 @@ def max_learnable_rate(noise_type: str, num_classes: int) -> float:
     return (num_classes - 1) / num_classes if noise_type == "symmetric" else 0.5
 
 
-def check_learnable_rate(noise_type: str, rate: float, num_classes: int) -> None:
+def check_learnable_rate(noise_type: str, rate: float, num_classes: int, num_kept: int = 0) -> None:
     """Refuse a rate at which the true label is no longer the majority label of its class:
-    there no method can tell the true class from the noise."""
+    there no method can tell the true class from the noise. ``num_classes``: the classes the
+    noise acts on, ``num_kept`` more being in noise.keep_clean_classes (named in the message)."""
     limit = max_learnable_rate(noise_type, num_classes)
     if rate >= limit:
+        outside = " outside noise.keep_clean_classes" if num_kept else ""
         raise AlrError(
-            f"noise.rate is {rate} with {noise_type} noise on K = {num_classes} classes; at rate ≥ "
+            f"noise.rate is {rate} with {noise_type} noise on K = {num_classes} classes{outside}; at rate ≥ "
             f"{limit:g} the true label is no longer the most frequent label of its class, so no method can "
             f"learn it. Use a rate below {limit:g}"
         )

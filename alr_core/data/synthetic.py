@@ -26,14 +26,11 @@ def synthetic_layout(num_train: int, num_classes: int, imbalance_ratio: float, v
     if num_train < num_classes:
         raise AlrError(f"data.synthetic.num_train is {num_train}; it must be at least num_classes ({num_classes})")
     train_counts = np.maximum(1, np.floor(num_train * shares / shares.sum())).astype(int)
-    # Settle the rounding on the head classes, so the train split has exactly num_train: a
-    # shortfall adds one image to each of the largest classes, an excess (from the minimum
-    # of one image per class) comes off the head.
-    shortfall = num_train - train_counts.sum()
-    if shortfall >= 0:
-        train_counts[:shortfall] += 1
-    else:
-        train_counts[0] += shortfall
+    if train_counts.sum() > num_train:  # the minimum of one image per class overshoots: share out the rest
+        train_counts = 1 + np.floor((num_train - num_classes) * shares / shares.sum()).astype(int)
+    # Settle the rounding on the head classes, so the train split has exactly num_train: the
+    # shortfall (fewer than K) adds one image to each of the largest classes
+    train_counts[: num_train - train_counts.sum()] += 1
     labels, splits = [], []
     for split, counts in (("train", train_counts), ("val", [val_per_class] * num_classes),
                           ("test", [test_per_class] * num_classes)):  # fmt: skip
