@@ -58,6 +58,16 @@ def test_nearest_neighbours_never_lists_a_row_among_its_duplicates():
     assert set(nearest) <= {0, 1, 2} and (nearest != np.arange(3)).all()
 
 
+def test_nearest_neighbours_rank_a_zero_row_at_similarity_zero():
+    # a zero row lies at Euclidean distance 1 from every unit row, which an unguarded search
+    # takes for cosine 0.5: row 0 used to get the zero row (similarity 0) before row 1 (0.3)
+    points = np.array([[1.0, 0.0], [0.3, 0.954], [0.0, 0.0], [-0.1, 0.995]])
+    indices, similarities = nearest_neighbours(points, 2)
+    assert indices[0].tolist() == [1, 2]  # cosine 0.3, then 0 (the zero row) before −0.1
+    np.testing.assert_allclose(similarities[0], [0.3 / np.hypot(0.3, 0.954), 0.0], atol=1e-12)
+    assert indices[2].tolist() == [0, 1] and (similarities[2] == 0).all()  # every row at 0: by index
+
+
 @pytest.mark.parametrize(
     "embeddings, k, message",
     [(HAND_POINTS, 0, "k is 0; expected an integer in \\[1, 4\\]"),

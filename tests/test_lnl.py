@@ -21,7 +21,7 @@ from alr_core.data.datasets import PipelineData, SplitData, load_pipeline_data, 
 from alr_core.evaluation.metrics import selection_metrics
 from alr_core.lnl.class_rules import CLASS_RULES, class_gmm
 from alr_core.lnl.phase1 import train_phase1
-from alr_core.lnl.selection import forget_rate_schedule, kept_mask, num_to_keep
+from alr_core.lnl.selection import balance_weights, forget_rate_schedule, kept_mask, masked_loss, num_to_keep
 from alr_core.nn.models import ModelSpec, load_checkpoint, save_checkpoint
 
 CLASS_NAMES = ["square_tl", "square_br", "bar"]
@@ -124,6 +124,27 @@ def check_classification(scores: dict):
     assert -1.0 <= scores["mcc"] <= 1.0
     assert list(scores["recall_per_class"]) == CLASS_NAMES
     assert np.array(scores["confusion_matrix"]).sum() == 30
+
+
+def test_plain_ce_weights_its_loss_by_class_under_class_balance_loss(data, monkeypatch):
+    # lnl.class_balance: loss used to reach Co-teaching's exchange and the feature rules' C only:
+    # plain CE trained bit-identically to class_balance: none
+    weights = []
+
+    def spy(losses, batch_weights):
+        weights.append(batch_weights.detach().clone())
+        return masked_loss(losses, batch_weights)
+
+    monkeypatch.setattr(lnl_module, "masked_loss", spy)
+    weighted = train_phase1(data, make_params(method="ce", class_balance="loss", epochs=1), progress=False)
+    labels = torch.as_tensor(data.train.labels)
+    expected = balance_weights(torch.bincount(labels, minlength=3))[labels]
+    assert torch.equal(torch.cat(weights).sort().values, expected.sort().values)  # every sample once, its class's
+    assert expected.max() > 10 * expected.min()  # the 3-sample class weighs far more than the 60-sample one
+    plain = train_phase1(data, make_params(method="ce", class_balance="none", epochs=1), progress=False)
+    assert len(weights) == math.ceil(NUM_TRAIN / BATCH_SIZE) - 1  # no further calls: none trains unweighted
+    assert not all(torch.equal(a, b) for a, b in zip(weighted.model.state_dict().values(),
+                                                     plain.model.state_dict().values()))  # fmt: skip
 
 
 @pytest.mark.parametrize("name", list(RUNS))

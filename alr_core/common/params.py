@@ -368,6 +368,13 @@ def _check_consistency(params: Params, source: str) -> None:
             "is true, which gives every sample of C its true label at round 1; use al.pool: all, "
             "unselected or unselected_first, or al.paper_protocol: false"
         )
+    lnl = params.lnl
+    if lnl.method == "coteaching_vog" and lnl.vog_source == "train" and lnl.class_balance == "sampler":
+        raise AlrError(
+            f"{source}: 'lnl.vog_source' is 'train' but 'lnl.class_balance' is 'sampler', whose batches draw "
+            "with replacement and miss part of the train split every epoch, so those samples' VOG would mix "
+            "stale gradients; use lnl.vog_source: eval (a pass over every sample) or lnl.class_balance: loss"
+        )
     _check_rounds(params.rounds, source)
     _check_model(params, source)
 

@@ -66,10 +66,14 @@ def nearest_neighbours(embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.n
     n = len(embeddings)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n - 1:
         raise AlrError(f"k is {k!r}; expected an integer in [1, {n - 1}] (the number of other rows)")
-    unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
-    # on unit vectors the Euclidean order is the cosine order; kneighbors() without a query
-    # leaves each row out of its own list (a duplicate of it stays in)
-    search = NearestNeighbors(n_neighbors=k, algorithm="brute", metric="euclidean").fit(unit)
+    norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
+    unit = embeddings / np.maximum(norms, 1e-12)
+    # on unit vectors the Euclidean order is the cosine order; a zero row would lie at distance
+    # 1 from every unit row, as near as a row at cosine 0.5, so the search gives it an axis of
+    # its own (orthogonal to every other row); kneighbors() without a query leaves each row out
+    # of its own list (a duplicate of it stays in)
+    search = NearestNeighbors(n_neighbors=k, algorithm="brute", metric="euclidean")
+    search.fit(np.hstack([unit, norms < 1e-12]))
     indices = search.kneighbors(return_distance=False).astype(np.int64)
     # exact dot products, so equally similar rows compare equal for the tie order (the search's
     # squared-distance expansion rounds); in blocks of rows so the gathered (rows, k, D)

@@ -181,7 +181,7 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True,
                 if truth is not None:
                     kept_clean += (kept[0] & (y == truth[idx])).sum()
             else:
-                batch_losses = (losses[0].mean(),)
+                batch_losses = (losses[0].mean() if class_weight is None else masked_loss(losses[0], class_weight[y]),)
                 batch_sizes = [len(idx)]
             precision.step(distributed.loss_for_backward(sum(batch_losses)), optimizer)
             epoch_losses.add(batch_losses, batch_sizes)
