@@ -15,7 +15,7 @@ from alr_core.common.errors import AlrError
 from alr_core.common.params import CsvParams, DataParams, SyntheticParams
 from alr_core.data import sources
 from alr_core.data.images import decode_threads
-from alr_core.data.sources import read_source
+from alr_core.data.sources import read_source, source_files
 from alr_core.data.synthetic import synthetic_images, synthetic_layout
 
 EXPECTED_KEYS = "['train_images', 'train_labels', 'val_images', 'val_labels', 'test_images', 'test_labels']"
@@ -230,17 +230,26 @@ def test_medmnist_unreadable_path(tmp_path, monkeypatch):
     assert error_of(medmnist(path)) == f"data.path: {path} is not readable (check its permissions)"
 
 
-@pytest.mark.parametrize("kind", ["garbage", "npy", "folder"])
+@pytest.mark.parametrize("kind", ["garbage", "npy"])
 def test_medmnist_not_an_npz(tmp_path, kind):
     path = tmp_path / "data.npz"
     if kind == "garbage":
         path.write_bytes(b"this is not a zip archive\n" * 4)
-    elif kind == "npy":
+    else:
         path = tmp_path / "data.npy"
         np.save(path, np.zeros((3, 4), dtype=np.uint8))
-    else:
-        path.mkdir()
     assert error_of(medmnist(path)).startswith(f"{path}: cannot read as a .npz file (")
+
+
+def test_medmnist_path_that_is_a_folder_names_its_npz_files(tmp_path):
+    # the folder that holds the .npz: the fingerprint stage, which runs first, crashed on it
+    write_npz(tmp_path / "retinamnist.npz")
+    expected = (f"data.path: {tmp_path} is a folder; data.source 'medmnist' reads one .npz file (this folder has "
+                "retinamnist.npz)")  # fmt: skip
+    assert error_of(medmnist(tmp_path)) == expected
+    with pytest.raises(AlrError) as info:
+        source_files(medmnist(tmp_path))
+    assert str(info.value) == expected
 
 
 def test_medmnist_missing_keys(tmp_path):
@@ -454,9 +463,14 @@ def test_imagefolder_ignores_hidden_and_non_images_and_recurses(tmp_path):
     write_image(root / ".thumbs" / "x.png")  # hidden folder: not a class
     (root / "a" / "notes.txt").write_text("not an image")
     write_image(root / "b" / "nested" / "deep.PNG")  # subfolders of a class belong to it
+    # hidden at any depth: a notebook's checkpoint copy would be a duplicate sample, a macOS
+    # resource fork ("._" + the name) is not an image at all
+    write_image(root / "a" / ".ipynb_checkpoints" / "img00-checkpoint.png")
+    (root / "b" / "nested" / "._deep.PNG").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
     data = read_source(imagefolder(root))
     assert data.class_names == ["a", "b"]
     assert data.sample_ids == ["a/img00.png", "b/img00.png", "b/nested/deep.PNG"]
+    assert [p.name for p in source_files(imagefolder(root))] == ["img00.png", "img00.png", "deep.PNG"]
 
 
 def test_imagefolder_class_names_select_and_order(tmp_path):
@@ -503,6 +517,24 @@ def test_imagefolder_corrupt_image(tmp_path):
     bad = root / "b" / "broken.png"
     bad.write_bytes(b"\x89PNG not really")
     assert error_of(imagefolder(root)).startswith(f"{bad}: cannot read as an image (")
+
+
+def test_imagefolder_image_too_large_to_decode(tmp_path):
+    import struct
+    import zlib
+
+    # a PNG header claiming 20000 × 20000 px: Pillow refuses it as a decompression bomb, which is
+    # no OSError, so it used to escape as a traceback naming no file
+    root = write_image_folder(tmp_path / "r", {"a": 1, "b": 1})
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    huge = root / "b" / "huge.png"
+    huge.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", b"") + chunk(b"IEND", b""))  # fmt: skip
+    message = error_of(imagefolder(root))
+    assert message.startswith(f"{huge}: Image size (400000000 pixels) exceeds limit")
+    assert message.endswith("; downscale the image (or crop it to the region of interest) first")
 
 
 def test_imagefolder_truncated_image(tmp_path):
@@ -698,7 +730,15 @@ def test_csv_bad_labels(image_dir, labels, class_names, expected):
 
 def test_csv_class_with_no_rows(image_dir):
     path = write_csv(image_dir / "m.csv", {"image": ["img0.png", "img1.png"], "label": [0, 2]})
-    assert error_of(csv(path, label_column="label")).startswith(f"{path}: classes ['1'] have no images")
+    assert error_of(csv(path, label_column="label")) == (
+        f"{path}: column 'label' holds integer labels 0..2, read as class indices counted from 0, but no row has "
+        "[1]; number the classes 0..K−1 (subtract 1 from labels counted from 1), or write class names")  # fmt: skip
+    # labels counted from 1 used to be told to "remove ['0'] from data.class_names", which was never set
+    ones = write_csv(image_dir / "o.csv", {"image": ["img0.png", "img1.png"], "label": [1, 2]})
+    assert "integer labels 1..2, read as class indices counted from 0, but no row has [0]" in error_of(
+        csv(ones, label_column="label"))
+    assert error_of(csv(path, label_column="label", class_names=["a", "b", "c"])).startswith(
+        f"{path}: classes ['b'] have no images")
     names = write_csv(image_dir / "n.csv", {"image": ["img0.png", "img1.png"], "dx": ["a", "a"]})
     assert error_of(csv(names, label_column="dx", class_names=["a", "b"])).startswith(
         f"{names}: classes ['b'] have no images"
@@ -737,6 +777,46 @@ def test_csv_image_problems(image_dir):
     )
     dup = write_csv(image_dir / "d.csv", {"image": ["img0.png", "img1.png", "img0.png"], "label": [0, 1, 1]})
     assert error_of(csv(dup, label_column="label")) == f"{dup}: image 'img0.png' is listed more than once"
+
+
+def test_csv_ids_that_look_like_numbers_stay_text(image_dir):
+    # "0012" read as the number 12 was looked for as "12" and not found
+    for i, name in enumerate(["0012", "007.5"]):
+        write_image(image_dir / f"{name}.png", (6, 6), "RGB", value=(i, i, i))
+    path = write_csv(image_dir / "m.csv", {"image": ["0012", "007.5"], "label": ["a", "b"],
+                                           "split": ["train", "test"], "patient": ["0012", "12"]})  # fmt: skip
+    data = read_source(csv(path, label_column="label", split_column="split", group_column="patient"))
+    assert data.sample_ids == ["0012", "007.5"] and data.groups.tolist() == ["0012", "12"]
+    assert [Path(p).name for p in data.paths] == ["0012.png", "007.5.png"]
+
+
+def test_csv_paths_without_an_image_suffix_with_windows_separators_or_spaces(image_dir):
+    (image_dir / "sub").mkdir()
+    write_image(image_dir / "1.2.826.0.1.3680043.8.498.1000.png", (6, 6), "RGB")  # a DICOM UID: dots, no suffix
+    write_image(image_dir / "IMG_0.JPG", (6, 6), "RGB")  # an upper-case suffix
+    write_image(image_dir / "sub" / "j0.png", (6, 6), "RGB")
+    path = write_csv(image_dir / "m.csv", {"image": ["1.2.826.0.1.3680043.8.498.1000", "IMG_0", "sub\\j0.png",
+                                                     " img0.png "], "label": ["a", "b", "a", "b"]})  # fmt: skip
+    data = read_source(csv(path, label_column="label"))
+    assert [Path(p).relative_to(image_dir).as_posix() for p in data.paths] == [
+        "1.2.826.0.1.3680043.8.498.1000.png", "IMG_0.JPG", "sub/j0.png", "img0.png"]
+    assert data.sample_ids[3] == "img0.png"
+
+
+def test_csv_empty_cells_are_named(image_dir):
+    path = write_csv(image_dir / "m.csv", {"image": ["img0.png", None], "label": ["a", "b"]})
+    assert error_of(csv(path, label_column="label")) == f"{path}: row 3: empty image path in column 'image'"
+    split = write_csv(image_dir / "s.csv", {"image": ["img0.png", "img1.png"], "label": ["a", "b"],
+                                            "split": ["train", None]})  # fmt: skip
+    assert error_of(csv(split, label_column="label", split_column="split")) == (
+        f"{split}: row 3: split '' in column 'split'; valid splits: train, val, test")
+    # auto-detected one-hot columns: a 0/1 column with an empty cell used to drop out silently,
+    # and the error then blamed a row of the remaining columns
+    one_hot = write_csv(image_dir / "h.csv", {"image": ["img0.png", "img1.png", "img2.png"], "A": [1, 0, 1],
+                                              "B": [0, 1, None]})  # fmt: skip
+    assert error_of(csv(one_hot)) == (
+        f"{one_hot}: row 4: empty cell in column 'B', which otherwise holds 0 or 1 like a one-hot class column; "
+        "fill it, or list the class columns in data.csv.class_columns")  # fmt: skip
 
 
 def test_csv_bad_split_column(image_dir):

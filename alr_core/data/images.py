@@ -160,6 +160,8 @@ def _open(path: Path) -> Image.Image:
         raise AlrError(f"{path}: image file not found") from None
     except (UnidentifiedImageError, OSError) as exc:
         raise AlrError(f"{path}: cannot read as an image ({exc})") from None
+    except Image.DecompressionBombError as exc:  # not an OSError
+        raise AlrError(f"{path}: {exc}; downscale the image (or crop it to the region of interest) first") from None
 
 
 def _mode(path: Path) -> str:

@@ -93,7 +93,7 @@ def read_synthetic(params: DataParams) -> SourceData:
 
 def read_medmnist(params: DataParams) -> SourceData:
     """A MedMNIST-format ``.npz``: ``{split}_images`` and ``{split}_labels`` for train/val/test."""
-    path = _existing(params.path, "data.path")
+    path = _medmnist_file(params.path)
     try:
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):  # a .npy file loads as one array
@@ -158,12 +158,21 @@ def read_medmnist(params: DataParams) -> SourceData:
     )
 
 
+def _medmnist_file(path: str) -> Path:
+    resolved = _existing(path, "data.path")
+    if resolved.is_dir():
+        npz = sorted(p.name for p in resolved.glob("*.npz"))
+        raise AlrError(f"data.path: {resolved} is a folder; data.source 'medmnist' reads one .npz file"
+                       + (f" (this folder has {', '.join(npz)})" if npz else ""))  # fmt: skip
+    return resolved
+
+
 def source_files(params: DataParams) -> list[Path]:
     """Every file the source reads, in a fixed order: what :mod:`alr_core.data.fingerprint`
     hashes so that a change under ``data.path`` re-runs ``prepare``. Empty for the built-in
     sources (digits, synthetic), whose images depend on the parameters alone."""
     if params.source == "medmnist":
-        return [_existing(params.path, "data.path")]
+        return [_medmnist_file(params.path)]
     if params.source == "imagefolder":
         return _imagefolder_files(params)[1]
     if params.source == "csv":
@@ -208,8 +217,11 @@ def _imagefolder_files(params: DataParams) -> tuple[list[str], list[Path], list[
         raise AlrError(f"{root}: no class subfolders found")
     files, labels = [], []
     for label, name in enumerate(folders):
+        # hidden at any depth: .ipynb_checkpoints copies, macOS's ._ resource forks
         images = sorted(
-            p for p in (root / name).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            p for p in (root / name).rglob("*")
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            and not any(part.startswith(".") for part in p.relative_to(root / name).parts)
         )
         if not images:
             raise AlrError(
@@ -237,7 +249,7 @@ def read_csv_manifest(params: DataParams) -> SourceData:
     if spec.split_column is not None:
         if spec.split_column not in table.columns:
             raise AlrError(f"{path}: no column '{spec.split_column}' (data.csv.split_column)")
-        splits = table[spec.split_column].astype(str).str.strip().to_numpy(dtype=object)
+        splits = table[spec.split_column].fillna("").str.strip().to_numpy(dtype=object)
         bad = ~np.isin(splits, SPLITS)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
@@ -248,7 +260,7 @@ def read_csv_manifest(params: DataParams) -> SourceData:
     return SourceData(
         images=decode_files(files, params.image_size, params.channels),
         labels=labels,
-        sample_ids=table[spec.image_column].astype(str).tolist(),
+        sample_ids=table[spec.image_column].tolist(),
         class_names=class_names,
         splits=splits,
         paths=[str(f) for f in files],
@@ -260,8 +272,10 @@ def _manifest_files(params: DataParams) -> tuple[Path, pd.DataFrame, list[Path]]
     """The manifest's path, its table and the image file of each row (checked to exist)."""
     path = _existing(params.path, "data.path")
     spec = params.csv
+    # ids, splits and groups as text: "0012" must not become the number 12
+    text_columns = {c: str for c in (spec.image_column, spec.split_column, spec.group_column) if c is not None}
     try:
-        table = pd.read_csv(path)
+        table = pd.read_csv(path, dtype=text_columns)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise AlrError(f"{path}: cannot read as a CSV file ({exc})") from None
     if spec.image_column not in table.columns:
@@ -272,7 +286,12 @@ def _manifest_files(params: DataParams) -> tuple[Path, pd.DataFrame, list[Path]]
     if table.empty:
         raise AlrError(f"{path}: the manifest has no rows")
     root = Path(spec.image_root) if spec.image_root else path.parent
-    names = table[spec.image_column].astype(str).tolist()
+    empty = table[spec.image_column].isna() | (table[spec.image_column].str.strip() == "")
+    if empty.any():
+        raise AlrError(f"{path}: row {int(np.flatnonzero(empty.to_numpy())[0]) + 2}: empty image path in column "
+                       f"'{spec.image_column}'")  # fmt: skip
+    table[spec.image_column] = table[spec.image_column].str.strip()
+    names = table[spec.image_column].tolist()
     if len(set(names)) != len(names):
         duplicated = table[spec.image_column][table[spec.image_column].duplicated()].iloc[0]
         raise AlrError(f"{path}: image {duplicated!r} is listed more than once")
@@ -287,8 +306,7 @@ def _groups(table: pd.DataFrame, column: Optional[str], path: Path) -> Optional[
     if column not in table.columns:
         raise AlrError(f"{path}: no column '{column}' (data.csv.group_column)"
                        f"{did_you_mean(column, [str(c) for c in table.columns])}; columns are {list(table.columns)}")
-    values = table[column]
-    return values.astype(str).str.strip().where(values.notna(), "").to_numpy(dtype=object)
+    return table[column].fillna("").str.strip().to_numpy(dtype=object)
 
 
 def _labels_from_column(table, column, params, path):
@@ -303,6 +321,11 @@ def _labels_from_column(table, column, params, path):
     if pd.api.types.is_integer_dtype(values):
         labels = values.to_numpy(dtype=np.int64)
         num_classes = len(params.class_names) if params.class_names else int(labels.max()) + 1
+        unused = sorted(set(range(num_classes)) - set(labels.tolist()))
+        if unused and not params.class_names and labels.min() >= 0:
+            raise AlrError(f"{path}: column '{column}' holds integer labels {labels.min()}..{labels.max()}, read as "
+                           f"class indices counted from 0, but no row has {unused[:5]}; number the classes "
+                           "0..K−1 (subtract 1 from labels counted from 1), or write class names")  # fmt: skip
         _check_label_range(labels, num_classes, str(path), first_row=2)
         return labels, _class_names(params, [str(k) for k in range(num_classes)], str(path))
     names = values.astype(str).str.strip()
@@ -329,6 +352,13 @@ def _labels_from_one_hot(table, params, path):
     else:
         others = [c for c in table.columns if c not in (spec.image_column, spec.split_column, spec.group_column)]
         columns = [c for c in others if table[c].isin([0, 1]).all()]
+        for column in others:
+            values = table[column]
+            if values.isna().any() and values.notna().any() and values.dropna().isin([0, 1]).all():
+                row = int(np.flatnonzero(values.isna().to_numpy())[0])
+                raise AlrError(f"{path}: row {row + 2}: empty cell in column '{column}', which otherwise holds 0 "
+                               "or 1 like a one-hot class column; fill it, or list the class columns in "
+                               "data.csv.class_columns")  # fmt: skip
         if not columns:
             raise AlrError(
                 f"{path}: found neither a label column nor one-hot class columns; set "
@@ -351,13 +381,19 @@ def _labels_from_one_hot(table, params, path):
 
 
 def _resolve_image(root: Path, name: str, manifest: Path, row: int) -> Path:
+    """The image file a manifest row names: the path as given (a manifest written on Windows may
+    separate folders with backslashes), else, without an image suffix (ISIC's ``ISIC_0000000``, a
+    DICOM UID ``1.2.826.0.1.3680043``), with each image suffix in either case appended."""
     candidate = root / name
+    if not candidate.is_file() and "\\" in name:
+        candidate = root / name.replace("\\", "/")
     if candidate.is_file():
         return candidate
-    if not candidate.suffix:
+    if candidate.suffix.lower() not in IMAGE_SUFFIXES:
         for suffix in IMAGE_SUFFIXES:
-            if candidate.with_suffix(suffix).is_file():
-                return candidate.with_suffix(suffix)
+            for cased in (suffix, suffix.upper()):
+                if (found := candidate.with_name(candidate.name + cased)).is_file():
+                    return found
     raise AlrError(f"{manifest}: row {row + 2}: image file {candidate} not found")
 
 
