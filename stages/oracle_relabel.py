@@ -19,7 +19,7 @@ from alr_core.common.params import load_params
 from alr_core.common.seeding import rng_for
 from alr_core.common.text import counted
 from alr_core.data.prepare import class_names as class_names_of
-from alr_core.human.annotation import find_answers, read_answers
+from alr_core.human.annotation import Answers, find_answers, read_answers
 from alr_core.report.outputs import report_status, write_report
 from alr_core.report.summary import table_text
 
@@ -32,7 +32,9 @@ def main() -> None:
     class_names = class_names_of(pd.read_parquet(paths.PREPARED_SAMPLES))
     if params.al.paper_protocol and rnd.number == 1:
         labels = apply_answers(labels, paper_protocol_answers(labels), rnd.number, "paper_protocol")
-    if rnd.oracle == "human":
+    if rnd.oracle == "human" and query.empty:  # the round's share of the budget is 0: nobody to ask
+        answers, source = Answers.of({}).table, "expert"
+    elif rnd.oracle == "human":
         page = rnd.out_dir / paths.ANNOTATION_PAGE
         answers_file = find_answers(rnd.number)
         try:

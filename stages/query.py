@@ -51,7 +51,9 @@ def main() -> None:
     artifacts.write_json(rnd.out_dir / paths.LABELSTUDIO_TASKS, label_studio)
     artifacts.write_text(rnd.out_dir / paths.LABELSTUDIO_CONFIG, labeling_config(class_names))
     print(f"round {rnd.number}: queried {len(query)} of {counted(len(scores), 'pool sample')}")
-    if rnd.oracle == "human":
+    if rnd.oracle == "human" and query.empty:
+        print(f"round {rnd.number}: its share of the budget is 0, so no expert answers are needed")
+    elif rnd.oracle == "human":
         print(f"round {rnd.number}: experts answer in {rnd.out_dir / paths.ANNOTATION_PAGE} and save "
               f"{answers_path(rnd.number)}, or label {rnd.out_dir / paths.LABELSTUDIO_TASKS} in Label Studio "
               f"and save its JSON export as {labelstudio_export_path(rnd.number)}")  # fmt: skip

@@ -520,6 +520,22 @@ def test_oracle_relabel_stage(stage_tree, paper_protocol):
     assert changed.tolist() == [False, False, False, True, False, False, False, False]
 
 
+def test_a_human_round_with_no_share_of_the_budget_asks_nobody(stage_tree):
+    # budget 1 over 2 rounds (or 3 over 5): the last rounds query nothing, and used to wait for
+    # an answers file that no file could satisfy (a header alone has "no answers", a row an unknown item)
+    set_params(stage_tree, {"budget": 1, "noise": {"type": "none"}, "al": {"oracle": "human"}})
+    write_prepared(stage_tree)
+    before = working(truth=[None] * 8)
+    artifacts.write_parquet(stage_tree / "data/rounds/1" / paths.WORKING_LABELS, before)
+    artifacts.write_parquet(stage_tree / "data/rounds/2" / paths.QUERY, pd.DataFrame({"rank": [], "sample_id": []}))
+    result = stage(stage_tree, "stages.oracle_relabel", "2")
+    assert result.returncode == 0, result.stderr
+    assert "round 2: 0 expert answers for 0 samples" in result.stdout
+    pd.testing.assert_frame_equal(pd.read_parquet(stage_tree / "data/rounds/2" / paths.WORKING_LABELS), before)
+    assert pd.read_parquet(stage_tree / "data/rounds/2" / paths.ANSWERS).empty
+    assert not (stage_tree / "annotations" / "round_2.csv").exists()
+
+
 def test_oracle_relabel_stage_unknown_truth(stage_tree):
     set_params(stage_tree, {"budget": 2, "noise": {"type": "none"}})
     write_prepared(stage_tree)

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from alr_core.active.labels import apply_answers, mark_skipped, training_rows
+from alr_core.active.labels import apply_answers, mark_skipped, training_rows, trusted
 from alr_core.common.errors import AlrError
 from alr_core.human.annotation import (IMAGES_NOTE, Answers, item_ids, item_images, package_table, page_items,
                                        read_answers)
@@ -102,6 +102,9 @@ def test_a_missing_file_names_the_round_the_file_the_page_and_where_to_save(tmp_
         ("sample_id,label\nq1,neutrophill\nq2,0\nq3,0\n",
          "line 2: label 'neutrophill' is not a class (did you mean 'Neutrophil'?); use a class name"),
         ("sample_id,label\nq1,3\nq2,0\nq3,0\n", "line 2: label '3' is not a class"),
+        # a digit int() refuses (it raised a bare ValueError), and a line count past a quoted line break
+        ("sample_id,label\nq1,²\nq2,0\nq3,0\n", "line 2: label '²' is not a class"),
+        ('sample_id,label\n"q1","Neutrophil"\n"q2\n",0\nq9,0\n', "line 5: unknown sample_id 'q9'"),
         ("", "the file is empty"),
         ("   \n", "the file is empty"),
         ("sample_id,label\n", "has a header but no answers"),
@@ -151,6 +154,10 @@ def test_skipped_answers_keep_the_label_leave_the_pool_and_are_not_trained_on():
     assert updated["label_source"].tolist() == ["expert", "skipped", "observed", "observed"]
     assert updated["relabel_round"].tolist() == [1, 1, pd.NA, pd.NA]
     assert training_rows(updated, "selected").tolist() == [True, False, False, True]
+    # a sample of C the expert was unsure of (or whose answers tied) is trusted no more
+    for source in ("skipped", "tied"):
+        doubted = mark_skipped(updated, ["c1"], 2, source)
+        assert trusted(doubted).tolist() == training_rows(doubted, "selected").tolist() == [True, False, False, False]
 
 
 def test_package_table_and_items_carry_suggestions_and_images(tmp_path):

@@ -73,6 +73,17 @@ def test_dawid_skene_is_deterministic_and_leaves_unanswered_samples_at_zero():
     assert labels[-1] == NO_ANSWER and not tied[-1]
 
 
+def test_dawid_skene_keeps_a_lone_answer():
+    # one answer per sample: EM used to drift to the common class, [0, 0, 0, 0] here
+    labels, tied = aggregate(np.array([[0], [0], [1], [2]]), 4, "dawid_skene")
+    assert labels.tolist() == [0, 0, 1, 2] and not tied.any()
+    # beside samples with several answers, whose label EM decides
+    answers, truth = reliable_and_two_adversarial()
+    answers = np.vstack([answers, [[_, 2, _], [1, _, _]]])
+    labels, tied = aggregate(answers, 3, "dawid_skene")
+    assert (labels[:-2] == truth).all() and labels[-2:].tolist() == [2, 1] and not tied.any()
+
+
 def test_dawid_skene_one_against_one_is_a_tie():
     labels, tied = aggregate(np.array([[0, 1], [0, 1], [1, 0]]), 2, "dawid_skene")
     assert tied.all()

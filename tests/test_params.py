@@ -362,6 +362,8 @@ def test_load_params_reads_values(tmp_path):
          "'al.pool' is 'selected' (query only inside phase 1's C) but 'al.paper_protocol' is true"),
         ({"lnl": {"method": "coteaching_vog", "vog_source": "train", "class_balance": "sampler"}},
          "'lnl.vog_source' is 'train' but 'lnl.class_balance' is 'sampler', whose batches draw with replacement"),
+        ({"al": {"strategy": "bald"}, "model": {"dropout": 0.0}},
+         "'al.strategy' is 'bald', which measures disagreement between dropout passes, but 'model.dropout' is 0"),
         ({"model": {"weights": "imagenet.pt"}},
          "unknown key 'model.weights'; it is now 'model.init' (scratch | ssl | a local weights file)"),
         ({"model": {"arch": ""}}, "'model.arch' must be a non-empty string"),

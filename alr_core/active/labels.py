@@ -54,18 +54,22 @@ def in_pool(labels: pd.DataFrame, pool: str, paper_protocol: bool = False) -> np
     return never_queried
 
 
+def unvouched(labels: pd.DataFrame) -> np.ndarray:
+    """Samples whose query was skipped or whose answers tied, bool (N,): the budget is spent and
+    they have left the pool, but nobody vouched for the label."""
+    return labels["label_source"].isin(["skipped", "tied"]).to_numpy()
+
+
 def labelled(labels: pd.DataFrame) -> np.ndarray:
-    """Samples the oracle answered with a class in some round, bool (N,). A skipped query, or
-    one whose answers tied, is not labelled: its budget is spent and it has left the pool, but
-    nobody vouched for its label."""
-    unvouched = labels["label_source"].isin(["skipped", "tied"]).to_numpy()
-    return labels["relabel_round"].notna().to_numpy() & ~unvouched
+    """Samples the oracle answered with a class in some round, bool (N,)."""
+    return labels["relabel_round"].notna().to_numpy() & ~unvouched(labels)
 
 
 def trusted(labels: pd.DataFrame) -> np.ndarray:
-    """C ∪ labelled, bool (N,): the samples whose labels training (``train_on: selected``) and
-    core-set's distances rely on."""
-    return labels["clean_guess"].to_numpy(dtype=bool) | labelled(labels)
+    """(C less the samples an expert was unsure of) ∪ labelled, bool (N,): the samples whose
+    labels training (``train_on: selected``) and core-set's distances rely on. An expert's skip
+    or a tie on a sample of C casts doubt on phase 1's guess, so it is trusted no more."""
+    return (labels["clean_guess"].to_numpy(dtype=bool) & ~unvouched(labels)) | labelled(labels)
 
 
 def training_rows(labels: pd.DataFrame, train_on: str) -> np.ndarray:

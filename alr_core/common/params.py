@@ -368,6 +368,12 @@ def _check_consistency(params: Params, source: str) -> None:
             "is true, which gives every sample of C its true label at round 1; use al.pool: all, "
             "unselected or unselected_first, or al.paper_protocol: false"
         )
+    if params.al.strategy == "bald" and params.model.dropout == 0:
+        raise AlrError(
+            f"{source}: 'al.strategy' is 'bald', which measures disagreement between dropout passes, but "
+            "'model.dropout' is 0, so every pass is the same and the scores are rounding noise; set "
+            "model.dropout above 0 (e.g. 0.3) or use another strategy"
+        )
     lnl = params.lnl
     if lnl.method == "coteaching_vog" and lnl.vog_source == "train" and lnl.class_balance == "sampler":
         raise AlrError(

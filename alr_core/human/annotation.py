@@ -141,6 +141,15 @@ class Answers:
 
     table: pd.DataFrame
 
+    @classmethod
+    def of(cls, given: dict[tuple[str, str], int]) -> "Answers":
+        """From {(sample_id, annotator): class index or SKIP}; {} for a round that queried nothing."""
+        return cls(pd.DataFrame({
+            "sample_id": pd.Series([s for s, _ in given], dtype=object),
+            "annotator": pd.Series([a for _, a in given], dtype=object),
+            "label": pd.Series([SKIP_LABEL if v == SKIP else v for v in given.values()], dtype=np.int64),
+        }))  # fmt: skip
+
 
 def find_answers(round_number: int) -> Path:
     """The round's answers file: the CSV, or the Label Studio export; both at once is an error."""
@@ -219,11 +228,7 @@ def check_answers(records: list[tuple[str, str, str, str]], id_column: str, path
             f"{', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''}; answer them (or 'skip'), "
             "or set al.allow_partial: true to accept a partial file"
         )
-    return Answers(pd.DataFrame({
-        "sample_id": pd.Series([s for s, _ in given], dtype=object),
-        "annotator": pd.Series([a for _, a in given], dtype=object),
-        "label": pd.Series([SKIP_LABEL if v == SKIP else v for v, _ in given.values()], dtype=np.int64),
-    }))  # fmt: skip
+    return Answers.of({key: answer for key, (answer, _) in given.items()})
 
 
 def _unknown(given_id: str, id_column: str, known: set, queried: int, page: Path) -> str:
@@ -265,7 +270,8 @@ def _parse(path: Path) -> tuple[str, list[tuple[str, str, str, str]]]:
     id_at, label_at = columns.index(id_column), columns.index("label")
     annotator_at = columns.index("annotator") if "annotator" in columns else None
     rows = []
-    for line, fields in enumerate(reader, start=2):
+    for fields in reader:
+        line = reader.line_num  # the record's last line: a quoted field may span several
         if not fields or all(not f.strip() for f in fields):
             continue
         if len(fields) != len(columns) or not all(f.strip() for f in fields):
@@ -285,7 +291,7 @@ def _class_index(label: str, index_of: dict[str, int], num_classes: int):
         return SKIP
     if label in index_of:
         return index_of[label]
-    if label.isdigit() and int(label) < num_classes:
+    if label.isdecimal() and int(label) < num_classes:  # isdigit() passes "²", which int() refuses
         return int(label)
     return None
 
