@@ -208,6 +208,11 @@ def test_plots_show_renders(pipeline, tmp_path):
     html = (out / "index.html").read_text()
     assert "learning curve" in html
     assert "learning_curve.png" in html and "lnl_epochs.csv" in html
+    # every plot dvc.yaml defines draws (plain CE has no network g: its columns are empty, not absent)
+    shown = json.loads(project.dvc("plots", "show", "--json").stdout)
+    assert not shown.get("errors"), shown.get("errors")
+    assert all(shown["data"][name] for name in ("phase 1 train loss per network",
+                                                "phase 1 validation and kept-set precision per epoch"))
 
 
 # ----------------------------------------------------------------------------- budget checks

@@ -48,6 +48,13 @@ from alr_core.nn.training import (
 )
 from alr_core.nn.transfer import to_device
 
+# plots/lnl_epochs.csv: every column dvc.yaml's plots name, for every method, so that `dvc plots`
+# draws the series a run has (plain CE has no network g, no kept set without a mask or truth)
+# instead of failing on a missing field
+EPOCH_COLUMNS = ["epoch", "forget_rate", "lr", "train_loss_f", "val_macro_f1_f", "val_balanced_accuracy_f",
+                 "train_loss_g", "val_macro_f1_g", "val_balanced_accuracy_g", "kept_size_f", "kept_precision_f",
+                 "seconds"]
+
 
 @dataclass
 class Phase1Result:
@@ -278,8 +285,8 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True,
     }
     metrics["selection"] = selection_metrics(selection["clean_guess"].to_numpy(), data.train.labels, data.train.truth,
                                              data.class_names)  # fmt: skip
-    return Phase1Result(spec, normalization, model, peer, selection, pd.DataFrame(rows), metrics, timing,
-                        val_probs.argmax(1))
+    epoch_table = pd.DataFrame(rows, columns=EPOCH_COLUMNS)  # a column the run lacks stays empty
+    return Phase1Result(spec, normalization, model, peer, selection, epoch_table, metrics, timing, val_probs.argmax(1))
 
 
 def new_network(spec: ModelSpec, params: Params, encoder_path=paths.PRETRAIN_ENCODER) -> tuple[nn.Module, dict]:
