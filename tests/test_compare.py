@@ -139,6 +139,25 @@ def test_markdown_lists_what_was_not_aggregated():
     assert "queued" in lines["e-waiting"] and "seed=5" in lines["e-waiting"]
 
 
+def test_an_unfinished_experiment_shows_every_varying_parameter_even_the_most_common_values():
+    # a balanced grid: every value is as common as any other, and the failed run holding the
+    # values seen first used to show no parameters at all
+    grid = [experiment(f"{strategy}-{seed}", seed, strategy) for strategy in ("random", "entropy") for seed in (0, 1)]
+    grid[0] = experiment("random-0", 0, "random", state="failed", error="Experiment run failed")
+    lines = [line for line in markdown_report(read_experiments(exp_show(*grid))).splitlines()
+             if line.startswith("| random-0")]  # fmt: skip
+    assert len(lines) == 1 and "al.strategy=random seed=0" in lines[0]
+
+
+def test_split_seeds_are_replicates_too():
+    # docs/experiments.md: sweep data.split_seed to include the split's variance in the spread
+    sweep = exp_show(*[experiment(f"s{seed}-{split}", seed, data={"split_seed": split}, curve=(0.5, 0.6, value))
+                       for seed, split, value in ((0, 0, 0.7), (1, 0, 0.8), (0, 1, 0.6), (1, 1, 0.9))])  # fmt: skip
+    (row,) = summary_table(read_experiments(sweep)).to_dict("records")
+    assert row["n"] == 4 and row["seeds"] == "0/0 0/1 1/0 1/1"  # seed/split where the splits differ
+    assert row["final_test_balanced_accuracy_std"] == pytest.approx(np.std([0.7, 0.8, 0.6, 0.9], ddof=1))
+
+
 def test_nothing_finished_yet_lists_without_a_table():
     text = markdown_report(read_experiments(exp_show(experiment("w", 0, state="queued", metrics=False))))
     assert text.startswith("0 of 1 experiments finished, in 0 groups") and "| w " in text
@@ -165,6 +184,11 @@ def test_command_writes_table_csv_and_figure(tmp_path):
     table = pd.read_csv(tmp_path / "c.csv")
     assert table["al.strategy"].tolist() == ["entropy", "random"]
     assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a later sweep with nothing finished leaves no earlier sweep's curves beside its table
+    (tmp_path / "queued.json").write_text(json.dumps(exp_show(experiment("w", 0, state="queued", metrics=False))))
+    result = compare(tmp_path, "--exp-show", str(tmp_path / "queued.json"))
+    assert result.returncode == 0, result.stderr
+    assert "0 of 1 experiments finished" in (tmp_path / "c.md").read_text() and not (tmp_path / "c.png").exists()
 
 
 @pytest.mark.parametrize("content, message", [

@@ -230,6 +230,9 @@ def test_class_recall_figure_shows_the_recall_or_without_the_truth_the_kept_shar
     assert [line.get_ydata()[0] for line in axis.get_lines()] == [overall]
     assert axis.get_title() == f"Phase 1 (coteaching_vog): {title}"
     png_bytes(figure)
+    # plain CE on a feature rule's C is named with its rule, as the stage's output and summary name it
+    ce = lnl_metrics(truth=truth) | {"method": "ce", "selection_rule": "cleanlab_kfold"}
+    assert class_recall_figure(ce).axes[0].get_title() == f"Phase 1 (ce + cleanlab_kfold): {title}"
 
 
 def test_learning_curve_figure_plots_the_three_series():

@@ -1,6 +1,7 @@
 """Aggregate a sweep of DVC experiments into one table and one figure.
 
-Experiments are grouped by every parameter except ``seed``; each group gets the number of
+Experiments are grouped by every parameter except the replicate seeds (``seed``, and
+``data.split_seed`` where a sweep varies the split); each group gets the number of
 finished replicates and the mean ± sample standard deviation of the final metrics and of the
 area under the learning curve, plus its mean learning curve with a ±1 std band. Experiments
 that are queued, running, failed or finished without a report are listed, not aggregated.
@@ -11,7 +12,6 @@ Input is the JSON of ``dvc exp show --json``; everything here is a pure function
 from __future__ import annotations
 
 import re
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -22,7 +22,9 @@ from alr_core.common import paths
 from alr_core.common.errors import AlrError
 from alr_core.report.summary import rounds_table
 
-REPLICATE_KEYS = ("seed",)
+# replicates of one configuration: a group's spread covers the seeds, and the splits where
+# data.split_seed is swept too (docs/experiments.md)
+REPLICATE_KEYS = ("seed", "data.split_seed")
 SUMMARY_METRICS = {
     "final_test_balanced_accuracy": "final test balanced accuracy",
     "final_test_macro_f1": "final test macro-F1",
@@ -108,7 +110,8 @@ def group_experiments(experiments: list[Experiment]) -> tuple[list[str], dict[tu
     groups apart) and {group key: experiments}, groups ordered by those parameters'
     values and the experiments of a group by seed.
     """
-    finished = sorted((e for e in experiments if e.finished), key=lambda e: _sort_key(e.params.get("seed")))
+    finished = sorted((e for e in experiments if e.finished),
+                      key=lambda e: [_sort_key(e.params.get(k)) for k in REPLICATE_KEYS])  # fmt: skip
     keys = sorted({k for e in finished for k in e.params if k not in REPLICATE_KEYS})
     varying = [k for k in keys if len({e.params.get(k) for e in finished}) > 1]
     groups: dict[tuple, list[Experiment]] = {}
@@ -136,13 +139,19 @@ def summary_table(experiments: list[Experiment]) -> pd.DataFrame:
     for members in groups.values():
         row = {key: members[0].params.get(key) for key in varying}
         row["n"] = len(members)
-        row["seeds"] = " ".join(str(e.params.get("seed")) for e in members)
+        row["seeds"] = " ".join(_replicate(e, members) for e in members)
         for metric in SUMMARY_METRICS:
             values = pd.Series([e.summary.get(metric) for e in members], dtype=float)
             row[f"{metric}_mean"] = values.mean()
             row[f"{metric}_std"] = values.std(ddof=1)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _replicate(experiment: Experiment, members: list[Experiment]) -> str:
+    """The experiment's seed, as "seed/split seed" where its group spans several splits."""
+    seed, split = experiment.params.get("seed"), experiment.params.get("data.split_seed")
+    return str(seed) if len({m.params.get("data.split_seed") for m in members}) == 1 else f"{seed}/{split}"
 
 
 def group_curves(experiments: list[Experiment]) -> list[tuple[str, pd.DataFrame]]:
@@ -160,13 +169,13 @@ def group_curves(experiments: list[Experiment]) -> list[tuple[str, pd.DataFrame]
 
 
 def not_aggregated(experiments: list[Experiment]) -> pd.DataFrame:
-    """The experiments left out of the table: name, state, the parameters where each differs
-    from the most common value over all experiments, and the error."""
-    keys = {k for e in experiments for k in e.params}
-    common = {k: Counter(e.params.get(k) for e in experiments).most_common(1)[0][0] for k in keys}
+    """The experiments left out of the table: name, state, its values of the parameters that
+    vary over all experiments (the seeds included: what it takes to queue it again), and the
+    error."""
+    keys = sorted({k for e in experiments for k in e.params})
+    varying = [k for k in keys if len({repr(e.params.get(k)) for e in experiments}) > 1]
     rows = [
-        {"experiment": e.name, "state": e.state,
-         "params": " ".join(f"{k}={v}" for k, v in sorted(e.params.items()) if v != common[k]),
+        {"experiment": e.name, "state": e.state, "params": " ".join(f"{k}={e.params.get(k)}" for k in varying),
          "error": e.error or ""}
         for e in experiments if not e.finished
     ]  # fmt: skip

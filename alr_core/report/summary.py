@@ -202,7 +202,7 @@ def learning_curve_figure(table: pd.DataFrame):
     for column in ("test_balanced_accuracy", "test_macro_f1", "label_accuracy"):
         if table[column].notna().any():
             axis.plot(table["budget_used"], table[column], marker="o", label=column.replace("_", " "))
-    axis.set(xlabel="expert re-labels used (budget)", ylabel="score", ylim=(0, 1.02),
+    axis.set(xlabel="expert answers used (budget)", ylabel="score", ylim=(0, 1.02),
              title="Learning curve: round 0 is phase 1")  # fmt: skip
     axis.grid(alpha=0.3)
     if axis.get_lines():  # nothing to plot without a test split and the truth
@@ -227,7 +227,8 @@ def class_recall_figure(lnl_metrics: dict):
     axis.bar_label(bars, fmt="%.2f", fontsize=8)  # a recall of 0 is otherwise an invisible bar
     axis.axhline(overall, color="tab:red", linestyle="--", label=f"overall {overall:.2f}")
     # ylim above 1: room for the labels of full bars
-    axis.set(xlabel="class", ylabel=ylabel, ylim=(0, 1.1), title=f"Phase 1 ({lnl_metrics['method']}): {what}")
+    method = method_name(lnl_metrics["method"], lnl_metrics.get("selection_rule"))
+    axis.set(xlabel="class", ylabel=ylabel, ylim=(0, 1.1), title=f"Phase 1 ({method}): {what}")
     axis.tick_params(axis="x", rotation=45)
     axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # outside: inside it hid bars
     return figure
