@@ -120,7 +120,8 @@ def aggregate(answers: np.ndarray, num_classes: int, method: str,
         # a lone answer has no disagreement to settle: EM on lone answers drifts towards the
         # common classes and overruled 9–46 % of an exact oracle's answers (3–8 classes)
         lone = (answers != NO_ANSWER).sum(axis=1) == 1
-        labels[lone], tied[lone] = answers[lone].max(axis=1), False
+        lone_rows = answers[lone]
+        labels[lone], tied[lone] = lone_rows[lone_rows != NO_ANSWER], False  # one answer per row, in row order
         return labels, tied
     if method == "cleanlab":
         return cleanlab_consensus(answers, pred_probs), np.zeros(len(answers), dtype=bool)
