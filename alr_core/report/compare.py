@@ -104,11 +104,11 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
 
 
 def group_experiments(experiments: list[Experiment]) -> tuple[list[str], dict[tuple, list[Experiment]]]:
-    """Finished experiments grouped by every parameter but the seed.
+    """Finished experiments grouped by every parameter but the replicate seeds (REPLICATE_KEYS).
 
     Returns the parameters that differ between the experiments (the columns that tell the
     groups apart) and {group key: experiments}, groups ordered by those parameters'
-    values and the experiments of a group by seed.
+    values and the experiments of a group by seed, then split seed.
     """
     finished = sorted((e for e in experiments if e.finished),
                       key=lambda e: [_sort_key(e.params.get(k)) for k in REPLICATE_KEYS])  # fmt: skip
