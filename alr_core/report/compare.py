@@ -57,7 +57,8 @@ class Experiment:
 def read_experiments(exp_show: Any, source: str = "dvc exp show --json") -> list[Experiment]:
     """Every experiment under every baseline commit of ``dvc exp show --json`` output."""
     if not isinstance(exp_show, list):
-        raise AlrError(f"{source}: expected a JSON list of commits (dvc exp show --json), got {type(exp_show).__name__}")
+        raise AlrError(f"{source}: expected a JSON list of commits (dvc exp show --json), "
+                       f"got {type(exp_show).__name__}")
     return [_experiment(exp_range) for commit in exp_show for exp_range in (commit.get("experiments") or [])]
 
 
@@ -187,7 +188,7 @@ def markdown_report(experiments: list[Experiment]) -> str:
     table = summary_table(experiments)
     finished = sum(e.finished for e in experiments)
     lines = [
-        f"{finished} of {len(experiments)} experiments finished, in {len(table)} groups "
+        f"{finished} of {len(experiments)} experiments finished, in {len(table)} group{'' if len(table) == 1 else 's'} "
         f"(grouped by every parameter except {', '.join(REPLICATE_KEYS)}); "
         "mean ± sample std over the replicates.",
         "",
@@ -221,7 +222,7 @@ def curves_figure(experiments: list[Experiment]):
         spread = curve["std"].fillna(0.0)
         axis.fill_between(curve["budget_used"], curve["mean"] - spread, curve["mean"] + spread,
                           color=line.get_color(), alpha=0.2)  # fmt: skip
-    axis.set_xlabel("expert labels used (round 0: phase 1)")
+    axis.set_xlabel("expert answers used (round 0: phase 1)")
     axis.set_ylabel("test balanced accuracy")
     axis.set_title("Learning curves, mean ± 1 std over seeds")
     axis.grid(alpha=0.3)
