@@ -50,12 +50,13 @@ def main() -> None:
     note = validation_notes(metrics)
     page = gallery_html(table, train.sample_ids, train.images, neighbours, params.label_issues.gallery_size,
                         params.label_issues.neighbours_shown, paths.LABEL_ISSUES_CSV.name, note)  # fmt: skip
+    metrics["num_in_gallery"] = min(params.label_issues.gallery_size, len(table))
     artifacts.write_csv(paths.LABEL_ISSUES_CSV, table)
     artifacts.write_text(paths.LABEL_ISSUES_GALLERY, page)
     artifacts.write_json(paths.LABEL_ISSUES_METRICS, metrics)
     by_rule = ", ".join(f"{rule} {metrics['flagged'][rule]}" for rule in flags)
     print(f"label issues: {metrics['flagged']['any']} of {counted(len(table), 'train sample')} flagged ({by_rule}); "
-          f"ranked in {paths.LABEL_ISSUES_CSV}, the first {min(params.label_issues.gallery_size, len(table))} "
+          f"ranked in {paths.LABEL_ISSUES_CSV}, the first {metrics['num_in_gallery']} "
           f"in {paths.LABEL_ISSUES_GALLERY}")  # fmt: skip
     if note:
         print(f"label issues: {note} (docs/label_issues.md)")

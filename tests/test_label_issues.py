@@ -373,7 +373,7 @@ def test_stage_ranks_the_injected_noise_first(prepared_tree):
     assert sentence == (f"{false_alarm_sentence(metrics['val_false_alarms'], 150, len(labels))}; "
                         f"{suggestion_sentence(accuracy, 150)}")  # fmt: skip
     assert f"label issues: {sentence} (docs/label_issues.md)" in result.stdout and sentence in page
-    assert page.count('<section class="card') == 100  # label_issues.gallery_size's default
+    assert page.count('<section class="card') == 100 == metrics["num_in_gallery"]  # label_issues.gallery_size's default
     assert page.count("<img ") == 100 * (1 + 5)  # label_issues.neighbours_shown's default
 
 
@@ -393,7 +393,8 @@ def test_stage_with_unknown_truth_and_a_missing_input(prepared_tree):
     assert not table["neighbour_ids"].str.contains(";").any()
     metrics = json.loads((stage_tree / paths.LABEL_ISSUES_METRICS).read_text())
     assert set(metrics) == {"num_train", "flagged", "flagged_per_class", "suggestion_val_balanced_accuracy", "num_val",
-                            "val_false_alarms"}
+                            "val_false_alarms", "num_in_gallery"}
+    assert metrics["num_in_gallery"] == 3
     page = (stage_tree / paths.LABEL_ISSUES_GALLERY).read_text()
     assert page.count('<section class="card') == 3 and page.count("<img ") == 3 * 2
 

@@ -72,9 +72,11 @@ def label_issues_text(label_issues: dict) -> str:
     """Where the label-issue report is, how many train samples it flags and what the validation
     split says about the flags (:func:`~alr_core.report.summary.validation_notes`), wrapped to
     :data:`WIDTH`; ``label_issues``: :func:`~alr_core.report.summary.label_issues_summary`'s."""
+    shown = label_issues.get("num_in_gallery")
+    gallery = ("no images (label_issues.gallery_size: 0)" if shown == 0 else
+               f"the top {'' if shown is None else f'{shown} '}as images in {label_issues['gallery']}")
     text = (f"label issues: {label_issues['num_flagged']} of {counted(label_issues['num_train'], 'train sample')} "
-            f"flagged by a rule; every sample ranked in {label_issues['csv']}, the top as images in "
-            f"{label_issues['gallery']}")  # fmt: skip
+            f"flagged by a rule; every sample ranked in {label_issues['csv']}, {gallery}")  # fmt: skip
     notes = validation_notes(label_issues)
     if notes:
         text += "; " + notes
