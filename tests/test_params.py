@@ -322,6 +322,29 @@ def test_load_params_invalid_yaml(tmp_path):
     assert str(info.value).startswith(f"{path}: not valid YAML")
 
 
+def test_load_params_reads_yaml_as_dvc_does(tmp_path):
+    """YAML 1.2, as DVC reads params.yaml and `dvc exp run -S` writes it: PyYAML's YAML 1.1 read
+    `1e-07` (what `-S pretrain.weight_decay=1e-7` writes) as text, `off` as false and `010` as 8."""
+    from dvc.utils.serialize import parse_yaml
+
+    path = tmp_path / "params.yaml"
+    text = "seed: 010\npretrain:\n  weight_decay: 1e-07\nlnl:\n  safety_net: off\n"
+    path.write_text(text)
+    params = load_params(path)
+    assert (params.seed, params.pretrain.weight_decay, params.lnl.safety_net) == (10, 1e-07, "off")
+    assert parse_yaml(text, str(path)) == {"seed": 10, "pretrain": {"weight_decay": 1e-07}, "lnl": {"safety_net": "off"}}
+    path.write_text("noise:\n  rate: 0.4\n  rate: 0.9\n")  # DVC refuses it too
+    with pytest.raises(AlrError) as info:
+        load_params(path)
+    assert str(info.value).startswith(f"{path}: not valid YAML") and 'found duplicate key "rate"' in str(info.value)
+    assert "suppress" not in str(info.value)
+    path.write_text("train:\n  augment:\n    hflip: yes\n")
+    with pytest.raises(AlrError) as info:
+        load_params(path)
+    assert str(info.value) == (f"{path}: 'train.augment.hflip' must be true or false, got 'yes' (YAML 1.2, which "
+                               "DVC reads, takes only true and false as booleans)")  # fmt: skip
+
+
 def test_load_params_names_the_file_in_every_message(tmp_path):
     path = tmp_path / "exp.yaml"
     path.write_text("seed: 0\nnoise:\n  type: symmetric\n  rat: 0.2\n")

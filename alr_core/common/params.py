@@ -3,6 +3,10 @@
 Every stage calls :func:`load_params` first. The whole file is checked, not only the stage's
 own group, so a typo anywhere fails fast with a message that names the key, the value and
 what would be valid (and, for an unknown key or a misspelt word, the closest valid one).
+
+The file is read the way DVC reads it (ruamel.yaml, YAML 1.2), so that a stage runs with the
+values dvc.lock records and ``dvc exp run -S`` writes: ``1e-07`` is a number, ``off`` is text,
+``010`` is ten, and a key given twice is an error.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-import yaml
+from ruamel.yaml import YAML, YAMLError
 
 from alr_core.common import paths
 from alr_core.common.errors import AlrError
@@ -219,13 +223,14 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate ``path``; raise :class:`AlrError` naming the first bad key."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = YAML(typ="safe").load(path.read_text())  # DVC's parse_yaml
     except FileNotFoundError:
         raise AlrError(f"{path}: file not found; run the stage from the project folder") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise AlrError(f"{path}: cannot read the parameters file ({exc})") from None
-    except yaml.YAMLError as exc:
-        raise AlrError(f"{path}: not valid YAML: {exc}") from None
+    except YAMLError as exc:
+        detail = str(exc).split("\nTo suppress this check", 1)[0].strip()  # ruamel's advice to allow duplicate keys
+        raise AlrError(f"{path}: not valid YAML: {detail}") from None
     return parse_params(raw if raw is not None else {}, source=str(path))
 
 
@@ -306,7 +311,9 @@ def _convert(hint, value: Any, key: str, source: str, metadata) -> Any:
         return items
     if hint is bool:
         if not isinstance(value, bool):
-            raise AlrError(f"{source}: '{key}' must be true or false, got {value!r}")
+            hint = (" (YAML 1.2, which DVC reads, takes only true and false as booleans)"
+                    if isinstance(value, str) and value.lower() in ("yes", "no", "on", "off", "y", "n") else "")
+            raise AlrError(f"{source}: '{key}' must be true or false, got {value!r}{hint}")
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
