@@ -168,6 +168,7 @@ def run_rounds(params, data, noisy, saved: dict) -> dict:
                          seed_for(params.seed, f"retrain round {number}"), progress=False)  # fmt: skip
         model, peer = result.model, result.peer
         per_round.append({"test": result.metrics["test"], "kept": result.metrics["kept_previous"],
+                          "trained_val": result.metrics["trained_val_macro_f1"],
                           "cleaning": cleaning_metrics(before, labels, query, data.class_names)})  # fmt: skip
     expected = sum(r["cleaning"]["random_expected_fixes"] for r in per_round)
     fixed = sum(r["cleaning"]["fixed_by_queries"] for r in per_round)
@@ -191,6 +192,7 @@ def run_rounds(params, data, noisy, saved: dict) -> dict:
         "curve": [r["test"]["balanced_accuracy"] for r in per_round],
         # per round: whether it handed on the model it started from (its training validated no better)
         "kept_previous": [r["kept"] for r in per_round],
+        "trained_val_macro_f1": [r["trained_val"] for r in per_round],  # the round's trained model, kept or not
     }
 
 

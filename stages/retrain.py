@@ -44,7 +44,8 @@ def main() -> None:
         result = retrain(model, peer, spec, normalization, data, rows, labelled(labels), params, seed)
         model, peer, scores = result.model, result.peer, result.metrics
     else:  # nothing new to learn from: the round keeps the previous model
-        scores = {"kept_previous": True, "best_epoch": None, **evaluation(model, normalization, data, params)}
+        scores = {"kept_previous": True, "trained_val_macro_f1": None, "best_epoch": None,
+                  **evaluation(model, normalization, data, params)}
     if not distributed.is_main_process():
         return  # rank 0 writes the outputs
     save_checkpoint(rnd.out_dir / paths.MODEL, spec, model, data.class_names, normalization, peer=peer)

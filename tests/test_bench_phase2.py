@@ -74,7 +74,10 @@ def test_a_round_override_changes_that_round_only(sweep):
     assert finetune["phase1_test_balanced_accuracy"] == scratch["phase1_test_balanced_accuracy"]  # one phase 1
     assert finetune["curve"][0] == scratch["curve"][0]  # round 1: the same training
     assert finetune["fixed_by_queries"] == scratch["fixed_by_queries"]  # round 2 queries before it retrains
-    assert finetune["curve"][1] != scratch["curve"][1]  # round 2: a fresh network instead of the round-1 one
+    assert finetune["trained_val_macro_f1"][0] == scratch["trained_val_macro_f1"][0]
+    # round 2: a fresh network instead of the round-1 one (which either round may hand on instead:
+    # with one thread, neither trained model beats it on validation)
+    assert finetune["trained_val_macro_f1"][1] != scratch["trained_val_macro_f1"][1]
 
 
 def test_a_rerun_skips_what_the_raw_file_holds(sweep):

@@ -207,6 +207,7 @@ def test_a_round_that_validates_worse_hands_on_the_previous_model_unchanged(data
     again = evaluation(result.model, first.normalization, data, params)
     assert result.metrics["val"] == again["val"] and result.metrics["test"] == again["test"]
     assert first.metrics["val"]["macro_f1"] == pytest.approx(again["val"]["macro_f1"])
+    assert result.metrics["trained_val_macro_f1"] <= result.metrics["val"]["macro_f1"]  # why it was not handed on
 
 
 def test_a_round_that_validates_better_hands_on_the_trained_model(data):
@@ -220,6 +221,7 @@ def test_a_round_that_validates_better_hands_on_the_trained_model(data):
                      np.ones(NUM_TRAIN, dtype=bool), flipped(data), params, seed=7, progress=False)  # fmt: skip
     assert result.metrics["kept_previous"] is False and result.metrics["best_epoch"] is not None
     assert result.metrics["val"]["macro_f1"] > previous_f1["macro_f1"]
+    assert result.metrics["trained_val_macro_f1"] == result.metrics["val"]["macro_f1"]
     assert not all(torch.equal(before[k], v) for k, v in state(result.model).items())
 
 

@@ -63,7 +63,8 @@ def retrain(model: torch.nn.Module, peer: Optional[torch.nn.Module], spec: Model
     ``relabelled`` (bool (N,)) the samples an expert vouched for, which ``lnl`` never drops.
 
     Returns the trained model, or the given ``model`` and ``peer`` unchanged when the trained one
-    scores no higher validation macro-F1 (``metrics["kept_previous"]`` says which)."""
+    scores no higher validation macro-F1 (``metrics["kept_previous"]`` says which;
+    ``metrics["trained_val_macro_f1"]`` is the trained one's either way)."""
     previous_model, previous_peer = copy.deepcopy(model), copy.deepcopy(peer)  # training updates `model` in place
     previous_val = None
     if model is not None:
@@ -77,11 +78,12 @@ def retrain(model: torch.nn.Module, peer: Optional[torch.nn.Module], spec: Model
         start = new_network(spec, params)[0] if scratch else model
         tuned, scores = fine_tune(start, normalization, data.train.subset(trained_rows), data, params, seed, progress)
         trained = Retrained(tuned, None, scores)
-    if previous_val is not None and trained.metrics["val"]["macro_f1"] <= previous_val["macro_f1"]:
+    trained_val = trained.metrics["val"]["macro_f1"]
+    if previous_val is not None and trained_val <= previous_val["macro_f1"]:
         test = evaluation(previous_model, normalization, data, params, splits=("test",))
-        return Retrained(previous_model, previous_peer,
-                         {"kept_previous": True, "best_epoch": None, "val": previous_val, **test})
-    trained.metrics = {"kept_previous": False, **trained.metrics}
+        return Retrained(previous_model, previous_peer, {"kept_previous": True, "trained_val_macro_f1": trained_val,
+                                                         "best_epoch": None, "val": previous_val, **test})
+    trained.metrics = {"kept_previous": False, "trained_val_macro_f1": trained_val, **trained.metrics}
     return trained
 
 
