@@ -571,7 +571,9 @@ def test_score_samples_budget_check_counts_only_the_remaining_budget(stage_tree)
     artifacts.write_parquet(stage_tree / "data/rounds/1" / paths.WORKING_LABELS, round1)
     result = stage(stage_tree, "stages.score_samples", "2")
     assert result.returncode == 1
-    assert "budget: 3 re-labels remain from round 2 on" in result.stderr and "only 2 samples" in result.stderr
+    assert result.stderr.strip() == ("error: budget: 3 samples remain to query from round 2 on, but the pool "
+                                     "(al.pool: unselected) holds only 2 samples; lower budget or use al.pool: "
+                                     "unselected_first or all")  # fmt: skip
 
 
 def test_stages_without_a_model_do_not_import_torch(tmp_path):

@@ -70,9 +70,9 @@ def test_nearest_neighbours_rank_a_zero_row_at_similarity_zero():
 
 @pytest.mark.parametrize(
     "embeddings, k, message",
-    [(HAND_POINTS, 0, "k is 0; expected an integer in \\[1, 4\\]"),
-     (HAND_POINTS, 5, "k is 5; expected an integer in \\[1, 4\\]"),
-     (HAND_POINTS, True, "k is True"),
+    [(HAND_POINTS, 0, "k \\(lnl.knn_k\\) is 0; expected an integer in \\[1, 4\\]"),
+     (HAND_POINTS, 5, "k \\(lnl.knn_k\\) is 5; expected an integer in \\[1, 4\\]"),
+     (HAND_POINTS, True, "k \\(lnl.knn_k\\) is True"),
      (HAND_POINTS[:, 0], 1, "embeddings has shape \\(5,\\); expected \\(N, D\\)"),
      (HAND_POINTS[:1], 1, "embeddings has shape \\(1, 2\\)"),
      (np.where(np.eye(5, 2) == 1, np.nan, HAND_POINTS), 1, "2 row\\(s\\) with NaN or inf")],
@@ -168,8 +168,8 @@ def test_kfold_probs_with_one_observed_class_are_certain():
 
 @pytest.mark.parametrize(
     "labels, folds, message",
-    [(np.repeat([0, 1], [4, 2]), 5, "folds is 5; expected an integer in \\[2, 4\\]"),
-     (np.repeat([0, 1], [4, 2]), 1, "folds is 1"),
+    [(np.repeat([0, 1], [4, 2]), 5, "folds \\(lnl.cv_folds\\) is 5; expected an integer in \\[2, 4\\]"),
+     (np.repeat([0, 1], [4, 2]), 1, "folds \\(lnl.cv_folds\\) is 1"),
      (np.repeat([0, 1], [5, 1]), 2, "a training fold with one class only: .* class 1 has a single sample"),
      (np.repeat([0, 1], [4, 1]), 2, "labels has shape \\(5,\\); expected \\(6,\\)"),
      (np.repeat([0, 3], [4, 2]), 2, "labels holds values in \\[0, 3\\]; expected \\[0, 3\\)")],

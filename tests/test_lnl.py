@@ -371,15 +371,13 @@ def test_without_truth_the_selection_metrics_count_what_c_keeps():
     assert result.selection["clean_guess"].sum() == num_to_keep(NUM_TRAIN, forget_rate_schedule(1, NOISE_RATE, 2, 1))
 
 
-def test_vog_not_ready_within_warmup():
-    """With fewer epochs than the warm-up, VOG never becomes available: the clean guess is the
-    plain small-loss rule and the VOG columns are empty."""
-    data = make_data()
-    result = train_phase1(data, make_params(method="coteaching_vog", epochs=2), progress=False)
-    assert result.selection["vog"].isna().all()
-    rate = forget_rate_schedule(1, NOISE_RATE, 2, 1.0)
-    expected = kept_mask(torch.tensor(result.selection["loss"].to_numpy()), torch.tensor(data.train.labels), rate)
-    assert result.selection["clean_guess"].tolist() == expected.tolist()
+def test_vog_counts_from_the_first_epoch_params_allow():
+    """VOG needs the warm-up (num_gradual 2) and vog_window (2) snapshots: with 3 epochs it is
+    there for the clean guess; with 2 it would never be, and the params refuse the run."""
+    with pytest.raises(AlrError, match="'lnl.epochs' is 2, so the run would be plain Co-teaching"):
+        make_params(method="coteaching_vog", epochs=2)
+    result = train_phase1(make_data(), make_params(method="coteaching_vog", epochs=3), progress=False)
+    assert result.selection["vog"].notna().all()
 
 
 def test_empty_val_split_is_an_alr_error(data):

@@ -307,8 +307,10 @@ def test_weights_file_for_another_architecture(tmp_path, content):
 
 def test_weights_file_missing(tmp_path):
     model_spec = spec("resnet18", image_size=16)
-    with pytest.raises(AlrError, match="model.init: .*absent.pt does not exist"):
-        initialise(build_model(model_spec), model_spec, str(tmp_path / "absent.pt"), None)
+    for init, what in ((tmp_path / "absent.pt", "does not exist"), (tmp_path, "is a folder")):
+        with pytest.raises(AlrError) as info:
+            initialise(build_model(model_spec), model_spec, str(init), None)
+        assert str(info.value) == f"model.init: {init} {what}; expected scratch | ssl | the path of a weights file"
 
 
 def test_scratch_loads_nothing():

@@ -390,10 +390,40 @@ def test_load_params_reads_values(tmp_path):
         ({"model": {"weights": "imagenet.pt"}},
          "unknown key 'model.weights'; it is now 'model.init' (scratch | ssl | a local weights file)"),
         ({"model": {"arch": ""}}, "'model.arch' must be a non-empty string"),
+        ({"data": {"path": "x.npz"}}, "'data.path' is 'x.npz', but data.source 'digits' reads no file; set "
+                                      "data.source to medmnist | imagefolder | csv to read it, or data.path: null"),
+        ({"data": {"class_names": ["a", "Skip"]}},
+         "'data.class_names': class 1 is 'Skip', the answer experts give to skip a sample; rename the class"),
+        ({"data": {"class_names": ["a", " "]}}, "'data.class_names': class 1 is ' '; a class name must not be blank"),
+        ({"data": {"class_names": ["a", "a "]}},
+         "classes 'a' and 'a ' differ only in spaces around them, which an expert's answer cannot tell apart"),
+        ({"budget": 6, "al": {"annotators": 7}},
+         "'budget' is 6 answers, fewer than the 7 each queried sample takes ('al.annotators'), so no sample would "
+         "be queried; raise budget to at least 7, lower al.annotators, or set budget: 0"),
+        ({"lnl": {"method": "ce", "selection": "class_gmm"}},
+         "'lnl.selection' is 'class_gmm', a rule over Co-teaching's networks, but 'lnl.method' is 'ce'"),
+        ({"lnl": {"method": "ce", "selection": "class_aware"}}, "or lnl.selection: global for plain CE on every label"),
+        ({"lnl": {"method": "coteaching_vog", "selection": "global", "epochs": 10}},
+         "VOG needs 'lnl.vog_window' (5) snapshots and the warm-up of 'lnl.num_gradual' (10) epochs over first: it "
+         "would first count after epoch 11, and 'lnl.epochs' is 10"),
+        ({"lnl": {"method": "coteaching_vog", "selection": "global", "epochs": 20, "num_gradual": 2,
+                  "vog_window": 21}}, "it would first count after epoch 21, and 'lnl.epochs' is 20"),
     ],
 )
 def test_value_rules_beyond_types(override, fragment):
     assert fragment in error_of(override)
+
+
+def test_the_boundaries_of_the_cross_key_rules():
+    """Each rule above refuses only what it must: the first value on its other side passes."""
+    parse_params({"budget": 7, "al": {"annotators": 7}})
+    parse_params({"budget": 0, "al": {"annotators": 7}})  # keeps the phase-1 model: nothing is queried
+    for selection in ("global", "knn_vote", "cleanlab_kfold"):
+        parse_params({"lnl": {"method": "ce", "selection": selection}})
+    parse_params({"lnl": {"method": "coteaching_vog", "selection": "global", "epochs": 11}})
+    parse_params({"lnl": {"method": "coteaching_vog", "epochs": 21, "num_gradual": 2, "vog_window": 21}})
+    parse_params({"lnl": {"method": "coteaching", "selection": "global", "epochs": 2}})  # no VOG to wait for
+    parse_params({"data": {"class_names": ["skipped", "A", "a"]}})  # case tells names apart; only 'skip' is taken
 
 
 def test_params_file_that_is_a_folder(tmp_path):

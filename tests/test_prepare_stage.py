@@ -158,7 +158,7 @@ def test_prepare_keeps_each_patient_in_one_split(tmp_path):
 
 
 def test_prepare_counts_evaluation_images_of_train_patients_in_the_source_splits(tmp_path):
-    folds = ["train"] * 24 + ["test"] * 17
+    folds = ["train"] * 24 + ["test"] * 16 + ["val"]
     path = patient_manifest(tmp_path, folds)
     params = DataParams(source="csv", path=str(path), image_size=None,
                         csv=CsvParams(label_column="label", group_column="patient", split_column="fold"))
@@ -200,6 +200,43 @@ def test_prepare_empty_train_split(tmp_path):
     )
     with pytest.raises(AlrError, match="the train split is empty; check data.csv.split_column"):
         prepare(params, rng_for(0, "split"))
+
+
+def test_prepare_empty_val_split_names_what_would_fill_it(tmp_path):
+    """Phase 1 picks its checkpoint on validation images: prepare refuses a split without any,
+    naming the parameter to change for the way the splits were drawn."""
+    images = [f"{i}.png" for i in range(12)]
+    for name in images:
+        write_image(tmp_path / name, mode="L", value=int(name[:-4]) * 20)
+    labels = [i % 2 for i in range(12)]
+    own = write_csv(tmp_path / "own.csv", {"image": images, "label": labels, "split": ["train"] * 10 + ["test"] * 2})
+    drawn = write_csv(tmp_path / "drawn.csv", {"image": images, "label": labels})
+    cases = [
+        (DataParams(source="csv", path=str(own), image_size=None,
+                    csv=CsvParams(label_column="label", split_column="split")),
+         "give some rows the split 'val' in data.csv.split_column ('split')"),
+        (DataParams(source="csv", path=str(drawn), image_size=None, val_fraction=0.05,
+                    csv=CsvParams(label_column="label")),
+         "raise data.val_fraction (0.05): it rounds to no image of any class (a class gets one once "
+         "data.val_fraction × its size reaches 0.5)"),
+    ]  # fmt: skip
+    for params, advice in cases:
+        with pytest.raises(AlrError) as info:
+            prepare(params, rng_for(0, "split"))
+        assert str(info.value) == ("the val split is empty, and phase 1 picks its checkpoint on validation images; "
+                                   + advice)  # fmt: skip
+    # 6 images per class at 0.1 round up to one each
+    params = DataParams(source="csv", path=str(drawn), image_size=None, val_fraction=0.1,
+                        csv=CsvParams(label_column="label"))  # fmt: skip
+    assert (prepare(params, rng_for(0, "split")).samples["split"] == "val").sum() == 2
+
+
+def test_prepare_refuses_a_class_experts_could_not_answer_with(tmp_path):
+    root = write_image_folder(tmp_path / "cells", {"a": 3, "Skip": 3})
+    with pytest.raises(AlrError) as info:
+        prepare(DataParams(source="imagefolder", path=str(root), image_size=None), rng_for(0, "split"))
+    assert str(info.value) == (f"{root}: the classes: class 0 is 'Skip', the answer experts give to skip a sample; "
+                               "rename the class")  # fmt: skip
 
 
 def test_prepare_real_bccd_split_arithmetic(shared_data):

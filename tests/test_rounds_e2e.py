@@ -228,8 +228,9 @@ def test_budget_larger_than_the_pool_fails_before_any_work(pipeline):
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert ran_stages(result.stdout) == ["score_samples@1"], output
-    assert f"budget: {budget} re-labels remain from round 1 on" in output
-    assert f"holds only {pool_size} samples" in output
+    # the pool is every sample (al.pool: all): no larger pool to suggest
+    assert f"budget: {budget} samples remain to query from round 1 on" in output
+    assert f"holds only {pool_size} samples; lower budget\n" in output
     assert "Traceback" not in output
     assert not (project.root / paths.round_dir(1) / paths.SCORES).exists()
 

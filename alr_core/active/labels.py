@@ -81,12 +81,14 @@ def training_rows(labels: pd.DataFrame, train_on: str) -> np.ndarray:
     return trusted(labels)
 
 
-def check_budget_fits(remaining_budget: int, pool_size: int, round_name: str, pool: str) -> None:
-    if remaining_budget > pool_size:
+def check_budget_fits(remaining_queries: int, pool_size: int, round_name: str, pool: str) -> None:
+    """``remaining_queries``: the samples this round and the later ones query (budget answers
+    over ``al.annotators`` answers each)."""
+    if remaining_queries > pool_size:
+        larger = "" if pool in ("all", "unselected_first") else " or use al.pool: unselected_first or all"
         raise AlrError(
-            f"budget: {remaining_budget} re-labels remain from round {round_name} on, but the pool "
-            f"(al.pool: {pool}) holds only {pool_size} samples; lower budget or use "
-            "al.pool: unselected_first or all"
+            f"budget: {remaining_queries} samples remain to query from round {round_name} on, but the pool "
+            f"(al.pool: {pool}) holds only {pool_size} samples; lower budget{larger}"
         )
 
 

@@ -26,6 +26,8 @@ from alr_core.common.errors import AlrError
 from alr_core.common.text import close_match, did_you_mean
 
 
+SKIP_ANSWER = "skip"  # an expert's answer that skips a sample (the annotation page writes it)
+
 # keys of earlier releases → where their setting lives now
 RENAMED = {"model.weights": "'model.init' (scratch | ssl | a local weights file)"}
 
@@ -354,6 +356,9 @@ def _check_consistency(params: Params, source: str) -> None:
     data = params.data
     if data.source not in ("digits", "synthetic") and data.path is None:
         raise AlrError(f"{source}: 'data.path' is required when data.source is '{data.source}'")
+    if data.source in ("digits", "synthetic") and data.path is not None:
+        raise AlrError(f"{source}: 'data.path' is {data.path!r}, but data.source '{data.source}' reads no file; "
+                       "set data.source to medmnist | imagefolder | csv to read it, or data.path: null")  # fmt: skip
     if data.source == "synthetic" and data.image_size is None:
         raise AlrError(f"{source}: 'data.image_size' must be set when data.source is 'synthetic' (e.g. 28)")
     if data.val_fraction + data.test_fraction >= 1.0:
@@ -369,6 +374,8 @@ def _check_consistency(params: Params, source: str) -> None:
     for key, names in (("data.class_names", data.class_names), ("data.csv.class_columns", data.csv.class_columns)):
         if names is not None and len(names) < 2:
             raise AlrError(f"{source}: '{key}' must list at least 2 classes, got {names!r}")
+    if data.class_names is not None:
+        check_class_names(data.class_names, f"{source}: 'data.class_names'")
     if params.al.paper_protocol and params.al.pool == "selected":
         raise AlrError(
             f"{source}: 'al.pool' is 'selected' (query only inside phase 1's C) but 'al.paper_protocol' "
@@ -381,7 +388,29 @@ def _check_consistency(params: Params, source: str) -> None:
             "'model.dropout' is 0, so every pass is the same and the scores are rounding noise; set "
             "model.dropout above 0 (e.g. 0.3) or use another strategy"
         )
+    if 0 < params.budget < params.al.annotators:
+        raise AlrError(
+            f"{source}: 'budget' is {params.budget} answers, fewer than the {params.al.annotators} each queried "
+            f"sample takes ('al.annotators'), so no sample would be queried; raise budget to at least "
+            f"{params.al.annotators}, lower al.annotators, or set budget: 0 to keep the phase-1 model"
+        )
     lnl = params.lnl
+    if lnl.method == "ce" and lnl.selection not in ("global", "knn_vote", "cleanlab_kfold"):
+        raise AlrError(
+            f"{source}: 'lnl.selection' is {lnl.selection!r}, a rule over Co-teaching's networks, but "
+            "'lnl.method' is 'ce', which has none of them: it would train on every label; use lnl.method: "
+            "coteaching or coteaching_vog, a rule on the pretrain embeddings (lnl.selection: knn_vote | "
+            "cleanlab_kfold), or lnl.selection: global for plain CE on every label"
+        )
+    vog_from = max(lnl.num_gradual + 1, lnl.vog_window)
+    if lnl.method == "coteaching_vog" and lnl.epochs < vog_from:
+        raise AlrError(
+            f"{source}: 'lnl.method' is 'coteaching_vog', but VOG needs 'lnl.vog_window' ({lnl.vog_window}) "
+            f"snapshots and the warm-up of 'lnl.num_gradual' ({lnl.num_gradual}) epochs over first: it would "
+            f"first count after epoch {vog_from}, and 'lnl.epochs' is {lnl.epochs}, so the run would be plain "
+            f"Co-teaching; set lnl.epochs to at least {vog_from}, lower num_gradual or vog_window, or use "
+            "lnl.method: coteaching"
+        )
     if lnl.method == "coteaching_vog" and lnl.vog_source == "train" and lnl.class_balance == "sampler":
         raise AlrError(
             f"{source}: 'lnl.vog_source' is 'train' but 'lnl.class_balance' is 'sampler', whose batches draw "
@@ -422,6 +451,24 @@ def _check_rounds(rounds: dict, source: str) -> None:
         expected = previous_dir(int(name))
         if spec.prev != expected:
             raise AlrError(f"{source}: 'rounds.{name}.prev' is {spec.prev!r}; it must be {expected!r}")
+
+
+def check_class_names(names: list[str], where: str) -> None:
+    """Class names experts can answer with: not blank, not :data:`SKIP_ANSWER` in any case, and
+    distinct once trimmed (answers are read trimmed). ``where`` starts the message, e.g.
+    "params.yaml: 'data.class_names'"."""
+    seen: dict[str, str] = {}
+    for position, name in enumerate(names):
+        trimmed = name.strip()
+        if not trimmed:
+            raise AlrError(f"{where}: class {position} is {name!r}; a class name must not be blank")
+        if trimmed.lower() == SKIP_ANSWER:
+            raise AlrError(f"{where}: class {position} is {name!r}, the answer experts give to skip a sample; "
+                           "rename the class")  # fmt: skip
+        if trimmed in seen:
+            raise AlrError(f"{where}: classes {seen[trimmed]!r} and {name!r} differ only in spaces around them, "
+                           "which an expert's answer cannot tell apart; rename one")  # fmt: skip
+        seen[trimmed] = name
 
 
 def previous_dir(round_number: int) -> str:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from alr_core.common.errors import AlrError
-from alr_core.common.params import DataParams
+from alr_core.common.params import DataParams, check_class_names
 from alr_core.common.text import counted
 from alr_core.data.fingerprint import fingerprint
 from alr_core.data.identical import identical_groups, identical_summary, keep_together
@@ -33,6 +33,7 @@ def prepare(params: DataParams, rng: np.random.Generator, stat_cache: Optional[d
     of the file the image was decoded from, so that an edited image changes the table too).
     ``stat_cache``: the fingerprint stage's, which spares re-hashing unchanged files."""
     source = read_source(params)
+    check_class_names(source.class_names, f"{params.path or params.source}: the classes")
     groups = identical_groups(source.images)
     splits = assign_splits(source, params, rng, groups)
     keep = splits != ""
@@ -57,6 +58,9 @@ def prepare(params: DataParams, rng: np.random.Generator, stat_cache: Optional[d
         raise AlrError(f"sample id {duplicate!r} occurs twice in the source")
     if not (samples["split"] == "train").any():
         raise AlrError("the train split is empty; check data.csv.split_column or the fractions")
+    if not (samples["split"] == "val").any():
+        raise AlrError(f"the val split is empty, and phase 1 picks its checkpoint on validation images; "
+                       f"{_val_advice(params, source)}")  # fmt: skip
     row = np.cumsum(keep) - 1  # a kept source image's row in the prepared data
     kept_groups = [row[g[keep[g]]] for g in groups if keep[g].sum() > 1]
     return PreparedDataset(np.ascontiguousarray(source.images[keep]), samples, kept_groups)
@@ -79,6 +83,19 @@ def assign_splits(source: SourceData, params: DataParams, rng: np.random.Generat
     else:
         splits = stratified_split(source.labels, params.val_fraction, params.test_fraction, rng)
     return keep_together(splits, identical)
+
+
+def _val_advice(params: DataParams, source: SourceData) -> str:
+    """What would put images in an empty validation split, for the way it was drawn."""
+    if source.splits is not None and params.source == "csv":
+        return f"give some rows the split 'val' in data.csv.split_column ({params.csv.split_column!r})"
+    if source.splits is not None:
+        return f"{params.path} brings its own splits and holds no validation image"
+    if source.groups is not None:
+        return (f"raise data.val_fraction ({params.val_fraction:g}) or check data.csv.group_column "
+                f"({params.csv.group_column!r}): the val split takes whole groups")
+    return (f"raise data.val_fraction ({params.val_fraction:g}): it rounds to no image of any class "
+            "(a class gets one once data.val_fraction × its size reaches 0.5)")
 
 
 def class_names(samples: pd.DataFrame) -> list[str]:

@@ -33,11 +33,12 @@ import re
 from importlib import resources
 from typing import Any
 
+from alr_core.common.params import SKIP_ANSWER
 from alr_core.common.paths import ANSWERS_DIR
 from alr_core.data.images import png_data_uri
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-SKIP = "skip"  # the label the page writes for an item the expert skipped
+SKIP = SKIP_ANSWER  # the label the page writes for an item the expert skipped
 ITEM_KEYS = ("item_id", "current_label", "suggested_label", "confidence", "image_png")
 MIN_IMAGE_WIDTH_PX = 320  # smaller images are scaled up (pixelated) to this width
 MAX_IMAGE_WIDTH_PX = 512  # larger ones are scaled down to this width

@@ -65,7 +65,7 @@ def nearest_neighbours(embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.n
     embeddings = _check_embeddings(embeddings)
     n = len(embeddings)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n - 1:
-        raise AlrError(f"k is {k!r}; expected an integer in [1, {n - 1}] (the number of other rows)")
+        raise AlrError(f"k (lnl.knn_k) is {k!r}; expected an integer in [1, {n - 1}] (the number of other rows)")
     norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
     unit = embeddings / np.maximum(norms, 1e-12)
     # on unit vectors the Euclidean order is the cosine order; a zero row would lie at distance
@@ -158,7 +158,7 @@ def kfold_probs(embeddings: np.ndarray, labels: np.ndarray, num_classes: int, fo
     labels = _check_labels(labels, num_classes, len(embeddings))
     present, counts = np.unique(labels, return_counts=True)
     if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or not 2 <= folds <= counts.max():
-        raise AlrError(f"folds is {folds!r}; expected an integer in [2, {counts.max()}] "
+        raise AlrError(f"folds (lnl.cv_folds) is {folds!r}; expected an integer in [2, {counts.max()}] "
                        "(the size of the largest observed class)")  # fmt: skip
     probs = np.zeros((len(labels), num_classes))
     if len(present) == 1:

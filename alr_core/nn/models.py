@@ -162,10 +162,11 @@ def _check_fits_image_size(model: nn.Module, spec: ModelSpec) -> None:
     try:
         with torch.no_grad():
             model(torch.zeros(1, spec.in_channels, spec.image_size, spec.image_size))
-    except RuntimeError as exc:
+    except (RuntimeError, AssertionError) as exc:  # vision transformers assert their own input size
         raise AlrError(
             f"model.arch {spec.arch!r} cannot take {spec.image_size} px images ({str(exc).splitlines()[0]}); "
-            f"raise data.image_size (most timm architectures need ≥ 32, some ≥ 64) or use small_cnn / resnet18"
+            f"raise data.image_size (most timm architectures need ≥ 32, some ≥ 64, vision transformers their "
+            f"own size) or use small_cnn / resnet18"
         ) from None
     finally:
         model.train(was_training)
@@ -208,6 +209,10 @@ def _load_encoder(model: nn.Module, spec: ModelSpec, path: Path) -> dict:
 
 
 def _load_weights_file(model: nn.Module, path: Path) -> dict:
+    if path.is_dir():
+        raise AlrError(f"model.init: {path} is a folder; expected scratch | ssl | the path of a weights file")
+    if not path.is_file():
+        raise AlrError(f"model.init: {path} does not exist; expected scratch | ssl | the path of a weights file")
     state = _torch_load(path, "model.init")
     for key in ("state_dict", "model"):  # alr checkpoints and common training-script layouts
         if isinstance(state.get(key), dict):
