@@ -1,5 +1,5 @@
 """A job for tests/test_distributed.py: each training loop (SimCLR and VICReg
-pretraining, phase 1's Co-teaching, fine-tuning) on tiny data, run as a training stage is run
+pretraining, and the untrained encoder's embeddings; phase 1's Co-teaching, fine-tuning) on tiny data, run as a training stage is run
 (``run_stage(main, training=True)``), so that ``train.processes: 2`` in the params.yaml of the
 working folder starts it under torchrun.
 
@@ -90,6 +90,9 @@ def run_loops(params):
     pretrained = run_pretrain(images, samples, params, progress=False)
     vicreg = dataclasses.replace(params, pretrain=dataclasses.replace(params.pretrain, method="vicreg"))
     pretrained_vicreg = run_pretrain(images, samples, vicreg, progress=False)
+    # untrained: no DDP wrapper hands rank 0's random weights to the others
+    untrained = dataclasses.replace(params, pretrain=dataclasses.replace(params.pretrain, method="none"))
+    pretrained_untrained = run_pretrain(images, samples, untrained, progress=False)
     phase1 = train_phase1(data, params, progress=False)
     # a per-class rule: keep masks from whole-split passes, refreshed after every epoch, and VOG
     # snapshots from those passes
@@ -108,6 +111,8 @@ def run_loops(params):
         "embeddings": pretrained.embeddings,
         "vicreg_pretrain_epochs": pretrained_vicreg.epochs,
         "vicreg_embeddings": pretrained_vicreg.embeddings,
+        "untrained_pretrain_epochs": pretrained_untrained.epochs,
+        "untrained_embeddings": pretrained_untrained.embeddings,
         "selection": phase1.selection,
         "phase1_epochs": phase1.epochs.drop(columns="seconds"),
         "phase1_model": weights(phase1.model),

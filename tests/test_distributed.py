@@ -172,6 +172,33 @@ def test_the_failure_message_names_the_first_failure_first(tmp_path):
 # ----------------------------------------------------------------------------- two processes
 
 
+def test_timm_batchnorm_with_its_activation_stays_itself_when_synchronised():
+    """timm's BatchNormAct2d (efficientnet, regnet, densenet) applies dropout and an activation
+    after normalising: its synchronised copy must too, in training and in evaluation (the
+    copy once normalised only, silently changing the network)."""
+    from timm.layers import BatchNormAct2d
+
+    torch.manual_seed(2)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), BatchNormAct2d(4, act_layer=torch.nn.ReLU))
+    reference = copy.deepcopy(model)
+    synced = distributed.synchronise_batchnorm(model)
+    assert isinstance(synced[1], distributed.CpuSyncBatchNormAct)
+    x = torch.randn(6, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    for mode in (True, False):
+        torch.testing.assert_close(synced.train(mode)(x), reference.train(mode)(x), rtol=0, atol=0)
+    assert (synced(x) == 0).any()  # the ReLU, not a bare normalisation
+
+
+def test_a_batchnorm_with_a_forward_of_its_own_is_refused_not_stripped():
+    class ScaledBatchNorm(torch.nn.BatchNorm2d):
+        def forward(self, input):
+            return 2 * super().forward(input)
+
+    with pytest.raises(AlrError, match="ScaledBatchNorm is a BatchNorm layer with a forward of its own, which "
+                                       "train.processes > 1 cannot synchronise on the CPU"):  # fmt: skip
+        distributed.synchronise_batchnorm(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), ScaledBatchNorm(2)))
+
+
 def run_job(folder, *arguments: str, processes: int = 2) -> subprocess.CompletedProcess:
     """tests/distributed_job.py as a stage is run (``python -m``), in ``folder`` with
     ``train.processes: <processes>``: above 1, run_stage starts it under torchrun."""
@@ -206,7 +233,7 @@ def assert_weights_close(got: dict, expected: dict) -> None:
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("method", ["", "vicreg_"], ids=["simclr", "vicreg"])
+@pytest.mark.parametrize("method", ["", "vicreg_", "untrained_"], ids=["simclr", "vicreg", "none"])
 def test_pretraining_on_two_processes_is_one_process_pretraining(one_process, two_processes, method):
     results, _ = two_processes
     assert_tables_close(results[f"{method}pretrain_epochs"], one_process[f"{method}pretrain_epochs"])

@@ -368,6 +368,15 @@ def test_timm_architecture():
     assert features.shape == (2, 512) and logits.shape == (2, 4)
 
 
+def test_timm_feature_width_is_what_the_backbone_outputs():
+    """MobileNetV3's head has a hidden layer: its pooled features (num_features, 288 here) widen
+    to head_hidden_size (1024) before the classifier, and the head must take those."""
+    model = build_model(spec("mobilenetv3_small_050", num_classes=3, in_channels=1, image_size=32))
+    assert model.feature_dim == 1024
+    features, logits = model.eval()(inputs(2, 1, 32))
+    assert features.shape == (2, 1024) and logits.shape == (2, 3)
+
+
 def test_timm_errors_name_the_problem():
     with pytest.raises(AlrError, match=r"'resnet81'.*closest: \['resnet18'"):
         build_model(spec("resnet81"))

@@ -186,22 +186,46 @@ class CpuSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         return output
 
 
+class CpuSyncBatchNormAct(CpuSyncBatchNorm):
+    """:class:`CpuSyncBatchNorm` followed by the dropout and activation of the timm
+    ``BatchNormAct2d`` it replaces (its ``drop`` and ``act`` children, in timm's order)."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return self.act(self.drop(super().forward(input)))
+
+
 def synchronise_batchnorm(module: nn.Module) -> nn.Module:
     """Every BatchNorm layer of ``module`` replaced, in place, by a synchronised one sharing its
     parameters and buffers (so the optimiser's parameters and the state-dict keys stay the
-    same, and a checkpoint loads into a plain network): torch's SyncBatchNorm on a GPU,
+    same, and a checkpoint loads into a plain network): torch's SyncBatchNorm on a GPU (timm's
+    converter where timm layers are, which keeps the activation of its BatchNormAct2d),
     :class:`CpuSyncBatchNorm` on the CPU. Returns ``module``, or the new layer when ``module``
     is itself a BatchNorm layer."""
     if next(module.parameters()).device.type != "cpu":
+        if any(_from_timm(layer) for layer in module.modules()):
+            from timm.layers import convert_sync_batchnorm
+
+            return convert_sync_batchnorm(module)
         return nn.SyncBatchNorm.convert_sync_batchnorm(module)
     return _cpu_synchronised(module)
+
+
+def _from_timm(module: nn.Module) -> bool:
+    return type(module).__module__.startswith("timm.")
 
 
 def _cpu_synchronised(module: nn.Module) -> nn.Module:
     converted = module
     if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, CpuSyncBatchNorm):
-        converted = CpuSyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
-                                     module.track_running_stats)  # fmt: skip
+        with_activation = _from_timm(module) and type(module).__name__ == "BatchNormAct2d"
+        if not with_activation and type(module).forward is not nn.modules.batchnorm._BatchNorm.forward:
+            # its forward does more than normalise: a synchronised copy would silently drop that
+            raise AlrError(f"{type(module).__name__} is a BatchNorm layer with a forward of its own, which "
+                           "train.processes > 1 cannot synchronise on the CPU; use train.processes: 1 or another "
+                           "model.arch")  # fmt: skip
+        layer = CpuSyncBatchNormAct if with_activation else CpuSyncBatchNorm
+        converted = layer(module.num_features, module.eps, module.momentum, module.affine,
+                          module.track_running_stats)  # fmt: skip
         converted.weight, converted.bias = module.weight, module.bias
         converted.running_mean, converted.running_var = module.running_mean, module.running_var
         converted.num_batches_tracked = module.num_batches_tracked
@@ -209,6 +233,18 @@ def _cpu_synchronised(module: nn.Module) -> nn.Module:
     for name, child in module.named_children():
         converted.add_module(name, _cpu_synchronised(child))
     return converted
+
+
+def same_on_every_rank(model: nn.Module) -> nn.Module:
+    """``model`` with rank 0's parameters and buffers on every rank (in place), for a network
+    that no DDP wrapper will copy them to: one that only computes features (``pretrain.method:
+    none``), whose ranks would otherwise each hold the random weights of their own torch stream.
+    Returns ``model``."""
+    if is_distributed():
+        with torch.no_grad():
+            for tensor in [*model.parameters(), *model.buffers()]:
+                dist.broadcast(tensor, src=0)
+    return model
 
 
 def data_parallel(model: nn.Module) -> nn.Module:

@@ -105,7 +105,9 @@ class ResNet18(Classifier):
 class TimmNet(Classifier):
     """A timm architecture (``timm.create_model(name, pretrained=False)``: nothing is ever
     downloaded; weights come from ``model.init``) without its classifier, then dropout and a
-    linear head. D = the architecture's ``num_features``."""
+    linear head. D = the width of what the backbone outputs without its classifier: timm's
+    ``head_hidden_size`` (wider than ``num_features`` where the head has a hidden layer, as
+    in MobileNetV3), else ``num_features``."""
 
     def __init__(self, name: str, in_channels: int, num_classes: int, dropout: float):
         super().__init__()
@@ -118,7 +120,7 @@ class TimmNet(Classifier):
                 f"architecture{f' (closest: {close})' if close else ''}; e.g. resnet50, efficientnet_b0, convnext_tiny"
             )
         self.backbone = timm.create_model(name, pretrained=False, num_classes=0, in_chans=in_channels)
-        self.feature_dim = self.backbone.num_features
+        self.feature_dim = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.feature_dim, num_classes)
 

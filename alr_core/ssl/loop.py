@@ -78,7 +78,8 @@ def run_pretrain(images: np.ndarray, samples: pd.DataFrame, params: Params, prog
     # the views come from alr_core.ssl.views, so the pipeline only normalises (no train.augment)
     pipeline = InputPipeline(normalization, None, device, generator)
     precision = MixedPrecision(params.train.mixed_precision, device)
-    encoder = build_encoder(spec).to(device)
+    # the ranks' weights agree before training too: untrained (method none), its features are the embeddings
+    encoder = distributed.same_on_every_rank(build_encoder(spec).to(device))
     head, rows, train_seconds = None, [], 0.0
     if trains:
         head = ProjectionHead(encoder.feature_dim, pre.projection_dim).to(device)
