@@ -432,7 +432,7 @@ def set_params(tree, overrides: dict, rounds: int = 2) -> None:
     raw = default_params()
     for key, value in overrides.items():
         raw[key] = raw[key] | value if isinstance(value, dict) else value
-    raw["rounds"] = rounds_param(rounds)
+    raw["rounds"] = rounds_param(rounds) | overrides.get("rounds", {})  # an entry replaces that round's
     write_params(tree, raw=raw)
 
 
@@ -546,6 +546,27 @@ def test_oracle_relabel_stage_unknown_truth(stage_tree):
     assert result.stderr.startswith("error: ") and "human oracle" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (stage_tree / "data/rounds/1" / paths.WORKING_LABELS).exists()
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({}, "error: round 1 asks al.oracle 'simulated' for the true labels, but they are unknown"),
+    ({"rounds": {"1": {"prev": "data/lnl", "oracle": "human"}}},
+     "error: round 2 asks al.oracle 'simulated' for the true labels, but they are unknown (noise.type: none "
+     "means the dataset's own labels are already noisy); let experts answer: set al.oracle: human (or "
+     "rounds.2.oracle: human)"),
+    ({"al": {"oracle": "human", "paper_protocol": True}},
+     "error: al.paper_protocol gives every sample of C its true label at round 1, but the true labels are unknown "
+     "(noise.type: none); set al.paper_protocol: false"),
+])  # fmt: skip
+def test_score_samples_refuses_rounds_that_need_the_unknown_truth_before_any_work(stage_tree, overrides, message):
+    """With noise.type: none the simulated oracle has nothing to answer with: round 1's first
+    stage says so for any round from it on, before phase 2 scores, queries or waits for experts."""
+    set_params(stage_tree, {"budget": 4, "noise": {"type": "none"}} | overrides)
+    artifacts.write_parquet(stage_tree / paths.LNL_WORKING_LABELS, working(truth=[None] * 8))
+    result = stage(stage_tree, "stages.score_samples", "1")  # no images or model: the check comes first
+    assert result.returncode == 1 and result.stderr.strip().startswith(message), result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (stage_tree / "data/rounds/1" / paths.SCORES).exists()
 
 
 @pytest.mark.parametrize("pool, budget, pool_size", [("unselected", 6, 5), ("all", 9, 8)])

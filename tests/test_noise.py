@@ -139,6 +139,15 @@ def test_pairflip_keeps_clean_classes_and_their_predecessor(labels):
     assert ((observed == 0) & (labels == 4)).sum() > 0
 
 
+def test_pairflip_that_could_flip_nothing_is_refused(labels):
+    """Keeping every other class of 4 clean leaves no class whose successor is outside the kept
+    ones: the noise would change no label (symmetric noise refuses the like)."""
+    with pytest.raises(AlrError, match=r"with noise.keep_clean_classes \[1, 3\] no class is outside it together "
+                                       "with its successor, so no label would change"):  # fmt: skip
+        noisy(np.arange(12) % 4, "pairflip", 0.4, keep=[1, 3], num_classes=4)
+    assert (noisy(np.arange(12) % 4, "pairflip", 0.4, keep=[1], num_classes=4) != np.arange(12) % 4).any()
+
+
 # ----------------------------------------------------------------------------- none, determinism, errors
 
 

@@ -397,6 +397,8 @@ def test_load_params_reads_values(tmp_path):
         ({"data": {"class_names": ["a", " "]}}, "'data.class_names': class 1 is ' '; a class name must not be blank"),
         ({"data": {"class_names": ["a", "a "]}},
          "classes 'a' and 'a ' differ only in spaces around them, which an expert's answer cannot tell apart"),
+        ({"data": {"image_size": 8}, "train": {"augment": {"crop_padding": 3}}},
+         "'train.augment.crop_padding' is 3 px, more than a quarter of 'data.image_size' (8 px)"),
         ({"budget": 6, "al": {"annotators": 7}},
          "'budget' is 6 answers, fewer than the 7 each queried sample takes ('al.annotators'), so no sample would "
          "be queried; raise budget to at least 7, lower al.annotators, or set budget: 0"),
@@ -417,6 +419,9 @@ def test_value_rules_beyond_types(override, fragment):
 def test_the_boundaries_of_the_cross_key_rules():
     """Each rule above refuses only what it must: the first value on its other side passes."""
     parse_params({"budget": 7, "al": {"annotators": 7}})
+    parse_params({"data": {"image_size": 8}, "train": {"augment": {"crop_padding": 2}}})
+    parse_params({"data": {"image_size": None, "source": "medmnist", "path": "x.npz"},
+                  "train": {"augment": {"crop_padding": 64}}})  # native size: not known before prepare
     parse_params({"budget": 0, "al": {"annotators": 7}})  # keeps the phase-1 model: nothing is queried
     for selection in ("global", "knn_vote", "cleanlab_kfold"):
         parse_params({"lnl": {"method": "ce", "selection": selection}})

@@ -150,7 +150,34 @@ def mark_skipped(labels: pd.DataFrame, sample_ids, round_number: int, source: st
 
 def paper_protocol_answers(labels: pd.DataFrame) -> pd.Series:
     """The authors' round-1 leak: every sample in the clean guess C gets its true label."""
+    if labels["true_label"].isna().any():
+        raise AlrError(PAPER_PROTOCOL_NEEDS_TRUTH)
     return simulated_answers(labels, labels.loc[labels["clean_guess"], "sample_id"])
+
+
+PAPER_PROTOCOL_NEEDS_TRUTH = (
+    "al.paper_protocol gives every sample of C its true label at round 1, but the true labels are unknown "
+    "(noise.type: none); set al.paper_protocol: false"
+)
+
+
+def check_truth_for_the_rounds(labels: pd.DataFrame, rounds: list, paper_protocol: bool) -> None:
+    """Stop at a round's first stage, not at its oracle stage after scoring and the query, when
+    a round from it on needs the true labels that ``labels`` (a working labels table) lacks
+    (noise.type: none). ``rounds``: the :class:`~alr_core.active.rounds.Round` of this round and
+    each later one; a round with a share of the budget and the simulated oracle needs them, and
+    so does round 1 under ``paper_protocol``."""
+    if not labels["true_label"].isna().any():
+        return
+    if paper_protocol and rounds and rounds[0].number == 1:
+        raise AlrError(PAPER_PROTOCOL_NEEDS_TRUTH)
+    for rnd in rounds:
+        if rnd.oracle == "simulated" and rnd.budget > 0:
+            raise AlrError(
+                f"round {rnd.number} asks al.oracle 'simulated' for the true labels, but they are unknown "
+                "(noise.type: none means the dataset's own labels are already noisy); let experts answer: "
+                f"set al.oracle: human (or rounds.{rnd.number}.oracle: human)"
+            )
 
 
 def cleaning_metrics(before: pd.DataFrame, after: pd.DataFrame, query: pd.DataFrame,

@@ -361,6 +361,14 @@ def _check_consistency(params: Params, source: str) -> None:
                        "set data.source to medmnist | imagefolder | csv to read it, or data.path: null")  # fmt: skip
     if data.source == "synthetic" and data.image_size is None:
         raise AlrError(f"{source}: 'data.image_size' must be set when data.source is 'synthetic' (e.g. 28)")
+    padding = params.train.augment.crop_padding
+    if data.image_size is not None and padding > data.image_size / 4:
+        raise AlrError(
+            f"{source}: 'train.augment.crop_padding' is {padding} px, more than a quarter of 'data.image_size' "
+            f"({data.image_size} px): the random crop shifts an image by up to that much each way, so most of a "
+            f"crop could be padding (64 px on 8 px images trained to chance); use at most {data.image_size // 4}, "
+            "or 0 for no crop"
+        )
     if data.val_fraction + data.test_fraction >= 1.0:
         raise AlrError(
             f"{source}: 'data.val_fraction' + 'data.test_fraction' = "

@@ -53,6 +53,12 @@ def inject_noise(
         target = _uniform_other_class(labels, targets_allowed, rng)
     elif noise_type == "pairflip":
         check_learnable_rate(noise_type, rate, num_classes)
+        if not (~kept & targets_allowed[(np.arange(num_classes) + 1) % num_classes]).any():
+            raise AlrError(
+                f"pair-flip noise moves a label of class c to c + 1, but with noise.keep_clean_classes "
+                f"{list(keep_clean_classes)} no class is outside it together with its successor, so no label "
+                "would change; keep fewer classes clean or set noise.type: none"
+            )
         target = (labels + 1) % num_classes
     else:
         raise AlrError(f"noise.type is {noise_type!r}; valid: symmetric | pairflip | none")
