@@ -119,7 +119,7 @@ def test_a_training_stage_starts_torchrun_only_above_one_process(tmp_path, monke
     for name in TORCHRUN_ENV:
         monkeypatch.delenv(name, raising=False)
     launched, ran = [], []
-    monkeypatch.setattr(cli, "launch_processes", launched.append)
+    monkeypatch.setattr(cli, "launch_processes", lambda processes, device: launched.append(processes))
 
     def main():
         ran.append(os.environ.get("RANK"))
@@ -140,6 +140,15 @@ def test_a_training_stage_starts_torchrun_only_above_one_process(tmp_path, monke
         run_stage(main, training=True)
     assert launched == [3] and ran == [None, None, "0", "2"]
     assert capsys.readouterr().out == "summary\n"
+
+
+def test_more_processes_than_the_machine_has_cores_for_are_refused_before_torchrun_starts(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    with pytest.raises(AlrError) as info:
+        cli.launch_processes(1000000, "cpu")
+    assert str(info.value) == ("train.processes is 1000000, but this machine has 2 CPU cores (one per process); set "
+                               "train.processes to at most 2, or start several machines with torchrun --nnodes "
+                               "(docs/distributed.md)")  # fmt: skip
 
 
 def test_an_error_in_a_rank_names_the_rank(monkeypatch, capsys):

@@ -35,8 +35,8 @@ def run_stage(main: Callable[[], None], training: bool = False) -> None:
             with _only_rank_zero_prints(worker[0]):
                 main()
             _leave_process_group()
-        elif training and (processes := load_params(paths.PARAMS).train.processes) > 1:
-            launch_processes(processes)
+        elif training and (train := load_params(paths.PARAMS).train).processes > 1:
+            launch_processes(train.processes, train.device)
         else:
             main()
     except AlrError as exc:
@@ -65,12 +65,23 @@ def torchrun_rank() -> Optional[tuple[int, int]]:
     return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
 
 
-def launch_processes(processes: int) -> None:
+def launch_processes(processes: int, device_name: str) -> None:
     """Run this stage again, with its arguments, as ``torchrun --standalone
-    --nproc-per-node=<processes>`` (torch's launcher, in this process) and wait for it. A
+    --nproc-per-node=<processes>`` (torch's launcher, in this process) and wait for it, once
+    the machine has a GPU (``device_name`` resolving to CUDA) or a CPU core per process. A
     failed process becomes an :class:`AlrError` naming its rank; torchrun stops the others."""
+    import torch
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
+
+    on_gpus = device_name != "cpu" and torch.cuda.is_available()
+    available = torch.cuda.device_count() if on_gpus else os.cpu_count() or 1
+    if processes > available:
+        raise AlrError(
+            f"train.processes is {processes}, but this machine has {available} {'GPUs' if on_gpus else 'CPU cores'} "
+            f"(one per process); set train.processes to at most {available}, or start several machines with "
+            "torchrun --nnodes (docs/distributed.md)"
+        )
 
     spec = getattr(sys.modules["__main__"], "__spec__", None)
     target = ["-m", spec.name] if spec is not None else [sys.argv[0]]  # python -m stages.x, or a script path
