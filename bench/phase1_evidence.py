@@ -30,10 +30,9 @@ from typing import Iterator
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from alr_core.common.errors import AlrError
-from alr_core.common.params import load_params, parse_params
+from alr_core.common.params import load_params, parse_params, yaml_value
 from alr_core.common.seeding import rng_for
 from alr_core.data.datasets import PipelineData, SplitData
 from alr_core.data.noise import noisy_label_table
@@ -130,7 +129,7 @@ def parse_dataset(text: str) -> tuple[str, dict]:
         key, sep, value = option.partition("=")
         if not sep:
             raise SystemExit(f"--dataset {text!r}: option {option!r} is not KEY=VALUE")
-        data[key] = yaml.safe_load(value)
+        data[key] = yaml_value(value)  # as `dvc exp run -S` reads it
     return name, data
 
 

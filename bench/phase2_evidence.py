@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from alr_core.active.labels import (
     apply_answers,
@@ -50,7 +49,7 @@ from alr_core.active.labels import (
 )
 from alr_core.active.rounds import round_params
 from alr_core.common.errors import AlrError
-from alr_core.common.params import parse_params
+from alr_core.common.params import parse_params, yaml_value
 from alr_core.common.seeding import rng_for, seed_for
 from bench.phase1_evidence import DATASETS, parse_dataset, prepare_run
 from bench.records import append_record, read_records
@@ -220,7 +219,7 @@ def parse_config(text: str) -> tuple[str, dict]:
         key, sep, value = item.partition("=")
         if not sep:
             raise SystemExit(f"--config {text!r}: {item!r} is not KEY=VALUE")
-        config[key.strip()] = yaml.safe_load(value)
+        config[key.strip()] = yaml_value(value)  # as `dvc exp run -S` reads it
     return name.strip(), config
 
 

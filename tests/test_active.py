@@ -552,8 +552,8 @@ def test_oracle_relabel_stage_unknown_truth(stage_tree):
     ({}, "error: round 1 asks al.oracle 'simulated' for the true labels, but they are unknown"),
     ({"rounds": {"1": {"prev": "data/lnl", "oracle": "human"}}},
      "error: round 2 asks al.oracle 'simulated' for the true labels, but they are unknown (noise.type: none "
-     "means the dataset's own labels are already noisy); let experts answer: set al.oracle: human (or "
-     "rounds.2.oracle: human)"),
+     "means the dataset's own labels are already noisy); let experts answer: rounds.2.oracle: human, or "
+     "al.oracle: human for the rounds without an oracle of their own"),
     ({"al": {"oracle": "human", "paper_protocol": True}},
      "error: al.paper_protocol gives every sample of C its true label at round 1, but the true labels are unknown "
      "(noise.type: none); set al.paper_protocol: false"),

@@ -149,6 +149,8 @@ def test_storage_key_changes_with_the_items():
     (lambda items, names: ([{k: v for k, v in items[0].items() if k != "item_id"}], names), "lacks"),
     (lambda items, names: ([{**items[0], "item_id": ""}], names), "item_id"),
     (lambda items, names: (items, names + ["skip"]), "skip"),
+    (lambda items, names: (items, names + ["Skip"]), "the answer experts give to skip a sample"),
+    (lambda items, names: (items, names + [" zero"]), "with spaces around it"),
     (lambda items, names: (items, names + [names[0]]), "repeats"),
     (lambda items, names: (items, []), "class_names"),
 ])

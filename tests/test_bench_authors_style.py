@@ -95,7 +95,7 @@ def test_tiny_run_writes_gradient_files_and_uses_vog(tmp_path):
         "noise": {"rate": 0.4},
         "model": {"arch": "small_cnn"},
         "train": {"device": "cpu", "batch_size": 16, "eval_batch_size": 16},
-        "lnl": {"method": "coteaching_vog", "epochs": 3, "num_gradual": 1, "vog_window": 2},
+        "lnl": {"method": "coteaching_vog", "selection": "global", "epochs": 3, "num_gradual": 1, "vog_window": 2},
     })  # fmt: skip
 
     epochs = train_authors_style(data, params, tmp_path)

@@ -18,6 +18,12 @@ def default_params_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
+def test_dataset_options_are_read_as_dvc_reads_values():
+    """YAML 1.2, as `dvc exp run -S` reads a value: 1e-3 a number, off text, [a, b] a list."""
+    assert parse_dataset("x=csv:m.csv;val_fraction=1e-1;class_names=[a, off]") == (
+        "x", {"source": "csv", "path": "m.csv", "val_fraction": 0.1, "class_names": ["a", "off"]})
+
+
 def test_rarest_class_noise_counts_the_rarest_class_labels():
     name, data = parse_dataset("tiny=digits;image_size=8")
     records = [{"dataset": name, "noise": 0.4, "seed": seed, "data": data} for seed in (0, 1)]

@@ -122,7 +122,8 @@ def repro_prepare(project) -> tuple[bool, pd.DataFrame]:
 
 @pytest.mark.e2e
 def test_a_changed_image_folder_re_runs_prepare_and_nothing_else_does(project_copy, tmp_path):
-    root = write_image_folder(tmp_path / "cells", {"a": 4, "b": 4}, size=(8, 8))
+    # distinct images: identical ones would all share one split, leaving no validation image
+    root = write_image_folder(tmp_path / "cells", {"a": 4, "b": 4}, size=(8, 8), distinct=True)
     project_copy.write_params({"data": {"source": "imagefolder", "path": str(root), "image_size": 8,
                                         "val_fraction": 0.25, "test_fraction": 0.25}})  # fmt: skip
     ran, before = repro_prepare(project_copy)

@@ -332,7 +332,8 @@ def test_load_params_reads_yaml_as_dvc_does(tmp_path):
     path.write_text(text)
     params = load_params(path)
     assert (params.seed, params.pretrain.weight_decay, params.lnl.safety_net) == (10, 1e-07, "off")
-    assert parse_yaml(text, str(path)) == {"seed": 10, "pretrain": {"weight_decay": 1e-07}, "lnl": {"safety_net": "off"}}
+    assert parse_yaml(text, str(path)) == {"seed": 10, "pretrain": {"weight_decay": 1e-07},
+                                           "lnl": {"safety_net": "off"}}
     path.write_text("noise:\n  rate: 0.4\n  rate: 0.9\n")  # DVC refuses it too
     with pytest.raises(AlrError) as info:
         load_params(path)
@@ -383,7 +384,8 @@ def test_load_params_reads_values(tmp_path):
                                             "stage's cached embeddings, so 'model.init' must be 'ssl' (it is 'scratch')"),
         ({"al": {"pool": "selected", "paper_protocol": True}},
          "'al.pool' is 'selected' (query only inside phase 1's C) but 'al.paper_protocol' is true"),
-        ({"lnl": {"method": "coteaching_vog", "vog_source": "train", "class_balance": "sampler"}},
+        ({"lnl": {"method": "coteaching_vog", "selection": "global", "vog_source": "train",
+                  "class_balance": "sampler"}},
          "'lnl.vog_source' is 'train' but 'lnl.class_balance' is 'sampler', whose batches draw with replacement"),
         ({"al": {"strategy": "bald"}, "model": {"dropout": 0.0}},
          "'al.strategy' is 'bald', which measures disagreement between dropout passes, but 'model.dropout' is 0"),
@@ -395,8 +397,13 @@ def test_load_params_reads_values(tmp_path):
         ({"data": {"class_names": ["a", "Skip"]}},
          "'data.class_names': class 1 is 'Skip', the answer experts give to skip a sample; rename the class"),
         ({"data": {"class_names": ["a", " "]}}, "'data.class_names': class 1 is ' '; a class name must not be blank"),
-        ({"data": {"class_names": ["a", "a "]}},
-         "classes 'a' and 'a ' differ only in spaces around them, which an expert's answer cannot tell apart"),
+        ({"data": {"class_names": ["a", " zero"]}},
+         "'data.class_names': class 1 is ' zero', with spaces around it, which an expert's answer (read trimmed) "
+         "cannot match; rename the class"),
+        ({"lnl": {"method": "coteaching_vog", "selection": "knn_vote"}},
+         "'lnl.method' is 'coteaching_vog', but 'lnl.selection' 'knn_vote' never reads VOG (only global | "
+         "class_aware | class_gmm do), so the run would be plain Co-teaching; set lnl.selection: global (the paper's "
+         "method), class_aware or class_gmm, or use lnl.method: coteaching"),
         ({"data": {"image_size": 8}, "train": {"augment": {"crop_padding": 3}}},
          "'train.augment.crop_padding' is 3 px, more than a quarter of 'data.image_size' (8 px)"),
         ({"budget": 6, "al": {"annotators": 7}},
@@ -426,7 +433,8 @@ def test_the_boundaries_of_the_cross_key_rules():
     for selection in ("global", "knn_vote", "cleanlab_kfold"):
         parse_params({"lnl": {"method": "ce", "selection": selection}})
     parse_params({"lnl": {"method": "coteaching_vog", "selection": "global", "epochs": 11}})
-    parse_params({"lnl": {"method": "coteaching_vog", "epochs": 21, "num_gradual": 2, "vog_window": 21}})
+    parse_params({"lnl": {"method": "coteaching_vog", "selection": "class_gmm", "epochs": 21, "num_gradual": 2,
+                          "vog_window": 21}})  # fmt: skip
     parse_params({"lnl": {"method": "coteaching", "selection": "global", "epochs": 2}})  # no VOG to wait for
     parse_params({"data": {"class_names": ["skipped", "A", "a"]}})  # case tells names apart; only 'skip' is taken
 

@@ -225,6 +225,19 @@ def test_prepare_empty_val_split_names_what_would_fill_it(tmp_path):
             prepare(params, rng_for(0, "split"))
         assert str(info.value) == ("the val split is empty, and phase 1 picks its checkpoint on validation images; "
                                    + advice)  # fmt: skip
+    two_each = write_csv(tmp_path / "two.csv", {"image": images[:4], "label": labels[:4]})
+    capped = DataParams(source="csv", path=str(two_each), image_size=None, val_fraction=0.3, test_fraction=0.3,
+                        csv=CsvParams(label_column="label"))  # fmt: skip
+    copies = write_image_folder(tmp_path / "copies", {"a": 4, "b": 4})  # one solid colour throughout
+    identical = DataParams(source="imagefolder", path=str(copies), image_size=None, val_fraction=0.25,
+                           test_fraction=0.25)  # fmt: skip
+    for params, advice in ((capped, "the test split (data.test_fraction 0.3) and one train image per class take "
+                                    "every image of each class; lower data.test_fraction or add images"),
+                           (identical, "identical images share one split, which here took every validation image "
+                                       "into train or test")):  # fmt: skip
+        with pytest.raises(AlrError, match="the val split is empty") as info:
+            prepare(params, rng_for(0, "split"))
+        assert str(info.value).endswith(advice)
     # 6 images per class at 0.1 round up to one each
     params = DataParams(source="csv", path=str(drawn), image_size=None, val_fraction=0.1,
                         csv=CsvParams(label_column="label"))  # fmt: skip

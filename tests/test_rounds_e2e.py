@@ -31,7 +31,8 @@ TINY = {
     "train": {"device": "cpu", "batch_size": 32},
     "pretrain": {"epochs": 1},
     # check, not pick: the pool below is the samples outside C, which CE's C (every sample) leaves empty
-    "lnl": {"method": "coteaching_vog", "epochs": 3, "num_gradual": 1, "vog_window": 2, "safety_net": "check"},
+    "lnl": {"method": "coteaching_vog", "selection": "global", "epochs": 3, "num_gradual": 1, "vog_window": 2,
+            "safety_net": "check"},
     "al": {"strategy": "entropy", "pool": "unselected", "oracle": "simulated", "paper_protocol": False,
            "train_on": "selected", "epochs": 2},
 }  # fmt: skip
@@ -384,7 +385,7 @@ def test_ssl_initialisation_frozen_head_and_a_feature_rule(pipeline):
     back_to_head(project)
     set_params(project, {"pretrain": {"method": "simclr", "epochs": 2},
                          "model": {"init": "ssl", "freeze": "backbone"},
-                         "lnl": {"selection": "knn_vote", "knn_k": 5}})  # fmt: skip
+                         "lnl": {"method": "coteaching", "selection": "knn_vote", "knn_k": 5}})  # fmt: skip
     result = project.dvc("repro", timeout=900)
     ran = ran_stages(result.stdout)
     assert ran[0] == "pretrain" and "lnl_train" in ran and ran[-1] == "report", result.stdout

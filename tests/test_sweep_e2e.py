@@ -28,7 +28,7 @@ TINY = {
     "data": {"source": "digits", "path": None, "image_size": 8, "val_per_class": 5, "test_per_class": 5},
     "train": {"device": "cpu", "batch_size": 32},
     "pretrain": {"epochs": 1},
-    "lnl": {"method": "coteaching_vog", "epochs": 2, "num_gradual": 1, "vog_window": 2},
+    "lnl": {"method": "coteaching_vog", "selection": "global", "epochs": 2, "num_gradual": 1, "vog_window": 2},
     "al": {"strategy": "entropy", "oracle": "simulated", "epochs": 1},
 }
 # `dvc repro lnl_train`; DVC may order the independent pretrain and inject_noise either way

@@ -176,7 +176,7 @@ def check_truth_for_the_rounds(labels: pd.DataFrame, rounds: list, paper_protoco
             raise AlrError(
                 f"round {rnd.number} asks al.oracle 'simulated' for the true labels, but they are unknown "
                 "(noise.type: none means the dataset's own labels are already noisy); let experts answer: "
-                f"set al.oracle: human (or rounds.{rnd.number}.oracle: human)"
+                f"rounds.{rnd.number}.oracle: human, or al.oracle: human for the rounds without an oracle of their own"
             )
 
 

@@ -27,6 +27,8 @@ from alr_core.common.text import close_match, did_you_mean
 
 
 SKIP_ANSWER = "skip"  # an expert's answer that skips a sample (the annotation page writes it)
+FEATURE_RULES = ("knn_vote", "cleanlab_kfold")  # lnl.selection rules decided once on the pretrain embeddings
+VOG_RULES = ("global", "class_aware", "class_gmm")  # lnl.selection rules that read VOG (lnl.method coteaching_vog)
 
 # keys of earlier releases → where their setting lives now
 RENAMED = {"model.weights": "'model.init' (scratch | ssl | a local weights file)"}
@@ -225,7 +227,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate ``path``; raise :class:`AlrError` naming the first bad key."""
     path = Path(path)
     try:
-        raw = YAML(typ="safe").load(path.read_text())  # DVC's parse_yaml
+        raw = yaml_value(path.read_text())  # DVC's parse_yaml
     except FileNotFoundError:
         raise AlrError(f"{path}: file not found; run the stage from the project folder") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -234,6 +236,12 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         detail = str(exc).split("\nTo suppress this check", 1)[0].strip()  # ruamel's advice to allow duplicate keys
         raise AlrError(f"{path}: not valid YAML: {detail}") from None
     return parse_params(raw if raw is not None else {}, source=str(path))
+
+
+def yaml_value(text: str) -> Any:
+    """A value written as in params.yaml or ``dvc exp run -S key=value`` (YAML 1.2, as DVC reads
+    both): ``1e-7`` a number, ``off`` text, ``[a, b]`` a list."""
+    return YAML(typ="safe").load(text)
 
 
 def parse_params(raw: Any, source: str = "params") -> Params:
@@ -403,12 +411,18 @@ def _check_consistency(params: Params, source: str) -> None:
             f"{params.al.annotators}, lower al.annotators, or set budget: 0 to keep the phase-1 model"
         )
     lnl = params.lnl
-    if lnl.method == "ce" and lnl.selection not in ("global", "knn_vote", "cleanlab_kfold"):
+    if lnl.method == "ce" and lnl.selection not in ("global", *FEATURE_RULES):
         raise AlrError(
             f"{source}: 'lnl.selection' is {lnl.selection!r}, a rule over Co-teaching's networks, but "
             "'lnl.method' is 'ce', which has none of them: it would train on every label; use lnl.method: "
             "coteaching or coteaching_vog, a rule on the pretrain embeddings (lnl.selection: knn_vote | "
             "cleanlab_kfold), or lnl.selection: global for plain CE on every label"
+        )
+    if lnl.method == "coteaching_vog" and lnl.selection not in VOG_RULES:
+        raise AlrError(
+            f"{source}: 'lnl.method' is 'coteaching_vog', but 'lnl.selection' {lnl.selection!r} never reads VOG "
+            f"(only {' | '.join(VOG_RULES)} do), so the run would be plain Co-teaching; set lnl.selection: global "
+            "(the paper's method), class_aware or class_gmm, or use lnl.method: coteaching"
         )
     vog_from = max(lnl.num_gradual + 1, lnl.vog_window)
     if lnl.method == "coteaching_vog" and lnl.epochs < vog_from:
@@ -462,21 +476,18 @@ def _check_rounds(rounds: dict, source: str) -> None:
 
 
 def check_class_names(names: list[str], where: str) -> None:
-    """Class names experts can answer with: not blank, not :data:`SKIP_ANSWER` in any case, and
-    distinct once trimmed (answers are read trimmed). ``where`` starts the message, e.g.
-    "params.yaml: 'data.class_names'"."""
-    seen: dict[str, str] = {}
+    """Class names experts can answer with (answers are read trimmed): none blank, none with
+    spaces around it, and none :data:`SKIP_ANSWER` in any case. ``where`` starts the message,
+    e.g. "params.yaml: 'data.class_names'"."""
     for position, name in enumerate(names):
-        trimmed = name.strip()
-        if not trimmed:
+        if not name.strip():
             raise AlrError(f"{where}: class {position} is {name!r}; a class name must not be blank")
-        if trimmed.lower() == SKIP_ANSWER:
+        if name != name.strip():
+            raise AlrError(f"{where}: class {position} is {name!r}, with spaces around it, which an expert's "
+                           "answer (read trimmed) cannot match; rename the class")  # fmt: skip
+        if name.lower() == SKIP_ANSWER:
             raise AlrError(f"{where}: class {position} is {name!r}, the answer experts give to skip a sample; "
                            "rename the class")  # fmt: skip
-        if trimmed in seen:
-            raise AlrError(f"{where}: classes {seen[trimmed]!r} and {name!r} differ only in spaces around them, "
-                           "which an expert's answer cannot tell apart; rename one")  # fmt: skip
-        seen[trimmed] = name
 
 
 def previous_dir(round_number: int) -> str:

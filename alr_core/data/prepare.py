@@ -14,7 +14,7 @@ from alr_core.common.text import counted
 from alr_core.data.fingerprint import fingerprint
 from alr_core.data.identical import identical_groups, identical_summary, keep_together
 from alr_core.data.sources import SourceData, read_source
-from alr_core.data.splits import SPLITS, group_ids, grouped_split, long_tail_split, stratified_split
+from alr_core.data.splits import SPLITS, evaluation_counts, group_ids, grouped_split, long_tail_split, stratified_split
 
 
 @dataclass
@@ -94,6 +94,13 @@ def _val_advice(params: DataParams, source: SourceData) -> str:
     if source.groups is not None:
         return (f"raise data.val_fraction ({params.val_fraction:g}) or check data.csv.group_column "
                 f"({params.csv.group_column!r}): the val split takes whole groups")
+    counts = np.bincount(source.labels)
+    counts = counts[counts > 0]
+    if evaluation_counts(counts, params.val_fraction, params.test_fraction)[0].any():
+        return "identical images share one split, which here took every validation image into train or test"
+    if (np.floor(params.val_fraction * counts + 0.5) >= 1).any():
+        return (f"the test split (data.test_fraction {params.test_fraction:g}) and one train image per class "
+                "take every image of each class; lower data.test_fraction or add images")
     return (f"raise data.val_fraction ({params.val_fraction:g}): it rounds to no image of any class "
             "(a class gets one once data.val_fraction × its size reaches 0.5)")
 

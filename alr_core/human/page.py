@@ -33,7 +33,8 @@ import re
 from importlib import resources
 from typing import Any
 
-from alr_core.common.params import SKIP_ANSWER
+from alr_core.common.errors import AlrError
+from alr_core.common.params import SKIP_ANSWER, check_class_names
 from alr_core.common.paths import ANSWERS_DIR
 from alr_core.data.images import png_data_uri
 
@@ -117,16 +118,16 @@ def _script_json(value: Any) -> str:
 def _check_class_names(class_names: list[str]) -> list[str]:
     if isinstance(class_names, str) or not isinstance(class_names, (list, tuple)) or not class_names:
         raise ValueError(f"class_names must be a non-empty list of strings, got {class_names!r}")
-    names = []
     for position, name in enumerate(class_names):
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"class_names[{position}] must be a non-empty string, got {name!r}")
-        if name == SKIP:
-            raise ValueError(f"class_names[{position}] is {SKIP!r}, which the page writes for skipped items")
-        if name in names:
-            raise ValueError(f"class_names[{position}] {name!r} repeats class_names[{names.index(name)}]")
-        names.append(name)
-    return names
+        if not isinstance(name, str):
+            raise ValueError(f"class_names[{position}] must be a string, got {name!r}")
+        if name in class_names[:position]:
+            raise ValueError(f"class_names[{position}] {name!r} repeats class_names[{class_names.index(name)}]")
+    try:
+        check_class_names(list(class_names), "class_names")
+    except AlrError as exc:  # one rule for the names, as prepare applies it; a ValueError here
+        raise ValueError(str(exc)) from None
+    return list(class_names)
 
 
 def _check_int(value: Any, what: str) -> int:

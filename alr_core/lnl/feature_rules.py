@@ -26,9 +26,9 @@ import warnings
 import numpy as np
 
 from alr_core.common.errors import AlrError
+from alr_core.common.params import FEATURE_RULES
 from alr_core.lnl.class_rules import confident_learning
 
-FEATURE_RULES = ("knn_vote", "cleanlab_kfold")
 # The folds are part of the rule, not of the run's randomness: the same embeddings and labels
 # give the same clean guess whatever the run's seed.
 FOLD_SEED = 0

@@ -20,12 +20,12 @@ from tqdm import tqdm
 
 from alr_core.common import paths
 from alr_core.common.errors import AlrError
-from alr_core.common.params import Params, forget_rate
+from alr_core.common.params import FEATURE_RULES, Params, forget_rate
 from alr_core.common.text import method_name
 from alr_core.data.datasets import PipelineData
 from alr_core.evaluation.metrics import classification_metrics, selection_metrics
 from alr_core.lnl.class_rules import CLASS_RULES, class_keep
-from alr_core.lnl.feature_rules import FEATURE_RULES, FOLD_SEED, feature_keep
+from alr_core.lnl.feature_rules import FOLD_SEED, feature_keep
 from alr_core.lnl.selection import balance_weights, forget_rate_schedule, kept_mask, masked_exchange_losses, masked_loss
 from alr_core.lnl.vog import VogBuffer, last_layer_gradient, normalize_by_class
 from alr_core.nn import distributed

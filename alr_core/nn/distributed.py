@@ -201,6 +201,14 @@ def synchronise_batchnorm(module: nn.Module) -> nn.Module:
     converter where timm layers are, which keeps the activation of its BatchNormAct2d),
     :class:`CpuSyncBatchNorm` on the CPU. Returns ``module``, or the new layer when ``module``
     is itself a BatchNorm layer."""
+    for layer in module.modules():
+        handled = isinstance(layer, (CpuSyncBatchNorm, nn.SyncBatchNorm)) or _is_timm_norm_act(layer)
+        if (isinstance(layer, nn.modules.batchnorm._BatchNorm) and not handled
+                and type(layer).forward is not nn.modules.batchnorm._BatchNorm.forward):  # fmt: skip
+            # its forward does more than normalise: a synchronised copy would silently drop that
+            raise AlrError(f"{type(layer).__name__} is a BatchNorm layer with a forward of its own, which "
+                           "train.processes > 1 cannot synchronise; use train.processes: 1 or another "
+                           "model.arch")  # fmt: skip
     if next(module.parameters()).device.type != "cpu":
         if any(_from_timm(layer) for layer in module.modules()):
             from timm.layers import convert_sync_batchnorm
@@ -214,16 +222,15 @@ def _from_timm(module: nn.Module) -> bool:
     return type(module).__module__.startswith("timm.")
 
 
+def _is_timm_norm_act(module: nn.Module) -> bool:
+    """timm's BatchNormAct2d (or its synchronised form): BatchNorm, then its dropout and activation."""
+    return _from_timm(module) and type(module).__name__ in ("BatchNormAct2d", "SyncBatchNormAct")
+
+
 def _cpu_synchronised(module: nn.Module) -> nn.Module:
     converted = module
     if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, CpuSyncBatchNorm):
-        with_activation = _from_timm(module) and type(module).__name__ == "BatchNormAct2d"
-        if not with_activation and type(module).forward is not nn.modules.batchnorm._BatchNorm.forward:
-            # its forward does more than normalise: a synchronised copy would silently drop that
-            raise AlrError(f"{type(module).__name__} is a BatchNorm layer with a forward of its own, which "
-                           "train.processes > 1 cannot synchronise on the CPU; use train.processes: 1 or another "
-                           "model.arch")  # fmt: skip
-        layer = CpuSyncBatchNormAct if with_activation else CpuSyncBatchNorm
+        layer = CpuSyncBatchNormAct if _is_timm_norm_act(module) else CpuSyncBatchNorm
         converted = layer(module.num_features, module.eps, module.momentum, module.affine,
                           module.track_running_stats)  # fmt: skip
         converted.weight, converted.bias = module.weight, module.bias
