@@ -16,7 +16,8 @@ def main() -> None:
     rnd = current_round(params, round_argument(__doc__))
     labels = pd.read_parquet(rnd.prev_dir / paths.WORKING_LABELS)
     pool = in_pool(labels, params.al.pool, params.al.paper_protocol)
-    check_budget_fits(rnd.budget_total - rnd.budget_before, int(pool.sum()), str(rnd.number), params.al.pool)
+    largest = int(in_pool(labels, "all", params.al.paper_protocol).sum())
+    check_budget_fits(rnd.budget_total - rnd.budget_before, int(pool.sum()), str(rnd.number), params.al.pool, largest)
     later = [current_round(params, name) for name in params.rounds if int(name) >= rnd.number]
     check_truth_for_the_rounds(labels, later, params.al.paper_protocol)
 

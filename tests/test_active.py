@@ -148,13 +148,17 @@ def test_skipped_answers_leave_the_pool_but_are_neither_labelled_nor_trusted():
 
 
 def test_check_budget_fits_names_both_numbers():
-    check_budget_fits(5, 5, "1", "unselected")  # equal is fine
-    check_budget_fits(0, 0, "1", "unselected")
+    check_budget_fits(5, 5, "1", "unselected", 8)  # equal is fine
+    check_budget_fits(0, 0, "1", "unselected", 0)
     with pytest.raises(AlrError) as error:
-        check_budget_fits(120, 37, "1", "unselected")
-    message = str(error.value)
-    assert re.search(r"\b120\b", message) and re.search(r"\b37\b", message), message
-    assert "unselected" in message
+        check_budget_fits(120, 37, "1", "unselected", 200)
+    assert str(error.value) == ("budget: 120 samples remain to query from round 1 on, but the pool (al.pool: "
+                                "unselected) holds only 37 samples; lower budget or use al.pool: unselected_first "
+                                "or all")  # fmt: skip
+    # a larger pool is suggested only where one would hold them
+    with pytest.raises(AlrError) as error:
+        check_budget_fits(120, 37, "1", "unselected", 100)
+    assert str(error.value).endswith("holds only 37 samples; lower budget")
 
 
 # ----------------------------------------------------------------------------- query

@@ -229,7 +229,7 @@ def test_budget_larger_than_the_pool_fails_before_any_work(pipeline):
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert ran_stages(result.stdout) == ["score_samples@1"], output
-    # the pool is every sample (al.pool: all): no larger pool to suggest
+    # more than the train split: no other pool would hold it, so none is suggested
     assert f"budget: {budget} samples remain to query from round 1 on" in output
     assert f"holds only {pool_size} samples; lower budget\n" in output
     assert "Traceback" not in output

@@ -81,11 +81,12 @@ def training_rows(labels: pd.DataFrame, train_on: str) -> np.ndarray:
     return trusted(labels)
 
 
-def check_budget_fits(remaining_queries: int, pool_size: int, round_name: str, pool: str) -> None:
+def check_budget_fits(remaining_queries: int, pool_size: int, round_name: str, pool: str, largest_pool: int) -> None:
     """``remaining_queries``: the samples this round and the later ones query (budget answers
-    over ``al.annotators`` answers each)."""
+    over ``al.annotators`` answers each); ``largest_pool``: the size of ``al.pool: all``'s pool,
+    suggested when it would hold them."""
     if remaining_queries > pool_size:
-        larger = "" if pool in ("all", "unselected_first") else " or use al.pool: unselected_first or all"
+        larger = " or use al.pool: unselected_first or all" if remaining_queries <= largest_pool else ""
         raise AlrError(
             f"budget: {remaining_queries} samples remain to query from round {round_name} on, but the pool "
             f"(al.pool: {pool}) holds only {pool_size} samples; lower budget{larger}"
