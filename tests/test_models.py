@@ -380,6 +380,8 @@ def test_timm_feature_width_is_what_the_backbone_outputs():
 def test_timm_errors_name_the_problem():
     with pytest.raises(AlrError, match=r"'resnet81'.*closest: \['resnet18'"):
         build_model(spec("resnet81"))
+    with pytest.raises(AlrError, match=r"'Small_CNN'.*closest: \['small_cnn'"):
+        build_model(spec("Small_CNN"))
     with pytest.raises(AlrError, match="'convnext_atto' cannot take 16 px images.*data.image_size"):
         build_model(spec("convnext_atto", image_size=16))
 

@@ -452,3 +452,6 @@ def test_a_round_without_prev_names_the_missing_key():
 def test_eval_batch_size_is_auto_or_a_positive_integer(value):
     assert parse_params({"train": {"eval_batch_size": value}}).train.eval_batch_size == value
     assert "must be an integer" in error_of({"train": {"eval_batch_size": 2.5}})
+    for wrong in (None, True, [64]):
+        assert error_of({"train": {"eval_batch_size": wrong}}) == (
+            f"params.yaml: 'train.eval_batch_size' must be 'auto' or an integer, got {wrong!r}")

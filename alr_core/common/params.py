@@ -285,13 +285,15 @@ def _convert(hint, value: Any, key: str, source: str, metadata) -> Any:
         return _convert(inner, value, key, source, metadata)
     if origin in (typing.Union, types.UnionType):  # a number or a word, as `int | Literal["auto"]`
         word, number = sorted(args, key=lambda a: typing.get_origin(a) is not Literal)
+        valid = " | ".join(repr(a) for a in typing.get_args(word))
+        kind = "an integer" if number is int else "a number"
         if isinstance(value, str):
             if value not in typing.get_args(word):
-                valid = " | ".join(repr(a) for a in typing.get_args(word))
-                kind = "an integer" if number is int else "a number"
                 raise AlrError(f"{source}: '{key}' is {value!r}{did_you_mean(value, typing.get_args(word))}; "
                                f"valid values: {valid} or {kind}")  # fmt: skip
             return value
+        if value is None or isinstance(value, (bool, list, dict)):
+            raise AlrError(f"{source}: '{key}' must be {valid} or {kind}, got {value!r}")
         return _convert(number, value, key, source, metadata)
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, prefix=f"{key}.", source=source)

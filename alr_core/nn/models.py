@@ -114,7 +114,9 @@ class TimmNet(Classifier):
         import timm  # only where a timm architecture is used (it imports torchvision)
 
         if not timm.is_model(name):
-            close = difflib.get_close_matches(name, list(dict.fromkeys([*BUILT_IN_ARCHS, *timm.list_models()])), n=3)
+            # every name is lower case: Small_CNN should find small_cnn
+            close = difflib.get_close_matches(name.lower(), list(dict.fromkeys([*BUILT_IN_ARCHS, *timm.list_models()])),
+                                              n=3)  # fmt: skip
             raise AlrError(
                 f"model.arch is {name!r}: neither {' | '.join(('auto',) + BUILT_IN_ARCHS)} nor a timm "
                 f"architecture{f' (closest: {close})' if close else ''}; e.g. resnet50, efficientnet_b0, convnext_tiny"
