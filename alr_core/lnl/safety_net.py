@@ -48,7 +48,7 @@ def train_with_safety_net(data: PipelineData, params: Params, progress: bool = T
     when the method is plain CE already)."""
     lnl = params.lnl
     result = train_phase1(data, params, progress, encoder_path=encoder_path)
-    if lnl.safety_net == "off" or (lnl.method == "ce" and lnl.selection in ("global", "class_aware")):
+    if lnl.safety_net == "off" or (lnl.method == "ce" and lnl.selection == "global"):
         return result  # plain CE: nothing to compare with
     plain = dataclasses.replace(params, lnl=dataclasses.replace(lnl, method="ce", selection="global"))
     baseline = train_phase1(data, plain, progress, encoder_path=encoder_path)
