@@ -81,6 +81,7 @@ RULES = {
                                                      "keep_above_chance": "clean_guess"},  # DEFAULT_RULE
     "knn_vote": {"method": "ce", "selection": "knn_vote"},
     "cleanlab_kfold": {"method": "ce", "selection": "cleanlab_kfold"},
+    "conformal_kfold": {"method": "ce", "selection": "conformal_kfold", "clean_recall": 0.9},
 }
 CEILING = "ce on the true labels (ceiling)"
 DEFAULT_RULE = "coteaching + class_gmm (loss rule, default)"  # the phase-1 default until 7408c9a

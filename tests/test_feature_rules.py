@@ -15,7 +15,10 @@ from alr_core.lnl.feature_rules import (
     HELD_OUT_SHARE,
     MAX_HELD_OUT_BATCHES,
     PROBE_C,
+    REPORT_RULES,
     cleanlab_kfold,
+    conformal_kfold,
+    conformal_thresholds,
     feature_flags,
     feature_keep,
     kfold_probs,
@@ -231,11 +234,19 @@ def long_tailed_clusters(seed):
 
 @pytest.fixture(scope="module")
 def long_tailed():
-    # seeds 0-9 of this construction: both rules keep ≥ 0.95 of the rare class's clean samples
-    # on every seed, while the global threshold below keeps 0.53-1.0 (knn) and 0.19-1.0
-    # (k-fold); seed 1 is one of the seeds on which the global threshold fails
+    # seeds 0-9 of this construction: knn_vote and cleanlab_kfold keep ≥ 0.95 of the rare class's
+    # clean samples on every seed, while the global threshold below keeps 0.53-1.0 (knn) and
+    # 0.19-1.0 (k-fold); seed 1 is one of the seeds on which the global threshold fails
     embeddings, truth, labels = long_tailed_clusters(seed=1)
     return embeddings, truth, labels, labels == truth
+
+
+@pytest.fixture(scope="module")
+def balanced_val():
+    """Validation rows for long_tailed_clusters: 30 per class from the same clusters, right labels."""
+    rng = np.random.default_rng(100)
+    labels = np.repeat([0, 1, 2], 30)
+    return 10 * np.eye(3, 8)[labels] + rng.normal(size=(len(labels), 8)), labels
 
 
 def rare_clean_recall(keep, truth, clean):
@@ -243,9 +254,11 @@ def rare_clean_recall(keep, truth, clean):
 
 
 @pytest.mark.parametrize("rule", FEATURE_RULES)
-def test_rules_keep_the_rare_class_clean_samples_and_drop_noise(rule, long_tailed):
+def test_rules_keep_the_rare_class_clean_samples_and_drop_noise(rule, long_tailed, balanced_val):
     embeddings, truth, labels, clean = long_tailed
-    keep, whole = feature_keep(rule, embeddings, labels, 3, k=10, folds=5, seed=0)
+    val_embeddings, val_labels = balanced_val
+    keep, whole = feature_keep(rule, embeddings, labels, 3, k=10, folds=5, seed=0, val_embeddings=val_embeddings,
+                               val_labels=val_labels, clean_recall=0.95)  # fmt: skip
     assert rare_clean_recall(keep, truth, clean) >= 0.8
     assert clean[keep].mean() >= clean.mean() + 0.2  # base rate ≈ 0.6
     assert keep[clean].mean() >= 0.9
@@ -255,8 +268,8 @@ def test_rules_keep_the_rare_class_clean_samples_and_drop_noise(rule, long_taile
 def test_feature_flags_are_each_rules_verdict_with_its_probabilities(long_tailed):
     embeddings, _, labels, _ = long_tailed
     probs, neighbours, flags = feature_flags(embeddings, labels, 3, k=10, folds=5)
-    assert list(flags) == list(FEATURE_RULES)
-    for rule in FEATURE_RULES:
+    assert list(flags) == list(REPORT_RULES) == ["knn_vote", "cleanlab_kfold"]
+    for rule in REPORT_RULES:
         np.testing.assert_array_equal(flags[rule], ~feature_keep(rule, embeddings, labels, 3, 10, 5, FOLD_SEED)[0])
     np.testing.assert_array_equal(probs, kfold_probs(embeddings, labels, 3, 5, FOLD_SEED))
     np.testing.assert_array_equal(neighbours, nearest_neighbours(embeddings, 10)[0])
@@ -277,15 +290,104 @@ def test_a_global_threshold_drops_the_rare_class_clean_samples(long_tailed):
 @pytest.mark.parametrize("rule", FEATURE_RULES)
 def test_a_class_that_lives_inside_another_keeps_a_sample(rule):
     # class 1's three samples sit in class 0's cluster, so all three look mislabelled
-    embeddings = np.random.default_rng(0).normal(size=(33, 4))
+    rng = np.random.default_rng(0)
+    embeddings = rng.normal(size=(33, 4))
     labels = np.r_[np.zeros(30, int), [1, 1, 1]]
-    keep, _ = feature_keep(rule, embeddings, labels, 2, k=5, folds=5, seed=0)
+    # conformal_kfold: class 1's validation rows score far above its train samples, class 0 has
+    # too few (8 < 9 at 0.9) to set a threshold
+    val_embeddings, val_labels = np.r_[rng.normal(size=(8, 4)), np.full((20, 4), 9.0)], np.repeat([0, 1], [8, 20])
+    keep, _ = feature_keep(rule, embeddings, labels, 2, k=5, folds=5, seed=0, val_embeddings=val_embeddings,
+                           val_labels=val_labels, clean_recall=0.9)  # fmt: skip
     assert keep[30:].any() and keep[:30].all()
 
 
-def test_feature_keep_rejects_an_unknown_rule():
-    with pytest.raises(AlrError, match="unknown feature rule 'knn'; valid: knn_vote, cleanlab_kfold"):
+def test_feature_keep_rejects_an_unknown_rule_and_missing_validation_rows():
+    with pytest.raises(AlrError, match="unknown feature rule 'knn'; valid: knn_vote, cleanlab_kfold, conformal_kfold"):
         feature_keep("knn", HAND_POINTS, TINY_LABELS, 3, k=2, folds=2, seed=0)
+    with pytest.raises(AlrError, match="conformal_kfold needs the validation rows"):
+        feature_keep("conformal_kfold", HAND_POINTS, TINY_LABELS, 3, k=2, folds=2, seed=0)
+
+
+# ----------------------------------------------------------------------------- conformal_kfold
+
+
+def test_conformal_thresholds_on_hand_scores():
+    scores = np.r_[np.arange(1, 10) / 10, np.arange(1, 9) / 10, [0.3, 0.1, 0.2]]
+    labels = np.repeat([0, 1, 3], [9, 8, 3])  # class 2: no validation row
+    # class 0, 9 rows: rank ⌊0.1·10⌋ = 1 at 0.9 (the float 1 − 0.9 must not round it to 0), 2 at 0.8;
+    # class 1, 8 rows: rank 0 at 0.9 (fewer than 0.9 / 0.1 = 9 rows), 1 at 0.8; at 0.5 ranks 5, 4 and 2
+    np.testing.assert_array_equal(conformal_thresholds(scores, labels, 4, 0.9), [0.1, -np.inf, -np.inf, -np.inf])
+    np.testing.assert_array_equal(conformal_thresholds(scores, labels, 4, 0.8), [0.2, 0.1, -np.inf, -np.inf])
+    np.testing.assert_array_equal(conformal_thresholds(scores, labels, 4, 0.5), [0.5, 0.4, -np.inf, 0.2])
+
+
+@pytest.mark.parametrize("clean_recall", [0.0, 1.0, -0.5, 1.5])
+def test_conformal_thresholds_reject_a_share_outside_0_1(clean_recall):
+    with pytest.raises(AlrError, match=f"clean_recall \\(lnl.clean_recall\\) is {clean_recall}; expected a share"):
+        conformal_thresholds(np.ones(3), np.zeros(3, int), 1, clean_recall)
+
+
+def test_conformal_kfold_keeps_the_promised_share_of_every_class():
+    """Split conformal's promise on 10 draws of the long-tailed clusters, each with 30 fresh
+    right-labelled validation rows per class: every class, the rare one (19-28 clean samples) too,
+    keeps on average at least about clean_recall of its right labels (expected within [0.9, 0.932]
+    at 0.9), and almost nothing else; a lower clean_recall keeps fewer."""
+    recalls, precisions, recalls_at_08 = [], [], []
+    for seed in range(10):
+        embeddings, truth, labels = long_tailed_clusters(seed)
+        clean = labels == truth
+        rng = np.random.default_rng(100 + seed)
+        val_labels = np.repeat([0, 1, 2], 30)
+        val_embeddings = 10 * np.eye(3, 8)[val_labels] + rng.normal(size=(90, 8))
+        keep, whole = conformal_kfold(embeddings, labels, val_embeddings, val_labels, 3, 5, 0, 0.9)
+        lower, _ = conformal_kfold(embeddings, labels, val_embeddings, val_labels, 3, 5, 0, 0.8)
+        assert whole == [] and (lower <= keep).all()
+        recalls.append([keep[clean & (truth == c)].mean() for c in range(3)])
+        recalls_at_08.append(lower[clean].mean())
+        precisions.append(clean[keep].mean())
+    assert (np.mean(recalls, axis=0) >= 0.88).all()
+    assert np.mean(recalls_at_08) < np.mean(recalls) - 0.05
+    assert min(precisions) >= 0.99  # base rate ≈ 0.6
+
+
+def test_conformal_kfold_scores_train_rows_out_of_fold_and_is_seeded():
+    """A train row's score is its K-fold probability (kfold_probs, the same folds), so the keep
+    mask is that probability against its class's threshold; the validation rows' dealing
+    follows the seed."""
+    embeddings, truth, labels = long_tailed_clusters(3)
+    rng = np.random.default_rng(7)
+    val_labels = np.repeat([0, 1, 2], 20)
+    val_embeddings = 10 * np.eye(3, 8)[val_labels] + rng.normal(size=(60, 8))
+    keep, _ = conformal_kfold(embeddings, labels, val_embeddings, val_labels, 3, 5, FOLD_SEED, 0.9)
+    own = kfold_probs(embeddings, labels, 3, 5, FOLD_SEED)[np.arange(len(labels)), labels]
+    for c in range(3):
+        members = labels == c
+        # the threshold lies between the largest dropped and the smallest kept score of the class
+        assert own[members & ~keep].max(initial=-1) < own[members & keep].min()
+    again, _ = conformal_kfold(embeddings, labels, val_embeddings, val_labels, 3, 5, FOLD_SEED, 0.9)
+    np.testing.assert_array_equal(keep, again)
+
+
+def test_conformal_kfold_keeps_a_class_whole_without_enough_validation_rows():
+    embeddings, truth, labels = long_tailed_clusters(0)
+    rng = np.random.default_rng(0)
+    val_labels = np.repeat([0, 1, 2], [30, 30, 8])  # class 2: 8 rows, 9 needed at 0.9
+    val_embeddings = 10 * np.eye(3, 8)[val_labels] + rng.normal(size=(len(val_labels), 8))
+    keep, whole = conformal_kfold(embeddings, labels, val_embeddings, val_labels, 3, 5, 0, 0.9)
+    assert whole == [2] and keep[labels == 2].all() and not keep[labels != 2].all()
+
+
+@pytest.mark.parametrize(
+    "val_embeddings, val_labels, message",
+    [(np.zeros((2, 4)), np.array([0, 1]), "val_embeddings has 4 columns; expected 8, as embeddings"),
+     (np.zeros((2, 8)), np.array([0]), "val_labels has shape \\(1,\\); expected \\(2,\\)"),
+     (np.zeros((2, 8)), np.array([0, 3]), "val_labels holds values in \\[0, 3\\]; expected \\[0, 3\\)"),
+     (np.zeros((0, 8)), np.zeros(0, int), "val_embeddings has shape \\(0, 8\\); expected \\(N, D\\) with N ≥ 1")],
+)  # fmt: skip
+def test_conformal_kfold_rejects_bad_validation_rows(val_embeddings, val_labels, message):
+    embeddings, _, labels = long_tailed_clusters(0)
+    with pytest.raises(AlrError, match=message):
+        conformal_kfold(embeddings, labels, val_embeddings, val_labels, 3, 5, 0, 0.9)
 
 
 # ----------------------------------------------------------------------------- false alarms on validation

@@ -478,6 +478,25 @@ def test_feature_rule_decides_c_once_before_training(data, method):
         train_phase1(data, params, progress=False)
 
 
+def test_conformal_rule_calibrates_c_on_the_validation_embeddings(data):
+    """lnl.selection conformal_kfold: C is the rule's keep mask with the validation split's
+    embeddings and labels as calibration rows and lnl.clean_recall as the share; without
+    validation embeddings phase 1 stops with a message."""
+    from alr_core.lnl.feature_rules import FOLD_SEED, feature_keep
+
+    embedded = with_embeddings(data)
+    params = make_params(method="ce", selection="conformal_kfold", clean_recall=0.7, cv_folds=3, epochs=2)
+    result = train_phase1(embedded, params, progress=False)
+    expected, _ = feature_keep("conformal_kfold", embedded.train.embeddings, data.train.labels, 3, 10, 3, FOLD_SEED,
+                               embedded.val.embeddings, data.val.labels, 0.7)  # fmt: skip
+    assert result.selection["clean_guess"].to_numpy().tolist() == expected.tolist()
+    assert 0 < expected.sum() < len(expected)
+    assert result.metrics["selection_rule"] == "conformal_kfold"
+    with pytest.raises(AlrError, match="none were loaded with the train and validation splits"):
+        train_phase1(dataclasses.replace(embedded, val=dataclasses.replace(embedded.val, embeddings=None)), params,
+                     progress=False)  # fmt: skip
+
+
 def test_tiny_class_trains_with_global_selection(data):
     """Three samples in a class: training runs, and every batch keeps at least one sample."""
     _, result = run("vog_eval", data)

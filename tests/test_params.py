@@ -230,6 +230,8 @@ def test_top_level_must_be_a_mapping():
         ("al.annotator_noise", -0.1, "'al.annotator_noise' is -0.1; valid range: [0.0, 1.0)"),
         ("model.backbone_lr", 0.0, "'model.backbone_lr' is 0.0; valid range: (0.0, 1.0]"),
         ("model.backbone_lr", 2, "'model.backbone_lr' is 2.0; valid range: (0.0, 1.0]"),
+        ("lnl.clean_recall", 1.0, "'lnl.clean_recall' is 1.0; valid range: (0.0, 1.0)"),
+        ("lnl.clean_recall", 0, "'lnl.clean_recall' is 0.0; valid range: (0.0, 1.0)"),
     ],
 )
 def test_out_of_range_names_key_value_and_range(key, value, expected):
@@ -249,7 +251,8 @@ def test_out_of_range_names_key_value_and_range(key, value, expected):
         ("data.channels", True, "'data.channels' is True; valid values: 1 | 3"),
         ("data.channels", "3", "'data.channels' is '3'; valid values: 1 | 3"),
         ("lnl.selection", "gmm", "'lnl.selection' is 'gmm'; valid values: 'global' | 'class_aware' | "
-         "'class_gmm' | 'prototype' | 'noise_quota' | 'confident_learning' | 'knn_vote' | 'cleanlab_kfold'"),
+         "'class_gmm' | 'prototype' | 'noise_quota' | 'confident_learning' | 'knn_vote' | 'cleanlab_kfold' | "
+         "'conformal_kfold'"),
         ("lnl.class_balance", "inverse", "'lnl.class_balance' is 'inverse'; valid values: 'none' | 'loss' | 'sampler'"),
         ("al.retrain", "warm", "'al.retrain' is 'warm'; valid values: 'finetune' | 'scratch'"),
         ("al.train_on", "clean", "'al.train_on' is 'clean'; valid values: 'selected' | 'all' | 'lnl'"),
@@ -430,7 +433,7 @@ def test_the_boundaries_of_the_cross_key_rules():
     parse_params({"data": {"image_size": None, "source": "medmnist", "path": "x.npz"},
                   "train": {"augment": {"crop_padding": 64}}})  # native size: not known before prepare
     parse_params({"budget": 0, "al": {"annotators": 7}})  # keeps the phase-1 model: nothing is queried
-    for selection in ("global", "knn_vote", "cleanlab_kfold"):
+    for selection in ("global", "knn_vote", "cleanlab_kfold", "conformal_kfold"):
         parse_params({"lnl": {"method": "ce", "selection": selection}})
     parse_params({"lnl": {"method": "coteaching_vog", "selection": "global", "epochs": 11}})
     parse_params({"lnl": {"method": "coteaching_vog", "selection": "class_gmm", "epochs": 21, "num_gradual": 2,

@@ -27,7 +27,8 @@ from alr_core.common.text import close_match, did_you_mean
 
 
 SKIP_ANSWER = "skip"  # an expert's answer that skips a sample (the annotation page writes it)
-FEATURE_RULES = ("knn_vote", "cleanlab_kfold")  # lnl.selection rules decided once on the pretrain embeddings
+# lnl.selection rules decided once on the pretrain embeddings
+FEATURE_RULES = ("knn_vote", "cleanlab_kfold", "conformal_kfold")
 VOG_RULES = ("global", "class_aware", "class_gmm")  # lnl.selection rules that read VOG (lnl.method coteaching_vog)
 
 # keys of earlier releases → where their setting lives now
@@ -151,7 +152,7 @@ class LnlParams:
     vog_normalize: Literal["none", "class"] = "none"
     selection: Literal[
         "global", "class_aware", "class_gmm", "prototype", "noise_quota", "confident_learning",
-        "knn_vote", "cleanlab_kfold",
+        "knn_vote", "cleanlab_kfold", "conformal_kfold",
     ] = "cleanlab_kfold"
     keep_above_chance: Literal["never", "clean_guess", "always"] = "clean_guess"
     class_balance: Literal["none", "loss", "sampler"] = "none"
@@ -160,6 +161,7 @@ class LnlParams:
     safety_net: Literal["off", "check", "pick"] = "pick"
     knn_k: int = field(default=10, metadata=_range(1, None))
     cv_folds: int = field(default=5, metadata=_range(2, 50))
+    clean_recall: float = field(default=0.9, metadata=_range(0.0, 1.0, low_open=True, high_open=True))
 
 
 @dataclass(frozen=True)
@@ -418,7 +420,7 @@ def _check_consistency(params: Params, source: str) -> None:
             f"{source}: 'lnl.selection' is {lnl.selection!r}, a rule over Co-teaching's networks, but "
             "'lnl.method' is 'ce', which has none of them: it would train on every label; use lnl.method: "
             "coteaching or coteaching_vog, a rule on the pretrain embeddings (lnl.selection: knn_vote | "
-            "cleanlab_kfold), or lnl.selection: global for plain CE on every label"
+            "cleanlab_kfold | conformal_kfold), or lnl.selection: global for plain CE on every label"
         )
     if lnl.method == "coteaching_vog" and lnl.selection not in VOG_RULES:
         raise AlrError(

@@ -5,18 +5,20 @@ train sample (the pretrain stage's output); ``labels`` int (N,) observed labels 
 [0, num_classes); ``probs`` float (N, num_classes) out-of-sample class probabilities, 0 in the
 columns of classes nobody is labelled with; ``neighbours`` int (N, k) row indices.
 
-Both rules first estimate, for every sample, class probabilities that never saw the sample's
-own label (its neighbours' labels, or a linear probe trained on the other folds), then decide
+Every rule first estimates, for every sample, class probabilities that never saw the sample's
+own label (its neighbours' labels, or a linear probe trained on the other folds), then decides
 clean/noisy **inside each observed class**, as alr_core.lnl.class_rules does: on long-tailed
 data with symmetric noise the labels flipped into a rare class can outnumber its clean ones,
 and one global cut would drop the rare class's clean samples. Every observed class keeps at
 least one sample. Each rule returns ``(keep (N,) bool, whole)``, ``whole`` the observed classes
 in which nothing was dropped.
 
-Both rules are cleanlab's confident learning
+knn_vote and cleanlab_kfold are cleanlab's confident learning
 (:func:`alr_core.lnl.class_rules.confident_learning`) on those probabilities; a caller that
 also needs the probabilities (the label-issue report) gets them with both rules' verdicts from
-:func:`feature_flags`, each computed once: the same keep masks as the rules.
+:func:`feature_flags`, each computed once: the same keep masks as the rules. conformal_kfold
+instead sets each class's threshold on the K-fold probabilities from the validation split,
+whose labels alr takes as right, so that each class keeps a chosen share of its right labels.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ PROBE_MAX_ITER = 1000
 # of right train labels, 0.25 to 0.016 (bench/label_issue_alarms_tables.md)
 HELD_OUT_SHARE = 0.1
 MAX_HELD_OUT_BATCHES = 16
+# The rules the label-issue report flags with; conformal_kfold is left out because it flags
+# 1 − lnl.clean_recall of the right labels by design, a false-alarm rate fixed in advance
+REPORT_RULES = ("knn_vote", "cleanlab_kfold")
 
 
 def nearest_neighbours(embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -139,9 +144,8 @@ def kfold_probs(embeddings: np.ndarray, labels: np.ndarray, num_classes: int, fo
 
     The rows are split into ``folds`` stratified folds (sklearn StratifiedKFold, shuffled with
     ``seed``); each fold is predicted by a multinomial logistic regression (C = PROBE_C, lbfgs)
-    on standardised embeddings fitted to the other folds (sklearn cross_val_predict), so no
-    sample's probabilities come from a model that saw its label. Columns of classes nobody is
-    labelled with are 0.
+    on standardised embeddings fitted to the other folds, so no sample's probabilities come
+    from a model that saw its label. Columns of classes nobody is labelled with are 0.
 
     A class with fewer samples than folds still works: its samples land in different folds, so
     every training set holds all but one of them; a class with a single sample is absent from
@@ -151,32 +155,120 @@ def kfold_probs(embeddings: np.ndarray, labels: np.ndarray, num_classes: int, fo
     training set would hold one class only (two observed classes, one of them a single sample)
     or when ``folds`` is not in [2, the largest class's size].
     """
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-    from threadpoolctl import threadpool_limits
-
     embeddings = _check_embeddings(embeddings)
     labels = _check_labels(labels, num_classes, len(embeddings))
+    probs = np.zeros((len(labels), num_classes))
+    for probe, rows in _fold_probes(embeddings, labels, folds, seed):
+        probs[rows] = _probe_probs(probe, embeddings[rows], labels, num_classes)
+    return probs
+
+
+def _fold_probes(embeddings: np.ndarray, labels: np.ndarray, folds: int, seed: int) -> list[tuple[object, np.ndarray]]:
+    """[(the probe fitted to the other folds, the fold's row indices)] for each of ``folds``
+    stratified folds (see :func:`kfold_probs`); [(None, every row)] with one observed class."""
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold
+    from threadpoolctl import threadpool_limits
+
     present, counts = np.unique(labels, return_counts=True)
     if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or not 2 <= folds <= counts.max():
         raise AlrError(f"folds (lnl.cv_folds) is {folds!r}; expected an integer in [2, {counts.max()}] "
                        "(the size of the largest observed class)")  # fmt: skip
-    probs = np.zeros((len(labels), num_classes))
     if len(present) == 1:
-        probs[:, present[0]] = 1.0
-        return probs
-    with warnings.catch_warnings():
-        # both are the documented single-sample-class case above
+        return [(None, np.arange(len(labels)))]
+    with warnings.catch_warnings():  # the documented single-sample-class case of kfold_probs
         warnings.filterwarnings("ignore", message="The least populated class in y has only")
-        warnings.filterwarnings("ignore", message="Number of classes in training fold")
         splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(embeddings, labels))
-        for train, _ in splits:
-            if len(np.unique(labels[train])) < 2:
-                raise AlrError(f"a {folds}-fold split leaves a training fold with one class only: "
-                               f"labels has 2 observed classes and class {present[counts.argmin()]} "
-                               "has a single sample; a probe needs two classes to learn from")  # fmt: skip
-        with threadpool_limits(1, user_api="blas"):  # see _probe
-            probs[:, present] = cross_val_predict(_probe(), embeddings, labels, cv=splits, method="predict_proba")
+    for train, _ in splits:
+        if len(np.unique(labels[train])) < 2:
+            raise AlrError(f"a {folds}-fold split leaves a training fold with one class only: "
+                           f"labels has 2 observed classes and class {present[counts.argmin()]} "
+                           "has a single sample; a probe needs two classes to learn from")  # fmt: skip
+    with threadpool_limits(1, user_api="blas"):  # see _probe
+        return [(clone(_probe()).fit(embeddings[train], labels[train]), rows) for train, rows in splits]
+
+
+def _probe_probs(probe, embeddings: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """float (M, num_classes): a probe's probabilities for ``embeddings`` (M, D), in the columns of
+    the classes it was fitted to (0 elsewhere); with no probe (one observed class in ``labels``),
+    1 in that class's column."""
+    from threadpoolctl import threadpool_limits
+
+    probs = np.zeros((len(embeddings), num_classes))
+    if probe is None:
+        probs[:, labels[0]] = 1.0
+        return probs
+    with threadpool_limits(1, user_api="blas"):
+        probs[:, probe.classes_] = probe.predict_proba(embeddings)
     return probs
+
+
+def conformal_thresholds(val_scores: np.ndarray, val_labels: np.ndarray, num_classes: int,
+                         clean_recall: float) -> np.ndarray:  # fmt: skip
+    """Per-class score thresholds float (num_classes,) calibrated on rows whose labels are right.
+
+    For class c with n validation scores ``val_scores[val_labels == c]``, the threshold is the
+    k-th smallest of them, k = ⌊(1 − clean_recall)·(n + 1)⌋: split conformal prediction inside
+    each class (Vovk's class-conditional form), so a right-labelled sample of class c whose score
+    is exchangeable with those n scores reaches the threshold with probability ≥ ``clean_recall``
+    (at most clean_recall + 1/(n + 1)). Where k is 0 — fewer than clean_recall / (1 − clean_recall)
+    rows, e.g. 9 at 0.9, or none — no threshold can promise that share: −inf, the class kept
+    whole."""
+    val_scores, val_labels = np.asarray(val_scores, dtype=float), np.asarray(val_labels)
+    if not 0.0 < clean_recall < 1.0:
+        raise AlrError(f"clean_recall (lnl.clean_recall) is {clean_recall!r}; expected a share in (0, 1)")
+    thresholds = np.full(num_classes, -np.inf)
+    for c in range(num_classes):
+        calibration = np.sort(val_scores[val_labels == c])
+        # the tolerance keeps (1 − 0.9)·10 = 0.99999… at rank 1
+        rank = int(np.floor((1.0 - clean_recall) * (len(calibration) + 1) + 1e-9))
+        if rank >= 1:
+            thresholds[c] = calibration[rank - 1]
+    return thresholds
+
+
+def conformal_kfold(embeddings: np.ndarray, labels: np.ndarray, val_embeddings: np.ndarray, val_labels: np.ndarray,
+                    num_classes: int, folds: int, seed: int, clean_recall: float) -> tuple[np.ndarray, list]:  # fmt: skip
+    """Keep each train sample whose K-fold probe gives its label at least its class's
+    :func:`conformal_thresholds`, calibrated on the validation rows ``val_embeddings`` (M, D),
+    ``val_labels`` (M,), whose labels alr takes as right: each class keeps about
+    ``clean_recall`` of its right-labelled samples, whatever the precision that costs.
+
+    A train sample is scored by the probe of :func:`kfold_probs` that did not see it; each
+    validation row by one of the same probes, dealt round the folds inside its class (seeded by
+    ``seed``), so both kinds of score come from probes fitted to the same share of the train
+    split and the calibration scores stay exchangeable with the right-labelled train scores.
+    Every observed class keeps at least its highest-scoring sample. Returns ``(keep (N,) bool,
+    whole)``, ``whole`` the observed classes in which nothing was dropped (among them every
+    class with too few validation rows for a threshold)."""
+    embeddings = _check_embeddings(embeddings)
+    labels = _check_labels(labels, num_classes, len(embeddings))
+    val_embeddings = _check_embeddings(val_embeddings, "val_embeddings", min_rows=1)
+    val_labels = _check_labels(np.asarray(val_labels, dtype=np.int64), num_classes, len(val_embeddings), "val_labels")
+    if val_embeddings.shape[1] != embeddings.shape[1]:
+        raise AlrError(f"val_embeddings has {val_embeddings.shape[1]} columns; expected {embeddings.shape[1]}, "
+                       "as embeddings")  # fmt: skip
+    probes = _fold_probes(embeddings, labels, folds, seed)
+    scores = np.zeros(len(labels))
+    for probe, rows in probes:
+        scores[rows] = _probe_probs(probe, embeddings[rows], labels, num_classes)[np.arange(len(rows)), labels[rows]]
+    fold = np.zeros(len(val_labels), dtype=int)
+    rng = np.random.default_rng(seed)
+    for c in np.unique(val_labels):
+        members = np.flatnonzero(val_labels == c)
+        fold[members] = rng.permutation(len(members)) % len(probes)
+    val_scores = np.zeros(len(val_labels))
+    for f, (probe, _) in enumerate(probes):
+        rows = np.flatnonzero(fold == f)
+        val_scores[rows] = _probe_probs(probe, val_embeddings[rows], labels, num_classes)[np.arange(len(rows)),
+                                                                                          val_labels[rows]]
+    keep = scores >= conformal_thresholds(val_scores, val_labels, num_classes, clean_recall)[labels]
+    present = np.unique(labels)
+    for c in present:
+        members = np.flatnonzero(labels == c)
+        if not keep[members].any():
+            keep[members[np.argmax(scores[members])]] = True
+    return keep, [int(c) for c in present if keep[labels == c].all()]
 
 
 def probe_balanced_accuracy(embeddings: np.ndarray, labels: np.ndarray, held_out_embeddings: np.ndarray,
@@ -229,7 +321,7 @@ def feature_flags(embeddings: np.ndarray, labels: np.ndarray, num_classes: int, 
                   folds: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:  # fmt: skip
     """Both rules' verdicts at once, each probability table computed once: ``(probs, neighbours,
     flags)`` with ``probs`` :func:`kfold_probs` (fold seed FOLD_SEED), ``neighbours`` the k
-    nearest neighbours (:func:`nearest_neighbours`) and ``flags`` {rule name in FEATURE_RULES:
+    nearest neighbours (:func:`nearest_neighbours`) and ``flags`` {rule name in REPORT_RULES:
     bool (N,)}, True where that rule leaves the sample out of C (calls its label wrong)."""
     neighbours, _ = nearest_neighbours(embeddings, k)
     probs = kfold_probs(embeddings, labels, num_classes, folds, FOLD_SEED)
@@ -255,7 +347,7 @@ def validation_false_alarm_rates(embeddings: np.ndarray, labels: np.ndarray, val
     about 9 s at 50,000 train rows): beyond that a batch takes more. Each class's
     share of flagged held-out rows is then weighted by the class's train count, since a long
     tail's rare classes are flagged more often; classes with no held-out row or no train row
-    drop out. Returns {rule in FEATURE_RULES: share, "either": share flagged by at least one},
+    drop out. Returns {rule in REPORT_RULES: share, "either": share flagged by at least one},
     each in [0, 1], or None when no held-out row's class is among ``labels``.
     bench/label_issue_alarms_tables.md measures the estimate against the flags on train
     labels known to be right.
@@ -283,7 +375,7 @@ def validation_false_alarm_rates(embeddings: np.ndarray, labels: np.ndarray, val
     for c in np.flatnonzero(weights):
         rows = np.flatnonzero(val_labels == c)
         batch[rows] = np.arange(len(rows)) % batches
-    flagged = {rule: np.zeros(len(val_labels), dtype=bool) for rule in FEATURE_RULES}
+    flagged = {rule: np.zeros(len(val_labels), dtype=bool) for rule in REPORT_RULES}
     for b in range(batches):
         rows = np.flatnonzero(batch == b)
         _, _, flags = feature_flags(np.concatenate([embeddings, val_embeddings[rows]]),
@@ -299,13 +391,19 @@ def validation_false_alarm_rates(embeddings: np.ndarray, labels: np.ndarray, val
 
 
 def feature_keep(rule: str, embeddings: np.ndarray, labels: np.ndarray, num_classes: int, k: int, folds: int,
-                 seed: int) -> tuple[np.ndarray, list]:  # fmt: skip
+                 seed: int, val_embeddings: np.ndarray | None = None, val_labels: np.ndarray | None = None,
+                 clean_recall: float | None = None) -> tuple[np.ndarray, list]:  # fmt: skip
     """Dispatch on ``rule`` (one of FEATURE_RULES): knn_vote reads ``k``, cleanlab_kfold
-    ``folds`` and ``seed``."""
+    ``folds`` and ``seed``, conformal_kfold those, the validation rows and ``clean_recall``
+    (required for it)."""
     if rule == "knn_vote":
         return knn_vote(embeddings, labels, num_classes, k)
     if rule == "cleanlab_kfold":
         return cleanlab_kfold(embeddings, labels, num_classes, folds, seed)
+    if rule == "conformal_kfold":
+        if val_embeddings is None or val_labels is None or clean_recall is None:
+            raise AlrError("conformal_kfold needs the validation rows (val_embeddings, val_labels) and clean_recall")
+        return conformal_kfold(embeddings, labels, val_embeddings, val_labels, num_classes, folds, seed, clean_recall)
     raise AlrError(f"unknown feature rule {rule!r}; valid: {', '.join(FEATURE_RULES)}")
 
 

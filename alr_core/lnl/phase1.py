@@ -299,13 +299,15 @@ def new_network(spec: ModelSpec, params: Params, encoder_path=paths.PRETRAIN_ENC
 
 
 def _feature_rule_mask(data: PipelineData, params: Params) -> tuple[np.ndarray, list]:
-    """``lnl.selection`` knn_vote | cleanlab_kfold on the train split's pretrain embeddings:
+    """``lnl.selection`` knn_vote | cleanlab_kfold | conformal_kfold on the train split's
+    pretrain embeddings (conformal_kfold: calibrated on the validation split's):
     (keep bool (N,), observed classes kept whole)."""
-    if data.train.embeddings is None:
+    if data.train.embeddings is None or data.val.embeddings is None:
         raise AlrError(f"lnl.selection {params.lnl.selection!r} reads the pretrain stage's embeddings, "
-                       "but none were loaded with the train split")  # fmt: skip
-    return feature_keep(params.lnl.selection, data.train.embeddings, data.train.labels, len(data.class_names),
-                        params.lnl.knn_k, params.lnl.cv_folds, FOLD_SEED)  # fmt: skip
+                       "but none were loaded with the train and validation splits")  # fmt: skip
+    lnl = params.lnl
+    return feature_keep(lnl.selection, data.train.embeddings, data.train.labels, len(data.class_names), lnl.knn_k,
+                        lnl.cv_folds, FOLD_SEED, data.val.embeddings, data.val.labels, lnl.clean_recall)  # fmt: skip
 
 
 def _current_vog(buffers, epoch: int, labels, num_classes: int, params: Params):

@@ -1,0 +1,120 @@
+"""The clean guess C of ``lnl.selection: conformal_kfold`` against ``cleanlab_kfold``, and the
+best any per-class threshold on the same scores could do.
+
+Both rules read the K-fold linear probes' probability of each train sample's label
+(alr_core.lnl.feature_rules). ``cleanlab_kfold`` prunes by cleanlab's estimated noise per class;
+``conformal_kfold`` sets each class's threshold on the validation split so that the class keeps
+about ``lnl.clean_recall`` of its right labels. The ``oracle r`` rows set each class's threshold
+with the truth instead, as high as keeps r of its right labels: no rule that thresholds those
+probabilities per class keeps r of every class's right labels at a higher precision, so they
+show what the embeddings allow. Per set, symmetric noise rate and noise seed, on the pipeline's
+15-epoch SimCLR embeddings (split seed 0, as bench.ssl_evidence prepares them). No network is
+trained; phase 1's test accuracy on these C is bench.ssl_evidence's (``--variants
+conformal_kfold``).
+
+    BCCD="bccd=imagefolder:../shared/data/bccd_wbc/BCCD_cropped;class_names=[Eosinophil,Lymphocyte,Monocyte,Neutrophil]"
+    python -m bench.conformal_selection --dataset digits retinamnist "$BCCD" "synthetic_ir50=synthetic;imbalance_ratio=50" \\
+        --seeds 0 1 2 3 4 5 6 7 8 9
+
+About two minutes on 2 cores once bench.ssl_evidence's embedding cache holds the sets
+(``--cache``); otherwise each set is pretrained first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.records import machine
+from bench.ssl_evidence import (RULES, diff_text, embedding_sweep, fmt, markdown_row, paired, prepared,
+                                pretrain_settings, run_data, section)
+
+PRETRAIN_EPOCHS = 15  # the pipeline's
+RATES = (0.2, 0.4, 0.6)
+CLEAN_RECALLS = (0.8, 0.9)
+BASELINE = "cleanlab_kfold"
+
+
+def oracle_keep(scores: np.ndarray, labels: np.ndarray, truth: np.ndarray, clean_recall: float) -> np.ndarray:
+    """bool (N,): per observed class, keep every sample scoring at least the ⌈r·m⌉-th highest
+    score among the class's m right-labelled samples (r = ``clean_recall``); a class without a
+    right label keeps nothing."""
+    keep = np.zeros(len(labels), dtype=bool)
+    for c in np.unique(labels):
+        right = np.sort(scores[(labels == c) & (truth == c)])[::-1]
+        if len(right):
+            keep[labels == c] = scores[labels == c] >= right[int(np.ceil(clean_recall * len(right))) - 1]
+    return keep
+
+
+def quality(keep: np.ndarray, labels: np.ndarray, truth: np.ndarray) -> dict:
+    """C's precision, the recall of its worst class (the share of a class's right labels kept,
+    the lowest over the classes with one), its recall over every right label and its share of
+    the train split."""
+    right = labels == truth
+    per_class = [keep[right & (truth == c)].mean() for c in np.unique(truth[right])]
+    return {"precision": float(right[keep].mean()) if keep.any() else np.nan, "worst_class_recall": float(min(per_class)),
+            "recall": float(keep[right].mean()), "kept_share": float(keep.mean())}  # fmt: skip
+
+
+def selection_records(name: str, dataset: dict, rates: list[float], seeds: list[int], cache: Path,
+                      pretrain_epochs: int = PRETRAIN_EPOCHS) -> list[dict]:  # fmt: skip
+    """One record per (rate, seed, rule): the quality of C for cleanlab_kfold, conformal_kfold
+    at each of CLEAN_RECALLS and the oracle thresholds at each of them."""
+    from alr_core.lnl.class_rules import confident_learning
+    from alr_core.lnl.feature_rules import FOLD_SEED, conformal_kfold, kfold_probs
+
+    prep = prepared(name, dataset, pretrain_settings("scratch", pretrain_epochs), cache)
+    records = []
+    for rate in rates:
+        for seed in seeds:
+            params, data, _ = run_data(prep, rate, seed, "ssl frozen", RULES["ce"])
+            train, val, num_classes, folds = data.train, data.val, len(prep.names), params.lnl.cv_folds
+            probs = kfold_probs(train.images, train.labels, num_classes, folds, FOLD_SEED)
+            scores = probs[np.arange(len(train.labels)), train.labels]
+            keeps = {BASELINE: confident_learning(probs, train.labels)[0]}
+            for r in CLEAN_RECALLS:
+                keeps[f"conformal_kfold {r}"] = conformal_kfold(train.images, train.labels, val.images, val.labels,
+                                                                num_classes, folds, FOLD_SEED, r)[0]  # fmt: skip
+                keeps[f"oracle {r}"] = oracle_keep(scores, train.labels, train.truth, r)
+            rarest_val = int(np.bincount(val.labels, minlength=num_classes)[np.unique(train.labels)].min())
+            for rule, keep in keeps.items():
+                records.append({"dataset": name, "rate": rate, "seed": seed, "rule": rule,
+                                "rarest_val_images": rarest_val} | quality(keep, train.labels, train.truth))  # fmt: skip
+    return records
+
+
+def tables(records: list[dict]) -> str:
+    frame = pd.DataFrame(records)
+    out = [f"# conformal_kfold's clean guess against cleanlab_kfold's: tables\n\nProduced by "
+           f"`python -m bench.conformal_selection` on {machine()}."]  # fmt: skip
+    out += section("## The clean guess C",
+                   "Mean over noise seeds; Δ = the rule − cleanlab_kfold paired per seed, mean [95 % t-interval]. "
+                   "`oracle r`: per-class thresholds set with the truth, the highest precision any per-class "
+                   "threshold on the same probabilities reaches while keeping r of every class's right labels. "
+                   "`val rarest`: validation images of the observed class with the fewest (below 9 at 0.9, or 4 at "
+                   "0.8, conformal_kfold keeps that class whole).",
+                   ["dataset", "noise", "seeds", "val rarest", "rule", "precision", "worst-class recall", "recall",
+                    "kept share", "Δ precision", "Δ worst-class recall"])  # fmt: skip
+    cells = {}
+    for metric in ("precision", "worst_class_recall"):
+        for _, row in paired(frame, metric, BASELINE, column="rule", keys=("dataset", "rate")).iterrows():
+            cells[row["dataset"], row["rate"], row["rule"], metric] = diff_text(row)
+    for (dataset, rate, rule), block in frame.groupby(["dataset", "rate", "rule"], sort=False):
+        out.append(markdown_row([dataset, rate, len(block), int(block["rarest_val_images"].min()), rule,
+                                 fmt(block["precision"].mean()), fmt(block["worst_class_recall"].mean()),
+                                 fmt(block["recall"].mean()), fmt(block["kept_share"].mean()),
+                                 cells.get((dataset, rate, rule, "precision"), "—"),
+                                 cells.get((dataset, rate, rule, "worst_class_recall"), "—")]))  # fmt: skip
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    embedding_sweep(__doc__.split("\n\n")[0], list(RATES), Path("bench/conformal_selection_tables.md"),
+                    selection_records, tables)
+
+
+if __name__ == "__main__":
+    main()
