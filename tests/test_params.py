@@ -420,6 +420,16 @@ def test_load_params_reads_values(tmp_path):
          "would first count after epoch 11, and 'lnl.epochs' is 10"),
         ({"lnl": {"method": "coteaching_vog", "selection": "global", "epochs": 20, "num_gradual": 2,
                   "vog_window": 21}}, "it would first count after epoch 21, and 'lnl.epochs' is 20"),
+        ({"lnl": {"method": "coteaching_vog", "selection": "global"}, "al": {"train_on": "lnl", "retrain": "scratch"}},
+         "'al.train_on' is 'lnl' and 'lnl.method' 'coteaching_vog', but in round 1 VOG needs 'lnl.vog_window' (5) "
+         "snapshots and the warm-up of 'lnl.num_gradual' (10) epochs of a round retrained from scratch first: it "
+         "would first count after epoch 11, and 'al.epochs' is 10, so the round would train as plain Co-teaching; "
+         "set al.epochs to at least 11, or lower lnl.num_gradual, or use lnl.method: coteaching"),
+        ({"lnl": {"method": "coteaching_vog", "selection": "global"}, "al": {"train_on": "lnl"},
+          "rounds": {"1": {"prev": "data/lnl"}, "2": {"prev": "data/rounds/1", "epochs": 4}}},
+         "in round 2 VOG needs 'lnl.vog_window' (5) snapshots first: it would first count after epoch 5, and "
+         "'rounds.2.epochs' is 4, so the round would train as plain Co-teaching; set rounds.2.epochs to at least 5, "
+         "or use lnl.method: coteaching"),
     ],
 )
 def test_value_rules_beyond_types(override, fragment):
@@ -439,6 +449,12 @@ def test_the_boundaries_of_the_cross_key_rules():
     parse_params({"lnl": {"method": "coteaching_vog", "selection": "class_gmm", "epochs": 21, "num_gradual": 2,
                           "vog_window": 21}})  # fmt: skip
     parse_params({"lnl": {"method": "coteaching", "selection": "global", "epochs": 2}})  # no VOG to wait for
+    vog = {"method": "coteaching_vog", "selection": "global"}
+    parse_params({"lnl": vog, "al": {"train_on": "lnl", "retrain": "scratch", "epochs": 11}})
+    parse_params({"lnl": vog, "al": {"train_on": "lnl", "epochs": 5}})  # fine-tuned rounds: no warm-up
+    parse_params({"lnl": vog, "al": {"retrain": "scratch"}})  # train_on selected: plain CE in the rounds
+    parse_params({"lnl": vog, "al": {"train_on": "lnl", "epochs": 40},  # the last round afresh, long enough
+                  "rounds": {"1": {"prev": "data/lnl"}, "2": {"prev": "data/rounds/1", "retrain": "scratch"}}})
     parse_params({"data": {"class_names": ["skipped", "A", "a"]}})  # case tells names apart; only 'skip' is taken
 
 

@@ -437,6 +437,8 @@ def _check_consistency(params: Params, source: str) -> None:
             f"Co-teaching; set lnl.epochs to at least {vog_from}, lower num_gradual or vog_window, or use "
             "lnl.method: coteaching"
         )
+    if lnl.method == "coteaching_vog" and params.al.train_on == "lnl":
+        _check_round_vog(params, source)
     if lnl.method == "coteaching_vog" and lnl.vog_source == "train" and lnl.class_balance == "sampler":
         raise AlrError(
             f"{source}: 'lnl.vog_source' is 'train' but 'lnl.class_balance' is 'sampler', whose batches draw "
@@ -445,6 +447,27 @@ def _check_consistency(params: Params, source: str) -> None:
         )
     _check_rounds(params.rounds, source)
     _check_model(params, source)
+
+
+def _check_round_vog(params: Params, source: str) -> None:
+    """``al.train_on: lnl`` runs each round through phase 1's loop for the round's epochs: a round
+    retrained from scratch warms up over lnl.num_gradual epochs again, one that fine-tunes does
+    not; either needs lnl.vog_window snapshots before VOG counts."""
+    lnl = params.lnl
+    for name, spec in params.rounds.items():
+        scratch = (spec.retrain or params.al.retrain) == "scratch"
+        epochs_key = f"rounds.{name}.epochs" if spec.epochs is not None else "al.epochs"
+        epochs = spec.epochs if spec.epochs is not None else params.al.epochs
+        vog_from = max((lnl.num_gradual if scratch else 0) + 1, lnl.vog_window)
+        if epochs < vog_from:
+            warm_up = f"the warm-up of 'lnl.num_gradual' ({lnl.num_gradual}) epochs of a round retrained from scratch"
+            raise AlrError(
+                f"{source}: 'al.train_on' is 'lnl' and 'lnl.method' 'coteaching_vog', but in round {name} VOG "
+                f"needs 'lnl.vog_window' ({lnl.vog_window}) snapshots{' and ' + warm_up if scratch else ''} first: "
+                f"it would first count after epoch {vog_from}, and '{epochs_key}' is {epochs}, so the round would "
+                f"train as plain Co-teaching; set {epochs_key} to at least {vog_from}"
+                f"{', or lower lnl.num_gradual' if scratch else ''}, or use lnl.method: coteaching"
+            )
 
 
 def _check_model(params: Params, source: str) -> None:
