@@ -12,8 +12,10 @@ import copy
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Optional
 
@@ -91,6 +93,31 @@ def write_image(path: Path, size=(6, 6), mode: str = "RGB", value=None) -> Path:
         default = {"L": 90, "RGB": (10, 20, 30), "RGBA": (40, 50, 60, 128)}[mode]
         image = Image.new(mode, size, default if value is None else value)
     image.save(path)
+    return path
+
+
+def write_16bit_per_channel(path: Path, values: np.ndarray) -> Path:
+    """Write uint16 ``values`` (H, W, C), C = 2 (gray + alpha), 3 (RGB) or 4 (RGBA), with 16 bits
+    per channel, which Pillow cannot write: a PNG (colour type 4, 2 or 6; no filter) for a .png
+    ``path``, an uncompressed little-endian baseline TIFF for a .tif one (RGB only)."""
+    height, width, channels = values.shape
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".png":
+        def chunk(kind: bytes, data: bytes) -> bytes:
+            return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+        rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in values)
+        header = struct.pack(">IIBBBBB", width, height, 16, {2: 4, 3: 2, 4: 6}[channels], 0, 0, 0)
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+                         + chunk(b"IEND", b""))  # fmt: skip
+        return path
+    assert channels == 3, "the TIFF writer writes RGB only"
+    pixels = values.astype("<u2").tobytes()
+    tags = [(256, 3, 1, width), (257, 3, 1, height), (258, 3, 3, 8 + len(pixels)), (259, 3, 1, 1), (262, 3, 1, 2),
+            (273, 4, 1, 8), (277, 3, 1, 3), (278, 3, 1, height), (279, 4, 1, len(pixels)), (284, 3, 1, 1)]
+    ifd = struct.pack("<H", len(tags)) + b"".join(struct.pack("<HHII", *tag) for tag in tags) + b"\0\0\0\0"
+    bits = struct.pack("<HHH", 16, 16, 16)  # BitsPerSample's three values, at the offset its tag names
+    path.write_bytes(b"II*\0" + struct.pack("<I", 8 + len(pixels) + len(bits)) + pixels + bits + ifd)
     return path
 
 

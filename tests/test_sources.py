@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from builders import write_csv, write_image, write_image_folder, write_npz
+from builders import write_16bit_per_channel, write_csv, write_image, write_image_folder, write_npz
 from PIL import Image
 
 from alr_core.common.errors import AlrError
 from alr_core.common.params import CsvParams, DataParams, SyntheticParams
 from alr_core.data import sources
-from alr_core.data.images import decode_threads
+from alr_core.data.images import decode_files, decode_threads
 from alr_core.data.sources import read_source, source_files
 from alr_core.data.synthetic import synthetic_images, synthetic_layout
 
@@ -411,6 +411,35 @@ def test_imagefolder_high_bit_depth_grayscale_is_scaled_per_image(tmp_path):
     assert rgb.images[rgb.sample_ids.index("a/xray12bit.png")].tolist() == [
         [[0] * 3, [64] * 3], [[128] * 3, [255] * 3]
     ]
+
+
+@pytest.mark.filterwarnings("ignore:The image decoding and encoding capabilities:DeprecationWarning")
+def test_imagefolder_16_bit_colour_png_is_read_at_full_depth_and_scaled_per_image(tmp_path):
+    """Pillow keeps the top 8 bits of each 16-bit colour channel: 12-bit data (≤ 4095) would
+    come out as 0..15, near black. alr reads such PNGs at full depth and scales them per image
+    over every colour channel, as a deep grayscale file; alpha is dropped."""
+    root = tmp_path / "deep_colour"
+    rgb = np.array([[[0, 1000, 4000], [2000, 2000, 2000]]], dtype=np.uint16)  # 1 × 2 pixels, 12-bit
+    write_16bit_per_channel(root / "a" / "rgb.png", rgb)
+    write_16bit_per_channel(root / "a" / "rgba.png", np.concatenate([rgb, np.full((1, 2, 1), 65535, np.uint16)], -1))
+    write_16bit_per_channel(root / "b" / "gray_alpha.png", np.array([[[500, 9], [2500, 9]]], dtype=np.uint16))
+    assert max(np.asarray(Image.open(root / "a" / "rgb.png")).max(), 0) <= 15  # what Pillow alone gives
+    data = read_source(imagefolder(root))
+    pixels = {sid: data.images[i].tolist() for i, sid in enumerate(data.sample_ids)}
+    # 0..4000 onto 0..255 over all three channels: 1000 → 63.75, 2000 → 127.5 (rounded half to even)
+    assert pixels["a/rgb.png"] == pixels["a/rgba.png"] == [[[0, 64, 255], [128, 128, 128]]]
+    assert pixels["b/gray_alpha.png"] == [[[0] * 3, [255] * 3]]  # its gray alone, 500..2500
+    gray_only = decode_files([root / "b" / "gray_alpha.png"], None, None)  # alone, gray + alpha is grayscale
+    assert gray_only.shape == (1, 1, 2, 1) and gray_only[0, 0, :, 0].tolist() == [0, 255]
+
+
+def test_imagefolder_16_bit_colour_tiff_is_refused_with_its_name(tmp_path):
+    root = tmp_path / "tiff"
+    write_image(root / "a" / "fine.png", (2, 1), "RGB")
+    write_16bit_per_channel(root / "b" / "composite.tif", np.full((1, 2, 3), 4000, dtype=np.uint16))
+    with pytest.raises(AlrError, match=r"composite.tif: TIFF image with 16 bits per colour channel, which can only be "
+                                       r"read as its top 8 bits .* save it as a 16-bit PNG or as 8-bit RGB"):
+        read_source(imagefolder(root, channels=3))
 
 
 def test_imagefolder_exif_orientation_is_applied(tmp_path):

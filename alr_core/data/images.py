@@ -20,6 +20,9 @@ _MODE_FOR_CHANNELS = {1: "L", 3: "RGB"}
 # one value per pixel wider than 8 bits: 16-bit PNG/TIFF (either byte order), 32-bit integer, float
 _HIGH_DEPTH_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 _GRAYSCALE_MODES = {"1", "L", "LA"} | _HIGH_DEPTH_MODES
+# 16 bits per channel with colour or alpha, as Pillow names the raw layout: Pillow's modes hold 8
+# bits per colour channel, so it keeps the top 8 of each, and a 12-bit composite comes out near black
+_WIDE_COLOUR_MODES = {"LA", "RGB", "RGBA"}
 GRAY_TOLERANCE = 2
 
 
@@ -34,7 +37,9 @@ def decode_files(
     square output in pixels; ``None`` keeps the native size, which then has to be the same for
     every image. Every image is turned upright as a viewer shows it (EXIF orientation). A
     grayscale file deeper than 8 bits (a 16-bit X-ray PNG, a float microscopy TIFF) is scaled
-    per image from its darkest to its brightest pixel onto 0..255 (``to_8bit``).
+    per image from its darkest to its brightest pixel onto 0..255 (``to_8bit``), and so is a
+    PNG with 16 bits per colour channel, over all its colour channels (``_wide_colour_png``);
+    a TIFF with 16 bits per colour channel is refused.
     """
     if not paths:
         raise AlrError("no image files to decode")
@@ -46,6 +51,8 @@ def decode_files(
 
     def decode(path: Path) -> np.ndarray:
         with _open(path) as image:
+            if _wide_colour(image):
+                image = _wide_colour_png(image, path)
             return _standardise(image, image_size, channels, str(path))
 
     decoded = []
@@ -125,14 +132,54 @@ def to_8bit(image: Image.Image) -> Image.Image:
     """
     if image.mode not in _HIGH_DEPTH_MODES:
         return image
-    values = np.asarray(image, dtype=np.float64)
+    return Image.fromarray(_scaled_to_8bit(np.asarray(image, dtype=np.float64)), "L")
+
+
+def _scaled_to_8bit(values: np.ndarray) -> np.ndarray:
+    """uint8 of ``values`` (any shape) scaled linearly from their finite minimum to their
+    maximum onto 0..255; all 0 when they are constant; NaN and infinite values count as the
+    minimum."""
     finite = np.isfinite(values)
     low = values[finite].min(initial=np.inf)
     high = values[finite].max(initial=-np.inf)
     if not high > low:
-        return Image.new("L", image.size, 0)
-    scaled = np.where(finite, (values - low) * (255 / (high - low)), 0.0)
-    return Image.fromarray(np.round(scaled).astype(np.uint8), "L")
+        return np.zeros(values.shape, dtype=np.uint8)
+    return np.round(np.where(finite, (values - low) * (255 / (high - low)), 0.0)).astype(np.uint8)
+
+
+def _wide_colour(image: Image.Image) -> bool:
+    """Whether ``image`` stores 16 bits per channel with colour or alpha (Pillow's raw layouts
+    RGB;16*, RGBA;16*, LA;16*), which Pillow decodes to their top 8 bits."""
+    if image.mode not in _WIDE_COLOUR_MODES or not image.tile:
+        return False
+    args = image.tile[0].args
+    rawmode = args if isinstance(args, str) else (args[0] if args and isinstance(args[0], str) else "")
+    return ";16" in rawmode
+
+
+def _wide_colour_png(image: Image.Image, path: Path) -> Image.Image:
+    """The colour (or gray) channels of a 16-bit-per-channel PNG at full depth (torchvision's PNG
+    decoder; imported only for such files), scaled per image from the darkest to the brightest
+    value over every channel onto 0..255 as :func:`to_8bit` scales a deep grayscale file; alpha
+    dropped, EXIF orientation kept. Other formats (16-bit colour TIFF) are refused: Pillow has
+    no full-depth decoder for them."""
+    if image.format != "PNG":
+        raise AlrError(f"{path}: {image.format} image with 16 bits per colour channel, which can only be read "
+                       "as its top 8 bits (a 12-bit image would come out near black); save it as a 16-bit "
+                       "PNG or as 8-bit RGB")  # fmt: skip
+    # torchvision 0.29 (pinned in requirements.txt) deprecates this decoder for TorchCodec's (its
+    # DeprecationWarning is hidden outside tests by Python's default filters); it reads all 16 bits
+    from torchvision.io import ImageReadMode, decode_png, read_file
+
+    try:
+        values = decode_png(read_file(str(path)), mode=ImageReadMode.UNCHANGED).numpy()  # (C, H, W) uint16
+    except RuntimeError as exc:
+        raise AlrError(f"{path}: cannot decode ({exc})") from None
+    colour = values[:-1] if image.mode in ("LA", "RGBA") else values
+    scaled = _scaled_to_8bit(colour.transpose(1, 2, 0).astype(np.float64))
+    picture = Image.fromarray(scaled[..., 0], "L") if len(colour) == 1 else Image.fromarray(scaled, "RGB")
+    picture.info["exif"] = image.getexif().tobytes()  # for _standardise's EXIF turn
+    return picture
 
 
 def array_picture(image: np.ndarray) -> Image.Image:
