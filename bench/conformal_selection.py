@@ -4,10 +4,10 @@ best any per-class threshold on the same scores could do.
 Both rules read the K-fold linear probes' probability of each train sample's label
 (alr_core.lnl.feature_rules). ``cleanlab_kfold`` prunes by cleanlab's estimated noise per class;
 ``conformal_kfold`` sets each class's threshold on the validation split so that the class keeps
-about ``lnl.clean_recall`` of its right labels. The ``oracle r`` rows set each class's threshold
-with the truth instead, as high as keeps r of its right labels: no rule that thresholds those
-probabilities per class keeps r of every class's right labels at a higher precision, so they
-show what the embeddings allow. Per set, symmetric noise rate and noise seed, on the pipeline's
+about ``lnl.clean_recall`` of its right labels. The ``oracle r`` rows set the thresholds with
+the truth instead, to the most precise C that keeps r of every class's right labels: no rule
+that thresholds those probabilities per class does better, so they show what the embeddings
+allow. Per set, symmetric noise rate and noise seed, on the pipeline's
 15-epoch SimCLR embeddings (split seed 0, as bench.ssl_evidence prepares them). No network is
 trained; phase 1's test accuracy on these C is bench.ssl_evidence's (``--variants
 conformal_kfold``).
@@ -38,14 +38,35 @@ BASELINE = "cleanlab_kfold"
 
 
 def oracle_keep(scores: np.ndarray, labels: np.ndarray, truth: np.ndarray, clean_recall: float) -> np.ndarray:
-    """bool (N,): per observed class, keep every sample scoring at least the ⌈r·m⌉-th highest
-    score among the class's m right-labelled samples (r = ``clean_recall``); a class without a
-    right label keeps nothing."""
-    keep = np.zeros(len(labels), dtype=bool)
+    """bool (N,): the most precise C that keeps, in every observed class, all samples scoring at
+    least that class's threshold and at least ⌈r·m⌉ of its m right-labelled samples (r =
+    ``clean_recall``); a class without a right label keeps nothing. The thresholds are found by
+    Dinkelbach's iteration on the precision ratio: at λ, the current precision, each class picks
+    the threshold that maximises (1 − λ)·right kept − λ·wrong kept, which raises λ until it stops."""
+    options = {}  # class → (thresholds, right kept, wrong kept) of the thresholds that keep enough
     for c in np.unique(labels):
-        right = np.sort(scores[(labels == c) & (truth == c)])[::-1]
-        if len(right):
-            keep[labels == c] = scores[labels == c] >= right[int(np.ceil(clean_recall * len(right))) - 1]
+        members = np.flatnonzero(labels == c)
+        right = truth[members] == c
+        if not right.any():
+            continue
+        order = np.argsort(-scores[members], kind="stable")
+        ordered, right_first = scores[members][order], right[order]
+        ends = np.r_[np.flatnonzero(ordered[:-1] != ordered[1:]), len(ordered) - 1]  # last of each tied score
+        kept_right, kept_wrong = np.cumsum(right_first)[ends], np.cumsum(~right_first)[ends]
+        enough = kept_right >= np.ceil(clean_recall * right.sum() - 1e-9)
+        options[c] = (ordered[ends][enough], kept_right[enough], kept_wrong[enough])
+    ratio, picks = 0.0, {}
+    while True:
+        picks = {c: int(np.argmax((1 - ratio) * kept_right - ratio * kept_wrong))
+                 for c, (_, kept_right, kept_wrong) in options.items()}  # fmt: skip
+        right = sum(options[c][1][i] for c, i in picks.items())
+        kept = right + sum(options[c][2][i] for c, i in picks.items())
+        if not kept or right / kept <= ratio + 1e-12:
+            break
+        ratio = right / kept
+    keep = np.zeros(len(labels), dtype=bool)
+    for c, i in picks.items():
+        keep[labels == c] = scores[labels == c] >= options[c][0][i]
     return keep
 
 
@@ -92,8 +113,8 @@ def tables(records: list[dict]) -> str:
            f"`python -m bench.conformal_selection` on {machine()}."]  # fmt: skip
     out += section("## The clean guess C",
                    "Mean over noise seeds; Δ = the rule − cleanlab_kfold paired per seed, mean [95 % t-interval]. "
-                   "`oracle r`: per-class thresholds set with the truth, the highest precision any per-class "
-                   "threshold on the same probabilities reaches while keeping r of every class's right labels. "
+                   "`oracle r`: per-class thresholds set with the truth to the highest precision any per-class "
+                   "thresholds on the same probabilities reach while keeping r of every class's right labels. "
                    "`val rarest`: validation images of the observed class with the fewest (below 9 at 0.9, or 4 at "
                    "0.8, conformal_kfold keeps that class whole).",
                    ["dataset", "noise", "seeds", "val rarest", "rule", "precision", "worst-class recall", "recall",

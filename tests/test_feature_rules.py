@@ -377,11 +377,34 @@ def test_conformal_kfold_keeps_a_class_whole_without_enough_validation_rows():
     assert whole == [2] and keep[labels == 2].all() and not keep[labels != 2].all()
 
 
+def test_conformal_kfold_with_fewer_validation_rows_than_folds():
+    """3 validation rows per class, 5 folds: two fold probes score none of them; at 0.5 each
+    class still has a threshold (rank ⌊0.5 · 4⌋ = 2) from the rows it has."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], 20)
+    embeddings = 3 * np.eye(3, 4)[labels] + rng.normal(size=(60, 4))
+    val_labels = np.repeat([0, 1, 2], 3)
+    val_embeddings = 3 * np.eye(3, 4)[val_labels] + rng.normal(size=(9, 4))
+    keep, whole = conformal_kfold(embeddings, labels, val_embeddings, val_labels, 3, 5, 0, 0.5)
+    assert whole == [] and 0 < keep.mean() < 1  # 0.27 here; 0.49 on average over 60 draws
+    keep, whole = conformal_kfold(embeddings, labels, val_embeddings[:1], val_labels[:1], 3, 5, 0, 0.5)
+    assert whole == [1, 2] and not keep[labels == 0].all()  # one row: class 0's threshold, none for 1 and 2
+
+
+def test_conformal_kfold_keeps_scores_equal_to_the_threshold():
+    """One observed class: every probability of it is exactly 1, the validation rows' too, so
+    the threshold is 1 and a score equal to it is kept."""
+    embeddings = np.random.default_rng(0).normal(size=(12, 3))
+    keep, whole = conformal_kfold(embeddings, np.ones(12, int), embeddings[:9], np.ones(9, int), 2, 3, 0, 0.9)
+    assert keep.all() and whole == [1]
+
+
 @pytest.mark.parametrize(
     "val_embeddings, val_labels, message",
     [(np.zeros((2, 4)), np.array([0, 1]), "val_embeddings has 4 columns; expected 8, as embeddings"),
      (np.zeros((2, 8)), np.array([0]), "val_labels has shape \\(1,\\); expected \\(2,\\)"),
      (np.zeros((2, 8)), np.array([0, 3]), "val_labels holds values in \\[0, 3\\]; expected \\[0, 3\\)"),
+     (np.zeros((2, 8)), np.array([0.0, 1.0]), "val_labels has dtype float64; expected integers in \\[0, 3\\)"),
      (np.zeros((0, 8)), np.zeros(0, int), "val_embeddings has shape \\(0, 8\\); expected \\(N, D\\) with N ≥ 1")],
 )  # fmt: skip
 def test_conformal_kfold_rejects_bad_validation_rows(val_embeddings, val_labels, message):

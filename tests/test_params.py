@@ -423,13 +423,17 @@ def test_load_params_reads_values(tmp_path):
         ({"lnl": {"method": "coteaching_vog", "selection": "global"}, "al": {"train_on": "lnl", "retrain": "scratch"}},
          "'al.train_on' is 'lnl' and 'lnl.method' 'coteaching_vog', but in round 1 VOG needs 'lnl.vog_window' (5) "
          "snapshots and the warm-up of 'lnl.num_gradual' (10) epochs of a round retrained from scratch first: it "
-         "would first count after epoch 11, and 'al.epochs' is 10, so the round would train as plain Co-teaching; "
-         "set al.epochs to at least 11, or lower lnl.num_gradual, or use lnl.method: coteaching"),
+         "would first steer training in epoch 12, and 'al.epochs' is 10, so the round would train as plain "
+         "Co-teaching; set al.epochs to at least 12, lower lnl.vog_window or lnl.num_gradual, or use lnl.method: "
+         "coteaching"),
+        # 11 epochs: VOG is ready after the last one, for the round's reported C alone
+        ({"lnl": {"method": "coteaching_vog", "selection": "global"},
+          "al": {"train_on": "lnl", "retrain": "scratch", "epochs": 11}}, "'al.epochs' is 11"),
         ({"lnl": {"method": "coteaching_vog", "selection": "global"}, "al": {"train_on": "lnl"},
-          "rounds": {"1": {"prev": "data/lnl"}, "2": {"prev": "data/rounds/1", "epochs": 4}}},
-         "in round 2 VOG needs 'lnl.vog_window' (5) snapshots first: it would first count after epoch 5, and "
-         "'rounds.2.epochs' is 4, so the round would train as plain Co-teaching; set rounds.2.epochs to at least 5, "
-         "or use lnl.method: coteaching"),
+          "rounds": {"1": {"prev": "data/lnl"}, "2": {"prev": "data/rounds/1", "epochs": 5}}},
+         "in round 2 VOG needs 'lnl.vog_window' (5) snapshots first: it would first steer training in epoch 6, and "
+         "'rounds.2.epochs' is 5, so the round would train as plain Co-teaching; set rounds.2.epochs to at least 6, "
+         "lower lnl.vog_window, or use lnl.method: coteaching"),
     ],
 )
 def test_value_rules_beyond_types(override, fragment):
@@ -450,9 +454,10 @@ def test_the_boundaries_of_the_cross_key_rules():
                           "vog_window": 21}})  # fmt: skip
     parse_params({"lnl": {"method": "coteaching", "selection": "global", "epochs": 2}})  # no VOG to wait for
     vog = {"method": "coteaching_vog", "selection": "global"}
-    parse_params({"lnl": vog, "al": {"train_on": "lnl", "retrain": "scratch", "epochs": 11}})
-    parse_params({"lnl": vog, "al": {"train_on": "lnl", "epochs": 5}})  # fine-tuned rounds: no warm-up
+    parse_params({"lnl": vog, "al": {"train_on": "lnl", "retrain": "scratch", "epochs": 12}})
+    parse_params({"lnl": vog, "al": {"train_on": "lnl", "epochs": 6}})  # fine-tuned rounds: no warm-up
     parse_params({"lnl": vog, "al": {"retrain": "scratch"}})  # train_on selected: plain CE in the rounds
+    parse_params({"lnl": vog, "al": {"train_on": "lnl", "retrain": "scratch"}, "budget": 0})  # no round trains
     parse_params({"lnl": vog, "al": {"train_on": "lnl", "epochs": 40},  # the last round afresh, long enough
                   "rounds": {"1": {"prev": "data/lnl"}, "2": {"prev": "data/rounds/1", "retrain": "scratch"}}})
     parse_params({"data": {"class_names": ["skipped", "A", "a"]}})  # case tells names apart; only 'skip' is taken

@@ -325,7 +325,8 @@ def test_retrain_options_rerun_only_the_retrain_stages_and_what_follows(pipeline
 
     project, _ = pipeline
     back_to_head(project)
-    set_params(project, {"al": {"train_on": "lnl", "class_balance": "sampler"}})
+    # 3 epochs: with lnl.vog_window 2 VOG steers the third (2 is refused: it would steer none)
+    set_params(project, {"al": {"train_on": "lnl", "class_balance": "sampler", "epochs": 3}})
     result = project.dvc("repro", timeout=900)
     ran = ran_stages(result.stdout)
     assert ran[0] == "retrain@1" and "retrain@2" in ran and ran[-1] == "report", result.stdout

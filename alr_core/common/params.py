@@ -452,21 +452,26 @@ def _check_consistency(params: Params, source: str) -> None:
 def _check_round_vog(params: Params, source: str) -> None:
     """``al.train_on: lnl`` runs each round through phase 1's loop for the round's epochs: a round
     retrained from scratch warms up over lnl.num_gradual epochs again, one that fine-tunes does
-    not; either needs lnl.vog_window snapshots before VOG counts."""
+    not; either needs lnl.vog_window snapshots before VOG counts. Unlike phase 1, whose last VOG
+    also shapes the clean guess C handed on, a round's C is only reported, so VOG must steer at
+    least one of its training epochs."""
     lnl = params.lnl
+    if params.budget == 0:  # no round trains
+        return
     for name, spec in params.rounds.items():
         scratch = (spec.retrain or params.al.retrain) == "scratch"
         epochs_key = f"rounds.{name}.epochs" if spec.epochs is not None else "al.epochs"
         epochs = spec.epochs if spec.epochs is not None else params.al.epochs
-        vog_from = max((lnl.num_gradual if scratch else 0) + 1, lnl.vog_window)
-        if epochs < vog_from:
+        # 0-based epoch in which VOG first steers training: W snapshots taken and the warm-up over
+        first = max((lnl.num_gradual if scratch else 0) + 1, lnl.vog_window)
+        if epochs <= first:
             warm_up = f"the warm-up of 'lnl.num_gradual' ({lnl.num_gradual}) epochs of a round retrained from scratch"
             raise AlrError(
                 f"{source}: 'al.train_on' is 'lnl' and 'lnl.method' 'coteaching_vog', but in round {name} VOG "
                 f"needs 'lnl.vog_window' ({lnl.vog_window}) snapshots{' and ' + warm_up if scratch else ''} first: "
-                f"it would first count after epoch {vog_from}, and '{epochs_key}' is {epochs}, so the round would "
-                f"train as plain Co-teaching; set {epochs_key} to at least {vog_from}"
-                f"{', or lower lnl.num_gradual' if scratch else ''}, or use lnl.method: coteaching"
+                f"it would first steer training in epoch {first + 1}, and '{epochs_key}' is {epochs}, so the round "
+                f"would train as plain Co-teaching; set {epochs_key} to at least {first + 1}, lower "
+                f"lnl.vog_window{' or lnl.num_gradual' if scratch else ''}, or use lnl.method: coteaching"
             )
 
 

@@ -211,7 +211,7 @@ def conformal_thresholds(val_scores: np.ndarray, val_labels: np.ndarray, num_cla
     k-th smallest of them, k = ⌊(1 − clean_recall)·(n + 1)⌋: split conformal prediction inside
     each class (Vovk's class-conditional form), so a right-labelled sample of class c whose score
     is exchangeable with those n scores reaches the threshold with probability ≥ ``clean_recall``
-    (at most clean_recall + 1/(n + 1)). Where k is 0 — fewer than clean_recall / (1 − clean_recall)
+    (at most clean_recall + 1/(n + 1) where no scores tie). Where k is 0 — fewer than clean_recall / (1 − clean_recall)
     rows, e.g. 9 at 0.9, or none — no threshold can promise that share: −inf, the class kept
     whole."""
     val_scores, val_labels = np.asarray(val_scores, dtype=float), np.asarray(val_labels)
@@ -244,7 +244,7 @@ def conformal_kfold(embeddings: np.ndarray, labels: np.ndarray, val_embeddings: 
     embeddings = _check_embeddings(embeddings)
     labels = _check_labels(labels, num_classes, len(embeddings))
     val_embeddings = _check_embeddings(val_embeddings, "val_embeddings", min_rows=1)
-    val_labels = _check_labels(np.asarray(val_labels, dtype=np.int64), num_classes, len(val_embeddings), "val_labels")
+    val_labels = _check_labels(np.asarray(val_labels), num_classes, len(val_embeddings), "val_labels")
     if val_embeddings.shape[1] != embeddings.shape[1]:
         raise AlrError(f"val_embeddings has {val_embeddings.shape[1]} columns; expected {embeddings.shape[1]}, "
                        "as embeddings")  # fmt: skip
@@ -260,6 +260,8 @@ def conformal_kfold(embeddings: np.ndarray, labels: np.ndarray, val_embeddings: 
     val_scores = np.zeros(len(val_labels))
     for f, (probe, _) in enumerate(probes):
         rows = np.flatnonzero(fold == f)
+        if len(rows) == 0:  # fewer validation rows in every class than folds
+            continue
         val_scores[rows] = _probe_probs(probe, val_embeddings[rows], labels, num_classes)[np.arange(len(rows)),
                                                                                           val_labels[rows]]
     keep = scores >= conformal_thresholds(val_scores, val_labels, num_classes, clean_recall)[labels]

@@ -302,10 +302,11 @@ def _feature_rule_mask(data: PipelineData, params: Params) -> tuple[np.ndarray, 
     """``lnl.selection`` knn_vote | cleanlab_kfold | conformal_kfold on the train split's
     pretrain embeddings (conformal_kfold: calibrated on the validation split's):
     (keep bool (N,), observed classes kept whole)."""
-    if data.train.embeddings is None or data.val.embeddings is None:
-        raise AlrError(f"lnl.selection {params.lnl.selection!r} reads the pretrain stage's embeddings, "
-                       "but none were loaded with the train and validation splits")  # fmt: skip
     lnl = params.lnl
+    calibrated = lnl.selection == "conformal_kfold"  # on the validation split's embeddings too
+    if data.train.embeddings is None or (calibrated and data.val.embeddings is None):
+        raise AlrError(f"lnl.selection {lnl.selection!r} reads the pretrain stage's embeddings, but none were "
+                       f"loaded with the {'train and validation splits' if calibrated else 'train split'}")  # fmt: skip
     return feature_keep(lnl.selection, data.train.embeddings, data.train.labels, len(data.class_names), lnl.knn_k,
                         lnl.cv_folds, FOLD_SEED, data.val.embeddings, data.val.labels, lnl.clean_recall)  # fmt: skip
 
