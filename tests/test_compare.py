@@ -17,7 +17,7 @@ import pytest
 from builders import REPO_ROOT, run
 
 from alr_core.common.errors import AlrError
-from alr_core.report.compare import group_curves, markdown_report, read_experiments, summary_table
+from alr_core.report.compare import COMMIT_KEY, group_curves, markdown_report, read_experiments, summary_table
 
 
 def lnl_metrics(test_ba: float) -> dict:
@@ -110,6 +110,22 @@ def test_groups_by_every_parameter_but_the_seed():
     assert entropy["final_test_balanced_accuracy_std"] == pytest.approx(np.std([0.7, 0.8], ddof=1))
     assert entropy["learning_curve_area_mean"] == pytest.approx((1.7 / 3 + 2.0 / 3) / 2)  # mean of each curve, then of the seeds
     assert table.iloc[1]["final_label_accuracy_std"] == 0.0
+
+
+def test_the_same_parameters_on_two_commits_are_two_groups():
+    """dvc exp show --all-commits: experiments of two baseline commits (two versions of the code)
+    with equal parameters are not replicates of one configuration; the commit column and the
+    heading say so, and a single commit adds neither."""
+    two_commits = exp_show(experiment("a", 0, curve=(0.5, 0.6, 0.9)), experiment("b", 1, curve=(0.5, 0.6, 0.7)))
+    two_commits.append({"rev": "b" * 40, "name": None, "data": {}, "error": None,
+                        "experiments": [experiment("c", 0, curve=(0.5, 0.6, 0.2))]})  # fmt: skip
+    experiments = read_experiments(two_commits)
+    table = summary_table(experiments)
+    assert table[COMMIT_KEY].tolist() == ["aaaaaaa", "bbbbbbb"] and table["n"].tolist() == [2, 1]
+    assert table["final_test_balanced_accuracy_mean"].tolist() == pytest.approx([0.8, 0.2])
+    assert "except seed, data.split_seed and by baseline commit)" in markdown_report(experiments)
+    one_commit = summary_table(read_experiments(SWEEP))
+    assert COMMIT_KEY not in one_commit and "and by baseline commit" not in markdown_report(read_experiments(SWEEP))
 
 
 def test_a_parameter_other_than_the_strategy_splits_groups_too():

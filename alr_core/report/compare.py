@@ -1,7 +1,9 @@
 """Aggregate a sweep of DVC experiments into one table and one figure.
 
 Experiments are grouped by every parameter except the replicate seeds (``seed``, and
-``data.split_seed`` where a sweep varies the split); each group gets the number of
+``data.split_seed`` where a sweep varies the split), and by the commit they ran on (with
+``--all-commits``, two commits' code under the same parameters are two configurations, not
+replicates of one); each group gets the number of
 finished replicates and the mean ± sample standard deviation of the final metrics and of the
 area under the learning curve, plus its mean learning curve with a ±1 std band. Experiments
 that are queued, running, failed or finished without a report are listed, not aggregated.
@@ -25,6 +27,9 @@ from alr_core.report.summary import rounds_table
 # replicates of one configuration: a group's spread covers the seeds, and the splits where
 # data.split_seed is swept too (docs/experiments.md)
 REPLICATE_KEYS = ("seed", "data.split_seed")
+# the baseline commit an experiment ran on, short, among its grouping values: no params.yaml key
+# has a space in it
+COMMIT_KEY = "baseline commit"
 SUMMARY_METRICS = {
     "final_test_balanced_accuracy": "final test balanced accuracy",
     "final_test_macro_f1": "final test macro-F1",
@@ -44,7 +49,7 @@ class Experiment:
     name: str
     rev: str
     state: str
-    params: dict[str, Any]  # params.yaml, flattened to dotted keys
+    params: dict[str, Any]  # params.yaml, flattened to dotted keys, and COMMIT_KEY
     summary: Optional[dict] = None  # metrics/report.json
     curve: Optional[pd.DataFrame] = None  # report.rounds_table: round 0 (phase 1) and each round
     error: Optional[str] = None
@@ -59,15 +64,16 @@ def read_experiments(exp_show: Any, source: str = "dvc exp show --json") -> list
     if not isinstance(exp_show, list):
         raise AlrError(f"{source}: expected a JSON list of commits (dvc exp show --json), "
                        f"got {type(exp_show).__name__}")
-    return [_experiment(exp_range) for commit in exp_show for exp_range in (commit.get("experiments") or [])]
+    return [_experiment(exp_range, str(commit.get("rev", ""))[:7])
+            for commit in exp_show for exp_range in (commit.get("experiments") or [])]  # fmt: skip
 
 
-def _experiment(exp_range: dict) -> Experiment:
+def _experiment(exp_range: dict, baseline: str) -> Experiment:
     rev = exp_range["revs"][0]
     data = rev.get("data") or {}
     state = (exp_range.get("executor") or {}).get("state") or "success"
     name = exp_range.get("name") or rev.get("name") or rev["rev"][:7]
-    params = flatten(_file_data(data.get("params", {}), str(paths.PARAMS)) or {})
+    params = flatten(_file_data(data.get("params", {}), str(paths.PARAMS)) or {}) | {COMMIT_KEY: baseline}
     error = (rev.get("error") or {}).get("msg")
     experiment = Experiment(name, rev["rev"], state, params, error=error)
     if state != "success":
@@ -105,7 +111,8 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
 
 
 def group_experiments(experiments: list[Experiment]) -> tuple[list[str], dict[tuple, list[Experiment]]]:
-    """Finished experiments grouped by every parameter but the replicate seeds (REPLICATE_KEYS).
+    """Finished experiments grouped by every parameter but the replicate seeds (REPLICATE_KEYS),
+    and by baseline commit (COMMIT_KEY).
 
     Returns the parameters that differ between the experiments (the columns that tell the
     groups apart) and {group key: experiments}, groups ordered by those parameters'
@@ -187,9 +194,10 @@ def markdown_report(experiments: list[Experiment]) -> str:
     """The comparison as Markdown: the group table (mean ± std) and the left-out experiments."""
     table = summary_table(experiments)
     finished = sum(e.finished for e in experiments)
+    commits = " and by baseline commit" if len({e.params[COMMIT_KEY] for e in experiments}) > 1 else ""
     lines = [
         f"{finished} of {len(experiments)} experiments finished, in {len(table)} group{'' if len(table) == 1 else 's'} "
-        f"(grouped by every parameter except {', '.join(REPLICATE_KEYS)}); "
+        f"(grouped by every parameter except {', '.join(REPLICATE_KEYS)}{commits}); "
         "mean ± sample std over the replicates.",
         "",
     ]
