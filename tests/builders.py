@@ -96,10 +96,11 @@ def write_image(path: Path, size=(6, 6), mode: str = "RGB", value=None) -> Path:
     return path
 
 
-def write_16bit_per_channel(path: Path, values: np.ndarray) -> Path:
+def write_16bit_per_channel(path: Path, values: np.ndarray, planar: bool = False) -> Path:
     """Write uint16 ``values`` (H, W, C), C = 2 (gray + alpha), 3 (RGB) or 4 (RGBA), with 16 bits
     per channel, which Pillow cannot write: a PNG (colour type 4, 2 or 6; no filter) for a .png
-    ``path``, an uncompressed little-endian baseline TIFF for a .tif one (RGB only)."""
+    ``path``, an uncompressed little-endian baseline TIFF for a .tif one (RGB only; ``planar``:
+    one strip per channel)."""
     height, width, channels = values.shape
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".png":
@@ -112,12 +113,20 @@ def write_16bit_per_channel(path: Path, values: np.ndarray) -> Path:
                          + chunk(b"IEND", b""))  # fmt: skip
         return path
     assert channels == 3, "the TIFF writer writes RGB only"
-    pixels = values.astype("<u2").tobytes()
-    tags = [(256, 3, 1, width), (257, 3, 1, height), (258, 3, 3, 8 + len(pixels)), (259, 3, 1, 1), (262, 3, 1, 2),
-            (273, 4, 1, 8), (277, 3, 1, 3), (278, 3, 1, height), (279, 4, 1, len(pixels)), (284, 3, 1, 1)]
+    strips = [values[..., c].astype("<u2").tobytes() for c in range(3)] if planar else [values.astype("<u2").tobytes()]
+    pixels = b"".join(strips)
+    # after the header: the pixels, BitsPerSample's three values, then the strips' offsets and sizes
+    bits_at = 8 + len(pixels)
+    offsets_at, sizes_at = bits_at + 6, bits_at + 6 + 4 * len(strips)
+    offsets = [8 + sum(len(strip) for strip in strips[:i]) for i in range(len(strips))]
+    tables = struct.pack("<HHH", 16, 16, 16) + struct.pack(f"<{len(strips)}I", *offsets)
+    tables += struct.pack(f"<{len(strips)}I", *(len(strip) for strip in strips))
+    several = len(strips) > 1  # a count of 1 holds the value itself, more point at a table
+    tags = [(256, 3, 1, width), (257, 3, 1, height), (258, 3, 3, bits_at), (259, 3, 1, 1), (262, 3, 1, 2),
+            (273, 4, len(strips), offsets_at if several else offsets[0]), (277, 3, 1, 3), (278, 3, 1, height),
+            (279, 4, len(strips), sizes_at if several else len(strips[0])), (284, 3, 1, 2 if planar else 1)]
     ifd = struct.pack("<H", len(tags)) + b"".join(struct.pack("<HHII", *tag) for tag in tags) + b"\0\0\0\0"
-    bits = struct.pack("<HHH", 16, 16, 16)  # BitsPerSample's three values, at the offset its tag names
-    path.write_bytes(b"II*\0" + struct.pack("<I", 8 + len(pixels) + len(bits)) + pixels + bits + ifd)
+    path.write_bytes(b"II*\0" + struct.pack("<I", 8 + len(pixels) + len(tables)) + pixels + tables + ifd)
     return path
 
 

@@ -17,6 +17,7 @@ from PIL import Image
 
 from alr_core.active.labels import apply_answers, mark_skipped, training_rows, trusted
 from alr_core.common.errors import AlrError
+from alr_core.data.images import decode_files
 from alr_core.human.annotation import (IMAGES_NOTE, Answers, item_ids, item_images, package_table, page_items,
                                        read_answers)
 from alr_core.human.labelstudio import labeling_config, tasks
@@ -180,6 +181,24 @@ def test_package_table_and_items_carry_suggestions_and_images(tmp_path):
         assert preview.size == (512, 341)  # the source file, shrunk to at most 512 px
     with Image.open(io.BytesIO(items[1]["image_png"])) as preview:
         assert preview.size == (4, 4) and np.array_equal(np.asarray(preview), images[2, ..., 0])
+
+
+def test_an_expert_sees_a_source_file_as_the_model_does(tmp_path):
+    """A preview of a source file is read as prepare reads it (images.viewable): a 12-bit X-ray
+    in 16 bits scaled from its darkest to its brightest pixel (Pillow alone shows it white) and
+    a file stored sideways turned upright (EXIF orientation 6: rotate clockwise)."""
+    source = tmp_path / "xray.png"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.array([[0, 1000, 2000], [4000, 4000, 4000]], dtype=np.uint16)).save(source, exif=exif)
+    samples = pd.DataFrame({"sample_id": ["other", "q1", "q2", "q3"], "split": "train", "label": [0, 0, 1, 2],
+                            "class_name": ["Neutrophil", "Neutrophil", "Eosinophil", "Lymphocyte"],
+                            "source_path": pd.array([None, str(source), None, None], dtype="string")})  # fmt: skip
+    items = page_items(package_table(QUERY, samples, CLASSES), np.zeros((4, 2, 2, 1), np.uint8))
+    with Image.open(io.BytesIO(items[0]["image_png"])) as preview:
+        shown = np.asarray(preview.convert("L"))
+    assert shown.tolist() == [[255, 0], [255, 64], [255, 128]]  # upright: 2 wide, 3 high
+    assert np.array_equal(shown, decode_files([source], None, 1)[0, ..., 0])
 
 
 # --- what the expert sees: nothing of the path, whose folder is the (true) class

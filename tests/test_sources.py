@@ -413,7 +413,6 @@ def test_imagefolder_high_bit_depth_grayscale_is_scaled_per_image(tmp_path):
     ]
 
 
-@pytest.mark.filterwarnings("ignore:The image decoding and encoding capabilities:DeprecationWarning")
 def test_imagefolder_16_bit_colour_png_is_read_at_full_depth_and_scaled_per_image(tmp_path):
     """Pillow keeps the top 8 bits of each 16-bit colour channel: 12-bit data (≤ 4095) would
     come out as 0..15, near black. alr reads such PNGs at full depth and scales them per image
@@ -433,13 +432,26 @@ def test_imagefolder_16_bit_colour_png_is_read_at_full_depth_and_scaled_per_imag
     assert gray_only.shape == (1, 1, 2, 1) and gray_only[0, 0, :, 0].tolist() == [0, 255]
 
 
-def test_imagefolder_16_bit_colour_tiff_is_refused_with_its_name(tmp_path):
+@pytest.mark.parametrize("planar", [False, True])
+def test_imagefolder_16_bit_colour_tiff_is_refused_with_its_name(tmp_path, planar):
+    """Pillow reads only the top 8 bits of each channel, chunky or planar (one strip per channel,
+    each decoded as 8-bit 'R', 'G', 'B' planes): the TIFF's own tags tell."""
     root = tmp_path / "tiff"
     write_image(root / "a" / "fine.png", (2, 1), "RGB")
-    write_16bit_per_channel(root / "b" / "composite.tif", np.full((1, 2, 3), 4000, dtype=np.uint16))
-    with pytest.raises(AlrError, match=r"composite.tif: TIFF image with 16 bits per colour channel, which can only be "
-                                       r"read as its top 8 bits .* save it as a 16-bit PNG or as 8-bit RGB"):
+    path = write_16bit_per_channel(root / "b" / "composite.tif", np.full((1, 2, 3), 4000, dtype=np.uint16), planar)
+    assert Image.open(path).mode == "RGB"  # Pillow opens it without complaint
+    with pytest.raises(AlrError, match=r"composite.tif: TIFF image with 16 bits per colour channel, which Pillow "
+                                       r"reads as its top 8 bits .* save it as a 16-bit PNG or as 8-bit RGB"):
         read_source(imagefolder(root, channels=3))
+
+
+def test_a_corrupt_16_bit_colour_png_is_an_error_naming_it(tmp_path):
+    path = write_16bit_per_channel(tmp_path / "a" / "broken.png", np.full((8, 8, 3), 4000, dtype=np.uint16))
+    content = bytearray(path.read_bytes())
+    content[60:67] = b"\x07" * 7  # inside the image data: its checksum no longer matches
+    path.write_bytes(bytes(content))
+    with pytest.raises(AlrError, match=r"broken.png: cannot decode \(.*Checksum error in IDAT"):
+        decode_files([path], None, None)
 
 
 def test_imagefolder_exif_orientation_is_applied(tmp_path):

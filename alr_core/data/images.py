@@ -20,9 +20,9 @@ _MODE_FOR_CHANNELS = {1: "L", 3: "RGB"}
 # one value per pixel wider than 8 bits: 16-bit PNG/TIFF (either byte order), 32-bit integer, float
 _HIGH_DEPTH_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 _GRAYSCALE_MODES = {"1", "L", "LA"} | _HIGH_DEPTH_MODES
-# 16 bits per channel with colour or alpha, as Pillow names the raw layout: Pillow's modes hold 8
-# bits per colour channel, so it keeps the top 8 of each, and a 12-bit composite comes out near black
-_WIDE_COLOUR_MODES = {"LA", "RGB", "RGBA"}
+# PNG's 16-bit colour, gray + alpha and colour + alpha layouts as Pillow names them: its modes hold
+# 8 bits per colour channel, so it keeps the top 8 of each, and a 12-bit composite comes out near black
+_WIDE_PNG_RAWMODES = {"RGB;16B", "LA;16B", "RGBA;16B"}
 GRAY_TOLERANCE = 2
 
 
@@ -35,11 +35,11 @@ def decode_files(
     grayscale, by its pixels: an RGB file whose three channels agree (a grayscale scan saved as
     RGB, common for X-rays and fundus exports) counts as grayscale. ``image_size``: side of the
     square output in pixels; ``None`` keeps the native size, which then has to be the same for
-    every image. Every image is turned upright as a viewer shows it (EXIF orientation). A
-    grayscale file deeper than 8 bits (a 16-bit X-ray PNG, a float microscopy TIFF) is scaled
-    per image from its darkest to its brightest pixel onto 0..255 (``to_8bit``), and so is a
-    PNG with 16 bits per colour channel, over all its colour channels (``_wide_colour_png``);
-    a TIFF with 16 bits per colour channel is refused.
+    every image. Each file is read as :func:`viewable` shows it: upright by its EXIF orientation
+    (phone photos of lesions are often stored sideways), and a grayscale file deeper than 8 bits
+    (a 16-bit X-ray PNG, a float microscopy TIFF) or a PNG with 16 bits per colour channel
+    scaled per image from its darkest to its brightest value onto 0..255; a TIFF with more than
+    8 bits per colour channel is refused.
     """
     if not paths:
         raise AlrError("no image files to decode")
@@ -51,9 +51,7 @@ def decode_files(
 
     def decode(path: Path) -> np.ndarray:
         with _open(path) as image:
-            if _wide_colour(image):
-                image = _wide_colour_png(image, path)
-            return _standardise(image, image_size, channels, str(path))
+            return _standardise(viewable(image, path), image_size, channels, str(path))
 
     decoded = []
     # Pillow releases the GIL while it decodes and resizes, so threads use every core; map keeps
@@ -147,38 +145,43 @@ def _scaled_to_8bit(values: np.ndarray) -> np.ndarray:
     return np.round(np.where(finite, (values - low) * (255 / (high - low)), 0.0)).astype(np.uint8)
 
 
-def _wide_colour(image: Image.Image) -> bool:
-    """Whether ``image`` stores 16 bits per channel with colour or alpha (Pillow's raw layouts
-    RGB;16*, RGBA;16*, LA;16*), which Pillow decodes to their top 8 bits."""
-    if image.mode not in _WIDE_COLOUR_MODES or not image.tile:
-        return False
-    args = image.tile[0].args
-    rawmode = args if isinstance(args, str) else (args[0] if args and isinstance(args[0], str) else "")
-    return ";16" in rawmode
+def viewable(image: Image.Image, path: Path) -> Image.Image:
+    """An opened image file as a viewer shows it, at most 8 bits per channel: turned upright by
+    its EXIF orientation, a deep grayscale file scaled by :func:`to_8bit`, a PNG with 16 bits per
+    colour channel read at full depth and scaled the same way over its colour channels (alpha
+    dropped). A TIFF with more than 8 bits per colour channel raises AlrError: Pillow reads only
+    the top 8 of each, and alr has no full-depth reader for it. The prepared arrays and the
+    pictures experts see both come from here."""
+    if image.format == "TIFF":
+        bits, samples = image.tag_v2.get(258, (8,)), image.tag_v2.get(277, 1)
+        if max(bits if isinstance(bits, tuple) else (bits,)) > 8 and samples > 1:
+            raise AlrError(f"{path}: TIFF image with {max(bits)} bits per colour channel, which Pillow reads "
+                           "as its top 8 bits (12-bit data would come out near black); save it as a 16-bit PNG "
+                           "or as 8-bit RGB")  # fmt: skip
+    try:
+        if image.format == "PNG" and image.tile and image.tile[0].args in _WIDE_PNG_RAWMODES:
+            image = _wide_png(image, path)
+        return to_8bit(ImageOps.exif_transpose(image))
+    except OSError as exc:  # truncated or corrupt pixel data shows up only on load
+        raise AlrError(f"{path}: cannot decode ({exc})") from None
 
 
-def _wide_colour_png(image: Image.Image, path: Path) -> Image.Image:
-    """The colour (or gray) channels of a 16-bit-per-channel PNG at full depth (torchvision's PNG
-    decoder; imported only for such files), scaled per image from the darkest to the brightest
-    value over every channel onto 0..255 as :func:`to_8bit` scales a deep grayscale file; alpha
-    dropped, EXIF orientation kept. Other formats (16-bit colour TIFF) are refused: Pillow has
-    no full-depth decoder for them."""
-    if image.format != "PNG":
-        raise AlrError(f"{path}: {image.format} image with 16 bits per colour channel, which can only be read "
-                       "as its top 8 bits (a 12-bit image would come out near black); save it as a 16-bit "
-                       "PNG or as 8-bit RGB")  # fmt: skip
-    # torchvision 0.29 (pinned in requirements.txt) deprecates this decoder for TorchCodec's (its
-    # DeprecationWarning is hidden outside tests by Python's default filters); it reads all 16 bits
-    from torchvision.io import ImageReadMode, decode_png, read_file
+def _wide_png(image: Image.Image, path: Path) -> Image.Image:
+    """The colour (or gray) channels of a PNG with 16 bits per channel at full depth (pypng: a
+    checked decoder that raises on corrupt data), scaled per image from the darkest to the
+    brightest value over every colour channel onto 0..255, as :func:`to_8bit` scales a deep
+    grayscale file; alpha dropped, the EXIF orientation kept for the caller to apply."""
+    import png
 
     try:
-        values = decode_png(read_file(str(path)), mode=ImageReadMode.UNCHANGED).numpy()  # (C, H, W) uint16
-    except RuntimeError as exc:
+        width, height, rows, info = png.Reader(filename=str(path)).read()
+        values = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows]).reshape(height, width, info["planes"])
+    except png.Error as exc:
         raise AlrError(f"{path}: cannot decode ({exc})") from None
-    colour = values[:-1] if image.mode in ("LA", "RGBA") else values
-    scaled = _scaled_to_8bit(colour.transpose(1, 2, 0).astype(np.float64))
-    picture = Image.fromarray(scaled[..., 0], "L") if len(colour) == 1 else Image.fromarray(scaled, "RGB")
-    picture.info["exif"] = image.getexif().tobytes()  # for _standardise's EXIF turn
+    colour = values[..., :-1] if info["alpha"] else values
+    scaled = _scaled_to_8bit(colour.astype(np.float64))
+    picture = Image.fromarray(scaled[..., 0], "L") if colour.shape[-1] == 1 else Image.fromarray(scaled, "RGB")
+    picture.info["exif"] = image.getexif().tobytes()  # for viewable's EXIF turn
     return picture
 
 
@@ -221,8 +224,7 @@ def _standardise(
     image: Image.Image, image_size: Optional[int], channels: int, name: str
 ) -> np.ndarray:
     try:
-        # upright as a viewer shows it (EXIF orientation): phone photos of lesions are often stored sideways
-        image = to_8bit(ImageOps.exif_transpose(image)).convert(_MODE_FOR_CHANNELS[channels])
+        image = image.convert(_MODE_FOR_CHANNELS[channels])
         if image_size is not None and image.size != (image_size, image_size):
             image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
         array = np.asarray(image, dtype=np.uint8)
