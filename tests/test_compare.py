@@ -123,9 +123,17 @@ def test_the_same_parameters_on_two_commits_are_two_groups():
     table = summary_table(experiments)
     assert table[COMMIT_KEY].tolist() == ["aaaaaaa", "bbbbbbb"] and table["n"].tolist() == [2, 1]
     assert table["final_test_balanced_accuracy_mean"].tolist() == pytest.approx([0.8, 0.2])
-    assert "except seed, data.split_seed and by baseline commit)" in markdown_report(experiments)
+    assert "except seed and data.split_seed, and by baseline commit)" in markdown_report(experiments)
     one_commit = summary_table(read_experiments(SWEEP))
     assert COMMIT_KEY not in one_commit and "and by baseline commit" not in markdown_report(read_experiments(SWEEP))
+    # a queued experiment on another commit: one commit among the finished, and the list of what
+    # was not aggregated gives what -S would set, not the commit
+    queued_elsewhere = exp_show(experiment("a", 0), experiment("b", 1))
+    queued_elsewhere.append({"rev": "c" * 40, "name": None, "data": {}, "error": None,
+                             "experiments": [experiment("q", 2, state="queued", metrics=False)]})  # fmt: skip
+    text = markdown_report(read_experiments(queued_elsewhere))
+    assert "in 1 group (grouped by every parameter except seed and data.split_seed);" in text
+    assert "| q            | queued  | seed=2   |" in text and "baseline commit=" not in text
 
 
 def test_a_parameter_other_than_the_strategy_splits_groups_too():

@@ -178,9 +178,9 @@ def group_curves(experiments: list[Experiment]) -> list[tuple[str, pd.DataFrame]
 
 def not_aggregated(experiments: list[Experiment]) -> pd.DataFrame:
     """The experiments left out of the table: name, state, its values of the parameters that
-    vary over all experiments (the seeds included: what it takes to queue it again), and the
-    error."""
-    keys = sorted({k for e in experiments for k in e.params})
+    vary over all experiments (the seeds included: what it takes to queue it again; not the
+    baseline commit), and the error."""
+    keys = sorted({k for e in experiments for k in e.params} - {COMMIT_KEY})
     varying = [k for k in keys if len({repr(e.params.get(k)) for e in experiments}) > 1]
     rows = [
         {"experiment": e.name, "state": e.state, "params": " ".join(f"{k}={e.params.get(k)}" for k in varying),
@@ -194,10 +194,10 @@ def markdown_report(experiments: list[Experiment]) -> str:
     """The comparison as Markdown: the group table (mean ± std) and the left-out experiments."""
     table = summary_table(experiments)
     finished = sum(e.finished for e in experiments)
-    commits = " and by baseline commit" if len({e.params[COMMIT_KEY] for e in experiments}) > 1 else ""
+    commits = len({e.params[COMMIT_KEY] for e in experiments if e.finished}) > 1
     lines = [
         f"{finished} of {len(experiments)} experiments finished, in {len(table)} group{'' if len(table) == 1 else 's'} "
-        f"(grouped by every parameter except {', '.join(REPLICATE_KEYS)}{commits}); "
+        f"(grouped by every parameter except {' and '.join(REPLICATE_KEYS)}{', and by baseline commit' if commits else ''}); "
         "mean ± sample std over the replicates.",
         "",
     ]
