@@ -13,8 +13,9 @@ trained; phase 1's test accuracy on these C is bench.ssl_evidence's (``--variant
 conformal_kfold``).
 
     BCCD="bccd=imagefolder:../shared/data/bccd_wbc/BCCD_cropped;class_names=[Eosinophil,Lymphocyte,Monocyte,Neutrophil]"
-    python -m bench.conformal_selection --dataset digits retinamnist "$BCCD" "synthetic_ir50=synthetic;imbalance_ratio=50" \\
-        --seeds 0 1 2 3 4 5 6 7 8 9
+    SETS=(digits retinamnist "$BCCD" "synthetic_ir50=synthetic;imbalance_ratio=50")
+    python -m bench.conformal_selection --dataset "${SETS[@]}" --seeds 0 1 2 3 4 5 6 7 8 9 \\
+        --cache /tmp/alr-conformal
 
 About two minutes on 2 cores once bench.ssl_evidence's embedding cache holds the sets
 (``--cache``); otherwise each set is pretrained first.
@@ -70,14 +71,13 @@ def oracle_keep(scores: np.ndarray, labels: np.ndarray, truth: np.ndarray, clean
     return keep
 
 
-def quality(keep: np.ndarray, labels: np.ndarray, truth: np.ndarray) -> dict:
-    """C's precision, the recall of its worst class (the share of a class's right labels kept,
-    the lowest over the classes with one), its recall over every right label and its share of
-    the train split."""
-    right = labels == truth
-    per_class = [keep[right & (truth == c)].mean() for c in np.unique(truth[right])]
-    return {"precision": float(right[keep].mean()) if keep.any() else np.nan, "worst_class_recall": float(min(per_class)),
-            "recall": float(keep[right].mean()), "kept_share": float(keep.mean())}  # fmt: skip
+def quality(keep: np.ndarray, labels: np.ndarray, truth: np.ndarray, class_names: list) -> dict:
+    """C's precision, worst-class recall, recall and kept share, as phase 1 reports them
+    (alr_core.evaluation.metrics.selection_metrics)."""
+    from alr_core.evaluation.metrics import selection_metrics
+
+    metrics = selection_metrics(keep, labels, truth, class_names)
+    return {key: metrics[key] for key in ("precision", "worst_class_recall", "recall", "kept_share")}
 
 
 def selection_records(name: str, dataset: dict, rates: list[float], seeds: list[int], cache: Path,
@@ -102,8 +102,8 @@ def selection_records(name: str, dataset: dict, rates: list[float], seeds: list[
                 keeps[f"oracle {r}"] = oracle_keep(scores, train.labels, train.truth, r)
             rarest_val = int(np.bincount(val.labels, minlength=num_classes)[np.unique(train.labels)].min())
             for rule, keep in keeps.items():
-                records.append({"dataset": name, "rate": rate, "seed": seed, "rule": rule,
-                                "rarest_val_images": rarest_val} | quality(keep, train.labels, train.truth))  # fmt: skip
+                record = {"dataset": name, "rate": rate, "seed": seed, "rule": rule, "rarest_val_images": rarest_val}
+                records.append(record | quality(keep, train.labels, train.truth, prep.names))
     return records
 
 

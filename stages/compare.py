@@ -5,10 +5,9 @@
     python -m stages.compare --exp-show exps.json # a saved `dvc exp show --json` output
 
 Groups the experiments by every parameter except the seeds (seed, data.split_seed), and by the
-commit they ran on, and writes
-metrics/compare.md (printed too), metrics/compare.csv (one row per group, mean and std columns) and
-plots/compare.png (mean learning curve and ±1 std band per group). Queued, running and
-failed experiments are listed, not aggregated.
+commit they ran on, and writes metrics/compare.md (printed too), metrics/compare.csv (one row
+per group, mean and std columns) and plots/compare.png (mean learning curve and ±1 std band
+per group). Queued, running and failed experiments are listed, not aggregated.
 """
 
 import argparse

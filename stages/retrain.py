@@ -6,10 +6,10 @@ import pandas as pd
 
 from alr_core.active.consensus import annotation_metrics
 from alr_core.active.labels import cleaning_metrics, labelled, training_rows
-from alr_core.active.rounds import current_round, round_params
+from alr_core.active.rounds import current_round
 from alr_core.common import artifacts, paths
 from alr_core.common.cli import round_argument, run_stage
-from alr_core.common.params import load_params
+from alr_core.common.params import load_params, round_params
 from alr_core.common.seeding import seed_for
 from alr_core.common.text import rounded
 

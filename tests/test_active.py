@@ -29,10 +29,10 @@ from alr_core.active.labels import (
     training_rows,
     trusted,
 )
-from alr_core.active.rounds import current_round, round_params
+from alr_core.active.rounds import current_round
 from alr_core.common import artifacts, paths
 from alr_core.common.errors import AlrError
-from alr_core.common.params import default_params, parse_params
+from alr_core.common.params import default_params, parse_params, round_params
 from alr_core.human.annotation import IMAGES_NOTE
 
 CLASSES = ["a", "b", "c"]

@@ -184,7 +184,7 @@ def test_package_table_and_items_carry_suggestions_and_images(tmp_path):
 
 
 def test_an_expert_sees_a_source_file_as_the_model_does(tmp_path):
-    """A preview of a source file is read as prepare reads it (images.viewable): a 12-bit X-ray
+    """A preview of a source file is read as prepare reads it (images.read_viewable): a 12-bit X-ray
     in 16 bits scaled from its darkest to its brightest pixel (Pillow alone shows it white) and
     a file stored sideways turned upright (EXIF orientation 6: rotate clockwise)."""
     source = tmp_path / "xray.png"

@@ -36,8 +36,8 @@ def test_oracle_matches_a_search_over_every_pair_of_thresholds():
         for t0 in np.unique(scores[labels == 0]):
             for t1 in np.unique(scores[labels == 1]):
                 kept = np.where(labels == 0, scores >= t0, scores >= t1)
-                if all((kept & (truth == c) & (labels == c)).sum() >= np.ceil(0.6 * ((truth == c) & (labels == c)).sum())
-                       for c in (0, 1)):  # fmt: skip
+                right = [(truth == c) & (labels == c) for c in (0, 1)]
+                if all((kept & r).sum() >= np.ceil(0.6 * r.sum()) for r in right):
                     best = max(best, (labels == truth)[kept].mean())
         assert (labels == truth)[keep].mean() == pytest.approx(best)
 
@@ -47,8 +47,8 @@ def test_quality_of_a_keep_mask():
     truth = np.array([0, 0, 0, 1, 1, 1, 0])
     keep = np.array([1, 1, 0, 1, 1, 0, 0], dtype=bool)
     # kept: 3 right of 4; class 0 keeps 2 of its 3 right labels, class 1 1 of 2; 3 of 5 right kept
-    assert quality(keep, labels, truth) == {"precision": 0.75, "worst_class_recall": 0.5, "recall": 0.6,
-                                            "kept_share": 4 / 7}  # fmt: skip
+    assert quality(keep, labels, truth, ["a", "b", "c"]) == {"precision": 0.75, "worst_class_recall": 0.5,
+                                                             "recall": 0.6, "kept_share": 4 / 7}  # fmt: skip
 
 
 def record(seed: int, rule: str, precision: float, worst: float) -> dict:

@@ -6,14 +6,13 @@ rounds), so at most k − 1 units of the budget stay unspent."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 from alr_core.active.labels import split_budget
 from alr_core.common import paths
 from alr_core.common.errors import AlrError
-from alr_core.common.params import Params
+from alr_core.common.params import Params, round_params
 
 
 @dataclass(frozen=True)
@@ -38,12 +37,3 @@ def current_round(params: Params, name: str) -> Round:
     return Round(number, Path(params.rounds[name].prev), paths.round_dir(number), budgets[number - 1],
                  sum(budgets[: number - 1]), sum(budgets[:number]), round_params(params, name).al.oracle,
                  params.al.annotators, samples)  # fmt: skip
-
-
-def round_params(params: Params, name: str) -> Params:
-    """``params`` as round ``name`` runs with them: each key its ``rounds.<name>`` entry sets
-    besides ``prev`` (oracle, retrain, epochs, lr) replaces the ``al`` key of that name."""
-    spec = params.rounds[name]
-    overrides = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)
-                 if f.name != "prev" and getattr(spec, f.name) is not None}  # fmt: skip
-    return dataclasses.replace(params, al=dataclasses.replace(params.al, **overrides))

@@ -428,7 +428,7 @@ def _check_consistency(params: Params, source: str) -> None:
             f"(only {' | '.join(VOG_RULES)} do), so the run would be plain Co-teaching; set lnl.selection: global "
             "(the paper's method), class_aware or class_gmm, or use lnl.method: coteaching"
         )
-    vog_from = max(lnl.num_gradual + 1, lnl.vog_window)
+    vog_from = vog_first_epoch(lnl.num_gradual, lnl.vog_window)
     if lnl.method == "coteaching_vog" and lnl.epochs < vog_from:
         raise AlrError(
             f"{source}: 'lnl.method' is 'coteaching_vog', but VOG needs 'lnl.vog_window' ({lnl.vog_window}) "
@@ -449,6 +449,12 @@ def _check_consistency(params: Params, source: str) -> None:
     _check_model(params, source)
 
 
+def vog_first_epoch(warm_up: int, vog_window: int) -> int:
+    """The 0-based epoch of phase 1's loop in which VOG first counts: after ``warm_up`` epochs
+    (lnl.num_gradual) and once ``vog_window`` snapshots, one per epoch, exist."""
+    return max(warm_up + 1, vog_window)
+
+
 def _check_round_vog(params: Params, source: str) -> None:
     """``al.train_on: lnl`` runs each round through phase 1's loop for the round's epochs: a round
     retrained from scratch warms up over lnl.num_gradual epochs again, one that fine-tunes does
@@ -459,18 +465,17 @@ def _check_round_vog(params: Params, source: str) -> None:
     if params.budget == 0:  # no round trains
         return
     for name, spec in params.rounds.items():
-        scratch = (spec.retrain or params.al.retrain) == "scratch"
+        al = round_params(params, name).al
+        scratch = al.retrain == "scratch"
         epochs_key = f"rounds.{name}.epochs" if spec.epochs is not None else "al.epochs"
-        epochs = spec.epochs if spec.epochs is not None else params.al.epochs
-        # 0-based epoch in which VOG first steers training: W snapshots taken and the warm-up over
-        first = max((lnl.num_gradual if scratch else 0) + 1, lnl.vog_window)
-        if epochs <= first:
+        vog_epoch = vog_first_epoch(lnl.num_gradual if scratch else 0, lnl.vog_window)
+        if al.epochs <= vog_epoch:
             warm_up = f"the warm-up of 'lnl.num_gradual' ({lnl.num_gradual}) epochs of a round retrained from scratch"
             raise AlrError(
                 f"{source}: 'al.train_on' is 'lnl' and 'lnl.method' 'coteaching_vog', but in round {name} VOG "
                 f"needs 'lnl.vog_window' ({lnl.vog_window}) snapshots{' and ' + warm_up if scratch else ''} first: "
-                f"it would first steer training in epoch {first + 1}, and '{epochs_key}' is {epochs}, so the round "
-                f"would train as plain Co-teaching; set {epochs_key} to at least {first + 1}, lower "
+                f"it would first steer training in epoch {vog_epoch + 1}, and '{epochs_key}' is {al.epochs}, so the "
+                f"round would train as plain Co-teaching; set {epochs_key} to at least {vog_epoch + 1}, lower "
                 f"lnl.vog_window{' or lnl.num_gradual' if scratch else ''}, or use lnl.method: coteaching"
             )
 
@@ -520,6 +525,15 @@ def check_class_names(names: list[str], where: str) -> None:
         if name.lower() == SKIP_ANSWER:
             raise AlrError(f"{where}: class {position} is {name!r}, the answer experts give to skip a sample; "
                            "rename the class")  # fmt: skip
+
+
+def round_params(params: Params, name: str) -> Params:
+    """``params`` as round ``name`` runs with them: each key its ``rounds.<name>`` entry sets
+    besides ``prev`` (oracle, retrain, epochs, lr) replaces the ``al`` key of that name."""
+    spec = params.rounds[name]
+    overrides = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)
+                 if f.name != "prev" and getattr(spec, f.name) is not None}  # fmt: skip
+    return dataclasses.replace(params, al=dataclasses.replace(params.al, **overrides))
 
 
 def previous_dir(round_number: int) -> str:

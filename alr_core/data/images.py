@@ -1,5 +1,6 @@
-"""Decoding and standardising images into one uint8 array of shape (N, H, W, C), and encoding
-one such image as a PNG file or a data URI for offline pages."""
+"""Decoding and standardising images into one uint8 array of shape (N, H, W, C); reading one
+source file as a viewer shows it (:func:`read_viewable`, for the training arrays and for what
+experts see alike); and encoding one image as a PNG file or a data URI for offline pages."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def decode_files(
     grayscale, by its pixels: an RGB file whose three channels agree (a grayscale scan saved as
     RGB, common for X-rays and fundus exports) counts as grayscale. ``image_size``: side of the
     square output in pixels; ``None`` keeps the native size, which then has to be the same for
-    every image. Each file is read as :func:`viewable` shows it: upright by its EXIF orientation
+    every image. Each file is read as :func:`read_viewable` shows it: upright by its EXIF orientation
     (phone photos of lesions are often stored sideways), and a grayscale file deeper than 8 bits
     (a 16-bit X-ray PNG, a float microscopy TIFF) or a PNG with 16 bits per colour channel
     scaled per image from its darkest to its brightest value onto 0..255; a TIFF with more than
@@ -50,11 +51,11 @@ def decode_files(
         return decoded[..., :1].copy() if is_gray(decoded) else decoded
 
     def decode(path: Path) -> np.ndarray:
-        with _open(path) as image:
-            return _standardise(viewable(image, path), image_size, channels, str(path))
+        return _standardise(read_viewable(path), image_size, channels)
 
     decoded = []
-    # Pillow releases the GIL while it decodes and resizes, so threads use every core; map keeps
+    # Pillow releases the GIL while it decodes and resizes, so threads use every core (not for
+    # 16-bit colour PNGs: pypng unfilters rows in Python, about one core for those); map keeps
     # the order, and an unreadable file raises when its turn comes, so the error names the first one
     pool = ThreadPoolExecutor(decode_threads())
     try:
@@ -108,13 +109,8 @@ def standardise_array(
     mode = "L" if images.shape[-1] == 1 else "RGB"
     return np.stack(
         [
-            _standardise(
-                Image.fromarray(np.squeeze(img, -1) if mode == "L" else img, mode),
-                image_size,
-                channels,
-                f"image {i}",
-            )
-            for i, img in enumerate(images)
+            _standardise(Image.fromarray(np.squeeze(img, -1) if mode == "L" else img, mode), image_size, channels)
+            for img in images
         ]
     )
 
@@ -145,25 +141,26 @@ def _scaled_to_8bit(values: np.ndarray) -> np.ndarray:
     return np.round(np.where(finite, (values - low) * (255 / (high - low)), 0.0)).astype(np.uint8)
 
 
-def viewable(image: Image.Image, path: Path) -> Image.Image:
-    """An opened image file as a viewer shows it, at most 8 bits per channel: turned upright by
-    its EXIF orientation, a deep grayscale file scaled by :func:`to_8bit`, a PNG with 16 bits per
-    colour channel read at full depth and scaled the same way over its colour channels (alpha
-    dropped). A TIFF with more than 8 bits per colour channel raises AlrError: Pillow reads only
-    the top 8 of each, and alr has no full-depth reader for it. The prepared arrays and the
-    pictures experts see both come from here."""
-    if image.format == "TIFF":
-        bits, samples = image.tag_v2.get(258, (8,)), image.tag_v2.get(277, 1)
-        if max(bits if isinstance(bits, tuple) else (bits,)) > 8 and samples > 1:
-            raise AlrError(f"{path}: TIFF image with {max(bits)} bits per colour channel, which Pillow reads "
-                           "as its top 8 bits (12-bit data would come out near black); save it as a 16-bit PNG "
-                           "or as 8-bit RGB")  # fmt: skip
-    try:
-        if image.format == "PNG" and image.tile and image.tile[0].args in _WIDE_PNG_RAWMODES:
-            image = _wide_png(image, path)
-        return to_8bit(ImageOps.exif_transpose(image))
-    except OSError as exc:  # truncated or corrupt pixel data shows up only on load
-        raise AlrError(f"{path}: cannot decode ({exc})") from None
+def read_viewable(path: Path) -> Image.Image:
+    """The image file at ``path`` as a viewer shows it, decoded, at most 8 bits per channel:
+    turned upright by its EXIF orientation, a deep grayscale file scaled by :func:`to_8bit`, a
+    PNG with 16 bits per colour channel read at full depth and scaled the same way over its
+    colour channels (alpha dropped). A TIFF with more than 8 bits per colour channel raises
+    AlrError: Pillow reads only the top 8 of each, and alr has no full-depth reader for it. The
+    prepared arrays and the pictures experts see both come from here."""
+    with _open(path) as image:
+        if image.format == "TIFF":
+            depth = int(np.max(image.tag_v2.get(258, 8)))  # BitsPerSample: one value per sample
+            if depth > 8 and image.tag_v2.get(277, 1) > 1:
+                raise AlrError(f"{path}: TIFF image with {depth} bits per colour channel, which Pillow reads "
+                               "as its top 8 bits (12-bit data would come out near black); save it as a 16-bit "
+                               "PNG or as 8-bit RGB")  # fmt: skip
+        try:
+            if image.format == "PNG" and image.tile and image.tile[0].args in _WIDE_PNG_RAWMODES:
+                return to_8bit(ImageOps.exif_transpose(_wide_png(image, path)))
+            return to_8bit(ImageOps.exif_transpose(image))
+        except OSError as exc:  # truncated or corrupt pixel data shows up only on load
+            raise AlrError(f"{path}: cannot decode ({exc})") from None
 
 
 def _wide_png(image: Image.Image, path: Path) -> Image.Image:
@@ -181,7 +178,9 @@ def _wide_png(image: Image.Image, path: Path) -> Image.Image:
     colour = values[..., :-1] if info["alpha"] else values
     scaled = _scaled_to_8bit(colour.astype(np.float64))
     picture = Image.fromarray(scaled[..., 0], "L") if colour.shape[-1] == 1 else Image.fromarray(scaled, "RGB")
-    picture.info["exif"] = image.getexif().tobytes()  # for viewable's EXIF turn
+    # for read_viewable's EXIF turn; where the eXIf chunk follows the image data, Pillow decodes the
+    # image once more to find it: a rare file pays that twice
+    picture.info["exif"] = image.getexif().tobytes()
     return picture
 
 
@@ -220,14 +219,10 @@ def _mode(path: Path) -> str:
         return image.mode
 
 
-def _standardise(
-    image: Image.Image, image_size: Optional[int], channels: int, name: str
-) -> np.ndarray:
-    try:
-        image = image.convert(_MODE_FOR_CHANNELS[channels])
-        if image_size is not None and image.size != (image_size, image_size):
-            image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
-        array = np.asarray(image, dtype=np.uint8)
-    except OSError as exc:  # truncated or corrupt pixel data shows up only on load
-        raise AlrError(f"{name}: cannot decode ({exc})") from None
+def _standardise(image: Image.Image, image_size: Optional[int], channels: int) -> np.ndarray:
+    """A decoded (loaded) image as uint8 (H, W, channels), resized to a square of ``image_size``."""
+    image = image.convert(_MODE_FOR_CHANNELS[channels])
+    if image_size is not None and image.size != (image_size, image_size):
+        image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
+    array = np.asarray(image, dtype=np.uint8)
     return array[..., None] if channels == 1 else array

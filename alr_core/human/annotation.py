@@ -31,7 +31,7 @@ from PIL import Image
 from alr_core.common.errors import AlrError, AwaitingAnswers
 from alr_core.common.paths import ANSWERS_DIR, LABELSTUDIO_TASKS, PREPARED_IMAGES
 from alr_core.common.text import counted, did_you_mean
-from alr_core.data.images import array_picture, png_bytes, viewable
+from alr_core.data.images import array_picture, png_bytes, read_viewable
 from alr_core.human.page import MAX_IMAGE_WIDTH_PX, SKIP
 
 SKIP_LABEL = -1  # a skip in the validated answers table
@@ -128,8 +128,7 @@ def _picture(row, images: np.ndarray) -> Image.Image:
     prepared array), else the array."""
     source = Path(row.image)
     if source.is_file():
-        with Image.open(source) as image:
-            return viewable(image, source).convert("RGB")
+        return read_viewable(source).convert("RGB")
     return array_picture(images[row.image_row])
 
 

@@ -146,12 +146,20 @@ def confident_learning(probs: np.ndarray, labels: np.ndarray,
     if len(present) < 2:
         return np.ones(len(labels), dtype=bool), [int(c) for c in present]
     keep = ~find_label_issues(local, sub, filter_by=filter_by, min_examples_per_class=1, n_jobs=1)
-    for cls in present:  # cleanlab keeps min_examples_per_class per class; make it explicit
+    # cleanlab keeps min_examples_per_class per class; make it explicit
+    return keep_one_per_class(keep, np.asarray(probs)[np.arange(len(labels)), labels], labels)
+
+
+def keep_one_per_class(keep: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, list]:
+    """``keep`` (bool (N,)) with, in every observed class it empties, that class's highest-scoring
+    sample (``scores`` float (N,)) kept after all; and the observed classes kept whole."""
+    keep = keep.copy()
+    present = np.unique(labels)
+    for cls in present:
         members = np.flatnonzero(labels == cls)
         if not keep[members].any():
-            keep[members[np.argmax(probs[members, cls])]] = True
-    whole = [int(c) for c in present if keep[labels == c].all()]
-    return keep, whole
+            keep[members[np.argmax(scores[members])]] = True
+    return keep, [int(c) for c in present if keep[labels == c].all()]
 
 
 def above_chance(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ import numpy as np
 
 from alr_core.common.errors import AlrError
 from alr_core.common.params import FEATURE_RULES
-from alr_core.lnl.class_rules import confident_learning
+from alr_core.lnl.class_rules import confident_learning, keep_one_per_class
 
 # The folds are part of the rule, not of the run's randomness: the same embeddings and labels
 # give the same clean guess whatever the run's seed.
@@ -157,16 +157,15 @@ def kfold_probs(embeddings: np.ndarray, labels: np.ndarray, num_classes: int, fo
     """
     embeddings = _check_embeddings(embeddings)
     labels = _check_labels(labels, num_classes, len(embeddings))
-    probs = np.zeros((len(labels), num_classes))
-    for probe, rows in _fold_probes(embeddings, labels, folds, seed):
-        probs[rows] = _probe_probs(probe, embeddings[rows], labels, num_classes)
-    return probs
+    return _out_of_fold_probs(_fold_probes(embeddings, labels, folds, seed), embeddings, num_classes)
 
 
 def _fold_probes(embeddings: np.ndarray, labels: np.ndarray, folds: int, seed: int) -> list[tuple[object, np.ndarray]]:
     """[(the probe fitted to the other folds, the fold's row indices)] for each of ``folds``
-    stratified folds (see :func:`kfold_probs`); [(None, every row)] with one observed class."""
+    stratified folds (see :func:`kfold_probs`); with one observed class, one probe that gives it
+    probability 1 (sklearn's DummyClassifier), for every row."""
     from sklearn.base import clone
+    from sklearn.dummy import DummyClassifier
     from sklearn.model_selection import StratifiedKFold
     from threadpoolctl import threadpool_limits
 
@@ -175,7 +174,7 @@ def _fold_probes(embeddings: np.ndarray, labels: np.ndarray, folds: int, seed: i
         raise AlrError(f"folds (lnl.cv_folds) is {folds!r}; expected an integer in [2, {counts.max()}] "
                        "(the size of the largest observed class)")  # fmt: skip
     if len(present) == 1:
-        return [(None, np.arange(len(labels)))]
+        return [(DummyClassifier().fit(embeddings, labels), np.arange(len(labels)))]
     with warnings.catch_warnings():  # the documented single-sample-class case of kfold_probs
         warnings.filterwarnings("ignore", message="The least populated class in y has only")
         splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(embeddings, labels))
@@ -188,18 +187,24 @@ def _fold_probes(embeddings: np.ndarray, labels: np.ndarray, folds: int, seed: i
         return [(clone(_probe()).fit(embeddings[train], labels[train]), rows) for train, rows in splits]
 
 
-def _probe_probs(probe, embeddings: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """float (M, num_classes): a probe's probabilities for ``embeddings`` (M, D), in the columns of
-    the classes it was fitted to (0 elsewhere); with no probe (one observed class in ``labels``),
-    1 in that class's column."""
+def _probe_probs(probe, embeddings: np.ndarray, num_classes: int) -> np.ndarray:
+    """float (M, num_classes): a fitted probe's probabilities for ``embeddings`` (M, D), in the
+    columns of the classes it was fitted to (0 elsewhere)."""
     from threadpoolctl import threadpool_limits
 
     probs = np.zeros((len(embeddings), num_classes))
-    if probe is None:
-        probs[:, labels[0]] = 1.0
-        return probs
-    with threadpool_limits(1, user_api="blas"):
-        probs[:, probe.classes_] = probe.predict_proba(embeddings)
+    if len(embeddings):
+        with threadpool_limits(1, user_api="blas"):
+            probs[:, probe.classes_] = probe.predict_proba(embeddings)
+    return probs
+
+
+def _out_of_fold_probs(probes: list, embeddings: np.ndarray, num_classes: int) -> np.ndarray:
+    """float (N, num_classes): each row of ``embeddings`` by the probe of :func:`_fold_probes`
+    whose fold holds it."""
+    probs = np.zeros((len(embeddings), num_classes))
+    for probe, rows in probes:
+        probs[rows] = _probe_probs(probe, embeddings[rows], num_classes)
     return probs
 
 
@@ -228,7 +233,8 @@ def conformal_thresholds(val_scores: np.ndarray, val_labels: np.ndarray, num_cla
 
 
 def conformal_kfold(embeddings: np.ndarray, labels: np.ndarray, val_embeddings: np.ndarray, val_labels: np.ndarray,
-                    num_classes: int, folds: int, seed: int, clean_recall: float) -> tuple[np.ndarray, list]:  # fmt: skip
+                    num_classes: int, folds: int, seed: int,
+                    clean_recall: float) -> tuple[np.ndarray, list]:  # fmt: skip
     """Keep each train sample whose K-fold probe gives its label at least its class's
     :func:`conformal_thresholds`, calibrated on the validation rows ``val_embeddings`` (M, D),
     ``val_labels`` (M,), whose labels alr takes as right: each class keeps about
@@ -243,34 +249,19 @@ def conformal_kfold(embeddings: np.ndarray, labels: np.ndarray, val_embeddings: 
     class with too few validation rows for a threshold)."""
     embeddings = _check_embeddings(embeddings)
     labels = _check_labels(labels, num_classes, len(embeddings))
-    val_embeddings = _check_embeddings(val_embeddings, "val_embeddings", min_rows=1)
-    val_labels = _check_labels(np.asarray(val_labels), num_classes, len(val_embeddings), "val_labels")
-    if val_embeddings.shape[1] != embeddings.shape[1]:
-        raise AlrError(f"val_embeddings has {val_embeddings.shape[1]} columns; expected {embeddings.shape[1]}, "
-                       "as embeddings")  # fmt: skip
+    val_embeddings, val_labels = _check_held_out(embeddings, val_embeddings, val_labels, num_classes, "val")
     probes = _fold_probes(embeddings, labels, folds, seed)
-    scores = np.zeros(len(labels))
-    for probe, rows in probes:
-        scores[rows] = _probe_probs(probe, embeddings[rows], labels, num_classes)[np.arange(len(rows)), labels[rows]]
-    fold = np.zeros(len(val_labels), dtype=int)
+    scores = _out_of_fold_probs(probes, embeddings, num_classes)[np.arange(len(labels)), labels]
+    fold = np.zeros(len(val_labels), dtype=int)  # each validation row's probe: round the folds inside its class
     rng = np.random.default_rng(seed)
     for c in np.unique(val_labels):
         members = np.flatnonzero(val_labels == c)
         fold[members] = rng.permutation(len(members)) % len(probes)
-    val_scores = np.zeros(len(val_labels))
-    for f, (probe, _) in enumerate(probes):
-        rows = np.flatnonzero(fold == f)
-        if len(rows) == 0:  # fewer validation rows in every class than folds
-            continue
-        val_scores[rows] = _probe_probs(probe, val_embeddings[rows], labels, num_classes)[np.arange(len(rows)),
-                                                                                          val_labels[rows]]
+    val_probs = _out_of_fold_probs([(probe, np.flatnonzero(fold == f)) for f, (probe, _) in enumerate(probes)],
+                                   val_embeddings, num_classes)  # fmt: skip
+    val_scores = val_probs[np.arange(len(val_labels)), val_labels]
     keep = scores >= conformal_thresholds(val_scores, val_labels, num_classes, clean_recall)[labels]
-    present = np.unique(labels)
-    for c in present:
-        members = np.flatnonzero(labels == c)
-        if not keep[members].any():
-            keep[members[np.argmax(scores[members])]] = True
-    return keep, [int(c) for c in present if keep[labels == c].all()]
+    return keep_one_per_class(keep, scores, labels)
 
 
 def probe_balanced_accuracy(embeddings: np.ndarray, labels: np.ndarray, held_out_embeddings: np.ndarray,
@@ -288,11 +279,8 @@ def probe_balanced_accuracy(embeddings: np.ndarray, labels: np.ndarray, held_out
     held_out_labels = np.asarray(held_out_labels)
     if len(np.unique(labels)) < 2 or len(held_out_labels) == 0:
         return None
-    held_out_embeddings = _check_embeddings(held_out_embeddings, "held_out_embeddings", min_rows=1)
-    held_out_labels = _check_labels(held_out_labels, num_classes, len(held_out_embeddings), "held_out_labels")
-    if held_out_embeddings.shape[1] != embeddings.shape[1]:
-        raise AlrError(f"held_out_embeddings has {held_out_embeddings.shape[1]} columns; expected "
-                       f"{embeddings.shape[1]}, as embeddings")  # fmt: skip
+    held_out_embeddings, held_out_labels = _check_held_out(embeddings, held_out_embeddings, held_out_labels,
+                                                           num_classes, "held_out")  # fmt: skip
     with threadpool_limits(1, user_api="blas"):
         predicted = _probe().fit(embeddings, labels).predict(held_out_embeddings)
     with warnings.catch_warnings():  # a held-out class the probe never predicts is a recall of 0, as meant
@@ -359,11 +347,7 @@ def validation_false_alarm_rates(embeddings: np.ndarray, labels: np.ndarray, val
     val_labels = np.asarray(val_labels)
     if len(val_labels) == 0:
         return None
-    val_embeddings = _check_embeddings(val_embeddings, "val_embeddings", min_rows=1)
-    val_labels = _check_labels(val_labels, num_classes, len(val_embeddings), "val_labels")
-    if val_embeddings.shape[1] != embeddings.shape[1]:
-        raise AlrError(f"val_embeddings has {val_embeddings.shape[1]} columns; expected {embeddings.shape[1]}, "
-                       "as embeddings")  # fmt: skip
+    val_embeddings, val_labels = _check_held_out(embeddings, val_embeddings, val_labels, num_classes, "val")
     train_counts = np.bincount(labels, minlength=num_classes)
     val_counts = np.bincount(val_labels, minlength=num_classes)
     weights = train_counts * (val_counts > 0)
@@ -419,6 +403,19 @@ def _check_embeddings(embeddings: np.ndarray, name: str = "embeddings", min_rows
         bad = int((~np.isfinite(embeddings)).any(axis=1).sum())
         raise AlrError(f"{name} has {bad} row(s) with NaN or inf values; expected finite values")
     return embeddings
+
+
+def _check_held_out(embeddings: np.ndarray, held_out: np.ndarray, held_out_labels: np.ndarray, num_classes: int,
+                    prefix: str) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Held-out rows beside the (checked) train ``embeddings``: ``held_out`` (M, D), M ≥ 1, with
+    the train rows' D columns, and ``held_out_labels`` (M,); named ``<prefix>_embeddings`` and
+    ``<prefix>_labels`` in the messages."""
+    held_out = _check_embeddings(held_out, f"{prefix}_embeddings", min_rows=1)
+    held_out_labels = _check_labels(held_out_labels, num_classes, len(held_out), f"{prefix}_labels")
+    if held_out.shape[1] != embeddings.shape[1]:
+        raise AlrError(f"{prefix}_embeddings has {held_out.shape[1]} columns; expected {embeddings.shape[1]}, "
+                       "as embeddings")  # fmt: skip
+    return held_out, held_out_labels
 
 
 def _check_labels(labels: np.ndarray, num_classes: int, n: int | None, name: str = "labels") -> np.ndarray:

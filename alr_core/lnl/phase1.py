@@ -303,10 +303,10 @@ def _feature_rule_mask(data: PipelineData, params: Params) -> tuple[np.ndarray, 
     pretrain embeddings (conformal_kfold: calibrated on the validation split's):
     (keep bool (N,), observed classes kept whole)."""
     lnl = params.lnl
-    calibrated = lnl.selection == "conformal_kfold"  # on the validation split's embeddings too
-    if data.train.embeddings is None or (calibrated and data.val.embeddings is None):
+    needs_val = lnl.selection == "conformal_kfold"  # calibrated on the validation split's embeddings
+    if data.train.embeddings is None or (needs_val and data.val.embeddings is None):
         raise AlrError(f"lnl.selection {lnl.selection!r} reads the pretrain stage's embeddings, but none were "
-                       f"loaded with the {'train and validation splits' if calibrated else 'train split'}")  # fmt: skip
+                       f"loaded with the {'train and validation splits' if needs_val else 'train split'}")  # fmt: skip
     return feature_keep(lnl.selection, data.train.embeddings, data.train.labels, len(data.class_names), lnl.knn_k,
                         lnl.cv_folds, FOLD_SEED, data.val.embeddings, data.val.labels, lnl.clean_recall)  # fmt: skip
 

@@ -3,9 +3,9 @@
 Experiments are grouped by every parameter except the replicate seeds (``seed``, and
 ``data.split_seed`` where a sweep varies the split), and by the commit they ran on (with
 ``--all-commits``, two commits' code under the same parameters are two configurations, not
-replicates of one); each group gets the number of
-finished replicates and the mean ± sample standard deviation of the final metrics and of the
-area under the learning curve, plus its mean learning curve with a ±1 std band. Experiments
+replicates of one); each group gets the number of finished replicates and the mean ± sample
+standard deviation of the final metrics and of the area under the learning curve, plus its
+mean learning curve with a ±1 std band. Experiments
 that are queued, running, failed or finished without a report are listed, not aggregated.
 
 Input is the JSON of ``dvc exp show --json``; everything here is a pure function of it.
@@ -194,10 +194,10 @@ def markdown_report(experiments: list[Experiment]) -> str:
     """The comparison as Markdown: the group table (mean ± std) and the left-out experiments."""
     table = summary_table(experiments)
     finished = sum(e.finished for e in experiments)
-    commits = len({e.params[COMMIT_KEY] for e in experiments if e.finished}) > 1
+    by_commit = ", and by baseline commit" if COMMIT_KEY in table.columns else ""  # several among the finished
     lines = [
         f"{finished} of {len(experiments)} experiments finished, in {len(table)} group{'' if len(table) == 1 else 's'} "
-        f"(grouped by every parameter except {' and '.join(REPLICATE_KEYS)}{', and by baseline commit' if commits else ''}); "
+        f"(grouped by every parameter except {' and '.join(REPLICATE_KEYS)}{by_commit}); "
         "mean ± sample std over the replicates.",
         "",
     ]
