@@ -157,7 +157,7 @@ def read_viewable(path: Path) -> Image.Image:
                                "PNG or as 8-bit RGB")  # fmt: skip
         try:
             if image.format == "PNG" and image.tile and image.tile[0].args in _WIDE_PNG_RAWMODES:
-                return to_8bit(ImageOps.exif_transpose(_wide_png(image, path)))
+                image = _wide_png(image, path)  # already 8 bits: to_8bit below leaves it as it is
             return to_8bit(ImageOps.exif_transpose(image))
         except OSError as exc:  # truncated or corrupt pixel data shows up only on load
             raise AlrError(f"{path}: cannot decode ({exc})") from None

@@ -216,9 +216,9 @@ def conformal_thresholds(val_scores: np.ndarray, val_labels: np.ndarray, num_cla
     k-th smallest of them, k = ⌊(1 − clean_recall)·(n + 1)⌋: split conformal prediction inside
     each class (Vovk's class-conditional form), so a right-labelled sample of class c whose score
     is exchangeable with those n scores reaches the threshold with probability ≥ ``clean_recall``
-    (at most clean_recall + 1/(n + 1) where no scores tie). Where k is 0 — fewer than clean_recall / (1 − clean_recall)
-    rows, e.g. 9 at 0.9, or none — no threshold can promise that share: −inf, the class kept
-    whole."""
+    (at most clean_recall + 1/(n + 1) where no scores tie). Where k is 0 — fewer than
+    clean_recall / (1 − clean_recall) rows, e.g. 9 at 0.9, or none — no threshold can promise
+    that share: −inf, the class kept whole."""
     val_scores, val_labels = np.asarray(val_scores, dtype=float), np.asarray(val_labels)
     if not 0.0 < clean_recall < 1.0:
         raise AlrError(f"clean_recall (lnl.clean_recall) is {clean_recall!r}; expected a share in (0, 1)")
