@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,31 @@ GIT_IDENTITY = [
     "-c", "commit.gpgsign=false",
     "-c", "init.defaultBranch=main",
 ]
+
+# each `-n auto` worker holds torch and runs DVC pipelines whose stages load it again
+WORKER_MEMORY_GIB = 2
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`pytest -n auto`: one worker per core this process may run on, as many as memory holds."""
+    try:
+        memory_gib = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): the cores decide
+        return _cores()
+    return max(1, min(_cores(), int(memory_gib // WORKER_MEMORY_GIB)))
+
+
+def pytest_configure(config) -> None:
+    """Under pytest-xdist, each worker and the stages it starts share the cores with the other
+    workers: split the intra-op threads between them, unless OMP_NUM_THREADS is set already
+    (torch reads it when first used, after this)."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers and "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, _cores() // int(workers)))
 
 
 @dataclass
