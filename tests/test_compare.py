@@ -182,6 +182,20 @@ def test_split_seeds_are_replicates_too():
     assert row["final_test_balanced_accuracy_std"] == pytest.approx(np.std([0.7, 0.8, 0.6, 0.9], ddof=1))
 
 
+def test_a_metric_some_replicates_lack_is_averaged_over_the_others_and_says_over_how_many():
+    older = experiment("old", 2, curve=(0.5, 0.6, 0.4))
+    del older["revs"][0]["data"]["metrics"]["metrics/report.json"]["data"]["phase1_test_balanced_accuracy"]
+    experiments = read_experiments(exp_show(experiment("a", 0, curve=(0.3, 0.6, 0.7)),
+                                            experiment("b", 1, curve=(0.5, 0.6, 0.9)), older))  # fmt: skip
+    (row,) = summary_table(experiments).to_dict("records")
+    assert row["n"] == 3 and row["phase1_test_balanced_accuracy_n"] == 2
+    assert row["phase1_test_balanced_accuracy_mean"] == pytest.approx(0.4)
+    assert row["final_test_balanced_accuracy_n"] == 3
+    line = next(line for line in markdown_report(experiments).splitlines() if line.startswith("|   3 |"))
+    cells = [cell.strip() for cell in line.strip("|").split("|")]
+    assert cells[2] == "0.667 ± 0.252" and cells[-1] == "0.400 ± 0.141 (n=2)"
+
+
 def test_nothing_finished_yet_lists_without_a_table():
     text = markdown_report(read_experiments(exp_show(experiment("w", 0, state="queued", metrics=False))))
     assert text.startswith("0 of 1 experiments finished, in 0 groups") and "| w " in text

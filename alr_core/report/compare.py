@@ -140,8 +140,9 @@ def _sort_key(value: Any) -> tuple:
 
 
 def summary_table(experiments: list[Experiment]) -> pd.DataFrame:
-    """One row per group: the varying parameters, ``n``, ``seeds``, and ``<metric>_mean`` and
-    ``<metric>_std`` (sample std, n − 1; NaN when n = 1) of each summary metric."""
+    """One row per group: the varying parameters, ``n``, ``seeds``, and ``<metric>_mean``,
+    ``<metric>_std`` (sample std, n − 1; NaN for one value) and ``<metric>_n`` (the replicates
+    that report it: an older commit's report may lack a newer metric) of each summary metric."""
     varying, groups = group_experiments(experiments)
     rows = []
     for members in groups.values():
@@ -152,6 +153,7 @@ def summary_table(experiments: list[Experiment]) -> pd.DataFrame:
             values = pd.Series([e.summary.get(metric) for e in members], dtype=float)
             row[f"{metric}_mean"] = values.mean()
             row[f"{metric}_std"] = values.std(ddof=1)
+            row[f"{metric}_n"] = int(values.count())
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -202,9 +204,10 @@ def markdown_report(experiments: list[Experiment]) -> str:
         "",
     ]
     if len(table):
-        shown = table.drop(columns=[c for c in table if c.endswith(("_mean", "_std"))])
+        shown = table.drop(columns=[f"{metric}_{part}" for metric in SUMMARY_METRICS for part in ("mean", "std", "n")])
         for metric, title in SUMMARY_METRICS.items():
-            shown[title] = [_mean_std(m, s) for m, s in zip(table[f"{metric}_mean"], table[f"{metric}_std"])]
+            shown[title] = [_mean_std(m, s, count, n) for m, s, count, n
+                            in zip(table[f"{metric}_mean"], table[f"{metric}_std"], table[f"{metric}_n"], table["n"])]
         lines += [shown.to_markdown(index=False), ""]
     left_out = not_aggregated(experiments)
     if len(left_out):
@@ -213,10 +216,12 @@ def markdown_report(experiments: list[Experiment]) -> str:
     return "\n".join(lines)
 
 
-def _mean_std(mean: float, std: float) -> str:
+def _mean_std(mean: float, std: float, count: int, n: int) -> str:
+    """"mean ± std", naming the replicates it covers when some of the group's ``n`` lack the metric."""
     if np.isnan(mean):
         return "—"
-    return f"{mean:.3f}" if np.isnan(std) else f"{mean:.3f} ± {std:.3f}"
+    text = f"{mean:.3f}" if np.isnan(std) else f"{mean:.3f} ± {std:.3f}"
+    return text if count == n else f"{text} (n={count})"
 
 
 def curves_figure(experiments: list[Experiment]):
