@@ -114,7 +114,8 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True,
     tau = forget_rate(params) if coteaching else 0.0
     buffers = [VogBuffer(len(train), nets[0].feature_dim + 1, lnl.vog_window, device) for _ in nets] if use_vog else []
     best = [BestCheckpoint() for _ in nets]
-    truth = torch.as_tensor(data.train.truth, device=device) if data.train.truth is not None else None
+    # a copy: pandas hands the labels table's columns out read-only, which torch warns about sharing
+    truth = torch.tensor(data.train.truth, device=device) if data.train.truth is not None else None
     num_classes = len(data.class_names)
     # per-class rules decide on whole-split statistics: from epoch `mask_start` on, each network
     # trains on the samples its peer's keep mask (refreshed after every epoch) holds
