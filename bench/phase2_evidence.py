@@ -43,13 +43,11 @@ from alr_core.active.labels import (
     queried_first,
     select_query,
     simulated_answers,
-    split_budget,
     training_rows,
     trusted,
 )
-from alr_core.active.rounds import round_params
 from alr_core.common.errors import AlrError
-from alr_core.common.params import parse_params, yaml_value
+from alr_core.common.params import parse_params, round_params, split_budget, yaml_value
 from alr_core.common.seeding import rng_for, seed_for
 from bench.phase1_evidence import DATASETS, parse_dataset, prepare_run
 from bench.records import append_record, read_records

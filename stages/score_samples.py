@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from alr_core.active.labels import check_budget_fits, check_truth_for_the_rounds, in_pool, trusted
+from alr_core.active.labels import check_budget_fits, in_pool, trusted
 from alr_core.active.rounds import current_round
 from alr_core.common import artifacts, paths
 from alr_core.common.cli import round_argument, run_stage
@@ -18,8 +18,6 @@ def main() -> None:
     pool = in_pool(labels, params.al.pool, params.al.paper_protocol)
     largest = int(in_pool(labels, "all", params.al.paper_protocol).sum())
     check_budget_fits(rnd.budget_total - rnd.budget_before, int(pool.sum()), str(rnd.number), params.al.pool, largest)
-    later = [current_round(params, name) for name in params.rounds if int(name) >= rnd.number]
-    check_truth_for_the_rounds(labels, later, params.al.paper_protocol)
 
     from alr_core.active.scoring import score_pool
     from alr_core.data.datasets import load_pipeline_data, model_inputs  # torch only once the inputs are valid

@@ -379,7 +379,8 @@ def test_stage_ranks_the_injected_noise_first(prepared_tree):
 
 def test_stage_with_unknown_truth_and_a_missing_input(prepared_tree):
     stage_tree = prepared_tree
-    write_params(stage_tree, {"noise": {"type": "none"}, "label_issues": {"gallery_size": 3, "neighbours_shown": 1}})
+    write_params(stage_tree, {"noise": {"type": "none"}, "al": {"oracle": "human"},
+                              "label_issues": {"gallery_size": 3, "neighbours_shown": 1}})
     run_stages(stage_tree, "stages.inject_noise")
     (stage_tree / paths.PRETRAIN_EMBEDDINGS).unlink(missing_ok=True)
     missing = run_module("stages.label_issues", stage_tree)

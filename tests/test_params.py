@@ -8,7 +8,7 @@ import os
 
 import pytest
 import yaml
-from builders import REPO_ROOT
+from builders import REPO_ROOT, deep_merge
 
 from alr_core.common.errors import AlrError
 from alr_core.common.params import (
@@ -359,7 +359,7 @@ def test_load_params_names_the_file_in_every_message(tmp_path):
 
 def test_load_params_reads_values(tmp_path):
     path = tmp_path / "params.yaml"
-    path.write_text("seed: 3\nnoise:\n  type: none\n  rate: 0.0\n")
+    path.write_text("seed: 3\nnoise:\n  type: none\n  rate: 0.0\nal:\n  oracle: human\n")
     params = load_params(path)
     assert params.seed == 3
     assert params.noise.type == "none" and params.noise.rate == 0.0
@@ -440,6 +440,29 @@ def test_value_rules_beyond_types(override, fragment):
     assert fragment in error_of(override)
 
 
+NONE = {"type": "none", "rate": 0.0}  # the dataset's own labels: the truth and the noise rate unknown
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"lnl": {"method": "coteaching", "selection": "global"}, "al": {"oracle": "human"}},
+     "'lnl.method' is 'coteaching', whose forget rate τ defaults to noise.rate, but 'noise.type' is 'none' (the "
+     "labels are already noisy, at a rate alr cannot know), so it would drop nothing and train as plain CE on every "
+     "label; set lnl.forget_rate to your estimate of the share of wrong labels (e.g. 0.2), or use lnl.method: ce "
+     "with a rule on the pretrain embeddings (lnl.selection: cleanlab_kfold)"),
+    ({"lnl": {"method": "coteaching_vog", "selection": "global"}, "budget": 0}, "'lnl.method' is 'coteaching_vog'"),
+    ({}, "'al.oracle' is 'simulated' for round 1, which answers with the true labels, but 'noise.type' is 'none' "
+         "(the labels are already noisy), so they are unknown; let experts answer: set al.oracle: human"),
+    ({"al": {"oracle": "human"}, "rounds": {"1": {"prev": "data/lnl"},
+                                            "2": {"prev": "data/rounds/1", "oracle": "simulated"}}},
+     "'rounds.2.oracle' is 'simulated' for round 2"),
+    ({"al": {"oracle": "human", "paper_protocol": True}},
+     "'al.paper_protocol' is true, which gives every sample of phase 1's C its true label at round 1, but "
+     "'noise.type' is 'none', so the true labels are unknown; set al.paper_protocol: false"),
+])  # fmt: skip
+def test_what_needs_the_truth_or_the_noise_rate_stops_before_any_stage_under_noise_type_none(override, message):
+    assert message in error_of(deep_merge({"noise": NONE}, override))
+
+
 def test_the_boundaries_of_the_cross_key_rules():
     """Each rule above refuses only what it must: the first value on its other side passes."""
     parse_params({"budget": 7, "al": {"annotators": 7}})
@@ -461,6 +484,13 @@ def test_the_boundaries_of_the_cross_key_rules():
     parse_params({"lnl": vog, "al": {"train_on": "lnl", "epochs": 40},  # the last round afresh, long enough
                   "rounds": {"1": {"prev": "data/lnl"}, "2": {"prev": "data/rounds/1", "retrain": "scratch"}}})
     parse_params({"data": {"class_names": ["skipped", "A", "a"]}})  # case tells names apart; only 'skip' is taken
+    parse_params({"noise": NONE, "al": {"oracle": "human"}})  # the default phase 1 needs no noise rate
+    parse_params({"noise": NONE, "al": {"oracle": "human"}, "lnl": {"method": "coteaching", "selection": "global",
+                                                                    "forget_rate": 0.2}})  # fmt: skip
+    parse_params({"noise": NONE, "budget": 0})  # no round asks the simulated oracle
+    # budget 1 over 2 rounds: round 2 has no share, so nobody answers it
+    parse_params({"noise": NONE, "budget": 1, "rounds": {"1": {"prev": "data/lnl", "oracle": "human"},
+                                                         "2": {"prev": "data/rounds/1"}}})  # fmt: skip
 
 
 def test_params_file_that_is_a_folder(tmp_path):

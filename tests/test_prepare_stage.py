@@ -506,7 +506,7 @@ def test_stage_prepare_and_inject_noise_on_a_tiny_npz(stage_tree, tmp_path):
     path = tmp_path / "tiny.npz"
     write_npz(path)
     write_params(stage_tree, {"data": {"source": "medmnist", "path": str(path), "image_size": None},
-                              "noise": {"type": "none", "rate": 0.0}})
+                              "noise": {"type": "none", "rate": 0.0}, "al": {"oracle": "human"}})
     result = run_module("stages.prepare", stage_tree)
     assert result.returncode == 0, result.stderr
     assert "prepared 14 images of shape (6, 6, 1)" in result.stdout

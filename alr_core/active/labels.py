@@ -18,12 +18,6 @@ import pandas as pd
 from alr_core.common.errors import AlrError
 
 
-def split_budget(budget: int, num_rounds: int) -> list[int]:
-    """Even split of the total budget over rounds, the remainder to the first rounds."""
-    base, remainder = divmod(budget, num_rounds)
-    return [base + (1 if r < remainder else 0) for r in range(num_rounds)]
-
-
 def initial_working_labels(noisy_labels: pd.DataFrame, clean_guess: np.ndarray) -> pd.DataFrame:
     """The round-0 table: observed labels, phase 1's clean guess, nothing re-labelled."""
     return pd.DataFrame({
@@ -160,25 +154,6 @@ PAPER_PROTOCOL_NEEDS_TRUTH = (
     "al.paper_protocol gives every sample of C its true label at round 1, but the true labels are unknown "
     "(noise.type: none); set al.paper_protocol: false"
 )
-
-
-def check_truth_for_the_rounds(labels: pd.DataFrame, rounds: list, paper_protocol: bool) -> None:
-    """Stop at a round's first stage, not at its oracle stage after scoring and the query, when
-    a round from it on needs the true labels that ``labels`` (a working labels table) lacks
-    (noise.type: none). ``rounds``: the :class:`~alr_core.active.rounds.Round` of this round and
-    each later one; a round with a share of the budget and the simulated oracle needs them, and
-    so does round 1 under ``paper_protocol``."""
-    if not labels["true_label"].isna().any():
-        return
-    if paper_protocol and rounds and rounds[0].number == 1:
-        raise AlrError(PAPER_PROTOCOL_NEEDS_TRUTH)
-    for rnd in rounds:
-        if rnd.oracle == "simulated" and rnd.budget > 0:
-            raise AlrError(
-                f"round {rnd.number} asks al.oracle 'simulated' for the true labels, but they are unknown "
-                "(noise.type: none means the dataset's own labels are already noisy); let experts answer: "
-                f"rounds.{rnd.number}.oracle: human, or al.oracle: human for the rounds without an oracle of their own"
-            )
 
 
 def cleaning_metrics(before: pd.DataFrame, after: pd.DataFrame, query: pd.DataFrame,

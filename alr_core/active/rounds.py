@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from alr_core.active.labels import split_budget
 from alr_core.common import paths
 from alr_core.common.errors import AlrError
-from alr_core.common.params import Params, round_params
+from alr_core.common.params import Params, round_params, split_budget
 
 
 @dataclass(frozen=True)

@@ -396,6 +396,7 @@ def _check_consistency(params: Params, source: str) -> None:
             raise AlrError(f"{source}: '{key}' must list at least 2 classes, got {names!r}")
     if data.class_names is not None:
         check_class_names(data.class_names, f"{source}: 'data.class_names'")
+    _check_unknown_truth(params, source)
     if params.al.paper_protocol and params.al.pool == "selected":
         raise AlrError(
             f"{source}: 'al.pool' is 'selected' (query only inside phase 1's C) but 'al.paper_protocol' "
@@ -447,6 +448,39 @@ def _check_consistency(params: Params, source: str) -> None:
         )
     _check_rounds(params.rounds, source)
     _check_model(params, source)
+
+
+def _check_unknown_truth(params: Params, source: str) -> None:
+    """``noise.type: none``: the labels are the dataset's own, the truth is unknown. What needs
+    the truth or a noise rate stops here, before any stage has run, not at a round after phase 1."""
+    if params.noise.type != "none":
+        return
+    lnl = params.lnl
+    if lnl.method in ("coteaching", "coteaching_vog") and lnl.forget_rate is None:
+        raise AlrError(
+            f"{source}: 'lnl.method' is {lnl.method!r}, whose forget rate τ defaults to noise.rate, but "
+            "'noise.type' is 'none' (the labels are already noisy, at a rate alr cannot know), so it would drop "
+            "nothing and train as plain CE on every label; set lnl.forget_rate to your estimate of the share of "
+            "wrong labels (e.g. 0.2), or use lnl.method: ce with a rule on the pretrain embeddings "
+            "(lnl.selection: cleanlab_kfold)"
+        )
+    if params.budget == 0:  # no round queries anyone
+        return
+    if params.al.paper_protocol:
+        raise AlrError(
+            f"{source}: 'al.paper_protocol' is true, which gives every sample of phase 1's C its true label at "
+            "round 1, but 'noise.type' is 'none', so the true labels are unknown; set al.paper_protocol: false"
+        )
+    shares = split_budget(params.budget // params.al.annotators, len(params.rounds))
+    for (name, _), share in zip(params.rounds.items(), shares):
+        oracle = round_params(params, name).al.oracle
+        if oracle == "simulated" and share > 0:
+            key = f"rounds.{name}.oracle" if params.rounds[name].oracle is not None else "al.oracle"
+            raise AlrError(
+                f"{source}: '{key}' is 'simulated' for round {name}, which answers with the true labels, but "
+                "'noise.type' is 'none' (the labels are already noisy), so they are unknown; let experts answer: "
+                f"set {key}: human"
+            )
 
 
 def vog_first_epoch(warm_up: int, vog_window: int) -> int:
@@ -534,6 +568,12 @@ def round_params(params: Params, name: str) -> Params:
     overrides = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)
                  if f.name != "prev" and getattr(spec, f.name) is not None}  # fmt: skip
     return dataclasses.replace(params, al=dataclasses.replace(params.al, **overrides))
+
+
+def split_budget(budget: int, num_rounds: int) -> list[int]:
+    """Even split of the total budget over rounds, the remainder to the first rounds."""
+    base, remainder = divmod(budget, num_rounds)
+    return [base + (1 if r < remainder else 0) for r in range(num_rounds)]
 
 
 def previous_dir(round_number: int) -> str:
