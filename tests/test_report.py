@@ -449,6 +449,22 @@ def test_report_and_summary_name_the_label_issue_files_when_the_stage_ran(tmp_pa
         results_overview()
 
 
+@pytest.mark.parametrize("removed, stage", [(paths.DATA_METRICS, "prepare"), (paths.NOISE_METRICS, "inject_noise")])
+def test_summary_of_a_run_that_failed_before_phase_1_says_the_results_are_old(tmp_path, monkeypatch, removed, stage):
+    """A changed image folder with a corrupt file: `dvc repro` fails in prepare after DVC removed
+    its outputs, and the report of the run before still says every round ran."""
+    monkeypatch.chdir(tmp_path)
+    write_metrics(tmp_path, round_metrics())
+    write_report(report_status(2))
+    assert results_overview().split("\n\n")[-1].startswith("finished: every round ran")
+    Path(removed).unlink()
+    lines = results_overview().split("\n\n")[-1].splitlines()
+    assert " ".join(lines) == (f"stopped: {removed} is missing, so the last `dvc repro` failed or was stopped in "
+                               f"{stage}, and the results above are from an earlier run; fix what it reported, then "
+                               "run `dvc repro`")  # fmt: skip
+    assert max(map(len, lines)) <= 80
+
+
 def test_labels_table_names_classes_and_leaves_out_an_unknown_truth():
     after_round_2 = working_labels(truth=False)[2]
     table = labels_table(after_round_2, CLASSES)
@@ -501,7 +517,8 @@ def test_overview_text_of_a_paused_run():
 def test_overview_text_of_a_finished_run_and_of_phase_1_alone():
     finished = overview_text(lnl_metrics(), round_metrics(), None, report_status(2)).splitlines()
     assert finished[0] == "alr: phase 1 (coteaching_vog) and 2 of 2 rounds, strategy margin"
-    assert finished[-1].startswith("finished: every round ran")
+    assert " ".join(finished[-2:]) == ("finished: every round ran (`dvc repro fingerprint && dvc status` lists the "
+                                       "stages whose inputs changed since, your data files included)")
     phase1 = overview_text(lnl_metrics(), [], {"realised_rate": 0.25}, None).splitlines()
     assert phase1[0] == "alr: phase 1 (coteaching_vog) and 0 rounds"
     assert phase1[3] == "    0       0      0.750    0.600     0.550         0.400          -      -"

@@ -23,6 +23,9 @@ LNL_KEYS = ("method", "test")
 ROUND_KEYS = ("round", "budget_used", "test", "cleaning")
 LABEL_ISSUE_KEYS = ("num_train", "flagged")
 WIDTH = 80  # characters per line: fits a default terminal
+# metrics every run writes on its way to phase 1, by stage: DVC removes a stage's outputs before
+# running it, so one missing beside phase 1's means the last `dvc repro` failed or stopped there
+WRITTEN_BEFORE_PHASE1 = {paths.DATA_METRICS: "prepare", paths.NOISE_METRICS: "inject_noise"}
 
 
 def read_metrics(path: Path, keys: tuple[str, ...] = ()) -> dict | None:
@@ -64,8 +67,9 @@ def results_overview() -> str:
                            f"{count} finished rounds: a later run stopped before round {k} finished; "
                            "run `dvc repro`")  # fmt: skip
         round_metrics.append(metrics)
+    stopped_at = next((path for path in WRITTEN_BEFORE_PHASE1 if not path.is_file()), None)
     return overview_text(lnl_metrics, round_metrics, read_metrics(paths.NOISE_METRICS), status, label_issues,
-                         (report or {}).get("labels"), read_metrics(paths.DATA_METRICS))
+                         (report or {}).get("labels"), read_metrics(paths.DATA_METRICS), stopped_at)
 
 
 def label_issues_text(label_issues: dict) -> str:
@@ -130,7 +134,7 @@ def safety_net_text(net: dict) -> str:
 
 def overview_text(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: dict | None,
                   status: dict | None, label_issues: dict | None = None, labels: dict | None = None,
-                  data_metrics: dict | None = None) -> str:
+                  data_metrics: dict | None = None, stopped_at: Path | None = None) -> str:
     """The summary: a headline, :func:`~alr_core.report.summary.table_text` with its legend, the
     scores over the rounds shown, whether the source's splits make them optimistic
     (:func:`evaluation_overlap_text`; ``data_metrics``: metrics/data.json's), the labels after
@@ -138,7 +142,8 @@ def overview_text(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: d
     report's files (:func:`label_issues_text`; ``label_issues``:
     :func:`~alr_core.report.summary.label_issues_summary`, None when that stage has not run) and
     where the pipeline stands. ``status``: report.json's (see
-    :func:`alr_core.report.outputs.report_status`), None when there is no report.json."""
+    :func:`alr_core.report.outputs.report_status`), None when there is no report.json;
+    ``stopped_at``: a file of :data:`WRITTEN_BEFORE_PHASE1` that is missing, if any."""
     table = rounds_table(lnl_metrics, round_metrics, noise_metrics)
     totals = summary(table, lnl_metrics, round_metrics)
     planned = (status or {}).get("planned_rounds")
@@ -169,18 +174,23 @@ def overview_text(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: d
         lines += ["", labels_text(labels, len(round_metrics))]
     if label_issues is not None:
         lines += ["", label_issues_text(label_issues)]
-    lines += ["", textwrap.fill(_where(status), WIDTH, break_long_words=False, break_on_hyphens=False)]
+    lines += ["", textwrap.fill(_where(status, stopped_at), WIDTH, break_long_words=False, break_on_hyphens=False)]
     return "\n".join(lines)
 
 
-def _where(status: dict | None) -> str:
+def _where(status: dict | None, stopped_at: Path | None) -> str:
+    if stopped_at is not None:
+        return (f"stopped: {stopped_at} is missing, so the last `dvc repro` failed or was stopped in "
+                f"{WRITTEN_BEFORE_PHASE1[stopped_at]}, and the results above are from an earlier run; fix what it "
+                "reported, then run `dvc repro`")  # fmt: skip
     if status is None:
         return (f"{paths.REPORT_METRICS} does not exist: the report stage has not run, and the rounds above "
                 f"are the {paths.round_metrics('<r>')} files found, maybe from an earlier run; "
                 "`dvc repro` brings everything up to date")  # fmt: skip
     waiting = status["waiting_round"]
     if waiting is None:
-        return "finished: every round ran (`dvc status` lists stages whose inputs changed since)"
+        return ("finished: every round ran (`dvc repro fingerprint && dvc status` lists the stages whose inputs "
+                "changed since, your data files included)")
     page = paths.round_dir(waiting) / paths.ANNOTATION_PAGE
     return (f"paused: round {waiting} waits for expert answers in {status['answers_file']}: answer {page}, "
             "save the file there, then run `dvc repro`")
