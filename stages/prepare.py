@@ -7,7 +7,7 @@ from alr_core.common.seeding import rng_for
 from alr_core.common.text import counted
 from alr_core.data.fingerprint import read_stat_cache
 from alr_core.data.identical import identical_text
-from alr_core.data.prepare import data_summary, groups_text, prepare
+from alr_core.data.prepare import data_summary, groups_text, prepare, unscored_classes_text
 
 
 def main() -> None:
@@ -21,7 +21,8 @@ def main() -> None:
     artifacts.write_parquet(paths.PREPARED_SAMPLES, dataset.samples)
     artifacts.write_json(paths.DATA_METRICS, summary)
     print(f"prepared {counted(len(dataset.samples), 'image')} of shape {dataset.images.shape[1:]}")
-    for line in (identical_text(summary["identical_images"]), groups_text(summary["groups"])):
+    for line in (identical_text(summary["identical_images"]), groups_text(summary["groups"]),
+                 unscored_classes_text(summary)):
         if line:
             print(line)
 

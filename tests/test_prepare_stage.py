@@ -27,7 +27,7 @@ from alr_core.common.errors import AlrError
 from alr_core.common.params import CsvParams, DataParams, Params
 from alr_core.common.seeding import rng_for
 from alr_core.data.identical import identical_text
-from alr_core.data.prepare import class_names, data_summary, groups_text, prepare
+from alr_core.data.prepare import class_names, data_summary, groups_text, prepare, unscored_classes_text
 
 SAMPLE_COLUMNS = ["sample_id", "split", "label", "class_name", "source_path", "source_md5"]
 
@@ -528,6 +528,35 @@ def test_stage_prepare_and_inject_noise_on_a_tiny_npz(stage_tree, tmp_path):
     assert labels["true_label"].isna().all() and labels["is_corrupted"].isna().all()
     assert json.loads((stage_tree / paths.NOISE_METRICS).read_text()) == {"type": "none", "rate": 0.0}
     assert files_under(stage_tree / "data") == ["noise/labels.parquet", "prepared/images.npy", "prepared/samples.parquet"]
+
+
+def test_stage_prepare_warns_of_a_class_without_validation_or_test_images(stage_tree, tmp_path):
+    """One row's label misspelt in a manifest makes a class of one image: prepare names it and
+    the class it may misspell, and still runs (a real class may be that rare)."""
+    root = write_image_folder(tmp_path / "images", {"Basophil": 10, "Neutrophil": 10}, mode="L", distinct=True)
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
+    labels = [name.split("/")[0] for name in files]
+    labels[3] = "Basofil"
+    manifest = write_csv(root / "manifest.csv", {"image": files, "diagnosis": labels})
+    write_params(stage_tree, {"data": {"source": "csv", "path": str(manifest), "image_size": 8,
+                                       "csv": {"label_column": "diagnosis"}}})  # fmt: skip
+    result = run_module("stages.prepare", stage_tree)
+    assert result.returncode == 0, result.stderr
+    warning = next(line for line in result.stdout.splitlines() if line.startswith("warning:"))
+    assert warning == ("warning: 1 of 3 classes lack validation or test images, which pick the checkpoints and give "
+                       "the scores: 'Basofil' (did you mean 'Basophil'?) with 1 train image and none in val or test; "
+                       "every distinct label of the source is a class (data.class_names picks them): check for a "
+                       "misspelt label or folder name, or add images")  # fmt: skip
+
+
+def test_classes_without_an_evaluation_image_are_named_only_for_splits_that_exist():
+    summary = {"class_names": ["a", "b"], "split_sizes": {"train": 6, "val": 2, "test": 0},
+               "class_counts": {"train": {"a": 3, "b": 3}, "val": {"a": 1, "b": 1}, "test": {"a": 0, "b": 0}}}
+    assert unscored_classes_text(summary) is None  # no test split at all: nothing a class lacks
+    summary["class_counts"]["val"] = {"a": 2, "b": 0}
+    assert unscored_classes_text(summary).startswith("warning: 1 of 2 classes lack validation or test images, which "
+                                                     "pick the checkpoints and give the scores: 'b' with 3 train "
+                                                     "images and none in val; ")  # fmt: skip
 
 
 def test_stage_inject_noise_bad_inputs(stage_tree, tmp_path):

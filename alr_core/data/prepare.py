@@ -10,7 +10,7 @@ import pandas as pd
 
 from alr_core.common.errors import AlrError
 from alr_core.common.params import DataParams, check_class_names
-from alr_core.common.text import counted
+from alr_core.common.text import counted, did_you_mean
 from alr_core.data.fingerprint import fingerprint
 from alr_core.data.identical import identical_groups, identical_summary, keep_together
 from alr_core.data.sources import SourceData, read_source
@@ -139,6 +139,26 @@ def data_summary(dataset: PreparedDataset) -> dict:
                                               samples["sample_id"].to_numpy(dtype=object), names),
         "groups": groups_summary(samples) if "group" in samples else None,
     }
+
+
+def unscored_classes_text(summary: dict) -> str | None:
+    """What ``prepare`` prints about the classes without a validation or a test image (of a split
+    that has images; ``summary``: :func:`data_summary`'s): no checkpoint choice or score sees
+    them, and a misspelt label or folder name makes such a class, so each is named with its
+    train count and the class it may misspell. None when there is no such class."""
+    counts, names = summary["class_counts"], summary["class_names"]
+    splits = [split for split in ("val", "test") if summary["split_sizes"][split]]
+    described = []
+    for name in names:
+        missing = [split for split in splits if not counts[split][name]]
+        if missing:
+            described.append(f"{name!r}{did_you_mean(name, [n for n in names if n != name])} with "
+                             f"{counted(counts['train'][name], 'train image')} and none in {' or '.join(missing)}")
+    if not described:
+        return None
+    return (f"warning: {len(described)} of {len(names)} classes lack validation or test images, which pick the "
+            f"checkpoints and give the scores: {'; '.join(described)}; every distinct label of the source is a "
+            "class (data.class_names picks them): check for a misspelt label or folder name, or add images")
 
 
 def groups_text(summary: dict | None) -> str | None:
