@@ -1,23 +1,30 @@
-"""Caching correctness: every parameter a stage reads is a declared param of that stage.
+"""Caching correctness: every parameter and file a stage reads is declared in dvc.yaml for it.
 
-DVC re-runs a stage only when a declared param changes, so a stage that reads a key dvc.yaml
-does not list for it keeps serving outputs made under the key's old value. The import-closure
-test (test_stage_deps.py) cannot see this: every stage loads the whole params.yaml. Here each
-stage's ``main()`` runs in this process, in order, on tiny params, while the parameter objects
-record which leaf keys are read after loading (the loader's own validation reads them all).
+DVC re-runs a stage only when a declared param or dep changes, so a stage that reads a key or
+a file dvc.yaml does not list for it keeps serving outputs made from the old value. The
+import-closure test (test_stage_deps.py) sees code only. Here each stage's ``main()`` runs in
+this process, in order, on tiny params:
+- while the parameter objects record which leaf keys are read after loading (the loader's own
+  validation reads them all);
+- then again, alone in a folder holding only params.yaml and its declared deps, where it must
+  write the same outputs: a file it reads but does not declare is missing there, and a stage
+  that reads one only when present writes something else.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import filecmp
 import importlib
+import shutil
 import sys
 import typing
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
-from builders import REPO_ROOT, deep_merge, rounds_param, write_params
+from builders import REPO_ROOT, copy_stage_tree, deep_merge, rounds_param, write_params
 
 from alr_core.common import params as params_module
 from alr_core.common.params import Params, default_params
@@ -45,11 +52,9 @@ CONFIGURATIONS = {
 ROUND = "1"
 # reads that cannot change a stage's outputs, so declaring them would only re-run the stage
 NOT_INPUTS = {
-    # the oracle of this and later rounds, read to stop before scoring when the simulated
-    # oracle would lack the true labels
-    f"score_samples@{ROUND}": {"al.oracle"},
+    f"score_samples@{ROUND}": {"al.oracle"},  # a field of rounds.current_round's Round, unused there
     f"query@{ROUND}": {"al.oracle"},  # which hint is printed
-    f"retrain@{ROUND}": {"al.oracle"},  # a field of rounds.current_round's Round, unused there
+    f"retrain@{ROUND}": {"al.oracle"},  # as in score_samples
 }
 
 
@@ -64,13 +69,36 @@ def declared_params() -> dict[str, list[str]]:
     return declared
 
 
+def stage_body(name: str) -> dict:
+    """A stage of dvc.yaml, for a round's stage (``<stage>@1``) its ``do`` body."""
+    stage = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"][name.split("@")[0]]
+    return stage["do"] if "foreach" in stage else stage
+
+
+def resolved(entry: str) -> str:
+    """A dvc.yaml path or command of round 1: ``${key}`` and its ``${item.prev}`` filled in."""
+    return entry.replace("${key}", ROUND).replace("${item.prev}", rounds_param(1)[ROUND]["prev"])
+
+
 def stage_command(name: str) -> list[str]:
     """dvc.yaml's ``python -m stages.x --round 1`` as the module's argv: [stages.x, --round, 1]."""
-    stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
-    stage = stages[name.split("@")[0]]
-    command = (stage["do"] if "foreach" in stage else stage)["cmd"].replace("${key}", ROUND).split()
+    command = resolved(stage_body(name)["cmd"]).split()
     assert command[:2] == ["python", "-m"], command
     return command[2:]
+
+
+def data_deps(name: str) -> list[str]:
+    """The stage's declared deps other than code (alr_core/, stages/)."""
+    deps = [resolved(dep) for dep in stage_body(name)["deps"]]
+    return [dep for dep in deps if dep.split("/")[0] not in ("alr_core", "stages")]
+
+
+def outputs(name: str) -> list[str]:
+    """The stage's outs, metrics and plots but its wall-clock timings (which differ run to run)."""
+    body = stage_body(name)
+    entries = [entry if isinstance(entry, str) else next(iter(entry))
+               for kind in ("outs", "metrics", "plots") for entry in body.get(kind, [])]  # fmt: skip
+    return [resolved(entry) for entry in entries if not entry.endswith("_timing.json")]
 
 
 def covered(key: str, declared: list[str]) -> bool:
@@ -152,25 +180,78 @@ def run_pipeline_recording(root: Path, monkeypatch) -> dict[str, set[str]]:
     monkeypatch.chdir(root)
     read = {}
     for name in declared_params():
-        argv = stage_command(name)
-        module = importlib.import_module(argv[0])
-        monkeypatch.setattr(module, "load_params", load_params)
-        monkeypatch.setattr(sys, "argv", argv)
         recorder.read = set()
-        module.main()
+        run_main(name, monkeypatch, load_params)
         recorder.on = False
         read[name] = recorder.read
     return read
 
 
-@pytest.mark.parametrize("configuration", sorted(CONFIGURATIONS))
-def test_every_parameter_a_stage_reads_is_declared(stage_tree, monkeypatch, torch_state, configuration):
-    raw = deep_merge(deep_merge(default_params(), TINY), CONFIGURATIONS[configuration])
+def run_main(name: str, monkeypatch, load_params=params_module.load_params) -> None:
+    """Stage ``name``'s main() in this process, in the current folder, with its dvc.yaml argv."""
+    argv = stage_command(name)
+    module = importlib.import_module(argv[0])
+    monkeypatch.setattr(module, "load_params", load_params)
+    monkeypatch.setattr(sys, "argv", argv)
+    module.main()
+
+
+def same_files(left: Path, right: Path) -> bool:
+    """Whether two files, or two folders file by file, hold the same bytes (a CSV the same
+    values but its wall-clock ``seconds`` column, as phase 1's per-epoch series has)."""
+    if left.is_dir() and right.is_dir():
+        names = sorted(p.relative_to(left) for p in left.rglob("*") if p.is_file())
+        if names != sorted(p.relative_to(right) for p in right.rglob("*") if p.is_file()):
+            return False
+        return all(same_files(left / name, right / name) for name in names)
+    if not (left.is_file() and right.is_file()):
+        return False
+    if left.suffix == ".csv":
+        tables = [pd.read_csv(path).drop(columns="seconds", errors="ignore") for path in (left, right)]
+        return tables[0].equals(tables[1])
+    return filecmp.cmp(left, right, shallow=False)
+
+
+@dataclasses.dataclass
+class TinyRun:
+    root: Path  # the project folder the whole pipeline ran in
+    read: dict[str, set[str]]  # stage → the parameter keys it read
+
+
+@pytest.fixture(scope="module", params=sorted(CONFIGURATIONS))
+def tiny_run(request, tmp_path_factory, torch_state) -> TinyRun:
+    """Every stage of round 1, in order, in one folder, recording the parameters each reads."""
+    root = copy_stage_tree(tmp_path_factory.mktemp("tiny") / "project")
+    raw = deep_merge(deep_merge(default_params(), TINY), CONFIGURATIONS[request.param])
     raw["rounds"] = rounds_param(1)
-    write_params(stage_tree, raw=raw)
-    read = run_pipeline_recording(stage_tree, monkeypatch)
+    write_params(root, raw=raw)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        return TinyRun(root, run_pipeline_recording(root, monkeypatch))
+
+
+def test_every_parameter_a_stage_reads_is_declared(tiny_run):
     declared = declared_params()
     undeclared = {name: sorted(k for k in keys - NOT_INPUTS.get(name, set()) if not covered(k, declared[name]))
-                  for name, keys in read.items()}  # fmt: skip
+                  for name, keys in tiny_run.read.items()}  # fmt: skip
     assert not any(undeclared.values()), {name: keys for name, keys in undeclared.items() if keys}
-    assert {"lnl.epochs", "seed"} <= read["lnl_train"] and "al.strategy" in read[f"score_samples@{ROUND}"]
+    assert {"lnl.epochs", "seed"} <= tiny_run.read["lnl_train"]
+    assert "al.strategy" in tiny_run.read[f"score_samples@{ROUND}"]
+
+
+def test_every_file_a_stage_reads_is_a_declared_dep(tiny_run, tmp_path, monkeypatch):
+    differ = {}
+    for name in declared_params():
+        alone = tmp_path / name
+        alone.mkdir()
+        shutil.copy2(tiny_run.root / "params.yaml", alone / "params.yaml")
+        for dep in data_deps(name):
+            if (tiny_run.root / dep).is_dir():
+                shutil.copytree(tiny_run.root / dep, alone / dep)
+            elif (tiny_run.root / dep).is_file():  # annotations/ exists for the human oracle only
+                (alone / dep).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(tiny_run.root / dep, alone / dep)
+        monkeypatch.chdir(alone)
+        run_main(name, monkeypatch)
+        differ[name] = [out for out in outputs(name) if not same_files(alone / out, tiny_run.root / out)]
+    assert not any(differ.values()), {name: outs for name, outs in differ.items() if outs}
+    assert len(differ) == 11 and sum(map(len, map(outputs, differ))) > 30
