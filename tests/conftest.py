@@ -35,13 +35,24 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def pytest_xdist_auto_num_workers(config) -> int:
-    """`pytest -n auto`: one worker per core this process may run on, as many as memory holds."""
+@pytest.hookimpl(optionalhook=True)  # pytest runs without pytest-xdist too, one process
+def pytest_xdist_auto_num_workers(config) -> int | None:
+    """`pytest -n auto`: one worker per core this process may run on, as many as memory holds
+    (None: xdist's own count, for `-n logical` or PYTEST_XDIST_AUTO_NUM_WORKERS)."""
+    if config.option.numprocesses == "logical" or os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
     try:
         memory_gib = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
     except (AttributeError, ValueError, OSError):  # no sysconf (Windows): the cores decide
         return _cores()
     return max(1, min(_cores(), int(memory_gib // WORKER_MEMORY_GIB)))
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """The files with end-to-end tests first, each keeping its order: under `-n auto --dist
+    loadfile` a long file collected last would run alone while the other workers idle."""
+    slow = {item.path for item in items if item.get_closest_marker("e2e")}
+    items.sort(key=lambda item: item.path not in slow)
 
 
 def pytest_configure(config) -> None:

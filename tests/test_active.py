@@ -539,6 +539,20 @@ def test_a_human_round_with_no_share_of_the_budget_asks_nobody(stage_tree):
     assert not (stage_tree / "annotations" / "round_2.csv").exists()
 
 
+def test_a_simulated_round_with_no_share_of_the_budget_needs_no_truth(stage_tree):
+    # noise.type: none and budget 0: the params check lets the default simulated oracle be, as
+    # it is asked nothing
+    set_params(stage_tree, {"budget": 0, "noise": {"type": "none"}})
+    write_prepared(stage_tree)
+    before = working(truth=[None] * 8)
+    artifacts.write_parquet(stage_tree / paths.LNL_WORKING_LABELS, before)
+    artifacts.write_parquet(stage_tree / "data/rounds/1" / paths.QUERY, pd.DataFrame({"rank": [], "sample_id": []}))
+    result = stage(stage_tree, "stages.oracle_relabel")
+    assert result.returncode == 0, result.stderr
+    assert "round 1: 0 oracle answers for 0 samples" in result.stdout
+    pd.testing.assert_frame_equal(pd.read_parquet(stage_tree / "data/rounds/1" / paths.WORKING_LABELS), before)
+
+
 def test_simulated_answers_need_the_truth():
     # noise.type: none with the simulated oracle stops at the params check; a labels table
     # without the truth still gets a clear error, not answers of <NA>

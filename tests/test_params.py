@@ -458,6 +458,11 @@ NONE = {"type": "none", "rate": 0.0}  # the dataset's own labels: the truth and 
     ({"al": {"oracle": "human", "paper_protocol": True}},
      "'al.paper_protocol' is true, which gives every sample of phase 1's C its true label at round 1, but "
      "'noise.type' is 'none', so the true labels are unknown; set al.paper_protocol: false"),
+    ({"budget": 0, "al": {"paper_protocol": True}}, "'al.paper_protocol' is true"),  # round 1 leaks C all the same
+    # with two answers per sample, budget 4 queries 2 samples: one in each round
+    ({"budget": 4, "al": {"annotators": 2}, "rounds": {"1": {"prev": "data/lnl", "oracle": "human"},
+                                                       "2": {"prev": "data/rounds/1"}}},
+     "'al.oracle' is 'simulated' for round 2"),
 ])  # fmt: skip
 def test_what_needs_the_truth_or_the_noise_rate_stops_before_any_stage_under_noise_type_none(override, message):
     assert message in error_of(deep_merge({"noise": NONE}, override))
@@ -488,9 +493,10 @@ def test_the_boundaries_of_the_cross_key_rules():
     parse_params({"noise": NONE, "al": {"oracle": "human"}, "lnl": {"method": "coteaching", "selection": "global",
                                                                     "forget_rate": 0.2}})  # fmt: skip
     parse_params({"noise": NONE, "budget": 0})  # no round asks the simulated oracle
-    # budget 1 over 2 rounds: round 2 has no share, so nobody answers it
-    parse_params({"noise": NONE, "budget": 1, "rounds": {"1": {"prev": "data/lnl", "oracle": "human"},
-                                                         "2": {"prev": "data/rounds/1"}}})  # fmt: skip
+    # budget 1 over 2 rounds (or 3 answers at 2 per sample): round 2 has no share, so nobody answers it
+    two_rounds = {"1": {"prev": "data/lnl", "oracle": "human"}, "2": {"prev": "data/rounds/1"}}
+    parse_params({"noise": NONE, "budget": 1, "rounds": two_rounds})
+    parse_params({"noise": NONE, "budget": 3, "al": {"annotators": 2}, "rounds": two_rounds})
 
 
 def test_params_file_that_is_a_folder(tmp_path):

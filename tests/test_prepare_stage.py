@@ -557,6 +557,13 @@ def test_classes_without_an_evaluation_image_are_named_only_for_splits_that_exis
     assert unscored_classes_text(summary).startswith("warning: 1 of 2 classes lack validation or test images, which "
                                                      "pick the checkpoints and give the scores: 'b' with 3 train "
                                                      "images and none in val; ")  # fmt: skip
+    # both splits exist: a class missing from one of them is named with that one
+    summary = {"class_names": ["a", "b", "c"], "split_sizes": {"train": 9, "val": 3, "test": 2},
+               "class_counts": {"train": {"a": 3, "b": 3, "c": 3}, "val": {"a": 1, "b": 1, "c": 1},
+                                "test": {"a": 1, "b": 1, "c": 0}}}  # fmt: skip
+    assert ": 'c' with 3 train images and none in test; " in unscored_classes_text(summary)
+    summary["class_counts"]["test"]["c"] = 1
+    assert unscored_classes_text(summary) is None
 
 
 def test_stage_inject_noise_bad_inputs(stage_tree, tmp_path):

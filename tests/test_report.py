@@ -460,8 +460,8 @@ def test_summary_of_a_run_that_failed_before_phase_1_says_the_results_are_old(tm
     Path(removed).unlink()
     lines = results_overview().split("\n\n")[-1].splitlines()
     assert " ".join(lines) == (f"stopped: {removed} is missing, so the last `dvc repro` failed or was stopped in "
-                               f"{stage}, and the results above are from an earlier run; fix what it reported, then "
-                               "run `dvc repro`")  # fmt: skip
+                               f"{stage} (or is running it now), and the results above are from an earlier run; fix "
+                               "what it reported, then run `dvc repro`")  # fmt: skip
     assert max(map(len, lines)) <= 80
 
 

@@ -54,7 +54,10 @@ ROUND = "1"
 NOT_INPUTS = {
     f"score_samples@{ROUND}": {"al.oracle"},  # a field of rounds.current_round's Round, unused there
     f"query@{ROUND}": {"al.oracle"},  # which hint is printed
-    f"retrain@{ROUND}": {"al.oracle"},  # as in score_samples
+    # as in score_samples; and the number of rounds, for the round's share of the budget, which
+    # its query (a dep) carries already: declaring `rounds` would re-run every round's retrain
+    # when one round's entry changes
+    f"retrain@{ROUND}": {"al.oracle", "rounds"},
 }
 
 
@@ -157,9 +160,43 @@ class ReadRecorder:
             monkeypatch.setattr(cls, "__getattribute__", getattribute, raising=False)
 
 
+class RecordedRounds(dict):
+    """``params.rounds`` that records reads of the mapping itself, the number of rounds and their
+    names (``rounds``, as split_budget's shares need); an entry taken by name records only the
+    keys read from it, and the membership test of a stage's own round nothing."""
+
+    def __init__(self, rounds: dict, recorder: ReadRecorder) -> None:
+        super().__init__(rounds)
+        self.recorder = recorder
+
+    def _read_whole(self) -> None:
+        if self.recorder.on:
+            self.recorder.read.add("rounds")
+
+    def __len__(self) -> int:
+        self._read_whole()
+        return super().__len__()
+
+    def __iter__(self):
+        self._read_whole()
+        return super().__iter__()
+
+    def keys(self):
+        self._read_whole()
+        return super().keys()
+
+    def values(self):
+        self._read_whole()
+        return super().values()
+
+    def items(self):
+        self._read_whole()
+        return super().items()
+
+
 def _is_container(value) -> bool:
     """A group of parameters rather than one: its own reads are recorded key by key."""
-    if dataclasses.is_dataclass(value):
+    if dataclasses.is_dataclass(value) or isinstance(value, RecordedRounds):
         return True
     return isinstance(value, dict) and bool(value) and all(dataclasses.is_dataclass(v) for v in value.values())
 
@@ -174,6 +211,7 @@ def run_pipeline_recording(root: Path, monkeypatch) -> dict[str, set[str]]:
         recorder.on = False
         loaded = real_load(path)
         recorder.map_instances(loaded)
+        object.__setattr__(loaded, "rounds", RecordedRounds(loaded.rounds, recorder))
         recorder.on = True
         return loaded
 

@@ -121,15 +121,15 @@ def apply_answers(labels: pd.DataFrame, answers: pd.Series, round_number: int, s
 
 
 def simulated_answers(labels: pd.DataFrame, sample_ids) -> pd.Series:
-    """The simulated oracle: the true label of each queried sample."""
-    truth = labels.set_index("sample_id")["true_label"]
+    """The simulated oracle: the true label of each queried sample (an empty query asks it nothing)."""
+    truth = labels.set_index("sample_id")["true_label"].reindex(list(sample_ids))
     if truth.isna().any():
         raise AlrError(
             "al.oracle 'simulated' needs the true labels, but they are unknown (noise.type: none "
             "means the dataset's own labels are already noisy); let experts answer through the human "
             "oracle: set al.oracle: human (or rounds.<r>.oracle: human for single rounds)"
         )
-    return truth.reindex(list(sample_ids)).astype(np.int64)
+    return truth.astype(np.int64)
 
 
 def mark_skipped(labels: pd.DataFrame, sample_ids, round_number: int, source: str = "skipped") -> pd.DataFrame:

@@ -396,7 +396,6 @@ def _check_consistency(params: Params, source: str) -> None:
             raise AlrError(f"{source}: '{key}' must list at least 2 classes, got {names!r}")
     if data.class_names is not None:
         check_class_names(data.class_names, f"{source}: 'data.class_names'")
-    _check_unknown_truth(params, source)
     if params.al.paper_protocol and params.al.pool == "selected":
         raise AlrError(
             f"{source}: 'al.pool' is 'selected' (query only inside phase 1's C) but 'al.paper_protocol' "
@@ -447,6 +446,7 @@ def _check_consistency(params: Params, source: str) -> None:
             "stale gradients; use lnl.vog_source: eval (a pass over every sample) or lnl.class_balance: loss"
         )
     _check_rounds(params.rounds, source)
+    _check_unknown_truth(params, source)
     _check_model(params, source)
 
 
@@ -464,15 +464,13 @@ def _check_unknown_truth(params: Params, source: str) -> None:
             "wrong labels (e.g. 0.2), or use lnl.method: ce with a rule on the pretrain embeddings "
             "(lnl.selection: cleanlab_kfold)"
         )
-    if params.budget == 0:  # no round queries anyone
-        return
-    if params.al.paper_protocol:
+    if params.al.paper_protocol:  # round 1 hands out C's true labels whatever the budget
         raise AlrError(
             f"{source}: 'al.paper_protocol' is true, which gives every sample of phase 1's C its true label at "
             "round 1, but 'noise.type' is 'none', so the true labels are unknown; set al.paper_protocol: false"
         )
     shares = split_budget(params.budget // params.al.annotators, len(params.rounds))
-    for (name, _), share in zip(params.rounds.items(), shares):
+    for name, share in zip(params.rounds, shares):
         oracle = round_params(params, name).al.oracle
         if oracle == "simulated" and share > 0:
             key = f"rounds.{name}.oracle" if params.rounds[name].oracle is not None else "al.oracle"

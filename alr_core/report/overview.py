@@ -181,8 +181,8 @@ def overview_text(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: d
 def _where(status: dict | None, stopped_at: Path | None) -> str:
     if stopped_at is not None:
         return (f"stopped: {stopped_at} is missing, so the last `dvc repro` failed or was stopped in "
-                f"{WRITTEN_BEFORE_PHASE1[stopped_at]}, and the results above are from an earlier run; fix what it "
-                "reported, then run `dvc repro`")  # fmt: skip
+                f"{WRITTEN_BEFORE_PHASE1[stopped_at]} (or is running it now), and the results above are from an "
+                "earlier run; fix what it reported, then run `dvc repro`")  # fmt: skip
     if status is None:
         return (f"{paths.REPORT_METRICS} does not exist: the report stage has not run, and the rounds above "
                 f"are the {paths.round_metrics('<r>')} files found, maybe from an earlier run; "
