@@ -504,6 +504,13 @@ def test_params_file_that_is_a_folder(tmp_path):
         load_params(tmp_path)
 
 
+def test_a_bad_round_key_is_named_before_rules_that_read_each_round():
+    vog = {"method": "coteaching_vog", "selection": "global"}
+    rounds = {"1": {"prev": "data/lnl"}, "x": {"prev": "data/rounds/1", "epochs": 1}}
+    for override in ({"lnl": vog, "al": {"train_on": "lnl"}}, {"noise": NONE}):
+        assert "'rounds' keys are ['1', 'x']; they must be ['1', '2'] in this order" in error_of(override | {"rounds": rounds})
+
+
 def test_a_round_without_prev_names_the_missing_key():
     assert "'rounds.1.prev' is missing under rounds.1" in error_of({"rounds": {"1": {}}})
 

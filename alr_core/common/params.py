@@ -364,7 +364,9 @@ def _check_range(value, key: str, source: str, bounds) -> None:
 
 
 def _check_consistency(params: Params, source: str) -> None:
-    """Rules that involve more than one key."""
+    """Rules that involve more than one key; the rounds' own structure first, as later rules
+    read each round's entry."""
+    _check_rounds(params.rounds, source)
     data = params.data
     if data.source not in ("digits", "synthetic") and data.path is None:
         raise AlrError(f"{source}: 'data.path' is required when data.source is '{data.source}'")
@@ -445,7 +447,6 @@ def _check_consistency(params: Params, source: str) -> None:
             "with replacement and miss part of the train split every epoch, so those samples' VOG would mix "
             "stale gradients; use lnl.vog_source: eval (a pass over every sample) or lnl.class_balance: loss"
         )
-    _check_rounds(params.rounds, source)
     _check_unknown_truth(params, source)
     _check_model(params, source)
 
