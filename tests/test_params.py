@@ -508,7 +508,8 @@ def test_a_bad_round_key_is_named_before_rules_that_read_each_round():
     vog = {"method": "coteaching_vog", "selection": "global"}
     rounds = {"1": {"prev": "data/lnl"}, "x": {"prev": "data/rounds/1", "epochs": 1}}
     for override in ({"lnl": vog, "al": {"train_on": "lnl"}}, {"noise": NONE}):
-        assert "'rounds' keys are ['1', 'x']; they must be ['1', '2'] in this order" in error_of(override | {"rounds": rounds})
+        message = error_of(override | {"rounds": rounds})
+        assert "'rounds' keys are ['1', 'x']; they must be ['1', '2'] in this order" in message
 
 
 def test_a_round_without_prev_names_the_missing_key():
