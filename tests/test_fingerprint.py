@@ -16,6 +16,7 @@ from builders import write_csv, write_image, write_image_folder, write_npz
 from PIL import Image
 
 from alr_core.common import paths
+from alr_core.common.errors import AlrError
 from alr_core.common.params import CsvParams, DataParams
 from alr_core.data.fingerprint import fingerprint, init_fingerprint, read_stat_cache
 from alr_core.data.sources import source_files
@@ -99,8 +100,10 @@ def test_source_files_of_npz_and_built_in_sources(tmp_path):
 def test_init_fingerprint_hashes_a_weights_file_only(tmp_path):
     assert init_fingerprint("scratch") == ({"model.init": "scratch"}, {})
     assert init_fingerprint("ssl") == ({"model.init": "ssl"}, {})
-    missing = (tmp_path / "absent.pt").as_posix()
-    assert init_fingerprint(missing) == ({"model.init": missing, "md5": None}, {})  # lnl_train names it
+    for init, what in ((tmp_path / "absent.pt", "does not exist"), (tmp_path, "is a folder")):
+        with pytest.raises(AlrError) as info:  # before pretraining, not in lnl_train after it
+            init_fingerprint(str(init))
+        assert str(info.value) == f"model.init: {init} {what}; expected scratch | ssl | the path of a weights file"
     weights = tmp_path / "weights.pt"
     weights.write_bytes(b"not really weights")
     record, cache = init_fingerprint(str(weights))

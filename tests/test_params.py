@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 
 import pytest
 import yaml
@@ -510,6 +511,17 @@ def test_a_bad_round_key_is_named_before_rules_that_read_each_round():
     for override in ({"lnl": vog, "al": {"train_on": "lnl"}}, {"noise": NONE}):
         message = error_of(override | {"rounds": rounds})
         assert "'rounds' keys are ['1', 'x']; they must be ['1', '2'] in this order" in message
+
+
+@pytest.mark.parametrize("init, folder", [("data/lnl/model.pt", "data/lnl"),
+                                          ("./data/rounds/2/model.pt", "data/rounds"),
+                                          ("data/pretrain/encoder.pt", "data/pretrain")])  # fmt: skip
+def test_a_weights_file_the_pipeline_writes_is_refused(init, folder):
+    message = error_of({"model": {"init": init}})
+    assert f"'model.init' is {init!r}, inside {folder}/, which the pipeline itself writes" in message
+    assert message.endswith("use model.init: ssl for the pretrain encoder") == (folder == "data/pretrain")
+    assert "inside data/lnl/" in error_of({"model": {"init": str(Path.cwd() / "data/lnl/model.pt")}})
+    parse_params({"model": {"init": "weights/data/lnl/model.pt"}})  # a copy elsewhere is the user's own
 
 
 def test_a_round_without_prev_names_the_missing_key():

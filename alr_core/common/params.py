@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -482,6 +483,22 @@ def _check_unknown_truth(params: Params, source: str) -> None:
             )
 
 
+def _pipeline_output_folder(init: str) -> Optional[Path]:
+    """The pipeline's output folder (pretrain, phase 1, the rounds) that the weights file
+    ``init`` lies in, relative to the project folder (the current one), or None."""
+    if init in ("scratch", "ssl"):
+        return None
+    path = Path(init)
+    if path.is_absolute():
+        try:
+            path = path.relative_to(Path.cwd())
+        except ValueError:
+            return None
+    path = Path(os.path.normpath(path))
+    folders = (paths.PRETRAIN_DIR, paths.LNL_DIR, paths.round_dir(1).parent)
+    return next((folder for folder in folders if folder == path or folder in path.parents), None)
+
+
 def vog_first_epoch(warm_up: int, vog_window: int) -> int:
     """The 0-based epoch of phase 1's loop in which VOG first counts: after ``warm_up`` epochs
     (lnl.num_gradual) and once ``vog_window`` snapshots, one per epoch, exist."""
@@ -515,6 +532,14 @@ def _check_round_vog(params: Params, source: str) -> None:
 
 def _check_model(params: Params, source: str) -> None:
     model = params.model
+    inside = _pipeline_output_folder(model.init)
+    if inside is not None:
+        raise AlrError(
+            f"{source}: 'model.init' is {model.init!r}, inside {inside.as_posix()}/, which the pipeline itself "
+            "writes: DVC removes a stage's outputs before running it, so the file would be gone or would change "
+            "under the stages that read it; copy it out first (e.g. to weights/earlier_run.pt) and name the copy"
+            + (", or use model.init: ssl for the pretrain encoder" if inside == paths.PRETRAIN_DIR else "")
+        )
     if model.init == "ssl" and params.pretrain.method == "none":
         raise AlrError(
             f"{source}: 'model.init' is 'ssl' but 'pretrain.method' is 'none', so there is no trained "

@@ -21,6 +21,8 @@ import os
 from pathlib import Path
 from typing import Iterable, Optional
 
+from alr_core.common.errors import AlrError
+
 STAT_FIELDS = ("st_size", "st_mtime_ns", "st_ctime_ns", "st_ino")
 
 
@@ -62,13 +64,14 @@ def fingerprint(files: Iterable[Path], stat_cache: Optional[dict] = None) -> tup
 def init_fingerprint(init: str, stat_cache: Optional[dict] = None) -> tuple[dict, dict]:
     """``model.init`` as the stages that start networks from it must see it: ``{"model.init":
     init}`` for ``scratch`` and ``ssl`` (the encoder is a DVC-tracked output already), plus the
-    file's ``md5`` when it names a weights file (None when the file is absent: the training
-    stage reports that). Returns (record, stat cache entries of the file)."""
+    file's ``md5`` when it names a weights file, which must exist: this first stage says so before
+    pretraining spends hours. Returns (record, stat cache entries of the file)."""
     record = {"model.init": init}
     if init in ("scratch", "ssl"):
         return record, {}
     if not Path(init).is_file():
-        return record | {"md5": None}, {}
+        what = "is a folder" if Path(init).is_dir() else "does not exist"
+        raise AlrError(f"model.init: {init} {what}; expected scratch | ssl | the path of a weights file")
     hashes, cache, _ = fingerprint([Path(init)], stat_cache)
     return record | {"md5": hashes[Path(init).as_posix()]}, cache
 
