@@ -570,6 +570,15 @@ def _check_rounds(rounds: dict, source: str) -> None:
             raise AlrError(f"{source}: 'rounds.{name}.prev' is {spec.prev!r}; it must be {expected!r}")
 
 
+def check_weights_file(init: str) -> Path:
+    """``model.init`` naming a weights file: the file, which must exist."""
+    path = Path(init)
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise AlrError(f"model.init: {init} {what}; expected scratch | ssl | the path of a weights file")
+    return path
+
+
 def check_class_names(names: list[str], where: str) -> None:
     """Class names experts can answer with (answers are read trimmed): none blank, none with
     spaces around it, and none :data:`SKIP_ANSWER` in any case. ``where`` starts the message,

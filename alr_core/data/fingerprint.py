@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Optional
 
-from alr_core.common.errors import AlrError
+from alr_core.common.params import check_weights_file
 
 STAT_FIELDS = ("st_size", "st_mtime_ns", "st_ctime_ns", "st_ino")
 
@@ -69,11 +69,9 @@ def init_fingerprint(init: str, stat_cache: Optional[dict] = None) -> tuple[dict
     record = {"model.init": init}
     if init in ("scratch", "ssl"):
         return record, {}
-    if not Path(init).is_file():
-        what = "is a folder" if Path(init).is_dir() else "does not exist"
-        raise AlrError(f"model.init: {init} {what}; expected scratch | ssl | the path of a weights file")
-    hashes, cache, _ = fingerprint([Path(init)], stat_cache)
-    return record | {"md5": hashes[Path(init).as_posix()]}, cache
+    path = check_weights_file(init)
+    hashes, cache, _ = fingerprint([path], stat_cache)
+    return record | {"md5": hashes[path.as_posix()]}, cache
 
 
 def read_stat_cache(path: Path) -> dict:

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from alr_core.common.errors import AlrError
+from alr_core.common.params import check_weights_file
 
 SMALL_IMAGE_MAX = 64  # px: up to this side the small CNN is the default and ResNet gets a small stem
 BUILT_IN_ARCHS = ("small_cnn", "resnet18")  # any other model.arch is a timm architecture name
@@ -188,7 +189,7 @@ def initialise(model: nn.Module, spec: ModelSpec, init: str, encoder_path) -> di
         return {"init": init}
     if init == "ssl":
         return _load_encoder(model, spec, Path(encoder_path))
-    return _load_weights_file(model, Path(init))
+    return _load_weights_file(model, check_weights_file(init))
 
 
 def _load_encoder(model: nn.Module, spec: ModelSpec, path: Path) -> dict:
@@ -213,10 +214,6 @@ def _load_encoder(model: nn.Module, spec: ModelSpec, path: Path) -> dict:
 
 
 def _load_weights_file(model: nn.Module, path: Path) -> dict:
-    if path.is_dir():
-        raise AlrError(f"model.init: {path} is a folder; expected scratch | ssl | the path of a weights file")
-    if not path.is_file():
-        raise AlrError(f"model.init: {path} does not exist; expected scratch | ssl | the path of a weights file")
     state = _torch_load(path, "model.init")
     for key in ("state_dict", "model"):  # alr checkpoints and common training-script layouts
         if isinstance(state.get(key), dict):
