@@ -1,6 +1,8 @@
 """Stage retrain@r: the round's model (al.retrain, al.train_on, al.class_balance, al.epochs,
 al.lr; rounds.<r>.retrain/epochs/lr override them for round r) → data/rounds/<r>/model.pt,
-metrics/rounds/<r>.json (budget used, test metrics, label-cleaning and annotation metrics)."""
+metrics/rounds/<r>.json (budget used, test metrics, label-cleaning and annotation metrics).
+Under al.train_on: lnl it also reads metrics/lnl.json: the rounds go on with plain CE when phase
+1's safety net handed on CE's model."""
 
 import pandas as pd
 
@@ -26,10 +28,16 @@ def main() -> None:
 
     from alr_core.active.retrain import evaluation, retrain
     from alr_core.data.datasets import load_pipeline_data, model_inputs  # torch only once the inputs are valid
+    from alr_core.lnl.safety_net import method_handed_on
     from alr_core.nn import distributed
     from alr_core.nn.models import LINEAR, load_checkpoint, load_peer, save_checkpoint
 
     distributed.join(params.train.device)  # under torchrun (train.processes > 1): one rank of it
+    if params.al.train_on == "lnl":
+        configured, params = params.lnl, method_handed_on(params, artifacts.read_json(paths.LNL_METRICS))
+        if params.lnl != configured and distributed.is_main_process():
+            print(f"round {rnd.number}: phase 1's safety net handed on plain CE's model (metrics/lnl.json: "
+                  f"safety_net), so al.train_on 'lnl' goes on with plain CE, not {configured.method}")
     data = load_pipeline_data(paths.PREPARED_IMAGES, paths.PREPARED_SAMPLES, labels, label_column="label",
                               embeddings_path=paths.PRETRAIN_EMBEDDINGS)  # fmt: skip
     previous = rnd.prev_dir / paths.MODEL
@@ -58,6 +66,9 @@ def main() -> None:
         "paper_protocol": params.al.paper_protocol,
         "paper_protocol_labels": int((labels["label_source"] == "paper_protocol").sum()),
         "train_on": params.al.train_on,
+        # phase 1's loop the round went on with (al.train_on: lnl; plain CE after the safety net picked it)
+        "lnl_method": params.lnl.method if params.al.train_on == "lnl" else None,
+        "lnl_selection": params.lnl.selection if params.al.train_on == "lnl" else None,
         "train_size": int(rows.sum()),
         "retrained": bool(answered.any()),
         "from_scratch": bool(answered.any()) and params.al.retrain == "scratch",

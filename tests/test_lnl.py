@@ -650,6 +650,20 @@ def test_safety_net_trains_plain_ce_from_the_same_start(data):
     assert balanced_accuracy_score(frozen.val.labels, result.val_predictions) == pytest.approx(best)
 
 
+@pytest.mark.parametrize("net, method", [
+    ({"used": "ce"}, ("ce", "global")),
+    ({"used": "coteaching_vog"}, ("coteaching_vog", "class_gmm")),
+    (None, ("coteaching_vog", "class_gmm")),  # lnl.safety_net: off records nothing
+])  # fmt: skip
+def test_the_rounds_go_on_with_the_method_the_safety_net_handed_on(net, method):
+    from alr_core.lnl.safety_net import method_handed_on
+
+    params = make_params(method="coteaching_vog", selection="class_gmm")
+    handed_on = method_handed_on(params, {"method": "coteaching_vog"} | ({"safety_net": net} if net else {}))
+    assert (handed_on.lnl.method, handed_on.lnl.selection) == method
+    assert dataclasses.replace(handed_on, lnl=params.lnl) == params  # nothing else changes
+
+
 def test_the_progress_bars_tell_the_rule_run_from_the_safety_nets_ce(data, capsys):
     from alr_core.lnl.safety_net import train_with_safety_net
 

@@ -168,7 +168,7 @@ def test_train_on_lnl_continues_both_networks_and_keeps_the_relabelled(data):
 def test_train_on_lnl_finetune_needs_the_peer(data):
     _, first = phase1(data)
     params = round_params(retrain="finetune", train_on="lnl")
-    with pytest.raises(AlrError, match="no peer network"):
+    with pytest.raises(AlrError, match="holds a single network"):
         retrain(first.model, None, model_spec(params, data), first.normalization, data,
                 np.ones(NUM_TRAIN, dtype=bool), flipped(data), params, seed=7, progress=False)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import filecmp
 import importlib
+import json
 import shutil
 import sys
 import typing
@@ -27,7 +28,7 @@ import yaml
 from builders import REPO_ROOT, copy_stage_tree, deep_merge, rounds_param, write_params
 
 from alr_core.common import params as params_module
-from alr_core.common.params import Params, default_params
+from alr_core.common.params import Params, default_params, load_params
 
 TINY = {
     "seed": 0,
@@ -47,6 +48,13 @@ CONFIGURATIONS = {
                 "vog_window": 2},
         "model": {"init": "ssl", "freeze": "backbone"},
         "al": {"strategy": "bald", "retrain": "scratch", "train_on": "lnl", "epochs": 3},
+    },
+    # Co-teaching that forgets 90 % of the labels: the safety net hands on plain CE's single
+    # network, and the rounds through phase 1's loop go on with CE (they read lnl.json for it)
+    "coteaching, safety net picks CE": {
+        "noise": {"rate": 0.1},
+        "lnl": {"method": "coteaching", "selection": "global", "forget_rate": 0.9, "epochs": 3, "num_gradual": 1},
+        "al": {"retrain": "finetune", "train_on": "lnl"},
     },
 }  # fmt: skip
 ROUND = "1"
@@ -252,6 +260,7 @@ def same_files(left: Path, right: Path) -> bool:
 
 @dataclasses.dataclass
 class TinyRun:
+    name: str  # its key in CONFIGURATIONS
     root: Path  # the project folder the whole pipeline ran in
     read: dict[str, set[str]]  # stage → the parameter keys it read
 
@@ -264,7 +273,7 @@ def tiny_run(request, tmp_path_factory, torch_state) -> TinyRun:
     raw["rounds"] = rounds_param(1)
     write_params(root, raw=raw)
     with pytest.MonkeyPatch.context() as monkeypatch:
-        return TinyRun(root, run_pipeline_recording(root, monkeypatch))
+        return TinyRun(request.param, root, run_pipeline_recording(root, monkeypatch))
 
 
 def test_every_parameter_a_stage_reads_is_declared(tiny_run):
@@ -274,6 +283,23 @@ def test_every_parameter_a_stage_reads_is_declared(tiny_run):
     assert not any(undeclared.values()), {name: keys for name, keys in undeclared.items() if keys}
     assert {"lnl.epochs", "seed"} <= tiny_run.read["lnl_train"]
     assert "al.strategy" in tiny_run.read[f"score_samples@{ROUND}"]
+
+
+def test_rounds_through_phase_1_go_on_with_the_network_it_handed_on(tiny_run):
+    """al.train_on: lnl continues phase 1's loop from the network phase 1 handed on: the method's,
+    or plain CE's single network when the safety net picked CE (Co-teaching cannot go on from it)."""
+    import torch
+
+    params = load_params(tiny_run.root / "params.yaml")
+    if params.al.train_on != "lnl":
+        pytest.skip("the rounds train with plain CE whatever phase 1 handed on")
+    picked_ce = json.loads((tiny_run.root / "metrics/lnl.json").read_text())["safety_net"]["used"] == "ce"
+    assert picked_ce is ("picks CE" in tiny_run.name)  # the configuration does test what it says
+    metrics = json.loads((tiny_run.root / f"metrics/rounds/{ROUND}.json").read_text())
+    method = ("ce", "global") if picked_ce else (params.lnl.method, params.lnl.selection)
+    assert (metrics["lnl_method"], metrics["lnl_selection"]) == method and metrics["retrained"]
+    checkpoint = torch.load(tiny_run.root / f"data/rounds/{ROUND}/model.pt", weights_only=False)
+    assert (checkpoint["peer_state_dict"] is None) is picked_ce
 
 
 def test_every_file_a_stage_reads_is_a_declared_dep(tiny_run, tmp_path, monkeypatch):

@@ -95,9 +95,8 @@ def _retrain_lnl(model, peer, spec: ModelSpec, data: PipelineData, relabelled: n
         if coteaching and peer is None:
             raise AlrError(
                 "al.train_on 'lnl' with al.retrain 'finetune' continues Co-teaching's two networks, but "
-                "the model.pt this round starts from holds no peer network: phase 1's safety net handed on plain "
-                "CE's model (metrics/lnl.json: safety_net), or an earlier round trained with another al.train_on; "
-                "use al.retrain: scratch, lnl.safety_net: check, or the same al.train_on in every round"
+                "the model.pt this round starts from holds a single network (trained by plain CE, or by another "
+                "al.train_on); use al.retrain: scratch, or start the round from a Co-teaching model"
             )
         networks = [model, peer] if coteaching else [model]
     # networks that continue are trained already: no warm-up, the selection acts from the start

@@ -41,6 +41,21 @@ def ce_lead(labels: np.ndarray, ce_predictions: np.ndarray, method_predictions: 
     return test | {"significant": test["p_value"] < SIGNIFICANCE}
 
 
+def plain_ce(params: Params) -> Params:
+    """``params`` with phase 1's method set to the safety net's baseline: plain CE on every label."""
+    return dataclasses.replace(params, lnl=dataclasses.replace(params.lnl, method="ce", selection="global"))
+
+
+def method_handed_on(params: Params, lnl_metrics: dict) -> Params:
+    """``params`` for the rounds that continue phase 1's loop (``al.train_on: lnl``): with
+    :func:`plain_ce`'s method when the safety net handed on CE's model (``lnl_metrics``: the
+    stage's lnl.json), else unchanged — Co-teaching cannot go on from CE's single network, and
+    CE is what the validation split preferred."""
+    if (lnl_metrics.get("safety_net") or {}).get("used") == "ce":
+        return plain_ce(params)
+    return params
+
+
 def train_with_safety_net(data: PipelineData, params: Params, progress: bool = True,
                           encoder_path=paths.PRETRAIN_ENCODER) -> Phase1Result:  # fmt: skip
     """:func:`train_phase1`, and under ``lnl.safety_net`` check or pick also plain CE; the
@@ -50,8 +65,7 @@ def train_with_safety_net(data: PipelineData, params: Params, progress: bool = T
     result = train_phase1(data, params, progress, encoder_path=encoder_path)
     if lnl.safety_net == "off" or (lnl.method == "ce" and lnl.selection == "global"):
         return result  # plain CE: nothing to compare with
-    plain = dataclasses.replace(params, lnl=dataclasses.replace(lnl, method="ce", selection="global"))
-    baseline = train_phase1(data, plain, progress, encoder_path=encoder_path)
+    baseline = train_phase1(data, plain_ce(params), progress, encoder_path=encoder_path)
     method_score = result.metrics["val"]["balanced_accuracy"]
     ce_score = baseline.metrics["val"]["balanced_accuracy"]
     ce_is_better = ce_score > method_score
