@@ -7,7 +7,8 @@
 Groups the experiments by every parameter except the seeds (seed, data.split_seed), and by the
 commit they ran on, and writes metrics/compare.md (printed too), metrics/compare.csv (one row
 per group, mean and std columns) and plots/compare.png (mean learning curve and ±1 std band
-per group). Queued, running and failed experiments are listed, not aggregated.
+per group). Queued, running and failed experiments are listed, not aggregated, and so are
+repeats (an older run of the same parameters and seeds on the same commit).
 """
 
 import argparse

@@ -136,6 +136,30 @@ def test_the_same_parameters_on_two_commits_are_two_groups():
     assert "| q            | queued  | seed=2   |" in text and "baseline commit=" not in text
 
 
+def test_a_run_repeated_with_the_same_seed_is_listed_not_counted_as_a_replicate():
+    """`dvc exp run` twice, or a sweep queued twice: the older run of the same parameters and
+    seeds on the same commit is a repeat (the newest, listed first, counts), not a replicate
+    whose equal numbers would shrink the spread; other results mean the code or data differed."""
+    sweep = exp_show(experiment("new-0", 0, curve=(0.5, 0.6, 0.7)), experiment("new-1", 1, curve=(0.5, 0.6, 0.9)),
+                     experiment("old-0", 0, curve=(0.5, 0.6, 0.7)), experiment("old-1", 1, curve=(0.5, 0.6, 0.1)),
+                     experiment("old-2", 2, state="failed", metrics=False, error="Experiment run failed"))  # fmt: skip
+    experiments = read_experiments(sweep)
+    assert {e.name: e.repeat_of for e in experiments} == {"new-0": None, "new-1": None, "old-0": "new-0",
+                                                          "old-1": "new-1", "old-2": None}  # fmt: skip
+    (row,) = summary_table(experiments).to_dict("records")
+    assert row["n"] == 2 and row["seeds"] == "0 1"
+    assert row["final_test_balanced_accuracy_mean"] == pytest.approx(0.8)
+    assert row["final_test_balanced_accuracy_std"] == pytest.approx(np.std([0.7, 0.9], ddof=1))
+    text = markdown_report(experiments)
+    assert text.startswith("4 of 5 experiments finished (2 of them repeats, not counted), in 1 group")
+    lines = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| old-")}
+    assert "| repeat " in lines["old-0"] and "a repeat of new-0 (the same parameters and seeds)" in lines["old-0"]
+    assert "with other results" not in lines["old-0"] and "with other results" in lines["old-1"]
+    assert "| failed " in lines["old-2"] and "seed=2" in lines["old-2"]
+    (label, curve), = group_curves(experiments)
+    assert curve["n"].tolist() == [2, 2, 2]
+
+
 def test_a_parameter_other_than_the_strategy_splits_groups_too():
     sweep = exp_show(experiment("a", 0, lnl={"epochs": 2}), experiment("b", 1, lnl={"epochs": 2}),
                      experiment("c", 0, lnl={"epochs": 4}))  # fmt: skip

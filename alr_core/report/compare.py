@@ -6,7 +6,10 @@ Experiments are grouped by every parameter except the replicate seeds (``seed``,
 replicates of one); each group gets the number of finished replicates and the mean ± sample
 standard deviation of the final metrics and of the area under the learning curve, plus its
 mean learning curve with a ±1 std band. Experiments
-that are queued, running, failed or finished without a report are listed, not aggregated.
+that are queued, running, failed or finished without a report are listed, not aggregated, and
+so is a repeat: an older run with the same parameters, seeds included, on the same commit
+(`dvc exp run` twice, a sweep queued twice), which is no replicate: on CPU it gives the same
+numbers and would only shrink the spread.
 
 Input is the JSON of ``dvc exp show --json``; everything here is a pure function of it.
 """
@@ -53,10 +56,15 @@ class Experiment:
     summary: Optional[dict] = None  # metrics/report.json
     curve: Optional[pd.DataFrame] = None  # report.rounds_table: round 0 (phase 1) and each round
     error: Optional[str] = None
+    repeat_of: Optional[str] = None  # the newer experiment with the same parameters and seeds
 
     @property
     def finished(self) -> bool:
         return self.state == "success"
+
+    @property
+    def aggregated(self) -> bool:
+        return self.finished and self.repeat_of is None
 
 
 def read_experiments(exp_show: Any, source: str = "dvc exp show --json") -> list[Experiment]:
@@ -64,8 +72,28 @@ def read_experiments(exp_show: Any, source: str = "dvc exp show --json") -> list
     if not isinstance(exp_show, list):
         raise AlrError(f"{source}: expected a JSON list of commits (dvc exp show --json), "
                        f"got {type(exp_show).__name__}")
-    return [_experiment(exp_range, str(commit.get("rev", ""))[:7])
-            for commit in exp_show for exp_range in (commit.get("experiments") or [])]  # fmt: skip
+    experiments = [_experiment(exp_range, str(commit.get("rev", ""))[:7])
+                   for commit in exp_show for exp_range in (commit.get("experiments") or [])]  # fmt: skip
+    _mark_repeats(experiments)
+    return experiments
+
+
+def _mark_repeats(experiments: list[Experiment]) -> None:
+    """Each finished experiment whose parameters, seeds and commit a newer finished one shares
+    is marked its repeat (``dvc exp show`` lists the newest first; the newest counts)."""
+    newest: dict[str, Experiment] = {}
+    for experiment in experiments:
+        if not experiment.finished:
+            continue
+        key = repr(sorted(experiment.params.items()))
+        kept = newest.setdefault(key, experiment)
+        if kept is experiment:
+            continue
+        experiment.repeat_of = kept.name
+        experiment.error = f"a repeat of {kept.name} (the same parameters and seeds), which is counted"
+        if experiment.summary != kept.summary:
+            experiment.error += (", with other results: the code or data differed (changes not committed "
+                                 "before the run?); commit them, and compare groups by commit")  # fmt: skip
 
 
 def _experiment(exp_range: dict, baseline: str) -> Experiment:
@@ -118,7 +146,7 @@ def group_experiments(experiments: list[Experiment]) -> tuple[list[str], dict[tu
     groups apart) and {group key: experiments}, groups ordered by those parameters'
     values and the experiments of a group by seed, then split seed.
     """
-    finished = sorted((e for e in experiments if e.finished),
+    finished = sorted((e for e in experiments if e.aggregated),
                       key=lambda e: [_sort_key(e.params.get(k)) for k in REPLICATE_KEYS])  # fmt: skip
     keys = sorted({k for e in finished for k in e.params if k not in REPLICATE_KEYS})
     varying = [k for k in keys if len({e.params.get(k) for e in finished}) > 1]
@@ -179,15 +207,15 @@ def group_curves(experiments: list[Experiment]) -> list[tuple[str, pd.DataFrame]
 
 
 def not_aggregated(experiments: list[Experiment]) -> pd.DataFrame:
-    """The experiments left out of the table: name, state, its values of the parameters that
-    vary over all experiments (the seeds included: what it takes to queue it again; not the
-    baseline commit), and the error."""
+    """The experiments left out of the table: name, state (``repeat`` for a repeat), its values
+    of the parameters that vary over all experiments (the seeds included: what it takes to
+    queue it again; not the baseline commit), and the error."""
     keys = sorted({k for e in experiments for k in e.params} - {COMMIT_KEY})
     varying = [k for k in keys if len({repr(e.params.get(k)) for e in experiments}) > 1]
     rows = [
-        {"experiment": e.name, "state": e.state, "params": " ".join(f"{k}={e.params.get(k)}" for k in varying),
-         "error": e.error or ""}
-        for e in experiments if not e.finished
+        {"experiment": e.name, "state": "repeat" if e.repeat_of else e.state,
+         "params": " ".join(f"{k}={e.params.get(k)}" for k in varying), "error": e.error or ""}
+        for e in experiments if not e.aggregated
     ]  # fmt: skip
     return pd.DataFrame(rows, columns=["experiment", "state", "params", "error"])
 
@@ -196,9 +224,12 @@ def markdown_report(experiments: list[Experiment]) -> str:
     """The comparison as Markdown: the group table (mean ± std) and the left-out experiments."""
     table = summary_table(experiments)
     finished = sum(e.finished for e in experiments)
+    repeats = sum(e.repeat_of is not None for e in experiments)
+    repeated = f" ({repeats} of them {'a repeat' if repeats == 1 else 'repeats'}, not counted)" if repeats else ""
     by_commit = ", and by baseline commit" if COMMIT_KEY in table.columns else ""  # several among the finished
     lines = [
-        f"{finished} of {len(experiments)} experiments finished, in {len(table)} group{'' if len(table) == 1 else 's'} "
+        f"{finished} of {len(experiments)} experiments finished{repeated}, "
+        f"in {len(table)} group{'' if len(table) == 1 else 's'} "
         f"(grouped by every parameter except {' and '.join(REPLICATE_KEYS)}{by_commit}); "
         "mean ± sample std over the replicates.",
         "",
