@@ -305,6 +305,31 @@ def test_weights_file_for_another_architecture(tmp_path, content):
         initialise(build_model(model_spec), model_spec, str(path), None)
 
 
+def test_weights_file_from_timms_training_script(tmp_path):
+    """timm's train.py saves its arguments (an argparse Namespace) beside the weights: loaded;
+    another Python object is refused by name, with the way to save the weights alone."""
+    import argparse
+
+    import numpy as np
+
+    torch.manual_seed(5)
+    earlier = build_model(spec("small_cnn", num_classes=7))
+    model_spec = spec("small_cnn", num_classes=3)
+    path = tmp_path / "last.pth.tar"
+    torch.save({"epoch": 9, "arch": "small_cnn", "state_dict": earlier.state_dict(),
+                "args": argparse.Namespace(lr=0.1, model="small_cnn"), "version": 2}, path)  # fmt: skip
+    model = build_model(model_spec)
+    assert initialise(model, model_spec, str(path), None)["skipped"] == ["head.bias", "head.weight"]
+    assert torch.equal(model.body[0].weight, earlier.body[0].weight)
+    foreign = tmp_path / "numpy.pth"
+    torch.save({"state_dict": earlier.state_dict(), "best_metric": np.float64(0.9)}, foreign)
+    with pytest.raises(AlrError) as info:
+        initialise(build_model(model_spec), model_spec, str(foreign), None)
+    message = str(info.value)
+    assert message.startswith(f"model.init: {foreign} holds a Python object of type numpy.")
+    assert f"torch.load('{foreign}', weights_only=False)" in message and "\n" not in message
+
+
 def test_weights_file_missing(tmp_path):
     model_spec = spec("resnet18", image_size=16)
     for init, what in ((tmp_path / "absent.pt", "does not exist"), (tmp_path, "is a folder")):

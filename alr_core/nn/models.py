@@ -7,7 +7,10 @@ Shapes: input (B, C, H, W) float — or (B, D) cached embeddings for the ``linea
 
 from __future__ import annotations
 
+import argparse
 import difflib
+import pickle
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
@@ -297,10 +300,24 @@ def load_state_checked(model: nn.Module, state: dict, source: str) -> None:
 
 
 def _torch_load(path: Path, key: str) -> dict:
+    """The dict in ``path``, loaded with ``weights_only`` (tensors and plain values: unpickling
+    anything else could run code), argparse's Namespace allowed: timm's training script keeps its
+    arguments in one, beside the weights."""
     if not path.is_file():
         raise AlrError(f"{key}: {path} does not exist")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL ([\w.]+) was not an allowed global", str(exc))
+        if found is None:
+            raise AlrError(f"{key}: cannot load {path} as a torch state dict ({exc})") from None
+        raise AlrError(
+            f"{key}: {path} holds a Python object of type {found.group(1)} beside its tensors, which alr does not "
+            "unpickle (loading it could run code); from a copy you trust, save the weights alone: python -c "
+            f"\"import torch; c = torch.load('{path}', weights_only=False); torch.save(c['state_dict'], 'weights.pt')\" "
+            "(the key that holds them may be 'model' instead), and set model.init to weights.pt"
+        ) from None
     except Exception as exc:  # torch raises many types for corrupt or foreign files
         raise AlrError(f"{key}: cannot load {path} as a torch state dict ({exc})") from None
     if not isinstance(state, dict):
