@@ -83,7 +83,7 @@ def worker() -> None:
     phase1 = train_phase1(data, params, progress=False)
     if distributed.is_main_process():
         artifacts.write_json(sys.argv[2], {"pretrain": pretrained.timing, "phase1": phase1.timing,
-                                           "phase1_epoch_seconds": phase1.epochs["seconds"].tolist()})  # fmt: skip
+                                           "phase1_epoch_seconds": phase1.timing["epoch_seconds"]})  # fmt: skip
 
 
 def measure(configuration: dict, settings: dict) -> dict:

@@ -118,7 +118,7 @@ def main() -> None:
             params = phase1_params(3)
             with UtilisationSampler() as sampler:
                 result = train_phase1(data, params, progress=False)
-            seconds = [float(s) for s in result.epochs["seconds"]]
+            seconds = result.timing["epoch_seconds"]
             lines.append(f"| {n:,} | {', '.join(f'{s:.2f}' for s in seconds)} | {n / seconds[-1]:,.0f} | {sampler.mean:.0f} |")
             print(lines[-1], flush=True)
             profiled = (data, n)

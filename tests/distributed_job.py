@@ -114,10 +114,10 @@ def run_loops(params):
         "untrained_pretrain_epochs": pretrained_untrained.epochs,
         "untrained_embeddings": pretrained_untrained.embeddings,
         "selection": phase1.selection,
-        "phase1_epochs": phase1.epochs.drop(columns="seconds"),
+        "phase1_epochs": phase1.epochs,
         "phase1_model": weights(phase1.model),
         "class_rule_selection": by_class.selection,
-        "class_rule_epochs": by_class.epochs.drop(columns="seconds"),
+        "class_rule_epochs": by_class.epochs,
         "tuned_model": weights(tuned),
         "tuned_metrics": tuned_metrics,
     }, phase1

@@ -22,7 +22,6 @@ import sys
 import typing
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 from builders import REPO_ROOT, copy_stage_tree, deep_merge, rounds_param, write_params
@@ -243,8 +242,7 @@ def run_main(name: str, monkeypatch, load_params=params_module.load_params) -> N
 
 
 def same_files(left: Path, right: Path) -> bool:
-    """Whether two files, or two folders file by file, hold the same bytes (a CSV the same
-    values but its wall-clock ``seconds`` column, as phase 1's per-epoch series has)."""
+    """Whether two files, or two folders file by file, hold the same bytes."""
     if left.is_dir() and right.is_dir():
         names = sorted(p.relative_to(left) for p in left.rglob("*") if p.is_file())
         if names != sorted(p.relative_to(right) for p in right.rglob("*") if p.is_file()):
@@ -252,9 +250,6 @@ def same_files(left: Path, right: Path) -> bool:
         return all(same_files(left / name, right / name) for name in names)
     if not (left.is_file() and right.is_file()):
         return False
-    if left.suffix == ".csv":
-        tables = [pd.read_csv(path).drop(columns="seconds", errors="ignore") for path in (left, right)]
-        return tables[0].equals(tables[1])
     return filecmp.cmp(left, right, shallow=False)
 
 
