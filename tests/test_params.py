@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import yaml
 from builders import REPO_ROOT, deep_merge
 
 from alr_core.common.errors import AlrError
+from alr_core.report.compare import flatten
 from alr_core.common.params import (
     DEFAULT_ROUNDS,
     DataParams,
@@ -94,6 +96,37 @@ def test_shipped_params_yaml_is_the_defaults():
     assert shipped == default_params(), (
         "params.yaml and alr_core/common/params.py disagree on a default; change both together"
     )
+
+
+def documented_defaults() -> dict[str, str]:
+    """docs/parameters.md's table rows: each key of the first column → its default, as written
+    (a row may name several keys, "`a`, `b`", with as many defaults, "1, 2")."""
+    documented = {}
+    for line in (REPO_ROOT / "docs/parameters.md").read_text().splitlines():
+        if not line.startswith("| `"):
+            continue
+        keys_cell, default_cell = (cell.strip() for cell in line.strip("| ").split("|")[:2])
+        keys = re.findall(r"`([^`]+)`", keys_cell)
+        defaults = [d.strip().strip("`") for d in default_cell.split(",")] if len(keys) > 1 else [default_cell]
+        assert len(defaults) == len(keys), f"docs/parameters.md: {keys} but defaults {defaults}"
+        documented |= dict(zip(keys, (d.strip("`") for d in defaults)))
+    return documented
+
+
+def test_docs_name_every_parameter_with_its_default():
+    def value(text: str):
+        parsed = yaml.safe_load(text)
+        try:  # YAML reads 1e-6 (no dot) as text
+            return float(parsed) if isinstance(parsed, str) else parsed
+        except ValueError:
+            return parsed
+
+    documented = documented_defaults()
+    leaves = {key: value for key, value in flatten(default_params()).items() if not key.startswith("rounds.")}
+    assert [key for key in leaves if key not in documented] == [], "a parameter docs/parameters.md does not list"
+    wrong = {key: (documented[key], default) for key, default in leaves.items()
+             if value(documented[key]) != (list(default) if isinstance(default, tuple) else default)}  # fmt: skip
+    assert wrong == {}, "docs/parameters.md's default (first) differs from the code's (second)"
 
 
 def test_empty_mapping_gives_the_defaults():
