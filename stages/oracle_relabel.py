@@ -14,14 +14,12 @@ from alr_core.active.labels import apply_answers, mark_skipped, paper_protocol_a
 from alr_core.active.rounds import current_round
 from alr_core.common import artifacts, paths
 from alr_core.common.cli import round_argument, run_stage
-from alr_core.common.errors import AwaitingAnswers
 from alr_core.common.params import load_params
 from alr_core.common.seeding import rng_for
 from alr_core.common.text import counted
 from alr_core.data.prepare import class_names as class_names_of
 from alr_core.human.annotation import Answers, find_answers, read_answers
-from alr_core.report.outputs import report_status, write_report
-from alr_core.report.summary import table_text
+from alr_core.report.outputs import report_before_round
 
 
 def main() -> None:
@@ -37,16 +35,8 @@ def main() -> None:
     elif rnd.oracle == "human":
         page = rnd.out_dir / paths.ANNOTATION_PAGE
         answers_file = find_answers(rnd.number)
-        try:
-            answers = read_answers(answers_file, query, labels["sample_id"], class_names,
-                                   params.al.allow_partial, page, rnd.number).table  # fmt: skip
-        except AwaitingAnswers:
-            # DVC stops here, before the report stage: report phase 1 and the rounds before this
-            # one only, since metrics/rounds/ may still hold this and later rounds of an earlier run
-            table = write_report(report_status(len(params.rounds), rnd.number, answers_file))
-            print(f"{paths.REPORT_METRICS} and plots/ now show phase 1 and the rounds before round {rnd.number}:\n"
-                  f"{table_text(table)}", flush=True)  # fmt: skip
-            raise
+        answers = read_answers(answers_file, query, labels["sample_id"], class_names,
+                               params.al.allow_partial, page, rnd.number).table  # fmt: skip
         source = "expert"
     else:
         rng = rng_for(params.seed, f"simulated annotators round {rnd.number}")
@@ -69,4 +59,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage(main, on_error=report_before_round)

@@ -10,7 +10,7 @@ import re
 
 import pandas as pd
 import pytest
-from builders import deep_merge, ran_stages, rounds_param, write_params
+from builders import deep_merge, ran_stages, rounds_param, run_module, write_params
 
 from alr_core.common import paths
 from alr_core.common.params import default_params
@@ -58,7 +58,7 @@ def exported_labels(project) -> pd.DataFrame:
 
 def waiting_for(r: int) -> dict:
     return {"finished_rounds": r - 1, "planned_rounds": 2, "waiting_round": r,
-            "answers_file": f"annotations/round_{r}.csv"}  # fmt: skip
+            "answers_file": f"annotations/round_{r}.csv", "failed": None}  # fmt: skip
 
 
 def write_answers(project, r: int, rows: list[tuple[str, str]], column: str = "item_id") -> None:
@@ -120,7 +120,7 @@ def test_repro_stops_for_answers_continues_and_reruns_what_an_edit_affects(proje
     # the same output, so nothing after it does
     assert ran_stages(third.stdout) == ["oracle_relabel@1", "oracle_relabel@2", "retrain@2", "report"]
     assert report_status(project_copy) == {"finished_rounds": 2, "planned_rounds": 2, "waiting_round": None,
-                                           "answers_file": None}  # fmt: skip
+                                           "answers_file": None, "failed": None}  # fmt: skip
     assert (labels_of(project_copy, 2).set_index("sample_id").loc[query2["sample_id"], "label"] == 0).all()
     answered2 = exported_labels(project_copy).loc[query2["sample_id"]]
     assert (answered2["label"] == "0").all() and (answered2["label_source"] == "expert").all()
@@ -134,6 +134,18 @@ def test_repro_stops_for_answers_continues_and_reruns_what_an_edit_affects(proje
     assert not {"prepare", "inject_noise", "lnl_train", "score_samples@1", "query@1"} & set(stages)
     assert labels_of(project_copy, 1).set_index("sample_id").loc[first_sample, "label_source"] == "skipped"
     assert query_of(project_copy, 2)["sample_id"].tolist() == query2["sample_id"].tolist()
+
+    # round 2's file with a label that is no class: refused, and the report no longer shows the
+    # earlier round 2 and its labels as current
+    write_answers(project_copy, 2, [(s, "one") for s in query2["sample_id"]], column="sample_id")
+    fifth = project_copy.dvc("repro", check=False)
+    assert fifth.returncode != 0 and "annotations/round_2.csv: line 2: label 'one'" in fifth.stderr
+    failed = report_status(project_copy)["failed"]
+    assert report_status(project_copy)["finished_rounds"] == 1 and failed["stage"] == "oracle_relabel@2"
+    assert failed["error"].startswith("annotations/round_2.csv: line 2: label 'one'")
+    assert (exported_labels(project_copy).loc[query2["sample_id"], "relabel_round"] != "2").all()
+    summary = " ".join(run_module("stages.summary", project_copy.root).stdout.split())
+    assert "stopped: oracle_relabel@2 failed (annotations/round_2.csv: line 2:" in summary
 
 
 def test_switching_later_rounds_to_experts_keeps_the_simulated_rounds(project_copy):

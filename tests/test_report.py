@@ -309,7 +309,8 @@ def test_report_stage_without_torch(stage_tree):
         "2,6,0.8,0.75,0.82,0.875,0.7,1.0,True",
     ]
     report = json.loads((stage_tree / paths.REPORT_METRICS).read_text())
-    assert report["status"] == {"finished_rounds": 2, "planned_rounds": 2, "waiting_round": None, "answers_file": None}
+    assert report["status"] == {"finished_rounds": 2, "planned_rounds": 2, "waiting_round": None, "answers_file": None,
+                                "failed": None}  # fmt: skip
     assert report["rounds"] == 2 and report["budget_used"] == 6
     assert report["final_test_balanced_accuracy"] == 0.8
     assert report["learning_curve_area"] == pytest.approx((2 * 0.65 + 4 * 0.75) / 6)
@@ -343,6 +344,57 @@ def test_status_note():
         "stops at phase 1; round 1 waits for answers in annotations/round_1.csv")
     assert status_note(report_status(5, 3, Path("annotations/round_3.json"))) == (
         "stops at round 2; round 3 waits for answers in annotations/round_3.json")
+    failed = {"round": 2, "stage": "oracle_relabel@2", "error": "annotations/round_2.csv: line 2: ..."}
+    assert status_note(report_status(5, failed=failed)) == (
+        "stops at round 1; oracle_relabel@2 failed (metrics/report.json: status)")
+
+
+@pytest.mark.parametrize("error, shown", [
+    (AlrError("annotations/round_2.csv: line 2: label 'one' is not a class"),
+     "annotations/round_2.csv: line 2: label 'one' is not a class"),
+    (ValueError("\nshape mismatch\nmore detail"), "ValueError: shape mismatch"),
+])  # fmt: skip
+def test_a_failed_answers_round_reports_the_rounds_before_it_and_the_summary_says_it_stopped(
+        stage_tree, monkeypatch, capsys, error, shown):
+    """oracle_relabel@2 refuses round 2's answers after round 1 re-ran: the report of the last
+    complete run must not stay, with its round 2 and labels, as if every round had run."""
+    import sys
+
+    from alr_core.report.outputs import report_before_round
+
+    raw = default_params()
+    raw["rounds"] = rounds_param(2)
+    write_params(stage_tree, raw=raw)
+    write_metrics(stage_tree, round_metrics())
+    monkeypatch.chdir(stage_tree)
+    write_report(report_status(2))  # the earlier, complete run
+    monkeypatch.setattr(sys, "argv", [str(stage_tree / "stages/oracle_relabel.py"), "--round", "2"])
+    report_before_round(error)
+
+    report = json.loads(Path(paths.REPORT_METRICS).read_text())
+    failed = {"round": 2, "stage": "oracle_relabel@2", "error": shown}
+    assert report["status"] == {"finished_rounds": 1, "planned_rounds": 2, "waiting_round": None,
+                                "answers_file": None, "failed": failed}  # fmt: skip
+    assert report["rounds"] == 1 and report["labels"]["changed"] == 1  # round 1's labels, not round 2's
+    assert pd.read_csv(paths.REPORT_LABELS)["label"].tolist() == ["a", "b", "b", "a", "b", "c"]
+    assert "now show phase 1 and the rounds before round 2" in capsys.readouterr().out
+    where = " ".join(results_overview().split("\n\n")[-1].split())
+    assert where == (f"stopped: oracle_relabel@2 failed ({shown}); the table shows phase 1 and round 1, and "
+                     "data/report/labels.csv the labels after them; fix what it reported, then run `dvc repro`")
+
+
+def test_a_report_that_cannot_be_written_on_failure_leaves_the_stages_error_to_say_it(
+        stage_tree, monkeypatch, capsys):
+    import sys
+
+    from alr_core.report.outputs import report_before_round
+
+    monkeypatch.chdir(stage_tree)  # no metrics
+    monkeypatch.setattr(sys, "argv", [str(stage_tree / "stages/oracle_relabel.py"), "--round", "1"])
+    report_before_round(AlrError("annotations/round_1.csv: empty"))
+    assert capsys.readouterr().err == ("metrics/report.json was not updated (FileNotFoundError: [Errno 2] No such "
+                                       "file or directory: 'metrics/lnl.json'); it may show an earlier run's rounds\n")
+    assert not Path(paths.REPORT_METRICS).exists()
 
 
 @pytest.mark.parametrize("waiting", [1, 2])
@@ -366,7 +418,7 @@ def test_write_report_while_a_round_waits_shows_only_the_rounds_before_it(tmp_pa
         HEADER, "0,0,0.6,0.55,0.62,0.5,0.4,,", "1,2,0.7,0.65,0.71,0.75,0.6,4.0,False"][: waiting + 1]
     report = json.loads(Path(paths.REPORT_METRICS).read_text())
     assert report["status"] == {"finished_rounds": waiting - 1, "planned_rounds": 3, "waiting_round": waiting,
-                                "answers_file": f"annotations/round_{waiting}.csv"}  # fmt: skip
+                                "answers_file": f"annotations/round_{waiting}.csv", "failed": None}  # fmt: skip
     assert report["rounds"] == waiting - 1
     assert report["final_test_balanced_accuracy"] == [0.6, 0.7][waiting - 1]
     assert report["cleaning_efficiency"] == [None, 4.0][waiting - 1]

@@ -18,10 +18,13 @@ from alr_core.common.params import load_params
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 
 
-def run_stage(main: Callable[[], None], training: bool = False) -> None:
+def run_stage(main: Callable[[], None], training: bool = False,
+              on_error: Optional[Callable[[Exception], None]] = None) -> None:
     """Run a stage's ``main``; a bad input becomes one ``error:`` line and exit status 1, any
     other exception its traceback and exit status 1. Under DVC either failure is followed by
     :func:`restore_hint`; a pause for expert answers (:class:`AwaitingAnswers`) is not.
+    ``on_error(exc)`` runs first, in the stage's own process (oracle_relabel rewrites the report
+    for the rounds before its own).
 
     A ``training`` stage (pretrain, lnl_train, retrain) runs data-parallel when
     ``train.processes`` is above 1: it starts itself again under torchrun
@@ -40,12 +43,16 @@ def run_stage(main: Callable[[], None], training: bool = False) -> None:
         else:
             main()
     except AlrError as exc:
+        if on_error is not None and worker is None:
+            on_error(exc)
         print(f"error: {_rank_prefix(worker)}{exc}", file=sys.stderr)
         # a rank's launcher, the stage's own process, prints the hint once for all ranks
         if not isinstance(exc, AwaitingAnswers) and worker is None:
             _print_restore_hint()
         sys.exit(1)
     except Exception as exc:
+        if on_error is not None and worker is None:
+            on_error(exc)
         if worker is not None and _is_lost_peer(exc):
             print(f"error: {_rank_prefix(worker)}lost contact with the other processes ({str(exc).splitlines()[0]}); "
                   "one of them failed first: the launcher names it", file=sys.stderr)  # fmt: skip

@@ -187,6 +187,12 @@ def _where(status: dict | None, stopped_at: Path | None) -> str:
         return (f"{paths.REPORT_METRICS} does not exist: the report stage has not run, and the rounds above "
                 f"are the {paths.round_metrics('<r>')} files found, maybe from an earlier run; "
                 "`dvc repro` brings everything up to date")  # fmt: skip
+    failed = status.get("failed")  # absent from a report.json written before failures were recorded
+    if failed:
+        last = failed["round"] - 1
+        before = "phase 1" + ("" if last == 0 else " and round 1" if last == 1 else f" and rounds 1–{last}")
+        return (f"stopped: {failed['stage']} failed ({failed['error']}); the table shows {before}, and "
+                f"{paths.REPORT_LABELS} the labels after them; fix what it reported, then run `dvc repro`")
     waiting = status["waiting_round"]
     if waiting is None:
         return ("finished: every round ran (`dvc repro fingerprint && dvc status` lists the stages whose inputs "
