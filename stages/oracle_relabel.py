@@ -35,9 +35,11 @@ def main() -> None:
     elif rnd.oracle == "human":
         page = rnd.out_dir / paths.ANNOTATION_PAGE
         answers_file = find_answers(rnd.number)
-        answers = read_answers(answers_file, query, labels["sample_id"], class_names,
-                               params.al.allow_partial, page, rnd.number).table  # fmt: skip
-        source = "expert"
+        read = read_answers(answers_file, query, labels["sample_id"], class_names, params.al.allow_partial, page,
+                            rnd.number)  # fmt: skip
+        if read.note:
+            print(read.note)
+        answers, source = read.table, "expert"
     else:
         rng = rng_for(params.seed, f"simulated annotators round {rnd.number}")
         answers = simulated_annotators(simulated_answers(labels, query["sample_id"]), len(class_names),

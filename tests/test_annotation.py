@@ -73,6 +73,22 @@ def test_names_indices_and_skip_are_accepted(tmp_path):
     assert rows(result) == [("q1", "expert", 1), ("q2", "expert", 2), ("q3", "expert", -1)]
 
 
+def test_a_number_that_names_a_class_is_that_class_and_the_note_says_so(tmp_path):
+    """Class folders "1", "2", "3" are indices 0, 1, 2: "2" is the class named "2" (index 1),
+    as the page saves it, never index 2 ("3"); a data team that wrote indices is told."""
+    path = tmp_path / "round_1.csv"
+    path.write_text("sample_id,label\nq1,2\nq2,1\nq3,0\n")
+    result = read_answers(path, QUERY, KNOWN, ["1", "2", "3"], False, tmp_path / "annotate.html", 1)
+    assert rows(result) == [("q1", "expert", 1), ("q2", "expert", 0), ("q3", "expert", 0)]
+    assert result.note == (f"note: {path}: 2 labels such as '2' name a class and are also the index of another; "
+                           "they are read as class names ('2' is class index 1, not class '3'); if you wrote "
+                           "indices, write class names instead, as annotate.html saves them")  # fmt: skip
+    # names that are their own indices ("0", "1", "2"), or no number at all: nothing to say
+    as_indices = read_answers(path, QUERY, KNOWN, ["0", "1", "2"], False, tmp_path / "annotate.html", 1)
+    assert rows(as_indices) == [("q1", "expert", 2), ("q2", "expert", 1), ("q3", "expert", 0)]
+    assert as_indices.note is None and answers(tmp_path, "sample_id,label\nq1,2\nq2,1\nq3,0\n").note is None
+
+
 def test_utf8_bom_crlf_blank_lines_and_agreeing_duplicates_are_accepted(tmp_path):
     text = "\ufeffsample_id,label\r\nq1,Neutrophil\r\n\r\nq1,0\r\nq2,Lymphocyte\r\nq3,SKIP\r\n"
     result = answers(tmp_path, text)

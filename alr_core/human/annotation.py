@@ -9,8 +9,8 @@ data team's mapping file, not something to show the expert.
 
 Answers file: UTF-8 CSV, comma-separated, header ``item_id,label`` (what the page saves) or
 ``sample_id,label`` (for data teams that write answers with their own tools); ``label`` is a
-class name, a class index, or ``skip`` (unsure: the current label stays, the budget is spent).
-An optional ``annotator`` column lets several annotators answer the same sample (one row each).
+class name, a class index, or ``skip`` (unsure: the current label stays, the budget is spent);
+a class name that is also another class's index is the class of that name. An optional ``annotator`` column lets several annotators answer the same sample (one row each).
 Or Label Studio's JSON export, ``annotations/round_<r>.json`` (:mod:`alr_core.human.labelstudio`).
 """
 
@@ -22,7 +22,7 @@ import hmac
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -136,18 +136,19 @@ def _picture(row, images: np.ndarray) -> Image.Image:
 class Answers:
     """Validated answers, one row per answer: ``sample_id``, ``annotator`` and ``label`` (the
     class index, or ``SKIP_LABEL`` for a skip). Agreeing repeats of one annotator's answer
-    are kept once."""
+    are kept once. ``note``: what the stage should print about how the file was read, or None."""
 
     table: pd.DataFrame
+    note: Optional[str] = None
 
     @classmethod
-    def of(cls, given: dict[tuple[str, str], int]) -> "Answers":
+    def of(cls, given: dict[tuple[str, str], int], note: Optional[str] = None) -> "Answers":
         """From {(sample_id, annotator): class index or SKIP}; {} for a round that queried nothing."""
         return cls(pd.DataFrame({
             "sample_id": pd.Series([s for s, _ in given], dtype=object),
             "annotator": pd.Series([a for _, a in given], dtype=object),
             "label": pd.Series([SKIP_LABEL if v == SKIP else v for v in given.values()], dtype=np.int64),
-        }))  # fmt: skip
+        }), note)  # fmt: skip
 
 
 def find_answers(round_number: int) -> Path:
@@ -192,15 +193,21 @@ def read_answers(path: Path, query: pd.DataFrame, known_ids: pd.Series, class_na
 def check_answers(records: list[tuple[str, str, str, str]], id_column: str, path: Path, query: pd.DataFrame,
                   known: set, class_names: list[str], allow_partial: bool, page: Path) -> Answers:
     """``records``: (place, id, annotator, label text) per answer, as a reader found them, the
-    id being an item id or a sample id as ``id_column`` says; ``known``: every sample id."""
+    id being an item id or a sample id as ``id_column`` says; ``known``: every sample id.
+
+    A label that is a class name is read as that class even when it is also the index of
+    another (class names "1".."5" are indices 0..4): the returned note then says so."""
     index_of = {name: k for k, name in enumerate(class_names)}
     sample_of = dict(zip(query[id_column], query["sample_id"]))
     noun = "item" if id_column == "item_id" else "sample"
     given: dict[tuple[str, str], tuple[int, str]] = {}
+    read_as_names: list[str] = []  # labels both a class name and the index of another class
     for place, given_id, annotator, label in records:
         if given_id not in sample_of:
             raise AlrError(f"{path}: {place}: {_unknown(given_id, id_column, known, len(query), page)}")
         answer = _class_index(label, index_of, len(class_names))
+        if label in index_of and label.isdecimal() and int(label) < len(class_names) and int(label) != answer:
+            read_as_names.append(label)
         if answer is None:
             raise AlrError(
                 f"{path}: {place}: label {label!r} is not a class{did_you_mean(label, class_names)}; use a "
@@ -227,7 +234,14 @@ def check_answers(records: list[tuple[str, str, str, str]], id_column: str, path
             f"{', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''}; answer them (or 'skip'), "
             "or set al.allow_partial: true to accept a partial file"
         )
-    return Answers.of({key: answer for key, (answer, _) in given.items()})
+    note = None
+    if read_as_names:
+        example = read_as_names[0]
+        note = (f"note: {path}: {counted(len(read_as_names), 'label')} such as {example!r} name a class and are also "
+                f"the index of another; they are read as class names ({example!r} is class index "
+                f"{index_of[example]}, not class {class_names[int(example)]!r}); if you wrote indices, write class "
+                "names instead, as annotate.html saves them")  # fmt: skip
+    return Answers.of({key: answer for key, (answer, _) in given.items()}, note)
 
 
 def _unknown(given_id: str, id_column: str, known: set, queried: int, page: Path) -> str:
