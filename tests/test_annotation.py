@@ -65,7 +65,10 @@ def test_item_ids_widen_rather_than_repeat(monkeypatch):
 
 def test_page_answers_keyed_by_item_id_map_back_to_samples(tmp_path):
     result = answers(tmp_path, f"item_id,label\n{I2},Lymphocyte\n{I1},skip\n{I3},0\n")
-    assert rows(result) == [("q2", "expert", 2), ("q1", "expert", -1), ("q3", "expert", 0)]
+    # in sample order, whatever the file's: a reordered file must not retrain the round
+    assert rows(result) == [("q1", "expert", -1), ("q2", "expert", 2), ("q3", "expert", 0)]
+    reordered = answers(tmp_path, f"item_id,label,annotator\n{I3},0,b\n{I1},skip,b\n{I2},Lymphocyte,a\n{I1},1,a\n")
+    assert rows(reordered) == [("q1", "a", 1), ("q1", "b", -1), ("q2", "a", 2), ("q3", "b", 0)]
 
 
 def test_names_indices_and_skip_are_accepted(tmp_path):

@@ -136,7 +136,9 @@ def _picture(row, images: np.ndarray) -> Image.Image:
 class Answers:
     """Validated answers, one row per answer: ``sample_id``, ``annotator`` and ``label`` (the
     class index, or ``SKIP_LABEL`` for a skip). Agreeing repeats of one annotator's answer
-    are kept once. ``note``: what the stage should print about how the file was read, or None."""
+    are kept once. Rows are sorted by sample id, then annotator: the file's row order is no
+    answer, and must not make DVC retrain a round whose answers are the same.
+    ``note``: what the stage should print about how the file was read, or None."""
 
     table: pd.DataFrame
     note: Optional[str] = None
@@ -148,7 +150,7 @@ class Answers:
             "sample_id": pd.Series([s for s, _ in given], dtype=object),
             "annotator": pd.Series([a for _, a in given], dtype=object),
             "label": pd.Series([SKIP_LABEL if v == SKIP else v for v in given.values()], dtype=np.int64),
-        }), note)  # fmt: skip
+        }).sort_values(["sample_id", "annotator"], ignore_index=True), note)  # fmt: skip
 
 
 def find_answers(round_number: int) -> Path:
