@@ -100,6 +100,15 @@ def test_export_with_two_annotators_skips_and_user_objects(tmp_path):
                                "result": [{"from_name": "label", "type": "choices",
                                            "value": {"choices": ["Neutrophil", "Eosinophil"]}}]})),
      "task 7, annotation 9: expected one chosen class in the 'label' choices, got ['Neutrophil', 'Eosinophil']"),
+    # hand-edited exports: a value that is no object, choices that are no list, a result that is no list
+    (full_export(task(7, I3, {**annotation(9, number=9),
+                               "result": [{"from_name": "label", "type": "choices", "value": "Neutrophil"}]})),
+     "task 7, annotation 9: the 'label' choice's value is 'Neutrophil', not {'choices': [<class name>]}"),
+    (full_export(task(7, I3, {**annotation(9, number=9),
+                               "result": [{"from_name": "label", "type": "choices", "value": {"choices": "12"}}]})),
+     "task 7, annotation 9: the 'label' choice's value is {'choices': '12'}, not {'choices': [<class name>]}"),
+    (full_export(task(7, I3, {**annotation(9, number=9), "result": "Neutrophil"})),
+     "task 7, annotation 9: expected one chosen class in the 'label' choices, got []"),
     (full_export(task(7, I1, annotation(7, "Lymphocyte", number=9))),
      f"task 7, annotation 9: item '{I1}' is answered twice by annotator '7' with different labels "
      "('Eosinophil' and 'Lymphocyte') — the first at task 1, annotation 1"),

@@ -121,9 +121,15 @@ def parse_export(path: Path) -> list[tuple[str, str, str, str]]:
 
 
 def _choice(annotation: dict, path: Path, where: str) -> str:
-    chosen = [choice for item in annotation.get("result") or [] if isinstance(item, dict)
-              and item.get("from_name") == CONTROL and item.get("type") == "choices"
-              for choice in (item.get("value") or {}).get("choices") or []]  # fmt: skip
+    results = annotation.get("result") or []
+    values = [item.get("value") for item in (results if isinstance(results, list) else [results])
+              if isinstance(item, dict) and item.get("from_name") == CONTROL and item.get("type") == "choices"]
+    # Label Studio writes {"choices": [<class>]}; anything else is a hand-edited or foreign export
+    malformed = [value for value in values if not (isinstance(value, dict) and isinstance(value.get("choices"), list))]
+    if malformed:
+        raise AlrError(f"{path}: {where}: the '{CONTROL}' choice's value is {malformed[0]!r}, not "
+                       "{'choices': [<class name>]} as Label Studio exports it (a hand-edited export?)")
+    chosen = [choice for value in values for choice in value["choices"]]
     if len(chosen) != 1 or not isinstance(chosen[0], str):
         raise AlrError(
             f"{path}: {where}: expected one chosen class in the '{CONTROL}' choices, got {chosen!r} "
