@@ -14,6 +14,7 @@ from alr_core.active.labels import apply_answers, mark_skipped, paper_protocol_a
 from alr_core.active.rounds import current_round
 from alr_core.common import artifacts, paths
 from alr_core.common.cli import round_argument, run_stage
+from alr_core.common.errors import AlrError
 from alr_core.common.params import load_params
 from alr_core.common.seeding import rng_for
 from alr_core.common.text import counted
@@ -30,11 +31,11 @@ def main() -> None:
     class_names = class_names_of(pd.read_parquet(paths.PREPARED_SAMPLES))
     if params.al.paper_protocol and rnd.number == 1:
         labels = apply_answers(labels, paper_protocol_answers(labels), rnd.number, "paper_protocol")
+    answers_file = find_answers(rnd.number) if rnd.oracle == "human" else None
     if rnd.oracle == "human" and query.empty:  # the round's share of the budget is 0: nobody to ask
         answers, source = Answers.of({}).table, "expert"
     elif rnd.oracle == "human":
         page = rnd.out_dir / paths.ANNOTATION_PAGE
-        answers_file = find_answers(rnd.number)
         read = read_answers(answers_file, query, labels["sample_id"], class_names, params.al.allow_partial, page,
                             rnd.number)  # fmt: skip
         if read.note:
@@ -45,7 +46,11 @@ def main() -> None:
         answers = simulated_annotators(simulated_answers(labels, query["sample_id"]), len(class_names),
                                        params.al.annotators, params.al.annotator_noise, rng)  # fmt: skip
         source = "oracle"
-    decisions = decide(answers, query, len(class_names), params.al.aggregate)
+    try:
+        decisions = decide(answers, query, len(class_names), params.al.aggregate)
+    except AlrError as exc:  # a rule over the round's whole answers, such as cleanlab's two annotators
+        raise AlrError(f"round {rnd.number}, {answers_file if rnd.oracle == 'human' else 'simulated answers'}: "
+                       f"{exc}") from None
     outcome = decisions.set_index("sample_id")
     relabelled = outcome.loc[outcome["outcome"] == RELABELLED, "decided_label"]
     updated = apply_answers(labels, relabelled, rnd.number, source)

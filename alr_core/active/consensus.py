@@ -141,8 +141,9 @@ def answer_matrix(table: pd.DataFrame, sample_ids: list[str]) -> tuple[np.ndarra
 
 
 def decide(table: pd.DataFrame, query: pd.DataFrame, num_classes: int, method: str) -> pd.DataFrame:
-    """Per queried sample that got at least one answer (skips count): the decided label and
-    the outcome (relabelled | tied | skipped), in query order.
+    """Per queried sample that got at least one answer (skips count): the decided label
+    (``NO_ANSWER`` where nothing was decided: every answer a skip, or a tie) and the outcome
+    (relabelled | tied | skipped), in query order.
 
     ``query`` needs sample_id and, for cleanlab, probabilities (the round model's K class
     probabilities per sample)."""
@@ -158,7 +159,8 @@ def decide(table: pd.DataFrame, query: pd.DataFrame, num_classes: int, method: s
         pred_probs = np.stack([np.asarray(probabilities[s], dtype=np.float64) for s in asked])
     labels, tied = aggregate(matrix, num_classes, method, pred_probs)
     outcome = np.where(labels == NO_ANSWER, SKIPPED, np.where(tied, TIED, RELABELLED))
-    return pd.DataFrame({"sample_id": asked, "decided_label": labels, "outcome": outcome})
+    decided = np.where(outcome == RELABELLED, labels, NO_ANSWER)  # a tie's argmax is only the lowest tied class
+    return pd.DataFrame({"sample_id": asked, "decided_label": decided, "outcome": outcome})
 
 
 def simulated_annotators(truth: pd.Series, num_classes: int, annotators: int, noise: float,

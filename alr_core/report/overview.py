@@ -192,7 +192,8 @@ def _where(status: dict | None, stopped_at: Path | None) -> str:
         last = failed["round"] - 1
         before = "phase 1" + ("" if last == 0 else " and round 1" if last == 1 else f" and rounds 1–{last}")
         return (f"stopped: {failed['stage']} failed ({failed['error']}); the table shows {before}, and "
-                f"{paths.REPORT_LABELS} the labels after them; fix what it reported, then run `dvc repro`")
+                f"{paths.REPORT_LABELS} the labels after {'it' if last == 0 else 'them'}; fix what it reported, "
+                "then run `dvc repro`")
     waiting = status["waiting_round"]
     if waiting is None:
         return ("finished: every round ran (`dvc repro fingerprint && dvc status` lists the stages whose inputs "
