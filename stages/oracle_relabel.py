@@ -20,7 +20,7 @@ from alr_core.common.seeding import rng_for
 from alr_core.common.text import counted
 from alr_core.data.prepare import class_names as class_names_of
 from alr_core.human.annotation import Answers, find_answers, read_answers
-from alr_core.report.outputs import report_before_round
+from alr_core.report.stopped import report_before_round
 
 
 def main() -> None:

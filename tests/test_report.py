@@ -360,7 +360,7 @@ def test_a_failed_answers_round_reports_the_rounds_before_it_and_the_summary_say
     complete run must not stay, with its round 2 and labels, as if every round had run."""
     import sys
 
-    from alr_core.report.outputs import report_before_round
+    from alr_core.report.stopped import report_before_round
 
     raw = default_params()
     raw["rounds"] = rounds_param(2)
@@ -387,7 +387,7 @@ def test_a_report_that_cannot_be_written_on_failure_leaves_the_stages_error_to_s
         stage_tree, monkeypatch, capsys):
     import sys
 
-    from alr_core.report.outputs import report_before_round
+    from alr_core.report.stopped import report_before_round
 
     monkeypatch.chdir(stage_tree)  # no metrics
     monkeypatch.setattr(sys, "argv", [str(stage_tree / "stages/oracle_relabel.py"), "--round", "1"])

@@ -3,28 +3,22 @@ and the rounds that have finished.
 
 The report stage writes it for every round. oracle_relabel@r, when it stops — waiting for
 expert answers, or failing (a refused answers file, most often) — writes it for the rounds
-before r only (:func:`report_before_round`): metrics/rounds/<r>.json and later files are still
+before r only (:mod:`alr_core.report.stopped`): metrics/rounds/<r>.json and later files are still
 on disk from an earlier run (a simulated one, or one before an answer changed) and would
 otherwise show as current results, and data/report/labels.csv would give their labels."""
 
 from __future__ import annotations
 
-import sys
 import textwrap
 from pathlib import Path
 
 import pandas as pd
 
-from alr_core.active.rounds import current_round
 from alr_core.common import artifacts, paths
-from alr_core.common.cli import round_argument
-from alr_core.common.errors import AlrError, AwaitingAnswers
-from alr_core.common.params import load_params
-from alr_core.human.annotation import find_answers
 from alr_core.report.final_labels import labels_summary, labels_table
 from alr_core.report.overview import LABEL_ISSUE_KEYS, read_metrics
 from alr_core.report.summary import (class_recall_figure, confusion_figure, label_issues_summary,
-                                    learning_curve_figure, rounds_table, summary, table_text)  # fmt: skip
+                                    learning_curve_figure, rounds_table, summary)  # fmt: skip
 
 NOTE_WIDTH = 60  # characters per line of the title note: the confusion figure of 3 classes is narrow
 
@@ -54,33 +48,6 @@ def status_note(status: dict) -> str | None:
     if status["waiting_round"] is None:
         return None
     return f"stops at {done}; round {status['waiting_round']} waits for answers in {status['answers_file']}"
-
-
-def report_before_round(exc: Exception) -> None:
-    """What ``python -m stages.oracle_relabel --round <r>`` does when it stops with ``exc`` (its
-    ``on_error``): the report for phase 1 and the rounds before round r, whose status says that
-    the round waits for answers (:class:`~alr_core.common.errors.AwaitingAnswers`) or that the
-    stage failed, and the table printed. Never raises: a report that cannot be written is said in
-    one line, and the stage's own error follows. (The other round stages do not import the
-    report, which would make them depend on its code.)"""
-    try:
-        stage, round_name = Path(sys.argv[0]).stem, round_argument(__doc__)
-        params = load_params(paths.PARAMS)
-        number = current_round(params, round_name).number
-        if isinstance(exc, AwaitingAnswers):
-            status = report_status(len(params.rounds), number, find_answers(number))
-        else:
-            lines = [line for line in str(exc).splitlines() if line.strip()]
-            error = lines[0] if isinstance(exc, AlrError) else f"{type(exc).__name__}: {lines[0] if lines else ''}"
-            failed = {"round": number, "stage": f"{stage}@{round_name}", "error": error}
-            status = report_status(len(params.rounds), failed=failed)
-        table = write_report(status)
-    except Exception as report_error:  # the stage's own error matters more; say why, briefly
-        print(f"{paths.REPORT_METRICS} was not updated ({type(report_error).__name__}: {report_error}); "
-              "it may show an earlier run's rounds", file=sys.stderr, flush=True)  # fmt: skip
-        return
-    print(f"{paths.REPORT_METRICS} and plots/ now show phase 1 and the rounds before round {number}:\n"
-          f"{table_text(table)}", flush=True)  # fmt: skip
 
 
 def write_report(status: dict) -> pd.DataFrame:
