@@ -83,6 +83,15 @@ def test_stage_deps_cover_every_imported_project_file(stage):
     assert not missing, f"stage {stage} imports files dvc.yaml does not list as deps: {missing}"
 
 
+@pytest.mark.parametrize("stage", sorted(stage_bodies()))
+def test_every_stage_can_enter_the_run_cache(stage):
+    """DVC saves a stage to its run cache (what a sweep restores instead of recomputing) only
+    when none of its plain outs has `cache: false`; metrics and plots may."""
+    uncached = [next(iter(out)) for out in stage_bodies()[stage].get("outs", [])
+                if isinstance(out, dict) and next(iter(out.values())).get("cache") is False]  # fmt: skip
+    assert not uncached, f"stage {stage}: outs with cache: false keep it out of the run cache: {uncached}"
+
+
 def test_closure_walk_sees_lazy_imports_and_package_inits():
     closure = {str(p.relative_to(REPO_ROOT)) for p in import_closure(REPO_ROOT / "stages" / "retrain.py")}
     # imported inside main(), after the params check
