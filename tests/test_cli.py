@@ -34,7 +34,16 @@ def test_restore_hint_names_the_stage():
     assert "`dvc checkout lnl_train`" in restore_hint("lnl_train")
 
 
-def test_a_bad_input_under_dvc_is_one_error_line_and_the_hint(capsys, monkeypatch):
+@pytest.fixture
+def ran_before(tmp_path, monkeypatch):
+    """A project folder whose dvc.lock records successful runs of lnl_train and retrain@3."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages:\n  lnl_train:\n    cmd: python -m stages.lnl_train\n"
+                                       "  retrain@3:\n    cmd: python -m stages.retrain --round 3\n")
+    return tmp_path
+
+
+def test_a_bad_input_under_dvc_is_one_error_line_and_the_hint(capsys, monkeypatch, ran_before):
     monkeypatch.setenv("DVC_STAGE", "retrain@3")  # what DVC sets for every stage command
     assert stderr_of(raising(AlrError("params.yaml: 'budget' is -1")), capsys) == [
         "error: params.yaml: 'budget' is -1",
@@ -42,7 +51,16 @@ def test_a_bad_input_under_dvc_is_one_error_line_and_the_hint(capsys, monkeypatc
     ]
 
 
-def test_an_unexpected_exception_under_dvc_keeps_its_traceback_and_gets_the_hint(capsys, monkeypatch):
+def test_a_stage_that_never_succeeded_has_nothing_to_restore(capsys, monkeypatch, ran_before):
+    """A first run with a user's own data failing in prepare: `dvc checkout prepare` would fail."""
+    monkeypatch.setenv("DVC_STAGE", "prepare")
+    assert stderr_of(raising(AlrError("bad image")), capsys) == ["error: bad image"]
+    (ran_before / "dvc.lock").unlink()  # no run has finished yet
+    monkeypatch.setenv("DVC_STAGE", "lnl_train")
+    assert stderr_of(raising(AlrError("bad")), capsys) == ["error: bad"]
+
+
+def test_an_unexpected_exception_under_dvc_keeps_its_traceback_and_gets_the_hint(capsys, monkeypatch, ran_before):
     monkeypatch.setenv("DVC_STAGE", "lnl_train")
     lines = stderr_of(raising(ZeroDivisionError("division by zero")), capsys)
     assert lines[0] == "Traceback (most recent call last):"

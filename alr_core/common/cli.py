@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import traceback
+from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from alr_core.common import paths
@@ -174,10 +175,22 @@ def restore_hint(stage: str) -> str:
 
 def _print_restore_hint() -> None:
     # DVC sets DVC_STAGE for every stage command it runs (dvc/stage/run.py); by hand nothing
-    # was removed, so there is nothing to restore
+    # was removed, so there is nothing to restore, nor for a stage that never succeeded
     stage = os.environ.get("DVC_STAGE")
-    if stage:
+    if stage and _succeeded_before(stage):
         print(restore_hint(stage), file=sys.stderr)
+
+
+def _succeeded_before(stage: str) -> bool:
+    """Whether dvc.lock (DVC runs a stage from the project root) holds an entry for ``stage``:
+    the record of a successful run, whose cached outputs `dvc checkout` can bring back."""
+    import yaml
+
+    try:
+        lock = yaml.safe_load(Path("dvc.lock").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(lock, dict) and stage in (lock.get("stages") or {})
 
 
 def round_argument(description: str) -> str:
