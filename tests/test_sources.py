@@ -682,6 +682,48 @@ def test_csv_one_hot_empty_class_column(tmp_path):
     assert data.class_names == ["MEL", "NV"] and data.labels.tolist() == [0, 1, 1]
 
 
+def test_csv_one_hot_class_names_order_the_columns_by_name(image_dir):
+    """data.class_names with one-hot columns: the classes in that order, each image keeping the
+    class its column names (it used to rename the columns by position: MEL images became NV)."""
+    path = write_csv(image_dir / "gt.csv", {"image": [f"img{i}.png" for i in range(4)], "MEL": [1, 0, 0, 1],
+                                            "NV": [0, 1, 0, 0], "BCC": [0, 0, 1, 0]})  # fmt: skip
+    data = read_source(csv(path, class_names=["NV", "MEL", "BCC"]))
+    assert data.class_names == ["NV", "MEL", "BCC"] and data.labels.tolist() == [1, 0, 2, 1]
+    assert error_of(csv(path, class_names=["MEL", "NVV", "BCC"])) == (
+        f"{path}: data.class_names lists ['NVV'], which are not one-hot class columns (did you mean 'NV'?) "
+        "(columns: ['MEL', 'NV', 'BCC']); with one-hot columns it orders them by name (data.csv.class_columns "
+        "picks them)")  # fmt: skip
+    assert error_of(csv(path, class_names=["MEL", "NV"])) == (
+        f"{path}: data.class_names leaves out the one-hot columns ['BCC']; list every class column, or pick the "
+        "columns with data.csv.class_columns")  # fmt: skip
+    picked = read_source(csv(write_csv(image_dir / "two.csv", {"image": ["img0.png", "img1.png"], "MEL": [1, 0],
+                                                               "NV": [0, 1], "BCC": [0, 0]}),
+                             class_columns=["MEL", "NV"], class_names=["NV", "MEL"]))  # fmt: skip
+    assert picked.class_names == ["NV", "MEL"] and picked.labels.tolist() == [1, 0]
+
+
+def test_csv_a_single_binary_column_is_no_one_hot_encoding(image_dir):
+    """ISIC 2020's layout: `target` 0/1 is the label, to be named in data.csv.label_column."""
+    path = write_csv(image_dir / "t.csv", {"image": [f"img{i}.png" for i in range(4)], "patient": list("aabb"),
+                                           "target": [0, 1, 0, 0]})  # fmt: skip
+    assert error_of(csv(path)) == (
+        f"{path}: found one 0/1 column, 'target', and a one-hot encoding needs one column per class; if it holds "
+        "each row's class, set data.csv.label_column: target")  # fmt: skip
+    assert read_source(csv(path, label_column="target")).labels.tolist() == [0, 1, 0, 0]
+
+
+def test_csv_cells_like_none_or_na_are_text_only_an_empty_cell_is_missing(image_dir):
+    """'None' (no finding) is a class and 'NA' a patient id; pandas reads both as missing by default."""
+    rows = {"image": [f"img{i}.png" for i in range(4)], "finding": ["None", "nodule", "None", "NA"],
+            "patient": ["NA", "NA", "p1", "null"]}  # fmt: skip
+    path = write_csv(image_dir / "na.csv", rows)
+    data = read_source(csv(path, label_column="finding", group_column="patient"))
+    assert data.class_names == ["NA", "None", "nodule"] and data.labels.tolist() == [1, 2, 1, 0]
+    assert data.groups.tolist() == ["NA", "NA", "p1", "null"]  # one patient 'NA', not two ungrouped rows
+    empty = write_csv(image_dir / "empty.csv", {"image": ["img0.png", "img1.png"], "finding": ["None", ""]})
+    assert error_of(csv(empty, label_column="finding")) == f"{empty}: row 3: empty label in column 'finding'"
+
+
 def test_csv_split_column_and_image_root(tmp_path, image_dir):
     rows = {
         "file": [f"img{i}.png" for i in range(4)],

@@ -274,8 +274,8 @@ def _manifest_files(params: DataParams) -> tuple[Path, pd.DataFrame, list[Path]]
     spec = params.csv
     # ids, splits and groups as text: "0012" must not become the number 12
     text_columns = {c: str for c in (spec.image_column, spec.split_column, spec.group_column) if c is not None}
-    try:
-        table = pd.read_csv(path, dtype=text_columns)
+    try:  # only an empty cell is missing: 'None', 'NA' or 'null' can be a class or a patient id
+        table = pd.read_csv(path, dtype=text_columns, keep_default_na=False, na_values=[""])
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise AlrError(f"{path}: cannot read as a CSV file ({exc})") from None
     if spec.image_column not in table.columns:
@@ -365,6 +365,24 @@ def _labels_from_one_hot(table, params, path):
                 "data.csv.label_column (a class index or name per row) or "
                 "data.csv.class_columns (one 0/1 column per class)"
             )
+        if len(columns) == 1:  # ISIC 2020's `target`: a binary label, not a one-hot encoding
+            raise AlrError(
+                f"{path}: found one 0/1 column, '{columns[0]}', and a one-hot encoding needs one column per "
+                f"class; if it holds each row's class, set data.csv.label_column: {columns[0]}"
+            )
+    if params.class_names is not None:  # names pick the order of the columns, never rename them
+        unknown = [name for name in params.class_names if name not in columns]
+        if unknown:
+            raise AlrError(
+                f"{path}: data.class_names lists {unknown}, which are not one-hot class columns"
+                f"{did_you_mean(str(unknown[0]), [str(c) for c in columns])} (columns: {columns}); with one-hot "
+                "columns it orders them by name (data.csv.class_columns picks them)"
+            )
+        left_out = [column for column in columns if column not in params.class_names]
+        if left_out:
+            raise AlrError(f"{path}: data.class_names leaves out the one-hot columns {left_out}; list every class "
+                           "column, or pick the columns with data.csv.class_columns")  # fmt: skip
+        columns = list(params.class_names)
     one_hot = table[columns]
     if not one_hot.isin([0, 1]).all().all():
         row = int(np.flatnonzero(~one_hot.isin([0, 1]).all(axis=1).to_numpy())[0])
@@ -376,8 +394,7 @@ def _labels_from_one_hot(table, params, path):
             f"{path}: row {row + 2}: one-hot row has {int(ones[row])} ones in {columns}; "
             "exactly one is required"
         )
-    class_names = _class_names(params, columns, str(path))
-    return one_hot.to_numpy().argmax(axis=1).astype(np.int64), class_names
+    return one_hot.to_numpy().argmax(axis=1).astype(np.int64), [str(c) for c in columns]
 
 
 def _resolve_image(root: Path, name: str, manifest: Path, row: int) -> Path:
