@@ -92,6 +92,16 @@ def test_a_number_that_names_a_class_is_that_class_and_the_note_says_so(tmp_path
     assert as_indices.note is None and answers(tmp_path, "sample_id,label\nq1,2\nq2,1\nq3,0\n").note is None
 
 
+def test_a_class_name_typed_in_another_unicode_form_is_that_class(tmp_path):
+    import unicodedata
+
+    path = tmp_path / "round_1.csv"
+    path.write_text("sample_id,label\nq1,{}\nq2,Mélanome\nq3,skip\n".format(unicodedata.normalize("NFD", "Névus")))
+    classes = [unicodedata.normalize("NFC", "Névus"), "Mélanome", "other"]
+    result = read_answers(path, QUERY, KNOWN, classes, False, tmp_path / "annotate.html", 1)
+    assert rows(result) == [("q1", "expert", 0), ("q2", "expert", 1), ("q3", "expert", -1)]
+
+
 def test_utf8_bom_crlf_blank_lines_and_agreeing_duplicates_are_accepted(tmp_path):
     text = "\ufeffsample_id,label\r\nq1,Neutrophil\r\n\r\nq1,0\r\nq2,Lymphocyte\r\nq3,SKIP\r\n"
     result = answers(tmp_path, text)

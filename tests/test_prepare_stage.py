@@ -202,6 +202,29 @@ def test_prepare_empty_train_split(tmp_path):
         prepare(params, rng_for(0, "split"))
 
 
+def test_prepare_refuses_a_class_with_no_train_image(tmp_path):
+    """A source's own splits that hold a class in val and test only: it passed silently, and
+    inject_noise flipped train labels into it."""
+    images = [f"{i}.png" for i in range(8)]
+    for name in images:
+        write_image(tmp_path / name, mode="L", value=int(name[:-4]) * 20)
+    rows = {"image": images, "label": ["a", "b", "a", "b", "rare", "rare", "a", "b"],
+            "split": ["train"] * 4 + ["val", "test", "val", "test"]}  # fmt: skip
+    params = DataParams(source="csv", path=str(write_csv(tmp_path / "m.csv", rows)), image_size=None,
+                        csv=CsvParams(label_column="label", split_column="split"))  # fmt: skip
+    with pytest.raises(AlrError) as info:
+        prepare(params, rng_for(0, "split"))
+    assert str(info.value) == (
+        "1 class ['rare'] has images only in val or test (2), none in train: no model can learn them, and injected "
+        "noise would flip train labels into them; give some of their rows the split 'train' in "
+        "data.csv.split_column ('split')")  # fmt: skip
+    npz = tmp_path / "mm.npz"
+    write_npz(npz, {"train": [0, 1, 0, 1], "val": [0, 1, 2], "test": [2, 1, 0]})
+    with pytest.raises(AlrError, match=rf"\['2'\] has images only in val or test \(2\), none in train: .*; {npz} "
+                                       "holds none in its train split"):
+        prepare(DataParams(source="medmnist", path=str(npz), image_size=None), rng_for(0, "split"))
+
+
 def test_prepare_empty_val_split_names_what_would_fill_it(tmp_path):
     """Phase 1 picks its checkpoint on validation images: prepare refuses a split without any,
     naming the parameter to change for the way the splits were drawn."""

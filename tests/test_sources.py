@@ -172,8 +172,9 @@ def test_medmnist_reads_every_split_in_order(tmp_path, label_shape):
 
 def test_medmnist_resize_rgb_and_channels(tmp_path):
     path = tmp_path / "rgb.npz"
-    write_npz(path, rgb=True, size=5)
-    resized = read_source(medmnist(path, image_size=8))
+    write_npz(path, rgb=True, size=5)  # three equal channels: grayscale stored as RGB
+    assert read_source(medmnist(path)).images.shape == (14, 5, 5, 1)  # judged by its pixels, as image files are
+    resized = read_source(medmnist(path, image_size=8, channels=3))
     assert resized.images.shape == (14, 8, 8, 3)
     assert (resized.images[8] == 51).all()  # a solid image stays solid after resizing
     gray = read_source(medmnist(path, channels=1))
@@ -184,6 +185,7 @@ def test_medmnist_resize_rgb_and_channels(tmp_path):
 def test_medmnist_mixed_grayscale_and_rgb_splits_become_rgb(tmp_path):
     path = tmp_path / "mixed.npz"
     rgb_val = np.full((3, 6, 6, 3), 7, dtype=np.uint8)
+    rgb_val[..., 2] = 200  # in colour
     write_npz(path, val_images=rgb_val)
     data = read_source(medmnist(path))
     assert data.images.shape == (14, 6, 6, 3)
@@ -205,7 +207,7 @@ def test_medmnist_empty_split(tmp_path):
     path = tmp_path / "noval.npz"
     write_npz(path, {"train": [0, 1, 1], "val": [], "test": [1, 0]}, rgb=True)
     for image_size, shape in ((None, (5, 6, 6, 3)), (8, (5, 8, 8, 3))):
-        data = read_source(medmnist(path, image_size=image_size))
+        data = read_source(medmnist(path, image_size=image_size, channels=3))
         assert data.images.shape == shape
         assert data.splits.tolist() == ["train"] * 3 + ["test"] * 2
 
@@ -238,7 +240,9 @@ def test_medmnist_not_an_npz(tmp_path, kind):
     else:
         path = tmp_path / "data.npy"
         np.save(path, np.zeros((3, 4), dtype=np.uint8))
-    assert error_of(medmnist(path)).startswith(f"{path}: cannot read as a .npz file (")
+    expected = (f"{path}: not a .npz file: a .npz is a zip archive (starting 'PK'), and this starts b'this i' (a "
+                "web page saved under that name?)" if kind == "garbage" else f"{path}: cannot read as a .npz file (")
+    assert error_of(medmnist(path)).startswith(expected)  # never numpy's advice to unpickle it
 
 
 def test_medmnist_path_that_is_a_folder_names_its_npz_files(tmp_path):
@@ -512,6 +516,38 @@ def test_imagefolder_ignores_hidden_and_non_images_and_recurses(tmp_path):
     assert data.class_names == ["a", "b"]
     assert data.sample_ids == ["a/img00.png", "b/img00.png", "b/nested/deep.PNG"]
     assert [p.name for p in source_files(imagefolder(root))] == ["img00.png", "img00.png", "deep.PNG"]
+
+
+def test_imagefolder_follows_linked_folders_once_and_names_a_file_name_that_is_no_text(tmp_path):
+    root = write_image_folder(tmp_path / "r", {"a": 1, "b": 1})
+    batch = write_image_folder(tmp_path / "elsewhere", {"batch2": 2}) / "batch2"
+    (root / "a" / "batch2").symlink_to(batch, target_is_directory=True)  # a linked folder of more images
+    (root / "a" / "batch2" / "loop").symlink_to(root / "a", target_is_directory=True)  # a link back up
+    data = read_source(imagefolder(root))
+    assert data.sample_ids == ["a/batch2/img00.png", "a/batch2/img01.png", "a/img00.png", "b/img00.png"]
+    assert len(source_files(imagefolder(root))) == 4  # the fingerprint sees them too
+    latin1 = os.path.join(os.fsencode(root / "b"), b"caf\xe9.png")  # a name from a Windows zip
+    with open(latin1, "wb") as file:
+        file.write((root / "b" / "img00.png").read_bytes())
+    assert error_of(imagefolder(root)) == (
+        f"{latin1!r}: the file name is not UTF-8 text (a "
+        f"zip made on Windows, unpacked here?); rename it, or every such file at once: convmv -f cp1252 -t utf8 -r "
+        f"--notest {root / 'b'}")  # fmt: skip
+
+
+def test_imagefolder_and_csv_class_names_match_in_any_unicode_form(tmp_path):
+    """macOS writes 'é' decomposed (NFD); a params file or manifest typed elsewhere composed (NFC)."""
+    import unicodedata
+
+    decomposed, composed = unicodedata.normalize("NFD", "Névus"), unicodedata.normalize("NFC", "Névus")
+    root = write_image_folder(tmp_path / "r", {decomposed: 2, "Mélanome": 1})
+    data = read_source(imagefolder(root, class_names=[composed, "Mélanome"]))
+    assert data.class_names == [composed, "Mélanome"] and data.labels.tolist() == [0, 0, 1]
+    assert read_source(imagefolder(root)).class_names == ["Mélanome", composed]
+    manifest = write_csv(root / "m.csv", {"image": [f"{decomposed}/img00.png", f"{decomposed}/img01.png",
+                                                    "Mélanome/img00.png"], "dx": [decomposed, composed, "Mélanome"]})
+    assert read_source(csv(manifest, label_column="dx", class_names=[composed, "Mélanome"])).labels.tolist() == [
+        0, 0, 1]
 
 
 def test_imagefolder_class_names_select_and_order(tmp_path):

@@ -58,12 +58,29 @@ def prepare(params: DataParams, rng: np.random.Generator, stat_cache: Optional[d
         raise AlrError(f"sample id {duplicate!r} occurs twice in the source")
     if not (samples["split"] == "train").any():
         raise AlrError("the train split is empty; check data.csv.split_column or the fractions")
+    _check_every_class_in_train(samples, source.class_names, params)
     if not (samples["split"] == "val").any():
         raise AlrError(f"the val split is empty, and phase 1 picks its checkpoint on validation images; "
                        f"{_val_advice(params, source)}")  # fmt: skip
     row = np.cumsum(keep) - 1  # a kept source image's row in the prepared data
     kept_groups = [row[g[keep[g]]] for g in groups if keep[g].sum() > 1]
     return PreparedDataset(np.ascontiguousarray(source.images[keep]), samples, kept_groups)
+
+
+def _check_every_class_in_train(samples: pd.DataFrame, names: list[str], params: DataParams) -> None:
+    """A class whose images are all in val or test (a source's own splits; a drawn split keeps a
+    train image of every class) cannot be learnt, and injected noise would flip train labels into it."""
+    train = np.bincount(samples.loc[samples["split"] == "train", "label"], minlength=len(names))
+    absent = [names[k] for k in np.flatnonzero(train == 0)]
+    if not absent:
+        return
+    held = int(np.isin(samples["label"], np.flatnonzero(train == 0)).sum())
+    where = (f"give some of their rows the split 'train' in data.csv.split_column ({params.csv.split_column!r})"
+             if params.source == "csv" else f"{params.path or params.source} holds none in its train split")
+    verb = "has" if len(absent) == 1 else "have"
+    raise AlrError(f"{counted(len(absent), 'class', 'classes')} {absent} {verb} images only in val or test ({held}), "
+                   f"none in train: no model can learn them, and injected noise would flip train labels into them; "
+                   f"{where}")  # fmt: skip
 
 
 def assign_splits(source: SourceData, params: DataParams, rng: np.random.Generator,

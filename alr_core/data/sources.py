@@ -7,6 +7,7 @@ does not decide splits unless the source defines them (MedMNIST files, a CSV spl
 from __future__ import annotations
 
 import os
+import unicodedata
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ import pandas as pd
 from alr_core.common.errors import AlrError
 from alr_core.common.params import DataParams
 from alr_core.common.text import did_you_mean
-from alr_core.data.images import IMAGE_SUFFIXES, decode_files, standardise_array
+from alr_core.data.images import IMAGE_SUFFIXES, decode_files, is_gray, standardise_array
 from alr_core.data.splits import SPLITS
 from alr_core.data.synthetic import synthetic_images, synthetic_layout
 
@@ -94,6 +95,11 @@ def read_synthetic(params: DataParams) -> SourceData:
 def read_medmnist(params: DataParams) -> SourceData:
     """A MedMNIST-format ``.npz``: ``{split}_images`` and ``{split}_labels`` for train/val/test."""
     path = _medmnist_file(params.path)
+    with open(path, "rb") as file:
+        start = file.read(6)
+    if not start.startswith(b"PK") and start != b"\x93NUMPY":  # numpy would call anything else a pickle
+        raise AlrError(f"{path}: not a .npz file: a .npz is a zip archive (starting 'PK'), and this starts "
+                       f"{start!r} (a web page saved under that name?)")  # fmt: skip
     try:
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):  # a .npy file loads as one array
@@ -144,6 +150,8 @@ def read_medmnist(params: DataParams) -> SourceData:
         )
     if params.channels is None and len({img.shape[-1] for img in images}) > 1:
         images = [standardise_array(img, None, 3) for img in images]
+    if params.channels is None and images[0].shape[-1] == 3 and all(map(is_gray, images)):
+        images = [img[..., :1].copy() for img in images]  # grayscale by its pixels, as for image files
     per_split, labels = labels, np.concatenate(labels)
     num_classes = len(params.class_names) if params.class_names else int(labels.max()) + 1
     for split, split_labels in zip(SPLITS, per_split):
@@ -204,25 +212,23 @@ def _imagefolder_files(params: DataParams) -> tuple[list[str], list[Path], list[
     root = _existing(params.path, "data.path")
     if not root.is_dir():
         raise AlrError(f"{root}: data.source 'imagefolder' needs a folder with one subfolder per class")
-    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    # class name → its folder: macOS writes 'é' decomposed (NFD), a params file typed elsewhere
+    # composed (NFC); both are one name
+    on_disk = {_composed(p.name): p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    folders = sorted(on_disk)
     if params.class_names is not None:
-        unknown = [name for name in params.class_names if name not in folders]
+        unknown = [name for name in params.class_names if _composed(name) not in on_disk]
         if unknown:
             raise AlrError(
                 f"{root}: data.class_names lists {unknown}, which are not subfolders "
                 f"(subfolders: {folders})"
             )
-        folders = list(params.class_names)
+        folders = [_composed(name) for name in params.class_names]
     if not folders:
         raise AlrError(f"{root}: no class subfolders found")
     files, labels = [], []
     for label, name in enumerate(folders):
-        # hidden at any depth: .ipynb_checkpoints copies, macOS's ._ resource forks
-        images = sorted(
-            p for p in (root / name).rglob("*")
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-            and not any(part.startswith(".") for part in p.relative_to(root / name).parts)
-        )
+        images = _image_files_under(root / on_disk[name])
         if not images:
             raise AlrError(
                 f"{root / name}: class '{name}' has no images "
@@ -231,6 +237,41 @@ def _imagefolder_files(params: DataParams) -> tuple[list[str], list[Path], list[
         files += images
         labels += [label] * len(images)
     return folders, files, labels
+
+
+def _composed(name: str) -> str:
+    """``name`` in Unicode's composed form (NFC), so that one class name typed on different
+    systems ('é' as one character, or 'e' and an accent) compares equal."""
+    return unicodedata.normalize("NFC", name)
+
+
+def _image_files_under(folder: Path) -> list[Path]:
+    """The image files at any depth of ``folder``, sorted. Linked folders are followed (each real
+    folder once: a link up the tree would loop), as linked files are; hidden files and folders
+    are not (.ipynb_checkpoints copies, macOS's ._ resource forks). A name that is no text in
+    this system's encoding (a Windows zip unpacked here) is an error naming the file."""
+    found, seen = [], set()
+    for current, subfolders, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(current)
+        if real in seen:
+            subfolders[:] = []
+            continue
+        seen.add(real)
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        for name in names:
+            path = Path(current) / name
+            if name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+                continue
+            try:
+                str(path).encode("utf-8")
+            except UnicodeEncodeError:
+                raise AlrError(
+                    f"{str(path).encode('utf-8', 'surrogateescape')!r}: the file name is not UTF-8 text (a zip made "
+                    "on Windows, unpacked here?); rename it, or every such file at once: convmv -f cp1252 -t utf8 "
+                    f"-r --notest {folder}"
+                ) from None
+            found.append(path)
+    return sorted(found)
 
 
 def read_csv_manifest(params: DataParams) -> SourceData:
@@ -328,8 +369,8 @@ def _labels_from_column(table, column, params, path):
                            "0..K−1 (subtract 1 from labels counted from 1), or write class names")  # fmt: skip
         _check_label_range(labels, num_classes, str(path), first_row=2)
         return labels, _class_names(params, [str(k) for k in range(num_classes)], str(path))
-    names = values.astype(str).str.strip()
-    class_names = list(params.class_names) if params.class_names else sorted(names.unique())
+    names = values.astype(str).str.strip().map(_composed)
+    class_names = [_composed(n) for n in params.class_names] if params.class_names else sorted(names.unique())
     index = {name: k for k, name in enumerate(class_names)}
     unknown = ~names.isin(list(index))
     if unknown.any():

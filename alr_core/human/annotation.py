@@ -10,7 +10,8 @@ data team's mapping file, not something to show the expert.
 Answers file: UTF-8 CSV, comma-separated, header ``item_id,label`` (what the page saves) or
 ``sample_id,label`` (for data teams that write answers with their own tools); ``label`` is a
 class name, a class index, or ``skip`` (unsure: the current label stays, the budget is spent);
-a class name that is also another class's index is the class of that name. An optional ``annotator`` column lets several annotators answer the same sample (one row each).
+a class name that is also another class's index is the class of that name. An optional
+``annotator`` column lets several annotators answer the same sample (one row each).
 Or Label Studio's JSON export, ``annotations/round_<r>.json`` (:mod:`alr_core.human.labelstudio`).
 """
 
@@ -20,6 +21,7 @@ import csv
 import hashlib
 import hmac
 import io
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
@@ -306,6 +308,9 @@ def _class_index(label: str, index_of: dict[str, int], num_classes: int):
         return SKIP
     if label in index_of:
         return index_of[label]
+    composed = {unicodedata.normalize("NFC", name): k for name, k in index_of.items()}
+    if unicodedata.normalize("NFC", label) in composed:  # 'é' typed as 'e' and an accent (macOS), or not
+        return composed[unicodedata.normalize("NFC", label)]
     if label.isdecimal() and int(label) < num_classes:  # isdigit() passes "²", which int() refuses
         return int(label)
     return None
