@@ -758,6 +758,16 @@ def test_csv_cells_like_none_or_na_are_text_only_an_empty_cell_is_missing(image_
     assert data.groups.tolist() == ["NA", "NA", "p1", "null"]  # one patient 'NA', not two ungrouped rows
     empty = write_csv(image_dir / "empty.csv", {"image": ["img0.png", "img1.png"], "finding": ["None", ""]})
     assert error_of(csv(empty, label_column="finding")) == f"{empty}: row 3: empty label in column 'finding'"
+    # among class indices or one-hot 0/1 cells, such a mark is a missing value, not a class
+    indices = write_csv(image_dir / "idx.csv", {"image": ["img0.png", "img1.png", "img2.png"], "y": ["1", "NA", "0"]})
+    assert error_of(csv(indices, label_column="y")) == (
+        f"{indices}: row 3: label 'NA' in column 'y', whose other labels are class indices: a missing label? fill "
+        "it, or leave the row out")  # fmt: skip
+    one_hot = write_csv(image_dir / "oh.csv", {"image": ["img0.png", "img1.png", "img2.png"], "A": [1, 0, 1],
+                                               "B": ["0", "N/A", "0"], "C": [0, 1, 0]})  # fmt: skip
+    assert error_of(csv(one_hot)) == (
+        f"{one_hot}: row 3: cell 'N/A' in column 'B', which otherwise holds 0 or 1 like a one-hot class column; "
+        "fill it, or list the class columns in data.csv.class_columns")  # fmt: skip
 
 
 def test_csv_split_column_and_image_root(tmp_path, image_dir):

@@ -231,7 +231,7 @@ def _imagefolder_files(params: DataParams) -> tuple[list[str], list[Path], list[
         images = _image_files_under(root / on_disk[name])
         if not images:
             raise AlrError(
-                f"{root / name}: class '{name}' has no images "
+                f"{root / on_disk[name]}: class '{name}' has no images "
                 f"(looked for {', '.join(IMAGE_SUFFIXES)})"
             )
         files += images
@@ -359,6 +359,10 @@ def _labels_from_column(table, column, params, path):
     if values.isna().any():
         row = int(np.flatnonzero(values.isna().to_numpy())[0])
         raise AlrError(f"{path}: row {row + 2}: empty label in column '{column}'")
+    missing = _missing_among_numbers(values)
+    if missing is not None:
+        raise AlrError(f"{path}: row {missing + 2}: label {values.iloc[missing]!r} in column '{column}', whose other "
+                       "labels are class indices: a missing label? fill it, or leave the row out")  # fmt: skip
     if pd.api.types.is_integer_dtype(values):
         labels = values.to_numpy(dtype=np.int64)
         num_classes = len(params.class_names) if params.class_names else int(labels.max()) + 1
@@ -395,9 +399,12 @@ def _labels_from_one_hot(table, params, path):
         columns = [c for c in others if table[c].isin([0, 1]).all()]
         for column in others:
             values = table[column]
-            if values.isna().any() and values.notna().any() and values.dropna().isin([0, 1]).all():
-                row = int(np.flatnonzero(values.isna().to_numpy())[0])
-                raise AlrError(f"{path}: row {row + 2}: empty cell in column '{column}', which otherwise holds 0 "
+            missing = values.isna() | values.astype(str).str.strip().str.lower().isin(MISSING_MARKS)
+            present = pd.to_numeric(values[~missing], errors="coerce")
+            if missing.any() and len(present) and present.isin([0, 1]).all():
+                row = int(np.flatnonzero(missing.to_numpy())[0])
+                cell = "empty cell" if pd.isna(values.iloc[row]) else f"cell {values.iloc[row]!r}"
+                raise AlrError(f"{path}: row {row + 2}: {cell} in column '{column}', which otherwise holds 0 "
                                "or 1 like a one-hot class column; fill it, or list the class columns in "
                                "data.csv.class_columns")  # fmt: skip
         if not columns:
@@ -436,6 +443,21 @@ def _labels_from_one_hot(table, params, path):
             "exactly one is required"
         )
     return one_hot.to_numpy().argmax(axis=1).astype(np.int64), [str(c) for c in columns]
+
+
+# what spreadsheets and pandas write for a missing value; text like any other in a column of
+# names ('None' can be a class), a missing value among numbers
+MISSING_MARKS = {"na", "n/a", "#n/a", "nan", "null", "none", "-"}
+
+
+def _missing_among_numbers(values: pd.Series) -> Optional[int]:
+    """The row of the first missing-value mark (:data:`MISSING_MARKS`) in a column whose every
+    other cell is an integer; None otherwise."""
+    text = values.astype(str).str.strip()
+    marks = text.str.lower().isin(MISSING_MARKS)
+    if not marks.any() or marks.all() or not text[~marks].str.fullmatch(r"[+-]?\d+(\.0*)?").all():
+        return None
+    return int(np.flatnonzero(marks.to_numpy())[0])
 
 
 def _resolve_image(root: Path, name: str, manifest: Path, row: int) -> Path:
