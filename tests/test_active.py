@@ -340,6 +340,12 @@ def test_cleaning_metrics_counts_paper_protocol_fixes():
     assert metrics["fixed_this_round"] == 2 and metrics["fixed_total"] == 2
     assert metrics["label_accuracy"] == 6 / 8 and metrics["query_precision"] == 1.0
     assert metrics["fixed_by_queries"] == 1  # the leak's fix is not the query's
+    # round 2: the free labels of C (s0 s2 s5, now right) were never queried: random draws from
+    # the 7 samples other than s1, of which s3 and s7 are wrong; not from the 4 outside C alone
+    query2 = pd.DataFrame({"sample_id": ["s3"]})
+    round2 = apply_answers(round1, simulated_answers(round1, ["s3"]), 2, "oracle")
+    later = cleaning_metrics(round1, round2, query2, CLASSES)
+    assert later["random_expected_fixes"] == 1 * 2 / 7 and later["cleaning_efficiency"] == 1 / (2 / 7)
 
 
 def test_cleaning_metrics_unknown_truth_is_empty():

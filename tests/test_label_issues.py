@@ -148,8 +148,9 @@ def test_gallery_heading_ends_with_the_note_escaped():
     assert without == "6 train samples, 3 flagged by a rule; 2 samples shown, flagged first, then by rank"
     page = gallery_html(table, GALLERY_IDS, images, NEIGHBOURS, 2, note="right for 46% <of> 35")
     assert heading.search(page).group(1) == f"{without}; right for 46% &lt;of&gt; 35"
-    assert suggestion_sentence(0.464, 1) == ("the suggested label is right for 46% of the 1 validation image (balanced "
-                                             "accuracy): the lower, the more flags are false alarms")  # fmt: skip
+    assert suggestion_sentence(0.464, 1) == ("the suggested label scores a balanced accuracy of 46% on the 1 "
+                                             "validation image (its mean recall per class): the lower, the more "
+                                             "flags are false alarms")  # fmt: skip
 
 
 @pytest.mark.parametrize("size, cards", [(0, 0), (6, 6), (100, 6)])

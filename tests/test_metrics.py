@@ -94,6 +94,11 @@ def test_classification_metrics_with_a_class_missing_from_labels():
     assert result["precision_per_class"]["owl"] == 0.0  # predicted, never right
     expected_auroc = np.mean([skm.roc_auc_score(labels == k, probs[:, k]) for k in range(3)])
     assert result["macro_auroc"] == pytest.approx(expected_auroc, abs=1e-12)
+    # macro-F1 over the same three classes: the absent one has no F1, and counting it as 0 capped
+    # a perfect model at 0.75 here
+    assert result["macro_f1"] == pytest.approx(skm.f1_score(labels, predictions, labels=[0, 1, 2], average="macro"))
+    perfect = classification_metrics(labels, np.eye(4)[labels], NAMES)
+    assert perfect["macro_f1"] == perfect["balanced_accuracy"] == 1.0
     assert np.array(result["confusion_matrix"]).shape == (4, 4)
     assert np.array(result["confusion_matrix"])[3].sum() == 0
 

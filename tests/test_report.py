@@ -19,7 +19,7 @@ from alr_core.common.params import default_params
 from alr_core.common.errors import AlrError
 from alr_core.report.final_labels import labels_summary, labels_table
 from alr_core.report.outputs import report_status, status_note, write_report
-from alr_core.report.overview import NO_RESULTS, overview_text, results_overview
+from alr_core.report.overview import NO_RESULTS, labels_text, overview_text, results_overview
 from alr_core.report.summary import (
     class_recall_figure,
     confusion_figure,
@@ -315,7 +315,8 @@ def test_report_stage_without_torch(stage_tree):
     assert report["final_test_balanced_accuracy"] == 0.8
     assert report["learning_curve_area"] == pytest.approx((2 * 0.65 + 4 * 0.75) / 6)
     assert (stage_tree / paths.REPORT_LABELS).read_text().splitlines() == LABELS_CSV
-    assert report["labels"] == {"csv": "data/report/labels.csv", "num_train": 6, "changed": 2, "checked": 3}
+    assert report["labels"] == {"csv": "data/report/labels.csv", "num_train": 6, "changed": 2, "checked": 3,
+                                "paper_protocol": 0}
     for figure in (paths.LEARNING_CURVE_FIGURE, paths.PHASE1_RECALL_FIGURE, paths.CONFUSION_FIGURE):
         assert (stage_tree / figure).read_bytes().startswith(PNG_SIGNATURE), figure
 
@@ -476,8 +477,8 @@ def test_report_and_summary_name_the_label_issue_files_when_the_stage_ran(tmp_pa
     paragraphs = results_overview().split("\n\n")
     # the label issues come after the scores and before where the pipeline stands
     assert " ".join(paragraphs[-2].splitlines()) == (
-        f"{LABEL_ISSUES_LINE}; the suggested label is right for 61% of the 35 validation images (balanced "
-        "accuracy): the lower, the more flags are false alarms")  # fmt: skip
+        f"{LABEL_ISSUES_LINE}; the suggested label scores a balanced accuracy of 61% on the 35 validation images "
+        "(its mean recall per class): the lower, the more flags are false alarms")  # fmt: skip
     assert paragraphs[:-2] + paragraphs[-1:] == without.split("\n\n")
     assert max(len(line) for line in paragraphs[-2].splitlines()) <= 80
 
@@ -490,8 +491,8 @@ def test_report_and_summary_name_the_label_issue_files_when_the_stage_ran(tmp_pa
     assert " ".join(paragraphs[-2].splitlines()) == (
         f"{LABEL_ISSUES_LINE}; the rules flag 6% of the 35 validation labels, which alr takes as right: if the "
         "train labels are mostly right too, about 32 of the 50 train samples they flag are false alarms; the "
-        "suggested label is right for 61% of the 35 validation images (balanced accuracy): the lower, the more "
-        "flags are false alarms")  # fmt: skip
+        "suggested label scores a balanced accuracy of 61% on the 35 validation images (its mean recall per "
+        "class): the lower, the more flags are false alarms")  # fmt: skip
     assert max(len(line) for line in paragraphs[-2].splitlines()) <= 80
 
     Path(paths.LNL_METRICS).unlink()  # `dvc repro label_issues` alone: no phase 1 yet
@@ -525,9 +526,20 @@ def test_labels_table_names_classes_and_leaves_out_an_unknown_truth():
     assert table["given_label"].tolist() == ["a", "b", "c", "a", "b", "c"]
     # a skipped query left the pool unanswered: it is neither changed nor vouched for
     assert table["checked"].tolist() == [False, False, True, True, True, False]
-    assert labels_summary(table) == {"csv": "data/report/labels.csv", "num_train": 6, "changed": 2, "checked": 3}
+    assert labels_summary(table) == {"csv": "data/report/labels.csv", "num_train": 6, "changed": 2, "checked": 3,
+                                     "paper_protocol": 0}
     with_truth = labels_table(working_labels()[2], CLASSES)
     assert with_truth["true_label"].tolist() == ["a", "b", "b", "a", "c", "c"]
+
+
+def test_labels_text_tells_answers_from_the_paper_protocols_free_labels():
+    """al.paper_protocol gives C its true labels at round 1: no answer vouches for them."""
+    labels = {"csv": "data/report/labels.csv", "num_train": 528, "changed": 120, "checked": 474, "paper_protocol": 374}
+    assert " ".join(labels_text(labels, 3).split()) == (
+        "labels after round 3: 120 of 528 train labels changed, 100 vouched for by an answer and 374 given their "
+        "true label by al.paper_protocol; every train sample's given and current label in data/report/labels.csv")
+    older = {key: value for key, value in labels.items() if key != "paper_protocol"}  # a report from before
+    assert "474 vouched for by an answer;" in " ".join(labels_text(older, 3).split())
 
 
 def test_summary_says_how_many_labels_the_rounds_changed(tmp_path, monkeypatch):
@@ -560,7 +572,7 @@ def test_overview_text_of_a_paused_run():
     assert lines[first + 1] == "learning-curve area 0.650"
     after_scores = " ".join(lines[first + 2:])
     assert after_scores.startswith("of the labels the queries fixed, the model already predicted 100% and 0% were "
-                                   "ones the rounds trained on")  # round 1's 2 fixes: both predicted, none in C
+                                   "in C or re-labelled before")  # round 1's 2 fixes: both predicted, none in C
     assert " ".join(lines[-2:]) == ("paused: round 2 waits for expert answers in annotations/round_2.csv: answer "
                                     "data/rounds/2/annotate.html, save the file there, then run `dvc repro`")
     assert max(map(len, lines)) <= 80

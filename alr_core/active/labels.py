@@ -169,7 +169,8 @@ def cleaning_metrics(before: pd.DataFrame, after: pd.DataFrame, query: pd.DataFr
     Cleaning efficiency (after InnerEye's comparison with random relabelling): fixed_by_queries,
     the queried labels that were wrong and are right now, divided by random_expected_fixes, what
     as many queries drawn uniformly from every sample not yet queried (the pool of
-    ``al.pool: all``, i.e. no phase 1 and no strategy) would fix in expectation with a perfect
+    ``al.pool: all``, i.e. no phase 1 and no strategy; the paper protocol's free labels were not
+    queried, so they stay in it) would fix in expectation with a perfect
     oracle: queries × wrong share among those samples. 1.0 is random; None when there was
     nothing to fix. Its ceiling, cleaning_efficiency_ceiling: what a perfect pick of as many
     queries from the same samples reaches, best_possible_fixes = min(queries, wrong ones) ÷
@@ -188,7 +189,8 @@ def cleaning_metrics(before: pd.DataFrame, after: pd.DataFrame, query: pd.DataFr
     right_after = after["label"].to_numpy() == truth
     wrong_observed = after["observed_label"].to_numpy() != truth
     queried = before["sample_id"].isin(query["sample_id"]).to_numpy()
-    never_queried = before["relabel_round"].isna().to_numpy()
+    # al.paper_protocol's free labels carry round 1 but were never queried: they stay in the pool
+    never_queried = (before["relabel_round"].isna() | (before["label_source"] == "paper_protocol")).to_numpy()
     fixes = queried & wrong_before & right_after
     fixed_by_queries = int(fixes.sum())
     random_expected = float(queried.sum() * wrong_before[never_queried].mean()) if never_queried.any() else 0.0

@@ -14,8 +14,9 @@ from sklearn import metrics as skm
 
 
 def classification_metrics(labels: np.ndarray, probs: np.ndarray, class_names: Sequence[str]) -> dict:
-    """Accuracy, balanced accuracy (mean recall over classes present), macro-F1 over all K
-    classes, macro one-vs-rest AUROC over the classes that have positives and negatives
+    """Accuracy, balanced accuracy (mean recall over classes present), macro-F1 (mean F1 over the
+    same classes: a class the split lacks has no F1 to average, and counting it as 0 would cap a
+    perfect model below 1), macro one-vs-rest AUROC over the classes that have positives and negatives
     (None when there are none), MCC, per-class recall and precision, confusion matrix
     (rows: true, columns: predicted)."""
     labels = np.asarray(labels)
@@ -27,7 +28,8 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, class_names: S
     return {
         "accuracy": float(skm.accuracy_score(labels, predictions)),
         "balanced_accuracy": float(recall[present].mean()),
-        "macro_f1": float(skm.f1_score(labels, predictions, labels=all_classes, average="macro", zero_division=0)),
+        "macro_f1": float(skm.f1_score(labels, predictions, labels=all_classes[present], average="macro",
+                                       zero_division=0)),
         "macro_auroc": macro_auroc(labels, probs),
         "mcc": float(skm.matthews_corrcoef(labels, predictions)),
         "recall_per_class": _by_class(recall, class_names, present),

@@ -47,10 +47,12 @@ def labels_table(working: pd.DataFrame, class_names: list[str]) -> pd.DataFrame:
 
 def labels_summary(table: pd.DataFrame) -> dict:
     """report.json's ``labels``: where :func:`labels_table`'s CSV is, the train samples, how many
-    labels the rounds changed and how many an answer vouches for."""
+    labels the rounds changed, how many are checked (an answer, or al.paper_protocol's true
+    label, vouches for them) and how many of those the paper protocol gave."""
     return {
         "csv": paths.REPORT_LABELS.as_posix(),
         "num_train": len(table),
         "changed": int(table["changed"].sum()),
         "checked": int(table["checked"].sum()),
+        "paper_protocol": int((table["label_source"] == "paper_protocol").sum()),
     }

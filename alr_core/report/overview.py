@@ -92,9 +92,12 @@ def labels_text(labels: dict, finished_rounds: int) -> str:
     sample's given and current label is, wrapped to :data:`WIDTH`; ``labels``:
     :func:`~alr_core.report.final_labels.labels_summary`'s."""
     after = f"round {finished_rounds}" if finished_rounds else "phase 1"
+    free = labels.get("paper_protocol", 0)  # absent from a report written before it was counted
+    vouched = f"{labels['checked'] - free} vouched for by an answer"
+    if free:
+        vouched += f" and {free} given their true label by al.paper_protocol"
     text = (f"labels after {after}: {labels['changed']} of {counted(labels['num_train'], 'train label')} changed, "
-            f"{labels['checked']} vouched for by an answer; every train sample's given and current label in "
-            f"{labels['csv']}")  # fmt: skip
+            f"{vouched}; every train sample's given and current label in {labels['csv']}")  # fmt: skip
     return textwrap.fill(text, WIDTH, break_long_words=False, break_on_hyphens=False)
 
 
@@ -162,8 +165,8 @@ def overview_text(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: d
     if round_metrics and totals["fixes_already_predicted"] is not None:
         lines += textwrap.wrap(
             f"of the labels the queries fixed, the model already predicted {totals['fixes_already_predicted']:.0%} "
-            f"and {totals['fixes_in_trusted']:.0%} were ones the rounds trained on (in C or re-labelled): "
-            "a fix the model already predicted, of a label it did not train on, teaches it little "
+            f"and {totals['fixes_in_trusted']:.0%} were in C or re-labelled before (what al.train_on: selected "
+            "trains on): a fix the model already predicted, of a label it did not train on, teaches it little "
             "(docs/method.md)", WIDTH)
     overlap = evaluation_overlap_text(data_metrics)
     if overlap:

@@ -142,8 +142,9 @@ def suggestion_sentence(accuracy: float, num_val: int) -> str:
     """How often the suggested label is right on the validation split, and what that means for
     the flags: one sentence for the stage's output, the summary and the gallery. It names the
     number of validation images, since on a few dozen the accuracy is rough."""
-    return (f"the suggested label is right for {accuracy:.0%} of the {counted(num_val, 'validation image')} "
-            "(balanced accuracy): the lower, the more flags are false alarms")  # fmt: skip
+    return (f"the suggested label scores a balanced accuracy of {accuracy:.0%} on the "
+            f"{counted(num_val, 'validation image')} (its mean recall per class): the lower, the more flags are "
+            "false alarms")  # fmt: skip
 
 
 def false_alarm_sentence(val_false_alarms: dict, num_val: int, num_train: int) -> str:
