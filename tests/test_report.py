@@ -285,6 +285,24 @@ def write_metrics(root, rounds: list[dict]) -> None:
     artifacts.write_parquet(root / paths.LNL_WORKING_LABELS, phase1)
     for number, table in enumerate(after_rounds, start=1):
         artifacts.write_parquet(root / paths.round_dir(number) / paths.WORKING_LABELS, table)
+        for name in (paths.SCORES, paths.QUERY, paths.MODEL):  # the round's other outputs: only there
+            (root / paths.round_dir(number) / name).write_bytes(b"")
+
+
+def test_summary_of_a_run_that_failed_in_a_round_says_where(tmp_path, monkeypatch):
+    """score_samples@2 crashed (out of memory, Ctrl-C) after DVC removed its output: the report
+    of the run before still lists round 2, which is no longer current."""
+    monkeypatch.chdir(tmp_path)
+    write_metrics(tmp_path, round_metrics())
+    write_report(report_status(2))
+    assert results_overview().split("\n\n")[-1].startswith("finished: every round ran")
+    (paths.round_dir(2) / paths.SCORES).unlink()
+    assert " ".join(results_overview().split("\n\n")[-1].split()) == (
+        "stopped: data/rounds/2/scores.parquet is missing, so the last `dvc repro` failed or was stopped in "
+        "score_samples@2 (or is running it now), and the results above are from an earlier run; fix what it "
+        "reported, then run `dvc repro`")  # fmt: skip
+    Path(paths.LNL_WORKING_LABELS).unlink()  # a clone without the DVC cache: no data files, no claim
+    assert results_overview().split("\n\n")[-1].startswith("finished: every round ran")
 
 
 def test_report_stage_without_torch(stage_tree):

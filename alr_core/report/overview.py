@@ -26,6 +26,10 @@ WIDTH = 80  # characters per line: fits a default terminal
 # metrics every run writes on its way to phase 1, by stage: DVC removes a stage's outputs before
 # running it, so one missing beside phase 1's means the last `dvc repro` failed or stopped there
 WRITTEN_BEFORE_PHASE1 = {paths.DATA_METRICS: "prepare", paths.NOISE_METRICS: "inject_noise"}
+# and each round's files, by stage, in the order the stages run (the round's metrics file, the
+# retrain stage's, is missing then too, and the summary reads it first)
+ROUND_OUTPUTS = {paths.SCORES: "score_samples", paths.QUERY: "query", paths.WORKING_LABELS: "oracle_relabel",
+                 paths.MODEL: "retrain"}
 
 
 def read_metrics(path: Path, keys: tuple[str, ...] = ()) -> dict | None:
@@ -67,9 +71,26 @@ def results_overview() -> str:
                            f"{count} finished rounds: a later run stopped before round {k} finished; "
                            "run `dvc repro`")  # fmt: skip
         round_metrics.append(metrics)
-    stopped_at = next((path for path in WRITTEN_BEFORE_PHASE1 if not path.is_file()), None)
     return overview_text(lnl_metrics, round_metrics, read_metrics(paths.NOISE_METRICS), status, label_issues,
-                         (report or {}).get("labels"), read_metrics(paths.DATA_METRICS), stopped_at)
+                         (report or {}).get("labels"), read_metrics(paths.DATA_METRICS), stopped_in(count))
+
+
+def stopped_in(finished_rounds: int) -> tuple[Path, str] | None:
+    """The first missing output of a stage that every run writes before phase 1, or of a finished
+    round's stages, and that stage (``score_samples@2``); None when all are there. DVC removes a
+    stage's outputs before running it, so a missing one means the last `dvc repro` failed or was
+    stopped there (or runs it now). A round's data files count only beside phase 1's, which a
+    clone without the DVC cache lacks too."""
+    for path, stage in WRITTEN_BEFORE_PHASE1.items():
+        if not path.is_file():
+            return path, stage
+    if not paths.LNL_WORKING_LABELS.is_file():
+        return None
+    for number in range(1, finished_rounds + 1):
+        for name, stage in ROUND_OUTPUTS.items():
+            if not (paths.round_dir(number) / name).is_file():
+                return paths.round_dir(number) / name, f"{stage}@{number}"
+    return None
 
 
 def label_issues_text(label_issues: dict) -> str:
@@ -137,7 +158,7 @@ def safety_net_text(net: dict) -> str:
 
 def overview_text(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: dict | None,
                   status: dict | None, label_issues: dict | None = None, labels: dict | None = None,
-                  data_metrics: dict | None = None, stopped_at: Path | None = None) -> str:
+                  data_metrics: dict | None = None, stopped_at: tuple[Path, str] | None = None) -> str:
     """The summary: a headline, :func:`~alr_core.report.summary.table_text` with its legend, the
     scores over the rounds shown, whether the source's splits make them optimistic
     (:func:`evaluation_overlap_text`; ``data_metrics``: metrics/data.json's), the labels after
@@ -146,7 +167,7 @@ def overview_text(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: d
     :func:`~alr_core.report.summary.label_issues_summary`, None when that stage has not run) and
     where the pipeline stands. ``status``: report.json's (see
     :func:`alr_core.report.outputs.report_status`), None when there is no report.json;
-    ``stopped_at``: a file of :data:`WRITTEN_BEFORE_PHASE1` that is missing, if any."""
+    ``stopped_at``: :func:`stopped_in`'s missing file and stage, if any."""
     table = rounds_table(lnl_metrics, round_metrics, noise_metrics)
     totals = summary(table, lnl_metrics, round_metrics)
     planned = (status or {}).get("planned_rounds")
@@ -181,10 +202,10 @@ def overview_text(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: d
     return "\n".join(lines)
 
 
-def _where(status: dict | None, stopped_at: Path | None) -> str:
+def _where(status: dict | None, stopped_at: tuple[Path, str] | None) -> str:
     if stopped_at is not None:
-        return (f"stopped: {stopped_at} is missing, so the last `dvc repro` failed or was stopped in "
-                f"{WRITTEN_BEFORE_PHASE1[stopped_at]} (or is running it now), and the results above are from an "
+        return (f"stopped: {stopped_at[0]} is missing, so the last `dvc repro` failed or was stopped in "
+                f"{stopped_at[1]} (or is running it now), and the results above are from an "
                 "earlier run; fix what it reported, then run `dvc repro`")  # fmt: skip
     if status is None:
         return (f"{paths.REPORT_METRICS} does not exist: the report stage has not run, and the rounds above "
