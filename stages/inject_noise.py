@@ -1,7 +1,5 @@
 """Stage inject_noise: prepared samples → data/noise/labels.parquet, metrics/noise.json."""
 
-import pandas as pd
-
 from alr_core.common import artifacts, paths
 from alr_core.common.cli import run_stage
 from alr_core.common.errors import AlrError
@@ -16,7 +14,7 @@ def main() -> None:
     params = load_params(paths.PARAMS)
     if not paths.PREPARED_SAMPLES.is_file():
         raise AlrError(f"{paths.PREPARED_SAMPLES}: not found; run the prepare stage first (dvc repro)")
-    samples = pd.read_parquet(paths.PREPARED_SAMPLES)
+    samples = artifacts.read_parquet(paths.PREPARED_SAMPLES)
     names = class_names(samples)
     labels = noisy_label_table(samples, len(names), params.noise, rng_for(params.seed, "noise"))
     summary = {"type": params.noise.type, "rate": params.noise.rate}

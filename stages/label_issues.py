@@ -9,8 +9,6 @@ whose labels alr takes as right, how often the rules flag them and how often the
 right; with simulated noise, each rule's precision and recall and the ranking's AUROC).
 """
 
-import pandas as pd
-
 from alr_core.common import artifacts, paths
 from alr_core.common.cli import run_stage
 from alr_core.common.errors import AlrError
@@ -30,7 +28,7 @@ def main() -> None:
             raise AlrError(f"{path}: not found; run the {stage} stage first (dvc repro {stage})")
     from alr_core.lnl.feature_rules import feature_flags, probe_balanced_accuracy, validation_false_alarm_rates
 
-    data = load_pipeline_data(paths.PREPARED_IMAGES, paths.PREPARED_SAMPLES, pd.read_parquet(paths.NOISY_LABELS),
+    data = load_pipeline_data(paths.PREPARED_IMAGES, paths.PREPARED_SAMPLES, artifacts.read_parquet(paths.NOISY_LABELS),
                               embeddings_path=paths.PRETRAIN_EMBEDDINGS)  # fmt: skip
     train, val, num_classes, lnl = data.train, data.val, len(data.class_names), params.lnl
     # the rules of lnl.selection knn_vote and cleanlab_kfold, with the same k and folds: a

@@ -5,8 +5,6 @@ data/lnl/labels.parquet (the round-0 working label table), metrics/lnl.json,
 metrics/lnl_timing.json (wall-clock seconds, kept out of the tracked metrics), plots/lnl_epochs.csv.
 """
 
-import pandas as pd
-
 from alr_core.active.labels import initial_working_labels
 from alr_core.common import artifacts, paths
 from alr_core.common.cli import run_stage
@@ -22,7 +20,7 @@ def main() -> None:
     from alr_core.nn.models import save_checkpoint
 
     distributed.join(params.train.device)  # under torchrun (train.processes > 1): one rank of it
-    labels = pd.read_parquet(paths.NOISY_LABELS)
+    labels = artifacts.read_parquet(paths.NOISY_LABELS)
     data = load_pipeline_data(paths.PREPARED_IMAGES, paths.PREPARED_SAMPLES, labels,
                               embeddings_path=paths.PRETRAIN_EMBEDDINGS)  # fmt: skip
     data = model_inputs(data, frozen=params.model.freeze == "backbone")

@@ -7,8 +7,6 @@ answers file annotations/round_<r>.csv or Label Studio's export annotations/roun
 (read, never written); without it the stage stops and says what to do. Several answers for a
 sample are aggregated by ``al.aggregate``; a tie keeps the current label (label_source 'tied')."""
 
-import pandas as pd
-
 from alr_core.active.consensus import RELABELLED, SKIPPED, TIED, decide, simulated_annotators
 from alr_core.active.labels import apply_answers, mark_skipped, paper_protocol_answers, simulated_answers
 from alr_core.active.rounds import current_round
@@ -26,9 +24,9 @@ from alr_core.report.stopped import report_before_round
 def main() -> None:
     params = load_params(paths.PARAMS)
     rnd = current_round(params, round_argument(__doc__))
-    labels = pd.read_parquet(rnd.prev_dir / paths.WORKING_LABELS)
-    query = pd.read_parquet(rnd.out_dir / paths.QUERY)
-    class_names = class_names_of(pd.read_parquet(paths.PREPARED_SAMPLES))
+    labels = artifacts.read_parquet(rnd.prev_dir / paths.WORKING_LABELS)
+    query = artifacts.read_parquet(rnd.out_dir / paths.QUERY)
+    class_names = class_names_of(artifacts.read_parquet(paths.PREPARED_SAMPLES))
     if params.al.paper_protocol and rnd.number == 1:
         labels = apply_answers(labels, paper_protocol_answers(labels), rnd.number, "paper_protocol")
     answers_file = find_answers(rnd.number) if rnd.oracle == "human" else None

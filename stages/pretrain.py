@@ -9,9 +9,6 @@ plots/pretrain_epochs.csv.
 
 import dataclasses
 
-import numpy as np
-import pandas as pd
-
 from alr_core.common import artifacts, paths
 from alr_core.common.cli import run_stage
 from alr_core.common.params import load_params
@@ -28,9 +25,9 @@ def main() -> None:
     from alr_core.ssl.loop import run_pretrain
 
     distributed.join(params.train.device)  # under torchrun (train.processes > 1): one rank of it
-    images = np.load(paths.PREPARED_IMAGES)  # every image is embedded, so all are read anyway
+    images = artifacts.load_npy(paths.PREPARED_IMAGES)  # every image is embedded, so all are read anyway
     # ids and splits only: the labels are never read
-    samples = pd.read_parquet(paths.PREPARED_SAMPLES, columns=["sample_id", "split"])
+    samples = artifacts.read_parquet(paths.PREPARED_SAMPLES, columns=["sample_id", "split"])
     result = run_pretrain(images, samples, params)
     if not distributed.is_main_process():
         return  # rank 0 writes the outputs

@@ -5,9 +5,6 @@ Studio (both show item ids only), images/<item_id>.png (when al.image_url_prefix
 reference files; else images/README.txt says the images are embedded), and annotate.csv, the
 data team's item id → sample id mapping."""
 
-import numpy as np
-import pandas as pd
-
 from alr_core.active.labels import in_pool, queried_first, select_query
 from alr_core.active.rounds import current_round
 from alr_core.common import artifacts, paths
@@ -24,9 +21,9 @@ from alr_core.human.page import render_page
 def main() -> None:
     params = load_params(paths.PARAMS)
     rnd = current_round(params, round_argument(__doc__))
-    scores = pd.read_parquet(rnd.out_dir / paths.SCORES)
-    labels = pd.read_parquet(rnd.prev_dir / paths.WORKING_LABELS)
-    samples = pd.read_parquet(paths.PREPARED_SAMPLES)
+    scores = artifacts.read_parquet(rnd.out_dir / paths.SCORES)
+    labels = artifacts.read_parquet(rnd.prev_dir / paths.WORKING_LABELS)
+    samples = artifacts.read_parquet(paths.PREPARED_SAMPLES)
     class_names = class_names_of(samples)
     pool_ids = labels.loc[in_pool(labels, params.al.pool, params.al.paper_protocol), "sample_id"]
     query = select_query(scores[scores["sample_id"].isin(pool_ids)], rnd.budget, queried_first(labels, params.al.pool))
@@ -39,7 +36,7 @@ def main() -> None:
     # experts see the images in item-id order, not by score: ties in score are broken by sample
     # id, which for an image folder would group the tied images by their (true) class folder
     shown = package.sort_values("item_id", kind="stable")
-    images = np.load(paths.PREPARED_IMAGES, mmap_mode="r")
+    images = artifacts.load_npy(paths.PREPARED_IMAGES, mmap_mode="r")
     items = page_items(shown, images)
     page = render_page(items, class_names, rnd.number, answers_path(rnd.number).name)
     prefix, images_dir = params.al.image_url_prefix, rnd.out_dir / paths.ITEM_IMAGES

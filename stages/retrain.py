@@ -4,8 +4,6 @@ metrics/rounds/<r>.json (budget used, test metrics, label-cleaning and annotatio
 Under al.train_on: lnl it also reads metrics/lnl.json: the rounds go on with plain CE when phase
 1's safety net handed on CE's model."""
 
-import pandas as pd
-
 from alr_core.active.consensus import annotation_metrics
 from alr_core.active.labels import cleaning_metrics, labelled, training_rows
 from alr_core.active.rounds import current_round
@@ -21,10 +19,10 @@ def main() -> None:
     params = load_params(paths.PARAMS)
     rnd = current_round(params, name)
     params = round_params(params, name)
-    before = pd.read_parquet(rnd.prev_dir / paths.WORKING_LABELS)
-    labels = pd.read_parquet(rnd.out_dir / paths.WORKING_LABELS)
-    query = pd.read_parquet(rnd.out_dir / paths.QUERY)
-    answers = pd.read_parquet(rnd.out_dir / paths.ANSWERS)
+    before = artifacts.read_parquet(rnd.prev_dir / paths.WORKING_LABELS)
+    labels = artifacts.read_parquet(rnd.out_dir / paths.WORKING_LABELS)
+    query = artifacts.read_parquet(rnd.out_dir / paths.QUERY)
+    answers = artifacts.read_parquet(rnd.out_dir / paths.ANSWERS)
 
     from alr_core.active.retrain import evaluation, retrain
     from alr_core.data.datasets import load_pipeline_data, model_inputs  # torch only once the inputs are valid

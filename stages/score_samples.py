@@ -1,7 +1,5 @@
 """Stage score_samples@r: the previous round's model scores the pool → data/rounds/<r>/scores.parquet."""
 
-import pandas as pd
-
 from alr_core.active.labels import check_budget_fits, in_pool, trusted
 from alr_core.active.rounds import current_round
 from alr_core.common import artifacts, paths
@@ -14,7 +12,7 @@ from alr_core.common.text import counted
 def main() -> None:
     params = load_params(paths.PARAMS)
     rnd = current_round(params, round_argument(__doc__))
-    labels = pd.read_parquet(rnd.prev_dir / paths.WORKING_LABELS)
+    labels = artifacts.read_parquet(rnd.prev_dir / paths.WORKING_LABELS)
     pool = in_pool(labels, params.al.pool, params.al.paper_protocol)
     largest = int(in_pool(labels, "all", params.al.paper_protocol).sum())
     check_budget_fits(rnd.budget_total - rnd.budget_before, int(pool.sum()), str(rnd.number), params.al.pool, largest)

@@ -85,3 +85,50 @@ def test_run_by_hand_nothing_was_removed_so_no_hint(capsys, monkeypatch):
 def test_success_exits_normally(capsys):
     run_stage(lambda: print("done"))
     assert capsys.readouterr().out == "done\n"
+
+
+def test_params_changed_while_the_stage_ran_fails_it(tmp_path, monkeypatch, capsys):
+    """DVC records params.yaml as it is after a stage: an edit (or `dvc exp run -S`) meanwhile
+    would put values in dvc.lock that the outputs were not made with."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("lnl:\n  epochs: 7\n")
+
+    def edited_meanwhile() -> None:
+        (tmp_path / "params.yaml").write_text("lnl:\n  epochs: 12\n")
+
+    assert stderr_of(edited_meanwhile, capsys) == [
+        "error: params.yaml changed while the stage ran (an edit, or `dvc exp run -S` started meanwhile), so its "
+        "outputs follow the old values; run `dvc repro` again"]
+    run_stage(lambda: None)  # unchanged: no complaint
+
+
+def test_sigterm_ends_the_stage_like_ctrl_c_with_the_hint_and_no_temporary_file(tmp_path, monkeypatch, capsys,
+                                                                                ran_before):
+    import os
+    import signal
+
+    from alr_core.common import artifacts
+
+    monkeypatch.setenv("DVC_STAGE", "lnl_train")
+
+    def killed_while_writing() -> None:
+        with artifacts.atomic_path(tmp_path / "model.pt") as tmp:
+            tmp.write_bytes(b"half")
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    handler = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as exit_info:
+        run_stage(killed_while_writing)
+    assert exit_info.value.code == 130
+    assert capsys.readouterr().err.splitlines() == ["error: interrupted", restore_hint("lnl_train")]
+    assert not list(tmp_path.glob("*.tmp")) + list(tmp_path.glob(".*.tmp")) and not (tmp_path / "model.pt").exists()
+    assert signal.getsignal(signal.SIGTERM) is handler  # the caller's handler is back
+
+
+def test_a_temporary_file_a_killed_writer_left_is_removed_by_the_next_write(tmp_path):
+    from alr_core.common import artifacts
+
+    (tmp_path / ".model.pt.k1ll3d.tmp").write_bytes(b"half")  # SIGKILL runs no cleanup
+    (tmp_path / ".other.pt.k1ll3d.tmp").write_bytes(b"another file's")
+    artifacts.write_text(tmp_path / "model.pt", "whole")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.pt.k1ll3d.tmp", "model.pt"]

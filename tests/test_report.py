@@ -283,6 +283,9 @@ def write_metrics(root, rounds: list[dict]) -> None:
     artifacts.write_json(root / paths.round_metrics(3), round_metrics()[1] | {"round": 3, "budget_used": 9})
     phase1, *after_rounds = working_labels()
     artifacts.write_parquet(root / paths.LNL_WORKING_LABELS, phase1)
+    for done in (paths.PRETRAIN_EMBEDDINGS, paths.LABEL_ISSUES_CSV):  # only there, as a finished run leaves them
+        (root / done).parent.mkdir(parents=True, exist_ok=True)
+        (root / done).write_bytes(b"")
     for number, table in enumerate(after_rounds, start=1):
         artifacts.write_parquet(root / paths.round_dir(number) / paths.WORKING_LABELS, table)
         for name in (paths.SCORES, paths.QUERY, paths.MODEL):  # the round's other outputs: only there
@@ -301,6 +304,8 @@ def test_summary_of_a_run_that_failed_in_a_round_says_where(tmp_path, monkeypatc
         "stopped: data/rounds/2/scores.parquet is missing, so the last `dvc repro` failed or was stopped in "
         "score_samples@2 (or is running it now), and the results above are from an earlier run; fix what it "
         "reported, then run `dvc repro`")  # fmt: skip
+    Path(paths.PRETRAIN_EMBEDDINGS).unlink()  # Ctrl-C in pretrain, after a change of pretrain.epochs
+    assert "was stopped in pretrain (or is running it now)" in " ".join(results_overview().split())
     Path(paths.LNL_WORKING_LABELS).unlink()  # a clone without the DVC cache: no data files, no claim
     assert results_overview().split("\n\n")[-1].startswith("finished: every round ran")
 
@@ -411,8 +416,9 @@ def test_a_report_that_cannot_be_written_on_failure_leaves_the_stages_error_to_s
     monkeypatch.chdir(stage_tree)  # no metrics
     monkeypatch.setattr(sys, "argv", [str(stage_tree / "stages/oracle_relabel.py"), "--round", "1"])
     report_before_round(AlrError("annotations/round_1.csv: empty"))
-    assert capsys.readouterr().err == ("metrics/report.json was not updated (FileNotFoundError: [Errno 2] No such "
-                                       "file or directory: 'metrics/lnl.json'); it may show an earlier run's rounds\n")
+    assert capsys.readouterr().err == ("metrics/report.json was not updated (AlrError: metrics/lnl.json does not "
+                                       "exist: an earlier stage writes it; run `dvc repro` (by hand, run the stages "
+                                       "before this one first)); it may show an earlier run's rounds\n")
     assert not Path(paths.REPORT_METRICS).exists()
 
 

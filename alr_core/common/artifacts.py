@@ -7,15 +7,18 @@ path, so a stage that is interrupted or fails never leaves a half-written artifa
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
+
+from alr_core.common.errors import AlrError
 
 
 def _umask() -> int:
@@ -35,6 +38,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):  # left by a killed writer (SIGKILL)
+        stale.unlink(missing_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp_name)
@@ -52,7 +57,28 @@ def write_json(path: str | os.PathLike, payload: Any) -> None:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    return json.loads(Path(path).read_text())
+    return _read(path, lambda: json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def read_parquet(path: str | os.PathLike, **kwargs) -> pd.DataFrame:
+    return _read(path, lambda: pd.read_parquet(path, **kwargs))
+
+
+def load_npy(path: str | os.PathLike, mmap_mode: str | None = None) -> np.ndarray:
+    return _read(path, lambda: np.load(path, mmap_mode=mmap_mode, allow_pickle=False))
+
+
+def _read(path: str | os.PathLike, read: Callable[[], Any]) -> Any:
+    """``read()`` of an artifact an earlier stage wrote, a missing or damaged file (a stage run by
+    hand before the ones it needs, a disk that filled up) becoming an :class:`AlrError` naming it."""
+    try:
+        return read()
+    except FileNotFoundError:
+        raise AlrError(f"{path} does not exist: an earlier stage writes it; run `dvc repro` (by hand, run the "
+                       "stages before this one first)") from None
+    except Exception as exc:  # pyarrow, numpy and json raise many types for a truncated or foreign file
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AlrError(f"{path}: cannot read it ({detail}); `dvc repro` writes it again") from None
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -34,6 +34,12 @@ def run_stage(main: Callable[[], None], training: bool = False,
     joins the process group (alr_core.nn.distributed.join). Only rank 0 prints; any rank
     prints its own error, naming itself."""
     worker = torchrun_rank() if training else None
+    # SIGTERM (a scheduler, `kill`) unwinds like Ctrl-C, so that no temporary file stays behind;
+    # not in a torchrun rank, whose launcher tells a rank it stopped by the signal's exit status
+    previous_handler = signal.getsignal(signal.SIGTERM)
+    if worker is None:
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+    params_before = _read_params_file()
     try:
         if worker is not None:
             with _only_rank_zero_prints(worker[0]):
@@ -43,6 +49,10 @@ def run_stage(main: Callable[[], None], training: bool = False,
             launch_processes(train.processes, train.device)
         else:
             main()
+        if worker is None and _read_params_file() != params_before:
+            # DVC records params.yaml as it is after the stage: its lock would claim values not used
+            raise AlrError(f"{paths.PARAMS} changed while the stage ran (an edit, or `dvc exp run -S` started "
+                           "meanwhile), so its outputs follow the old values; run `dvc repro` again")  # fmt: skip
     except AlrError as exc:
         if on_error is not None and worker is None:
             on_error(exc)
@@ -51,6 +61,14 @@ def run_stage(main: Callable[[], None], training: bool = False,
         if not isinstance(exc, AwaitingAnswers) and worker is None:
             _print_restore_hint()
         sys.exit(1)
+    except KeyboardInterrupt:
+        print(f"error: {_rank_prefix(worker)}interrupted", file=sys.stderr)
+        if worker is None:
+            _print_restore_hint()
+        sys.exit(130)
+    except BrokenPipeError:  # `python -m stages.summary | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        sys.exit(0)
     except Exception as exc:
         if on_error is not None and worker is None:
             on_error(exc)
@@ -64,6 +82,15 @@ def run_stage(main: Callable[[], None], training: bool = False,
         if worker is None:
             _print_restore_hint()
         sys.exit(1)
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+
+
+def _read_params_file() -> Optional[bytes]:
+    try:
+        return Path(paths.PARAMS).read_bytes()
+    except OSError:
+        return None
 
 
 def torchrun_rank() -> Optional[tuple[int, int]]:

@@ -9,6 +9,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from alr_core.common import artifacts
 from alr_core.common.errors import AlrError
 from alr_core.data.prepare import class_names as class_names_of
 
@@ -49,8 +50,8 @@ def load_pipeline_data(images_path: Path, samples_path: Path, labels_table: pd.D
     """Join the prepared images with a train label table (``sample_id`` + ``label_column``,
     optionally ``true_label``); val/test keep the prepared (clean) labels. With
     ``embeddings_path`` (the pretrain stage's table) every split also carries its embeddings."""
-    images = np.load(images_path, mmap_mode="r")
-    samples = pd.read_parquet(samples_path)
+    images = artifacts.load_npy(images_path, mmap_mode="r")
+    samples = artifacts.read_parquet(samples_path)
     if len(samples) != len(images):
         raise AlrError(f"{samples_path} has {len(samples)} rows but {images_path} has {len(images)} images")
     row_of = pd.Series(np.arange(len(samples)), index=samples["sample_id"])
@@ -85,7 +86,7 @@ def _embeddings_by_row(path: Path, samples: pd.DataFrame, samples_path: Path) ->
     """The embeddings float32 (N, D) of the prepared samples, row i for ``samples``' row i."""
     from alr_core.ssl.embeddings import embedding_matrix
 
-    table = pd.read_parquet(path)
+    table = artifacts.read_parquet(path)
     position = pd.Series(np.arange(len(table)), index=table["sample_id"].astype(str))
     ids = samples["sample_id"].astype(str)
     missing = ~ids.isin(position.index)

@@ -76,16 +76,19 @@ def results_overview() -> str:
 
 
 def stopped_in(finished_rounds: int) -> tuple[Path, str] | None:
-    """The first missing output of a stage that every run writes before phase 1, or of a finished
-    round's stages, and that stage (``score_samples@2``); None when all are there. DVC removes a
-    stage's outputs before running it, so a missing one means the last `dvc repro` failed or was
-    stopped there (or runs it now). A round's data files count only beside phase 1's, which a
-    clone without the DVC cache lacks too."""
+    """The first missing output of a stage that every run writes before phase 1 (its metrics, then
+    pretrain's and label_issues' data files) or of a finished round's stages, and that stage
+    (``score_samples@2``); None when all are there. DVC removes a stage's outputs before running
+    it, so a missing one means the last `dvc repro` failed or was stopped there (or runs it now).
+    Data files count only beside phase 1's, which a clone without the DVC cache lacks too."""
     for path, stage in WRITTEN_BEFORE_PHASE1.items():
         if not path.is_file():
             return path, stage
     if not paths.LNL_WORKING_LABELS.is_file():
         return None
+    for path, stage in ((paths.PRETRAIN_EMBEDDINGS, "pretrain"), (paths.LABEL_ISSUES_CSV, "label_issues")):
+        if not path.is_file():
+            return path, stage
     for number in range(1, finished_rounds + 1):
         for name, stage in ROUND_OUTPUTS.items():
             if not (paths.round_dir(number) / name).is_file():
