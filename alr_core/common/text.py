@@ -1,6 +1,13 @@
 """Small helpers for the text of user-facing messages."""
 
 import difflib
+import unicodedata
+
+
+def composed(name: str) -> str:
+    """``name`` in Unicode's composed form (NFC), so that one class name typed on different
+    systems ('é' as one character, or 'e' and an accent, as macOS writes file names) compares equal."""
+    return unicodedata.normalize("NFC", name)
 
 
 def counted(count: int, noun: str, plural: str | None = None) -> str:

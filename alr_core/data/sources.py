@@ -7,7 +7,6 @@ does not decide splits unless the source defines them (MedMNIST files, a CSV spl
 from __future__ import annotations
 
 import os
-import unicodedata
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ import pandas as pd
 
 from alr_core.common.errors import AlrError
 from alr_core.common.params import DataParams
-from alr_core.common.text import did_you_mean
+from alr_core.common.text import composed, did_you_mean
 from alr_core.data.images import IMAGE_SUFFIXES, decode_files, is_gray, standardise_array
 from alr_core.data.splits import SPLITS
 from alr_core.data.synthetic import synthetic_images, synthetic_layout
@@ -214,16 +213,16 @@ def _imagefolder_files(params: DataParams) -> tuple[list[str], list[Path], list[
         raise AlrError(f"{root}: data.source 'imagefolder' needs a folder with one subfolder per class")
     # class name → its folder: macOS writes 'é' decomposed (NFD), a params file typed elsewhere
     # composed (NFC); both are one name
-    on_disk = {_composed(p.name): p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    on_disk = {composed(p.name): p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
     folders = sorted(on_disk)
     if params.class_names is not None:
-        unknown = [name for name in params.class_names if _composed(name) not in on_disk]
+        unknown = [name for name in params.class_names if composed(name) not in on_disk]
         if unknown:
             raise AlrError(
                 f"{root}: data.class_names lists {unknown}, which are not subfolders "
                 f"(subfolders: {folders})"
             )
-        folders = [_composed(name) for name in params.class_names]
+        folders = [composed(name) for name in params.class_names]
     if not folders:
         raise AlrError(f"{root}: no class subfolders found")
     files, labels = [], []
@@ -237,12 +236,6 @@ def _imagefolder_files(params: DataParams) -> tuple[list[str], list[Path], list[
         files += images
         labels += [label] * len(images)
     return folders, files, labels
-
-
-def _composed(name: str) -> str:
-    """``name`` in Unicode's composed form (NFC), so that one class name typed on different
-    systems ('é' as one character, or 'e' and an accent) compares equal."""
-    return unicodedata.normalize("NFC", name)
 
 
 def _image_files_under(folder: Path) -> list[Path]:
@@ -373,8 +366,8 @@ def _labels_from_column(table, column, params, path):
                            "0..K−1 (subtract 1 from labels counted from 1), or write class names")  # fmt: skip
         _check_label_range(labels, num_classes, str(path), first_row=2)
         return labels, _class_names(params, [str(k) for k in range(num_classes)], str(path))
-    names = values.astype(str).str.strip().map(_composed)
-    class_names = [_composed(n) for n in params.class_names] if params.class_names else sorted(names.unique())
+    names = values.astype(str).str.strip().map(composed)
+    class_names = [composed(n) for n in params.class_names] if params.class_names else sorted(names.unique())
     index = {name: k for k, name in enumerate(class_names)}
     unknown = ~names.isin(list(index))
     if unknown.any():
@@ -399,7 +392,7 @@ def _labels_from_one_hot(table, params, path):
         columns = [c for c in others if table[c].isin([0, 1]).all()]
         for column in others:
             values = table[column]
-            missing = values.isna() | values.astype(str).str.strip().str.lower().isin(MISSING_MARKS)
+            missing = values.isna() | _missing_marks(values)
             present = pd.to_numeric(values[~missing], errors="coerce")
             if missing.any() and len(present) and present.isin([0, 1]).all():
                 row = int(np.flatnonzero(missing.to_numpy())[0])
@@ -450,11 +443,16 @@ def _labels_from_one_hot(table, params, path):
 MISSING_MARKS = {"na", "n/a", "#n/a", "nan", "null", "none", "-"}
 
 
+def _missing_marks(values: pd.Series) -> pd.Series:
+    """bool per cell: a missing-value mark (:data:`MISSING_MARKS`, in any case)."""
+    return values.astype(str).str.strip().str.lower().isin(MISSING_MARKS)
+
+
 def _missing_among_numbers(values: pd.Series) -> Optional[int]:
     """The row of the first missing-value mark (:data:`MISSING_MARKS`) in a column whose every
     other cell is an integer; None otherwise."""
     text = values.astype(str).str.strip()
-    marks = text.str.lower().isin(MISSING_MARKS)
+    marks = _missing_marks(values)
     if not marks.any() or marks.all() or not text[~marks].str.fullmatch(r"[+-]?\d+(\.0*)?").all():
         return None
     return int(np.flatnonzero(marks.to_numpy())[0])

@@ -21,7 +21,6 @@ import csv
 import hashlib
 import hmac
 import io
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
@@ -32,7 +31,7 @@ from PIL import Image
 
 from alr_core.common.errors import AlrError, AwaitingAnswers
 from alr_core.common.paths import ANSWERS_DIR, LABELSTUDIO_TASKS, PREPARED_IMAGES
-from alr_core.common.text import counted, did_you_mean
+from alr_core.common.text import composed, counted, did_you_mean
 from alr_core.data.images import array_picture, png_bytes, read_viewable
 from alr_core.human.page import MAX_IMAGE_WIDTH_PX, SKIP
 
@@ -201,12 +200,13 @@ def check_answers(records: list[tuple[str, str, str, str]], id_column: str, path
 
     A label that is a class name is read as that class even when it is also the index of
     another (class names "1".."5" are indices 0..4): the returned note then says so."""
-    index_of = {name: k for k, name in enumerate(class_names)}
+    index_of = {composed(name): k for k, name in enumerate(class_names)}  # 'é' typed either way is one name
     sample_of = dict(zip(query[id_column], query["sample_id"]))
     noun = "item" if id_column == "item_id" else "sample"
     given: dict[tuple[str, str], tuple[int, str]] = {}
     read_as_names: list[str] = []  # labels both a class name and the index of another class
     for place, given_id, annotator, label in records:
+        label = composed(label)
         if given_id not in sample_of:
             raise AlrError(f"{path}: {place}: {_unknown(given_id, id_column, known, len(query), page)}")
         answer = _class_index(label, index_of, len(class_names))
@@ -308,9 +308,6 @@ def _class_index(label: str, index_of: dict[str, int], num_classes: int):
         return SKIP
     if label in index_of:
         return index_of[label]
-    composed = {unicodedata.normalize("NFC", name): k for name, k in index_of.items()}
-    if unicodedata.normalize("NFC", label) in composed:  # 'é' typed as 'e' and an accent (macOS), or not
-        return composed[unicodedata.normalize("NFC", label)]
     if label.isdecimal() and int(label) < num_classes:  # isdigit() passes "²", which int() refuses
         return int(label)
     return None
