@@ -19,7 +19,7 @@ from alr_core.common.params import default_params
 from alr_core.common.errors import AlrError
 from alr_core.report.final_labels import labels_summary, labels_table
 from alr_core.report.outputs import report_status, status_note, write_report
-from alr_core.report.overview import NO_RESULTS, labels_text, overview_text, results_overview
+from alr_core.report.overview import NO_RESULTS, labels_text, no_results_text, overview_text, results_overview
 from alr_core.report.summary import (
     class_recall_figure,
     confusion_figure,
@@ -520,7 +520,8 @@ def test_report_and_summary_name_the_label_issue_files_when_the_stage_ran(tmp_pa
     assert max(len(line) for line in paragraphs[-2].splitlines()) <= 80
 
     Path(paths.LNL_METRICS).unlink()  # `dvc repro label_issues` alone: no phase 1 yet
-    assert results_overview().split("\n\n") == [NO_RESULTS, paragraphs[-2]]
+    assert results_overview().split("\n\n") == [no_results_text(), paragraphs[-2]]
+    assert "has not run lnl_train yet" in " ".join(no_results_text().split())
     Path(paths.LABEL_ISSUES_METRICS).write_text("{}")
     with pytest.raises(AlrError, match="metrics/label_issues.json: lacks 'num_train', 'flagged'"):
         results_overview()
@@ -635,6 +636,27 @@ def test_overview_says_when_plain_ce_beat_phase_1_on_validation(used, outcome, l
     quiet = overview_text(lnl_metrics() | {"safety_net": net | {"ce_is_better": False}}, round_metrics(), None,
                           report_status(2))  # fmt: skip
     assert "safety net" not in quiet
+
+
+@pytest.mark.parametrize("removed, stage", [(None, "lnl_train"), (paths.LABEL_ISSUES_CSV, "label_issues"),
+                                            (paths.PRETRAIN_EMBEDDINGS, "pretrain"),
+                                            (paths.NOISE_METRICS, "inject_noise")])  # fmt: skip
+def test_summary_without_phase_1_names_the_stage_a_stopped_first_run_reached(tmp_path, monkeypatch, removed, stage):
+    """A first `dvc repro` stopped (Ctrl-C in phase 1's long training, or a failure) after prepare:
+    the summary names the first stage whose output is missing, not only "run `dvc repro`"."""
+    monkeypatch.chdir(tmp_path)
+    write_metrics(tmp_path, [])
+    Path(paths.LNL_METRICS).unlink()
+    if removed is not None:
+        Path(removed).unlink()
+    text = results_overview()
+    assert " ".join(text.split()) == (
+        "no phase-1 results yet: metrics/lnl.json does not exist but metrics/data.json does, so `dvc repro` has "
+        f"not run {stage} yet, or failed or was stopped in it; fix what it reported, if anything, then run "
+        "`dvc repro`")  # fmt: skip
+    assert max(map(len, text.splitlines())) <= 80
+    Path(paths.DATA_METRICS).unlink()  # prepare has not finished either: nothing ran
+    assert results_overview() == NO_RESULTS
 
 
 def test_results_overview_reads_the_rounds_report_json_names(tmp_path, monkeypatch):

@@ -49,12 +49,13 @@ def read_metrics(path: Path, keys: tuple[str, ...] = ()) -> dict | None:
 
 
 def results_overview() -> str:
-    """Read the metrics files and return :func:`overview_text` (or :data:`NO_RESULTS`, then
+    """Read the metrics files and return :func:`overview_text` (or :func:`no_results_text`, then
     :func:`label_issues_text` when metrics/label_issues.json exists)."""
     label_issues = label_issues_summary(read_metrics(paths.LABEL_ISSUES_METRICS, LABEL_ISSUE_KEYS))
     lnl_metrics = read_metrics(paths.LNL_METRICS, LNL_KEYS)
     if lnl_metrics is None:  # the label-issue report needs no phase 1: it may be all there is
-        return NO_RESULTS if label_issues is None else f"{NO_RESULTS}\n\n{label_issues_text(label_issues)}"
+        text = no_results_text()
+        return text if label_issues is None else f"{text}\n\n{label_issues_text(label_issues)}"
     report = read_metrics(paths.REPORT_METRICS)
     if report is None:  # the report stage has not run: list the round files there are
         status, count = None, 0
@@ -73,6 +74,20 @@ def results_overview() -> str:
         round_metrics.append(metrics)
     return overview_text(lnl_metrics, round_metrics, read_metrics(paths.NOISE_METRICS), status, label_issues,
                          (report or {}).get("labels"), read_metrics(paths.DATA_METRICS), stopped_in(count))
+
+
+def no_results_text() -> str:
+    """Why there is no phase-1 result: :data:`NO_RESULTS` before any run, else the stage the last
+    `dvc repro` has not finished (the first of phase 1's stages whose output is missing, lnl_train
+    when only its own are), wrapped to :data:`WIDTH`."""
+    if not paths.DATA_METRICS.is_file():
+        return NO_RESULTS
+    earlier = {**WRITTEN_BEFORE_PHASE1, paths.PRETRAIN_EMBEDDINGS: "pretrain", paths.LABEL_ISSUES_CSV: "label_issues"}
+    stage = next((stage for path, stage in earlier.items() if not path.is_file()), "lnl_train")
+    text = (f"no phase-1 results yet: {paths.LNL_METRICS} does not exist but {paths.DATA_METRICS} does, so "
+            f"`dvc repro` has not run {stage} yet, or failed or was stopped in it; fix what it reported, "
+            "if anything, then run `dvc repro`")  # fmt: skip
+    return textwrap.fill(text, WIDTH, break_long_words=False, break_on_hyphens=False)
 
 
 def stopped_in(finished_rounds: int) -> tuple[Path, str] | None:
