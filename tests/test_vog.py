@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from alr_core.lnl.vog import VogBuffer, last_layer_gradient, normalize_by_class
+from alr_core.lnl.vog import VogBuffer, head_gradient, last_layer_gradient, normalize_by_class
 
 # ----------------------------------------------------------------------------- gradient
 
@@ -47,6 +47,28 @@ def test_last_layer_gradient_uses_the_given_label():
     labels = torch.tensor([1, 2])
     expected = torch.tensor([[-0.8, 1.6, -0.8], [-0.6, -0.1, -0.2]])
     assert torch.allclose(last_layer_gradient(probs, features, labels), expected)
+
+
+def test_head_gradient_of_a_training_forward_ignores_its_dropout():
+    """lnl.vog_source: train snapshots G from the training forward, whose logits went through
+    dropout: G is the gradient at the features without it, whatever the masks drew."""
+    from alr_core.nn.models import ModelSpec, build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelSpec(arch="small_cnn", in_channels=1, num_classes=3, image_size=8, dropout=0.9)).double()
+    model.train()
+    images, labels = torch.randn(6, 1, 8, 8, dtype=torch.float64), torch.tensor([0, 1, 2, 0, 1, 2])
+    features, logits = model(images)
+    features = features.detach()
+    gradients = head_gradient(model.head, features, labels)
+    assert not torch.allclose(logits.softmax(1), model.head(features).softmax(1))  # the masks did change them
+    expected = []
+    for i in range(len(labels)):
+        loss = F.cross_entropy(model.head(features[i : i + 1]), labels[i : i + 1])
+        grad_w, grad_b = torch.autograd.grad(loss, (model.head.weight, model.head.bias))
+        expected.append(torch.cat([grad_w[labels[i]], grad_b[labels[i] : labels[i] + 1]]))
+    assert torch.allclose(gradients, torch.stack(expected), atol=1e-9, rtol=0)
+    assert not gradients.requires_grad
 
 
 # ----------------------------------------------------------------------------- ring buffer

@@ -437,7 +437,8 @@ def _check_consistency(params: Params, source: str) -> None:
             f"{source}: 'lnl.method' is 'coteaching_vog', but VOG needs 'lnl.vog_window' ({lnl.vog_window}) "
             f"snapshots and the warm-up of 'lnl.num_gradual' ({lnl.num_gradual}) epochs over first: it would "
             f"first count after epoch {vog_from}, and 'lnl.epochs' is {lnl.epochs}, so the run would be plain "
-            f"Co-teaching; set lnl.epochs to at least {vog_from}, lower num_gradual or vog_window, or use "
+            f"Co-teaching; set lnl.epochs to at least {vog_from} (VOG then shapes the clean guess C handed on; "
+            f"from {vog_from + 1} on it also steers training), lower num_gradual or vog_window, or use "
             "lnl.method: coteaching"
         )
     if lnl.method == "coteaching_vog" and params.al.train_on == "lnl":

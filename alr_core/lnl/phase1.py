@@ -27,7 +27,7 @@ from alr_core.evaluation.metrics import classification_metrics, selection_metric
 from alr_core.lnl.class_rules import CLASS_RULES, class_keep
 from alr_core.lnl.feature_rules import FOLD_SEED, feature_keep
 from alr_core.lnl.selection import balance_weights, forget_rate_schedule, kept_mask, masked_exchange_losses, masked_loss
-from alr_core.lnl.vog import VogBuffer, last_layer_gradient, normalize_by_class
+from alr_core.lnl.vog import VogBuffer, head_gradient, last_layer_gradient, normalize_by_class
 from alr_core.nn import distributed
 from alr_core.nn.models import LINEAR, ModelSpec, build_model, initialise, resolve_arch
 from alr_core.nn.training import (
@@ -193,8 +193,8 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True,
             precision.step(distributed.loss_for_backward(sum(batch_losses)), optimizer)
             epoch_losses.add(batch_losses, batch_sizes)
             if take_snapshot and lnl.vog_source == "train":
-                for (features, logits), buffer in zip(outputs, buffers):
-                    gradients = last_layer_gradient(logits.detach().softmax(1), features.detach(), y[mine])
+                for net, (features, _), buffer in zip(nets, outputs, buffers):
+                    gradients = head_gradient(net.head, features.detach(), y[mine])
                     buffer.write(idx, distributed.gather_rows(gradients, len(idx)))
         lr = schedule.get_last_lr()[0]  # the rate this epoch trained with, before the step
         schedule.step()

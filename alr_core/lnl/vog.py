@@ -19,6 +19,14 @@ def last_layer_gradient(probs: torch.Tensor, features: torch.Tensor, labels: tor
     return scale * torch.cat([features, ones], dim=1)
 
 
+def head_gradient(head: torch.nn.Linear, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """G of the linear ``head`` at ``features`` (N, D), without the dropout before it: a training
+    forward's logits went through dropout masks ``features`` do not carry, so G taken from them
+    would be neither the step's gradient nor the eval pass's. labels (N,) → (N, D + 1)."""
+    with torch.no_grad():
+        return last_layer_gradient(head(features).softmax(1), features, labels)
+
+
 class VogBuffer:
     """The last ``window`` gradient snapshots of N samples, kept in memory as a ring.
 
