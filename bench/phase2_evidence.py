@@ -27,6 +27,7 @@ import dataclasses
 import hashlib
 import json
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -226,6 +227,44 @@ COLUMNS = ["test_balanced_accuracy", "test_macro_f1", "worst_class_test_recall",
 KEYS = ["dataset", "noise", "budget", "config"]
 
 
+# the round rule a record ran under: since 092359c a round hands on the model it started from when
+# its training validates no better; the records say so per round (``kept_previous``, written from
+# f1a3327 on; every record in bench/phase2_retrain.jsonl predates 092359c)
+OLD_RULE, NEW_RULE = "every round hands on the model it trained", "the previous model competes"
+
+
+def round_rule(record: dict) -> str:
+    """A record without ``kept_previous`` ran under the old rule."""
+    return NEW_RULE if "kept_previous" in record else OLD_RULE
+
+
+def one_round_rule(records: list[dict], raw: Path) -> str:
+    """The one round rule of ``records``; a clear error where they mix the two, which the resume
+    key (dataset, noise, budget, config, seed) cannot tell apart."""
+    rules = {round_rule(r) for r in records}
+    if len(rules) > 1:
+        raise SystemExit(f"{raw} mixes the two round rules ({sorted(rules)}): records without kept_previous "
+                         "ran under the old one; keep each rule's records in its own --raw")
+    return rules.pop() if rules else NEW_RULE
+
+
+def provenance(out: Path, table_only: bool) -> str:
+    """Line 2 of the table: how its records were produced. A table-only run keeps the file's
+    hand-written line (commands and commits per block), which no generated line could hold; a
+    sweep appends its own command and commit to it."""
+    lines = out.read_text().splitlines() if out.exists() else []
+    old = lines[1] if len(lines) > 1 and lines[1].startswith("Produced") else ""
+    command = f"`python -m bench.phase2_evidence {shlex.join(sys.argv[1:])}`"
+    if table_only:
+        return old or f"Produced by {command}."
+    try:
+        commit = subprocess.run(["git", "-C", str(Path(__file__).parent), "describe", "--always", "--dirty"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "commit unknown"
+    return f"{old} Then {command} (at {commit})." if old else f"Produced by {command} (at {commit})."
+
+
 def summarise(records: list[dict]) -> pd.DataFrame:
     table = pd.DataFrame(records)
     grouped = table.groupby(KEYS, sort=False)
@@ -309,7 +348,12 @@ def main() -> None:
             raise SystemExit(f"--variants: unknown {unknown}; known: {list(configs)}")
         configs = {name: configs[name] for name in args.variants}
 
-    done = {(r["dataset"], r["noise"], r["budget"], r["config"], r["seed"]): r for r in read_records(args.raw)}
+    stored = read_records(args.raw)
+    rule = one_round_rule(stored, args.raw)
+    if not args.table_only and rule != NEW_RULE:
+        raise SystemExit(f"{args.raw} holds records of the old round rule ({OLD_RULE}); this code runs "
+                         f"\"{NEW_RULE}\": extend it with another --raw")
+    done = {(r["dataset"], r["noise"], r["budget"], r["config"], r["seed"]): r for r in stored}
     rounds = {str(r): {"prev": "data/lnl" if r == 1 else f"data/rounds/{r - 1}"} for r in range(1, args.rounds + 1)}
     for dataset_name, dataset in [] if args.table_only else datasets.items():
         if "path" in dataset and not Path(dataset["path"]).exists():
@@ -335,9 +379,12 @@ def main() -> None:
                                                              "cleaning_efficiency")}), flush=True)  # fmt: skip
     records = list(done.values())
     best, per_block = one_configuration(records)
-    header = (f"Phase-2 evidence: symmetric noise, {args.rounds} rounds, simulated oracle, params.yaml otherwise; "
-              "budget as a fraction of the train split; mean ± sample std over the n seeds run.\n"
-              f"Produced by `python -m bench.phase2_evidence {shlex.join(sys.argv[1:])}`.\n"
+    rule = one_round_rule(records, args.raw)
+    header = (f"Phase-2 evidence: symmetric noise, {args.rounds} rounds, round rule: {rule}"
+              + (" (every record predates 092359c, which lets the previous model compete)" if rule == OLD_RULE
+                 else " (a round keeps the model it started from when its training validates no better)")
+              + ", simulated oracle, params.yaml otherwise; budget as a fraction of the train split; mean ± sample "
+              "std over the n seeds run.\n" + provenance(args.out, args.table_only) + "\n"
               "Cleaning efficiency: wrong labels the queries fixed ÷ what as many random queries over every "
               "not-yet-queried sample fix in expectation (1.0 = random).\n\n")
     args.out.write_text(header + summarise(records).to_markdown(index=False)

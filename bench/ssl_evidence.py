@@ -361,21 +361,37 @@ def mean_interval(diff: pd.Series) -> dict:
     return {"diff": diff.mean(), "low": diff.mean() - half, "high": diff.mean() + half}
 
 
-def with_safety_net(one: pd.DataFrame) -> pd.DataFrame:
+def train_label_accuracy(frame: pd.DataFrame) -> dict:
+    """{(dataset, rate, seed): the share of right observed labels in the train split}, from the
+    phase-2 records (``label_accuracy_before``; the noise draw depends on the set, rate and seed only)."""
+    if "label_accuracy_before" not in frame:
+        return {}
+    two = frame[(frame["phase"] == 2) & frame["label_accuracy_before"].notna()]
+    return two.groupby(["dataset", "rate", "seed"])["label_accuracy_before"].first().to_dict()
+
+
+def with_safety_net(one: pd.DataFrame, label_accuracy: dict | None = None) -> pd.DataFrame:
     """``one`` plus, per (dataset, rate, init, seed) holding CE's run and a rule's in
     SAFETY_NETS, a row for what ``lnl.safety_net: pick`` would hand on: the rule's run, or CE's
-    when CE scored higher on the validation split (the choice reads no test score)."""
+    when CE scored higher on the validation split (the choice reads no test score). With CE
+    picked, the clean guess handed on is every train sample (alr_core/lnl/safety_net.py): worst-class
+    recall and kept share 1, precision the share of right train labels (``label_accuracy``, from
+    :func:`train_label_accuracy`; NaN where no record holds it)."""
+    label_accuracy = label_accuracy or {}
     rows = []
     for key, block in one.groupby(["dataset", "rate", "init", "seed"], sort=False):
         runs = block.set_index("variant")
         if "ce" not in runs.index:
             continue
         ce = runs.loc["ce"]
+        everything = {"precision": label_accuracy.get((key[0], key[1], key[3]), np.nan), "worst_class_recall": 1.0,
+                      "kept_share": 1.0}  # fmt: skip
         for rule, name in SAFETY_NETS.items():
             if rule in runs.index:
                 method = runs.loc[rule]
-                picked = ce if ce["val_balanced_accuracy"] > method["val_balanced_accuracy"] else method
-                rows.append(picked.to_dict() | dict(zip(["dataset", "rate", "init", "seed"], key)) | {"variant": name})
+                chose_ce = ce["val_balanced_accuracy"] > method["val_balanced_accuracy"]
+                picked = ce.to_dict() | everything if chose_ce else method.to_dict()
+                rows.append(picked | dict(zip(["dataset", "rate", "init", "seed"], key)) | {"variant": name})
     return pd.concat([one, pd.DataFrame(rows)], ignore_index=True) if rows else one
 
 
@@ -400,6 +416,14 @@ def diff_text(row) -> str:
     return f"{row['diff']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}]"
 
 
+def paired_text(row) -> str:
+    """:func:`diff_text` for a table that prints the row's n: with the number of seeds the Δ pairs
+    ("(5 pairs)") where the baseline has fewer seeds than the row."""
+    pairs, n = row.get("pairs"), row.get("n")
+    short = not pd.isna(row.get("diff")) and not pd.isna(pairs) and not pd.isna(n) and pairs < n
+    return diff_text(row) + (f" ({int(pairs)} pairs)" if short else "")
+
+
 def init_with_pretraining(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with ``init`` naming the pretraining length where it is not PRETRAIN_EPOCHS
     ("scratch, pretrain 15 epochs"), so that every table pairs runs of one pretraining only: the
@@ -415,22 +439,29 @@ def tables(records: list[dict]) -> str:
     for column in ("budget", "cleaning_efficiency_ceiling"):  # records from before these existed lack them
         frame[column] = frame.get(column, pd.Series(dtype=float))
     out = []
-    one = with_safety_net(frame[frame["phase"] == 1])
+    one = with_safety_net(frame[frame["phase"] == 1], train_label_accuracy(frame))
     if len(one):
         out += section("## Phase 1", "Mean over seeds; Δ = paired difference to CE with the same initialisation, "
-                       "mean [95 % t-interval]. Precision and worst-class recall describe the clean guess C (of "
-                       "the safety-net rows: over the seeds where the rule, not CE, was handed on; CE's C is every "
-                       "sample). The safety-net rows are not extra runs: per seed, the run of CE or of the "
-                       "rule (the default rule, `cleanlab_kfold`) with the higher validation balanced accuracy.",
+                       "mean [95 % t-interval]. Precision and worst-class recall describe the clean guess C; CE's C "
+                       "is every train sample, so a safety-net row counts a seed where CE was handed on with "
+                       "worst-class recall 1 and precision the share of right train labels (from the phase-2 "
+                       "records; \"(k of n)\": the mean is over the k seeds that have it). The safety-net rows are "
+                       "not extra runs: per seed, the run of CE or of the rule (the default rule, `cleanlab_kfold`) "
+                       "with the higher validation balanced accuracy.",
                        ["dataset", "noise", "init", "rule", "n", "precision of C", "worst-class recall of C",
                         "test bal. acc.", "Δ vs CE"])
         acc = paired(one, "test_balanced_accuracy", "ce")
-        prec = paired(one, "precision", "ce").set_index(["dataset", "rate", "init", "variant"])["mean"]
-        worst = paired(one, "worst_class_recall", "ce").set_index(["dataset", "rate", "init", "variant"])["mean"]
+        prec = paired(one, "precision", "ce").set_index(["dataset", "rate", "init", "variant"])
+        worst = paired(one, "worst_class_recall", "ce").set_index(["dataset", "rate", "init", "variant"])
+
+        def over(of: pd.DataFrame, key: tuple, n: int) -> str:  # the mean, and its seeds where fewer than n
+            k = of["n"].get(key, 0)
+            return fmt(of["mean"].get(key)) + (f" ({k} of {n})" if 0 < k < n else "")
+
         for _, row in acc.iterrows():
             key = (row["dataset"], row["rate"], row["init"], row["variant"])
-            out.append(markdown_row([*key[:2], row["init"], row["variant"], row["n"], fmt(prec.get(key)),
-                                     fmt(worst.get(key)), fmt(row["mean"]), diff_text(row)]))
+            out.append(markdown_row([*key[:2], row["init"], row["variant"], row["n"], over(prec, key, row["n"]),
+                                     over(worst, key, row["n"]), fmt(row["mean"]), paired_text(row)]))
     nets = one[one["variant"].isin(SAFETY_NETS.values())]
     versus = paired(nets, "test_balanced_accuracy", SAFETY_NET) if len(nets) else pd.DataFrame()
     if "diff" in versus and versus["diff"].notna().any():
@@ -487,7 +518,7 @@ def tables(records: list[dict]) -> str:
                 continue
             shown.add((row["dataset"], row["rate"]))
             out.append(markdown_row([row["dataset"], row["rate"], row["init"], row["variant"].split(", ")[1], row["n"],
-                                     fmt(row["mean"]), diff_text(row),
+                                     fmt(row["mean"]), paired_text(row),
                                      fmt(precision.get(tuple(row[k] for k in keys)))]))  # fmt: skip
     rounds = frame[frame["phase"] == 2]
     two = rounds[rounds["round_rule"] == ROUND_RULE] if len(rounds) else rounds
@@ -499,7 +530,8 @@ def tables(records: list[dict]) -> str:
                        "safety net + label_disagreement` replaced it). Cleaning efficiency: wrong labels "
                        "fixed per query over what random queries fix in expectation; perfect queries: the "
                        "efficiency of queries that all hit a wrong label (1 ÷ the wrong share, so about 1.7 at "
-                       "noise 0.6: no rule reaches 2 there).",
+                       "noise 0.6: no rule reaches 2 there). n: the configuration's seeds; a Δ over fewer says "
+                       "how many seeds it pairs (\"(5 pairs)\").",
                        ["dataset", "noise", "budget", "init", "configuration", "n", "test bal. acc.",
                         "Δ vs CE + random", "Δ vs previous default", "cleaning eff.", "perfect queries"])
         # a configuration that changes how the rounds train is paired with CE + random trained the same way
@@ -509,14 +541,14 @@ def tables(records: list[dict]) -> str:
         acc = paired(recipes, "test_balanced_accuracy", PHASE2_BASELINE, column="queries", keys=keys)
         eff, ceiling = (paired(recipes, metric, PHASE2_BASELINE, column="queries", keys=keys).set_index(
             [*keys, "queries"])["mean"] for metric in ("cleaning_efficiency", "cleaning_efficiency_ceiling"))
-        versus_default = {tuple(row[k] for k in [*keys, "queries"]): diff_text(row) for _, row in
+        versus_default = {tuple(row[k] for k in [*keys, "queries"]): paired_text(row) for _, row in
                           paired(recipes, "test_balanced_accuracy", PHASE2_DEFAULT, column="queries",
                                  keys=keys).iterrows()}  # fmt: skip
         for _, row in acc.iterrows():
             key = tuple(row[k] for k in [*keys, "queries"])
             out.append(markdown_row([row["dataset"], row["rate"], f"{row['budget']:.0%}", row["init"],
                                      ", ".join(filter(None, [row["queries"], row["recipe"]])), row["n"],
-                                     fmt(row["mean"]), diff_text(row), versus_default.get(key, "—"),
+                                     fmt(row["mean"]), paired_text(row), versus_default.get(key, "—"),
                                      fmt(eff.get(key), 2), fmt(ceiling.get(key), 2)]))
         out += modifier_table(two)
         out += fixes_table(two)

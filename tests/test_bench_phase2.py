@@ -91,3 +91,24 @@ def test_a_rerun_skips_what_the_raw_file_holds(sweep):
 def test_an_override_of_a_round_the_run_lacks_is_refused():
     with pytest.raises(SystemExit, match=r"overrides rounds \['3'\], but the run has rounds \['1', '2'\]"):
         phase2_evidence.with_overrides({"1": {"prev": "a"}, "2": {"prev": "b"}}, {"3": {"retrain": "scratch"}})
+
+
+def test_records_of_the_two_round_rules_are_never_mixed(sweep, tmp_path):
+    """A record without ``kept_previous`` ran before the previous model could compete: a sweep
+    refuses to extend such a file, and a file holding both rules has no table."""
+    records, table, argv = sweep
+    assert all("kept_previous" in record for record in records)
+    assert f"round rule: {phase2_evidence.NEW_RULE}" in table.splitlines()[0]
+    old = [{key: value for key, value in record.items() if key != "kept_previous"} for record in records]
+    raw = tmp_path / "old.jsonl"
+    raw.write_text("".join(json.dumps(record) + "\n" for record in old))
+    out = tmp_path / "old.md"
+    at = argv.index("--raw")
+    extend = argv[:at] + ["--raw", str(raw), "--out", str(out)] + argv[at + 4:]
+    with pytest.raises(SystemExit, match="holds records of the old round rule"):
+        run(extend, tmp_path)
+    run(extend + ["--table-only"], tmp_path)
+    assert f"round rule: {phase2_evidence.OLD_RULE}" in out.read_text().splitlines()[0]
+    raw.write_text(raw.read_text() + json.dumps(records[0]) + "\n")
+    with pytest.raises(SystemExit, match="mixes the two round rules"):
+        run(extend + ["--table-only"], tmp_path)

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from bench.ssl_evidence import (CEILING, DEFAULT_RULE, PHASE2_DEFAULT, ROUND_RULE, SAFETY_NET, SAFETY_NETS,
-                                TRAINED_ALWAYS, UNNAMED_MACHINE, machines_table, paired, phase2_config, pretrain_settings, split_variant, tables,
-                                with_safety_net)
+                                TRAINED_ALWAYS, UNNAMED_MACHINE, machines_table, paired, paired_text, phase2_config,
+                                pretrain_settings, split_variant, tables, with_safety_net)
 
 
 def records(variant: str, values: list[float], vals: list[float] | None = None) -> list[dict]:
@@ -43,6 +43,25 @@ def test_safety_net_rows_take_the_run_with_the_higher_validation_score():
     # seed 0: CE's validation is higher → CE's test score; seed 1: the rule's; seed 2: a tie keeps the rule
     assert net.tolist() == [0.70, 0.65, 0.75]
     assert len(picked) == len(frame) + 3
+
+
+def test_a_safety_net_row_that_picked_ce_describes_ces_clean_guess_every_sample():
+    """The net hands on CE's C, every train sample: worst-class recall 1, precision the share of
+    right train labels; without that share the row's mean says over how many seeds it is."""
+    frame = pd.DataFrame(records("ce", [0.70, 0.70], vals=[0.80, 0.60])
+                         + records(DEFAULT_RULE, [0.90, 0.65], vals=[0.70, 0.90])).assign(
+        phase=1, precision=[None, None, 0.9, 0.95], worst_class_recall=[None, None, 0.4, 0.5])  # fmt: skip
+    net = with_safety_net(frame, {("d", 0.4, 0): 0.6}).query("variant == @SAFETY_NET").set_index("seed")
+    assert net["precision"].tolist() == [0.6, 0.95] and net["worst_class_recall"].tolist() == [1.0, 0.5]
+    table = tables(frame.to_dict("records")).split("## Phase 1")[1].split("##")[0]
+    row = next(line for line in table.splitlines() if f"| {SAFETY_NET} |" in line)
+    assert "| 0.950 (1 of 2) | 0.750 |" in row  # no label share in these records: precision from seed 1 only
+
+
+def test_paired_text_says_how_many_seeds_a_difference_pairs():
+    row = {"diff": 0.089, "low": -0.023, "high": 0.2, "n": 10, "pairs": 5}
+    assert paired_text(row) == "+0.089 [-0.023, +0.200] (5 pairs)"
+    assert paired_text(row | {"pairs": 10}) == "+0.089 [-0.023, +0.200]"
 
 
 def test_every_rule_in_safety_nets_gets_its_row_and_is_paired_with_the_default_rule():
