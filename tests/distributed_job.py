@@ -3,11 +3,12 @@ pretraining, and the untrained encoder's embeddings; phase 1's Co-teaching, fine
 (``run_stage(main, training=True)``), so that ``train.processes: 2`` in the params.yaml of the
 working folder starts it under torchrun.
 
-    python -m distributed_job OUT_DIR [kill]    (cwd: a folder with params.yaml; PYTHONPATH: repo and tests/)
+    python -m distributed_job OUT_DIR [kill|interrupt]    (cwd: a folder with params.yaml; PYTHONPATH: repo and tests/)
 
 Rank 0 writes OUT_DIR/results.pt (what :func:`run_loops` returns) and OUT_DIR/model.pt (phase
 1's network f, as stages/lnl_train.py writes it). With ``kill``, rank 1 kills itself with
-SIGKILL in the middle of phase 1, as the out-of-memory killer would.
+SIGKILL in the middle of phase 1, as the out-of-memory killer would; with ``interrupt``, it sends
+the launcher (the stage's own process) SIGTERM there.
 """
 
 from __future__ import annotations
@@ -123,8 +124,9 @@ def run_loops(params):
     }, phase1
 
 
-def kill_this_process_midway() -> None:
-    """Rank 1 sends itself SIGKILL at its 20th gather (in phase 1, whose outputs never come)."""
+def signal_midway(pid: int, signum: int) -> None:
+    """At this rank's 20th gather (in phase 1, whose outputs never come), send ``signum`` to
+    ``pid``."""
     from alr_core.nn import distributed
 
     gather, calls = distributed.gather_rows, []
@@ -132,7 +134,7 @@ def kill_this_process_midway() -> None:
     def gather_or_die(*args, **kwargs):
         calls.append(1)
         if len(calls) == 20:
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(pid, signum)
         return gather(*args, **kwargs)
 
     distributed.gather_rows = gather_or_die
@@ -146,8 +148,10 @@ def main() -> None:
     from alr_core.nn.models import save_checkpoint
 
     distributed.join(params.train.device)
-    if sys.argv[2:] == ["kill"] and distributed.rank() == 1:
-        kill_this_process_midway()
+    if sys.argv[2:] == ["kill"] and distributed.rank() == 1:  # as the out-of-memory killer would
+        signal_midway(os.getpid(), signal.SIGKILL)
+    if sys.argv[2:] == ["interrupt"] and distributed.rank() == 1:  # the launcher, as `kill` or a scheduler would
+        signal_midway(os.getppid(), signal.SIGTERM)
     results, phase1 = run_loops(params)
     if not distributed.is_main_process():
         return

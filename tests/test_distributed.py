@@ -298,6 +298,17 @@ def test_a_killed_rank_fails_the_stage_naming_the_rank_and_writes_nothing(tmp_pa
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.e2e
+def test_a_stopped_launcher_stops_its_ranks_and_says_interrupted(tmp_path):
+    """SIGTERM (or Ctrl-C) to the stage's process while its ranks train: torchrun stops them, and
+    the stage ends as a one-process stage does, not with the launcher's traceback."""
+    done = run_job(tmp_path, "interrupt")
+    assert done.returncode == 130, done.stderr
+    assert "Traceback" not in done.stderr and "SignalException" not in done.stderr, done.stderr
+    assert "error: interrupted" in done.stderr.splitlines()
+    assert not (tmp_path / "out").exists()
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

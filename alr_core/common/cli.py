@@ -106,6 +106,7 @@ def launch_processes(processes: int, device_name: str) -> None:
     the machine has a GPU (``device_name`` resolving to CUDA) or a CPU core per process. A
     failed process becomes an :class:`AlrError` naming its rank; torchrun stops the others."""
     import torch
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
@@ -125,6 +126,8 @@ def launch_processes(processes: int, device_name: str) -> None:
         run(args)
     except ChildFailedError as exc:
         raise AlrError(failed_processes_message(exc.failures, processes)) from None
+    except SignalException:  # torchrun's own SIGTERM/SIGINT handler, once it has stopped the ranks
+        raise KeyboardInterrupt from None
 
 
 def failed_processes_message(failures: dict, processes: int) -> str:
