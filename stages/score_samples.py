@@ -15,7 +15,8 @@ def main() -> None:
     labels = artifacts.read_parquet(rnd.prev_dir / paths.WORKING_LABELS)
     pool = in_pool(labels, params.al.pool, params.al.paper_protocol)
     largest = int(in_pool(labels, "all", params.al.paper_protocol).sum())
-    check_budget_fits(rnd.budget_total - rnd.budget_before, int(pool.sum()), str(rnd.number), params.al.pool, largest)
+    check_budget_fits(params.budget, params.al.annotators, rnd.budget_total - rnd.budget_before, rnd.number,
+                      params.al.pool, int(pool.sum()), largest)  # fmt: skip
 
     from alr_core.active.scoring import score_pool
     from alr_core.data.datasets import load_pipeline_data, model_inputs  # torch only once the inputs are valid

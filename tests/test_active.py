@@ -146,18 +146,30 @@ def test_skipped_answers_leave_the_pool_but_are_neither_labelled_nor_trusted():
     assert training_rows(table, "all").all()
 
 
-def test_check_budget_fits_names_both_numbers():
-    check_budget_fits(5, 5, "1", "unselected", 8)  # equal is fine
-    check_budget_fits(0, 0, "1", "unselected", 0)
+def test_check_budget_fits_names_the_budget_and_the_pool():
+    check_budget_fits(5, 1, 5, 1, "unselected", 5, 8)  # equal is fine
+    check_budget_fits(0, 1, 0, 1, "unselected", 0, 0)
     with pytest.raises(AlrError) as error:
-        check_budget_fits(120, 37, "1", "unselected", 200)
-    assert str(error.value) == ("budget: 120 samples remain to query from round 1 on, but the pool (al.pool: "
-                                "unselected) holds only 37 samples; lower budget or use al.pool: unselected_first "
-                                "or all")  # fmt: skip
-    # a larger pool is suggested only where one would hold them
+        check_budget_fits(120, 1, 120, 1, "unselected", 37, 200)
+    assert str(error.value) == ("budget: 120 leaves 120 samples to query from round 1 on, but the pool (al.pool: "
+                                "unselected) holds only 37 samples; lower budget to at most 37 or use al.pool: "
+                                "unselected_first or all")  # fmt: skip
+    # a larger pool is suggested only where one would hold them; the budget in its own units (answers)
     with pytest.raises(AlrError) as error:
-        check_budget_fits(120, 37, "1", "unselected", 100)
-    assert str(error.value).endswith("holds only 37 samples; lower budget")
+        check_budget_fits(1400, 2, 700, 1, "all", 669, 669)
+    assert str(error.value) == ("budget: 1400 at 2 answers per sample (al.annotators) leaves 700 samples to query "
+                                "from round 1 on, but the pool (al.pool: all) holds only 669 samples; lower budget "
+                                "to at most 1338")  # fmt: skip
+    # a later round's maximum depends on the earlier rounds' shares, which the budget sets too
+    with pytest.raises(AlrError) as error:
+        check_budget_fits(120, 1, 90, 2, "all", 37, 37)
+    assert str(error.value).endswith("from round 2 on, but the pool (al.pool: all) holds only 37 samples; lower budget")
+    # C holds every sample (the safety net picked plain CE): nothing is outside it
+    with pytest.raises(AlrError) as error:
+        check_budget_fits(6, 1, 6, 1, "unselected", 0, 669)
+    assert "holds only 0 samples: phase 1's clean guess C holds every train sample (as when lnl.safety_net picks " \
+           "plain CE, whose C is every sample), so no sample is outside it; lower budget to 0 or use al.pool: " \
+           "unselected_first or all" in str(error.value)
 
 
 # ----------------------------------------------------------------------------- query
@@ -589,7 +601,7 @@ def test_score_samples_budget_check_counts_only_the_remaining_budget(stage_tree)
     artifacts.write_parquet(stage_tree / "data/rounds/1" / paths.WORKING_LABELS, round1)
     result = stage(stage_tree, "stages.score_samples", "2")
     assert result.returncode == 1
-    assert result.stderr.strip() == ("error: budget: 3 samples remain to query from round 2 on, but the pool "
+    assert result.stderr.strip() == ("error: budget: 6 leaves 3 samples to query from round 2 on, but the pool "
                                      "(al.pool: unselected) holds only 2 samples; lower budget or use al.pool: "
                                      "unselected_first or all")  # fmt: skip
 

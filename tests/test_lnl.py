@@ -412,7 +412,7 @@ def test_huge_learning_rate_stops_with_a_message(data):
     with pytest.raises(AlrError) as caught:
         train_phase1(data, params, progress=False)
     message = str(caught.value)
-    assert "diverged" in message and "epoch" in message and "batch" in message
+    assert "diverged" in message and "epoch" in message and "batch" in message and "; lower train.lr or" in message
 
 
 def test_weights_file_that_fits_nothing_stops_phase1(data, tmp_path):

@@ -330,6 +330,26 @@ def test_weights_file_from_timms_training_script(tmp_path):
     assert f"torch.load('{foreign}', weights_only=False)" in message and "\n" not in message
 
 
+def test_a_file_that_is_no_checkpoint_is_named_without_torchs_advice(tmp_path):
+    """A README or a truncated download as model.init: one line, and never torch's advice to load
+    with weights_only=False (which could run code)."""
+    model_spec = spec("small_cnn")
+    text, damaged = tmp_path / "notweights.pt", tmp_path / "damaged.pt"
+    text.write_text("# a README\nsome text\n")
+    damaged.write_bytes(b"PK\x03\x04garbage")
+    messages = {}
+    for path in (text, damaged):
+        with pytest.raises(AlrError) as info:
+            initialise(build_model(model_spec), model_spec, str(path), None)
+        messages[path] = str(info.value)
+        assert "weights_only" not in messages[path] and "file an issue" not in messages[path]
+        assert "\n" not in messages[path] and messages[path].endswith("or model.init: scratch | ssl")
+    assert messages[text].startswith(f"model.init: {text} is not a PyTorch checkpoint (the zip or pickle file "
+                                     "torch.save writes: Unsupported operand 35)")  # fmt: skip
+    assert messages[damaged].startswith(f"model.init: cannot load {damaged} as a torch state dict "
+                                        "(PytorchStreamReader failed reading zip archive: not a ZIP archive)")
+
+
 def test_weights_file_missing(tmp_path):
     model_spec = spec("resnet18", image_size=16)
     for init, what in ((tmp_path / "absent.pt", "does not exist"), (tmp_path, "is a folder")):

@@ -249,3 +249,15 @@ def test_model_backbone_lr_slows_all_but_the_heads_in_phase_1_and_the_rounds(dat
     tensors = len(list(phase1.model.parameters()))  # a head is a weight and a bias
     assert seen == [[(False, 0.005, 2 * (tensors - 2)), (True, 0.05, 2 * 2)],
                     [(False, 0.002, tensors - 2), (True, 0.02, 2)]]  # fmt: skip
+
+
+@pytest.mark.parametrize("train_on", ["selected", "lnl"])
+def test_a_round_that_diverges_names_the_rounds_learning_rate(data, train_on):
+    """A round trains at al.lr (or its own rounds.<r>.lr), not phase 1's train.lr."""
+    params = round_params(retrain="scratch", train_on=train_on, lr=1e30)
+    spec = model_spec(params, data)
+    seed_everything(1)
+    previous, _ = new_network(spec, params)
+    with pytest.raises(AlrError, match=r"diverged: .*; lower al\.lr \(or the round's rounds\.<r>\.lr, where it sets"):
+        retrain(previous, None, spec, channel_stats(data.train.images), data, np.ones(NUM_TRAIN, dtype=bool),
+                flipped(data), params, seed=7, progress=False)  # fmt: skip

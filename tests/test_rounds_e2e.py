@@ -230,8 +230,8 @@ def test_budget_larger_than_the_pool_fails_before_any_work(pipeline):
     assert result.returncode != 0
     assert ran_stages(result.stdout) == ["score_samples@1"], output
     # more than the train split: no other pool would hold it, so none is suggested
-    assert f"budget: {budget} samples remain to query from round 1 on" in output
-    assert f"holds only {pool_size} samples; lower budget\n" in output
+    assert f"budget: {budget} leaves {budget} samples to query from round 1 on" in output
+    assert f"holds only {pool_size} samples; lower budget to at most {pool_size}\n" in output
     assert "Traceback" not in output
     assert not (project.root / paths.round_dir(1) / paths.SCORES).exists()
 

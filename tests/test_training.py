@@ -34,7 +34,7 @@ from alr_core.nn.training import (
 pytestmark = pytest.mark.usefixtures("torch_state")
 
 
-def random_images(batch=24, height=6, width=5, channels=3, seed=0):
+def random_images(batch=24, height=13, width=12, channels=3, seed=0):
     """Images with pixel values in 1..255, so that zero padding is recognisable."""
     gen = torch.Generator().manual_seed(seed)
     return torch.randint(1, 256, (batch, height, width, channels), generator=gen, dtype=torch.uint8)
@@ -120,6 +120,16 @@ def test_augment_is_reproducible_from_the_generator():
     other = augment(images, params, torch.Generator().manual_seed(6))
     assert torch.equal(first, second)
     assert not torch.equal(first, other)
+
+
+def test_a_crop_padding_beyond_a_quarter_of_the_images_side_is_refused():
+    """data.image_size: null keeps the source's size, which the params check cannot know: the
+    crop refuses padding that would leave most of a crop empty (64 px on 8 px trains to chance)."""
+    params = AugmentParams(crop_padding=3)
+    assert augment(random_images(height=13, width=12), params, torch.Generator()).shape == (24, 13, 12, 3)
+    with pytest.raises(AlrError, match=r"^'train.augment.crop_padding' is 3 px, more than a quarter of the images' "
+                                       r"side \(data.image_size: null keeps the source's\) \(11 px\).*use at most 2"):
+        augment(random_images(height=13, width=11), params, torch.Generator())
 
 
 def test_augment_single_channel_and_single_image():

@@ -75,16 +75,28 @@ def training_rows(labels: pd.DataFrame, train_on: str) -> np.ndarray:
     return trusted(labels)
 
 
-def check_budget_fits(remaining_queries: int, pool_size: int, round_name: str, pool: str, largest_pool: int) -> None:
-    """``remaining_queries``: the samples this round and the later ones query (budget answers
-    over ``al.annotators`` answers each); ``largest_pool``: the size of ``al.pool: all``'s pool,
-    suggested when it would hold them."""
-    if remaining_queries > pool_size:
-        larger = " or use al.pool: unselected_first or all" if remaining_queries <= largest_pool else ""
-        raise AlrError(
-            f"budget: {remaining_queries} samples remain to query from round {round_name} on, but the pool "
-            f"(al.pool: {pool}) holds only {pool_size} samples; lower budget{larger}"
-        )
+def check_budget_fits(budget: int, annotators: int, remaining_queries: int, round_number: int, pool: str,
+                      pool_size: int, largest_pool: int) -> None:
+    """``budget`` answers, ``annotators`` per queried sample, leave ``remaining_queries`` samples
+    to query from round ``round_number`` on; the pool (``al.pool`` ``pool``) holds ``pool_size``
+    samples now. ``largest_pool``: the size of ``al.pool: all``'s pool, suggested when it would
+    hold them. An :class:`AlrError` in the budget's own units when they do not fit."""
+    if remaining_queries <= pool_size:
+        return
+    per_sample = f" at {annotators} answers per sample (al.annotators)" if annotators > 1 else ""
+    if round_number == 1:  # exact: no earlier round's share depends on the budget
+        lower = f"lower budget to at most {pool_size * annotators}" if pool_size else "lower budget to 0"
+    else:
+        lower = "lower budget"
+    larger = " or use al.pool: unselected_first or all" if remaining_queries <= largest_pool else ""
+    empty = ""
+    if pool_size == 0 and pool in ("unselected", "unselected_first") and round_number == 1:
+        empty = (": phase 1's clean guess C holds every train sample (as when lnl.safety_net picks plain CE, "
+                 "whose C is every sample), so no sample is outside it")
+    raise AlrError(
+        f"budget: {budget}{per_sample} leaves {remaining_queries} samples to query from round {round_number} on, "
+        f"but the pool (al.pool: {pool}) holds only {pool_size} samples{empty}; {lower}{larger}"
+    )
 
 
 def queried_first(labels: pd.DataFrame, pool: str) -> Optional[np.ndarray]:

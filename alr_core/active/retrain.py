@@ -46,6 +46,9 @@ from alr_core.nn.training import (
     seed_everything,
 )
 
+# the learning rate a round trains at, which a divergence error tells to lower
+ROUND_LR = "al.lr (or the round's rounds.<r>.lr, where it sets one)"
+
 
 @dataclass
 class Retrained:
@@ -103,7 +106,7 @@ def _retrain_lnl(model, peer, spec: ModelSpec, data: PipelineData, relabelled: n
     lnl = dataclasses.replace(params.lnl, epochs=al.epochs, class_balance=al.class_balance,
                               num_gradual=params.lnl.num_gradual if scratch else 0)
     round_params = dataclasses.replace(params, seed=seed, lnl=lnl, train=dataclasses.replace(params.train, lr=al.lr))
-    result = train_phase1(data, round_params, progress, networks=networks, always_keep=relabelled)
+    result = train_phase1(data, round_params, progress, networks=networks, always_keep=relabelled, lr_key=ROUND_LR)
     metrics = {key: result.metrics.get(key) for key in ("best_epoch", "val", "test", "selection")}
     return Retrained(result.model, result.peer, metrics)
 
@@ -130,7 +133,7 @@ def fine_tune(model: torch.nn.Module, normalization: dict, train: SplitData, dat
     best = BestCheckpoint()
     for epoch in tqdm(range(params.al.epochs), desc="retrain", disable=not progress):
         model.train()
-        epoch_losses = EpochLosses(epoch)
+        epoch_losses = EpochLosses(epoch, ROUND_LR)
         for idx in epoch_batches(images.labels, params.train.batch_size, generator, params.al.class_balance):
             idx = to_device(idx, device)
             labels = images.labels[idx]

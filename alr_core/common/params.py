@@ -376,14 +376,8 @@ def _check_consistency(params: Params, source: str) -> None:
                        "set data.source to medmnist | imagefolder | csv to read it, or data.path: null")  # fmt: skip
     if data.source == "synthetic" and data.image_size is None:
         raise AlrError(f"{source}: 'data.image_size' must be set when data.source is 'synthetic' (e.g. 28)")
-    padding = params.train.augment.crop_padding
-    if data.image_size is not None and padding > data.image_size / 4:
-        raise AlrError(
-            f"{source}: 'train.augment.crop_padding' is {padding} px, more than a quarter of 'data.image_size' "
-            f"({data.image_size} px): the random crop shifts an image by up to that much each way, so most of a "
-            f"crop could be padding (64 px on 8 px images trained to chance); use at most {data.image_size // 4}, "
-            "or 0 for no crop"
-        )
+    if data.image_size is not None:  # else the training stages check it against the source's size
+        check_crop_padding(params.train.augment.crop_padding, data.image_size, f"{source}: ", "'data.image_size'")
     if data.val_fraction + data.test_fraction >= 1.0:
         raise AlrError(
             f"{source}: 'data.val_fraction' + 'data.test_fraction' = "
@@ -498,6 +492,17 @@ def _pipeline_output_folder(init: str) -> Optional[Path]:
     path = Path(os.path.normpath(path))
     folders = (paths.PRETRAIN_DIR, paths.LNL_DIR, paths.round_dir(1).parent)
     return next((folder for folder in folders if folder == path or folder in path.parents), None)
+
+
+def check_crop_padding(padding: int, side: int, where: str = "", side_name: str = "the images' side") -> None:
+    """At most a quarter of the image ``side`` (px) of ``train.augment.crop_padding``; an
+    :class:`AlrError` starting with ``where`` otherwise."""
+    if padding > side / 4:
+        raise AlrError(
+            f"{where}'train.augment.crop_padding' is {padding} px, more than a quarter of {side_name} ({side} px): "
+            "the random crop shifts an image by up to that much each way, so most of a crop could be padding "
+            f"(64 px on 8 px images trained to chance); use at most {side // 4}, or 0 for no crop"
+        )
 
 
 def vog_first_epoch(warm_up: int, vog_window: int) -> int:

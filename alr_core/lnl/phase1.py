@@ -80,13 +80,15 @@ def model_spec(params: Params, data: PipelineData) -> ModelSpec:
 
 def train_phase1(data: PipelineData, params: Params, progress: bool = True,
                  networks: Optional[list[nn.Module]] = None,
-                 always_keep: Optional[np.ndarray] = None, encoder_path=paths.PRETRAIN_ENCODER) -> Phase1Result:
+                 always_keep: Optional[np.ndarray] = None, encoder_path=paths.PRETRAIN_ENCODER,
+                 lr_key: str = "train.lr") -> Phase1Result:
     """Train with ``params.lnl`` on the train split's labels (``data.train.labels``); fresh
     networks start as ``model.init`` says (``ssl``: from the encoder at ``encoder_path``).
 
     The round stages reuse this loop (``al.train_on: lnl``): ``networks`` are the networks to
     continue from (f, and g for Co-teaching) instead of fresh ones, and ``always_keep`` (bool
-    (N,)) marks the expert-relabelled samples that every selection rule keeps."""
+    (N,)) marks the expert-relabelled samples that every selection rule keeps, and ``lr_key`` is
+    the learning rate's key that a divergence error tells to lower."""
     lnl = params.lnl
     if len(data.val.labels) == 0:
         raise AlrError("the val split is empty; phase 1 selects its checkpoint on validation images")
@@ -149,7 +151,7 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True,
         take_snapshot = use_vog and epoch >= lnl.num_gradual + 1 - lnl.vog_window
         kept_total = torch.zeros((), dtype=torch.int64, device=device)  # both read once per epoch
         kept_clean = torch.zeros((), dtype=torch.int64, device=device)
-        epoch_losses = EpochLosses(epoch)
+        epoch_losses = EpochLosses(epoch, lr_key)
         mask_in_force = mask_stats  # (kept, clean) of f's mask this epoch trains with, or None
         start = time.perf_counter()
         for net in nets:

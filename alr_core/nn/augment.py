@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from alr_core.common.params import AugmentParams
+from alr_core.common.params import AugmentParams, check_crop_padding
 from alr_core.nn.transfer import to_device
 
 
@@ -21,6 +21,9 @@ def augment(images: torch.Tensor, params: AugmentParams, generator: torch.Genera
     """
     batch, height, width, _ = images.shape
     pad = params.crop_padding
+    # data.image_size: null keeps the source's size, which params.yaml's check cannot know
+    check_crop_padding(pad, min(height, width), side_name="the images' side (data.image_size: null keeps the "
+                       "source's)")  # fmt: skip
     if pad:
         images = F.pad(images, (0, 0, pad, pad, pad, pad))  # pads W and H, not C
 

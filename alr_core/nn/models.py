@@ -310,8 +310,11 @@ def _torch_load(path: Path, key: str) -> dict:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         found = re.search(r"GLOBAL ([\w.]+) was not an allowed global", str(exc))
-        if found is None:
-            raise AlrError(f"{key}: cannot load {path} as a torch state dict ({exc})") from None
+        if found is None:  # torch's text advises weights_only=False, which alr never does: its reason only
+            reason = re.search(r"WeightsUnpickler error: \s*(.+?)\s*(?:\n\n|$)", str(exc))
+            raise AlrError(f"{key}: {path} is not a PyTorch checkpoint (the zip or pickle file torch.save writes"
+                           f"{': ' + reason.group(1) if reason else ''}); give a weights file saved by torch.save, "
+                           "or model.init: scratch | ssl") from None  # fmt: skip
         raise AlrError(
             f"{key}: {path} holds a Python object of type {found.group(1)} beside its tensors, which alr does not "
             "unpickle (loading it could run code); from a copy you trust, save the weights alone: python -c "
@@ -319,7 +322,9 @@ def _torch_load(path: Path, key: str) -> dict:
             "(the key that holds them may be 'model' instead), and set model.init to weights.pt"
         ) from None
     except Exception as exc:  # torch raises many types for corrupt or foreign files
-        raise AlrError(f"{key}: cannot load {path} as a torch state dict ({exc})") from None
+        first = str(exc).split(". ")[0].splitlines()[0] if str(exc) else type(exc).__name__
+        raise AlrError(f"{key}: cannot load {path} as a torch state dict ({first}): a damaged or foreign file; "
+                       "give a weights file saved by torch.save, or model.init: scratch | ssl") from None  # fmt: skip
     if not isinstance(state, dict):
         raise AlrError(f"{key}: {path} holds a {type(state).__name__}, not a state dict")
     return state
