@@ -13,7 +13,7 @@ from alr_core.common.params import load_params
 from alr_core.common.text import counted
 from alr_core.data.prepare import class_names as class_names_of
 from alr_core.human.annotation import (answers_path, item_ids, item_images, labelstudio_export_path, package_table,
-                                       page_items)  # fmt: skip
+                                       page_items, team_hint)  # fmt: skip
 from alr_core.human.labelstudio import labeling_config, tasks
 from alr_core.human.page import render_page
 
@@ -53,7 +53,7 @@ def main() -> None:
     elif rnd.oracle == "human":
         print(f"round {rnd.number}: experts answer in {rnd.out_dir / paths.ANNOTATION_PAGE} and save "
               f"{answers_path(rnd.number)}, or label {rnd.out_dir / paths.LABELSTUDIO_TASKS} in Label Studio "
-              f"and save its JSON export as {labelstudio_export_path(rnd.number)}")  # fmt: skip
+              f"and save its JSON export as {labelstudio_export_path(rnd.number)}{team_hint(params.al.annotators)}")
 
 
 if __name__ == "__main__":

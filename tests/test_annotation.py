@@ -4,6 +4,7 @@ nothing of the sample's path."""
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import re
@@ -118,6 +119,39 @@ def test_a_missing_file_names_the_round_the_file_the_page_and_where_to_save(tmp_
         f"(the page offers that name), then run `dvc repro` again; or import {tmp_path / 'labelstudio_tasks.json'} "
         f"into Label Studio and save its JSON export as {tmp_path / 'round_2.json'}"
     )
+
+
+def test_a_team_is_told_it_owes_several_answers_and_files_beside_the_answers_are_named(tmp_path):
+    """al.annotators: 3 with the page, which one expert answers: the stop says that one file with an
+    annotator column holds everyone's answers; fewer answers than planned and files the stage does
+    not read (a browser's "round_1 (1).csv") are named in notes."""
+    read = functools.partial(read_answers, query=QUERY, known_ids=KNOWN, class_names=CLASSES, allow_partial=False,
+                             page=tmp_path / "annotate.html", round_number=1, annotators=3)  # fmt: skip
+    path = tmp_path / "round_1.csv"
+    with pytest.raises(AlrError) as info:
+        read(path)
+    assert str(info.value).endswith(
+        "; al.annotators is 3, so every image wants 3 answers: each expert answers the page and saves their own "
+        "file, and one file with an `annotator` column holds them all (docs/annotation_teams.md), or each expert "
+        "submits their own annotation in Label Studio")  # fmt: skip
+    copy = tmp_path / "round_1 (1).csv"  # the page's file, renamed by a browser whose downloads hold one
+    copy.write_text(f"item_id,label\n{I1},0\n{I2},1\n{I3},2\n")
+    (tmp_path / "round_10.csv").write_text("another round's")
+    with pytest.raises(AlrError) as info:
+        read(path)
+    assert str(info.value).startswith(f"round 1: {path} does not exist, but annotations/ holds {copy}: rename the "
+                                      "file that holds the round's answers to round_1.csv; al.annotators is 3")
+    path.write_text(f"item_id,label,annotator\n{I1},0,ana\n{I1},0,ben\n{I2},1,ana\n{I3},2,ana\n")
+    notes = read(path).note.splitlines()
+    assert notes == [
+        f"note: {path}: 4 answers from 2 annotators for 3 queried samples, where al.annotators plans 3 per sample "
+        "(9, which budget_used counts); one file with an `annotator` column holds every expert's answers "
+        "(docs/annotation_teams.md)",
+        f"note: {copy} is not read: round 1's answers are {path} alone; merge the answers into it (with an "
+        "`annotator` column for several experts) and move the other files out of annotations/",
+    ]  # fmt: skip
+    copy.unlink()
+    assert answers(tmp_path, f"item_id,label\n{I1},0\n{I2},1\n{I3},2\n").note is None  # one expert planned
 
 
 @pytest.mark.parametrize(

@@ -96,6 +96,11 @@ def test_cleanlab_follows_the_annotators_and_needs_two_of_them():
     assert labels.tolist() == [0, 1, 2, 0] and not tied.any()
     with pytest.raises(AlrError, match="at least two annotators"):
         aggregate(np.array([[0], [1]]), 3, "cleanlab", probs[:2])
+    # two annotators who split the queue: nothing to rate them by (cleanlab itself raises a ValueError)
+    with pytest.raises(AlrError, match="needs at least one sample answered by two or more annotators"):
+        aggregate(np.array([[0, _], [1, _], [_, 2], [_, 0]]), 3, "cleanlab", probs)
+    labels, _ties = aggregate(np.array([[0, _], [1, _], [_, 2], [0, 0]]), 3, "cleanlab", probs)  # one overlap is enough
+    assert labels[-1] == 0
 
 
 def table(rows) -> pd.DataFrame:

@@ -91,7 +91,8 @@ def cleanlab_consensus(answers: np.ndarray, pred_probs: np.ndarray) -> np.ndarra
     """cleanlab's CROWDLAB consensus (``get_label_quality_multiannotator``, best_quality): it
     weighs each annotator by estimated quality and the model's ``pred_probs`` (n, K) by its
     agreement with the annotators, and breaks ties itself, so it reports none. Samples
-    without answers get ``NO_ANSWER``. Needs at least two annotators."""
+    without answers get ``NO_ANSWER``. Needs at least two annotators, and a sample two of them
+    answered."""
     from cleanlab.multiannotator import get_label_quality_multiannotator
 
     answered = (answers != NO_ANSWER).any(axis=1)
@@ -100,6 +101,12 @@ def cleanlab_consensus(answers: np.ndarray, pred_probs: np.ndarray) -> np.ndarra
         raise AlrError(
             f"al.aggregate 'cleanlab' needs answers from at least two annotators in a round (it rates "
             f"annotators by their agreement), got {int(used.sum())}; use majority or dawid_skene"
+        )
+    if not ((answers != NO_ANSWER).sum(axis=1) >= 2).any():  # annotators who split the queue between them
+        raise AlrError(
+            "al.aggregate 'cleanlab' needs at least one sample answered by two or more annotators (it rates "
+            "annotators by their agreement), but every sample has one answer; let the annotators' samples "
+            "overlap, or use majority or dawid_skene"
         )
     table = pd.DataFrame(answers[answered][:, used].astype(np.float64))
     table[table == NO_ANSWER] = np.nan

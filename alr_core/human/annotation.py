@@ -21,6 +21,7 @@ import csv
 import hashlib
 import hmac
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
@@ -48,6 +49,44 @@ def answers_path(round_number: int) -> Path:
 
 def labelstudio_export_path(round_number: int) -> Path:
     return ANSWERS_DIR / f"round_{round_number}.json"
+
+
+def team_hint(annotators: int) -> str:
+    """What experts must know when ``al.annotators`` asks several answers per image ("" for one)."""
+    if annotators < 2:
+        return ""
+    return (f"; al.annotators is {annotators}, so every image wants {annotators} answers: each expert answers the "
+            "page and saves their own file, and one file with an `annotator` column holds them all "
+            "(docs/annotation_teams.md), or each expert submits their own annotation in Label Studio")
+
+
+def unread_answer_files(round_number: int, read: Path) -> list[Path]:
+    """Files beside ``read`` (annotations/) named like round ``round_number``'s answers but not
+    ``read`` (a browser's ``round_1 (1).csv``, one expert's ``round_1_ana.csv``): the stage reads
+    one file."""
+    pattern = re.compile(rf"round_{round_number}(?!\d)")
+    if not read.parent.is_dir():
+        return []
+    return sorted(path for path in read.parent.iterdir()
+                  if path.is_file() and pattern.match(path.name) and path.name != read.name)  # fmt: skip
+
+
+def answers_notes(answers: pd.DataFrame, queried: int, annotators: int, path: Path, round_number: int) -> list[str]:
+    """Notes for a human round: fewer answers than ``al.annotators`` plans for the ``queried``
+    samples (``budget_used`` counts the planned ones), and answer files the stage does not read."""
+    notes = []
+    if annotators > 1 and len(answers) < annotators * queried:
+        people = answers["annotator"].nunique()
+        notes.append(f"note: {path}: {counted(len(answers), 'answer')} from {counted(people, 'annotator')} for "
+                     f"{counted(queried, 'queried sample')}, where al.annotators plans {annotators} per sample "
+                     f"({annotators * queried}, which budget_used counts); one file with an `annotator` column "
+                     "holds every expert's answers (docs/annotation_teams.md)")  # fmt: skip
+    unread = unread_answer_files(round_number, path)
+    if unread:
+        notes.append(f"note: {', '.join(map(str, unread))} {'is' if len(unread) == 1 else 'are'} not read: round "
+                     f"{round_number}'s answers are {path} alone; merge the answers into it (with an `annotator` "
+                     "column for several experts) and move the other files out of annotations/")  # fmt: skip
+    return notes
 
 
 def item_ids(sample_ids: Sequence[str], round_number: int, seed: int) -> list[str]:
@@ -166,7 +205,7 @@ def find_answers(round_number: int) -> Path:
 
 
 def read_answers(path: Path, query: pd.DataFrame, known_ids: pd.Series, class_names: list[str],
-                 allow_partial: bool, page: Path, round_number: int) -> Answers:
+                 allow_partial: bool, page: Path, round_number: int, annotators: int = 1) -> Answers:
     """Read and check round ``round_number``'s answers file against its query (``item_id`` and
     ``sample_id`` per queried sample): the CSV (``.csv``) or Label Studio's JSON export
     (``.json``, see :mod:`alr_core.human.labelstudio`). ``page``: the round's annotation page.
@@ -175,14 +214,20 @@ def read_answers(path: Path, query: pd.DataFrame, known_ids: pd.Series, class_na
     Studio: the task id) and the problem: a missing file (with what to do), wrong encoding or
     format, an empty or truncated file, an unknown item_id, an unknown or not-queried
     sample_id, one annotator answering a sample twice with different labels, a label that is
-    not a class, and — unless ``allow_partial`` — queried samples without an answer."""
+    not a class, and — unless ``allow_partial`` — queried samples without an answer. The note
+    adds :func:`answers_notes` (``annotators``: ``al.annotators``)."""
     if not path.is_file():
+        similar = unread_answer_files(round_number, path)
+        if similar:  # a browser saves `round_1 (1).csv` when its downloads hold a round_1.csv already
+            raise AlrError(f"round {round_number}: {path} does not exist, but annotations/ holds "
+                           f"{', '.join(map(str, similar))}: rename the file that holds the round's answers "
+                           f"to {path.name}{team_hint(annotators)}")  # fmt: skip
         raise AwaitingAnswers(
             f"round {round_number} waits for expert answers on {counted(len(query), 'queried image')}: "
             f"{path} does not exist; open {page} in a browser, answer every image, save the file as {path} "
             f"(the page offers that name), then run `dvc repro` again; or import "
             f"{page.with_name(LABELSTUDIO_TASKS)} into Label Studio and save its JSON export as "
-            f"{path.with_suffix('.json')}"
+            f"{path.with_suffix('.json')}{team_hint(annotators)}"
         )
     if path.suffix == ".json":
         from alr_core.human.labelstudio import parse_export
@@ -190,7 +235,10 @@ def read_answers(path: Path, query: pd.DataFrame, known_ids: pd.Series, class_na
         id_column, records = "item_id", parse_export(path)
     else:
         id_column, records = _parse(path)
-    return check_answers(records, id_column, path, query, set(known_ids), class_names, allow_partial, page)
+    read = check_answers(records, id_column, path, query, set(known_ids), class_names, allow_partial, page)
+    notes = [read.note] if read.note else []
+    notes += answers_notes(read.table, len(query), annotators, path, round_number)
+    return Answers(read.table, "\n".join(notes) or None)
 
 
 def check_answers(records: list[tuple[str, str, str, str]], id_column: str, path: Path, query: pd.DataFrame,
