@@ -62,8 +62,8 @@ def test_table_order_labels_flags_and_neighbours():
     assert table["flagged_by"].tolist() == ["cleanlab_kfold", "knn_vote+cleanlab_kfold", "", "", "knn_vote", ""]
     # the first two of each neighbour list, nearest first, with their given labels
     s3, s2 = table.iloc[0], table.iloc[1]
-    assert (s3["neighbour_ids"], s3["neighbour_labels"]) == ("s0;s5", "cat;dog")
-    assert (s2["neighbour_ids"], s2["neighbour_labels"]) == ("s3;s4", "cat;dog")
+    assert (s3["neighbour_ids"], s3["neighbour_labels"]) == ('["s0", "s5"]', '["cat", "dog"]')
+    assert (s2["neighbour_ids"], s2["neighbour_labels"]) == ('["s3", "s4"]', '["cat", "dog"]')
 
 
 def test_table_with_truth_and_without_rules_or_neighbours():
@@ -73,9 +73,18 @@ def test_table_with_truth_and_without_rules_or_neighbours():
     # without rules, the s5/s1/s2 tie falls to the ids
     assert table["sample_id"].tolist() == ["s3", "s1", "s2", "s5", "s4", "s0"]
     assert table["label_is_wrong"].tolist() == [True, False, True, False, True, False]
-    assert set(table["flagged_by"]) == {""} and set(table["neighbour_ids"]) == {""}
+    assert set(table["flagged_by"]) == {""} and set(table["neighbour_ids"]) == {"[]"}
     # more neighbours asked for than there are: all of them
-    assert hand_table(neighbours_shown=10).iloc[0]["neighbour_ids"] == "s0;s5;s1"
+    assert hand_table(neighbours_shown=10).iloc[0]["neighbour_ids"] == '["s0", "s5", "s1"]'
+    # a name holding a separator, a quote or a non-ASCII letter comes back whole through a CSV file
+    names = ['a;b', 'say "hi"', "é, ü"]
+    table = label_issue_table(["x;1", "y", "z"], [0, 1, 2], names, np.full((3, 3), 1 / 3),
+                              np.array([[1, 2], [0, 2], [0, 1]]), {}, neighbours_shown=2)  # fmt: skip
+    buffer = io.StringIO()
+    table.to_csv(buffer, index=False)
+    back = pd.read_csv(io.StringIO(buffer.getvalue()), keep_default_na=False).set_index("sample_id")
+    assert json.loads(back.loc["y", "neighbour_ids"]) == ["x;1", "z"]
+    assert json.loads(back.loc["x;1", "neighbour_labels"]) == ['say "hi"', "é, ü"]
 
 
 def test_table_is_independent_of_the_input_order():
@@ -243,8 +252,9 @@ def test_false_alarms_if_right_reject_impossible_inputs(rate, flagged):
 def test_validation_notes_say_what_was_measured():
     alarms = {"rate": {"knn_vote": 0.3, "cleanlab_kfold": 0.2, "either": 0.391}, "flagged": 548, "if_labels_right": 425}
     assert false_alarm_sentence(alarms, 120, 1088) == (
-        "the rules flag 39% of the 120 validation labels, which alr takes as right: if the train labels are mostly "
-        "right too, about 425 of the 548 train samples they flag are false alarms")  # fmt: skip
+        "the rules would flag about 39% of right train labels (measured on the 120 validation labels, which alr "
+        "takes as right, each class weighted by its train count): if the train labels are mostly right too, about "
+        "425 of the 548 train samples they flag are false alarms")  # fmt: skip
     both = {"val_false_alarms": alarms, "suggestion_val_balanced_accuracy": 0.464, "num_val": 120, "num_train": 1088}
     assert validation_notes(both) == f"{false_alarm_sentence(alarms, 120, 1088)}; {suggestion_sentence(0.464, 120)}"
     # metrics from before the false alarms were estimated
@@ -259,16 +269,17 @@ def test_false_alarm_sentence_when_train_labels_are_flagged_no_more_than_right_o
     # "about 87 of the 87 are false alarms" would read as a count, where the flags cannot be told apart
     alarms = {"rate": {"knn_vote": 0.4, "cleanlab_kfold": 0.2, "either": 0.45}, "flagged": 87, "if_labels_right": 87}
     assert false_alarm_sentence(alarms, 35, 245) == (
-        "the rules flag 45% of the 35 validation labels, which alr takes as right, and 36% of the train labels: no "
-        "more often than right ones, so the train flags may all be false alarms")  # fmt: skip
+        "the rules would flag about 45% of right train labels (measured on the 35 validation labels, which alr "
+        "takes as right, each class weighted by its train count), and flag 36% of the train labels: no more often "
+        "than right ones, so the train flags may all be false alarms")  # fmt: skip
     # exactly the validation share is no more often either; one flag more is counted
     assert "may all be false alarms" in false_alarm_sentence(alarms | {"flagged": 110}, 35, 245)  # 0.45 · 245 = 110.25
     one_more = alarms | {"flagged": 111, "if_labels_right": 110}
     assert false_alarm_sentence(one_more, 35, 245).endswith("about 110 of the 111 train samples they flag are "
                                                             "false alarms")  # fmt: skip
     nothing = {"rate": {"knn_vote": 0.0, "cleanlab_kfold": 0.0, "either": 0.0}, "flagged": 0, "if_labels_right": 0}
-    assert false_alarm_sentence(nothing, 35, 245) == ("the rules flag 0% of the 35 validation labels, which alr "
-                                                      "takes as right, and no train label")  # fmt: skip
+    assert false_alarm_sentence(nothing, 35, 245).endswith("each class weighted by its train count), and flag no train "
+                                                           "label")  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- the stage
@@ -392,7 +403,7 @@ def test_stage_with_unknown_truth_and_a_missing_input(prepared_tree):
     run_stages(stage_tree, "stages.label_issues")
     table = pd.read_csv(stage_tree / paths.LABEL_ISSUES_CSV, keep_default_na=False)
     assert list(table.columns) == list(COLUMNS)  # no label_is_wrong without the truth
-    assert not table["neighbour_ids"].str.contains(";").any()
+    assert all(len(json.loads(cell)) == 1 for cell in table["neighbour_ids"])  # neighbours_shown: 1
     metrics = json.loads((stage_tree / paths.LABEL_ISSUES_METRICS).read_text())
     assert set(metrics) == {"num_train", "flagged", "flagged_per_class", "suggestion_val_balanced_accuracy", "num_val",
                             "val_false_alarms", "num_in_gallery"}

@@ -513,8 +513,9 @@ def test_report_and_summary_name_the_label_issue_files_when_the_stage_ran(tmp_pa
     assert json.loads(Path(paths.REPORT_METRICS).read_text())["label_issues"]["val_false_alarms"] == alarms
     paragraphs = results_overview().split("\n\n")
     assert " ".join(paragraphs[-2].splitlines()) == (
-        f"{LABEL_ISSUES_LINE}; the rules flag 6% of the 35 validation labels, which alr takes as right: if the "
-        "train labels are mostly right too, about 32 of the 50 train samples they flag are false alarms; the "
+        f"{LABEL_ISSUES_LINE}; the rules would flag about 6% of right train labels (measured on the 35 validation "
+        "labels, which alr takes as right, each class weighted by its train count): if the train labels are mostly "
+        "right too, about 32 of the 50 train samples they flag are false alarms; the "
         "suggested label scores a balanced accuracy of 61% on the 35 validation images (its mean recall per "
         "class): the lower, the more flags are false alarms")  # fmt: skip
     assert max(len(line) for line in paragraphs[-2].splitlines()) <= 80

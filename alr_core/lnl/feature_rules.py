@@ -182,7 +182,8 @@ def _fold_probes(embeddings: np.ndarray, labels: np.ndarray, folds: int, seed: i
         if len(np.unique(labels[train])) < 2:
             raise AlrError(f"a {folds}-fold split leaves a training fold with one class only: "
                            f"labels has 2 observed classes and class {present[counts.argmin()]} "
-                           "has a single sample; a probe needs two classes to learn from")  # fmt: skip
+                           "has a single sample; a probe needs two classes to learn from: give that class more "
+                           "train images (beside two or more other classes a single sample is scored)")  # fmt: skip
     with threadpool_limits(1, user_api="blas"):  # see _probe
         return [(clone(_probe()).fit(embeddings[train], labels[train]), rows) for train, rows in splits]
 

@@ -21,6 +21,7 @@ variants scored lower in both).
 from __future__ import annotations
 
 import html
+import json
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
@@ -32,7 +33,6 @@ from alr_core.data.images import array_picture, png_bytes, png_data_uri
 
 QUALITY_METHOD = "self_confidence"
 RULE_JOINER = "+"  # flagged_by: the rules that flagged a sample, in the order of ``flags``
-NEIGHBOUR_SEPARATOR = ";"  # neighbour_ids, neighbour_labels: nearest first
 THUMBNAIL_PX = 128  # larger images are shrunk to this side before embedding: the page stays small
 COLUMNS = ("rank", "sample_id", "given_label", "suggested_label", "issue_score", "flagged_by",
            "neighbour_ids", "neighbour_labels")  # fmt: skip
@@ -55,7 +55,7 @@ def label_issue_table(
     a tie), ``issue_score`` in [0, 1] (module docstring), ``flagged_by`` (the names of the rules
     that flagged the sample joined by "+", "" when none did), ``neighbour_ids`` and
     ``neighbour_labels`` (the first ``neighbours_shown`` neighbours' sample ids and given labels,
-    ";"-separated) and, when ``true_labels`` (N,) is given (simulated noise), ``label_is_wrong``.
+    as JSON lists) and, when ``true_labels`` (N,) is given (simulated noise), ``label_is_wrong``.
 
     Order: issue score descending, then the number of rules that flagged the sample
     (descending), then sample id: the same inputs always give the same ranking.
@@ -78,8 +78,9 @@ def label_issue_table(
         "suggested_label": names[probs.argmax(axis=1)],
         "issue_score": scores,
         "flagged_by": [RULE_JOINER.join(rule for rule, hit in zip(flags, row) if hit) for row in flagged],
-        "neighbour_ids": [NEIGHBOUR_SEPARATOR.join(sample_ids[row].astype(str)) for row in shown],
-        "neighbour_labels": [NEIGHBOUR_SEPARATOR.join(names[labels[row]]) for row in shown],
+        # JSON lists, nearest first: a class name or a file name may hold any separator
+        "neighbour_ids": [json_list(sample_ids[row].astype(str)) for row in shown],
+        "neighbour_labels": [json_list(names[labels[row]]) for row in shown],
     })  # fmt: skip
     if true_labels is not None:
         truth = np.asarray(true_labels)
@@ -91,6 +92,11 @@ def label_issue_table(
                               kind="mergesort", ignore_index=True).drop(columns="_flag_count")  # fmt: skip
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     return table
+
+
+def json_list(values) -> str:
+    """``["a;b", "c"]``: a list cell that any CSV reader hands back whole (``json.loads`` splits it)."""
+    return json.dumps([str(value) for value in values], ensure_ascii=False)
 
 
 def _check_inputs(sample_ids, labels, class_names, probs, neighbours, flags):
@@ -114,7 +120,7 @@ def _check_inputs(sample_ids, labels, class_names, probs, neighbours, flags):
         raise AlrError(f"neighbours must be row indices in [0, {n})")
     checked = {}
     for rule, hits in flags.items():
-        if not rule or RULE_JOINER in rule or NEIGHBOUR_SEPARATOR in rule:
+        if not rule or RULE_JOINER in rule:
             raise AlrError(f"rule name {rule!r}: expected a non-empty name without {RULE_JOINER!r}")
         hits = np.asarray(hits)
         if hits.shape != (n,) or hits.dtype != bool:

@@ -154,11 +154,15 @@ def false_alarm_sentence(val_false_alarms: dict, num_val: int, num_train: int) -
     validation labels, the flags cannot be told from false alarms, and the sentence says so
     rather than count every flag a false alarm."""
     rate, flagged = val_false_alarms["rate"]["either"], val_false_alarms["flagged"]
-    head = f"the rules flag {rate:.0%} of the {counted(num_val, 'validation label')}, which alr takes as right"
+    # the rate is per class, weighted by the class's train count: an estimate for the train split,
+    # not the share of validation labels flagged (a rare class's rows weigh less than in that share)
+    head = (f"the rules would flag about {rate:.0%} of right train labels (measured on the "
+            f"{counted(num_val, 'validation label')}, which alr takes as right, each class weighted by its train "
+            "count)")  # fmt: skip
     if flagged == 0:
-        return f"{head}, and no train label"
+        return f"{head}, and flag no train label"
     if flagged <= rate * num_train:
-        return (f"{head}, and {flagged / num_train:.0%} of the train labels: no more often than right ones, so "
+        return (f"{head}, and flag {flagged / num_train:.0%} of the train labels: no more often than right ones, so "
                 "the train flags may all be false alarms")  # fmt: skip
     return (f"{head}: if the train labels are mostly right too, about {val_false_alarms['if_labels_right']} of the "
             f"{flagged} train samples they flag are false alarms")  # fmt: skip
