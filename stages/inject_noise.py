@@ -23,7 +23,11 @@ def main() -> None:
         summary |= noise_summary(truth, labels["observed_label"].to_numpy(), names)
     artifacts.write_parquet(paths.NOISY_LABELS, labels)
     artifacts.write_json(paths.NOISE_METRICS, summary)
-    print(f"labels for {counted(len(labels), 'train sample')}, {summary.get('num_corrupted', 'unknown')} corrupted")
+    if params.noise.type == "none":
+        print(f"labels for {counted(len(labels), 'train sample')}, as given (noise.type: none)")
+    else:
+        print(f"labels for {counted(len(labels), 'train sample')}, {summary['num_corrupted']} corrupted "
+              f"(realised rate {summary['realised_rate']:.3f}, noise.rate {params.noise.rate:g})")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from alr_core.common.seeding import rng_for
 from alr_core.common.text import counted
 from alr_core.data.fingerprint import read_stat_cache
 from alr_core.data.identical import identical_text
-from alr_core.data.prepare import data_summary, groups_text, prepare, unscored_classes_text
+from alr_core.data.prepare import data_summary, groups_text, imbalance_text, prepare, unscored_classes_text
 
 
 def main() -> None:
@@ -22,7 +22,7 @@ def main() -> None:
     artifacts.write_json(paths.DATA_METRICS, summary)
     print(f"prepared {counted(len(dataset.samples), 'image')} of shape {dataset.images.shape[1:]}")
     for line in (identical_text(summary["identical_images"]), groups_text(summary["groups"]),
-                 unscored_classes_text(summary)):
+                 unscored_classes_text(summary), imbalance_text(summary, params.data)):
         if line:
             print(line)
 

@@ -27,7 +27,8 @@ from alr_core.common.errors import AlrError
 from alr_core.common.params import CsvParams, DataParams, Params
 from alr_core.common.seeding import rng_for
 from alr_core.data.identical import identical_text
-from alr_core.data.prepare import class_names, data_summary, groups_text, prepare, unscored_classes_text
+from alr_core.data.prepare import (class_names, data_summary, groups_text, imbalance_text, prepare,
+                                  unscored_classes_text)
 
 SAMPLE_COLUMNS = ["sample_id", "split", "label", "class_name", "source_path", "source_md5"]
 
@@ -57,6 +58,19 @@ def test_prepare_digits_long_tail():
     assert summary["class_counts"]["train"]["9"] == 13
     assert summary["train_imbalance_ratio"] == pytest.approx(129 / 13)
     json.dumps(summary, allow_nan=False)  # the metrics file must be plain JSON
+
+
+def test_an_imbalance_ratio_the_long_tail_cannot_give_is_noted():
+    """data.imbalance_ratio 1000 on digits: the rarest classes keep one image each, and prepare
+    says that the train split's ratio is the head's count, not 1000."""
+    assert imbalance_text(data_summary(prepare(DataParams(image_size=None), rng_for(0, "split"))),
+                          DataParams(image_size=None)) is None  # the default ratio 10 fits
+    params = DataParams(image_size=None, imbalance_ratio=1000)
+    summary = data_summary(prepare(params, rng_for(0, "split")))
+    assert min(summary["class_counts"]["train"].values()) == 1
+    assert imbalance_text(summary, params) == (
+        "note: data.imbalance_ratio is 1000, but the largest class has 129 train images and a class keeps at least "
+        "one, so the train split's ratio is 129 (train_imbalance_ratio in metrics/data.json)")  # fmt: skip
 
 
 def test_prepare_images_follow_their_rows():
@@ -544,7 +558,7 @@ def test_stage_prepare_and_inject_noise_on_a_tiny_npz(stage_tree, tmp_path):
 
     result = run_module("stages.inject_noise", stage_tree)
     assert result.returncode == 0, result.stderr
-    assert "labels for 7 train samples, unknown corrupted" in result.stdout
+    assert "labels for 7 train samples, as given (noise.type: none)" in result.stdout
     labels = pd.read_parquet(stage_tree / paths.NOISY_LABELS)
     assert labels["sample_id"].tolist() == [f"train/{i:06d}" for i in range(7)]
     assert labels["observed_label"].tolist() == [0, 1, 2, 0, 1, 2, 0]

@@ -158,6 +158,18 @@ def data_summary(dataset: PreparedDataset) -> dict:
     }
 
 
+def imbalance_text(summary: dict, params: DataParams) -> str | None:
+    """What ``prepare`` prints when ``data.imbalance_ratio`` asks the drawn long tail
+    (``digits``) for less than half an image of its rarest class: that class keeps one, and the
+    train split's ratio is below the one asked for. None otherwise."""
+    head = max(summary["class_counts"]["train"].values())
+    if params.source != "digits" or params.imbalance_ratio <= 2 * head:
+        return None
+    return (f"note: data.imbalance_ratio is {params.imbalance_ratio:g}, but the largest class has "
+            f"{counted(head, 'train image')} and a class keeps at least one, so the train split's ratio is "
+            f"{summary['train_imbalance_ratio']:g} (train_imbalance_ratio in metrics/data.json)")
+
+
 def unscored_classes_text(summary: dict) -> str | None:
     """What ``prepare`` prints about the classes without a validation or a test image (of a split
     that has images; ``summary``: :func:`data_summary`'s): no checkpoint choice or score sees
