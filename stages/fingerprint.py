@@ -12,6 +12,7 @@ import time
 from alr_core.common import artifacts, paths
 from alr_core.common.cli import run_stage
 from alr_core.common.params import load_params
+from alr_core.common.text import counted
 from alr_core.data.fingerprint import fingerprint, init_fingerprint, read_stat_cache
 from alr_core.data.sources import source_files
 
@@ -30,7 +31,7 @@ def main() -> None:
     if not files:
         print(f"data.source {params.data.source}: built in, no files to check")
     else:
-        print(f"{params.data.path}: {len(files)} file{'s' * (len(files) != 1)} checked in {seconds:.1f} s "
+        print(f"{params.data.path}: {counted(len(files), 'file')} checked in {seconds:.1f} s "
               f"({hashed} hashed, {len(files) - hashed} unchanged since the last check)")  # fmt: skip
 
 

@@ -9,7 +9,7 @@ from alr_core.active.labels import initial_working_labels
 from alr_core.common import artifacts, paths
 from alr_core.common.cli import run_stage
 from alr_core.common.params import load_params
-from alr_core.common.text import kept_text, lead_text, method_name, rounded
+from alr_core.common.text import kept_text, method_name, rounded, safety_net_sentence
 
 
 def main() -> None:
@@ -41,9 +41,7 @@ def main() -> None:
           f"{kept_text(result.metrics['selection'], len(result.selection))}")  # fmt: skip
     net = result.metrics.get("safety_net")
     if net and net["ce_is_better"]:
-        using = "using plain CE's model" if net["used"] == "ce" else "lnl.safety_net: pick would use plain CE"
-        print(f"safety net: plain CE scored higher on validation ({rounded(net['ce_val_balanced_accuracy'])} vs "
-              f"{rounded(net['method_val_balanced_accuracy'])} balanced accuracy{lead_text(net['ce_lead'])}); {using}")
+        print(safety_net_sentence(net))
 
 
 if __name__ == "__main__":

@@ -376,9 +376,9 @@ def three_rounds(budget: int):
 def test_current_round_budgets_and_folders():
     params = three_rounds(10)
     first, second, third = (current_round(params, name) for name in ("1", "2", "3"))
-    assert (first.number, first.budget, first.budget_before, first.budget_after) == (1, 4, 0, 4)
-    assert (second.number, second.budget, second.budget_before, second.budget_after) == (2, 3, 4, 7)
-    assert (third.number, third.budget, third.budget_before, third.budget_after) == (3, 3, 7, 10)
+    assert (first.number, first.budget, first.budget_before) == (1, 4, 0)
+    assert (second.number, second.budget, second.budget_before) == (2, 3, 4)
+    assert (third.number, third.budget, third.budget_before, third.budget_total) == (3, 3, 7, 10)
     assert first.prev_dir.as_posix() == "data/lnl" and first.out_dir.as_posix() == "data/rounds/1"
     assert second.prev_dir.as_posix() == "data/rounds/1" and third.out_dir.as_posix() == "data/rounds/3"
     assert current_round(three_rounds(0), "2").budget == 0

@@ -59,6 +59,7 @@ def test_dawid_skene_beats_majority_vote_on_a_reliable_and_two_adversarial_annot
     np.testing.assert_allclose(result.confusions[1], np.roll(np.eye(3), 1, axis=1), atol=0.01)  # t → t + 1
     np.testing.assert_allclose(np.diag(result.confusions[2]), 0.7, atol=0.01)
     np.testing.assert_allclose(result.posteriors.sum(axis=1), 1.0)
+    np.testing.assert_allclose(result.priors, 1 / 3, atol=0.01)  # ten samples of each class
     labels, tied = aggregate(answers, 3, "dawid_skene")
     assert (labels == truth).all() and not tied.any()
 
@@ -163,7 +164,7 @@ def test_budget_counts_answers_and_queries_a_kth_of_the_samples():
     params = parse_params({"budget": 100, "al": {"annotators": 3}, "rounds": rounds_param(5)})
     rounds = [current_round(params, str(r)) for r in range(1, 6)]
     assert [r.budget for r in rounds] == [7, 7, 7, 6, 6]  # ⌊100 / 3⌋ = 33 samples
-    assert rounds[-1].budget_after == rounds[0].budget_total == 33
+    assert rounds[-1].budget_before + rounds[-1].budget == rounds[0].budget_total == 33
     assert {r.answers_per_sample for r in rounds} == {3}
     single = current_round(parse_params({"budget": 100, "rounds": rounds_param(5)}), "1")
     assert (single.budget, single.budget_total, single.answers_per_sample) == (20, 100, 1)

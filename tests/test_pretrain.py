@@ -23,7 +23,7 @@ from alr_core.ssl import loop
 from alr_core.ssl.embeddings import embedding_matrix, embeddings_table
 from alr_core.ssl.encoder import ENCODER_ONLY, ProjectionHead, build_encoder, encoder_spec, save_encoder
 from alr_core.ssl.loss import nt_xent, vicreg, vicreg_collapse_loss
-from alr_core.ssl.views import random_view
+from alr_core.ssl.views import random_view, two_views
 
 pytestmark = pytest.mark.usefixtures("torch_state")
 
@@ -306,10 +306,10 @@ def test_only_train_images_are_trained_on_and_every_sample_is_embedded_once(monk
     seen = []
 
     def spy(batch, *args):
-        seen.append(batch[:, 0, 0, 0].tolist())  # pixel value = row of the image in `images`
-        return random_view(batch, *args)
+        seen.append(batch[:, 0, 0, 0].tolist() * 2)  # pixel value = row of the image in `images`; two views
+        return two_views(batch, *args)
 
-    monkeypatch.setattr(loop, "random_view", spy)
+    monkeypatch.setattr(loop, "two_views", spy)
     params = tiny_params(epochs=2)
     result = loop.run_pretrain(images, samples, params, progress=False)
     train_rows = np.flatnonzero(samples["split"] == "train")

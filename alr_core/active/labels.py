@@ -1,4 +1,4 @@
-"""Phase-2 bookkeeping: budget split, the query, and the working label table with the one
+"""Phase-2 bookkeeping: the budget check, the query, and the working label table with the one
 definition of which samples are in the pool, labelled and trusted (docs/method.md, phase 2).
 
 The working label table has one row per train sample, in a fixed order that no round changes:

@@ -54,7 +54,7 @@ ROUND_LR = "al.lr (or the round's rounds.<r>.lr, where it sets one)"
 class Retrained:
     model: torch.nn.Module
     peer: Optional[torch.nn.Module]  # Co-teaching's g under al.train_on: lnl, else None
-    metrics: dict  # kept_previous, best_epoch, val, test (and, under lnl, the round's selection)
+    metrics: dict  # kept_previous, trained_val_macro_f1, best_epoch, val, test (under lnl also the round's selection)
 
 
 def retrain(model: torch.nn.Module, peer: Optional[torch.nn.Module], spec: ModelSpec, normalization: dict,
@@ -74,7 +74,7 @@ def retrain(model: torch.nn.Module, peer: Optional[torch.nn.Module], spec: Model
         previous_val = evaluation(previous_model, normalization, data, params, splits=("val",))["val"]
     scratch = params.al.retrain == "scratch"
     if params.al.train_on == "lnl":
-        trained = _retrain_lnl(model, peer, spec, data, relabelled, params, seed, scratch, progress)
+        trained = _retrain_lnl(model, peer, data, relabelled, params, seed, scratch, progress)
     else:
         if scratch:
             seed_everything(seed)  # the fresh network's initial weights come from the round's seed
@@ -90,7 +90,7 @@ def retrain(model: torch.nn.Module, peer: Optional[torch.nn.Module], spec: Model
     return trained
 
 
-def _retrain_lnl(model, peer, spec: ModelSpec, data: PipelineData, relabelled: np.ndarray, params: Params,
+def _retrain_lnl(model, peer, data: PipelineData, relabelled: np.ndarray, params: Params,
                  seed: int, scratch: bool, progress: bool) -> Retrained:
     al, coteaching = params.al, params.lnl.method != "ce"
     networks = None

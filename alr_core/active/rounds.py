@@ -21,7 +21,6 @@ class Round:
     out_dir: Path
     budget: int  # samples queried this round
     budget_before: int  # samples queried in earlier rounds
-    budget_after: int  # samples queried up to and including this round
     oracle: str  # simulated | human: rounds.<r>.oracle, else al.oracle
     answers_per_sample: int  # al.annotators: budget units (answers) planned per queried sample
     budget_total: int  # samples queried over all rounds
@@ -34,5 +33,5 @@ def current_round(params: Params, name: str) -> Round:
     samples = params.budget // params.al.annotators
     budgets = split_budget(samples, len(params.rounds))
     return Round(number, Path(params.rounds[name].prev), paths.round_dir(number), budgets[number - 1],
-                 sum(budgets[: number - 1]), sum(budgets[:number]), round_params(params, name).al.oracle,
-                 params.al.annotators, samples)  # fmt: skip
+                 sum(budgets[: number - 1]), round_params(params, name).al.oracle, params.al.annotators,
+                 samples)  # fmt: skip

@@ -38,6 +38,17 @@ def lead_text(lead: dict | None) -> str:
     return f", paired test p = {lead['p_value']:.3f}{noise}"
 
 
+def safety_net_sentence(net: dict) -> str:
+    """The warning when plain CE scored higher than the phase-1 method on the validation split,
+    with the paired test's p-value of CE's lead (``net``: lnl.json's ``safety_net``), for the
+    lnl_train stage's output and the summary."""
+    outcome = ("phase 1 hands on CE's model (lnl.safety_net: pick)" if net["used"] == "ce"
+               else "phase 1 kept the method's model; lnl.safety_net: pick would use CE's")  # fmt: skip
+    return (f"safety net: plain CE scored higher on the validation split than the phase-1 method "
+            f"({net['ce_val_balanced_accuracy']:.3f} vs {net['method_val_balanced_accuracy']:.3f} balanced "
+            f"accuracy{lead_text(net.get('ce_lead'))}); {outcome}")
+
+
 def kept_text(selection: dict, num_train: int) -> str:
     """"kept 865 of 1080 train samples (precision 0.91, worst-class recall 0.74)" from lnl.json's
     ``selection``. Without the truth (``recall_per_class`` None) it names instead the observed

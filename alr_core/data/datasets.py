@@ -16,8 +16,9 @@ from alr_core.data.prepare import class_names as class_names_of
 
 @dataclass
 class SplitData:
-    """One split: images uint8 (N, H, W, C), labels int64 (N,), sample ids (N,), and the
-    pretrain embeddings float32 (N, D) when they were loaded.
+    """One split: images uint8 (N, H, W, C) — or, for a head on cached embeddings
+    (:func:`model_inputs`), the embeddings float32 (N, D) in their place —, labels int64 (N,),
+    sample ids (N,), and the pretrain embeddings float32 (N, D) when they were loaded.
 
     For the train split ``labels`` are the working (observed) labels and ``truth`` the true
     labels when known; for val and test ``labels`` are the clean labels."""

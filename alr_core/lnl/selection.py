@@ -20,9 +20,12 @@ def forget_rate_schedule(epoch: int, tau: float, num_gradual: int, exponent: flo
     return tau * min(epoch / num_gradual, 1.0) ** exponent
 
 
-def num_to_keep(batch_size: int, forget_rate: float) -> int:
-    """n = ⌊(1 − R)·|b|⌋, at least 1."""
-    return max(1, math.floor((1.0 - forget_rate) * batch_size + 1e-9))
+def num_to_keep(size, forget_rate: float):
+    """n = ⌊(1 − R)·s⌋, at least 1: of an int ``size``, or elementwise of an integer tensor (the
+    selection's per-sample group sizes, without reading them back from the device)."""
+    if isinstance(size, torch.Tensor):
+        return torch.floor((1.0 - forget_rate) * size.double() + 1e-9).clamp(min=1).long()
+    return max(1, math.floor((1.0 - forget_rate) * size + 1e-9))
 
 
 def kept_mask(
@@ -54,7 +57,7 @@ def kept_mask(
         group = torch.zeros_like(labels)
         rank = torch.arange(len(losses), device=losses.device)
         size = torch.full_like(rank, len(losses))
-    keep_count = torch.floor((1.0 - forget_rate) * size.double() + 1e-9).clamp(min=1).long()
+    keep_count = num_to_keep(size, forget_rate)
     vog_count = torch.floor(mix * keep_count.double() + 1e-9).long() if vog is not None else torch.zeros_like(rank)
     in_loss_set = _unsorted(by_loss, rank < keep_count - vog_count)
     if vog is None or mix == 0:

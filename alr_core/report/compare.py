@@ -25,6 +25,7 @@ import pandas as pd
 
 from alr_core.common import paths
 from alr_core.common.errors import AlrError
+from alr_core.common.text import counted
 from alr_core.report.summary import rounds_table
 
 # replicates of one configuration: a group's spread covers the seeds, and the splits where
@@ -229,7 +230,7 @@ def markdown_report(experiments: list[Experiment]) -> str:
     by_commit = ", and by baseline commit" if COMMIT_KEY in table.columns else ""  # several among the finished
     lines = [
         f"{finished} of {len(experiments)} experiments finished{repeated}, "
-        f"in {len(table)} group{'' if len(table) == 1 else 's'} "
+        f"in {counted(len(table), 'group')} "
         f"(grouped by every parameter except {' and '.join(REPLICATE_KEYS)}{by_commit}); "
         "mean ± sample std over the replicates.",
         "",

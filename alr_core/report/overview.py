@@ -14,7 +14,7 @@ from pathlib import Path
 
 from alr_core.common import paths
 from alr_core.common.errors import AlrError
-from alr_core.common.text import counted, lead_text
+from alr_core.common.text import counted, safety_net_sentence
 from alr_core.report.summary import (TEXT_LEGEND, label_issues_summary, rounds_table, summary, table_text,
                                      validation_notes)
 
@@ -26,6 +26,9 @@ WIDTH = 80  # characters per line: fits a default terminal
 # metrics every run writes on its way to phase 1, by stage: DVC removes a stage's outputs before
 # running it, so one missing beside phase 1's means the last `dvc repro` failed or stopped there
 WRITTEN_BEFORE_PHASE1 = {paths.DATA_METRICS: "prepare", paths.NOISE_METRICS: "inject_noise"}
+# the data files of the stages between prepare and lnl_train, which a clone without the DVC
+# cache lacks too: read only beside phase 1's outputs, or when phase 1 has none
+DATA_BEFORE_PHASE1 = {paths.PRETRAIN_EMBEDDINGS: "pretrain", paths.LABEL_ISSUES_CSV: "label_issues"}
 # and each round's files, by stage, in the order the stages run (the round's metrics file, the
 # retrain stage's, is missing then too, and the summary reads it first)
 ROUND_OUTPUTS = {paths.SCORES: "score_samples", paths.QUERY: "query", paths.WORKING_LABELS: "oracle_relabel",
@@ -82,7 +85,7 @@ def no_results_text() -> str:
     when only its own are), wrapped to :data:`WIDTH`."""
     if not paths.DATA_METRICS.is_file():
         return NO_RESULTS
-    earlier = {**WRITTEN_BEFORE_PHASE1, paths.PRETRAIN_EMBEDDINGS: "pretrain", paths.LABEL_ISSUES_CSV: "label_issues"}
+    earlier = WRITTEN_BEFORE_PHASE1 | DATA_BEFORE_PHASE1
     stage = next((stage for path, stage in earlier.items() if not path.is_file()), "lnl_train")
     text = (f"no phase-1 results yet: {paths.LNL_METRICS} does not exist but {paths.DATA_METRICS} does, so "
             f"`dvc repro` has not run {stage} yet, or failed or was stopped in it; fix what it reported, "
@@ -101,7 +104,7 @@ def stopped_in(finished_rounds: int) -> tuple[Path, str] | None:
             return path, stage
     if not paths.LNL_WORKING_LABELS.is_file():
         return None
-    for path, stage in ((paths.PRETRAIN_EMBEDDINGS, "pretrain"), (paths.LABEL_ISSUES_CSV, "label_issues")):
+    for path, stage in DATA_BEFORE_PHASE1.items():
         if not path.is_file():
             return path, stage
     for number in range(1, finished_rounds + 1):
@@ -162,18 +165,6 @@ def evaluation_overlap_text(data_metrics: dict | None) -> str | None:
     return textwrap.fill(text, WIDTH, break_long_words=False, break_on_hyphens=False)
 
 
-def safety_net_text(net: dict) -> str:
-    """The warning when plain CE scored higher than the phase-1 method on the validation split,
-    with the paired test's p-value of CE's lead (``net``: lnl.json's ``safety_net``), wrapped
-    to :data:`WIDTH`."""
-    outcome = ("phase 1 hands on CE's model (lnl.safety_net: pick)" if net["used"] == "ce"
-               else "phase 1 kept the method's model; lnl.safety_net: pick would use CE's")  # fmt: skip
-    text = (f"safety net: plain CE scored higher on the validation split than the phase-1 method "
-            f"({net['ce_val_balanced_accuracy']:.3f} vs {net['method_val_balanced_accuracy']:.3f} balanced "
-            f"accuracy{lead_text(net.get('ce_lead'))}); {outcome}")
-    return textwrap.fill(text, WIDTH, break_long_words=False, break_on_hyphens=False)
-
-
 def overview_text(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: dict | None,
                   status: dict | None, label_issues: dict | None = None, labels: dict | None = None,
                   data_metrics: dict | None = None, stopped_at: tuple[Path, str] | None = None) -> str:
@@ -211,7 +202,8 @@ def overview_text(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: d
     if overlap:
         lines += ["", overlap]
     if (totals["phase1_safety_net"] or {}).get("ce_is_better"):
-        lines += ["", safety_net_text(totals["phase1_safety_net"])]
+        lines += ["", textwrap.fill(safety_net_sentence(totals["phase1_safety_net"]), WIDTH, break_long_words=False,
+                                    break_on_hyphens=False)]
     if labels is not None:
         lines += ["", labels_text(labels, len(round_metrics))]
     if label_issues is not None:

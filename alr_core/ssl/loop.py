@@ -36,7 +36,7 @@ from alr_core.nn.training import (
 )
 from alr_core.ssl.encoder import ProjectionHead, build_encoder, encoder_spec
 from alr_core.ssl.loss import nt_xent, vicreg, vicreg_collapse_loss
-from alr_core.ssl.views import random_view
+from alr_core.ssl.views import two_views
 
 
 @dataclass
@@ -158,7 +158,7 @@ def train_self_supervised(encoder: nn.Module, head: nn.Module, images: np.ndarra
             mine = distributed.local_rows(len(idx))
             # rows i and B + i are two independent views of image i; one forward pass over
             # both, so BatchNorm normalises them with the same statistics
-            view1, view2 = random_view(torch.cat([batch, batch]), pre, *flips, generator).chunk(2)
+            view1, view2 = two_views(batch, pre, *flips, generator)
             with precision.autocast():
                 features, _ = encoder_ddp(pipeline.eval_input(torch.cat([view1[mine], view2[mine]])))
                 z = head_ddp(features)
