@@ -31,6 +31,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+def in_ci() -> bool:
+    """Whether the suite runs in CI (``CI`` set, as .ci/run sets it, and not false, 0 or no): a
+    clean clone there, where what a user's checkout may lack or change must be as shipped."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
 # ----------------------------------------------------------------------------- data files
 
 

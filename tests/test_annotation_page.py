@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from builders import in_ci
 from PIL import Image, ImageDraw, ImageFilter
 
 from alr_core.human.annotation import item_ids, read_answers
@@ -265,7 +266,7 @@ def browser(tmp_path):
     if missing:
         reason = (f"the browser test needs {' and '.join(missing)} "
                   "(Debian: apt-get install chromium chromium-driver)")
-        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+        if in_ci():
             pytest.fail(f"{reason}; CI is set, so a missing browser is a failure")
         pytest.skip(reason)
 

@@ -4,13 +4,12 @@ choices, cross-key rules."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from pathlib import Path
 
 import pytest
 import yaml
-from builders import REPO_ROOT, deep_merge
+from builders import REPO_ROOT, deep_merge, in_ci
 
 from alr_core.common.errors import AlrError
 from alr_core.report.compare import flatten
@@ -87,7 +86,7 @@ def test_default_params_are_a_new_dict_every_call():
 
 
 @pytest.mark.skipif(
-    not os.environ.get("CI"),
+    not in_ci(),
     reason="params.yaml is the user's to edit; only a clean clone, as CI tests it (CI set), "
     "must ship exactly the defaults",
 )
