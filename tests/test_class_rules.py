@@ -16,6 +16,7 @@ from alr_core.lnl.class_rules import (
     confident_learning,
     estimated_clean_counts,
     gmm_low_component,
+    keep_one_per_class,
     noise_quota,
     prototype,
     prototype_distance,
@@ -45,6 +46,13 @@ def test_gmm_low_component_finds_the_low_mode():
 )
 def test_gmm_low_component_degenerate_is_none(scores):
     assert gmm_low_component(scores) is None
+
+
+def test_gmm_low_component_splits_a_bimodal_class_of_exactly_min_gmm_samples():
+    # MIN_GMM_SAMPLES is the smallest class a mixture is fitted to, not the largest it skips
+    assert MIN_GMM_SAMPLES == 6
+    scores = np.r_[0.0, 0.1, 0.2, 3.0, 3.1, 3.2]
+    assert gmm_low_component(scores).tolist() == [True] * 3 + [False] * 3
 
 
 def test_gmm_low_component_keeps_a_prefix_when_the_broad_component_owns_both_tails():
@@ -85,6 +93,15 @@ def test_gmm_low_component_on_two_columns_is_closed_downwards():
     at_most = (scores[:, None, :] <= scores[None, :, :]).all(axis=2)  # [i, j]: i ≤ j in both
     # no dropped sample lies below a kept one in both columns
     assert not (at_most & ~keep[:, None] & keep[None, :]).any()
+
+
+def test_gmm_low_component_on_two_columns_drops_only_samples_high_in_both():
+    # 20 clean samples (loss 0.05-0.15) and 8 noisy ones (loss 2.9-3.1) whose VOG (0.2-0.8) lies
+    # inside the clean samples' (0.1-0.9): a clean sample above a noisy one in VOG alone is
+    # still below it in loss, so it is kept
+    loss = np.r_[np.linspace(0.05, 0.15, 20), np.linspace(2.9, 3.1, 8)]
+    vog = np.r_[np.linspace(0.1, 0.9, 20), np.linspace(0.2, 0.8, 8)]
+    assert gmm_low_component(np.c_[loss, vog]).tolist() == [True] * 20 + [False] * 8
 
 
 def test_class_gmm_keeps_the_clean_mode_of_every_class():
@@ -177,6 +194,18 @@ def test_confident_learning_passes_cleanlabs_filter_on():
     # cleanlab's "both" flags only what both other filters flag
     assert (flags["both"] == (flags["prune_by_class"] & flags["prune_by_noise_rate"])).all()
     assert flags["both"].sum() == 34
+
+
+def test_keep_one_per_class_gives_an_emptied_class_back_its_highest_scoring_sample():
+    # class 0 lost all three samples: its best (score 0.9, index 1) comes back; class 1 kept
+    # sample 3 and gets nothing added; class 2 keeps its one sample and is kept whole
+    keep = np.array([False, False, False, True, False, True])
+    scores = np.array([0.2, 0.9, 0.5, 0.3, 0.8, 0.1])
+    labels = np.array([0, 0, 0, 1, 1, 2])
+    restored, whole = keep_one_per_class(keep, scores, labels)
+    assert restored.tolist() == [False, True, False, True, False, True]
+    assert whole == [2]
+    assert keep.tolist() == [False, False, False, True, False, True]  # the input is not changed
 
 
 @pytest.mark.parametrize("rule", CLASS_RULES)

@@ -17,7 +17,8 @@ import pytest
 from builders import REPO_ROOT, run
 
 from alr_core.common.errors import AlrError
-from alr_core.report.compare import COMMIT_KEY, group_curves, markdown_report, read_experiments, summary_table
+from alr_core.report.compare import (COMMIT_KEY, CURVE_METRIC, Experiment, group_curves, markdown_report,
+                                     read_experiments, summary_table)
 
 
 def lnl_metrics(test_ba: float) -> dict:
@@ -174,6 +175,17 @@ def test_mean_curve_and_band_per_group():
     assert entropy["budget_used"].tolist() == [0, 5, 10] and entropy["n"].tolist() == [2, 2, 2]
     np.testing.assert_allclose(entropy["mean"], [0.45, 0.65, 0.75])
     np.testing.assert_allclose(entropy["std"], np.std([[0.4, 0.6, 0.7], [0.5, 0.7, 0.8]], axis=0, ddof=1))
+
+
+def test_mean_curve_n_counts_only_the_replicates_that_report_the_metric():
+    # seed 1 has no test balanced accuracy in round 1 (NaN): the mean is seed 0's, over n = 1
+    def finished(seed, values):
+        curve = pd.DataFrame({"round": [0, 1], "budget_used": [0, 5], CURVE_METRIC: values})
+        return Experiment(f"e{seed}", f"e{seed}", "success", {"seed": seed, COMMIT_KEY: "a" * 40}, curve=curve)
+
+    (_label, curve), = group_curves([finished(0, [0.5, 0.7]), finished(1, [0.4, math.nan])])
+    assert curve["n"].tolist() == [2, 1]
+    np.testing.assert_allclose(curve["mean"], [0.45, 0.7])
 
 
 def test_markdown_lists_what_was_not_aggregated():

@@ -64,6 +64,25 @@ def test_dawid_skene_beats_majority_vote_on_a_reliable_and_two_adversarial_annot
     assert (labels == truth).all() and not tied.any()
 
 
+def test_dawid_skene_confusion_rows_sum_to_one_for_an_annotator_who_always_answers_zero():
+    # one annotator, three samples, always 0: after one M-step (posteriors = vote shares, all
+    # class 0) the counts are [[3, 0], [0, 0]] + 0.01; each truth row is normalised over the
+    # answers, so the never-seen truth 1 gets the uniform row, not a share of the column
+    one_step = dawid_skene(np.array([[0], [0], [0]]), 2, max_iterations=1)
+    np.testing.assert_allclose(one_step.confusions[0], [[3.01 / 3.02, 0.01 / 3.02], [0.5, 0.5]])
+    converged = dawid_skene(np.array([[0], [0], [0]]), 2)
+    np.testing.assert_allclose(converged.confusions.sum(axis=2), 1.0)
+
+
+def test_dawid_skene_priors_sum_to_one_with_the_smoothing_spread_over_the_classes():
+    # the same lopsided answers: one M-step gives (3 + 0.01, 0 + 0.01) / (3 + 2 · 0.01); the
+    # smoothing is added once per class, so the denominator adds it K times
+    one_step = dawid_skene(np.array([[0], [0], [0]]), 2, max_iterations=1)
+    np.testing.assert_allclose(one_step.priors, [3.01 / 3.02, 0.01 / 3.02])
+    answers, _truth = reliable_and_two_adversarial()
+    assert dawid_skene(answers, 3, smoothing=0.5).priors.sum() == pytest.approx(1.0)
+
+
 def test_dawid_skene_is_deterministic_and_leaves_unanswered_samples_at_zero():
     answers, _truth = reliable_and_two_adversarial()
     answers = np.vstack([answers, [[_, _, _]]])
@@ -137,6 +156,16 @@ def test_simulated_annotators_are_seeded_and_wrong_at_the_noise_rate():
     assert abs(wrong.mean() - 0.2) < 0.02
     wrong_labels = first.loc[wrong, "label"].to_numpy()
     assert set(np.unique(wrong_labels)) == {0, 1, 2, 3, 4}  # drawn over the other classes
+
+
+def test_simulated_wrong_answers_are_uniform_over_the_other_classes():
+    # K = 4, always wrong: each of the three other classes gets about a third of 3000 answers
+    # (a draw's share has a standard error of about 0.009), never the true class
+    truth = pd.Series(np.zeros(3000, dtype=np.int64), index=[f"s{i}" for i in range(3000)])
+    answers = simulated_annotators(truth, 4, 1, 1.0, rng_for(0, "uniform wrong answers"))
+    shares = np.bincount(answers["label"], minlength=4) / len(answers)
+    assert shares[0] == 0.0
+    np.testing.assert_allclose(shares[1:], 1 / 3, atol=0.04)
 
 
 def test_one_exact_simulated_annotator_is_the_truth():

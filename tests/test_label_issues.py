@@ -211,6 +211,15 @@ def test_metrics_with_known_truth_by_hand():
     json.dumps(metrics, allow_nan=False)
 
 
+def test_ranking_precision_at_num_wrong_counts_only_the_first_num_wrong_rows():
+    # ranked order s3 s2 s1 s5 s4 s0; wrong: s3 (row 1) and s1 (row 3), so 1 of the first 2
+    # rows is wrong, though the third row is wrong too
+    truth = np.array([1, 1, 0, 2, 0, 1])  # rows s3, s5, s1, s2, s0, s4: s3 and s1 differ from LABELS
+    table = hand_table(true_labels=truth)
+    assert table["label_is_wrong"].tolist() == [True, False, True, False, False, False]
+    assert label_issue_metrics(table, CLASSES, list(FLAGS))["ranking_precision_at_num_wrong"] == 0.5
+
+
 def test_metrics_without_truth_and_with_every_label_wrong():
     metrics = label_issue_metrics(hand_table(), CLASSES, list(FLAGS), np.float64(0.625), np.int64(8))
     assert set(metrics) == {"num_train", "flagged", "flagged_per_class", "suggestion_val_balanced_accuracy", "num_val",
@@ -274,6 +283,10 @@ def test_false_alarm_sentence_when_train_labels_are_flagged_no_more_than_right_o
         "than right ones, so the train flags may all be false alarms")  # fmt: skip
     # exactly the validation share is no more often either; one flag more is counted
     assert "may all be false alarms" in false_alarm_sentence(alarms | {"flagged": 110}, 35, 245)  # 0.45 · 245 = 110.25
+    # rate · num_train exactly equal to the flags (0.5 · 100 = 50) is still no more often
+    even = {"rate": {"knn_vote": 0.5, "cleanlab_kfold": 0.0, "either": 0.5}, "flagged": 50, "if_labels_right": 50}
+    assert false_alarm_sentence(even, 35, 100).endswith("flag 50% of the train labels: no more often than right "
+                                                        "ones, so the train flags may all be false alarms")  # fmt: skip
     one_more = alarms | {"flagged": 111, "if_labels_right": 110}
     assert false_alarm_sentence(one_more, 35, 245).endswith("about 110 of the 111 train samples they flag are "
                                                             "false alarms")  # fmt: skip

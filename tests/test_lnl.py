@@ -147,6 +147,20 @@ def test_plain_ce_weights_its_loss_by_class_under_class_balance_loss(data, monke
                                                      plain.model.state_dict().values()))  # fmt: skip
 
 
+def test_mask_weights_balance_the_classes_of_the_kept_set_not_of_the_split():
+    # 3 samples of each class; the mask keeps all of class 0 and one of class 1: kept counts
+    # (3, 1), weights n / (K' · n_c) = 4 / 6 and 4 / 2 (the whole split's (3, 3) would give 1 and 1)
+    labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    truth = torch.tensor([0, 0, 1, 1, 1, 1])
+    mask = np.array([True, True, True, True, False, False])
+    weights, (kept, clean) = lnl_module._mask_weights([mask, mask], labels, truth, 3, "loss")
+    for weight in weights:
+        torch.testing.assert_close(weight, torch.tensor([2 / 3, 2 / 3, 2 / 3, 2.0, 0.0, 0.0]))
+    assert (kept, clean) == (4, 3)  # sample 2 is kept but truly class 1
+    plain, _ = lnl_module._mask_weights([mask], labels, None, 3, "none")
+    assert plain[0].tolist() == [1.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+
+
 @pytest.mark.parametrize("name", list(RUNS))
 def test_phase1_outputs(name, data):
     params, result = run(name, data)

@@ -185,6 +185,22 @@ def test_selection_metrics_no_kept_sample_in_a_class():
     assert result["worst_class_recall"] == 1.0
 
 
+def test_selection_metrics_a_class_that_loses_every_sample_keeps_a_share_of_zero():
+    # observed c {5, 6, 7} keeps nothing: 0.0, not None (None is for a class nobody is labelled with)
+    kept = np.array([1, 1, 0, 1, 0, 0, 0, 0], dtype=bool)
+    result = selection_metrics(kept, OBSERVED, TRUTH, ["a", "b", "c"])
+    assert result["kept_share_per_class"] == {"a": pytest.approx(2 / 3), "b": 0.5, "c": 0.0}
+    assert selection_metrics(kept, OBSERVED, None, ["a", "b", "c"])["kept_share_per_class"]["c"] == 0.0
+
+
+def test_selection_metrics_worst_class_recall_with_one_class_that_has_clean_samples():
+    # every sample is truly a: clean are 0 and 1 (observed a), sample 2 (observed b) is noisy;
+    # class b has no clean sample, so the worst recall is a's, 1 of its 2 clean samples kept
+    result = selection_metrics(np.array([True, False, True]), np.array([0, 0, 1]), np.array([0, 0, 0]), ["a", "b"])
+    assert result["recall_per_class"] == {"a": 0.5, "b": None}
+    assert result["worst_class_recall"] == 0.5
+
+
 def test_selection_metrics_nothing_kept():
     kept = np.zeros(8, dtype=bool)
     result = selection_metrics(kept, OBSERVED, TRUTH, ["a", "b", "c"])
@@ -268,6 +284,20 @@ def test_paired_test_p_values_by_hand():
     assert same == {"diff": 0.0, "p_value": 1.0}
     # b the better: a's p-value is near 1
     assert paired_balanced_accuracy_test(labels, right_on(60, 60), right_on(80, 80), rng)["p_value"] == 1.0
+
+
+def test_paired_test_counts_null_draws_whose_float_sum_rounds_below_the_observed():
+    """Two classes of 10. Class 0: a wins 2, loses 1 (+0.1); class 1: a wins 2 (+0.2); observed
+    (0.1 + 0.2) / 2, and 0.1 + 0.2 is 0.30000000000000004 in float. Draws reaching it: (+0.1,
+    +0.2) 3/8 · 1/4, (+0.3, 0) 1/8 · 1/2, (+0.3, +0.2) 1/8 · 1/4, p = 6/32; the draw (+0.3, 0)
+    sums to 0.3, a hair below, and without the tolerance p would fall to 4/32."""
+    labels = np.repeat([0, 1], 10)
+    a, b = labels.copy(), labels.copy()
+    b[[0, 1, 10, 11]] = 1 - labels[[0, 1, 10, 11]]  # a right, b wrong: 2 in each class
+    a[2] = 1  # b right, a wrong: 1 in class 0
+    found = paired_balanced_accuracy_test(labels, a, b, np.random.default_rng(0))
+    assert found["diff"] == pytest.approx(0.15)
+    assert found["p_value"] == pytest.approx(6 / 32, abs=0.02)
 
 
 def test_paired_test_weighs_classes_equally():

@@ -104,6 +104,14 @@ def test_vicreg_by_hand():
     assert vicreg(z1, z2).item() == pytest.approx(25 * 2 + 25 * 0.99 / 2 + 64)
 
 
+def test_vicreg_variance_term_uses_the_unbiased_batch_std():
+    # one dimension, identical views, values ±0.5: unbiased variance (0.25 + 0.25) / (2 − 1) = 0.5,
+    # std √(0.5 + ε) ≈ 0.707 < γ = 1, so each view pays μ · (1 − √(0.5 + ε)); the biased variance
+    # 0.25 would cost μ · (1 − √(0.25 + ε)) ≈ 12.5 per view instead of ≈ 7.3
+    z = torch.tensor([[0.5], [-0.5]])
+    assert vicreg(z, z.clone()).item() == pytest.approx(2 * 25 * (1 - math.sqrt(0.5 + 1e-4)))
+
+
 def test_vicreg_invariances_and_collapse():
     gen = torch.Generator().manual_seed(0)
     z1 = torch.randn(8, 5, generator=gen)

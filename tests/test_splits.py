@@ -190,6 +190,23 @@ def test_group_ids_name_groups_and_merge_linked_ones():
     assert len(set(group_ids(names, [np.array([2, 5])]).tolist())) == 5
 
 
+def test_group_ids_merge_whole_groups_through_a_link():
+    # images 0 and 2 are identical: p1 (0, 1) and p2 (2, 3) become one group, image 3 included
+    names = np.array(["p1", "p1", "p2", "p2"], dtype=object)
+    assert group_ids(names, [np.array([0, 2])]).tolist() == [0, 0, 0, 0]
+
+
+def test_grouped_split_offers_a_group_to_test_before_val():
+    # 10 images of one class, val and test 2 each; a group of 2 fits either share and goes to
+    # test, whatever the order; the group of 8 fits neither and stays in train
+    labels = np.zeros(10, dtype=int)
+    groups = np.r_[0, 0, np.ones(8, dtype=int)]
+    assert evaluation_counts(np.bincount(labels), 0.2, 0.2).tolist() == [[2], [2]]
+    for seed in range(3):
+        split = grouped_split(labels, groups, 0.2, 0.2, np.random.default_rng(seed))
+        assert split.tolist() == ["test"] * 2 + ["train"] * 8
+
+
 def test_grouped_split_with_one_image_per_group_fills_the_shares_exactly():
     labels = np.repeat([0, 1, 2], [40, 20, 3])
     split = grouped_split(labels, np.arange(len(labels)), 0.1, 0.2, np.random.default_rng(0))
