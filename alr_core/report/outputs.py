@@ -65,7 +65,7 @@ def write_report(status: dict) -> pd.DataFrame:
     latest = round_metrics[-1] if round_metrics else lnl_metrics
     finished = status["finished_rounds"]
     working = paths.round_dir(finished) / paths.WORKING_LABELS if finished else paths.LNL_WORKING_LABELS
-    labels = labels_table(pd.read_parquet(working), class_names)
+    labels = labels_table(artifacts.read_parquet(working), class_names)
     model = f"round {latest['round']}" if round_metrics else "phase 1"
     figures = {
         paths.LEARNING_CURVE_FIGURE: learning_curve_figure(table),
