@@ -37,7 +37,8 @@ def main() -> None:
     source = str(args.exp_show) if args.exp_show else "dvc exp show --json"
     experiments = read_experiments(_load(args.exp_show) if args.exp_show else _exp_show(args.all_commits), source)
     if not experiments:
-        raise AlrError(f"{source}: no experiments; run a sweep first, e.g. "
+        earlier = "" if args.all_commits or args.exp_show else " (on this commit: --all-commits reads earlier ones too)"
+        raise AlrError(f"{source}: no experiments{earlier}; run a sweep first, e.g. "
                        "dvc exp run --queue -S seed=0,1,2 && dvc queue start -j 2")  # fmt: skip
     report = markdown_report(experiments)
     table = summary_table(experiments)

@@ -13,12 +13,14 @@ from alr_core.common import artifacts, paths
 from alr_core.common.cli import run_stage
 from alr_core.common.params import load_params
 from alr_core.common.text import counted
+from alr_core.common.upgrade import check_moved_outputs
 from alr_core.data.fingerprint import fingerprint, init_fingerprint, read_stat_cache
 from alr_core.data.sources import source_files
 
 
 def main() -> None:
     params = load_params(paths.PARAMS)
+    check_moved_outputs()  # fingerprint runs first: a project an earlier alr ran stops before any work
     start = time.perf_counter()
     files = source_files(params.data)
     known = read_stat_cache(paths.SOURCE_STAT_CACHE)

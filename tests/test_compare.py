@@ -161,6 +161,19 @@ def test_a_run_repeated_with_the_same_seed_is_listed_not_counted_as_a_replicate(
     assert curve["n"].tolist() == [2, 2, 2]
 
 
+def test_a_parameter_an_older_commits_params_lack_reads_unset_not_nan():
+    # lnl.clean_recall did not exist on commit b: its run took the default, which "nan" would hide
+    commits = exp_show(experiment("a", 0, lnl={"clean_recall": 0.8}))
+    commits.append({"rev": "b" * 40, "name": None, "data": {}, "error": None, "experiments": [experiment("c", 0)]})
+    text = markdown_report(read_experiments(commits))
+    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.strip("|").split("|")]
+            for line in text.splitlines() if line.startswith("| aaaaaaa") or line.startswith("| bbbbbbb")}
+    header = [cell.strip() for cell in next(line for line in text.splitlines() if "lnl.clean_recall" in line)
+              .strip("|").split("|")]  # fmt: skip
+    column = header.index("lnl.clean_recall")
+    assert (rows["aaaaaaa"][column], rows["bbbbbbb"][column]) == ("0.8", "unset") and "nan" not in text
+
+
 def test_a_parameter_other_than_the_strategy_splits_groups_too():
     sweep = exp_show(experiment("a", 0, lnl={"epochs": 2}), experiment("b", 1, lnl={"epochs": 2}),
                      experiment("c", 0, lnl={"epochs": 4}))  # fmt: skip

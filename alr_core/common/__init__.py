@@ -2,5 +2,6 @@
 
 ``params`` (typed ``params.yaml``), ``paths`` (where each artifact lives), ``artifacts`` (atomic
 writers), ``seeding`` (random streams from the one ``seed``), ``errors`` (what reaches a user as a
-message), ``cli`` (stage entry points), ``text`` (message helpers).
+message), ``cli`` (stage entry points), ``text`` (message helpers), ``upgrade`` (what a project an
+earlier alr ran must change first).
 """

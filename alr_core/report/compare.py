@@ -237,6 +237,8 @@ def markdown_report(experiments: list[Experiment]) -> str:
     ]
     if len(table):
         shown = table.drop(columns=[f"{metric}_{part}" for metric in SUMMARY_METRICS for part in ("mean", "std", "n")])
+        # a parameter an older commit's params.yaml lacks: its run took the default then, which "nan" hides
+        shown = shown.astype(object).where(shown.notna(), "unset")
         for metric, title in SUMMARY_METRICS.items():
             shown[title] = [_mean_std(m, s, count, n) for m, s, count, n
                             in zip(table[f"{metric}_mean"], table[f"{metric}_std"], table[f"{metric}_n"], table["n"])]
