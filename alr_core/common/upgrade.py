@@ -22,7 +22,7 @@ def check_moved_outputs() -> None:
         return
     tracked = listed.stdout.split() if listed.returncode == 0 else []
     if tracked:
-        files = " ".join(tracked)
-        raise AlrError(f"{files}: tracked by git, but DVC caches {'it' if len(tracked) == 1 else 'them'} since an "
-                       f"earlier alr version, and would refuse to write {'it' if len(tracked) == 1 else 'them'} "
-                       f"after the stage's work; run `git rm --cached {files}`, commit, then `dvc repro`")
+        files, them = " ".join(tracked), "it" if len(tracked) == 1 else "them"
+        raise AlrError(f"{files}: tracked by git, but DVC caches {them} since an earlier alr version, and would "
+                       f"refuse to write {them} after the stage's work; run `git rm --cached {files}`, commit, then "
+                       "`dvc repro`")
