@@ -231,9 +231,9 @@ def test_coreset_scores_are_never_above_the_last_pick():
     assert result[order[budget:]].max() <= picks[-1] + 1e-12
 
 
-def test_min_distances_matches_brute_force_across_chunks():
+def test_min_distances_matches_brute_force():
     rng = np.random.default_rng(1)
-    points, centres = rng.normal(size=(13, 4)), rng.normal(size=(11, 4))
+    points, centres = rng.normal(size=(700, 4)), rng.normal(size=(300, 4))  # more than one chunk of each
     brute = np.linalg.norm(points[:, None, :] - centres[None, :, :], axis=2).min(axis=1)
-    np.testing.assert_allclose(strategies._min_distances(points, centres, chunk=3), brute, atol=1e-9)
+    np.testing.assert_allclose(strategies._min_distances(points, centres), brute, atol=1e-9)
     np.testing.assert_allclose(strategies.coreset(points, centres, budget=0), brute, atol=1e-9)

@@ -74,12 +74,10 @@ def coreset(pool_features: np.ndarray, labelled_features: np.ndarray, budget: in
     return scores
 
 
-def _min_distances(points: np.ndarray, centres: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """Distance from each point to its nearest centre, in chunks of centres to bound memory."""
-    best = np.full(len(points), np.inf)
-    squared_points = (points**2).sum(axis=1)[:, None]
-    for start in range(0, len(centres), chunk):
-        block = centres[start : start + chunk]
-        squared = squared_points - 2 * points @ block.T + (block**2).sum(axis=1)[None, :]
-        best = np.minimum(best, np.sqrt(np.maximum(squared.min(axis=1), 0.0)))
-    return best
+def _min_distances(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Distance from each point to its nearest centre. scikit-learn's reduction works in small
+    chunks of both: a pool and labelled set of 14,000 each take ~250 MB, not the ~1.4 GB that
+    one (pool × 4096 centres) block at a time took."""
+    from sklearn.metrics import pairwise_distances_argmin_min
+
+    return pairwise_distances_argmin_min(points, centres)[1]
