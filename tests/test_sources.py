@@ -13,7 +13,7 @@ from PIL import Image
 
 from alr_core.common.errors import AlrError
 from alr_core.common.params import CsvParams, DataParams, SyntheticParams
-from alr_core.data import sources
+from alr_core.data import images, sources
 from alr_core.data.images import decode_files, decode_threads
 from alr_core.data.sources import read_source, source_files
 from alr_core.data.synthetic import synthetic_images, synthetic_layout
@@ -474,6 +474,31 @@ def test_imagefolder_exif_orientation_is_applied(tmp_path):
     assert data.images[0, ..., 0].tolist() == [[0, 200], [0, 0], [0, 0]]
 
 
+def test_large_jpegs_are_decoded_at_a_reduced_scale_close_to_a_full_decode(tmp_path):
+    # a 1600x1200 photo stored sideways (EXIF 6), shrunk to 24 px: decoded at 1/4, the smallest scale
+    # that keeps both sides >= 8 x 24 (1/8 would leave 150)
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0, 200, 1600)
+    rows = np.linspace(0, 50, 1200)[:, None, None]
+    pixels = ramp[None, :, None] * rng.random(3) + rows + rng.normal(0, 8, (1200, 1600, 3))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(photo, quality=90, exif=exif)
+    assert images.read_viewable(photo, images.DRAFT_GAP * 24).size == (300, 400)  # upright: 300 wide
+    assert images.read_viewable(photo).size == (1200, 1600)
+    drafted = decode_files([photo], 24, 3)[0].astype(int)
+    full = images._standardise(images.read_viewable(photo), 24, 3).astype(int)
+    assert drafted.shape == (24, 24, 3) and np.abs(drafted - full).max() <= 3
+    # a photo smaller than the gap, and any PNG, is read at full size: as before, pixel for pixel
+    small = tmp_path / "small.jpg"
+    Image.fromarray(np.clip(pixels[:180, :180], 0, 255).astype(np.uint8)).save(small, quality=90)
+    assert np.array_equal(decode_files([small], 24, 3)[0], images._standardise(images.read_viewable(small), 24, 3))
+    png = tmp_path / "photo.png"
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(png)
+    assert images.read_viewable(png, images.DRAFT_GAP * 24).size == (1600, 1200)
+
+
 def test_imagefolder_channels_forced(tmp_path):
     root = write_image_folder(tmp_path / "c", {"x": 1, "y": 1}, size=(5, 5), mode="RGB")
     gray = read_source(imagefolder(root, channels=1))
@@ -640,10 +665,29 @@ def test_imagefolder_decodes_the_same_on_any_number_of_threads(tmp_path, monkeyp
     four = read_source(imagefolder(root, image_size=16))
     assert four.images.shape == (24, 16, 16, 3)
     assert np.array_equal(one.images, four.images) and one.sample_ids == four.sample_ids
-    # on four threads, of two unreadable files the first in order is named
+    # on four threads, unreadable files are named all at once, in order: a truncated one too
     (root / "a" / "00.jpg").write_bytes(b"not an image")
     (root / "b" / "23.jpg").write_bytes(b"not an image")
-    assert error_of(imagefolder(root, image_size=16)).startswith(f"{root / 'a' / '00.jpg'}: cannot read")
+    whole = (root / "b" / "11.jpg").read_bytes()
+    (root / "b" / "11.jpg").write_bytes(whole[: len(whole) // 2])
+    lines = error_of(imagefolder(root, image_size=16)).splitlines()
+    assert lines[0] == "3 of 24 image files cannot be read:"
+    assert lines[1].startswith(f"  {root / 'a' / '00.jpg'}: cannot read as an image")
+    assert lines[2].startswith(f"  {root / 'b' / '11.jpg'}: cannot ")
+    assert lines[3].startswith(f"  {root / 'b' / '23.jpg'}: cannot read as an image") and len(lines) == 4
+
+
+def test_many_unreadable_files_are_counted_beyond_the_ones_named(tmp_path):
+    paths = []
+    for i in range(images.UNREADABLE_LISTED + 3):
+        paths.append(tmp_path / f"{i:02d}.png")
+        paths[-1].write_bytes(b"not an image")
+    with pytest.raises(AlrError) as raised:
+        decode_files(paths, 8, None)
+    lines = str(raised.value).splitlines()
+    assert lines[0] == f"{len(paths)} of {len(paths)} image files cannot be read:"
+    assert len(lines) == 1 + images.UNREADABLE_LISTED + 1 and lines[-1] == "  ... and 3 more"
+    assert lines[1].startswith(f"  {paths[0]}:") and lines[-2].startswith(f"  {paths[images.UNREADABLE_LISTED - 1]}:")
 
 
 @pytest.mark.parametrize("value, expected", [("3", 3), ("", None), ("many", None), ("0", None)])

@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from tqdm import tqdm
 
 from alr_core.common.errors import AlrError
 
@@ -25,6 +26,11 @@ _GRAYSCALE_MODES = {"1", "L", "LA"} | _HIGH_DEPTH_MODES
 # 8 bits per colour channel, so it keeps the top 8 of each, and a 12-bit composite comes out near black
 _WIDE_PNG_RAWMODES = {"RGB;16B", "LA;16B", "RGBA;16B"}
 GRAY_TOLERANCE = 2
+UNREADABLE_LISTED = 20  # files an error names when several cannot be read
+# A JPEG is decoded at a reduced scale only while it stays this many times data.image_size: 3000 px
+# photos then decode ~4× faster and land within 3 grey levels of a full decode (bench/decode_speed.md);
+# at smaller gaps a 200 px cell crop shrunk to 28 px moved by up to 13 levels
+DRAFT_GAP = 8
 
 
 def decode_files(
@@ -45,31 +51,49 @@ def decode_files(
     if not paths:
         raise AlrError("no image files to decode")
     if channels is None:
-        if all(_mode(p) in _GRAYSCALE_MODES for p in paths):
+        if all(_mode_if_readable(p) in _GRAYSCALE_MODES for p in paths):
             return decode_files(paths, image_size, 1)
         decoded = decode_files(paths, image_size, 3)
         return decoded[..., :1].copy() if is_gray(decoded) else decoded
+    draft_size = DRAFT_GAP * image_size if image_size is not None else None
 
-    def decode(path: Path) -> np.ndarray:
-        return _standardise(read_viewable(path), image_size, channels)
+    def decode(path: Path) -> np.ndarray | AlrError:
+        try:
+            return _standardise(read_viewable(path, draft_size), image_size, channels)
+        except AlrError as error:
+            return error
 
-    decoded = []
+    decoded: Optional[np.ndarray] = None  # filled in place: a list then np.stack would hold the images twice
+    unreadable: list[str] = []
     # Pillow releases the GIL while it decodes and resizes, so threads use every core (not for
-    # 16-bit colour PNGs: pypng unfilters rows in Python, about one core for those); map keeps
-    # the order, and an unreadable file raises when its turn comes, so the error names the first one
+    # 16-bit colour PNGs: pypng unfilters rows in Python, about one core for those); map keeps the order
     pool = ThreadPoolExecutor(decode_threads())
     try:
-        for path, array in zip(paths, pool.map(decode, paths)):
-            if image_size is None and decoded and array.shape[:2] != decoded[0].shape[:2]:
-                (height, width), (first_height, first_width) = array.shape[:2], decoded[0].shape[:2]
+        results = tqdm(pool.map(decode, paths), total=len(paths), desc="decode images", unit="image",
+                       disable=None)  # None: only on a terminal
+        for row, (path, result) in enumerate(zip(paths, results)):
+            if isinstance(result, AlrError):
+                unreadable.append(str(result))
+                continue
+            if decoded is None:
+                decoded, first = np.empty((len(paths), *result.shape), dtype=np.uint8), path
+            elif result.shape != decoded.shape[1:]:
+                (height, width), (first_height, first_width) = result.shape[:2], decoded.shape[1:3]
                 raise AlrError(
-                    f"{path}: image is {width}x{height} but {paths[0]} is {first_width}x{first_height}; "
+                    f"{path}: image is {width}x{height} but {first} is {first_width}x{first_height}; "
                     "set data.image_size to resize every image to one size"
                 )
-            decoded.append(array)
+            decoded[row] = result
     finally:
         pool.shutdown(cancel_futures=True)  # after an error, the files not yet decoded are skipped
-    return np.stack(decoded)
+    if unreadable:  # every one at once: a fix, then a whole decode, per broken file would be slow
+        if len(unreadable) == 1:
+            raise AlrError(unreadable[0])
+        listed = "\n  ".join(unreadable[:UNREADABLE_LISTED])
+        more = len(unreadable) - UNREADABLE_LISTED
+        raise AlrError(f"{len(unreadable)} of {len(paths)} image files cannot be read:\n  {listed}"
+                       + (f"\n  ... and {more} more" if more > 0 else ""))  # fmt: skip
+    return decoded
 
 
 def decode_threads() -> int:
@@ -86,9 +110,12 @@ def decode_threads() -> int:
 def is_gray(images: np.ndarray) -> bool:
     """Whether the three channels of uint8 ``images`` (N, H, W, 3) agree everywhere, within
     ``GRAY_TOLERANCE`` levels (JPEG's chroma rounding leaves ±1-2 on a gray image saved as RGB)."""
-    signed = images.astype(np.int16)
-    spread = np.maximum(np.abs(signed[..., 0] - signed[..., 1]), np.abs(signed[..., 1] - signed[..., 2]))
-    return bool(spread.max(initial=0) <= GRAY_TOLERANCE)
+    for start in range(0, len(images), 256):  # blocks of images: the int16 copies stay small beside the array
+        signed = images[start : start + 256].astype(np.int16)
+        spread = np.maximum(np.abs(signed[..., 0] - signed[..., 1]), np.abs(signed[..., 1] - signed[..., 2]))
+        if spread.max(initial=0) > GRAY_TOLERANCE:
+            return False
+    return True
 
 
 def standardise_array(
@@ -141,14 +168,20 @@ def _scaled_to_8bit(values: np.ndarray) -> np.ndarray:
     return np.round(np.where(finite, (values - low) * (255 / (high - low)), 0.0)).astype(np.uint8)
 
 
-def read_viewable(path: Path) -> Image.Image:
+def read_viewable(path: Path, draft_size: Optional[int] = None) -> Image.Image:
     """The image file at ``path`` as a viewer shows it, decoded, at most 8 bits per channel:
     turned upright by its EXIF orientation, a deep grayscale file scaled by :func:`to_8bit`, a
     PNG with 16 bits per colour channel read at full depth and scaled the same way over its
     colour channels (alpha dropped). A TIFF with more than 8 bits per colour channel raises
     AlrError: Pillow reads only the top 8 of each, and alr has no full-depth reader for it. The
-    prepared arrays and the pictures experts see both come from here."""
+    prepared arrays and the pictures experts see both come from here.
+
+    ``draft_size`` (px): a JPEG is decoded at the smallest of its built-in scales (1/2, 1/4, 1/8)
+    that keeps both sides at least this long, up to ~10× faster for a photo shrunk to a small
+    ``data.image_size``; ``None``, or any other format: full size."""
     with _open(path) as image:
+        if draft_size is not None:
+            image.draft(image.mode, (draft_size, draft_size))
         if image.format == "TIFF":
             depth = int(np.max(image.tag_v2.get(258, 8)))  # BitsPerSample: one value per sample
             if depth > 8 and image.tag_v2.get(277, 1) > 1:
@@ -213,10 +246,14 @@ def _open(path: Path) -> Image.Image:
         raise AlrError(f"{path}: {exc}; downscale the image (or crop it to the region of interest) first") from None
 
 
-def _mode(path: Path) -> str:
-    """The image's mode, read from its header; the file is closed again."""
-    with _open(path) as image:
-        return image.mode
+def _mode_if_readable(path: Path) -> Optional[str]:
+    """The image's mode, read from its header (the file is closed again); ``None`` for a file
+    that is no readable image, which decoding then names with every other such file."""
+    try:
+        with _open(path) as image:
+            return image.mode
+    except AlrError:
+        return None
 
 
 def _standardise(image: Image.Image, image_size: Optional[int], channels: int) -> np.ndarray:

@@ -64,7 +64,8 @@ def prepare(params: DataParams, rng: np.random.Generator, stat_cache: Optional[d
                        f"{_val_advice(params, source)}")  # fmt: skip
     row = np.cumsum(keep) - 1  # a kept source image's row in the prepared data
     kept_groups = [row[g[keep[g]]] for g in groups if keep[g].sum() > 1]
-    return PreparedDataset(np.ascontiguousarray(source.images[keep]), samples, kept_groups)
+    kept_images = source.images if keep.all() else source.images[keep]  # indexing copies every image
+    return PreparedDataset(np.ascontiguousarray(kept_images), samples, kept_groups)
 
 
 def _check_every_class_in_train(samples: pd.DataFrame, names: list[str], params: DataParams) -> None:
