@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
+from builders import REPO_ROOT
 
 from alr_core.common.errors import AlrError
 from alr_core.common.params import AugmentParams, TrainParams
+from alr_core.nn import training
 from alr_core.nn.augment import augment, to_input
 from alr_core.nn.models import ModelSpec, build_model
 from alr_core.nn.transfer import to_device
@@ -349,6 +353,55 @@ def test_fused_sgd_makes_the_plain_sgd_update():
         reference.step()
         for a, b in zip(fused.parameters(), plain.parameters()):
             torch.testing.assert_close(a.data, b.data, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name, options", [("SGD", {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01}),
+                                           ("AdamW", {"lr": 0.01, "weight_decay": 0.01})])
+def test_optimizers_without_the_compiler_import_make_torchs_update(name, options):
+    torch.manual_seed(0)
+    ours, theirs = TwoLayers(), TwoLayers()
+    theirs.load_state_dict(ours.state_dict())
+
+    def groups(net):  # two groups, as make_optimizer's
+        return [{"params": net.head.parameters()}, {"params": net.backbone.parameters(), "lr": options["lr"] / 4}]
+
+    optimizer = getattr(training, name)(groups(ours), fused=True, **options)
+    reference = getattr(torch.optim, name)(groups(theirs), fused=True, **options)
+    schedules = [torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=4) for o in (optimizer, reference)]
+    inputs = torch.randn(8, 3)
+    for _ in range(4):
+        for net, opt in ((ours, optimizer), (theirs, reference)):
+            opt.zero_grad(set_to_none=True)
+            net.head(net.backbone(inputs)).square().mean().backward()
+            opt.step()
+        for schedule in schedules:
+            schedule.step()
+        for a, b in zip(ours.parameters(), theirs.parameters()):
+            assert torch.equal(a, b)
+    assert optimizer.state_dict()["state"].keys() == reference.state_dict()["state"].keys()
+
+
+def test_a_training_step_does_not_import_the_compiler():
+    # torch.optim's own wrappers import torch._dynamo (~1.2 s of each training stage); a fresh
+    # process, as other tests here may have imported it
+    code = """
+import sys, torch
+from alr_core.common.params import TrainParams
+from alr_core.nn.training import AdamW, make_optimizer
+net = torch.nn.Module()
+net.head = torch.nn.Linear(3, 2)
+optimizer, schedule = make_optimizer([net], TrainParams(), epochs=2)
+adamw = AdamW(net.parameters(), lr=0.01, fused=True)
+for opt in (optimizer, adamw):
+    opt.zero_grad()
+    net.head(torch.randn(4, 3)).sum().backward()
+    opt.step()
+schedule.step()
+print("torch._dynamo" in sys.modules)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
 
 
 def tiny_setup(num_samples=10, seed=0):

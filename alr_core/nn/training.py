@@ -4,6 +4,7 @@ tensors, batching, optimiser and schedule, no-grad prediction, checks."""
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import os
 from dataclasses import dataclass
@@ -219,6 +220,26 @@ def epoch_batches(labels: torch.Tensor, batch_size: int, generator: torch.Genera
     return shuffled_batches(len(labels), batch_size, generator)
 
 
+def _without_compiler_import(optimizer_class: type) -> type:
+    """``optimizer_class`` without torch's compiler hooks, whose first call imports torch._dynamo
+    (~1.2 s of each training stage) for a compiler alr never runs: add_param_group (called by the
+    constructor) and zero_grad are torch's functions unwrapped from ``torch._disable_dynamo``,
+    and step is the class's own under grad mode off, as torch's wrapper runs it, less the
+    wrapper's ``torch._dynamo.graph_break()`` calls. The update and its numerics are the class's."""
+    methods = {name: inspect.unwrap(getattr(optimizer_class, name)) for name in ("add_param_group", "zero_grad")}
+    own_step = inspect.unwrap(optimizer_class.step)
+
+    def step(self, closure=None):
+        with torch.set_grad_enabled(self.defaults["differentiable"]):
+            return own_step(self, closure)
+
+    return type(optimizer_class.__name__, (optimizer_class,), methods | {"step": step})
+
+
+SGD = _without_compiler_import(torch.optim.SGD)
+AdamW = _without_compiler_import(torch.optim.AdamW)
+
+
 def make_optimizer(networks: Sequence[nn.Module], params: TrainParams, epochs: int, backbone_lr: float = 1.0):
     """SGD with momentum and weight decay over every parameter of ``networks``, cosine learning
     rate over ``epochs`` (stepped per epoch). Each network's ``head`` learns at ``params.lr``, the
@@ -231,8 +252,8 @@ def make_optimizer(networks: Sequence[nn.Module], params: TrainParams, epochs: i
     head_ids = {id(p) for p in heads}
     backbones = [p for net in networks for p in net.parameters() if id(p) not in head_ids]
     groups = [{"params": heads}, {"params": backbones, "lr": params.lr * backbone_lr}]
-    optimizer = torch.optim.SGD([g for g in groups if g["params"]], lr=params.lr, momentum=params.momentum,
-                                weight_decay=params.weight_decay, fused=True)  # fmt: skip
+    optimizer = SGD([g for g in groups if g["params"]], lr=params.lr, momentum=params.momentum,
+                    weight_decay=params.weight_decay, fused=True)  # fmt: skip
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     return optimizer, schedule
 
@@ -296,12 +317,18 @@ def eval_batch_rows(batch_size: int | str, device: torch.device, row_shape: Sequ
     return min(4096, max(128, 2 ** math.floor(math.log2(AUTO_EVAL_VALUES / values))))
 
 
-def evaluate(model: nn.Module, data: ImageSet, pipeline: InputPipeline, batch_size: int | str, class_names) -> dict:
-    """:func:`~alr_core.evaluation.metrics.classification_metrics` of ``model`` on ``data``."""
-    from alr_core.evaluation.metrics import classification_metrics  # sklearn (~0.7 s): not in the scoring stages
+def evaluate(model: nn.Module, data: ImageSet, pipeline: InputPipeline, batch_size: int | str, class_names,
+             checkpoint_only: bool = False) -> dict:  # fmt: skip
+    """:func:`~alr_core.evaluation.metrics.classification_metrics` of ``model`` on ``data``;
+    with ``checkpoint_only`` its balanced accuracy and macro-F1 alone (the per-epoch validation)."""
+    # sklearn (~0.7 s): not in the scoring stages
+    from alr_core.evaluation.metrics import checkpoint_scores, classification_metrics
 
     _, logits = predict(model, data, pipeline, batch_size)
-    return classification_metrics(data.labels.cpu().numpy(), logits.softmax(1).cpu().numpy(), class_names)
+    labels, probs = data.labels.cpu().numpy(), logits.softmax(1).cpu().numpy()
+    if checkpoint_only:
+        return checkpoint_scores(labels, probs, len(class_names))
+    return classification_metrics(labels, probs, class_names)
 
 
 def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,7 @@ from alr_core.nn import distributed
 from alr_core.nn.models import ModelSpec
 from alr_core.nn.transfer import to_device
 from alr_core.nn.training import (
+    AdamW,
     EpochLosses,
     ImageSet,
     InputPipeline,
@@ -145,7 +146,7 @@ def train_self_supervised(encoder: nn.Module, head: nn.Module, images: np.ndarra
     # in a process group each rank embeds its slice of the batch; the loss takes the global batch
     # (alr_core.nn.distributed): NT-Xent's negatives and VICReg's batch statistics are one process's
     encoder_ddp, head_ddp = distributed.data_parallel(encoder), distributed.data_parallel(head)
-    optimizer = torch.optim.AdamW(parameters, lr=pre.lr, weight_decay=pre.weight_decay, fused=True)  # as make_optimizer
+    optimizer = AdamW(parameters, lr=pre.lr, weight_decay=pre.weight_decay, fused=True)  # as make_optimizer
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=pre.epochs)
     encoder.train()
     head.train()
