@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from alr_core.evaluation.metrics import (paired_balanced_accuracy_test, classification_metrics, macro_auroc,
-                                         selection_metrics)
+from alr_core.evaluation.metrics import (checkpoint_scores, classification_metrics, macro_auroc,
+                                         paired_balanced_accuracy_test, selection_metrics)
 
 NAMES = ["cat", "dog", "fox", "owl"]
 
@@ -329,3 +329,13 @@ def test_paired_test_rejects_mismatched_inputs():
         paired_balanced_accuracy_test(labels, a[:-1], b, np.random.default_rng(0))
     with pytest.raises(ValueError, match="non-empty"):
         paired_balanced_accuracy_test(labels[:0], a[:0], b[:0], np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_checkpoint_scores_are_classification_metrics_fields(seed):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 4, 30)
+    labels[labels == seed % 4] = (seed + 1) % 4  # a class with no sample: scored over the present ones
+    probs = rng.dirichlet(np.ones(4), 30)
+    full = classification_metrics(labels, probs, ["a", "b", "c", "d"])
+    assert checkpoint_scores(labels, probs, 4) == {key: full[key] for key in ("balanced_accuracy", "macro_f1")}

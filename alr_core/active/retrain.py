@@ -146,7 +146,7 @@ def fine_tune(model: torch.nn.Module, normalization: dict, train: SplitData, dat
             epoch_losses.add([loss], [len(idx)])
         schedule.step()
         epoch_losses.means()  # stops a diverged run, naming the epoch and batch
-        scores = evaluate(model, val, pipeline, params.train.eval_batch_size, data.class_names)
+        scores = evaluate(model, val, pipeline, params.train.eval_batch_size, data.class_names, checkpoint_only=True)
         best.update(model, scores["macro_f1"], epoch)
     model = best.restore(model)
     return model, {"best_epoch": best.epoch, **evaluation(model, normalization, data, params)}

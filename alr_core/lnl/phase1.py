@@ -239,7 +239,7 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True,
         start = time.perf_counter()
         row = {"epoch": epoch, "forget_rate": rate, "lr": lr}
         for name, net, checkpoint, train_loss in zip("fg", nets, best, train_losses):
-            scores = evaluate(net, val, pipeline, params.train.eval_batch_size, data.class_names)
+            scores = evaluate(net, val, pipeline, params.train.eval_batch_size, data.class_names, checkpoint_only=True)
             checkpoint.update(net, scores["macro_f1"], epoch)
             row |= {f"train_loss_{name}": float(train_loss), f"val_macro_f1_{name}": scores["macro_f1"],
                     f"val_balanced_accuracy_{name}": scores["balanced_accuracy"]}  # fmt: skip
