@@ -38,7 +38,7 @@ def main() -> None:
     shown = package.sort_values("item_id", kind="stable")
     images = artifacts.load_npy(paths.PREPARED_IMAGES, mmap_mode="r")
     items = page_items(shown, images)
-    page = render_page(items, class_names, rnd.number, answers_path(rnd.number).name)
+    page = render_page(items, class_names, rnd.number, answers_path(rnd.number).name, params.al.annotators)
     prefix, images_dir = params.al.image_url_prefix, rnd.out_dir / paths.ITEM_IMAGES
     label_studio = tasks(shown, items, class_names, rnd.number, prefix, images_dir)
     artifacts.write_directory(images_dir, item_images(shown, images, prefix))

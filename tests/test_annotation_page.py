@@ -167,6 +167,20 @@ def test_answers_filename_must_be_a_bare_file_name(filename):
         render_page(ITEMS[:1], CLASS_NAMES, 1, filename)
 
 
+@pytest.mark.parametrize("annotators", [0, 1.5, True])
+def test_annotators_must_be_a_positive_integer(annotators):
+    with pytest.raises(ValueError, match="annotators"):
+        render_page(ITEMS[:1], CLASS_NAMES, 1, "round_1.csv", annotators)
+
+
+def test_a_team_page_asks_for_names():
+    data = lambda page: json.loads(parse(page).scripts[0][1])  # noqa: E731
+    assert data(render_page(ITEMS[:1], CLASS_NAMES, 1, "round_1.csv"))["annotators"] == 1
+    team = render_page(ITEMS[:1], CLASS_NAMES, 1, "round_1.csv", 3)
+    assert data(team)["annotators"] == 3
+    assert '<input id="annotator"' in team and "type your name first" in team
+
+
 # --- in headless Chromium, through the W3C WebDriver HTTP API
 
 class WebDriverError(RuntimeError):
@@ -413,6 +427,51 @@ def test_answers_with_clicks_and_keys_and_saves_the_csv(browser, tmp_path):
     assert browser.text("#progress") == "3 / 4 answered"
     assert browser.text("#item-id") == "cell/004"  # it opens at the first unanswered item
     assert browser.text("#save-status") == "saved as round_1.csv"
+
+
+def test_a_team_keeps_each_experts_answers_apart_on_one_browser(browser, tmp_path):
+    page = tmp_path / "annotate.html"
+    page.write_text(render_page(ITEMS[:3], CLASS_NAMES, 1, "round_1.csv", annotators=2), encoding="utf-8")
+    browser.open(page.as_uri())
+    assert browser.text("#save-status") == "type your name to start"
+    browser.press("2")  # no name yet: nothing is answered, the name box takes the focus
+    assert browser.text("#progress") == "0 / 3 answered"
+    assert browser.execute("return document.activeElement.id") == "annotator"
+
+    browser.send_keys("#annotator", "ana, MD\n")  # typing in the box answers nothing
+    assert browser.text("#progress") == "0 / 3 answered"
+    browser.click('#classes button[data-class-index="1"]')
+    browser.press("s")
+    assert browser.text("#progress") == "2 / 3 answered"
+    browser.click("#save")
+    saved = wait_for_download(browser.downloads, "round_1.csv")
+    assert saved.read_bytes().decode("utf-8") == (
+        "item_id,label,annotator\n"
+        'cell/001,"Neutro,phil ""N""","ana, MD"\n'
+        '"x</script><script>document.title=""pwned""</script><!--",skip,"ana, MD"\n'
+    )
+    saved.rename(tmp_path / "ana.csv")
+
+    browser.execute("const box = document.getElementById('annotator'); box.value = '';")
+    browser.send_keys("#annotator", "ben\n")  # a second expert on the same browser starts empty
+    assert (browser.text("#progress"), browser.text("#item-id")) == ("0 / 3 answered", "cell/001")
+    browser.press("4")
+    browser.click("#save")
+    saved = wait_for_download(browser.downloads, "round_1.csv")
+    assert saved.read_bytes().decode("utf-8") == "item_id,label,annotator\ncell/001,Monocyte,ben\n"
+
+    browser.session("POST", "/refresh")  # after a reload each name finds its own answers again
+    assert browser.text("#save-status") == "type your name to start"
+    browser.send_keys("#annotator", "ana, MD\n")
+    assert (browser.text("#progress"), browser.text("#item-id")) == ("2 / 3 answered", "cell,003")
+    # the experts' files joined are one answers file for oracle_relabel
+    joined = tmp_path / "round_1.csv"
+    pd.concat([pd.read_csv(f, dtype=str, keep_default_na=False) for f in (tmp_path / "ana.csv", saved)]).to_csv(
+        joined, index=False)
+    queried = pd.DataFrame({"item_id": [item["item_id"] for item in ITEMS[:3]], "sample_id": ["s1", "s2", "s3"]})
+    accepted = read_answers(joined, queried, queried["sample_id"], CLASS_NAMES, True, page, 1, annotators=2)
+    assert sorted(accepted.table[["sample_id", "label", "annotator"]].values.tolist()) == [
+        ["s1", 1, "ana, MD"], ["s1", 3, "ben"], ["s2", -1, "ana, MD"]]
 
 
 # --- a realistic page for the screenshot: BloodMNIST-like classes and synthetic blood cells

@@ -55,9 +55,10 @@ def team_hint(annotators: int) -> str:
     """What experts must know when ``al.annotators`` asks several answers per image ("" for one)."""
     if annotators < 2:
         return ""
-    return (f"; al.annotators is {annotators}, so every image wants {annotators} answers: each expert answers the "
-            "page and saves their own file, and one file with an `annotator` column holds them all "
-            "(docs/annotation_teams.md), or each expert submits their own annotation in Label Studio")
+    return (f"; al.annotators is {annotators}, so every image wants {annotators} answers: each expert types their "
+            "name in the page and saves their own file (it names them in an `annotator` column), and the files "
+            "joined are the one file read (docs/annotation_teams.md), or each expert submits their own annotation "
+            "in Label Studio")
 
 
 def unread_answer_files(round_number: int, read: Path) -> list[Path]:

@@ -19,7 +19,8 @@ UTF-8 without a byte-order mark, ``\\n`` line endings, one row per answered item
 (unanswered items are left out), ``label`` being the class *name* or ``skip``; a field that
 holds a comma, a double quote, CR or LF is quoted and its quotes doubled (RFC 4180). Answers are
 also kept in the browser's localStorage (key: round, file name and a fingerprint of the items)
-so that a reload loses nothing.
+so that a reload loses nothing. Where several annotators answer each image, the expert types
+their name first, the key holds it too, and the file has a third column, ``annotator``.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ MAX_IMAGE_WIDTH_PX = 512  # larger ones are scaled down to this width
 
 
 def render_page(items: list[dict], class_names: list[str], round_number: int,
-                answers_filename: str) -> str:
+                answers_filename: str, annotators: int = 1) -> str:
     """The full HTML text of the annotation page for one round's queried samples.
 
     ``items``, in the order the expert should see them, are dicts with the keys ``item_id``
@@ -57,7 +58,10 @@ def render_page(items: list[dict], class_names: list[str], round_number: int,
     file). Extra keys are ignored. ``class_names``: the class names in label order (unique,
     non-empty, none equal to ``"skip"``). ``answers_filename``: a bare file name such as
     ``round_1.csv``; the page downloads its answers under this name and tells the expert to
-    save it as ``annotations/<answers_filename>`` in the project folder.
+    save it as ``annotations/<answers_filename>`` in the project folder. ``annotators``:
+    ``al.annotators``; above 1, each expert types their name first, the browser keeps each
+    name's answers apart (several experts often share one reading-room computer), and the
+    file gets an ``annotator`` column.
 
     The page writes ``item_id,label`` CSV (see the module docstring): one row per answered
     item, ``label`` being a class name or ``skip``. Raises ``ValueError`` on invalid input.
@@ -65,6 +69,9 @@ def render_page(items: list[dict], class_names: list[str], round_number: int,
     names = _check_class_names(class_names)
     round_number = _check_int(round_number, "round_number")
     filename = _check_filename(answers_filename)
+    annotators = _check_int(annotators, "annotators")
+    if annotators < 1:
+        raise ValueError(f"annotators must be at least 1, got {annotators}")
     if not isinstance(items, (list, tuple)):
         raise ValueError(f"items must be a list of dicts, got {type(items).__name__}")
     page_items = [_page_item(item, position, len(names)) for position, item in enumerate(items)]
@@ -83,6 +90,7 @@ def render_page(items: list[dict], class_names: list[str], round_number: int,
         "storage_key": f"alr-annotation:round-{round_number}:{filename}:{fingerprint}",
         "class_names": names,
         "skip": SKIP,
+        "annotators": annotators,
         "min_width": MIN_IMAGE_WIDTH_PX,
         "max_width": MAX_IMAGE_WIDTH_PX,
         "items": page_items,

@@ -5,10 +5,12 @@
   const ITEMS = DATA.items;
   const NAMES = DATA.class_names;
   const SKIP = DATA.skip;
+  const TEAM = DATA.annotators > 1;  // then each expert types a name, and answers are kept per name
   const $ = (id) => document.getElementById(id);
   let answers = {};      // item_id -> class index (number) or SKIP
   let savedCsv = null;   // the CSV text last downloaded
   let index = 0;
+  let annotator = "";    // TEAM: the name typed; answers wait for it
 
   function keyFor(i) { return i < 9 ? String(i + 1) : (i === 9 ? "0" : null); }
   function labelOf(answer) { return answer === SKIP ? SKIP : NAMES[answer]; }
@@ -18,19 +20,26 @@
     return /[",\r\n]/.test(text) ? '"' + text.replace(/"/g, '""') + '"' : text;
   }
   function csvText() {
-    const lines = ["item_id,label"];
+    const lines = [TEAM ? "item_id,label,annotator" : "item_id,label"];
     for (const item of ITEMS) {
       if (item.item_id in answers) {
-        lines.push(csvField(item.item_id) + "," + csvField(labelOf(answers[item.item_id])));
+        lines.push(csvField(item.item_id) + "," + csvField(labelOf(answers[item.item_id])) +
+                   (TEAM ? "," + csvField(annotator) : ""));
       }
     }
     return lines.join("\n") + "\n";
   }
   function isDirty() { return answeredCount() > 0 && csvText() !== savedCsv; }
 
+  function storageKey() { return TEAM ? DATA.storage_key + ":annotator:" + annotator : DATA.storage_key; }
+  function nameMissing() { return TEAM && annotator === ""; }
+
   function load() {
+    answers = {};
+    savedCsv = null;
+    if (nameMissing()) return;
     try {
-      const stored = JSON.parse(localStorage.getItem(DATA.storage_key) || "null");
+      const stored = JSON.parse(localStorage.getItem(storageKey()) || "null");
       if (!stored || typeof stored !== "object") return;
       const known = new Set(ITEMS.map((it) => it.item_id));
       for (const [id, value] of Object.entries(stored.answers || {})) {
@@ -43,7 +52,7 @@
   }
   function persist() {
     try {
-      localStorage.setItem(DATA.storage_key, JSON.stringify({ answers: answers, saved_csv: savedCsv }));
+      localStorage.setItem(storageKey(), JSON.stringify({ answers: answers, saved_csv: savedCsv }));
     } catch (error) { /* storage unavailable: answers live until the page closes */ }
   }
 
@@ -104,7 +113,10 @@
     $("progress").textContent = done + " / " + ITEMS.length + " answered";
     $("progress-bar").value = done;
     const status = $("save-status");
-    if (isDirty()) {
+    if (nameMissing()) {
+      status.textContent = "type your name to start";
+      status.className = "unsaved";
+    } else if (isDirty()) {
       status.textContent = done === ITEMS.length ? "all answered \u2014 unsaved" : "unsaved answers";
       status.className = "unsaved";
     } else if (savedCsv !== null) {
@@ -168,13 +180,19 @@
     index = Math.max(0, Math.min(ITEMS.length - 1, i));
     render();
   }
+  function askForName() {
+    render();
+    $("annotator").focus();
+  }
   function answer(value) {
     if (ITEMS.length === 0) return;
+    if (nameMissing()) { askForName(); return; }
     answers[ITEMS[index].item_id] = value;
     persist();
     go(index + 1);
   }
   function save() {
+    if (nameMissing()) { askForName(); return; }
     const text = csvText();
     const url = URL.createObjectURL(new Blob([text], { type: "text/csv;charset=utf-8" }));
     const link = document.createElement("a");
@@ -212,8 +230,20 @@
     if (isDirty()) { event.preventDefault(); event.returnValue = ""; }
   });
 
-  load();
-  const firstOpen = ITEMS.findIndex((it) => !(it.item_id in answers));
-  index = firstOpen === -1 ? 0 : firstOpen;
-  render();
+  function startAnswering() {  // this name's answers (the page's, alone), at the first unanswered item
+    load();
+    const firstOpen = ITEMS.findIndex((it) => !(it.item_id in answers));
+    index = firstOpen === -1 ? 0 : firstOpen;
+    render();
+  }
+  if (TEAM) {
+    $("name-box").hidden = false;
+    $("team-help").hidden = false;
+    $("annotator").addEventListener("change", (event) => {
+      annotator = event.target.value.trim();
+      event.target.blur();  // the answer keys work at once
+      startAnswering();
+    });
+  }
+  startAnswering();
 })();
