@@ -677,6 +677,18 @@ def test_imagefolder_decodes_the_same_on_any_number_of_threads(tmp_path, monkeyp
     assert lines[3].startswith(f"  {root / 'b' / '23.jpg'}: cannot read as an image") and len(lines) == 4
 
 
+def test_a_size_mismatch_names_the_unreadable_files_before_it_too(tmp_path):
+    broken = tmp_path / "a.png"
+    broken.write_bytes(b"not an image")
+    first, second = write_image(tmp_path / "b.png", (30, 20)), write_image(tmp_path / "c.png", (30, 25))
+    with pytest.raises(AlrError) as raised:
+        decode_files([broken, first, second], None, None)
+    mismatch, unreadable = str(raised.value).splitlines()
+    assert mismatch == (f"{second}: image is 30x25 but {first} is 30x20; set data.image_size to resize every "
+                        "image to one size")  # fmt: skip
+    assert unreadable.startswith(f"{broken}: cannot read as an image")
+
+
 def test_many_unreadable_files_are_counted_beyond_the_ones_named(tmp_path):
     paths = []
     for i in range(images.UNREADABLE_LISTED + 3):

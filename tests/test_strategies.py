@@ -237,3 +237,7 @@ def test_min_distances_matches_brute_force():
     brute = np.linalg.norm(points[:, None, :] - centres[None, :, :], axis=2).min(axis=1)
     np.testing.assert_allclose(strategies._min_distances(points, centres), brute, atol=1e-9)
     np.testing.assert_allclose(strategies.coreset(points, centres, budget=0), brute, atol=1e-9)
+
+
+def test_coreset_of_an_empty_pool_is_empty():  # a round whose share of the budget finds no pool left
+    assert strategies.coreset(np.zeros((0, 4)), np.ones((3, 4)), budget=0).shape == (0,)

@@ -80,4 +80,6 @@ def _min_distances(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
     one (pool × 4096 centres) block at a time took."""
     from sklearn.metrics import pairwise_distances_argmin_min
 
+    if len(points) == 0:  # a round whose pool is used up (scikit-learn refuses an empty array)
+        return np.empty(0)
     return pairwise_distances_argmin_min(points, centres)[1]

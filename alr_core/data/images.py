@@ -79,21 +79,26 @@ def decode_files(
                 decoded, first = np.empty((len(paths), *result.shape), dtype=np.uint8), path
             elif result.shape != decoded.shape[1:]:
                 (height, width), (first_height, first_width) = result.shape[:2], decoded.shape[1:3]
-                raise AlrError(
-                    f"{path}: image is {width}x{height} but {first} is {first_width}x{first_height}; "
-                    "set data.image_size to resize every image to one size"
-                )
+                mismatch = (f"{path}: image is {width}x{height} but {first} is {first_width}x{first_height}; "
+                            "set data.image_size to resize every image to one size")  # fmt: skip
+                raise AlrError(f"{mismatch}\n{_unreadable_text(unreadable, len(paths))}" if unreadable else mismatch)
             decoded[row] = result
     finally:
         pool.shutdown(cancel_futures=True)  # after an error, the files not yet decoded are skipped
     if unreadable:  # every one at once: a fix, then a whole decode, per broken file would be slow
-        if len(unreadable) == 1:
-            raise AlrError(unreadable[0])
-        listed = "\n  ".join(unreadable[:UNREADABLE_LISTED])
-        more = len(unreadable) - UNREADABLE_LISTED
-        raise AlrError(f"{len(unreadable)} of {len(paths)} image files cannot be read:\n  {listed}"
-                       + (f"\n  ... and {more} more" if more > 0 else ""))  # fmt: skip
+        raise AlrError(_unreadable_text(unreadable, len(paths)))
     return decoded
+
+
+def _unreadable_text(unreadable: list[str], total: int) -> str:
+    """One file's error as it is; several, counted out of ``total`` and listed (the first
+    ``UNREADABLE_LISTED``), one per line."""
+    if len(unreadable) == 1:
+        return unreadable[0]
+    listed = "\n  ".join(unreadable[:UNREADABLE_LISTED])
+    more = len(unreadable) - UNREADABLE_LISTED
+    return (f"{len(unreadable)} of {total} image files cannot be read:\n  {listed}"
+            + (f"\n  ... and {more} more" if more > 0 else ""))  # fmt: skip
 
 
 def decode_threads() -> int:
@@ -177,8 +182,8 @@ def read_viewable(path: Path, draft_size: Optional[int] = None) -> Image.Image:
     prepared arrays and the pictures experts see both come from here.
 
     ``draft_size`` (px): a JPEG is decoded at the smallest of its built-in scales (1/2, 1/4, 1/8)
-    that keeps both sides at least this long, up to ~10× faster for a photo shrunk to a small
-    ``data.image_size``; ``None``, or any other format: full size."""
+    that keeps both sides at least this long: 2–4× faster for a photo shrunk to a small
+    ``data.image_size`` (bench/decode_speed.md); ``None``, or any other format: full size."""
     with _open(path) as image:
         if draft_size is not None:
             image.draft(image.mode, (draft_size, draft_size))
