@@ -137,11 +137,14 @@ def test_gallery_shows_flagged_first_with_escaped_text_and_the_right_images():
     assert ids_in_page == ["Neutro&lt;phil&gt;/a&amp;b.png", "z", "v", "x;1"]  # s3, s2, s4, s5
     assert "&lt;b&gt;&amp;fish" in page and "<b>&fish" not in page
     assert "Neutro<phil>" not in page
-    # one thumbnail per shown sample and per shown neighbour (2 each)
-    images = re.findall(r'<img class="(main|neighbour)" src="(data:image/png;base64,[A-Za-z0-9+/=]+)"', page)
-    assert [kind for kind, _ in images].count("main") == 4 and len(images) == 4 * 3
+    # one picture per shown sample and per shown neighbour (2 each), each image's data embedded once
+    pictures = re.findall(r'<span class="pic (main|neighbour) p(\d+)" role="img" aria-label="([^"]*)">', page)
+    assert [kind for kind, _, _ in pictures].count("main") == 4 and len(pictures) == 4 * 3
+    uris = dict(re.findall(r'\.p(\d+) \{ background-image: url\("(data:image/png;base64,[A-Za-z0-9+/=]+)"\); \}', page))
+    assert set(uris) == {row for _, row, _ in pictures} and page.count("data:image/png;base64,") == len(uris) < 12
     # the first card's image is s3's (grey 10), its neighbours s0 (grey 170) and s5 (grey 50)
-    assert [int(decoded(uri).max()) for _, uri in images[:3]] == [10, 170, 50]
+    assert [int(decoded(uris[row]).max()) for _, row, _ in pictures[:3]] == [10, 170, 50]
+    assert [label for _, _, label in pictures[:3]] == ["Neutro&lt;phil&gt;/a&amp;b.png", "w", "x;1"]
     assert re.findall(r'<figure class="(\w+)" title="([^"]*)"', page)[:2] == [("same", "w"), ("differs", "x;1")]
     assert "knn_vote + cleanlab_kfold" in page and "no rule" in page
     # offline: no URL, no script, a policy that forbids loading anything but data: images
@@ -166,7 +169,7 @@ def test_gallery_heading_ends_with_the_note_escaped():
 def test_gallery_size_zero_and_beyond_the_table(size, cards):
     page, _ = gallery_of(size, rgb=True)
     assert page.count('<section class="card') == cards
-    assert page.count("<img ") == 3 * cards
+    assert page.count('<span class="pic ') == 3 * cards
     if cards == 0:
         assert "no samples shown" in page
 
@@ -399,7 +402,7 @@ def test_stage_ranks_the_injected_noise_first(prepared_tree):
                         f"{suggestion_sentence(accuracy, 150)}")  # fmt: skip
     assert f"label issues: {sentence} (docs/label_issues.md)" in result.stdout and sentence in page
     assert page.count('<section class="card') == 100 == metrics["num_in_gallery"]  # label_issues.gallery_size's default
-    assert page.count("<img ") == 100 * (1 + 5)  # label_issues.neighbours_shown's default
+    assert page.count('<span class="pic ') == 100 * (1 + 5)  # label_issues.neighbours_shown's default
 
 
 def test_stage_with_unknown_truth_and_a_missing_input(prepared_tree):
@@ -422,7 +425,7 @@ def test_stage_with_unknown_truth_and_a_missing_input(prepared_tree):
                             "val_false_alarms", "num_in_gallery"}
     assert metrics["num_in_gallery"] == 3
     page = (stage_tree / paths.LABEL_ISSUES_GALLERY).read_text()
-    assert page.count('<section class="card') == 3 and page.count("<img ") == 3 * 2
+    assert page.count('<section class="card') == 3 and page.count('<span class="pic ') == 3 * 2
 
 
 @pytest.mark.e2e

@@ -146,7 +146,7 @@ def gallery_html(
     csv_name: str = "label_issues.csv",
     note: Optional[str] = None,
 ) -> str:
-    """A self-contained HTML page (inline CSS, images as data URIs, no script, no network) of
+    """A self-contained HTML page (inline CSS, each image once as a data URI, no script, no network) of
     :func:`gallery_rows`: per row its image, sample id, given → suggested label, issue score,
     rules and its first ``neighbours_shown`` neighbours' images with their given labels (a
     neighbour whose label differs from the sample's is marked). ``note``, a sentence such as
@@ -167,11 +167,13 @@ def gallery_html(
     thumbnails: dict[int, str] = {}
 
     def image_tag(row: int, css_class: str) -> str:
+        # each image once, as a CSS background of class p<row>: a sample shown as the neighbour of
+        # many others would otherwise be embedded again each time (3,000 cards at 64 px: 102 MB)
         if row not in thumbnails:
             picture = array_picture(np.asarray(images[row]))
             picture.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
             thumbnails[row] = png_data_uri(png_bytes(picture))
-        return f'<img class="{css_class}" src="{thumbnails[row]}" alt="{_text(sample_ids[row])}">'
+        return f'<span class="pic {css_class} p{row}" role="img" aria-label="{_text(sample_ids[row])}"></span>'
 
     cards = []
     for row in shown.itertuples(index=False):
@@ -204,7 +206,8 @@ def gallery_html(
     if note:
         heading += f"; {note}"
     body = "\n".join(cards) if cards else '<p class="none">no samples shown (label_issues.gallery_size is 0)</p>'
-    return PAGE.format(heading=_text(heading), csv=_text(csv_name), cards=body, style=STYLE)
+    pictures = "\n".join(f'.p{row} {{ background-image: url("{uri}"); }}' for row, uri in thumbnails.items())
+    return PAGE.format(heading=_text(heading), csv=_text(csv_name), cards=body, style=STYLE + pictures)
 
 
 def _text(value) -> str:
@@ -301,9 +304,10 @@ p.lead { margin: 0 0 1em; color: #555; }
         border-left: 4px solid #bbb; padding: 0.6em 0.8em; margin: 0 0 0.6em; }
 .card.flagged { border-left-color: #c0392b; }
 .sample { display: flex; gap: 0.8em; flex: 0 0 27em; }
-img { image-rendering: pixelated; background: #000; }
-img.main { width: 112px; height: 112px; object-fit: contain; }
-img.neighbour { width: 64px; height: 64px; object-fit: contain; }
+.pic { display: block; flex: 0 0 auto; background: #000 center / contain no-repeat; image-rendering: pixelated;
+       -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+.pic.main { width: 112px; height: 112px; }
+.pic.neighbour { width: 64px; height: 64px; margin: 0 auto; }
 .rank { color: #777; }
 .id { font-family: ui-monospace, monospace; word-break: break-all; }
 .labels { font-size: 1.1em; margin: 0.2em 0; }
