@@ -1,10 +1,13 @@
 """run_stage (alr_core.common.cli): how a failing stage ends, and the hint on restoring the
-outputs DVC removed before running it."""
+outputs DVC removed before running it; progress bars."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
+from alr_core.common import cli
 from alr_core.common.cli import restore_hint, run_stage
 from alr_core.common.errors import AlrError, AwaitingAnswers
 
@@ -132,3 +135,15 @@ def test_a_temporary_file_a_killed_writer_left_is_removed_by_the_next_write(tmp_
     (tmp_path / ".other.pt.k1ll3d.tmp").write_bytes(b"another file's")
     artifacts.write_text(tmp_path / "model.pt", "whole")
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.pt.k1ll3d.tmp", "model.pt"]
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("terminal, show, drawn", [(True, True, True), (True, False, False), (False, True, False)])
+def test_progress_bars_are_drawn_on_a_terminal_only(terminal, show, drawn):
+    stream = Terminal() if terminal else io.StringIO()  # a log file: no bar redrawn into it
+    assert list(cli.progress_bar(range(3), "decode images", show, file=stream)) == [0, 1, 2]
+    assert ("decode images: 100%" in stream.getvalue()) is drawn and (stream.getvalue() == "") is not drawn

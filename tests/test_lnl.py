@@ -5,7 +5,9 @@ trains, a last batch of one, divergence stops with a message)."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
+import sys
 
 import numpy as np
 import pandas as pd
@@ -680,10 +682,15 @@ def test_the_rounds_go_on_with_the_method_the_safety_net_handed_on(net, method):
     assert dataclasses.replace(handed_on, lnl=params.lnl) == params  # nothing else changes
 
 
-def test_the_progress_bars_tell_the_rule_run_from_the_safety_nets_ce(data, capsys):
+def test_the_progress_bars_tell_the_rule_run_from_the_safety_nets_ce(data, monkeypatch):
     from alr_core.lnl.safety_net import train_with_safety_net
 
+    class Terminal(io.StringIO):  # bars are drawn on a terminal only
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
     frozen = model_inputs(with_embeddings(data), frozen=True)
     train_with_safety_net(frozen, ssl_params(method="ce", selection="cleanlab_kfold", epochs=1, safety_net="pick"))
-    bars = {line.split(":")[0] for line in capsys.readouterr().err.replace("\r", "\n").splitlines() if line}
+    bars = {line.split(":")[0] for line in sys.stderr.getvalue().replace("\r", "\n").splitlines() if line}
     assert bars == {"lnl_train ce + cleanlab_kfold", "lnl_train ce"}, bars

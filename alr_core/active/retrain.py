@@ -22,8 +22,8 @@ from typing import Optional
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from alr_core.common.cli import progress_bar
 from alr_core.common.errors import AlrError
 from alr_core.common.params import Params
 from alr_core.data.datasets import PipelineData, SplitData
@@ -131,7 +131,7 @@ def fine_tune(model: torch.nn.Module, normalization: dict, train: SplitData, dat
     if params.al.class_balance == "loss":
         class_weight = balance_weights(torch.bincount(images.labels, minlength=len(data.class_names)))
     best = BestCheckpoint()
-    for epoch in tqdm(range(params.al.epochs), desc="retrain", disable=not progress):
+    for epoch in progress_bar(range(params.al.epochs), "retrain", progress):
         model.train()
         epoch_losses = EpochLosses(epoch, ROUND_LR)
         for idx in epoch_batches(images.labels, params.train.batch_size, generator, params.al.class_balance):

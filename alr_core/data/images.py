@@ -13,8 +13,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
-from tqdm import tqdm
 
+from alr_core.common.cli import progress_bar
 from alr_core.common.errors import AlrError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -69,8 +69,7 @@ def decode_files(
     # 16-bit colour PNGs: pypng unfilters rows in Python, about one core for those); map keeps the order
     pool = ThreadPoolExecutor(decode_threads())
     try:
-        results = tqdm(pool.map(decode, paths), total=len(paths), desc="decode images", unit="image",
-                       disable=None)  # None: only on a terminal
+        results = progress_bar(pool.map(decode, paths), "decode images", total=len(paths), unit="image")
         for row, (path, result) in enumerate(zip(paths, results)):
             if isinstance(result, AlrError):
                 unreadable.append(str(result))

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from alr_core.common import paths
+from alr_core.common.cli import progress_bar
 from alr_core.common.errors import AlrError
 from alr_core.common.params import FEATURE_RULES, Params, forget_rate
 from alr_core.common.text import method_name
@@ -142,7 +142,7 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True,
         timer["class_rule"] += time.perf_counter() - start
     # "ce + cleanlab_kfold" and the safety net's plain "ce" must not look alike on the terminal
     name = method_name(lnl.method, lnl.selection if lnl.selection in FEATURE_RULES else None)
-    epochs = tqdm(range(lnl.epochs), desc=f"lnl_train {name}", disable=not progress)
+    epochs = progress_bar(range(lnl.epochs), f"lnl_train {name}", progress)
     for epoch in epochs:
         epoch_start = time.perf_counter()
         rate = forget_rate_schedule(epoch, tau, lnl.num_gradual, lnl.exponent)

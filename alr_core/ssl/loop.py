@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm import tqdm
 
+from alr_core.common.cli import progress_bar
 from alr_core.common.errors import AlrError
 from alr_core.common.params import Params
 from alr_core.nn import distributed
@@ -151,7 +151,7 @@ def train_self_supervised(encoder: nn.Module, head: nn.Module, images: np.ndarra
     encoder.train()
     head.train()
     rows = []
-    epochs = tqdm(range(pre.epochs), desc=f"pretrain {pre.method}", disable=not progress)
+    epochs = progress_bar(range(pre.epochs), f"pretrain {pre.method}", progress)
     for epoch in epochs:
         losses = EpochLosses(epoch, lr_key="pretrain.lr")
         for idx in shuffled_batches(len(data), pre.batch_size, generator):
