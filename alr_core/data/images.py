@@ -28,7 +28,7 @@ _WIDE_PNG_RAWMODES = {"RGB;16B", "LA;16B", "RGBA;16B"}
 GRAY_TOLERANCE = 2
 UNREADABLE_LISTED = 20  # files an error names when several cannot be read
 # A JPEG is decoded at a reduced scale only while it stays this many times data.image_size: 3000 px
-# photos then decode ~4× faster and land within 3 grey levels of a full decode (bench/decode_speed.md);
+# photos then decode ~2× faster and land within 3 grey levels of a full decode (bench/decode_speed.md);
 # at smaller gaps a 200 px cell crop shrunk to 28 px moved by up to 13 levels
 DRAFT_GAP = 8
 
