@@ -506,6 +506,18 @@ def test_query_stage_writes_the_best_scored_rows(stage_tree):
                                                         for i in shown]  # fmt: skip
 
 
+def test_query_stage_page_asks_for_names_when_several_annotators_answer(stage_tree):
+    set_params(stage_tree, {"budget": 6, "al": {"annotators": 2}})
+    write_prepared(stage_tree)
+    artifacts.write_parquet(stage_tree / paths.LNL_WORKING_LABELS, working())
+    artifacts.write_parquet(stage_tree / "data/rounds/1" / paths.SCORES, pd.DataFrame({
+        "sample_id": IDS, "score": np.linspace(0, 1, 8), "prediction": 0, "confidence": 0.5}))  # fmt: skip
+    result = stage(stage_tree, "stages.query")
+    assert result.returncode == 0, result.stderr
+    page = (stage_tree / "data/rounds/1" / paths.ANNOTATION_PAGE).read_text()
+    assert '"annotators":2,' in page  # the page asks each expert's name
+
+
 @pytest.mark.parametrize("paper_protocol", [False, True])
 def test_oracle_relabel_stage(stage_tree, paper_protocol):
     set_params(stage_tree, {"budget": 4, "al": {"paper_protocol": paper_protocol}})

@@ -474,6 +474,25 @@ def test_a_team_keeps_each_experts_answers_apart_on_one_browser(browser, tmp_pat
         ["s1", 1, "ana, MD"], ["s1", 3, "ben"], ["s2", -1, "ana, MD"]]
 
 
+def test_a_team_page_saves_nothing_before_a_name_and_trims_the_name(browser, tmp_path):
+    page = tmp_path / "annotate.html"
+    page.write_text(render_page(ITEMS[:3], CLASS_NAMES, 1, "round_1.csv", annotators=2), encoding="utf-8")
+    browser.open(page.as_uri())
+    browser.click("#save")  # no name yet: nothing is saved, the name box takes the focus
+    assert browser.execute("return document.activeElement.id") == "annotator"
+    assert browser.text("#save-status") == "type your name to start"
+    browser.send_keys("#annotator", "   \n")  # blanks are no name
+    browser.press("2")
+    assert browser.text("#progress") == "0 / 3 answered"
+    assert browser.execute("return document.activeElement.id") == "annotator"
+    browser.execute("document.getElementById('annotator').value = '';")
+    browser.send_keys("#annotator", "  ben \n")
+    browser.press("4")
+    browser.click("#save")
+    saved = wait_for_download(browser.downloads, "round_1.csv")
+    assert saved.read_bytes().decode("utf-8") == "item_id,label,annotator\ncell/001,Monocyte,ben\n"
+
+
 # --- a realistic page for the screenshot: BloodMNIST-like classes and synthetic blood cells
 
 BLOOD_CLASSES = ["basophil", "eosinophil", "erythroblast", "immature granulocyte",

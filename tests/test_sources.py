@@ -499,6 +499,26 @@ def test_large_jpegs_are_decoded_at_a_reduced_scale_close_to_a_full_decode(tmp_p
     assert images.read_viewable(png, images.DRAFT_GAP * 24).size == (1600, 1200)
 
 
+def test_jpegs_kept_at_their_own_size_are_decoded_at_full_scale(tmp_path):
+    # data.image_size null: no draft, whatever the size (a reduced scale would shrink the images)
+    rng = np.random.default_rng(0)
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(photo, quality=90)
+    decoded = decode_files([photo], None, 3)
+    assert decoded.shape == (1, 120, 160, 3)
+    assert np.array_equal(decoded[0], images._standardise(images.read_viewable(photo), None, 3))
+
+
+def test_is_gray_within_the_tolerance_in_every_block():
+    gray = np.full((600, 2, 2, 3), 100, dtype=np.uint8)
+    gray[3, 0, 0] = (100, 100 + images.GRAY_TOLERANCE, 100)  # at the tolerance: still gray
+    assert images.is_gray(gray)
+    for row in (0, 255, 256, 511, 512, 599):  # first and last image of each block of 256
+        colour = gray.copy()
+        colour[row, 1, 1, 2] = 100 + images.GRAY_TOLERANCE + 1
+        assert not images.is_gray(colour), row
+
+
 def test_imagefolder_channels_forced(tmp_path):
     root = write_image_folder(tmp_path / "c", {"x": 1, "y": 1}, size=(5, 5), mode="RGB")
     gray = read_source(imagefolder(root, channels=1))
@@ -689,17 +709,22 @@ def test_a_size_mismatch_names_the_unreadable_files_before_it_too(tmp_path):
     assert unreadable.startswith(f"{broken}: cannot read as an image")
 
 
-def test_many_unreadable_files_are_counted_beyond_the_ones_named(tmp_path):
+@pytest.mark.parametrize("beyond", [3, 0])
+def test_many_unreadable_files_are_counted_beyond_the_ones_named(tmp_path, beyond):
     paths = []
-    for i in range(images.UNREADABLE_LISTED + 3):
+    for i in range(images.UNREADABLE_LISTED + beyond):
         paths.append(tmp_path / f"{i:02d}.png")
         paths[-1].write_bytes(b"not an image")
     with pytest.raises(AlrError) as raised:
         decode_files(paths, 8, None)
     lines = str(raised.value).splitlines()
     assert lines[0] == f"{len(paths)} of {len(paths)} image files cannot be read:"
-    assert len(lines) == 1 + images.UNREADABLE_LISTED + 1 and lines[-1] == "  ... and 3 more"
-    assert lines[1].startswith(f"  {paths[0]}:") and lines[-2].startswith(f"  {paths[images.UNREADABLE_LISTED - 1]}:")
+    if beyond:
+        assert len(lines) == 1 + images.UNREADABLE_LISTED + 1 and lines[-1] == f"  ... and {beyond} more"
+    else:  # every one named: nothing more to count
+        assert len(lines) == 1 + images.UNREADABLE_LISTED and "more" not in lines[-1]
+    last = lines[images.UNREADABLE_LISTED]
+    assert lines[1].startswith(f"  {paths[0]}:") and last.startswith(f"  {paths[images.UNREADABLE_LISTED - 1]}:")
 
 
 @pytest.mark.parametrize("value, expected", [("3", 3), ("", None), ("many", None), ("0", None)])

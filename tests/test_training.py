@@ -355,9 +355,10 @@ def test_fused_sgd_makes_the_plain_sgd_update():
             torch.testing.assert_close(a.data, b.data, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("fused", [True, False])  # unfused: an in-place update that grad mode would refuse
 @pytest.mark.parametrize("name, options", [("SGD", {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01}),
                                            ("AdamW", {"lr": 0.01, "weight_decay": 0.01})])
-def test_optimizers_without_the_compiler_import_make_torchs_update(name, options):
+def test_optimizers_without_the_compiler_import_make_torchs_update(name, options, fused):
     torch.manual_seed(0)
     ours, theirs = TwoLayers(), TwoLayers()
     theirs.load_state_dict(ours.state_dict())
@@ -365,8 +366,8 @@ def test_optimizers_without_the_compiler_import_make_torchs_update(name, options
     def groups(net):  # two groups, as make_optimizer's
         return [{"params": net.head.parameters()}, {"params": net.backbone.parameters(), "lr": options["lr"] / 4}]
 
-    optimizer = getattr(training, name)(groups(ours), fused=True, **options)
-    reference = getattr(torch.optim, name)(groups(theirs), fused=True, **options)
+    optimizer = getattr(training, name)(groups(ours), fused=fused, **options)
+    reference = getattr(torch.optim, name)(groups(theirs), fused=fused, **options)
     schedules = [torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=4) for o in (optimizer, reference)]
     inputs = torch.randn(8, 3)
     for _ in range(4):
@@ -379,6 +380,26 @@ def test_optimizers_without_the_compiler_import_make_torchs_update(name, options
         for a, b in zip(ours.parameters(), theirs.parameters()):
             assert torch.equal(a, b)
     assert optimizer.state_dict()["state"].keys() == reference.state_dict()["state"].keys()
+
+
+def test_optimizer_step_runs_the_closure_and_returns_its_loss():
+    torch.manual_seed(0)
+    ours, theirs = TwoLayers(), TwoLayers()
+    theirs.load_state_dict(ours.state_dict())
+    inputs = torch.randn(8, 3)
+    optimizer = training.SGD(ours.parameters(), lr=0.1, momentum=0.9, fused=True)
+    reference = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=0.9, fused=True)
+    losses = []
+    for net, opt in ((ours, optimizer), (theirs, reference)):
+        def closure(net=net, opt=opt):
+            opt.zero_grad(set_to_none=True)
+            loss = net.head(net.backbone(inputs)).square().mean()
+            loss.backward()
+            return loss
+        losses.append(opt.step(closure))
+    assert losses[0] is not None and torch.equal(losses[0], losses[1])
+    for a, b in zip(ours.parameters(), theirs.parameters()):
+        assert torch.equal(a, b)
 
 
 def test_a_training_step_does_not_import_the_compiler():
