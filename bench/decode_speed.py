@@ -5,12 +5,10 @@
 Writes ``--images`` RGB JPEGs of ``--size`` px (smooth gradients plus noise, so that the files
 are photo-like in size) to a temporary folder, then times ``alr_core.data.images.decode_files``
 (decode, EXIF turn, resize to ``--image-size``, gray check) with ``OMP_NUM_THREADS`` 1 and with
-every CPU this process may use, and a full-size decode of each file (no JPEG draft, one thread)
-then the same resize, ``--repeats`` times each, alternating; checks that both thread counts give
-the same array. Prints a markdown table (median seconds and images/s) and how far the drafted
-pixels lie from the full decode's; then the peak memory of ``alr_core.data.prepare.prepare`` on
-the folder (``data.channels: null``) in a fresh process, beside the prepared array's size and a
-process that only imports it.
+every CPU this process may use, ``--repeats`` times each, alternating, and checks that both give
+the same array. Prints a markdown table (median seconds and images/s), then the peak memory of
+``alr_core.data.prepare.prepare`` on the folder (``data.channels: null``) in a fresh process,
+beside the prepared array's size and a process that only imports it.
 """
 
 from __future__ import annotations
@@ -27,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from alr_core.data.images import _standardise, decode_files, read_viewable
+from alr_core.data.images import decode_files
 
 
 def write_jpegs(root: Path, count: int, size: int) -> list[Path]:
@@ -41,11 +39,6 @@ def write_jpegs(root: Path, count: int, size: int) -> list[Path]:
         Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path, quality=90)
         paths.append(path)
     return paths
-
-
-def full_size_decode(paths: list[Path], image_size: int) -> np.ndarray:
-    """What ``decode_files`` gives for RGB files when every JPEG is read at full size."""
-    return np.stack([_standardise(read_viewable(path), image_size, 3) for path in paths])
 
 
 def prepare_memory(root: Path, image_size: int) -> tuple[float, float, float]:
@@ -77,26 +70,21 @@ def main() -> None:
         paths = write_jpegs(Path(tmp), args.images, args.size)
         array_mb, prepare_mb, imports_mb = prepare_memory(Path(tmp), args.image_size)
         megabytes = sum(p.stat().st_size for p in paths) / 1e6
-        seconds: dict[str, list[float]] = {"1": [], str(cores): [], "full": []}
+        seconds: dict[int, list[float]] = {1: [], cores: []}
         arrays = {}
         for _ in range(args.repeats):
             for threads in seconds:
-                os.environ["OMP_NUM_THREADS"] = "1" if threads == "full" else threads
+                os.environ["OMP_NUM_THREADS"] = str(threads)
                 start = time.perf_counter()
-                arrays[threads] = (full_size_decode(paths, args.image_size) if threads == "full"
-                                   else decode_files(paths, args.image_size, None))  # fmt: skip
+                arrays[threads] = decode_files(paths, args.image_size, None)
                 seconds[threads].append(time.perf_counter() - start)
-    assert np.array_equal(arrays["1"], arrays[str(cores)]), "threads changed the decoded images"
-    difference = np.abs(arrays["1"].astype(np.int16) - arrays["full"])
+    assert np.array_equal(arrays[1], arrays[cores]), "threads changed the decoded images"
     print(f"{args.images} JPEGs of {args.size} px ({megabytes:.0f} MB) → {args.image_size} px, "
           f"median of {args.repeats}, {cores} CPUs\n")
-    print("| decode | threads | seconds | images/s |\n|---|---|---|---|")
+    print("| threads | seconds | images/s |\n|---|---|---|")
     for threads, times in seconds.items():
         median = statistics.median(times)
-        how = "full size, then resize" if threads == "full" else "decode_files"
-        print(f"| {how} | {1 if threads == 'full' else threads} | {median:.2f} | {args.images / median:.0f} |")
-    print(f"\ndecode_files against the full-size decode: mean |difference| {difference.mean():.3f} grey levels, "
-          f"largest {int(difference.max())}")
+        print(f"| {threads} | {median:.2f} | {args.images / median:.0f} |")
     print(f"\nprepare: {array_mb:.0f} MB array, peak {prepare_mb:.0f} MB, "
           f"of which {imports_mb:.0f} MB the imports alone")
 

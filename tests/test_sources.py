@@ -474,41 +474,6 @@ def test_imagefolder_exif_orientation_is_applied(tmp_path):
     assert data.images[0, ..., 0].tolist() == [[0, 200], [0, 0], [0, 0]]
 
 
-def test_large_jpegs_are_decoded_at_a_reduced_scale_close_to_a_full_decode(tmp_path):
-    # a 1600x1200 photo stored sideways (EXIF 6), shrunk to 24 px: decoded at 1/4, the smallest scale
-    # that keeps both sides >= 8 x 24 (1/8 would leave 150)
-    rng = np.random.default_rng(0)
-    ramp = np.linspace(0, 200, 1600)
-    rows = np.linspace(0, 50, 1200)[:, None, None]
-    pixels = ramp[None, :, None] * rng.random(3) + rows + rng.normal(0, 8, (1200, 1600, 3))
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    photo = tmp_path / "photo.jpg"
-    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(photo, quality=90, exif=exif)
-    assert images.read_viewable(photo, images.DRAFT_GAP * 24).size == (300, 400)  # upright: 300 wide
-    assert images.read_viewable(photo).size == (1200, 1600)
-    drafted = decode_files([photo], 24, 3)[0].astype(int)
-    full = images._standardise(images.read_viewable(photo), 24, 3).astype(int)
-    assert drafted.shape == (24, 24, 3) and np.abs(drafted - full).max() <= 3
-    # a photo smaller than the gap, and any PNG, is read at full size: as before, pixel for pixel
-    small = tmp_path / "small.jpg"
-    Image.fromarray(np.clip(pixels[:180, :180], 0, 255).astype(np.uint8)).save(small, quality=90)
-    assert np.array_equal(decode_files([small], 24, 3)[0], images._standardise(images.read_viewable(small), 24, 3))
-    png = tmp_path / "photo.png"
-    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(png)
-    assert images.read_viewable(png, images.DRAFT_GAP * 24).size == (1600, 1200)
-
-
-def test_jpegs_kept_at_their_own_size_are_decoded_at_full_scale(tmp_path):
-    # data.image_size null: no draft, whatever the size (a reduced scale would shrink the images)
-    rng = np.random.default_rng(0)
-    photo = tmp_path / "photo.jpg"
-    Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(photo, quality=90)
-    decoded = decode_files([photo], None, 3)
-    assert decoded.shape == (1, 120, 160, 3)
-    assert np.array_equal(decoded[0], images._standardise(images.read_viewable(photo), None, 3))
-
-
 def test_is_gray_within_the_tolerance_in_every_block():
     gray = np.full((600, 2, 2, 3), 100, dtype=np.uint8)
     gray[3, 0, 0] = (100, 100 + images.GRAY_TOLERANCE, 100)  # at the tolerance: still gray

@@ -27,10 +27,6 @@ _GRAYSCALE_MODES = {"1", "L", "LA"} | _HIGH_DEPTH_MODES
 _WIDE_PNG_RAWMODES = {"RGB;16B", "LA;16B", "RGBA;16B"}
 GRAY_TOLERANCE = 2
 UNREADABLE_LISTED = 20  # files an error names when several cannot be read
-# A JPEG is decoded at a reduced scale only while it stays this many times data.image_size: 3000 px
-# photos then decode ~2× faster and land within 3 grey levels of a full decode (bench/decode_speed.md);
-# at smaller gaps a 200 px cell crop shrunk to 28 px moved by up to 13 levels
-DRAFT_GAP = 8
 
 
 def decode_files(
@@ -55,11 +51,10 @@ def decode_files(
             return decode_files(paths, image_size, 1)
         decoded = decode_files(paths, image_size, 3)
         return decoded[..., :1].copy() if is_gray(decoded) else decoded
-    draft_size = DRAFT_GAP * image_size if image_size is not None else None
 
     def decode(path: Path) -> np.ndarray | AlrError:
         try:
-            return _standardise(read_viewable(path, draft_size), image_size, channels)
+            return _standardise(read_viewable(path), image_size, channels)
         except AlrError as error:
             return error
 
@@ -172,20 +167,14 @@ def _scaled_to_8bit(values: np.ndarray) -> np.ndarray:
     return np.round(np.where(finite, (values - low) * (255 / (high - low)), 0.0)).astype(np.uint8)
 
 
-def read_viewable(path: Path, draft_size: Optional[int] = None) -> Image.Image:
+def read_viewable(path: Path) -> Image.Image:
     """The image file at ``path`` as a viewer shows it, decoded, at most 8 bits per channel:
     turned upright by its EXIF orientation, a deep grayscale file scaled by :func:`to_8bit`, a
     PNG with 16 bits per colour channel read at full depth and scaled the same way over its
     colour channels (alpha dropped). A TIFF with more than 8 bits per colour channel raises
     AlrError: Pillow reads only the top 8 of each, and alr has no full-depth reader for it. The
-    prepared arrays and the pictures experts see both come from here.
-
-    ``draft_size`` (px): a JPEG is decoded at the smallest of its built-in scales (1/2, 1/4, 1/8)
-    that keeps both sides at least this long: 2–4× faster for a photo shrunk to a small
-    ``data.image_size`` (bench/decode_speed.md); ``None``, or any other format: full size."""
+    prepared arrays and the pictures experts see both come from here."""
     with _open(path) as image:
-        if draft_size is not None:
-            image.draft(image.mode, (draft_size, draft_size))
         if image.format == "TIFF":
             depth = int(np.max(image.tag_v2.get(258, 8)))  # BitsPerSample: one value per sample
             if depth > 8 and image.tag_v2.get(277, 1) > 1:
