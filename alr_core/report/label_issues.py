@@ -154,8 +154,8 @@ def gallery_html(
 
     ``table``: :func:`label_issue_table`'s for ``sample_ids`` (N,) and ``neighbours`` (N, k),
     the same arrays it was built from (the lists are taken from them, not parsed back from the
-    table's JSON text); ``images``:
-    uint8 (N, H, W, C), C = 1 or 3, row i the image of ``sample_ids[i]``.
+    table's JSON text); ``images``: uint8 (N, H, W, C), C = 1 or 3, row i the image of
+    ``sample_ids[i]``.
     """
     position = {str(sample_id): i for i, sample_id in enumerate(sample_ids)}
     if len(position) != len(table) or len(images) != len(position) or len(neighbours) != len(position):
