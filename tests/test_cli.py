@@ -147,3 +147,9 @@ def test_progress_bars_are_drawn_on_a_terminal_only(terminal, show, drawn):
     stream = Terminal() if terminal else io.StringIO()  # a log file: no bar redrawn into it
     assert list(cli.progress_bar(range(3), "decode images", show, file=stream)) == [0, 1, 2]
     assert ("decode images: 100%" in stream.getvalue()) is drawn and (stream.getvalue() == "") is not drawn
+
+
+def test_a_delayed_bar_stays_hidden_for_work_that_ends_sooner():  # fingerprint's bar on a no-op run
+    stream = Terminal()
+    assert list(cli.progress_bar(range(3), "hash source files", file=stream, delay=60)) == [0, 1, 2]
+    assert stream.getvalue() == ""
