@@ -4,6 +4,7 @@ and the real shared data sets when they are present."""
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -168,6 +169,47 @@ def test_medmnist_reads_every_split_in_order(tmp_path, label_shape):
     assert data.paths is None
     # image i of split s is filled with 50*s + i: the pixels stayed with their labels
     assert data.images[:, 0, 0, 0].tolist() == list(range(7)) + [50, 51, 52] + [100, 101, 102, 103]
+
+
+@pytest.mark.parametrize("layout", ["blocks", "compressed", "fortran"])
+def test_medmnist_images_are_streamed_block_by_block(tmp_path, monkeypatch, layout):
+    # read whole, the splits and their concatenation held the images twice (a 224 px MedMNIST+ file: gigabytes)
+    arrays = write_npz(tmp_path / "plain.npz", rgb=True)
+    arrays["val_images"][..., 2] = 200  # in colour: no grayscale shortcut
+    path = tmp_path / f"{layout}.npz"
+    if layout == "compressed":  # as MedMNIST ships its files
+        np.savez_compressed(path, **arrays)
+    else:
+        np.savez(path, **(arrays | ({"train_images": np.asfortranarray(arrays["train_images"])}
+                                    if layout == "fortran" else {})))
+    read = []
+    load = np.lib.npyio.NpzFile.__getitem__
+    monkeypatch.setattr(np.lib.npyio.NpzFile, "__getitem__", lambda self, key: read.append(key) or load(self, key))
+    monkeypatch.setattr(sources, "NPZ_BLOCK_BYTES", 6 * 6 * 3 * 2)  # two images a block, in 4, 2 and 2 blocks
+    for image_size in (None, 4):
+        data = read_source(medmnist(path, image_size=image_size))
+        expected = np.concatenate([arrays[f"{split}_images"] for split in ("train", "val", "test")])
+        if image_size:
+            expected = sources.standardise_array(expected, image_size, 3)
+        np.testing.assert_array_equal(data.images, expected)
+    images_read_whole = [key for key in read if key.endswith("_images")]
+    assert images_read_whole == (["train_images", "train_images"] if layout == "fortran" else [])
+
+
+def test_medmnist_truncated_images(tmp_path):
+    path = tmp_path / "cut.npz"
+    arrays = write_npz(tmp_path / "whole.npz")
+    header = np.lib.format.header_data_from_array_1_0(arrays["train_images"])
+    with zipfile.ZipFile(path, "w") as archive:
+        for key, array in arrays.items():
+            with archive.open(f"{key}.npy", "w") as member:
+                if key == "train_images":  # a header for 7 images over the pixels of 3
+                    np.lib.format.write_array_header_1_0(member, header)
+                    member.write(array[:3].tobytes())
+                else:
+                    np.lib.format.write_array(member, array)
+    expected = "cannot read as a .npz file ('train_images' ends after 3 of its 7 images)"
+    assert error_of(medmnist(path)) == f"{path}: {expected}"
 
 
 def test_medmnist_resize_rgb_and_channels(tmp_path):

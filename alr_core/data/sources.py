@@ -22,6 +22,8 @@ from alr_core.data.images import IMAGE_SUFFIXES, decode_files, is_gray, standard
 from alr_core.data.splits import SPLITS
 from alr_core.data.synthetic import synthetic_images, synthetic_layout
 
+NPZ_BLOCK_BYTES = 2**26  # a .npz's images are read this much at a time
+
 
 @dataclass
 class SourceData:
@@ -92,7 +94,11 @@ def read_synthetic(params: DataParams) -> SourceData:
 
 
 def read_medmnist(params: DataParams) -> SourceData:
-    """A MedMNIST-format ``.npz``: ``{split}_images`` and ``{split}_labels`` for train/val/test."""
+    """A MedMNIST-format ``.npz``: ``{split}_images`` and ``{split}_labels`` for train/val/test.
+
+    The images are streamed from the archive into the one output array, a block at a time: a
+    MedMNIST+ file at 224 px holds gigabytes per split, and loading the splits whole, then
+    joining them, needed twice the output's memory (or the whole file's, when resizing)."""
     path = _medmnist_file(params.path)
     with open(path, "rb") as file:
         start = file.read(6)
@@ -100,69 +106,115 @@ def read_medmnist(params: DataParams) -> SourceData:
         raise AlrError(f"{path}: not a .npz file: a .npz is a zip archive (starting 'PK'), and this starts "
                        f"{start!r} (a web page saved under that name?)")  # fmt: skip
     try:
-        archive = np.load(path, allow_pickle=False)
+        archive = np.load(path, allow_pickle=False)  # an NpzFile reads a member only when asked for it
         if not isinstance(archive, np.lib.npyio.NpzFile):  # a .npy file loads as one array
             raise ValueError(f"found a single {type(archive).__name__}, not an archive of arrays")
         with archive:
-            contents = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            return _medmnist_data(archive, path, params)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise AlrError(f"{path}: cannot read as a .npz file ({exc})") from None
+
+
+def _medmnist_data(archive: np.lib.npyio.NpzFile, path: Path, params: DataParams) -> SourceData:
     expected = [f"{split}_{kind}" for split in SPLITS for kind in ("images", "labels")]
-    missing = [key for key in expected if key not in contents]
+    missing = [key for key in expected if key not in archive.files]
     if missing:
         raise AlrError(
             f"{path}: missing keys {missing}; a MedMNIST file has {expected} "
-            f"(found {sorted(contents)})"
+            f"(found {sorted(archive.files)})"
         )
-    images, labels, sample_ids, splits = [], [], [], []
+    shapes, labels = {}, []
     for split in SPLITS:
-        split_images, split_labels = contents[f"{split}_images"], contents[f"{split}_labels"]
+        shape, dtype = _npy_header(archive, f"{split}_images")
+        split_labels = archive[f"{split}_labels"]
         stored_shape = split_labels.shape
         if split_labels.ndim == 2 and split_labels.shape[1] == 1:
             split_labels = split_labels[:, 0]
-        if split_labels.ndim != 1 or len(split_labels) != len(split_images):
+        if dtype != np.uint8 or len(shape) not in (3, 4) or (len(shape) == 4 and shape[-1] not in (1, 3)):
+            raise AlrError(f"{path}: '{split}_images' is {dtype} with shape {shape}; "
+                           "expected uint8 N×H×W or N×H×W×3")  # fmt: skip
+        if split_labels.ndim != 1 or len(split_labels) != shape[0]:
             raise AlrError(
                 f"{path}: '{split}_labels' has shape {stored_shape}; expected "
-                f"({len(split_images)},) or ({len(split_images)}, 1) to match '{split}_images'"
-            )
-        if (
-            split_images.dtype != np.uint8
-            or split_images.ndim not in (3, 4)
-            or (split_images.ndim == 4 and split_images.shape[-1] not in (1, 3))
-        ):
-            raise AlrError(
-                f"{path}: '{split}_images' is {split_images.dtype} with shape "
-                f"{split_images.shape}; expected uint8 N×H×W or N×H×W×3"
+                f"({shape[0]},) or ({shape[0]}, 1) to match '{split}_images'"
             )
         if not np.issubdtype(split_labels.dtype, np.integer):
             raise AlrError(f"{path}: '{split}_labels' must be integers, got {split_labels.dtype}")
-        images.append(standardise_array(split_images, params.image_size, params.channels))
+        shapes[split] = shape
         labels.append(split_labels.astype(np.int64))
-        sample_ids += [f"{split}/{i:06d}" for i in range(len(split_images))]
-        splits += [split] * len(split_images)
-    sizes = {split: img.shape[1:3] for split, img in zip(SPLITS, images)}
-    if len(set(sizes.values())) > 1:
+    sizes = {split: shape[1:3] for split, shape in shapes.items()}
+    if params.image_size is None and len(set(sizes.values())) > 1:
         raise AlrError(
             f"{path}: the splits have different image sizes "
             f"({', '.join(f'{s}_images {h}x{w}' for s, (h, w) in sizes.items())}); "
             "set data.image_size to resize every image to one size"
         )
-    if params.channels is None and len({img.shape[-1] for img in images}) > 1:
-        images = [standardise_array(img, None, 3) for img in images]
-    if params.channels is None and images[0].shape[-1] == 3 and all(map(is_gray, images)):
-        images = [img[..., :1].copy() for img in images]  # grayscale by its pixels, as for image files
+    # unset, the channels are the widest split's: grayscale splits beside an RGB one become RGB
+    channels = params.channels or max(shape[3] if len(shape) == 4 else 1 for shape in shapes.values())
+    height, width = (params.image_size,) * 2 if params.image_size else sizes["train"]
+    images = np.empty((sum(shape[0] for shape in shapes.values()), height, width, channels), dtype=np.uint8)
+    row = 0
+    for split, shape in shapes.items():
+        _stream_images(archive, f"{split}_images", shape, images[row : row + shape[0]], params.image_size)
+        row += shape[0]
+    if params.channels is None and channels == 3 and is_gray(images):
+        images = images[..., :1].copy()  # grayscale by its pixels, as for image files
     per_split, labels = labels, np.concatenate(labels)
-    num_classes = len(params.class_names) if params.class_names else int(labels.max()) + 1
+    num_classes = len(params.class_names) if params.class_names else int(labels.max(initial=0)) + 1
     for split, split_labels in zip(SPLITS, per_split):
         _check_label_range(split_labels, num_classes, f"{path}: '{split}_labels'")
-    class_names = _class_names(params, [str(k) for k in range(num_classes)], str(path))
     return SourceData(
-        images=np.concatenate(images),
+        images=images,
         labels=labels,
-        sample_ids=sample_ids,
-        class_names=class_names,
-        splits=np.array(splits, dtype=object),
+        sample_ids=[f"{split}/{i:06d}" for split, shape in shapes.items() for i in range(shape[0])],
+        class_names=_class_names(params, [str(k) for k in range(num_classes)], str(path)),
+        splits=np.array([split for split, shape in shapes.items() for _ in range(shape[0])], dtype=object),
     )
+
+
+def _npy_header(archive: np.lib.npyio.NpzFile, key: str) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype of the archive's array ``key``, from its header alone."""
+    with archive.zip.open(_member_name(archive, key)) as member:
+        return _read_npy_header(member)[:2]
+
+
+def _member_name(archive: np.lib.npyio.NpzFile, key: str) -> str:
+    """The zip member that holds ``key``, named as NpzFile names it: ``<key>.npy``, or ``key`` itself."""
+    return key if key in archive.zip.namelist() else f"{key}.npy"
+
+
+def _read_npy_header(member) -> tuple[tuple[int, ...], np.dtype, bool]:
+    """(shape, dtype, fortran_order) of the ``.npy`` stream ``member``, left at its first data byte."""
+    version = np.lib.format.read_magic(member)
+    if version == (1, 0):
+        shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(member)
+    elif version == (2, 0):
+        shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(member)
+    else:  # 3.0 is written only for structured dtypes with non-Latin-1 field names
+        raise ValueError(f"unsupported .npy format version {version}")
+    return shape, dtype, fortran_order
+
+
+def _stream_images(archive: np.lib.npyio.NpzFile, key: str, shape: tuple[int, ...], out: np.ndarray,
+                   image_size: Optional[int]) -> None:
+    """Fill ``out`` (n, size, size, C) with the uint8 array ``key`` of ``shape`` (n, H, W[, C]),
+    resized and converted by :func:`standardise_array`, ``NPZ_BLOCK_BYTES`` of it at a time."""
+    per_image = int(np.prod(shape[1:]))
+    block = max(1, NPZ_BLOCK_BYTES // max(per_image, 1))
+    with archive.zip.open(_member_name(archive, key)) as member:
+        _, _, fortran_order = _read_npy_header(member)
+        if fortran_order:  # np.save of a transposed array; rare: read it whole
+            stored = archive[key]
+            for start in range(0, shape[0], block):
+                out[start : start + block] = standardise_array(stored[start : start + block], image_size, out.shape[-1])
+            return
+        for start in range(0, shape[0], block):
+            count = min(block, shape[0] - start)
+            data = member.read(count * per_image)
+            if len(data) != count * per_image:
+                raise ValueError(f"'{key}' ends after {start + len(data) // per_image} of its {shape[0]} images")
+            stored = np.frombuffer(data, dtype=np.uint8).reshape((count, *shape[1:]))
+            out[start : start + count] = standardise_array(stored, image_size, out.shape[-1])
 
 
 def _medmnist_file(path: str) -> Path:
