@@ -194,6 +194,19 @@ def test_each_problem_is_a_clear_error(tmp_path, text, fragment):
     assert str(tmp_path / "round_1.csv") in message
 
 
+def test_a_stray_quote_is_an_error_naming_its_line_and_never_echoes_the_whole_file(tmp_path):
+    # the quote takes in the rest of the file as one field: csv's field limit (a traceback), or a label of kilobytes
+    for lines in (8_000, 500):
+        rest = "".join(f"q{i},Neutrophil\n" for i in range(lines))
+        message = error(tmp_path, f'sample_id,label\nq1,"Neutrophil\nq2,0\n{rest}')
+        assert message.startswith(f"{tmp_path / 'round_1.csv'}: line ")
+        assert len(message) < 600
+        if lines == 8_000:
+            assert "cannot read as CSV (field larger than field limit" in message and "double quote" in message
+        else:
+            assert "label 'Neutrophil\\nq2,0\\nq0,Neutrophil" in message and " characters) is not a class" in message
+
+
 def test_wrong_encoding_is_named(tmp_path):
     message = error(tmp_path, "sample_id,label\nq1,Eosinophil\n".encode("utf-16"))
     assert "not UTF-8 text" in message and "save the file as UTF-8" in message

@@ -120,6 +120,24 @@ def test_each_bad_export_is_a_clear_error(tmp_path, content, fragment):
     assert fragment in str(info.value) and str(tmp_path / "round_1.json") in str(info.value)
 
 
+@pytest.mark.parametrize("content, fragment", [
+    ("[" * 100_000 + "]" * 100_000, "cannot read as Label Studio's JSON export (RecursionError"),
+    ('[{"id": ' + "9" * 5000 + "}]", "cannot read as Label Studio's JSON export (ValueError: Exceeds the limit"),
+])  # fmt: skip
+def test_an_export_json_cannot_hold_is_a_clear_error(tmp_path, content, fragment):
+    with pytest.raises(AlrError) as info:
+        export(tmp_path, content)
+    assert str(info.value).startswith(f"{tmp_path / 'round_1.json'}: {fragment}") and len(str(info.value)) < 500
+
+
+def test_ids_with_control_characters_reach_the_terminal_as_their_repr(tmp_path):
+    content = full_export(task("\x1b[2J", I3, {**annotation(7, "Basophil"), "id": "\x1b[31m"}))
+    with pytest.raises(AlrError) as info:
+        export(tmp_path, content)
+    assert "task '\\x1b[2J', annotation '\\x1b[31m': label 'Basophil' is not a class" in str(info.value)
+    assert "\x1b" not in str(info.value)
+
+
 def test_a_repeated_agreeing_answer_counts_once_and_partial_exports_are_accepted_when_allowed(tmp_path):
     repeated = full_export(task(7, I3, annotation(7, "Lymphocyte", number=9)))
     assert len(export(tmp_path, repeated).table) == 5

@@ -436,6 +436,10 @@ def test_load_params_reads_values(tmp_path):
         ({"data": {"class_names": ["a", " zero"]}},
          "'data.class_names': class 1 is ' zero', with spaces around it, which an expert's answer (read trimmed) "
          "cannot match; rename the class"),
+        # a vertical tab pasted into a label cell: Label Studio's XML config cannot hold it
+        ({"data": {"class_names": ["a", "Band\x0bcell"]}},
+         "'data.class_names': class 1 is 'Band\\x0bcell', which holds the control character '\\x0b'; rename the "
+         "class"),
         ({"lnl": {"method": "coteaching_vog", "selection": "knn_vote"}},
          "'lnl.method' is 'coteaching_vog', but 'lnl.selection' 'knn_vote' never reads VOG (only global | "
          "class_aware | class_gmm do), so the run would be plain Co-teaching; set lnl.selection: global (the paper's "

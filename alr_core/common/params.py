@@ -16,6 +16,7 @@ import math
 import os
 import types
 import typing
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -587,9 +588,15 @@ def check_weights_file(init: str) -> Path:
 
 def check_class_names(names: list[str], where: str) -> None:
     """Class names experts can answer with (answers are read trimmed): none blank, none with
-    spaces around it, and none :data:`SKIP_ANSWER` in any case. ``where`` starts the message,
-    e.g. "params.yaml: 'data.class_names'"."""
+    spaces around it, none with a control character (a tab or line break pasted into a label
+    cell; Label Studio's XML config cannot hold most of them), and none :data:`SKIP_ANSWER` in
+    any case. ``where`` starts the message, e.g. "params.yaml: 'data.class_names'"."""
     for position, name in enumerate(names):
+        control = next((c for c in name if unicodedata.category(c) in ("Cc", "Cs") or c in "\ufffe\uffff"), None)
+        if control is not None:
+            raise AlrError(f"{where}: class {position} is {name!r}, which holds the control character {control!r}; "
+                           "rename the class (experts answer with the names, and Label Studio's XML cannot "
+                           "hold such characters)")  # fmt: skip
         if not name.strip():
             raise AlrError(f"{where}: class {position} is {name!r}; a class name must not be blank")
         if name != name.strip():

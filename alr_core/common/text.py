@@ -16,6 +16,12 @@ def counted(count: int, noun: str, plural: str | None = None) -> str:
     return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 
+def shortened(text: str, limit: int = 200) -> str:
+    """``text`` up to ``limit`` characters; longer, its start, an ellipsis and its length (a
+    stray quote can make a whole file one CSV field, which must not fill an error message)."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+
+
 def rounded(value: float | None, digits: int = 3) -> str:
     """``value`` with ``digits`` decimals for a message; "n/a" when it is not known (None)."""
     return "n/a" if value is None else f"{value:.{digits}f}"

@@ -32,7 +32,7 @@ from PIL import Image
 
 from alr_core.common.errors import AlrError, AwaitingAnswers
 from alr_core.common.paths import ANSWERS_DIR, LABELSTUDIO_TASKS, PREPARED_IMAGES
-from alr_core.common.text import composed, counted, did_you_mean
+from alr_core.common.text import composed, counted, did_you_mean, shortened
 from alr_core.data.images import array_picture, png_bytes, read_viewable
 from alr_core.human.page import MAX_IMAGE_WIDTH_PX, SKIP
 
@@ -263,8 +263,8 @@ def check_answers(records: list[tuple[str, str, str, str]], id_column: str, path
             read_as_names.append(label)
         if answer is None:
             raise AlrError(
-                f"{path}: {place}: label {label!r} is not a class{did_you_mean(label, class_names)}; use a "
-                f"class name ({', '.join(class_names)}), an index 0..{len(class_names) - 1}, or '{SKIP}'"
+                f"{path}: {place}: label {shortened(repr(label))} is not a class{did_you_mean(label, class_names)}; "
+                f"use a class name ({', '.join(class_names)}), an index 0..{len(class_names) - 1}, or '{SKIP}'"
             )
         key = (sample_of[given_id], annotator)
         if key in given:
@@ -336,17 +336,21 @@ def _parse(path: Path) -> tuple[str, list[tuple[str, str, str, str]]]:
     id_at, label_at = columns.index(id_column), columns.index("label")
     annotator_at = columns.index("annotator") if "annotator" in columns else None
     rows = []
-    for fields in reader:
-        line = reader.line_num  # the record's last line: a quoted field may span several
-        if not fields or all(not f.strip() for f in fields):
-            continue
-        if len(fields) != len(columns) or not all(f.strip() for f in fields):
-            raise AlrError(
-                f"{path}: line {line}: expected {len(columns)} non-empty fields {','.join(columns)!r}, got "
-                f"{fields!r} (a truncated or hand-edited file?)"
-            )
-        annotator = fields[annotator_at].strip() if annotator_at is not None else DEFAULT_ANNOTATOR
-        rows.append((f"line {line}", fields[id_at].strip(), annotator, fields[label_at].strip()))
+    try:
+        for fields in reader:
+            line = reader.line_num  # the record's last line: a quoted field may span several
+            if not fields or all(not f.strip() for f in fields):
+                continue
+            if len(fields) != len(columns) or not all(f.strip() for f in fields):
+                raise AlrError(
+                    f"{path}: line {line}: expected {len(columns)} non-empty fields {','.join(columns)!r}, got "
+                    f"{shortened(repr(fields))} (a truncated or hand-edited file?)"
+                )
+            annotator = fields[annotator_at].strip() if annotator_at is not None else DEFAULT_ANNOTATOR
+            rows.append((f"line {line}", fields[id_at].strip(), annotator, fields[label_at].strip()))
+    except csv.Error as exc:  # a field over csv's size limit: a stray double quote took in the rest of the file
+        raise AlrError(f"{path}: line {reader.line_num}: cannot read as CSV ({exc}); is a double quote (\") "
+                       "on or before this line left open? (a hand-edited file?)") from None  # fmt: skip
     if not rows:
         raise AlrError(f"{path}: the file has a header but no answers")
     return id_column, rows

@@ -23,6 +23,7 @@ from xml.sax.saxutils import quoteattr
 import pandas as pd
 
 from alr_core.common.errors import AlrError
+from alr_core.common.text import shortened
 from alr_core.data.images import png_data_uri
 from alr_core.human.annotation import DEFAULT_ANNOTATOR, SKIP
 
@@ -87,6 +88,9 @@ def parse_export(path: Path) -> list[tuple[str, str, str, str]]:
             f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); save Label Studio's "
             "JSON export unchanged"
         ) from None
+    except (RecursionError, ValueError) as exc:  # nested thousands deep; an integer of thousands of digits
+        raise AlrError(f"{path}: cannot read as Label Studio's JSON export ({type(exc).__name__}: "
+                       f"{shortened(str(exc))}); save Label Studio's JSON export unchanged") from None
     if not isinstance(exported, list):
         raise AlrError(
             f"{path}: expected Label Studio's JSON export, a list of tasks, got a JSON {type(exported).__name__}"
@@ -97,7 +101,7 @@ def parse_export(path: Path) -> list[tuple[str, str, str, str]]:
     for position, task in enumerate(exported, start=1):
         if not isinstance(task, dict):
             raise AlrError(f"{path}: item {position} is not a task object")
-        place = f"task {task.get('id', f'#{position}')}"
+        place = f"task {_id_text(task.get('id', f'#{position}'))}"
         if not isinstance(task.get("annotations"), list):
             raise AlrError(
                 f"{path}: {place} has no 'annotations' list; export the project in Label Studio's "
@@ -111,13 +115,20 @@ def parse_export(path: Path) -> list[tuple[str, str, str, str]]:
                 "labelstudio_tasks.json, which carries it, rather than the images alone"
             )
         for annotation in task["annotations"]:
-            where = f"{place}, annotation {annotation.get('id', '?')}" if isinstance(annotation, dict) else place
             if not isinstance(annotation, dict):
-                raise AlrError(f"{path}: {where}: an annotation is not an object")
+                raise AlrError(f"{path}: {place}: an annotation is not an object")
+            where = f"{place}, annotation {_id_text(annotation.get('id', '?'))}"
             annotator = _annotator(annotation.get("completed_by"))
             records.append((where, item_id, annotator, SKIP if annotation.get("was_cancelled") else
                             _choice(annotation, path, where)))  # fmt: skip
     return records
+
+
+def _id_text(value) -> str:
+    """A task or annotation id as an error message shows it: as it is when printable, else its
+    repr (an id must not send escape codes to the terminal), shortened."""
+    text = str(value)
+    return shortened(text if text.isprintable() else repr(text))
 
 
 def _choice(annotation: dict, path: Path, where: str) -> str:
