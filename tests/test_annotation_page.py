@@ -493,6 +493,102 @@ def test_a_team_page_saves_nothing_before_a_name_and_trims_the_name(browser, tmp
     assert saved.read_bytes().decode("utf-8") == "item_id,label,annotator\ncell/001,Monocyte,ben\n"
 
 
+def open_page(browser, tmp_path, items=ITEMS, class_names=CLASS_NAMES, annotators=1) -> Path:
+    page = tmp_path / "annotate.html"
+    page.write_text(render_page(items, class_names, 1, "round_1.csv", annotators), encoding="utf-8")
+    browser.open(page.as_uri())
+    return page
+
+
+def cdp(browser, command: str, params: dict):
+    return browser.session("POST", "/goog/cdp/execute", {"cmd": command, "params": params})
+
+
+def test_a_held_key_answers_one_image(browser, tmp_path):
+    open_page(browser, tmp_path)
+    for key, code, number in (("1", "Digit1", 49), ("s", "KeyS", 83)):
+        typed = {"key": key, "code": code, "text": key, "windowsVirtualKeyCode": number}
+        cdp(browser, "Input.dispatchKeyEvent", {"type": "keyDown", **typed})
+        for _ in range(3):  # what the system sends while the key is held down
+            cdp(browser, "Input.dispatchKeyEvent", {"type": "keyDown", "autoRepeat": True, **typed})
+        cdp(browser, "Input.dispatchKeyEvent", {"type": "keyUp", "key": key, "code": code,
+                                                 "windowsVirtualKeyCode": number})  # fmt: skip
+    assert (browser.text("#progress"), browser.text("#item-id")) == ("2 / 4 answered", "cell,003")
+
+
+def test_two_tabs_of_one_page_keep_both_tabs_answers(browser, tmp_path):
+    page = open_page(browser, tmp_path)  # the file opened twice, say from Downloads and from the project
+    first = browser.session("GET", "/window/handles")[0]
+    second = browser.session("POST", "/window/new", {"type": "tab"})["handle"]
+    browser.session("POST", "/window", {"handle": second})
+    browser.open(page.as_uri())
+    browser.session("POST", "/window", {"handle": first})
+    browser.press("1", "2")
+    browser.session("POST", "/window", {"handle": second})
+    browser.click("#overview li:nth-child(4) button")
+    browser.press("4")  # written while this tab knew nothing of the first tab's answers
+    assert browser.text("#progress") == "3 / 4 answered"  # the first tab's answers shown here too
+    browser.session("POST", "/window", {"handle": first})
+    browser.execute("window.onbeforeunload = null")
+    browser.session("POST", "/refresh")
+    assert browser.text("#progress") == "3 / 4 answered"
+    browser.click("#save")
+    assert wait_for_download(browser.downloads, "round_1.csv").read_text().splitlines()[1:] == [
+        "cell/001,Basophil", f'"{EVIL_ID.replace(chr(34), 2 * chr(34))}","Neutro,phil ""N"""', "cell/004,Monocyte"]
+
+
+def test_the_expert_is_told_when_the_browser_keeps_no_answers(browser, tmp_path):
+    cdp(browser, "Page.addScriptToEvaluateOnNewDocument", {"source": (
+        "Storage.prototype.setItem = function () { throw new DOMException('full', 'QuotaExceededError'); };")})
+    open_page(browser, tmp_path)
+    browser.press("1")
+    assert "NOT keeping your answers" in browser.text("#save-status")
+
+
+def test_a_large_image_fits_a_tablet_and_answering_keeps_the_page_still(browser, tmp_path):
+    png = io.BytesIO()
+    Image.new("RGB", (512, 512), (90, 30, 30)).save(png, format="PNG")
+    names = [f"Long class name number {k} (subtype)" for k in range(20)]
+    browser.set_viewport(768, 1024)
+    open_page(browser, tmp_path, [item(f"r1-{k:04d}", k % 20, 3, 0.5, png.getvalue()) for k in range(60)], names)
+    covered = browser.execute("""const box = document.getElementById('image').getBoundingClientRect();
+        const hit = document.elementFromPoint(box.right - 5, box.top + 50);
+        return hit === null || hit.id !== 'image'""")
+    assert covered is False  # the overview sat over the image's right sixth
+    browser.execute("document.querySelectorAll('.class-button')[11].scrollIntoView({block: 'center'})")
+    before = browser.execute("return scrollY")
+    assert before > 0
+    browser.click(".class-button:nth-child(12)")
+    assert (browser.text("#progress"), browser.execute("return scrollY")) == ("1 / 60 answered", before)
+
+
+def test_saving_says_what_is_missing_and_u_finds_it(browser, tmp_path):
+    open_page(browser, tmp_path)
+    browser.click("#save")  # nothing answered: no empty file
+    assert browser.text("#save-note") == "Nothing to save yet: answer an image first."
+    browser.click("#overview li:nth-child(2) button")
+    browser.press("1", "2", "3")  # the second to the last: answering the last goes back to the one left open
+    assert (browser.text("#progress"), browser.text("#item-id")) == ("3 / 4 answered", "cell/001")
+    browser.press("n", "u")
+    assert browser.text("#item-id") == "cell/001"
+    browser.click("#save")
+    wait_for_download(browser.downloads, "round_1.csv")
+    assert browser.text("#save-note").startswith("1 of 4 images have no answer and are not in the file")
+    assert [p.name for p in browser.downloads.iterdir()] == ["round_1.csv"]
+
+
+def test_a_new_name_with_unsaved_answers_asks_first(browser, tmp_path):
+    open_page(browser, tmp_path, annotators=2)
+    browser.send_keys("#annotator", "Anna\n")
+    browser.press("1", "2")
+    browser.execute("document.getElementById('annotator').value = ''")
+    browser.send_keys("#annotator", "Ana\n")  # a typo fixed, or a colleague: the page cannot tell
+    assert browser.session("GET", "/alert/text").startswith("Switch from Anna to Ana? Anna's unsaved answers stay")
+    browser.session("POST", "/alert/dismiss")
+    assert (browser.execute("return document.getElementById('annotator').value"),
+            browser.text("#progress")) == ("Anna", "2 / 4 answered")  # fmt: skip
+
+
 # --- a realistic page for the screenshot: BloodMNIST-like classes and synthetic blood cells
 
 BLOOD_CLASSES = ["basophil", "eosinophil", "erythroblast", "immature granulocyte",

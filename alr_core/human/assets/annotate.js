@@ -11,10 +11,18 @@
   let savedCsv = null;   // the CSV text last downloaded
   let index = 0;
   let annotator = "";    // TEAM: the name typed; answers wait for it
+  let storageFailed = false;  // the browser keeps no answers (storage blocked by policy, or full): say so
 
   function keyFor(i) { return i < 9 ? String(i + 1) : (i === 9 ? "0" : null); }
   function labelOf(answer) { return answer === SKIP ? SKIP : NAMES[answer]; }
   function answeredCount() { return ITEMS.filter((it) => it.item_id in answers).length; }
+  function nextOpen(from) {  // the first unanswered item after `from`, wrapping around; -1 when none is left
+    for (let step = 1; step <= ITEMS.length; step++) {
+      const i = (from + step) % ITEMS.length;
+      if (!(ITEMS[i].item_id in answers)) return i;
+    }
+    return -1;
+  }
 
   function csvField(text) {
     return /[",\r\n]/.test(text) ? '"' + text.replace(/"/g, '""') + '"' : text;
@@ -34,26 +42,39 @@
   function storageKey() { return TEAM ? DATA.storage_key + ":annotator:" + annotator : DATA.storage_key; }
   function nameMissing() { return TEAM && annotator === ""; }
 
+  function stored() {  // this page's (this name's) stored record, or null; throws when storage is blocked
+    const record = JSON.parse(localStorage.getItem(storageKey()) || "null");
+    return record && typeof record === "object" ? record : null;
+  }
+  function validAnswers(map) {  // the stored answers that name a queried item and a class (or SKIP)
+    const known = new Set(ITEMS.map((it) => it.item_id));
+    return Object.fromEntries(Object.entries(map && typeof map === "object" ? map : {}).filter(([id, value]) =>
+      known.has(id) && (value === SKIP || (Number.isInteger(value) && value >= 0 && value < NAMES.length))));
+  }
   function load() {
     answers = {};
     savedCsv = null;
     if (nameMissing()) return;
     try {
-      const stored = JSON.parse(localStorage.getItem(storageKey()) || "null");
-      if (!stored || typeof stored !== "object") return;
-      const known = new Set(ITEMS.map((it) => it.item_id));
-      for (const [id, value] of Object.entries(stored.answers || {})) {
-        if (known.has(id) && (value === SKIP || (Number.isInteger(value) && value >= 0 && value < NAMES.length))) {
-          answers[id] = value;
-        }
-      }
-      if (typeof stored.saved_csv === "string") savedCsv = stored.saved_csv;
-    } catch (error) { /* storage unavailable or corrupt: start empty */ }
+      const record = stored();
+      if (record === null) return;
+      answers = validAnswers(record.answers);
+      if (typeof record.saved_csv === "string") savedCsv = record.saved_csv;
+    } catch (error) { storageFailed = !(error instanceof SyntaxError); }  // corrupt: start empty
   }
-  function persist() {
+  // `changed`: the items this tab just answered. The other answers are taken from storage first:
+  // another tab of this page (the file opened twice) may have answered since, and writing this tab's
+  // whole set would erase those.
+  function persist(changed) {
     try {
+      const record = stored();
+      if (record !== null) {
+        const mine = storageFailed ? answers : Object.fromEntries(changed.map((id) => [id, answers[id]]));
+        answers = Object.assign(validAnswers(record.answers), mine);
+      }
       localStorage.setItem(storageKey(), JSON.stringify({ answers: answers, saved_csv: savedCsv }));
-    } catch (error) { /* storage unavailable: answers live until the page closes */ }
+      storageFailed = false;
+    } catch (error) { storageFailed = true; }
   }
 
   // --- static parts: class buttons and the overview list
@@ -116,6 +137,9 @@
     if (nameMissing()) {
       status.textContent = "type your name to start";
       status.className = "unsaved";
+    } else if (storageFailed && isDirty()) {
+      status.textContent = "this browser is NOT keeping your answers (storage blocked or full): save often";
+      status.className = "unsaved";
     } else if (isDirty()) {
       status.textContent = done === ITEMS.length ? "all answered \u2014 unsaved" : "unsaved answers";
       status.className = "unsaved";
@@ -162,7 +186,13 @@
     $("skip").setAttribute("aria-pressed", String(given === SKIP));
     $("prev").disabled = index === 0;
     $("next").disabled = index === ITEMS.length - 1;
-    overviewButtons[index].scrollIntoView({ block: "nearest" });
+    showInOverview(overviewButtons[index]);
+  }
+  function showInOverview(button) {  // scrolls the list alone: scrollIntoView would move the page off the buttons
+    const list = $("overview").parentElement;
+    const shown = list.getBoundingClientRect(), place = button.getBoundingClientRect();
+    if (place.top < shown.top) list.scrollTop -= shown.top - place.top;
+    else if (place.bottom > shown.bottom) list.scrollTop += place.bottom - shown.bottom;
   }
 
   function fitImage() {
@@ -188,11 +218,19 @@
     if (ITEMS.length === 0) return;
     if (nameMissing()) { askForName(); return; }
     answers[ITEMS[index].item_id] = value;
-    persist();
-    go(index + 1);
+    persist([ITEMS[index].item_id]);
+    const open = nextOpen(index);  // after the last image, back to one left open
+    go(index < ITEMS.length - 1 || open === -1 ? index + 1 : open);
   }
   function save() {
     if (nameMissing()) { askForName(); return; }
+    persist([]);  // with what another tab of this page answered
+    const open = ITEMS.length - answeredCount();
+    if (open === ITEMS.length) {
+      $("save-note").textContent = "Nothing to save yet: answer an image first.";
+      render();
+      return;
+    }
     const text = csvText();
     const url = URL.createObjectURL(new Blob([text], { type: "text/csv;charset=utf-8" }));
     const link = document.createElement("a");
@@ -203,8 +241,11 @@
     link.click();
     setTimeout(() => { URL.revokeObjectURL(url); link.remove(); }, 2000);
     savedCsv = text;
-    persist();
+    persist([]);
     render();
+    $("save-note").textContent = (open ? open + " of " + ITEMS.length + " images have no answer and are not in the " +
+      "file (u goes to the next one). " : "") + "Each save downloads a new file: keep the newest one, which your " +
+      "browser may have named " + DATA.filename.replace(/\.csv$/, " (1).csv") + " or the like.";
   }
 
   document.addEventListener("keydown", (event) => {
@@ -212,12 +253,14 @@
     const target = event.target;
     if (target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName))) return;
     const key = event.key;
+    if (event.repeat && /^[0-9sS]$/.test(key)) { event.preventDefault(); return; }  // a held key answers one image
     if (/^[0-9]$/.test(key)) {
       const i = key === "0" ? 9 : Number(key) - 1;
       if (i < NAMES.length) { event.preventDefault(); answer(i); }
       return;
     }
     if (key === "s" || key === "S") { event.preventDefault(); answer(SKIP); }
+    else if ((key === "u" || key === "U") && nextOpen(index) !== -1) { event.preventDefault(); go(nextOpen(index)); }
     else if (key === "ArrowRight" || key === "n" || key === "N") { event.preventDefault(); go(index + 1); }
     else if (key === "ArrowLeft" || key === "p" || key === "P") { event.preventDefault(); go(index - 1); }
   });
@@ -226,6 +269,9 @@
   $("next").addEventListener("click", () => go(index + 1));
   $("save").addEventListener("click", save);
   $("image").addEventListener("load", fitImage);
+  window.addEventListener("storage", (event) => {  // another tab of this page answered: show it here too
+    if (event.key === storageKey() && !nameMissing()) { load(); render(); }
+  });
   window.addEventListener("beforeunload", (event) => {
     if (isDirty()) { event.preventDefault(); event.returnValue = ""; }
   });
@@ -240,7 +286,14 @@
     $("name-box").hidden = false;
     $("team-help").hidden = false;
     $("annotator").addEventListener("change", (event) => {
-      annotator = event.target.value.trim();
+      const name = event.target.value.trim();
+      if (annotator !== "" && name !== annotator && isDirty() && !window.confirm(
+        "Switch from " + annotator + " to " + name + "? " + annotator + "'s unsaved answers stay in this browser, " +
+        "shown again when " + annotator + " is typed.")) {
+        event.target.value = annotator;
+        return;
+      }
+      annotator = name;
       event.target.blur();  // the answer keys work at once
       startAnswering();
     });
