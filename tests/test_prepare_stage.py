@@ -90,6 +90,23 @@ def test_prepare_is_deterministic_per_seed():
     assert set(a["sample_id"]) != set(c["sample_id"])
 
 
+@pytest.mark.parametrize("source", ["imagefolder", "csv", "medmnist"])
+def test_one_class_is_refused_before_anything_runs(tmp_path, source):
+    # it went on to fail at inject_noise naming noise.keep_clean_classes, or, without noise, to score 1.000
+    root = write_image_folder(tmp_path / "cells", {"only": 4})
+    params = {"imagefolder": DataParams(source="imagefolder", path=str(root)),
+              "csv": DataParams(source="csv", path=str(write_csv(root / "m.csv", {
+                  "image": [f"only/img{i:02d}.png" for i in range(4)], "dx": ["only"] * 4})),
+                  csv=CsvParams(label_column="dx")),
+              "medmnist": DataParams(source="medmnist", path=str(tmp_path / "one.npz"))}[source]  # fmt: skip
+    write_npz(tmp_path / "one.npz", {"train": [0, 0, 0], "val": [0], "test": [0]})
+    names = {"medmnist": "['0']"}.get(source, "['only']")
+    with pytest.raises(AlrError) as info:
+        prepare(params, rng_for(0, "split"))
+    assert str(info.value) == (f"{params.path}: found 1 class, {names}; alr classifies between at least 2 classes "
+                               "(as data.class_names requires): add the other classes' folders or rows")
+
+
 def test_prepare_medmnist_keeps_the_file_splits(tmp_path):
     path = tmp_path / "tiny.npz"
     write_npz(path)

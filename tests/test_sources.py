@@ -602,6 +602,20 @@ def test_imagefolder_and_csv_class_names_match_in_any_unicode_form(tmp_path):
         0, 0, 1]
 
 
+def test_imagefolder_class_folders_in_two_unicode_forms_are_refused(tmp_path):
+    # merged from a Mac (NFD) and elsewhere (NFC): one folder was dropped without a word, and its files unhashed
+    import unicodedata
+
+    decomposed, composed = unicodedata.normalize("NFD", "bénin"), unicodedata.normalize("NFC", "bénin")
+    root = write_image_folder(tmp_path / "r", {composed: 2, decomposed: 1, "malin": 1})
+    expected = (f"{root}: subfolders {decomposed!r} and {composed!r} are one class name written in two Unicode "
+                "forms (composed and decomposed, as macOS writes it); move the images into one of them")  # fmt: skip
+    assert error_of(imagefolder(root)) == expected
+    with pytest.raises(AlrError) as info:
+        source_files(imagefolder(root))
+    assert str(info.value) == expected
+
+
 def test_imagefolder_class_names_select_and_order(tmp_path):
     root = write_image_folder(tmp_path / "r", {"c0": 1, "c1": 2, "c2": 3})
     data = read_source(imagefolder(root, class_names=["c2", "c0"]))

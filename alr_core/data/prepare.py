@@ -34,6 +34,10 @@ def prepare(params: DataParams, rng: np.random.Generator, stat_cache: Optional[d
     ``stat_cache``: the fingerprint stage's, which spares re-hashing unchanged files."""
     source = read_source(params)
     check_class_names(source.class_names, f"{params.path or params.source}: the classes")
+    if len(source.class_names) < 2:
+        raise AlrError(f"{params.path or params.source}: found 1 class, {source.class_names!r}; alr classifies "
+                       "between at least 2 classes (as data.class_names requires): add the other classes' "
+                       "folders or rows")
     groups = identical_groups(source.images)
     splits = assign_splits(source, params, rng, groups)
     keep = splits != ""

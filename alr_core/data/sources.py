@@ -265,7 +265,16 @@ def _imagefolder_files(params: DataParams) -> tuple[list[str], list[Path], list[
         raise AlrError(f"{root}: data.source 'imagefolder' needs a folder with one subfolder per class")
     # class name → its folder: macOS writes 'é' decomposed (NFD), a params file typed elsewhere
     # composed (NFC); both are one name
-    on_disk = {composed(p.name): p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    on_disk: dict[str, str] = {}
+    for p in sorted(root.iterdir()):
+        if not p.is_dir() or p.name.startswith("."):
+            continue
+        name = composed(p.name)
+        if name in on_disk:
+            raise AlrError(f"{root}: subfolders {on_disk[name]!r} and {p.name!r} are one class name written in "
+                           "two Unicode forms (composed and decomposed, as macOS writes it); move the images "
+                           "into one of them")
+        on_disk[name] = p.name
     folders = sorted(on_disk)
     if params.class_names is not None:
         unknown = [name for name in params.class_names if composed(name) not in on_disk]
