@@ -59,6 +59,13 @@ def test_classification_metrics_match_sklearn():
     assert all(type(v) is int for row in result["confusion_matrix"] for v in row)
 
 
+def test_mcc_is_none_for_a_split_of_one_class():
+    # scikit-learn says 0 ("no better than chance") for a model that got every sample of the one class right
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.4, 0.6]])
+    assert classification_metrics(np.array([0, 0, 0]), probs, ["benign", "malignant"])["mcc"] is None
+    assert classification_metrics(np.array([0, 0, 1]), probs, ["benign", "malignant"])["mcc"] == pytest.approx(1.0)
+
+
 def test_classification_metrics_hand_example():
     labels = np.array([0, 0, 0, 1, 1, 2])
     probs = np.array([

@@ -316,6 +316,8 @@ def test_report_stage_without_torch(stage_tree):
     raw["rounds"] = rounds_param(2)
     write_params(stage_tree, raw=raw)
     write_metrics(stage_tree, round_metrics())
+    artifacts.write_json(stage_tree / paths.DATA_METRICS, {"class_names": CLASSES, "class_counts": {
+        "train": {"a": 3, "b": 2, "c": 1}, "val": {"a": 1, "b": 1, "c": 1}, "test": {"a": 2, "b": 1, "c": 0}}})
     code = (
         "import sys, runpy\nsys.argv = ['report']\n"
         "runpy.run_module('stages.report', run_name='__main__')\n"
@@ -336,6 +338,8 @@ def test_report_stage_without_torch(stage_tree):
                                 "failed": None}  # fmt: skip
     assert report["rounds"] == 2 and report["budget_used"] == 6
     assert report["final_test_balanced_accuracy"] == 0.8
+    assert report["classes_without_test_images"] == ["c"]
+    assert "unscored class: the test split holds no image of 'c', so the test scores" in result.stdout
     assert report["learning_curve_area"] == pytest.approx((2 * 0.65 + 4 * 0.75) / 6)
     assert (stage_tree / paths.REPORT_LABELS).read_text().splitlines() == LABELS_CSV
     assert report["labels"] == {"csv": "data/report/labels.csv", "num_train": 6, "changed": 2, "checked": 3,
@@ -700,6 +704,29 @@ def test_summary_warns_when_the_sources_splits_overlap_train(tmp_path, monkeypat
     artifacts.write_json(paths.DATA_METRICS, {"groups": {"evaluation_images_in_train_groups": 3}})
     assert "hold 3 validation or test images sharing a group" in " ".join(results_overview().split())
     assert "identical to a train image" not in results_overview()
+
+
+def test_a_class_without_test_images_is_named_in_the_report_and_the_summary(tmp_path, monkeypatch):
+    # 2 malignant images of 102 leave none for test: the scores averaged benign alone, 1.000 everywhere, unsaid
+    monkeypatch.chdir(tmp_path)
+    write_metrics(tmp_path, round_metrics())
+    write_report(report_status(2))
+    quiet = results_overview()
+    assert json.loads(Path(paths.REPORT_METRICS).read_text())["classes_without_test_images"] == []
+    counts = {"train": {"a": 5, "b": 2, "c": 4}, "val": {"a": 1, "b": 0, "c": 1}, "test": {"a": 3, "b": 0, "c": 2}}
+    artifacts.write_json(paths.DATA_METRICS, {"class_names": CLASSES, "class_counts": counts})
+    write_report(report_status(2))
+    assert json.loads(Path(paths.REPORT_METRICS).read_text())["classes_without_test_images"] == ["b"]
+    paragraphs = results_overview().split("\n\n")
+    index = next(i for i, p in enumerate(paragraphs) if p.startswith("unscored class"))
+    assert " ".join(paragraphs[index].splitlines()) == (
+        "unscored class: the test split holds no image of 'b', so the test scores above average the other classes "
+        "only and say nothing of how the model finds it; add test images (data.test_fraction, or the source's "
+        "split)")  # fmt: skip
+    assert paragraphs[:index] + paragraphs[index + 1:] == quiet.split("\n\n")
+    counts["test"] = {"a": 0, "b": 0, "c": 0}  # no test split at all: no scores to qualify
+    artifacts.write_json(paths.DATA_METRICS, {"class_names": CLASSES, "class_counts": counts})
+    assert results_overview() == quiet
 
 
 @pytest.mark.parametrize("damage, message", [

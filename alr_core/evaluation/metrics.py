@@ -17,8 +17,9 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, class_names: S
     """Accuracy, balanced accuracy (mean recall over classes present), macro-F1 (mean F1 over the
     same classes: a class the split lacks has no F1 to average, and counting it as 0 would cap a
     perfect model below 1), macro one-vs-rest AUROC over the classes that have positives and negatives
-    (None when there are none), MCC, per-class recall and precision, confusion matrix
-    (rows: true, columns: predicted)."""
+    (None when there are none), MCC (None for a split of one class, where it is undefined and
+    scikit-learn says 0), per-class recall and precision, confusion matrix (rows: true, columns:
+    predicted)."""
     labels = np.asarray(labels)
     predictions = probs.argmax(axis=1)
     all_classes = np.arange(len(class_names))
@@ -29,7 +30,7 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, class_names: S
         "accuracy": float(skm.accuracy_score(labels, predictions)),
         **scores,
         "macro_auroc": macro_auroc(labels, probs),
-        "mcc": float(skm.matthews_corrcoef(labels, predictions)),
+        "mcc": float(skm.matthews_corrcoef(labels, predictions)) if present.sum() > 1 else None,
         "recall_per_class": _by_class(recall, class_names, present),
         "precision_per_class": _by_class(precision, class_names, np.isin(all_classes, predictions)),
         "confusion_matrix": skm.confusion_matrix(labels, predictions, labels=all_classes).tolist(),

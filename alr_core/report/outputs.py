@@ -17,8 +17,8 @@ import pandas as pd
 from alr_core.common import artifacts, paths
 from alr_core.report.final_labels import labels_summary, labels_table
 from alr_core.report.overview import LABEL_ISSUE_KEYS, read_metrics
-from alr_core.report.summary import (class_recall_figure, confusion_figure, label_issues_summary,
-                                    learning_curve_figure, rounds_table, summary)  # fmt: skip
+from alr_core.report.summary import (class_recall_figure, classes_without_test_images, confusion_figure,
+                                    label_issues_summary, learning_curve_figure, rounds_table, summary)  # fmt: skip
 
 NOTE_WIDTH = 60  # characters per line of the title note: the confusion figure of 3 classes is narrow
 
@@ -54,13 +54,15 @@ def write_report(status: dict) -> pd.DataFrame:
     """Read metrics/lnl.json, noise.json, data.json and metrics/rounds/<k>.json for k = 1 …
     ``status["finished_rounds"]``, and metrics/label_issues.json if it exists; write
     plots/rounds.csv, metrics/report.json (``status``, :func:`~alr_core.report.summary.summary`,
+    ``classes_without_test_images``: :func:`~alr_core.report.summary.classes_without_test_images`,
     ``label_issues``: :func:`~alr_core.report.summary.label_issues_summary` and ``labels``:
     :func:`~alr_core.report.final_labels.labels_summary`), the figures and data/report/labels.csv
     (the working labels of the last finished round, or phase 1's). Returns the rounds table."""
     lnl_metrics = artifacts.read_json(paths.LNL_METRICS)
     round_metrics = [artifacts.read_json(paths.round_metrics(k)) for k in range(1, status["finished_rounds"] + 1)]
     table = rounds_table(lnl_metrics, round_metrics, artifacts.read_json(paths.NOISE_METRICS))
-    class_names = artifacts.read_json(paths.DATA_METRICS)["class_names"]
+    data_metrics = artifacts.read_json(paths.DATA_METRICS)
+    class_names = data_metrics["class_names"]
     label_issues = label_issues_summary(read_metrics(paths.LABEL_ISSUES_METRICS, LABEL_ISSUE_KEYS))
     latest = round_metrics[-1] if round_metrics else lnl_metrics
     finished = status["finished_rounds"]
@@ -78,7 +80,9 @@ def write_report(status: dict) -> pd.DataFrame:
 
     artifacts.write_csv(paths.ROUNDS_PLOT, table)
     artifacts.write_csv(paths.REPORT_LABELS, labels)
+    unscored = classes_without_test_images(data_metrics)
     artifacts.write_json(paths.REPORT_METRICS, {"status": status, **summary(table, lnl_metrics, round_metrics),
+                                                "classes_without_test_images": unscored,
                                                 "label_issues": label_issues, "labels": labels_summary(labels)})
     for path, figure in figures.items():
         if note:

@@ -15,8 +15,8 @@ from pathlib import Path
 from alr_core.common import paths
 from alr_core.common.errors import AlrError
 from alr_core.common.text import counted, safety_net_sentence
-from alr_core.report.summary import (TEXT_LEGEND, label_issues_summary, rounds_table, summary, table_text,
-                                     validation_notes)
+from alr_core.report.summary import (TEXT_LEGEND, classes_without_test_images, label_issues_summary, rounds_table,
+                                     summary, table_text, validation_notes)
 
 NO_RESULTS = f"no results yet: {paths.LNL_METRICS} does not exist; run `dvc repro` first (from the project root)"
 LNL_KEYS = ("method", "test")
@@ -165,12 +165,26 @@ def evaluation_overlap_text(data_metrics: dict | None) -> str | None:
     return textwrap.fill(text, WIDTH, break_long_words=False, break_on_hyphens=False)
 
 
+def unscored_classes_text(data_metrics: dict | None) -> str | None:
+    """The warning when the test split holds no image of some class
+    (:func:`~alr_core.report.summary.classes_without_test_images`): the scores above leave it
+    out. None without such a class or without metrics/data.json."""
+    missing = classes_without_test_images(data_metrics) if data_metrics else []
+    if not missing:
+        return None
+    text = (f"unscored {'class' if len(missing) == 1 else 'classes'}: the test split holds no image of "
+            f"{', '.join(map(repr, missing))}, so the test scores above average the other classes only and say "
+            "nothing of how the model finds it; add test images (data.test_fraction, or the source's split)")
+    return textwrap.fill(text, WIDTH, break_long_words=False, break_on_hyphens=False)
+
+
 def overview_text(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: dict | None,
                   status: dict | None, label_issues: dict | None = None, labels: dict | None = None,
                   data_metrics: dict | None = None, stopped_at: tuple[Path, str] | None = None) -> str:
     """The summary: a headline, :func:`~alr_core.report.summary.table_text` with its legend, the
-    scores over the rounds shown, whether the source's splits make them optimistic
-    (:func:`evaluation_overlap_text`; ``data_metrics``: metrics/data.json's), the labels after
+    scores over the rounds shown, the classes they leave out (:func:`unscored_classes_text`) and
+    whether the source's splits make them optimistic (:func:`evaluation_overlap_text`;
+    ``data_metrics``: metrics/data.json's), the labels after
     them (:func:`labels_text`; ``labels``: report.json's, None without one), the label-issue
     report's files (:func:`label_issues_text`; ``label_issues``:
     :func:`~alr_core.report.summary.label_issues_summary`, None when that stage has not run) and
@@ -198,9 +212,9 @@ def overview_text(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: d
             f"and {totals['fixes_in_trusted']:.0%} were in C or re-labelled before (what al.train_on: selected "
             "trains on): a fix the model already predicted, of a label it did not train on, teaches it little "
             "(docs/method.md)", WIDTH)
-    overlap = evaluation_overlap_text(data_metrics)
-    if overlap:
-        lines += ["", overlap]
+    for warning in (unscored_classes_text(data_metrics), evaluation_overlap_text(data_metrics)):
+        if warning:
+            lines += ["", warning]
     if (totals["phase1_safety_net"] or {}).get("ce_is_better"):
         lines += ["", textwrap.fill(safety_net_sentence(totals["phase1_safety_net"]), WIDTH, break_long_words=False,
                                     break_on_hyphens=False)]

@@ -87,6 +87,14 @@ def table_text(table: pd.DataFrame) -> str:
     return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(row, widths)) for row in rows)
 
 
+def classes_without_test_images(data_metrics: dict) -> list[str]:
+    """The classes the test split holds no image of (metrics/data.json's ``class_counts``), when
+    it holds any: the test scores average the other classes only and say nothing of these. Empty
+    for a data.json without the counts."""
+    test = (data_metrics.get("class_counts") or {}).get("test") or {}
+    return [name for name in data_metrics.get("class_names", []) if any(test.values()) and not test.get(name)]
+
+
 def summary(table: pd.DataFrame, lnl_metrics: dict, round_metrics: list[dict]) -> dict:
     """Final and phase-1 scores, the area under the learning curve (balanced accuracy over
     the budget fraction used, trapezoids; equals the mean accuracy over the budget) and the
