@@ -6,7 +6,7 @@ from alr_core.common.errors import AlrError
 from alr_core.common.params import load_params
 from alr_core.common.seeding import rng_for
 from alr_core.common.text import counted
-from alr_core.data.noise import noise_summary, noisy_label_table
+from alr_core.data.noise import kept_clean_text, noise_summary, noisy_label_table
 from alr_core.data.prepare import class_names
 
 
@@ -21,6 +21,7 @@ def main() -> None:
     if params.noise.type != "none":
         truth = labels["true_label"].to_numpy(dtype="int64")
         summary |= noise_summary(truth, labels["observed_label"].to_numpy(), names)
+        summary["kept_clean_classes"] = [names[k] for k in params.noise.keep_clean_classes]
     artifacts.write_parquet(paths.NOISY_LABELS, labels)
     artifacts.write_json(paths.NOISE_METRICS, summary)
     if params.noise.type == "none":
@@ -28,6 +29,9 @@ def main() -> None:
     else:
         print(f"labels for {counted(len(labels), 'train sample')}, {summary['num_corrupted']} corrupted "
               f"(realised rate {summary['realised_rate']:.3f}, noise.rate {params.noise.rate:g})")
+        kept = kept_clean_text(params.noise.keep_clean_classes, names)
+        if kept:
+            print(kept)
 
 
 if __name__ == "__main__":

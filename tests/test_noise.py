@@ -9,7 +9,7 @@ import pytest
 from alr_core.common.errors import AlrError
 from alr_core.common.params import NoiseParams
 from alr_core.common.seeding import rng_for
-from alr_core.data.noise import inject_noise, noise_summary, noisy_label_table, transition_counts
+from alr_core.data.noise import inject_noise, kept_clean_text, noise_summary, noisy_label_table, transition_counts
 
 N = 20000
 K = 5
@@ -270,3 +270,14 @@ def test_noisy_label_table_rate_on_many_rows():
     )
     table = noisy_label_table(samples, 4, NoiseParams(type="pairflip", rate=0.3), rng_for(1, "noise"))
     assert abs(table["is_corrupted"].mean() - 0.3) < 0.02
+
+
+def test_kept_clean_text_names_each_class_and_notes_an_index_that_names_another():
+    assert kept_clean_text([], ["a", "b"]) is None
+    assert kept_clean_text([1, 0], ["benign", "malignant"]) == (
+        "kept clean (noise.keep_clean_classes, class indices): 1 ('malignant'), 0 ('benign')")
+    names = ["0", "1", "10", "11", "2"]  # folders sorted as text
+    assert kept_clean_text([1, 2], names).endswith("2 ('10'); note: the class named '2' is index 4, not 2: the list "
+                                                   "takes indices, in the order of data.class_names (or of the sorted "
+                                                   "class folder names)")
+    assert "note" not in kept_clean_text([0, 1], names)  # indices that are their own names

@@ -620,6 +620,22 @@ def test_classes_without_an_evaluation_image_are_named_only_for_splits_that_exis
     assert unscored_classes_text(summary) is None
 
 
+def test_stage_inject_noise_names_the_classes_kept_clean(stage_tree, tmp_path):
+    # folders "0" … "10" sort as text: keep_clean_classes [2] is folder "10", which nothing said
+    root = write_image_folder(tmp_path / "cells", {"0": 4, "1": 4, "10": 4, "2": 4}, distinct=True)
+    write_params(stage_tree, {"data": {"source": "imagefolder", "path": str(root), "image_size": 8,
+                                       "val_fraction": 0.25, "test_fraction": 0.25},
+                              "noise": {"keep_clean_classes": [2]}})  # fmt: skip
+    assert run_module("stages.prepare", stage_tree).returncode == 0
+    result = run_module("stages.inject_noise", stage_tree)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == (
+        "kept clean (noise.keep_clean_classes, class indices): 2 ('10'); note: the class named '2' is index 3, not 2: "
+        "the list takes indices, in the order of data.class_names (or of the sorted class folder names)")
+    noise = json.loads((stage_tree / paths.NOISE_METRICS).read_text())
+    assert noise["kept_clean_classes"] == ["10"] and noise["realised_rate_per_class"]["10"] == 0.0
+
+
 def test_stage_inject_noise_bad_inputs(stage_tree, tmp_path):
     # no prepared samples yet
     write_params(stage_tree, {})

@@ -135,6 +135,22 @@ def noise_summary(
     }
 
 
+def kept_clean_text(keep_clean_classes: Sequence[int], class_names: Sequence[str]) -> str | None:
+    """What ``inject_noise`` prints about ``noise.keep_clean_classes`` (valid class indices):
+    each class by index and name, and a note where an index is the name of another class (class
+    folders named "0" … "11" sort as text, so folder "10" is index 2). None when it is empty."""
+    if not keep_clean_classes:
+        return None
+    kept = ", ".join(f"{k} ({class_names[k]!r})" for k in keep_clean_classes)
+    text = f"kept clean (noise.keep_clean_classes, class indices): {kept}"
+    misread = [k for k in keep_clean_classes if str(k) in class_names and class_names.index(str(k)) != k]
+    if misread:
+        k = misread[0]
+        text += (f"; note: the class named {str(k)!r} is index {class_names.index(str(k))}, not {k}: the list takes "
+                 "indices, in the order of data.class_names (or of the sorted class folder names)")
+    return text
+
+
 def noisy_label_table(
     samples: pd.DataFrame, num_classes: int, params: NoiseParams, rng: np.random.Generator
 ) -> pd.DataFrame:
