@@ -3,6 +3,8 @@ what it should, decides inside each observed class, and keeps every observed cla
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -180,6 +182,16 @@ def test_confident_learning_drops_what_cleanlab_flags():
     keep, whole = confident_learning(HAND_PROBS, HAND_LABELS)
     assert keep.tolist() == [True] * 4 + [False] * 2 + [True] * 4
     assert whole == [1]
+
+
+def test_confident_learning_keeps_a_single_sample_class_whole_without_cleanlabs_warning():
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2])
+    probs = np.full((9, 3), 0.1) + 0.7 * np.eye(3)[[0, 0, 0, 1, 1, 1, 1, 0, 1]]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        keep, whole = confident_learning(probs, labels)
+    assert [str(w.message) for w in caught] == []  # cleanlab warned "class: 2" once per call
+    assert keep[8] and 2 in whole
 
 
 def test_confident_learning_passes_cleanlabs_filter_on():
