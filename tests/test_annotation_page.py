@@ -575,6 +575,8 @@ def test_saving_says_what_is_missing_and_u_finds_it(browser, tmp_path):
     wait_for_download(browser.downloads, "round_1.csv")
     assert browser.text("#save-note").startswith("1 of 4 images have no answer and are not in the file")
     assert [p.name for p in browser.downloads.iterdir()] == ["round_1.csv"]
+    browser.press("2")  # the note spoke of that save
+    assert browser.execute("return document.getElementById('save-note').textContent") == ""
 
 
 def test_a_new_name_with_unsaved_answers_asks_first(browser, tmp_path):

@@ -219,6 +219,7 @@
     if (nameMissing()) { askForName(); return; }
     answers[ITEMS[index].item_id] = value;
     persist([ITEMS[index].item_id]);
+    $("save-note").textContent = "";  // it spoke of the last save
     const open = nextOpen(index);  // after the last image, back to one left open
     go(index < ITEMS.length - 1 || open === -1 ? index + 1 : open);
   }
