@@ -23,6 +23,13 @@ RELABELLED, TIED, SKIPPED = "relabelled", "tied", "skipped"
 
 def vote_counts(answers: np.ndarray, num_classes: int) -> np.ndarray:
     """Votes per class, (n, K) int."""
+    answers = np.asarray(answers)
+    if answers.ndim != 2 or not np.issubdtype(answers.dtype, np.integer):
+        raise AlrError(f"answers has shape {answers.shape} and dtype {answers.dtype}; expected integers (n samples, "
+                       f"m annotators), {NO_ANSWER} where an annotator gave no answer")  # fmt: skip
+    if answers.size and (((answers < 0) & (answers != NO_ANSWER)).any() or answers.max() >= num_classes):
+        raise AlrError(f"answers hold values in [{answers.min()}, {answers.max()}]; expected classes in "
+                       f"[0, {num_classes}) or {NO_ANSWER} (no answer)")  # fmt: skip
     counts = np.zeros((len(answers), num_classes), dtype=np.int64)
     for column in answers.T:
         given = column != NO_ANSWER

@@ -9,28 +9,41 @@ from __future__ import annotations
 
 import numpy as np
 
+from alr_core.common.checks import check_labels, check_probs
+from alr_core.common.errors import AlrError
+
 _EPS = 1e-12
 
 
 def entropy(probs: np.ndarray) -> np.ndarray:
     """−Σ_k p_k log p_k, shape (N,)."""
+    return _entropy(check_probs(probs))
+
+
+def _entropy(probs: np.ndarray) -> np.ndarray:
+    """:func:`entropy` over the last axis of checked ``probs`` of any shape (..., K)."""
     return -(probs * np.log(probs + _EPS)).sum(axis=-1)
 
 
 def least_confidence(probs: np.ndarray) -> np.ndarray:
     """1 − max_k p_k."""
+    probs = check_probs(probs)
     return 1.0 - probs.max(axis=1)
 
 
 def margin(probs: np.ndarray) -> np.ndarray:
     """−(p_(1) − p_(2)): the smallest gap between the two most likely classes first."""
+    probs = check_probs(probs)
+    if probs.shape[1] < 2:
+        raise AlrError(f"probs has {probs.shape[1]} column; margin needs K ≥ 2 classes")
     top_two = np.sort(probs, axis=1)[:, -2:]
     return -(top_two[:, 1] - top_two[:, 0])
 
 
 def bald(mc_probs: np.ndarray) -> np.ndarray:
     """H[mean_t p^t] − mean_t H[p^t] (mutual information between prediction and weights)."""
-    return entropy(mc_probs.mean(axis=0)) - entropy(mc_probs).mean(axis=0)
+    mc_probs = check_probs(mc_probs, "mc_probs", ndim=3)
+    return _entropy(mc_probs.mean(axis=0)) - _entropy(mc_probs).mean(axis=0)
 
 
 def label_disagreement(probs: np.ndarray, labels: np.ndarray, entropy_threshold: float) -> np.ndarray:
@@ -40,8 +53,10 @@ def label_disagreement(probs: np.ndarray, labels: np.ndarray, entropy_threshold:
     rule, γ = 0.3 there): high when the model confidently predicts another class than the
     current label; self-entropy above γ is subtracted, so that merely ambiguous samples, which
     an expert cannot resolve either, do not rank first."""
+    probs = check_probs(probs)
+    labels = check_labels(labels, probs.shape[1], len(probs))
     cross_entropy = -np.log(probs[np.arange(len(labels)), labels] + _EPS)
-    return cross_entropy - np.maximum(entropy(probs) - entropy_threshold, 0.0)
+    return cross_entropy - np.maximum(_entropy(probs) - entropy_threshold, 0.0)
 
 
 def random_scores(num_samples: int, rng: np.random.Generator) -> np.ndarray:

@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from alr_core.common.checks import check_labels
 from alr_core.common.errors import AlrError
 from alr_core.common.params import NoiseParams
 
@@ -32,7 +33,7 @@ def inject_noise(
     Classes in ``keep_clean_classes`` are never corrupted and never the target of a flip (for
     pair-flip, a class whose successor is kept clean stays clean too).
     """
-    labels = np.asarray(labels, dtype=np.int64)
+    labels = check_labels(labels, num_classes, None)
     if not 0.0 <= rate < 1.0:
         raise AlrError(f"noise.rate is {rate}; valid range: [0, 1)")
     kept = np.zeros(num_classes, dtype=bool)
@@ -102,6 +103,8 @@ def _uniform_other_class(labels: np.ndarray, allowed: np.ndarray, rng) -> np.nda
 
 def transition_counts(true_labels: np.ndarray, observed_labels: np.ndarray, num_classes: int) -> np.ndarray:
     """K×K counts: row = true class, column = observed class."""
+    true_labels = check_labels(true_labels, num_classes, None, "true_labels")
+    observed_labels = check_labels(observed_labels, num_classes, len(true_labels), "observed_labels")
     matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(matrix, (true_labels, observed_labels), 1)
     return matrix

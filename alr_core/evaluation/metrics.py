@@ -20,7 +20,12 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, class_names: S
     (None when there are none), MCC (None for a split of one class, where it is undefined and
     scikit-learn says 0), per-class recall and precision, confusion matrix (rows: true, columns:
     predicted)."""
-    labels = np.asarray(labels)
+    labels, probs = np.asarray(labels), np.asarray(probs)
+    if probs.ndim != 2 or probs.shape != (len(labels), len(class_names)):
+        raise ValueError(f"probs has shape {probs.shape}; expected ({len(labels)}, {len(class_names)}): one row per "
+                         "label, one column per class name")  # fmt: skip
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(class_names)):
+        raise ValueError(f"labels hold values in [{labels.min()}, {labels.max()}]; expected [0, {len(class_names)})")
     predictions = probs.argmax(axis=1)
     all_classes = np.arange(len(class_names))
     recall, scores = _checkpoint_scores(labels, predictions, all_classes)
@@ -116,8 +121,10 @@ def selection_metrics(
     samples — the number loss-only selection drives to 0 for rare classes. Without the truth
     these are None.
     """
-    kept = np.asarray(kept, dtype=bool)
-    observed = np.asarray(observed)
+    kept, observed = np.asarray(kept), np.asarray(observed)
+    if kept.dtype != bool or kept.shape != observed.shape:
+        raise ValueError(f"kept has shape {kept.shape} and dtype {kept.dtype}; expected a bool mask of shape "
+                         f"{observed.shape}, as observed (not indices)")
     counts = np.bincount(observed, minlength=len(class_names))
     kept_counts = np.bincount(observed[kept], minlength=len(class_names))
     result = {
@@ -132,7 +139,10 @@ def selection_metrics(
     }
     if truth is None:
         return result
-    clean = observed == np.asarray(truth)
+    truth = np.asarray(truth)
+    if truth.shape != observed.shape:
+        raise ValueError(f"truth has shape {truth.shape}; expected {observed.shape}, as observed")
+    clean = observed == truth
     recall = {}
     precision = {}
     for k, name in enumerate(class_names):

@@ -18,6 +18,8 @@ from typing import Optional
 
 import numpy as np
 
+from alr_core.common.checks import check_labels, check_probs
+
 # Rule names (values of lnl.selection) decided from whole-split statistics; `global` and
 # `class_aware` stay per-batch rules (alr_core.lnl.selection).
 CLASS_RULES = ("class_gmm", "prototype", "noise_quota", "confident_learning")
@@ -122,6 +124,7 @@ def noise_quota(losses: np.ndarray, probs: np.ndarray, labels: np.ndarray) -> tu
     count of c) (:func:`estimated_clean_counts`), at least 1. ``fell_back``: the classes whose
     estimate covered the whole class (nothing dropped)."""
     losses = np.asarray(losses)
+    labels = check_labels(labels, np.shape(probs)[1], len(losses))
     clean = estimated_clean_counts(probs, labels)
     keep = np.zeros(len(losses), dtype=bool)
     whole = []
@@ -142,7 +145,8 @@ def confident_learning(probs: np.ndarray, labels: np.ndarray,
     measures cleanlab's other filters through this function."""
     from cleanlab.filter import find_label_issues
 
-    labels = np.asarray(labels)
+    probs = check_probs(probs)
+    labels = check_labels(labels, probs.shape[1], len(probs))
     present, local, sub = _observed_columns(probs, labels)
     if len(present) < 2:
         return np.ones(len(labels), dtype=bool), [int(c) for c in present]
@@ -168,8 +172,8 @@ def keep_one_per_class(keep: np.ndarray, scores: np.ndarray, labels: np.ndarray)
 
 def above_chance(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """bool (N,): the network gives the observed label more than chance probability, 1/K."""
-    probs = np.asarray(probs)
-    return probs[np.arange(len(probs)), np.asarray(labels)] > 1.0 / probs.shape[1]
+    probs = check_probs(probs)
+    return probs[np.arange(len(probs)), check_labels(labels, probs.shape[1], len(probs))] > 1.0 / probs.shape[1]
 
 
 def class_keep(
@@ -203,7 +207,10 @@ def class_keep(
 
 def _observed_columns(probs: np.ndarray, labels: np.ndarray):
     """cleanlab expects every class to be someone's label: restrict to the observed classes.
-    Returns (observed classes (K',), labels renumbered into [0, K'), probs (N, K') renormalised)."""
+    Returns (observed classes (K',), labels renumbered into [0, K'), probs (N, K') renormalised).
+    Checked first: probs real probabilities (N, K), labels ints in [0, K)."""
+    probs = check_probs(probs)
+    labels = check_labels(labels, probs.shape[1], len(probs))
     present = np.unique(labels)
     sub = probs[:, present]
     return present, np.searchsorted(present, labels), sub / sub.sum(axis=1, keepdims=True)

@@ -27,6 +27,7 @@ import warnings
 
 import numpy as np
 
+from alr_core.common.checks import check_labels
 from alr_core.common.errors import AlrError
 from alr_core.common.params import FEATURE_RULES
 from alr_core.lnl.class_rules import confident_learning, keep_one_per_class
@@ -111,7 +112,7 @@ def knn_probs(neighbours: np.ndarray, labels: np.ndarray, num_classes: int) -> n
     labels flipped into a rare class inflate its n_c. A sample is never among its own
     neighbours (checked), so no sample votes for its own label.
     """
-    labels = _check_labels(labels, num_classes, None)
+    labels = check_labels(labels, num_classes, None)
     neighbours = np.asarray(neighbours)
     n = len(labels)
     if n < 2 or neighbours.ndim != 2 or len(neighbours) != n or neighbours.shape[1] < 1 \
@@ -134,7 +135,7 @@ def knn_vote(embeddings: np.ndarray, labels: np.ndarray, num_classes: int, k: in
     per-class thresholds, prune by noise rate, ranked by normalized margin inside each class)
     on :func:`knn_probs` of the k nearest neighbours (:func:`nearest_neighbours`)."""
     embeddings = _check_embeddings(embeddings)
-    labels = _check_labels(labels, num_classes, len(embeddings))
+    labels = check_labels(labels, num_classes, len(embeddings))
     neighbours, _ = nearest_neighbours(embeddings, k)
     return confident_learning(knn_probs(neighbours, labels, num_classes), labels)
 
@@ -156,7 +157,7 @@ def kfold_probs(embeddings: np.ndarray, labels: np.ndarray, num_classes: int, fo
     or when ``folds`` is not in [2, the largest class's size].
     """
     embeddings = _check_embeddings(embeddings)
-    labels = _check_labels(labels, num_classes, len(embeddings))
+    labels = check_labels(labels, num_classes, len(embeddings))
     return _out_of_fold_probs(_fold_probes(embeddings, labels, folds, seed), embeddings, num_classes)
 
 
@@ -249,7 +250,7 @@ def conformal_kfold(embeddings: np.ndarray, labels: np.ndarray, val_embeddings: 
     whole)``, ``whole`` the observed classes in which nothing was dropped (among them every
     class with too few validation rows for a threshold)."""
     embeddings = _check_embeddings(embeddings)
-    labels = _check_labels(labels, num_classes, len(embeddings))
+    labels = check_labels(labels, num_classes, len(embeddings))
     val_embeddings, val_labels = _check_held_out(embeddings, val_embeddings, val_labels, num_classes, "val")
     probes = _fold_probes(embeddings, labels, folds, seed)
     scores = _out_of_fold_probs(probes, embeddings, num_classes)[np.arange(len(labels)), labels]
@@ -276,7 +277,7 @@ def probe_balanced_accuracy(embeddings: np.ndarray, labels: np.ndarray, held_out
     from threadpoolctl import threadpool_limits
 
     embeddings = _check_embeddings(embeddings)
-    labels = _check_labels(labels, num_classes, len(embeddings))
+    labels = check_labels(labels, num_classes, len(embeddings))
     held_out_labels = np.asarray(held_out_labels)
     if len(np.unique(labels)) < 2 or len(held_out_labels) == 0:
         return None
@@ -344,7 +345,7 @@ def validation_false_alarm_rates(embeddings: np.ndarray, labels: np.ndarray, val
     labels known to be right.
     """
     embeddings = _check_embeddings(embeddings)
-    labels = _check_labels(labels, num_classes, len(embeddings))
+    labels = check_labels(labels, num_classes, len(embeddings))
     val_labels = np.asarray(val_labels)
     if len(val_labels) == 0:
         return None
@@ -412,21 +413,8 @@ def _check_held_out(embeddings: np.ndarray, held_out: np.ndarray, held_out_label
     the train rows' D columns, and ``held_out_labels`` (M,); named ``<prefix>_embeddings`` and
     ``<prefix>_labels`` in the messages."""
     held_out = _check_embeddings(held_out, f"{prefix}_embeddings", min_rows=1)
-    held_out_labels = _check_labels(held_out_labels, num_classes, len(held_out), f"{prefix}_labels")
+    held_out_labels = check_labels(held_out_labels, num_classes, len(held_out), f"{prefix}_labels")
     if held_out.shape[1] != embeddings.shape[1]:
         raise AlrError(f"{prefix}_embeddings has {held_out.shape[1]} columns; expected {embeddings.shape[1]}, "
                        "as embeddings")  # fmt: skip
     return held_out, held_out_labels
-
-
-def _check_labels(labels: np.ndarray, num_classes: int, n: int | None, name: str = "labels") -> np.ndarray:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-        raise AlrError(f"num_classes is {num_classes!r}; expected an integer ≥ 1")
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or (n is not None and len(labels) != n):
-        raise AlrError(f"{name} has shape {labels.shape}; expected ({n if n is not None else 'N'},), one per row")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise AlrError(f"{name} has dtype {labels.dtype}; expected integers in [0, {num_classes})")
-    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
-        raise AlrError(f"{name} holds values in [{labels.min()}, {labels.max()}]; expected [0, {num_classes})")
-    return labels
