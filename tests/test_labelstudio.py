@@ -13,7 +13,7 @@ import pytest
 from test_annotation import CLASSES, I1, I2, I3, KNOWN, QUERY, rows
 
 from alr_core.common.errors import AlrError
-from alr_core.human.annotation import find_answers, read_answers
+from alr_core.human.annotation import SKIP_LABEL, find_answers, read_answers
 from alr_core.human.labelstudio import labeling_config, tasks
 
 IMAGES_DIR = Path("data/rounds/4/images")
@@ -183,3 +183,42 @@ def test_both_answers_files_for_one_round_is_ambiguous(tmp_path, monkeypatch):
     with pytest.raises(AlrError, match="round 2 has two answers files, annotations/round_2.csv and "
                                        "annotations/round_2.json"):
         find_answers(2)
+
+
+# --- a real export: Label Studio 1.23.2 through its REST API, from a real alr round (digits with 10
+# class names holding spaces, accents, quotes, <&> and a comma): two users (ids 1 and 2), one of
+# them accepting the model's pre-annotation, one skipping (was_cancelled, an empty result)
+REAL = Path(__file__).parent / "fixtures"
+REAL_CLASSES = ["zéro", "one two", 'quote "q"', "it's", "four<&>", "Ünïcode five", "six, comma", "seven", "eight",
+                "nine"]  # fmt: skip
+REAL_QUERY = pd.read_csv(REAL / "labelstudio_1.23.2_annotate.csv")[["item_id", "sample_id"]]
+
+
+def read_real(tmp_path, fixture: str, saved_as: str = "round_1.json"):
+    path = tmp_path / saved_as
+    path.write_bytes((REAL / fixture).read_bytes())
+    return read_answers(path, REAL_QUERY, REAL_QUERY["sample_id"], REAL_CLASSES, False, tmp_path / "annotate.html", 1,
+                        annotators=2)  # fmt: skip
+
+
+def test_a_real_label_studio_export_maps_every_answer_to_its_sample_and_class(tmp_path):
+    table = read_real(tmp_path, "labelstudio_1.23.2_export.json").table
+    assert sorted(table[["sample_id", "annotator", "label"]].itertuples(index=False, name=None)) == sorted([
+        ("digits/0166", "1", 0), ("digits/0166", "2", 1),  # user 1 accepted the pre-annotation 'zéro'
+        ("digits/1697", "1", 2), ("digits/1697", "2", 2),
+        ("digits/0101", "1", 4), ("digits/0101", "2", 3),
+        ("digits/1029", "1", SKIP_LABEL), ("digits/1029", "2", 0),  # user 1 skipped
+        ("digits/0516", "1", 5), ("digits/0516", "2", 6)])  # fmt: skip
+
+
+@pytest.mark.parametrize("fixture, saved_as, fragment", [
+    ("labelstudio_1.23.2_export_min.json", "round_1.json", "has no 'annotations' list; export the project in Label "
+                                                           "Studio's 'JSON' format (not JSON_MIN"),
+    # cut down to item_id,label,annotator it would have been read, its skips lost without a word
+    ("labelstudio_1.23.2_export.csv", "round_1.csv", "this is Label Studio's CSV export, which leaves out skipped"),
+    ("labelstudio_1.23.2_export.csv", "round_1.json", "this is Label Studio's CSV export, which leaves out skipped"),
+])  # fmt: skip
+def test_a_real_label_studio_json_min_or_csv_export_is_refused_naming_it(tmp_path, fixture, saved_as, fragment):
+    with pytest.raises(AlrError) as info:
+        read_real(tmp_path, fixture, saved_as)
+    assert str(info.value).startswith(f"{tmp_path / saved_as}: ") and fragment in str(info.value)

@@ -61,6 +61,17 @@ def team_hint(annotators: int) -> str:
             "in Label Studio")
 
 
+# cutting it down to item_id,label,annotator would lose the skips silently: say what it is
+LABELSTUDIO_CSV = ("this is Label Studio's CSV export, which leaves out skipped (cancelled) annotations; export the "
+                   "project in Label Studio's 'JSON' format instead and save it unchanged as "
+                   "annotations/round_<r>.json")
+
+
+def is_labelstudio_csv(columns: list[str]) -> bool:
+    """Whether a CSV header's ``columns`` are those of Label Studio's CSV export of alr's tasks."""
+    return {"annotation_id", "annotator", "item_id", "label"} <= set(columns)
+
+
 def unread_answer_files(round_number: int, read: Path) -> list[Path]:
     """Files beside ``read`` (annotations/) named like round ``round_number``'s answers but not
     ``read`` (a browser's ``round_1 (1).csv``, one expert's ``round_1_ana.csv``): the stage reads
@@ -325,6 +336,8 @@ def _parse(path: Path) -> tuple[str, list[tuple[str, str, str, str]]]:
             raise AlrError(f"{path}: line 1 is separated by {name}; expected commas: 'item_id,label'")
     reader = csv.reader(io.StringIO(text))
     columns = [c.strip() for c in next(reader)]
+    if is_labelstudio_csv(columns):
+        raise AlrError(f"{path}: {LABELSTUDIO_CSV}")
     headers = [sorted(names) for id_column in ID_COLUMNS
                for names in ([id_column, "label"], [id_column, "label", "annotator"])]  # fmt: skip
     if sorted(columns) not in headers:

@@ -15,6 +15,8 @@ for what is here a list of dicts; the formats are documented and stable.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 from urllib.parse import quote
@@ -25,7 +27,7 @@ import pandas as pd
 from alr_core.common.errors import AlrError
 from alr_core.common.text import shortened
 from alr_core.data.images import png_data_uri
-from alr_core.human.annotation import DEFAULT_ANNOTATOR, SKIP
+from alr_core.human.annotation import DEFAULT_ANNOTATOR, LABELSTUDIO_CSV, SKIP, is_labelstudio_csv
 
 CONTROL = "label"  # the Choices control's name: from_name of every answer
 OBJECT = "image"  # the Image object's name (to_name) and the task data key it shows
@@ -80,10 +82,13 @@ def parse_export(path: Path) -> list[tuple[str, str, str, str]]:
     annotation is a ``skip``; the annotator is ``completed_by`` (its email when the export
     gives a user object, else the user id)."""
     try:
-        exported = json.loads(path.read_text(encoding="utf-8-sig"))
+        text = path.read_text(encoding="utf-8-sig")
+        exported = json.loads(text)
     except UnicodeDecodeError as exc:
         raise AlrError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the export as UTF-8") from None
     except json.JSONDecodeError as exc:
+        if is_labelstudio_csv(next(csv.reader(io.StringIO(text)), [])):  # the CSV export saved under .json
+            raise AlrError(f"{path}: {LABELSTUDIO_CSV}") from None
         raise AlrError(
             f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); save Label Studio's "
             "JSON export unchanged"
