@@ -133,7 +133,8 @@ def test_a_team_is_told_it_owes_several_answers_and_files_beside_the_answers_are
     assert str(info.value).endswith(
         "; al.annotators is 3, so every image wants 3 answers: each expert types their name in the page and saves "
         "their own file (it names them in an `annotator` column), and the files joined are the one file read "
-        "(docs/annotation_teams.md), or each expert submits their own annotation in Label Studio")  # fmt: skip
+        "(docs/annotation_teams.md), or each expert submits their own annotation in Label Studio, whose project "
+        "overlap (maximum_annotations) must then be 3")  # fmt: skip
     copy = tmp_path / "round_1 (1).csv"  # the page's file, renamed by a browser whose downloads hold one
     copy.write_text(f"item_id,label\n{I1},0\n{I2},1\n{I3},2\n")
     (tmp_path / "round_10.csv").write_text("another round's")

@@ -58,7 +58,7 @@ def team_hint(annotators: int) -> str:
     return (f"; al.annotators is {annotators}, so every image wants {annotators} answers: each expert types their "
             "name in the page and saves their own file (it names them in an `annotator` column), and the files "
             "joined are the one file read (docs/annotation_teams.md), or each expert submits their own annotation "
-            "in Label Studio")
+            f"in Label Studio, whose project overlap (maximum_annotations) must then be {annotators}")
 
 
 # cutting it down to item_id,label,annotator would lose the skips silently: say what it is
