@@ -545,6 +545,32 @@ def test_the_expert_is_told_when_the_browser_keeps_no_answers(browser, tmp_path)
     assert "NOT keeping your answers" in browser.text("#save-status")
 
 
+def test_a_corrupt_stored_record_is_written_over(browser, tmp_path):
+    open_page(browser, tmp_path)
+    key = browser.execute("return JSON.parse(document.getElementById('alr-data').textContent).storage_key")
+    browser.execute("localStorage.setItem(arguments[0], '{not json')", key)
+    browser.session("POST", "/refresh")
+    browser.press("1", "2")  # the parse error was taken for blocked storage, and the record never repaired
+    assert browser.text("#save-status") == "unsaved answers"
+    browser.execute("window.onbeforeunload = null")
+    browser.session("POST", "/refresh")
+    assert browser.text("#progress") == "2 / 4 answered"
+
+
+def test_a_new_name_is_told_unsaved_answers_are_lost_when_the_browser_keeps_none(browser, tmp_path):
+    cdp(browser, "Page.addScriptToEvaluateOnNewDocument", {"source": (
+        "Storage.prototype.setItem = function () { throw new DOMException('full', 'QuotaExceededError'); };")})
+    open_page(browser, tmp_path, annotators=2)
+    browser.send_keys("#annotator", "Anna\n")
+    browser.press("1")
+    browser.execute("document.getElementById('annotator').value = ''")
+    browser.send_keys("#annotator", "Ben\n")
+    assert browser.session("GET", "/alert/text") == (
+        "Switch from Anna to Ben? Anna's unsaved answers are LOST: this browser is not keeping answers; cancel and "
+        "save them first.")  # fmt: skip
+    browser.session("POST", "/alert/dismiss")
+
+
 def test_a_large_image_fits_a_tablet_and_answering_keeps_the_page_still(browser, tmp_path):
     png = io.BytesIO()
     Image.new("RGB", (512, 512), (90, 30, 30)).save(png, format="PNG")

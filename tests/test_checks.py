@@ -103,6 +103,17 @@ def test_votes_refuse_other_missing_codes_one_annotator_as_a_row_and_floats(answ
     assert error_of(consensus.majority_vote, answers, 3).startswith(fragment)
 
 
+def test_noise_quota_checks_probs_before_reading_their_columns():
+    # a binary classifier's p(y=1) alone: np.shape(probs)[1] was an IndexError
+    assert error_of(class_rules.noise_quota, np.zeros(3), P[:, 0], np.array([0, 1, 1])).startswith(
+        "probs has shape (3,); expected 2 dimensions")
+
+
+def test_empty_labels_as_a_list_are_no_labels():
+    assert check_labels([], 3, 0).dtype == np.int64
+    assert noise.inject_noise([], 3, "symmetric", 0.3, [], np.random.default_rng(0)).tolist() == []
+
+
 def test_noise_refuses_labels_out_of_range():
     # -1 was never flipped to class 2, being read as it, and stayed -1
     message = error_of(noise.inject_noise, np.array([-1, 0, 1]), 3, "symmetric", 0.3, [], np.random.default_rng(0))

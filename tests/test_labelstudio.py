@@ -130,6 +130,14 @@ def test_an_export_json_cannot_hold_is_a_clear_error(tmp_path, content, fragment
     assert str(info.value).startswith(f"{tmp_path / 'round_1.json'}: {fragment}") and len(str(info.value)) < 500
 
 
+def test_a_cut_one_line_export_with_a_large_image_is_invalid_json_not_a_csv_traceback(tmp_path):
+    # looking for Label Studio's CSV header, csv read the first field: a 200 kB data URI, over its field limit
+    content = json.dumps(full_export(task(7, I3, annotation(7, "Lymphocyte")) | {"data": {"image": "A" * 200_000}}))
+    with pytest.raises(AlrError) as info:
+        export(tmp_path, content[:-5])
+    assert "not valid JSON (line 1" in str(info.value)
+
+
 def test_ids_with_control_characters_reach_the_terminal_as_their_repr(tmp_path):
     content = full_export(task("\x1b[2J", I3, {**annotation(7, "Basophil"), "id": "\x1b[31m"}))
     with pytest.raises(AlrError) as info:

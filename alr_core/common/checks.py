@@ -36,6 +36,8 @@ def check_labels(labels, num_classes: int, n: int | None, name: str = "labels") 
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
         raise AlrError(f"num_classes is {num_classes!r}; expected an integer ≥ 1")
     labels = np.asarray(labels)
+    if labels.size == 0:  # np.asarray([]) is float64
+        labels = labels.astype(np.int64)
     if labels.ndim != 1 or (n is not None and len(labels) != n):
         raise AlrError(f"{name} has shape {labels.shape}; expected ({n if n is not None else 'N'},), one per row")
     if not np.issubdtype(labels.dtype, np.integer):

@@ -87,7 +87,11 @@ def parse_export(path: Path) -> list[tuple[str, str, str, str]]:
     except UnicodeDecodeError as exc:
         raise AlrError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the export as UTF-8") from None
     except json.JSONDecodeError as exc:
-        if is_labelstudio_csv(next(csv.reader(io.StringIO(text)), [])):  # the CSV export saved under .json
+        try:  # the first line alone: a compact export's one line may hold an image larger than csv's field limit
+            header = next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [])
+        except csv.Error:
+            header = []
+        if is_labelstudio_csv(header):  # the CSV export saved under .json
             raise AlrError(f"{path}: {LABELSTUDIO_CSV}") from None
         raise AlrError(
             f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); save Label Studio's "

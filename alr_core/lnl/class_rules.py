@@ -123,8 +123,8 @@ def noise_quota(losses: np.ndarray, probs: np.ndarray, labels: np.ndarray) -> tu
     """Per observed class c keep the n_c smallest-loss samples, n_c = round(estimated clean
     count of c) (:func:`estimated_clean_counts`), at least 1. ``fell_back``: the classes whose
     estimate covered the whole class (nothing dropped)."""
-    losses = np.asarray(losses)
-    labels = check_labels(labels, np.shape(probs)[1], len(losses))
+    losses, probs = np.asarray(losses), check_probs(probs)
+    labels = check_labels(labels, probs.shape[1], len(losses))
     clean = estimated_clean_counts(probs, labels)
     keep = np.zeros(len(losses), dtype=bool)
     whole = []
@@ -155,7 +155,7 @@ def confident_learning(probs: np.ndarray, labels: np.ndarray,
         warnings.filterwarnings("ignore", message="May not flag all label issues in class")
         keep = ~find_label_issues(local, sub, filter_by=filter_by, min_examples_per_class=1, n_jobs=1)
     # cleanlab keeps min_examples_per_class per class; make it explicit
-    return keep_one_per_class(keep, np.asarray(probs)[np.arange(len(labels)), labels], labels)
+    return keep_one_per_class(keep, probs[np.arange(len(labels)), labels], labels)
 
 
 def keep_one_per_class(keep: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, list]:

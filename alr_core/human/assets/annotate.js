@@ -43,7 +43,9 @@
   function nameMissing() { return TEAM && annotator === ""; }
 
   function stored() {  // this page's (this name's) stored record, or null; throws when storage is blocked
-    const record = JSON.parse(localStorage.getItem(storageKey()) || "null");
+    const text = localStorage.getItem(storageKey());
+    let record = null;
+    try { record = JSON.parse(text || "null"); } catch (error) { /* corrupt: written over by the next answer */ }
     return record && typeof record === "object" ? record : null;
   }
   function validAnswers(map) {  // the stored answers that name a queried item and a class (or SKIP)
@@ -60,7 +62,7 @@
       if (record === null) return;
       answers = validAnswers(record.answers);
       if (typeof record.saved_csv === "string") savedCsv = record.saved_csv;
-    } catch (error) { storageFailed = !(error instanceof SyntaxError); }  // corrupt: start empty
+    } catch (error) { storageFailed = true; }
   }
   // `changed`: the items this tab just answered. The other answers are taken from storage first:
   // another tab of this page (the file opened twice) may have answered since, and writing this tab's
@@ -279,6 +281,7 @@
 
   function startAnswering() {  // this name's answers (the page's, alone), at the first unanswered item
     load();
+    $("save-note").textContent = "";  // it spoke of another name's save
     const firstOpen = ITEMS.findIndex((it) => !(it.item_id in answers));
     index = firstOpen === -1 ? 0 : firstOpen;
     render();
@@ -289,8 +292,9 @@
     $("annotator").addEventListener("change", (event) => {
       const name = event.target.value.trim();
       if (annotator !== "" && name !== annotator && isDirty() && !window.confirm(
-        "Switch from " + annotator + " to " + name + "? " + annotator + "'s unsaved answers stay in this browser, " +
-        "shown again when " + annotator + " is typed.")) {
+        "Switch from " + annotator + " to " + name + "? " + annotator + (storageFailed
+          ? "'s unsaved answers are LOST: this browser is not keeping answers; cancel and save them first."
+          : "'s unsaved answers stay in this browser, shown again when " + annotator + " is typed."))) {
         event.target.value = annotator;
         return;
       }
