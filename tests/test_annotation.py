@@ -208,6 +208,12 @@ def test_a_stray_quote_is_an_error_naming_its_line_and_never_echoes_the_whole_fi
             assert "label 'Neutrophil\\nq2,0\\nq0,Neutrophil" in message and " characters) is not a class" in message
 
 
+def test_a_line_with_an_extra_long_field_is_shortened_in_the_error(tmp_path):
+    message = error(tmp_path, "sample_id,label\nq1,Neutrophil," + "x" * 5_000 + "\n")
+    assert message.startswith(f"{tmp_path / 'round_1.csv'}: line 2: expected 2 non-empty fields 'sample_id,label'")
+    assert "characters) (a truncated or hand-edited file?)" in message and len(message) < 600
+
+
 def test_wrong_encoding_is_named(tmp_path):
     message = error(tmp_path, "sample_id,label\nq1,Eosinophil\n".encode("utf-16"))
     assert "not UTF-8 text" in message and "save the file as UTF-8" in message

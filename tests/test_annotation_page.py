@@ -537,12 +537,89 @@ def test_two_tabs_of_one_page_keep_both_tabs_answers(browser, tmp_path):
         "cell/001,Basophil", f'"{EVIL_ID.replace(chr(34), 2 * chr(34))}","Neutro,phil ""N"""', "cell/004,Monocyte"]
 
 
+def test_a_tab_that_missed_the_other_tabs_answers_keeps_them_when_it_answers(browser, tmp_path):
+    # a frozen background tab gets no storage event: its next answer must not write over the other tab's
+    page = open_page(browser, tmp_path)
+    first = browser.session("GET", "/window/handles")[0]
+    second = browser.session("POST", "/window/new", {"type": "tab"})["handle"]
+    browser.session("POST", "/window", {"handle": second})
+    cdp(browser, "Page.addScriptToEvaluateOnNewDocument", {"source": (
+        "window.addEventListener('storage', (event) => event.stopImmediatePropagation());")})
+    browser.open(page.as_uri())
+    browser.session("POST", "/window", {"handle": first})
+    browser.press("1", "2")
+    browser.session("POST", "/window", {"handle": second})
+    assert browser.text("#progress") == "0 / 4 answered"  # the event never came
+    browser.click("#overview li:nth-child(4) button")
+    browser.press("4")
+    assert browser.text("#progress") == "3 / 4 answered"
+
+
+def test_a_tab_that_missed_the_other_tabs_answers_saves_them(browser, tmp_path):
+    page = open_page(browser, tmp_path)
+    first = browser.session("GET", "/window/handles")[0]
+    second = browser.session("POST", "/window/new", {"type": "tab"})["handle"]
+    browser.session("POST", "/window", {"handle": second})
+    cdp(browser, "Page.addScriptToEvaluateOnNewDocument", {"source": (
+        "window.addEventListener('storage', (event) => event.stopImmediatePropagation());")})
+    browser.open(page.as_uri())
+    browser.session("POST", "/window", {"handle": first})
+    browser.press("1", "2")
+    browser.session("POST", "/window", {"handle": second})
+    browser.click("#save")
+    assert wait_for_download(browser.downloads, "round_1.csv").read_text().splitlines()[1:] == [
+        "cell/001,Basophil", f'"{EVIL_ID.replace(chr(34), 2 * chr(34))}","Neutro,phil ""N"""']
+
+
+def test_a_new_name_clears_the_last_names_save_note(browser, tmp_path):
+    open_page(browser, tmp_path, annotators=2)
+    browser.send_keys("#annotator", "Anna\n")
+    browser.press("1")
+    browser.click("#save")
+    wait_for_download(browser.downloads, "round_1.csv")
+    assert browser.text("#save-note") != ""
+    browser.execute("document.getElementById('annotator').value = ''")
+    browser.send_keys("#annotator", "Ben\n")  # saved: no question
+    assert browser.execute("return document.getElementById('save-note').textContent") == ""
+
+
 def test_the_expert_is_told_when_the_browser_keeps_no_answers(browser, tmp_path):
     cdp(browser, "Page.addScriptToEvaluateOnNewDocument", {"source": (
         "Storage.prototype.setItem = function () { throw new DOMException('full', 'QuotaExceededError'); };")})
     open_page(browser, tmp_path)
     browser.press("1")
     assert "NOT keeping your answers" in browser.text("#save-status")
+
+
+def test_an_answer_the_browser_failed_to_keep_is_written_with_the_next_one(browser, tmp_path):
+    cdp(browser, "Page.addScriptToEvaluateOnNewDocument", {"source": (
+        "let calls = 0; const setItem = Storage.prototype.setItem;"
+        " Storage.prototype.setItem = function (key, value) {"
+        " if (++calls === 2) throw new DOMException('full', 'QuotaExceededError'); setItem.call(this, key, value); };"
+    )})
+    open_page(browser, tmp_path)
+    browser.press("1", "2")  # the second answer is not kept
+    assert "NOT keeping your answers" in browser.text("#save-status")
+    browser.press("3")  # storage works again: the answer it missed is written too, and the warning goes
+    assert (browser.text("#progress"), browser.text("#save-status")) == ("3 / 4 answered", "unsaved answers")
+    browser.execute("window.onbeforeunload = null")
+    browser.session("POST", "/refresh")
+    assert browser.text("#progress") == "3 / 4 answered"
+
+
+def test_an_answer_in_one_tab_shows_in_the_other_at_once(browser, tmp_path):
+    page = open_page(browser, tmp_path)
+    first = browser.session("GET", "/window/handles")[0]
+    second = browser.session("POST", "/window/new", {"type": "tab"})["handle"]
+    browser.session("POST", "/window", {"handle": second})
+    browser.open(page.as_uri())
+    browser.session("POST", "/window", {"handle": first})
+    browser.press("1", "2")
+    browser.session("POST", "/window", {"handle": second})
+    deadline = time.monotonic() + 5  # the storage event reaches this tab on its own time
+    while browser.text("#progress") != "2 / 4 answered" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert browser.text("#progress") == "2 / 4 answered"  # before this tab answers anything
 
 
 def test_a_corrupt_stored_record_is_written_over(browser, tmp_path):
@@ -586,6 +663,18 @@ def test_a_large_image_fits_a_tablet_and_answering_keeps_the_page_still(browser,
     assert before > 0
     browser.click(".class-button:nth-child(12)")
     assert (browser.text("#progress"), browser.execute("return scrollY")) == ("1 / 60 answered", before)
+
+
+def test_the_overview_list_scrolls_back_up_to_the_current_item(browser, tmp_path):
+    open_page(browser, tmp_path, [item(f"r1-{k:04d}", k % 3, 1, 0.5, tiny_png((90, 30, 30))) for k in range(60)])
+    shown = """const button = document.querySelectorAll('#overview button')[arguments[0]];
+        const list = document.getElementById('overview').parentElement.getBoundingClientRect();
+        const place = button.getBoundingClientRect();
+        return place.top >= list.top && place.bottom <= list.bottom"""
+    browser.execute("document.querySelectorAll('#overview button')[59].click()")
+    assert browser.execute(shown, 59) and not browser.execute(shown, 0)  # scrolled down to the last
+    browser.press("u")  # back to the first item, the first one left open
+    assert browser.text("#item-id") == "r1-0000" and browser.execute(shown, 0)
 
 
 def test_saving_says_what_is_missing_and_u_finds_it(browser, tmp_path):

@@ -120,3 +120,42 @@ def test_noise_refuses_labels_out_of_range():
     assert message == "labels holds values in [-1, 1]; expected [0, 3)"
     assert error_of(noise.noise_summary, np.array([0, 1, -1]), np.array([0, 1, 2]), ["a", "b", "c"]) == (
         "true_labels holds values in [-1, 1]; expected [0, 3)")
+
+
+@pytest.mark.parametrize("bad, fragment", [
+    (np.zeros((3, 0)), "probs has shape (3, 0); expected 2 dimensions, the last one the K classes"),
+    (np.array([[-0.1, 0.6, 0.5]]), f"probs {NOT_PROBABILITIES} [-0.1, 0.6], row sums up to 0 from 1"),
+    (np.array([[1.0005, 0.0]]), f"probs {NOT_PROBABILITIES} [0, 1.0005], row sums up to 0.0005 from 1"),
+    (np.array([[0.6, 0.45]]), f"probs {NOT_PROBABILITIES} [0.45, 0.6], row sums up to 0.05 from 1"),
+])  # fmt: skip
+def test_check_probs_refuses_no_classes_and_rows_that_sum_to_one_outside_0_1(bad, fragment):
+    # no columns passed every check; a negative entry or one above 1 in a row summing to 1, or
+    # sigmoid outputs per class (a row summing to 1.05), are no probabilities either
+    assert error_of(check_probs, bad).startswith(fragment)
+
+
+@pytest.mark.parametrize("num_classes", [True, 0, 2.0])
+def test_check_labels_refuses_a_num_classes_that_is_no_count(num_classes):
+    assert error_of(check_labels, [0], num_classes, 1) == f"num_classes is {num_classes!r}; expected an integer ≥ 1"
+
+
+def test_votes_refuse_a_class_one_past_the_last_and_take_no_samples():
+    # the class K itself was an IndexError deep in the counting, and no rows were a ValueError of max()
+    assert error_of(consensus.vote_counts, np.array([[0, 3]]), 3).startswith(
+        "answers hold values in [0, 3]; expected classes in [0, 3) or -1")
+    assert consensus.vote_counts(np.zeros((0, 2), dtype=np.int64), 3).shape == (0, 3)
+
+
+def test_selection_metrics_refuses_a_0_1_integer_mask_and_a_truth_of_another_shape():
+    observed = np.array([0, 1, 1, 0])
+    with pytest.raises(ValueError, match=r"kept has shape \(4,\) and dtype int64; expected a bool mask"):
+        selection_metrics(np.array([1, 1, 0, 1]), observed, None, ["a", "b"])  # read as indices 1, 1, 0, 1
+    with pytest.raises(ValueError, match=r"truth has shape \(1,\); expected \(4,\), as observed"):
+        selection_metrics(np.array([1, 1, 0, 1], bool), observed, [0], ["a", "b"])  # broadcast over every row
+
+
+def test_above_chance_refuses_negative_labels_and_noise_quota_losses_of_another_length():
+    # -1 was read as the last class; losses for 2 of 3 rows kept a mask of the wrong length
+    assert error_of(class_rules.above_chance, P, np.array([-1, 0, 1])).startswith("labels holds values in [-1, 1]")
+    assert error_of(class_rules.noise_quota, np.zeros(2), P, np.array([0, 2, 1])) == (
+        "labels has shape (3,); expected (2,), one per row")

@@ -146,6 +146,13 @@ def test_ids_with_control_characters_reach_the_terminal_as_their_repr(tmp_path):
     assert "\x1b" not in str(info.value)
 
 
+def test_a_long_task_id_is_shortened_in_the_error(tmp_path):
+    with pytest.raises(AlrError) as info:
+        export(tmp_path, full_export({"id": "7" * 5_000, "data": {"item_id": I3}}))
+    assert f"task {'7' * 200}… (5,000 characters) has no 'annotations' list" in str(info.value)
+    assert len(str(info.value)) < 800
+
+
 def test_a_repeated_agreeing_answer_counts_once_and_partial_exports_are_accepted_when_allowed(tmp_path):
     repeated = full_export(task(7, I3, annotation(7, "Lymphocyte", number=9)))
     assert len(export(tmp_path, repeated).table) == 5

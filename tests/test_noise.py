@@ -281,3 +281,13 @@ def test_kept_clean_text_names_each_class_and_notes_an_index_that_names_another(
                                                    "takes indices, in the order of data.class_names (or of the sorted "
                                                    "class folder names)")
     assert "note" not in kept_clean_text([0, 1], names)  # indices that are their own names
+    # two indices that name other classes: the note names the first
+    assert kept_clean_text([2, 3], names + ["3"]).endswith("note: the class named '2' is index 4, not 2: the list "
+                                                           "takes indices, in the order of data.class_names (or of "
+                                                           "the sorted class folder names)")
+
+
+def test_transition_counts_refuses_observed_labels_out_of_range():
+    # an observed -1 was counted in the last column
+    with pytest.raises(AlrError, match=r"observed_labels holds values in \[-1, 0\]; expected \[0, 2\)"):
+        transition_counts(np.array([0, 1]), np.array([0, -1]), 2)

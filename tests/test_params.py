@@ -19,6 +19,7 @@ from alr_core.common.params import (
     NoiseParams,
     Params,
     RoundParams,
+    check_class_names,
     default_params,
     load_params,
     parse_params,
@@ -571,3 +572,10 @@ def test_eval_batch_size_is_auto_or_a_positive_integer(value):
     for wrong in (None, True, [64]):
         assert error_of({"train": {"eval_batch_size": wrong}}) == (
             f"params.yaml: 'train.eval_batch_size' must be 'auto' or an integer, got {wrong!r}")
+
+
+@pytest.mark.parametrize("name, control", [("Band\ud800cell", "'\\ud800'"), ("Band\uffffcell", "'\\uffff'")])
+def test_class_names_refuse_a_lone_surrogate_and_a_noncharacter(name, control):
+    # a file name read with surrogateescape, or U+FFFF: XML (Label Studio's config) cannot hold either
+    with pytest.raises(AlrError, match=f"class 1 is .*, which holds the control character {re.escape(control)}"):
+        check_class_names(["a", name], "here")

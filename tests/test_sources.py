@@ -196,6 +196,20 @@ def test_medmnist_images_are_streamed_block_by_block(tmp_path, monkeypatch, layo
     assert images_read_whole == (["train_images", "train_images"] if layout == "fortran" else [])
 
 
+def test_medmnist_members_without_the_npy_suffix_and_with_a_version_2_header(tmp_path):
+    # NpzFile reads a member named 'train_images' as well as 'train_images.npy'; a header of format 2.0
+    # (np.save writes it when 1.0 cannot hold the header) reads as 1.0 does
+    arrays = write_npz(tmp_path / "plain.npz")
+    path = tmp_path / "members.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        for key, array in arrays.items():
+            with archive.open(key if key.startswith("train") else f"{key}.npy", "w") as member:
+                np.lib.format.write_array(member, array, version=(2, 0) if key == "val_images" else None)
+    data = read_source(medmnist(path))
+    expected = np.concatenate([arrays[f"{split}_images"] for split in ("train", "val", "test")])
+    np.testing.assert_array_equal(data.images[..., 0], expected)
+
+
 def test_medmnist_truncated_images(tmp_path):
     path = tmp_path / "cut.npz"
     arrays = write_npz(tmp_path / "whole.npz")
@@ -210,6 +224,27 @@ def test_medmnist_truncated_images(tmp_path):
                     np.lib.format.write_array(member, array)
     expected = "cannot read as a .npz file ('train_images' ends after 3 of its 7 images)"
     assert error_of(medmnist(path)) == f"{path}: {expected}"
+
+
+def test_medmnist_member_that_ends_before_its_recorded_size(tmp_path):
+    # the archive's directory records more bytes for 'test_images' than the file holds: zipfile's EOFError
+    arrays = write_npz(tmp_path / "whole.npz")
+    path = tmp_path / "cut.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        for key, array in sorted(arrays.items(), key=lambda pair: pair[0] == "test_images"):
+            with archive.open(f"{key}.npy", "w") as member:
+                if key == "test_images":  # the last member: a header for 1000 images over the pixels of 4
+                    header = np.lib.format.header_data_from_array_1_0(np.zeros((1000, 6, 6), np.uint8))
+                    np.lib.format.write_array_header_1_0(member, header)
+                    member.write(array.tobytes())
+                else:
+                    np.lib.format.write_array(member, np.zeros(1000, array.dtype) if key == "test_labels" else array)
+    data = bytearray(path.read_bytes())
+    entry = data.rindex(b"PK\x01\x02")  # the central directory's entry of the last member
+    data[entry + 20 : entry + 28] = (10**6).to_bytes(4, "little") * 2  # its compressed and uncompressed sizes
+    path.write_bytes(bytes(data))
+    assert error_of(medmnist(path)) == (f"{path}: cannot read as a .npz file (it ends before its archive directory "
+                                        "says it does: a download cut short?)")  # fmt: skip
 
 
 def test_medmnist_resize_rgb_and_channels(tmp_path):

@@ -6,7 +6,7 @@ import pytest
 
 import numpy as np
 
-from alr_core.common.text import close_match, did_you_mean, kept_text
+from alr_core.common.text import close_match, did_you_mean, kept_text, shortened
 from alr_core.evaluation.metrics import selection_metrics
 
 CLASSES = ["Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"]
@@ -47,3 +47,9 @@ def test_kept_text_gives_precision_and_worst_class_recall_or_without_the_truth_t
     unknown = selection_metrics(kept, observed, None, CLASSES[:3])
     assert kept_text(unknown, 9) == ("kept 6 of 9 train samples (true labels unknown; the least kept class: "
                                      "Lymphocyte, 33% of its labels)")  # fmt: skip
+
+
+def test_shortened_keeps_a_text_of_the_limit_whole():
+    assert shortened("x" * 200) == "x" * 200
+    assert shortened("x" * 201) == "x" * 200 + "… (201 characters)"
+    assert shortened("abcd", 3) == "abc… (4 characters)"

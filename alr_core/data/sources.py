@@ -112,7 +112,8 @@ def read_medmnist(params: DataParams) -> SourceData:
         with archive:
             return _medmnist_data(archive, path, params)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise AlrError(f"{path}: cannot read as a .npz file ({exc})") from None
+        reason = str(exc) or "it ends before its archive directory says it does: a download cut short?"
+        raise AlrError(f"{path}: cannot read as a .npz file ({reason})") from None
 
 
 def _medmnist_data(archive: np.lib.npyio.NpzFile, path: Path, params: DataParams) -> SourceData:
