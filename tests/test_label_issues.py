@@ -58,6 +58,7 @@ def test_table_order_labels_flags_and_neighbours():
     assert table["sample_id"].tolist() == ["s3", "s2", "s1", "s5", "s4", "s0"]
     assert table["given_label"].tolist() == ["cat", "<b>&fish", "dog", "dog", "dog", "cat"]
     assert table["suggested_label"].tolist() == ["dog", "dog", "<b>&fish", "<b>&fish", "cat", "cat"]
+    assert table["suggested_probability"].tolist() == pytest.approx([0.7, 0.5, 0.6, 0.6, 0.4, 0.8])
     assert table["issue_score"].tolist() == pytest.approx([0.9, 0.8, 0.8, 0.8, 0.6, 0.2])
     assert table["flagged_by"].tolist() == ["cleanlab_kfold", "knn_vote+cleanlab_kfold", "", "", "knn_vote", ""]
     # the first two of each neighbour list, nearest first, with their given labels
@@ -150,6 +151,20 @@ def test_gallery_shows_flagged_first_with_escaped_text_and_the_right_images():
     # offline: no URL, no script, a policy that forbids loading anything but data: images
     assert not re.search(r"https?:", page) and "<script" not in page
     assert "default-src 'none'; img-src data:" in page
+
+
+def test_gallery_cards_say_how_sure_the_suggestion_is_and_never_show_a_label_changing_into_itself():
+    page, _ = gallery_of(6)
+    labels = re.findall(r'<div class="labels">(.*?)</div>', page)
+    # s3 (score 0.9): dog at 0.7; s0: its own label cat is the probe's top class, shown once, not "cat → cat"
+    assert labels[0] == ('<span class="given">cat</span> &rarr; <span class="suggested">dog</span> '
+                         '<span class="agrees">(p&nbsp;=&nbsp;0.70)</span>')  # fmt: skip
+    assert labels[-1] == ('<span class="kept">cat</span> <span class="agrees">(the probe\'s top class too, '
+                          'p&nbsp;=&nbsp;0.80)</span>')  # fmt: skip
+    # a neighbour with another label is marked in its text, not by colour alone; a card stays whole on paper
+    assert re.findall(r'<figure class="differs" title="x;1">.*?<figcaption>(.*?)</figcaption>', page)[0] == (
+        '<span class="mark">&ne; </span>dog')
+    assert "break-inside: avoid" in page
 
 
 def test_gallery_heading_ends_with_the_note_escaped():

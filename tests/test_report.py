@@ -235,6 +235,25 @@ def test_class_recall_figure_shows_the_recall_or_without_the_truth_the_kept_shar
     assert class_recall_figure(ce).axes[0].get_title() == f"Phase 1 (ce + cleanlab_kfold): {title}"
 
 
+def test_class_recall_figure_keeps_a_class_without_a_value_and_room_for_many_names():
+    # class c has no clean sample: its NaN bar dropped its tick, and the class vanished from the figure
+    (axis,) = class_recall_figure(lnl_metrics()).axes
+    assert [tick.get_text() for tick in axis.get_xticklabels()] == ["a", "b", "c"] and axis.get_xlim()[1] > 2
+    assert "n/a" in [text.get_text() for text in axis.texts]
+    many = lnl_metrics()
+    many["selection"]["recall_per_class"] = {f"Seborrhoeic keratosis type {k}": 0.5 for k in range(25)}
+    figure = class_recall_figure(many)
+    assert figure.get_size_inches()[0] > 6.4  # 25 long names had 6.4 inches, overlapping
+    assert {tick.get_ha() for tick in figure.axes[0].get_xticklabels()} == {"right"}  # each ends under its bar
+
+
+def test_learning_curve_figure_says_when_there_is_nothing_to_plot():
+    table = rounds_table(lnl_metrics(test=False), round_metrics(truth=False, test=False))
+    (axis,) = learning_curve_figure(table).axes
+    assert not axis.get_lines() and [text.get_text() for text in axis.texts] == [
+        "nothing to plot: no test split and no true labels"]
+
+
 def test_learning_curve_figure_plots_the_three_series():
     figure = learning_curve_figure(rounds_table(lnl_metrics(), round_metrics()))
     (axis,) = figure.axes

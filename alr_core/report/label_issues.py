@@ -34,8 +34,8 @@ from alr_core.data.images import array_picture, png_bytes, png_data_uri
 QUALITY_METHOD = "self_confidence"
 RULE_JOINER = "+"  # flagged_by: the rules that flagged a sample, in the order of ``flags``
 THUMBNAIL_PX = 128  # larger images are shrunk to this side before embedding: the page stays small
-COLUMNS = ("rank", "sample_id", "given_label", "suggested_label", "issue_score", "flagged_by",
-           "neighbour_ids", "neighbour_labels")  # fmt: skip
+COLUMNS = ("rank", "sample_id", "given_label", "suggested_label", "suggested_probability", "issue_score",
+           "flagged_by", "neighbour_ids", "neighbour_labels")  # fmt: skip
 
 
 def label_issue_table(
@@ -52,10 +52,11 @@ def label_issue_table(
 
     Columns: ``rank`` (1 = most likely wrong), ``sample_id``, ``given_label`` and
     ``suggested_label`` (class names; suggested = argmax of ``probs``, the lower class index on
-    a tie), ``issue_score`` in [0, 1] (module docstring), ``flagged_by`` (the names of the rules
-    that flagged the sample joined by "+", "" when none did), ``neighbour_ids`` and
-    ``neighbour_labels`` (the first ``neighbours_shown`` neighbours' sample ids and given labels,
-    as JSON lists) and, when ``true_labels`` (N,) is given (simulated noise), ``label_is_wrong``.
+    a tie), ``suggested_probability`` (its probability), ``issue_score`` in [0, 1] (module
+    docstring), ``flagged_by`` (the names of the rules that flagged the sample joined by "+",
+    "" when none did), ``neighbour_ids`` and ``neighbour_labels`` (the first
+    ``neighbours_shown`` neighbours' sample ids and given labels, as JSON lists) and, when
+    ``true_labels`` (N,) is given (simulated noise), ``label_is_wrong``.
 
     Order: issue score descending, then the number of rules that flagged the sample
     (descending), then sample id: the same inputs always give the same ranking.
@@ -76,6 +77,7 @@ def label_issue_table(
         "sample_id": sample_ids.astype(str),
         "given_label": names[labels],
         "suggested_label": names[probs.argmax(axis=1)],
+        "suggested_probability": probs.max(axis=1),
         "issue_score": scores,
         "flagged_by": [RULE_JOINER.join(rule for rule, hit in zip(flags, row) if hit) for row in flagged],
         # JSON lists, nearest first: a class name or a file name may hold any separator
@@ -183,20 +185,29 @@ def gallery_html(
         figures = []
         for neighbour in np.asarray(neighbours[at])[:neighbours_shown]:
             label = given[str(sample_ids[neighbour])]
-            figures.append(f'<figure class="{"differs" if label != row.given_label else "same"}" '
+            differs = label != row.given_label
+            mark = '<span class="mark">&ne; </span>' if differs else ""  # not by colour alone
+            figures.append(f'<figure class="{"differs" if differs else "same"}" '
                            f'title="{_text(sample_ids[neighbour])}">{image_tag(int(neighbour), "neighbour")}'
-                           f"<figcaption>{_text(label)}</figcaption></figure>")  # fmt: skip
+                           f"<figcaption>{mark}{_text(label)}</figcaption></figure>")  # fmt: skip
         rules = _text(row.flagged_by.replace(RULE_JOINER, " + ")) if row.flagged_by else "no rule"
         truth = ""
         if "label_is_wrong" in shown.columns:
             truth = f'<div class="truth">simulation: label {"wrong" if row.label_is_wrong else "right"}</div>'
+        probability = f"p&nbsp;=&nbsp;{row.suggested_probability:.2f}"  # a high score says little of the suggestion
+        if row.suggested_label != row.given_label:
+            labels = (f'<span class="given">{_text(row.given_label)}</span> &rarr; '
+                      f'<span class="suggested">{_text(row.suggested_label)}</span> '
+                      f'<span class="agrees">({probability})</span>')
+        else:  # no "A → A" in red and green: the probe's top class is the given label
+            labels = (f'<span class="kept">{_text(row.given_label)}</span> '
+                      f'<span class="agrees">(the probe\'s top class too, {probability})</span>')
         cards.append(
             f'<section class="card{" flagged" if row.flagged_by else ""}">'
             f'<div class="sample">{image_tag(at, "main")}'
             f'<div class="meta"><div class="rank">#{int(row.rank)}</div>'
             f'<div class="id">{_text(row.sample_id)}</div>'
-            f'<div class="labels"><span class="given">{_text(row.given_label)}</span> &rarr; '
-            f'<span class="suggested">{_text(row.suggested_label)}</span></div>'
+            f'<div class="labels">{labels}</div>'
             f'<div class="score">score {row.issue_score:.3f} &middot; {rules}</div>{truth}</div></div>'
             f'<div class="neighbours">{"".join(figures) or "<span class=none>no neighbours</span>"}</div></section>'
         )
@@ -301,24 +312,26 @@ body { font: 14px/1.4 system-ui, sans-serif; margin: 0 1.5em 2em; color: #222; b
 h1 { font-size: 1.3em; margin: 0.8em 0 0.2em; }
 p.lead { margin: 0 0 1em; color: #555; }
 .card { display: flex; gap: 1.5em; align-items: flex-start; background: #fff; border: 1px solid #ddd;
-        border-left: 4px solid #bbb; padding: 0.6em 0.8em; margin: 0 0 0.6em; }
+        border-left: 4px solid #bbb; padding: 0.6em 0.8em; margin: 0 0 0.6em; break-inside: avoid; }
 .card.flagged { border-left-color: #c0392b; }
 .sample { display: flex; gap: 0.8em; flex: 0 0 27em; }
 .pic { display: block; flex: 0 0 auto; background: #000 center / contain no-repeat; image-rendering: pixelated;
        -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 .pic.main { width: 112px; height: 112px; }
 .pic.neighbour { width: 64px; height: 64px; margin: 0 auto; }
-.rank { color: #777; }
+.rank { color: #666; }
+.kept { font-weight: 600; }
+.agrees { color: #555; font-size: 0.9em; }
 .id { font-family: ui-monospace, monospace; word-break: break-all; }
 .labels { font-size: 1.1em; margin: 0.2em 0; }
 .given { font-weight: 600; color: #c0392b; }
 .suggested { font-weight: 600; color: #1e7b34; }
 .score, .truth { color: #555; }
 .neighbours { display: flex; flex-wrap: wrap; gap: 0.5em; }
-figure { margin: 0; text-align: center; width: 72px; }
-figcaption { font-size: 0.85em; overflow-wrap: anywhere; }
+figure { margin: 0; text-align: center; width: 104px; }
+figcaption { font-size: 0.85em; overflow-wrap: break-word; hyphens: auto; }
 figure.differs figcaption { color: #1e7b34; font-weight: 600; }
-.none { color: #777; }
+.none { color: #666; }
 """
 
 PAGE = """<!DOCTYPE html>

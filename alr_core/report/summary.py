@@ -219,15 +219,18 @@ def learning_curve_figure(table: pd.DataFrame):
     axis.set(xlabel="expert answers used (budget)", ylabel="score", ylim=(0, 1.02),
              title="Learning curve: round 0 is phase 1")  # fmt: skip
     axis.grid(alpha=0.3)
-    if axis.get_lines():  # nothing to plot without a test split and the truth
+    axis.xaxis.get_major_locator().set_params(integer=True)  # a count of answers: no -0.04 ticks
+    if axis.get_lines():
         axis.legend()
+    else:  # nothing to plot without a test split and the truth: say so, as the confusion figure does
+        axis.text(0.5, 0.5, "nothing to plot: no test split and no true labels", ha="center", va="center",
+                  transform=axis.transAxes)
     return figure
 
 
 def class_recall_figure(lnl_metrics: dict):
     """Per-class recall of phase 1's clean guess C (share of each class's clean samples kept);
     without the truth, the share of each observed class's labels C keeps."""
-    figure, axis = _axes()
     selection = lnl_metrics["selection"]
     if selection["recall_per_class"] is not None:
         by_class, overall = selection["recall_per_class"], selection["recall"]
@@ -236,14 +239,20 @@ def class_recall_figure(lnl_metrics: dict):
         by_class, overall = selection["kept_share_per_class"], selection["kept_share"]
         ylabel, what = "share of the observed labels kept in C", "labels kept per class (true labels unknown)"
     names = list(by_class)
+    figure, axis = _axes(size=(max(6.4, 1.5 + 0.35 * len(names)), 4.0))  # room for each class's tick label
     values = [np.nan if v is None else v for v in by_class.values()]
-    bars = axis.bar(names, values, color="tab:blue")
-    axis.bar_label(bars, fmt="%.2f", fontsize=8)  # a recall of 0 is otherwise an invisible bar
+    positions = np.arange(len(names))  # positions, not categories: a class without a value keeps its tick
+    bars = axis.bar(positions, values, color="tab:blue")
+    # a recall of 0 is otherwise an invisible bar, an undefined one a missing class
+    axis.bar_label(bars, fmt="%.2f", fontsize=8)
+    for position in positions[np.isnan(values)]:  # bar_label skips a NaN bar
+        axis.text(position, 0.01, "n/a", ha="center", va="bottom", fontsize=8)
+    axis.set_xticks(positions, names, rotation=45, ha="right", rotation_mode="anchor")
+    axis.set_xlim(-0.6, len(names) - 0.4)
     axis.axhline(overall, color="tab:red", linestyle="--", label=f"overall {overall:.2f}")
     # ylim above 1: room for the labels of full bars
     method = method_name(lnl_metrics["method"], lnl_metrics.get("selection_rule"))
     axis.set(xlabel="class", ylabel=ylabel, ylim=(0, 1.1), title=f"Phase 1 ({method}): {what}")
-    axis.tick_params(axis="x", rotation=45)
     axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # outside: inside it hid bars
     return figure
 
