@@ -743,6 +743,10 @@ def test_a_class_without_test_images_is_named_in_the_report_and_the_summary(tmp_
         "only and say nothing of how the model finds it; add test images (data.test_fraction, or the source's "
         "split)")  # fmt: skip
     assert paragraphs[:index] + paragraphs[index + 1:] == quiet.split("\n\n")
+    counts["test"] = {"a": 0, "b": 0, "c": 4}
+    artifacts.write_json(paths.DATA_METRICS, {"class_names": CLASSES, "class_counts": counts})
+    assert "unscored classes: the test split holds no image of 'a', 'b', so" in " ".join(results_overview().split())
+    assert "how the model finds them;" in " ".join(results_overview().split())
     counts["test"] = {"a": 0, "b": 0, "c": 0}  # no test split at all: no scores to qualify
     artifacts.write_json(paths.DATA_METRICS, {"class_names": CLASSES, "class_counts": counts})
     assert results_overview() == quiet

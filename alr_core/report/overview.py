@@ -172,9 +172,11 @@ def unscored_classes_text(data_metrics: dict | None) -> str | None:
     missing = classes_without_test_images(data_metrics) if data_metrics else []
     if not missing:
         return None
-    text = (f"unscored {'class' if len(missing) == 1 else 'classes'}: the test split holds no image of "
+    one = len(missing) == 1
+    text = (f"unscored {'class' if one else 'classes'}: the test split holds no image of "
             f"{', '.join(map(repr, missing))}, so the test scores above average the other classes only and say "
-            "nothing of how the model finds it; add test images (data.test_fraction, or the source's split)")
+            f"nothing of how the model finds {'it' if one else 'them'}; add test images (data.test_fraction, or "
+            "the source's split)")
     return textwrap.fill(text, WIDTH, break_long_words=False, break_on_hyphens=False)
 
 
@@ -184,8 +186,8 @@ def overview_text(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: d
     """The summary: a headline, :func:`~alr_core.report.summary.table_text` with its legend, the
     scores over the rounds shown, the classes they leave out (:func:`unscored_classes_text`) and
     whether the source's splits make them optimistic (:func:`evaluation_overlap_text`;
-    ``data_metrics``: metrics/data.json's), the labels after
-    them (:func:`labels_text`; ``labels``: report.json's, None without one), the label-issue
+    ``data_metrics``: metrics/data.json's), the labels after them (:func:`labels_text`;
+    ``labels``: report.json's, None without one), the label-issue
     report's files (:func:`label_issues_text`; ``label_issues``:
     :func:`~alr_core.report.summary.label_issues_summary`, None when that stage has not run) and
     where the pipeline stands. ``status``: report.json's (see
