@@ -516,13 +516,24 @@ def test_a_held_key_answers_one_image(browser, tmp_path):
     assert (browser.text("#progress"), browser.text("#item-id")) == ("2 / 4 answered", "cell,003")
 
 
-def test_two_tabs_of_one_page_keep_both_tabs_answers(browser, tmp_path):
-    page = open_page(browser, tmp_path)  # the file opened twice, say from Downloads and from the project
+def open_in_two_tabs(browser, tmp_path, deaf_second: bool = False) -> tuple[str, str]:
+    """The page open in two tabs of one browser, as when the file is opened twice: their window
+    handles (first, second), the first in front. ``deaf_second``: the second tab gets no storage
+    events, as a frozen background tab."""
+    page = open_page(browser, tmp_path)
     first = browser.session("GET", "/window/handles")[0]
     second = browser.session("POST", "/window/new", {"type": "tab"})["handle"]
     browser.session("POST", "/window", {"handle": second})
+    if deaf_second:
+        cdp(browser, "Page.addScriptToEvaluateOnNewDocument", {"source": (
+            "window.addEventListener('storage', (event) => event.stopImmediatePropagation());")})
     browser.open(page.as_uri())
     browser.session("POST", "/window", {"handle": first})
+    return first, second
+
+
+def test_two_tabs_of_one_page_keep_both_tabs_answers(browser, tmp_path):
+    first, second = open_in_two_tabs(browser, tmp_path)  # say from Downloads and from the project
     browser.press("1", "2")
     browser.session("POST", "/window", {"handle": second})
     browser.click("#overview li:nth-child(4) button")
@@ -539,14 +550,7 @@ def test_two_tabs_of_one_page_keep_both_tabs_answers(browser, tmp_path):
 
 def test_a_tab_that_missed_the_other_tabs_answers_keeps_them_when_it_answers(browser, tmp_path):
     # a frozen background tab gets no storage event: its next answer must not write over the other tab's
-    page = open_page(browser, tmp_path)
-    first = browser.session("GET", "/window/handles")[0]
-    second = browser.session("POST", "/window/new", {"type": "tab"})["handle"]
-    browser.session("POST", "/window", {"handle": second})
-    cdp(browser, "Page.addScriptToEvaluateOnNewDocument", {"source": (
-        "window.addEventListener('storage', (event) => event.stopImmediatePropagation());")})
-    browser.open(page.as_uri())
-    browser.session("POST", "/window", {"handle": first})
+    first, second = open_in_two_tabs(browser, tmp_path, deaf_second=True)
     browser.press("1", "2")
     browser.session("POST", "/window", {"handle": second})
     assert browser.text("#progress") == "0 / 4 answered"  # the event never came
@@ -556,14 +560,7 @@ def test_a_tab_that_missed_the_other_tabs_answers_keeps_them_when_it_answers(bro
 
 
 def test_a_tab_that_missed_the_other_tabs_answers_saves_them(browser, tmp_path):
-    page = open_page(browser, tmp_path)
-    first = browser.session("GET", "/window/handles")[0]
-    second = browser.session("POST", "/window/new", {"type": "tab"})["handle"]
-    browser.session("POST", "/window", {"handle": second})
-    cdp(browser, "Page.addScriptToEvaluateOnNewDocument", {"source": (
-        "window.addEventListener('storage', (event) => event.stopImmediatePropagation());")})
-    browser.open(page.as_uri())
-    browser.session("POST", "/window", {"handle": first})
+    first, second = open_in_two_tabs(browser, tmp_path, deaf_second=True)
     browser.press("1", "2")
     browser.session("POST", "/window", {"handle": second})
     browser.click("#save")
@@ -608,15 +605,10 @@ def test_an_answer_the_browser_failed_to_keep_is_written_with_the_next_one(brows
 
 
 def test_an_answer_in_one_tab_shows_in_the_other_at_once(browser, tmp_path):
-    page = open_page(browser, tmp_path)
-    first = browser.session("GET", "/window/handles")[0]
-    second = browser.session("POST", "/window/new", {"type": "tab"})["handle"]
-    browser.session("POST", "/window", {"handle": second})
-    browser.open(page.as_uri())
-    browser.session("POST", "/window", {"handle": first})
+    first, second = open_in_two_tabs(browser, tmp_path)
     browser.press("1", "2")
     browser.session("POST", "/window", {"handle": second})
-    deadline = time.monotonic() + 5  # the storage event reaches this tab on its own time
+    deadline = time.monotonic() + 30  # the storage event reaches this tab on its own time (a loaded CI machine)
     while browser.text("#progress") != "2 / 4 answered" and time.monotonic() < deadline:
         time.sleep(0.1)
     assert browser.text("#progress") == "2 / 4 answered"  # before this tab answers anything
