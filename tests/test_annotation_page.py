@@ -368,10 +368,19 @@ BEFOREUNLOAD_PREVENTED = """
 """
 
 
-def test_answers_with_clicks_and_keys_and_saves_the_csv(browser, tmp_path):
+def open_page(browser, tmp_path, items=ITEMS, class_names=CLASS_NAMES, annotators=1) -> Path:
     page = tmp_path / "annotate.html"
-    page.write_text(render_page(ITEMS, CLASS_NAMES, 1, "round_1.csv"), encoding="utf-8")
+    page.write_text(render_page(items, class_names, 1, "round_1.csv", annotators), encoding="utf-8")
     browser.open(page.as_uri())
+    return page
+
+
+def cdp(browser, command: str, params: dict):
+    return browser.session("POST", "/goog/cdp/execute", {"cmd": command, "params": params})
+
+
+def test_answers_with_clicks_and_keys_and_saves_the_csv(browser, tmp_path):
+    page = open_page(browser, tmp_path)
 
     assert browser.text("#progress") == "0 / 4 answered"
     assert browser.text("#item-id") == "cell/001"
@@ -430,9 +439,7 @@ def test_answers_with_clicks_and_keys_and_saves_the_csv(browser, tmp_path):
 
 
 def test_a_team_keeps_each_experts_answers_apart_on_one_browser(browser, tmp_path):
-    page = tmp_path / "annotate.html"
-    page.write_text(render_page(ITEMS[:3], CLASS_NAMES, 1, "round_1.csv", annotators=2), encoding="utf-8")
-    browser.open(page.as_uri())
+    page = open_page(browser, tmp_path, ITEMS[:3], annotators=2)
     assert browser.text("#save-status") == "type your name to start"
     browser.press("2")  # no name yet: nothing is answered, the name box takes the focus
     assert browser.text("#progress") == "0 / 3 answered"
@@ -475,9 +482,7 @@ def test_a_team_keeps_each_experts_answers_apart_on_one_browser(browser, tmp_pat
 
 
 def test_a_team_page_saves_nothing_before_a_name_and_trims_the_name(browser, tmp_path):
-    page = tmp_path / "annotate.html"
-    page.write_text(render_page(ITEMS[:3], CLASS_NAMES, 1, "round_1.csv", annotators=2), encoding="utf-8")
-    browser.open(page.as_uri())
+    open_page(browser, tmp_path, ITEMS[:3], annotators=2)
     browser.click("#save")  # no name yet: nothing is saved, the name box takes the focus
     assert browser.execute("return document.activeElement.id") == "annotator"
     assert browser.text("#save-status") == "type your name to start"
@@ -491,17 +496,6 @@ def test_a_team_page_saves_nothing_before_a_name_and_trims_the_name(browser, tmp
     browser.click("#save")
     saved = wait_for_download(browser.downloads, "round_1.csv")
     assert saved.read_bytes().decode("utf-8") == "item_id,label,annotator\ncell/001,Monocyte,ben\n"
-
-
-def open_page(browser, tmp_path, items=ITEMS, class_names=CLASS_NAMES, annotators=1) -> Path:
-    page = tmp_path / "annotate.html"
-    page.write_text(render_page(items, class_names, 1, "round_1.csv", annotators), encoding="utf-8")
-    browser.open(page.as_uri())
-    return page
-
-
-def cdp(browser, command: str, params: dict):
-    return browser.session("POST", "/goog/cdp/execute", {"cmd": command, "params": params})
 
 
 def test_a_held_key_answers_one_image(browser, tmp_path):
