@@ -12,6 +12,9 @@ from typing import Optional, Sequence
 import numpy as np
 from sklearn import metrics as skm
 
+from alr_core.common.checks import check_labels, check_probs
+from alr_core.common.errors import AlrError
+
 
 def classification_metrics(labels: np.ndarray, probs: np.ndarray, class_names: Sequence[str]) -> dict:
     """Accuracy, balanced accuracy (mean recall over classes present), macro-F1 (mean F1 over the
@@ -20,12 +23,10 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, class_names: S
     (None when there are none), MCC (None for a split of one class, where it is undefined and
     scikit-learn says 0), per-class recall and precision, confusion matrix (rows: true, columns:
     predicted)."""
-    labels, probs = np.asarray(labels), np.asarray(probs)
-    if probs.ndim != 2 or probs.shape != (len(labels), len(class_names)):
-        raise ValueError(f"probs has shape {probs.shape}; expected ({len(labels)}, {len(class_names)}): one row per "
-                         "label, one column per class name")  # fmt: skip
-    if len(labels) and (labels.min() < 0 or labels.max() >= len(class_names)):
-        raise ValueError(f"labels hold values in [{labels.min()}, {labels.max()}]; expected [0, {len(class_names)})")
+    probs = check_probs(probs)
+    labels = check_labels(labels, len(class_names), len(probs))
+    if probs.shape[1] != len(class_names):
+        raise AlrError(f"probs has {probs.shape[1]} columns; expected {len(class_names)}, one per class name")
     predictions = probs.argmax(axis=1)
     all_classes = np.arange(len(class_names))
     recall, scores = _checkpoint_scores(labels, predictions, all_classes)
@@ -121,9 +122,10 @@ def selection_metrics(
     samples — the number loss-only selection drives to 0 for rare classes. Without the truth
     these are None.
     """
-    kept, observed = np.asarray(kept), np.asarray(observed)
+    observed = check_labels(observed, len(class_names), None, "observed")
+    kept = np.asarray(kept)
     if kept.dtype != bool or kept.shape != observed.shape:
-        raise ValueError(f"kept has shape {kept.shape} and dtype {kept.dtype}; expected a bool mask of shape "
+        raise AlrError(f"kept has shape {kept.shape} and dtype {kept.dtype}; expected a bool mask of shape "
                          f"{observed.shape}, as observed (not indices)")
     counts = np.bincount(observed, minlength=len(class_names))
     kept_counts = np.bincount(observed[kept], minlength=len(class_names))
@@ -139,9 +141,7 @@ def selection_metrics(
     }
     if truth is None:
         return result
-    truth = np.asarray(truth)
-    if truth.shape != observed.shape:
-        raise ValueError(f"truth has shape {truth.shape}; expected {observed.shape}, as observed")
+    truth = check_labels(truth, len(class_names), len(observed), "truth")
     clean = observed == truth
     recall = {}
     precision = {}
