@@ -35,7 +35,7 @@ def main() -> None:
     elif rnd.oracle == "human":
         page = rnd.out_dir / paths.ANNOTATION_PAGE
         read = read_answers(answers_file, query, labels["sample_id"], class_names, params.al.allow_partial, page,
-                            rnd.number, params.al.annotators)  # fmt: skip
+                            rnd.number, params.al.annotators, params.seed)  # fmt: skip
         if read.note:
             print(read.note)
         answers, source = read.table, "expert"

@@ -368,3 +368,37 @@ def test_label_studio_tasks_config_and_images_carry_no_path(image_folder_round, 
         assert content.startswith(b"\x89PNG") and leaks(content.decode("latin-1"), root) == []
         with Image.open(io.BytesIO(content)) as copy:
             assert copy.size == (40, 30) and "exif" not in copy.info  # full size, no source metadata
+
+
+def read_seeded(tmp_path, text: str, query=QUERY, round_number=1):
+    """read_answers as oracle_relabel calls it: with the round and the project's seed (0)."""
+    path = tmp_path / f"round_{round_number}.csv"
+    path.write_text(text)
+    return read_answers(path, query, KNOWN, CLASSES, False, tmp_path / "annotate.html", round_number, seed=0)
+
+
+def test_answers_to_an_earlier_query_say_the_query_changed_and_which_sample_left_it(tmp_path):
+    # round 1 answered q1..q3; then budget (or rounds) shrank the round's query to q1, q2
+    with pytest.raises(AlrError) as info:
+        read_seeded(tmp_path, f"item_id,label\n{I1},0\n{I2},1\n{I3},2\n", query=QUERY[:2])
+    message = str(info.value)
+    assert f"line 4: unknown item_id '{I3}'" in message and "it is sample 'q3'" in message
+    assert "query changed since the answers were given" in message and "budget" in message
+    assert "left as it is" in message
+
+
+def test_answers_under_another_seed_or_round_say_so(tmp_path):
+    other_seed = item_ids(["q1"], 1, 5)[0]
+    with pytest.raises(AlrError, match="no sample of the data has this id under seed 0"):
+        read_seeded(tmp_path, f"item_id,label\n{other_seed},0\n{I2},1\n{I3},2\n")
+    round_2 = item_ids(["q1"], 2, 0)[0]
+    with pytest.raises(AlrError, match="it is an item of round 2's page, so the file holds another round's answers"):
+        read_seeded(tmp_path, f"item_id,label\n{round_2},0\n{I2},1\n{I3},2\n")
+
+
+def test_a_query_that_grew_since_the_answers_says_so(tmp_path):
+    grown = pd.concat([QUERY, QUERY.iloc[:1].assign(item_id=item_ids(["other"], 1, 0), sample_id="other")])
+    with pytest.raises(AlrError) as info:
+        read_seeded(tmp_path, f"item_id,label\n{I1},0\n{I2},1\n{I3},2\n", query=grown)
+    assert "1 of 4 queried items has no answer" in str(info.value)
+    assert "query changed since the answers were given" in str(info.value)

@@ -112,11 +112,21 @@ def item_ids(sample_ids: Sequence[str], round_number: int, seed: int) -> list[st
     answering the images that took the same places. The path cannot be read back from an id;
     recomputing ids takes the project's seed and sample list, whose holder has annotate.csv
     anyway: the id blinds the expert, it is not a secret."""
-    key = str(seed).encode()
-    digests = [hmac.new(key, f"{round_number}/{sample_id}".encode(), hashlib.sha256).hexdigest()
-               for sample_id in sample_ids]  # fmt: skip
+    digests = [_digest(sample_id, round_number, seed) for sample_id in sample_ids]
     width = next(w for w in range(ITEM_ID_DIGITS, 65) if len({d[:w] for d in digests}) == len(digests))
     return [f"r{round_number}-{digest[:width]}" for digest in digests]
+
+
+def _digest(sample_id: str, round_number: int, seed: int) -> str:
+    return hmac.new(str(seed).encode(), f"{round_number}/{sample_id}".encode(), hashlib.sha256).hexdigest()
+
+
+# what makes an answers file written for a round's earlier query no longer fit it, and what to do
+QUERY_CHANGED = ("the round's query changed since the answers were given (budget, the number of rounds and "
+                 "al.annotators set how many samples a round queries; seed, noise.*, al.strategy, al.pool, an "
+                 "earlier round's answers and the data decide which); the answers file is left as it is: put back "
+                 "the params and data of the query it answers (`git log -p params.yaml`), or answer the round's "
+                 "page again")
 
 
 def package_table(query: pd.DataFrame, samples: pd.DataFrame, class_names: list[str]) -> pd.DataFrame:
@@ -217,7 +227,8 @@ def find_answers(round_number: int) -> Path:
 
 
 def read_answers(path: Path, query: pd.DataFrame, known_ids: pd.Series, class_names: list[str],
-                 allow_partial: bool, page: Path, round_number: int, annotators: int = 1) -> Answers:
+                 allow_partial: bool, page: Path, round_number: int, annotators: int = 1,
+                 seed: Optional[int] = None) -> Answers:
     """Read and check round ``round_number``'s answers file against its query (``item_id`` and
     ``sample_id`` per queried sample): the CSV (``.csv``) or Label Studio's JSON export
     (``.json``, see :mod:`alr_core.human.labelstudio`). ``page``: the round's annotation page.
@@ -247,14 +258,16 @@ def read_answers(path: Path, query: pd.DataFrame, known_ids: pd.Series, class_na
         id_column, records = "item_id", parse_export(path)
     else:
         id_column, records = _parse(path)
-    read = check_answers(records, id_column, path, query, set(known_ids), class_names, allow_partial, page)
+    read = check_answers(records, id_column, path, query, set(known_ids), class_names, allow_partial, page,
+                         round_number, seed)
     notes = [read.note] if read.note else []
     notes += answers_notes(read.table, len(query), annotators, path, round_number)
     return Answers(read.table, "\n".join(notes) or None)
 
 
 def check_answers(records: list[tuple[str, str, str, str]], id_column: str, path: Path, query: pd.DataFrame,
-                  known: set, class_names: list[str], allow_partial: bool, page: Path) -> Answers:
+                  known: set, class_names: list[str], allow_partial: bool, page: Path,
+                  round_number: Optional[int] = None, seed: Optional[int] = None) -> Answers:
     """``records``: (place, id, annotator, label text) per answer, as a reader found them, the
     id being an item id or a sample id as ``id_column`` says; ``known``: every sample id.
 
@@ -268,7 +281,8 @@ def check_answers(records: list[tuple[str, str, str, str]], id_column: str, path
     for place, given_id, annotator, label in records:
         label = composed(label)
         if given_id not in sample_of:
-            raise AlrError(f"{path}: {place}: {_unknown(given_id, id_column, known, len(query), page)}")
+            raise AlrError(f"{path}: {place}: "
+                           f"{_unknown(given_id, id_column, known, len(query), page, round_number, seed)}")
         answer = _class_index(label, index_of, len(class_names))
         if label in index_of and label.isdecimal() and int(label) < len(class_names) and int(label) != answer:
             read_as_names.append(label)
@@ -297,6 +311,8 @@ def check_answers(records: list[tuple[str, str, str, str]], id_column: str, path
             f"{'has' if len(missing) == 1 else 'have'} no answer: "
             f"{', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''}; answer them (or 'skip'), "
             "or set al.allow_partial: true to accept a partial file"
+            + (f"; if the file answered every image of the page when it was saved, {QUERY_CHANGED}"
+               if given else "")
         )
     note = None
     if read_as_names:
@@ -308,15 +324,29 @@ def check_answers(records: list[tuple[str, str, str, str]], id_column: str, path
     return Answers.of({key: answer for key, (answer, _) in given.items()}, note)
 
 
-def _unknown(given_id: str, id_column: str, known: set, queried: int, page: Path) -> str:
+def _unknown(given_id: str, id_column: str, known: set, queried: int, page: Path,
+             round_number: Optional[int] = None, seed: Optional[int] = None) -> str:
     """Why an id that names no queried sample is refused. An unknown item id points the expert
-    at the page, which lists the round's ids, not at annotate.csv, which shows the paths."""
+    at the page, which lists the round's ids, not at annotate.csv, which shows the paths; with
+    the round and the seed it also says why the id is not there: an id of another round, a
+    sample this query no longer holds, or no sample of the data under this seed."""
     if id_column == "item_id":
-        return (f"unknown item_id {given_id!r}: not one of the {counted(queried, 'item')} on this round's "
-                f"page {page} (answers for another round, or for an earlier query of this one?)")  # fmt: skip
+        unknown = (f"unknown item_id {given_id!r}: not one of the {counted(queried, 'item')} on this round's "
+                   f"page {page}")  # fmt: skip
+        found = re.fullmatch(r"r(\d+)-([0-9a-f]+)", given_id)
+        if round_number is None or seed is None or found is None:
+            return f"{unknown} (answers for another round, or for an earlier query of this one?)"
+        if int(found.group(1)) != round_number:
+            return (f"{unknown}: it is an item of round {int(found.group(1))}'s page, so the file holds another "
+                    f"round's answers; save round {round_number}'s answers as {answers_path(round_number)}")
+        sample = next((s for s in sorted(known) if _digest(s, round_number, seed).startswith(found.group(2))), None)
+        if sample is None:
+            return (f"{unknown}: no sample of the data has this id under seed {seed} (seed changed, or the sample "
+                    f"left the data); {QUERY_CHANGED}")  # fmt: skip
+        return f"{unknown}: it is sample {sample!r}, which this round's query no longer holds; {QUERY_CHANGED}"
     if given_id not in known:
         return f"unknown sample_id {given_id!r}"
-    return f"sample {given_id!r} was not queried in this round"
+    return f"sample {given_id!r} was not queried in this round; {QUERY_CHANGED}"
 
 
 def _parse(path: Path) -> tuple[str, list[tuple[str, str, str, str]]]:
