@@ -27,6 +27,7 @@ from alr_core.common.errors import AlrError
 from alr_core.common.params import CsvParams, DataParams, Params
 from alr_core.common.seeding import rng_for
 from alr_core.data.identical import identical_text
+from alr_core.data.splits import evaluation_counts
 from alr_core.data.prepare import (class_names, data_summary, groups_text, imbalance_text, prepare,
                                   unscored_classes_text)
 
@@ -157,6 +158,33 @@ def test_prepare_keeps_identical_images_in_one_split(tmp_path):
         "noise to fix at the source (all in metrics/data.json)")
     assert dataset.identical[0].tolist() == sorted(
         dataset.samples.index[dataset.samples["sample_id"].isin(list(summary["examples"][0]))])
+
+
+def test_prepare_moves_few_images_between_splits_when_the_folder_grows(tmp_path):
+    """A team adds images to its folder and removes a bad one: the images already there keep
+    their splits (the rounds experts answered on them, and the test set, stay as they were)
+    but at each class's val/test/train boundaries; an untouched class keeps every split."""
+    root = write_image_folder(tmp_path / "r", {"a": 30, "b": 40, "c": 20}, mode="L", distinct=True)
+    params = DataParams(source="imagefolder", path=str(root), image_size=None)
+    before = prepare(params, rng_for(0, "split")).samples.set_index("sample_id")["split"]
+    (root / "a" / "img05.png").unlink()
+    for i in range(40, 46):
+        write_image(root / "b" / f"img{i:02d}.png", (6, 6), "L", value=200 + i)
+    after = prepare(params, rng_for(0, "split")).samples.set_index("sample_id")["split"]
+    kept = before.index.intersection(after.index)
+    assert len(kept) == 89 and len(after) == 95
+    changed = kept[before[kept] != after[kept]]
+    assert len(changed) <= 4 and not changed.str.startswith("c/").any(), changed.tolist()
+    # shuffle: alr's per-class permutation before the hash order, for a project it prepared then
+    legacy = DataParams(source="imagefolder", path=str(root), image_size=None, split_order="shuffle")
+    drawn = prepare(legacy, rng_for(0, "split")).samples
+    rng = rng_for(0, "split")
+    for name in ("a", "b", "c"):
+        members = rng.permutation(np.flatnonzero(drawn["class_name"] == name))
+        n_val, n_test = evaluation_counts(np.array([len(members)]), 0.1, 0.2)[:, 0]
+        assert (drawn["split"].iloc[members[:n_val]] == "val").all()
+        assert (drawn["split"].iloc[members[n_val:n_val + n_test]] == "test").all()
+        assert (drawn["split"].iloc[members[n_val + n_test:]] == "train").all()
 
 
 def patient_manifest(tmp_path, split_column: list[str] | None = None) -> Path:

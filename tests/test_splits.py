@@ -8,8 +8,8 @@ import pytest
 
 from alr_core.common.errors import AlrError
 from alr_core.common.seeding import rng_for
-from alr_core.data.splits import (SPLITS, evaluation_counts, group_ids, grouped_split, long_tail_counts, long_tail_split,
-                                  stratified_split)
+from alr_core.data.splits import (SPLITS, evaluation_counts, group_ids, group_ranks, grouped_split, hash_ranks, hashed,
+                                  long_tail_counts, long_tail_split, stratified_split)
 
 
 def rng(seed=0):
@@ -127,7 +127,7 @@ def per_class(split, labels, k):
 def test_stratified_split_class_of_three_keeps_two_train():
     # n_test = min(floor(0.2*3 + 0.5), 2) = 1; n_val = min(floor(0.1*3 + 0.5), 3-1-1) = 0
     labels = np.array([0] * 3 + [1] * 100)
-    split = stratified_split(labels, 0.1, 0.2, rng())
+    split = stratified_split(labels, 0.1, 0.2, rng().permutation)
     assert per_class(split, labels, 0) == [2, 0, 1]
     assert per_class(split, labels, 1) == [70, 10, 20]
 
@@ -146,13 +146,13 @@ def test_stratified_split_class_of_three_keeps_two_train():
 )
 def test_stratified_split_per_class_rounding(n, expected):
     labels = np.zeros(n, dtype=np.int64)
-    split = stratified_split(labels, 0.1, 0.2, rng())
+    split = stratified_split(labels, 0.1, 0.2, rng().permutation)
     assert per_class(split, labels, 0) == expected
 
 
 def test_stratified_split_large_fractions_never_empty_train():
     labels = np.repeat(np.arange(5), [1, 2, 3, 10, 5])
-    split = stratified_split(labels, 0.45, 0.5, rng())
+    split = stratified_split(labels, 0.45, 0.5, rng().permutation)
     for k in range(5):
         assert per_class(split, labels, k)[0] >= 1
     assert per_class(split, labels, 3) == [1, 4, 5]
@@ -166,9 +166,9 @@ def test_stratified_split_large_fractions_never_empty_train():
 
 def test_stratified_split_fractions_per_class_and_determinism():
     labels = labels_with_counts([200, 50, 10])
-    a = stratified_split(labels, 0.1, 0.2, rng(3))
-    b = stratified_split(labels, 0.1, 0.2, rng(3))
-    c = stratified_split(labels, 0.1, 0.2, rng(4))
+    a = stratified_split(labels, 0.1, 0.2, rng(3).permutation)
+    b = stratified_split(labels, 0.1, 0.2, rng(3).permutation)
+    c = stratified_split(labels, 0.1, 0.2, rng(4).permutation)
     assert a.dtype == object and set(a) == {"train", "val", "test"}
     assert (a == b).all() and (a != c).any()
     assert per_class(a, labels, 0) == [140, 20, 40]
@@ -203,13 +203,13 @@ def test_grouped_split_offers_a_group_to_test_before_val():
     groups = np.r_[0, 0, np.ones(8, dtype=int)]
     assert evaluation_counts(np.bincount(labels), 0.2, 0.2).tolist() == [[2], [2]]
     for seed in range(3):
-        split = grouped_split(labels, groups, 0.2, 0.2, np.random.default_rng(seed))
+        split = grouped_split(labels, groups, 0.2, 0.2, np.random.default_rng(seed).permutation)
         assert split.tolist() == ["test"] * 2 + ["train"] * 8
 
 
 def test_grouped_split_with_one_image_per_group_fills_the_shares_exactly():
     labels = np.repeat([0, 1, 2], [40, 20, 3])
-    split = grouped_split(labels, np.arange(len(labels)), 0.1, 0.2, np.random.default_rng(0))
+    split = grouped_split(labels, np.arange(len(labels)), 0.1, 0.2, np.random.default_rng(0).permutation)
     expected = evaluation_counts(np.bincount(labels), 0.1, 0.2)
     assert expected.tolist() == [[4, 2, 0], [8, 4, 1]]  # val, test per class; class 2 keeps 2 train
     for k in range(3):
@@ -220,7 +220,7 @@ def test_grouped_split_keeps_groups_together_within_the_shares():
     rng = np.random.default_rng(1)
     groups = rng.integers(0, 60, 400)  # 60 patients, about 7 images each
     labels = (groups % 3 + (rng.random(400) < 0.2)) % 3  # mostly one class per patient
-    split = grouped_split(labels, groups, 0.1, 0.2, np.random.default_rng(0))
+    split = grouped_split(labels, groups, 0.1, 0.2, np.random.default_rng(0).permutation)
     for g in np.unique(groups):
         assert len(set(split[groups == g])) == 1
     limits = evaluation_counts(np.bincount(labels), 0.1, 0.2)
@@ -228,5 +228,84 @@ def test_grouped_split_keeps_groups_together_within_the_shares():
         counts = [(split[labels == k] == s).sum() for s in ("val", "test")]
         assert counts[0] <= limits[0, k] and counts[1] <= limits[1, k] and (split[labels == k] == "train").any()
     assert (split == "test").sum() >= 0.5 * limits[1].sum()  # whole groups leave test short, not empty
-    again = grouped_split(labels, groups, 0.1, 0.2, np.random.default_rng(0))
+    again = grouped_split(labels, groups, 0.1, 0.2, np.random.default_rng(0).permutation)
     assert again.tolist() == split.tolist()
+
+
+# ----------------------------------------------------------------------------- hashed draw order
+
+
+def ids(prefix: str, n: int) -> list[str]:
+    return [f"{prefix}/img{i:03d}.png" for i in range(n)]
+
+
+def moved(before: dict, after: dict) -> int:
+    """Images in both id → split maps whose split differs."""
+    return sum(before[i] != after[i] for i in before.keys() & after.keys())
+
+
+def test_hash_ranks_are_a_keyed_hash_of_each_text_alone():
+    texts = ids("a", 50)
+    ranks = hash_ranks(texts, 0)
+    assert ranks.dtype == np.uint64 and len(set(ranks.tolist())) == 50
+    assert hash_ranks(texts[::-1] + ["new"], 0)[:50][::-1].tolist() == ranks.tolist()  # order and company aside
+    assert (hash_ranks(texts, 1) != ranks).all()  # another split seed, another order
+    # BLAKE2b-64 keyed by the seed's 8 bytes: pinned, so that a project's splits survive an upgrade
+    assert hash_ranks(["benign/0001.png"], 0).tolist() == [HASH_OF_0001]
+    order = hashed(ranks)
+    assert order(np.arange(50)).tolist() == np.argsort(ranks).tolist()
+    assert order(np.array([7, 3])).tolist() == sorted([7, 3], key=lambda i: ranks[i])
+
+
+HASH_OF_0001 = int.from_bytes(__import__("hashlib").blake2b(b"benign/0001.png", key=bytes(8), digest_size=8).digest(),
+                              "little")
+
+
+def split_of(labels, sample_ids, order_name):
+    order = hashed(hash_ranks(sample_ids, 0)) if order_name == "hash" else rng().permutation
+    return dict(zip(sample_ids, stratified_split(labels, 0.1, 0.2, order)))
+
+
+@pytest.mark.parametrize("added_to", [0, 1])
+def test_hashed_splits_move_few_images_when_images_are_added_or_removed(added_to):
+    """A team adds images to its folder: with the hash order each class's split moves at the
+    val/test/train boundaries alone (the rounding of the fractions), whatever class grew."""
+    counts = [120, 60, 30]
+    sample_ids = [i for k, n in enumerate(counts) for i in ids(f"c{k}", n)]
+    labels = np.repeat(np.arange(3), counts)
+    before = split_of(labels, sample_ids, "hash")
+    grown = sample_ids + ids(f"c{added_to}", counts[added_to] + 6)[counts[added_to]:]
+    after = split_of(np.r_[labels, np.full(6, added_to)], grown, "hash")
+    assert moved(before, after) <= 2 * 2  # at most two boundaries per val and test
+    assert sum(before[i] != after[i] for i in sample_ids if not i.startswith(f"c{added_to}/")) == 0
+    fewer = [i for i in sample_ids if i != "c2/img007.png"]
+    assert moved(before, split_of(np.delete(labels, sample_ids.index("c2/img007.png")), fewer, "hash")) <= 2
+    # the permutation redraws the class that grew and every class after it
+    shuffled = moved(split_of(labels, sample_ids, "shuffle"),
+                     split_of(np.r_[labels, np.full(6, added_to)], grown, "shuffle"))
+    assert shuffled > 10
+
+
+def test_hashed_groups_rank_by_name_so_a_patients_new_image_moves_no_one():
+    names = np.array([f"p{i // 3:02d}" for i in range(150)], dtype=object)  # 50 patients of 3 images
+    labels = np.array([hash_ranks([n], 7)[0] % 2 for n in names], dtype=np.int64)  # one class per patient
+    sample_ids = np.array(ids("x", 150), dtype=object)
+
+    def split(names, labels, sample_ids):
+        keys = np.where(names == "", sample_ids, names)
+        groups = group_ids(names, [])
+        return grouped_split(labels, groups, 0.1, 0.2, hashed(group_ranks(hash_ranks(keys, 0), groups)))
+
+    before = split(names, labels, sample_ids)
+    for g in np.unique(names):
+        assert len(set(before[names == g])) == 1
+    # one more image of a test patient: the patient stays in test, and so does everyone else
+    test_patient = names[before == "test"][0]
+    last = np.flatnonzero(names == test_patient)[-1]
+    after = split(np.append(names, test_patient), np.append(labels, labels[last]), np.append(sample_ids, "x/new.png"))
+    assert after[-1] == "test" and moved(dict(enumerate(before)), dict(enumerate(after[:-1]))) == 0
+
+
+def test_group_ranks_take_the_lowest_rank_of_each_group():
+    ranks = np.array([5, 3, 9, 1], dtype=np.uint64)
+    assert group_ranks(ranks, np.array([2, 2, 0, 0])).tolist() == [1, 3]  # groups in np.unique order: 0, 2

@@ -14,7 +14,8 @@ from alr_core.common.text import counted, did_you_mean
 from alr_core.data.fingerprint import fingerprint
 from alr_core.data.identical import identical_groups, identical_summary, keep_together
 from alr_core.data.sources import SourceData, read_source
-from alr_core.data.splits import SPLITS, evaluation_counts, group_ids, grouped_split, long_tail_split, stratified_split
+from alr_core.data.splits import (SPLITS, evaluation_counts, group_ids, group_ranks, grouped_split, hash_ranks, hashed,
+                                  long_tail_split, stratified_split)
 
 
 @dataclass
@@ -95,15 +96,21 @@ def assign_splits(source: SourceData, params: DataParams, rng: np.random.Generat
     train and in val or test."""
     if source.splits is not None:
         return source.splits
-    if source.groups is not None:
-        return grouped_split(source.labels, group_ids(source.groups, identical), params.val_fraction,
-                             params.test_fraction, rng)  # fmt: skip
     if params.source == "digits":
         splits = long_tail_split(
             source.labels, params.val_per_class, params.test_per_class, params.imbalance_ratio, rng
         )
-    else:
-        splits = stratified_split(source.labels, params.val_fraction, params.test_fraction, rng)
+        return keep_together(splits, identical)
+    if source.groups is not None:
+        groups = group_ids(source.groups, identical)
+        # a named group (patient) is ranked by its name, so that its images added later rank with it
+        keys = np.where(source.groups == "", np.asarray(source.sample_ids, dtype=object), source.groups)
+        order = rng.permutation if params.split_order == "shuffle" else hashed(
+            group_ranks(hash_ranks(keys, params.split_seed), groups))
+        return grouped_split(source.labels, groups, params.val_fraction, params.test_fraction, order)
+    order = rng.permutation if params.split_order == "shuffle" else hashed(
+        hash_ranks(source.sample_ids, params.split_seed))
+    splits = stratified_split(source.labels, params.val_fraction, params.test_fraction, order)
     return keep_together(splits, identical)
 
 
