@@ -88,3 +88,21 @@ def test_coreset_measures_distances_from_the_labelled_rows_only(setup):
     np.testing.assert_allclose(table["score"], expected, rtol=1e-5, atol=1e-6)
     wrong = strategies.coreset(features[pool], features[~pool], 3)  # what counting every non-pool row gives
     assert not np.allclose(table["score"], wrong)
+
+
+def test_coreset_candidates_inside_the_trusted_set_are_not_their_own_centres(setup):
+    """al.pool: selected queries inside C, which is trusted: each candidate must not count as a
+    centre for itself, else every distance is 0 and the query is the first sample ids."""
+    model, train, pool, _ = setup
+    mean, std = torch.tensor([0.5]), torch.tensor([0.25])
+    x = (torch.from_numpy(train.images).permute(0, 3, 1, 2).float() / 255 - mean) / std
+    model.eval()
+    with torch.no_grad():
+        features = model(x)[0].numpy()
+    labelled = pool.copy()
+    labelled[1::3] = True  # trusted: the whole pool and a third of the other rows
+    params = parse_params({"train": {"device": "cpu"}, "al": {"strategy": "coreset"}})
+    table = score_pool(model, NORMALIZATION, train, pool, labelled, 3, params, seed=1)
+    assert (table["score"] > 0).all()
+    expected = strategies.coreset(features[pool], features[labelled & ~pool], 3)
+    np.testing.assert_allclose(table["score"], expected, rtol=1e-5, atol=1e-6)

@@ -17,9 +17,9 @@ def score_pool(model: torch.nn.Module, normalization: dict, train: SplitData, po
     """Scores of the pool samples (``pool``: bool (N,)); higher = query first.
 
     All passes are unaugmented and in eval mode; BALD's passes switch on dropout only.
-    ``labelled`` (bool (N,)) is the set core-set measures distances from: the trusted samples
-    (docs/method.md). Only the pool rows (and, for core-set, the labelled rows) are passed
-    through the network.
+    ``labelled`` (bool (N,)): the trusted samples (docs/method.md); core-set measures distances
+    from those outside the pool, so that no candidate is its own centre. Only the pool rows (and,
+    for core-set, the labelled rows) are passed through the network.
     ``seed`` drives the random strategy and BALD's dropout masks (one per round).
     Returns sample_id, score, prediction, confidence and probabilities (the K softmax
     probabilities, a list per row; the cleanlab aggregation of several answers uses them) for
@@ -56,7 +56,10 @@ def score_pool(model: torch.nn.Module, normalization: dict, train: SplitData, po
         values = strategies.bald(mc_probs[:, pool_rows])
     elif al.strategy == "coreset":
         features = features.cpu().numpy()
-        values = strategies.coreset(features[pool_rows], features[in_needed[np.flatnonzero(labelled)]], round_budget)
+        # a candidate is never its own centre: with al.pool selected (or C under all) the pool
+        # lies inside the trusted set, and every distance would be 0 (ranked by sample id alone)
+        centres = labelled & ~pool
+        values = strategies.coreset(features[pool_rows], features[in_needed[np.flatnonzero(centres)]], round_budget)
     else:  # pragma: no cover - params validation lists the strategies
         raise ValueError(al.strategy)
     return pd.DataFrame({
