@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from alr_core.common.errors import AlrError
 from alr_core.lnl.class_rules import (
     CLASS_RULES,
     MIN_GMM_SAMPLES,
@@ -238,7 +239,7 @@ def test_class_keep_dispatches_and_rejects_unknown_rules():
     features = np.zeros((len(LABELS), 2))
     probs = np.full((len(LABELS), 2), 0.5)
     assert class_keep("class_gmm", LABELS, LOSSES, probs, features)[0].tolist() == CLEAN.tolist()
-    with pytest.raises(ValueError, match="unknown class rule 'loss'; valid: class_gmm"):
+    with pytest.raises(AlrError, match="unknown class rule 'loss'; valid: class_gmm"):
         class_keep("loss", LABELS, LOSSES, probs, features)
 
 

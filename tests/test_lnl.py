@@ -18,10 +18,10 @@ from builders import class_images
 
 import alr_core.lnl.phase1 as lnl_module
 from alr_core.common.errors import AlrError
-from alr_core.common.params import Params, parse_params
+from alr_core.common.params import CLASS_RULES, Params, parse_params
 from alr_core.data.datasets import PipelineData, SplitData, load_pipeline_data, model_inputs
 from alr_core.evaluation.metrics import selection_metrics
-from alr_core.lnl.class_rules import CLASS_RULES, class_gmm
+from alr_core.lnl.class_rules import class_gmm
 from alr_core.lnl.phase1 import train_phase1
 from alr_core.lnl.selection import balance_weights, forget_rate_schedule, kept_mask, masked_loss, num_to_keep
 from alr_core.nn.models import ModelSpec, load_checkpoint, save_checkpoint

@@ -8,13 +8,14 @@ import torch
 
 from alr_core.active import strategies
 from alr_core.active.scoring import score_pool
+from alr_core.common import params as params_module
 from alr_core.common.params import parse_params
 from alr_core.data.datasets import SplitData
 from alr_core.nn.models import ModelSpec, build_model
 
 pytestmark = pytest.mark.usefixtures("torch_state")
 NORMALIZATION = {"mean": [0.5], "std": [0.25]}
-STRATEGIES = ["random", "entropy", "least_confidence", "margin", "bald", "coreset", "label_disagreement"]
+STRATEGIES = list(params_module.STRATEGIES)  # every al.strategy choice, from its one list
 
 
 @pytest.fixture(scope="module")

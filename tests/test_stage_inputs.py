@@ -126,6 +126,7 @@ class ReadRecorder:
         self.on = False
         self.read: set[str] = set()
         self.by_id: dict[int, str] = {}
+        self.alive: list = []
         self.by_class: dict[type, str] = {}
         self._map_classes(Params, "")
 
@@ -140,8 +141,11 @@ class ReadRecorder:
     def map_instances(self, obj, prefix: str = "") -> None:
         """The objects of one load by identity (a freed earlier load's ids may be reused)."""
         if not prefix:
-            self.by_id = {}
+            self.by_id, self.alive = {}, []
         self.by_id[id(obj)] = prefix
+        # held, so that no object made later (dataclasses.replace in round_params, method_handed_on)
+        # can get a freed one's id and have its reads recorded under the wrong group ('al.seed')
+        self.alive.append(obj)
         for field in dataclasses.fields(obj):
             value = object.__getattribute__(obj, field.name)
             if dataclasses.is_dataclass(value):

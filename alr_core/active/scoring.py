@@ -7,7 +7,8 @@ import pandas as pd
 import torch
 
 from alr_core.active import strategies
-from alr_core.common.params import Params
+from alr_core.common.errors import AlrError
+from alr_core.common.params import STRATEGIES, Params
 from alr_core.data.datasets import SplitData
 from alr_core.nn.training import ImageSet, InputPipeline, pick_device, predict, seed_everything
 
@@ -60,8 +61,8 @@ def score_pool(model: torch.nn.Module, normalization: dict, train: SplitData, po
         # lies inside the trusted set, and every distance would be 0 (ranked by sample id alone)
         centres = labelled & ~pool
         values = strategies.coreset(features[pool_rows], features[in_needed[np.flatnonzero(centres)]], round_budget)
-    else:  # pragma: no cover - params validation lists the strategies
-        raise ValueError(al.strategy)
+    else:  # a name in params.STRATEGIES without a branch here (tests/test_choices.py)
+        raise AlrError(f"al.strategy {al.strategy!r} has no scoring branch; valid: {', '.join(STRATEGIES)}")
     return pd.DataFrame({
         "sample_id": train.sample_ids[rows],
         "score": values,

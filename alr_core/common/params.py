@@ -29,9 +29,20 @@ from alr_core.common.text import close_match, did_you_mean
 
 
 SKIP_ANSWER = "skip"  # an expert's answer that skips a sample (the annotation page writes it)
-# lnl.selection rules decided once on the pretrain embeddings
+# The one list of each choice's names: the Literal types below are built from them, the code that
+# dispatches on them imports them, and tests/test_choices.py checks both against each other.
+# lnl.selection rules: per-batch small-loss cuts (alr_core.lnl.selection)
+BATCH_RULES = ("global", "class_aware")
+# lnl.selection rules decided from whole-split statistics (alr_core.lnl.class_rules)
+CLASS_RULES = ("class_gmm", "prototype", "noise_quota", "confident_learning")
+# lnl.selection rules decided once on the pretrain embeddings (alr_core.lnl.feature_rules)
 FEATURE_RULES = ("knn_vote", "cleanlab_kfold", "conformal_kfold")
 VOG_RULES = ("global", "class_aware", "class_gmm")  # lnl.selection rules that read VOG (lnl.method coteaching_vog)
+# al.strategy: the query scores (alr_core.active.strategies, dispatched in alr_core.active.scoring)
+STRATEGIES = ("random", "entropy", "least_confidence", "margin", "bald", "coreset", "label_disagreement")
+# data.source: every reader (alr_core.data.sources.READERS); the generated ones read no file
+SOURCES = ("digits", "synthetic", "medmnist", "imagefolder", "csv")
+GENERATED_SOURCES = ("digits", "synthetic")
 
 # keys of earlier releases → where their setting lives now
 RENAMED = {"model.weights": "'model.init' (scratch | ssl | a local weights file)"}
@@ -60,7 +71,7 @@ class SyntheticParams:
 
 @dataclass(frozen=True)
 class DataParams:
-    source: Literal["digits", "synthetic", "medmnist", "imagefolder", "csv"] = "digits"
+    source: Literal[SOURCES] = "digits"
     path: Optional[str] = None
     image_size: Optional[int] = field(default=28, metadata=_range(4, 1024))
     channels: Optional[Literal[1, 3]] = None
@@ -155,10 +166,7 @@ class LnlParams:
     vog_mix: float = field(default=0.2, metadata=_range(0.0, 1.0))
     vog_source: Literal["eval", "train"] = "eval"
     vog_normalize: Literal["none", "class"] = "none"
-    selection: Literal[
-        "global", "class_aware", "class_gmm", "prototype", "noise_quota", "confident_learning",
-        "knn_vote", "cleanlab_kfold", "conformal_kfold",
-    ] = "cleanlab_kfold"
+    selection: Literal[BATCH_RULES + CLASS_RULES + FEATURE_RULES] = "cleanlab_kfold"
     keep_above_chance: Literal["never", "clean_guess", "always"] = "clean_guess"
     class_balance: Literal["none", "loss", "sampler"] = "none"
     # off | check: also train plain CE, compare on the validation split and report | pick: as check,
@@ -179,9 +187,7 @@ class LabelIssuesParams:
 
 @dataclass(frozen=True)
 class AlParams:
-    strategy: Literal[
-        "random", "entropy", "least_confidence", "margin", "bald", "coreset", "label_disagreement"
-    ] = "label_disagreement"
+    strategy: Literal[STRATEGIES] = "label_disagreement"
     pool: Literal["unselected", "unselected_first", "all", "selected"] = "all"
     oracle: Literal["simulated", "human"] = "simulated"
     allow_partial: bool = False
@@ -373,11 +379,12 @@ def _check_consistency(params: Params, source: str) -> None:
     read each round's entry."""
     _check_rounds(params.rounds, source)
     data = params.data
-    if data.source not in ("digits", "synthetic") and data.path is None:
+    if data.source not in GENERATED_SOURCES and data.path is None:
         raise AlrError(f"{source}: 'data.path' is required when data.source is '{data.source}'")
-    if data.source in ("digits", "synthetic") and data.path is not None:
+    if data.source in GENERATED_SOURCES and data.path is not None:
+        file_sources = " | ".join(name for name in SOURCES if name not in GENERATED_SOURCES)
         raise AlrError(f"{source}: 'data.path' is {data.path!r}, but data.source '{data.source}' reads no file; "
-                       "set data.source to medmnist | imagefolder | csv to read it, or data.path: null")  # fmt: skip
+                       f"set data.source to {file_sources} to read it, or data.path: null")  # fmt: skip
     if data.source == "synthetic" and data.image_size is None:
         raise AlrError(f"{source}: 'data.image_size' must be set when data.source is 'synthetic' (e.g. 28)")
     if data.image_size is not None:  # else the training stages check it against the source's size
@@ -420,8 +427,8 @@ def _check_consistency(params: Params, source: str) -> None:
         raise AlrError(
             f"{source}: 'lnl.selection' is {lnl.selection!r}, a rule over Co-teaching's networks, but "
             "'lnl.method' is 'ce', which has none of them: it would train on every label; use lnl.method: "
-            "coteaching or coteaching_vog, a rule on the pretrain embeddings (lnl.selection: knn_vote | "
-            "cleanlab_kfold | conformal_kfold), or lnl.selection: global for plain CE on every label"
+            f"coteaching or coteaching_vog, a rule on the pretrain embeddings (lnl.selection: "
+            f"{' | '.join(FEATURE_RULES)}), or lnl.selection: global for plain CE on every label"
         )
     if lnl.method == "coteaching_vog" and lnl.selection not in VOG_RULES:
         raise AlrError(

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from alr_core.common.errors import AlrError
-from alr_core.common.params import DataParams
+from alr_core.common.params import GENERATED_SOURCES, DataParams
 from alr_core.common.text import composed, did_you_mean
 from alr_core.data.images import IMAGE_SUFFIXES, decode_files, is_gray, standardise_array
 from alr_core.data.splits import SPLITS
@@ -45,14 +45,7 @@ class SourceData:
 
 
 def read_source(params: DataParams) -> SourceData:
-    readers = {
-        "digits": read_digits,
-        "synthetic": read_synthetic,
-        "medmnist": read_medmnist,
-        "imagefolder": read_imagefolder,
-        "csv": read_csv_manifest,
-    }
-    data = readers[params.source](params)
+    data = READERS[params.source](params)
     _check_every_class_present(data, params.path or f"data.source: {params.source}")
     return data
 
@@ -238,7 +231,10 @@ def source_files(params: DataParams) -> list[Path]:
     if params.source == "csv":
         manifest, _, files = _manifest_files(params)
         return [manifest, *files]
-    return []
+    if params.source in GENERATED_SOURCES:
+        return []
+    # an empty list here would leave prepare cached however the source's files change
+    raise AlrError(f"data.source {params.source!r}: source_files() does not list its files; add a branch for it")
 
 
 def read_imagefolder(params: DataParams) -> SourceData:
@@ -575,3 +571,13 @@ def _check_every_class_present(data: SourceData, where: str) -> None:
             f"{where}: classes {empty} have no images; remove them from data.class_names "
             "(or, for one-hot CSVs, list the classes to keep in data.csv.class_columns)"
         )
+
+
+# data.source → its reader; tests/test_choices.py checks these names against params' data.source
+READERS = {
+    "digits": read_digits,
+    "synthetic": read_synthetic,
+    "medmnist": read_medmnist,
+    "imagefolder": read_imagefolder,
+    "csv": read_csv_manifest,
+}

@@ -19,10 +19,9 @@ from typing import Optional
 import numpy as np
 
 from alr_core.common.checks import check_labels, check_probs
+from alr_core.common.errors import AlrError
+from alr_core.common.params import CLASS_RULES
 
-# Rule names (values of lnl.selection) decided from whole-split statistics; `global` and
-# `class_aware` stay per-batch rules (alr_core.lnl.selection).
-CLASS_RULES = ("class_gmm", "prototype", "noise_quota", "confident_learning")
 # Below this many samples a 2-component mixture has too little to separate: the class is kept.
 MIN_GMM_SAMPLES = 6
 
@@ -199,7 +198,7 @@ def class_keep(
     elif rule == "confident_learning":
         keep, whole = confident_learning(probs, labels)
     else:
-        raise ValueError(f"unknown class rule {rule!r}; valid: {', '.join(CLASS_RULES)}")
+        raise AlrError(f"unknown class rule {rule!r}; valid: {', '.join(CLASS_RULES)}")
     if keep_above_chance:
         keep = keep | above_chance(probs, labels)
     return keep, whole

@@ -20,11 +20,11 @@ from torch import nn
 from alr_core.common import paths
 from alr_core.common.cli import progress_bar
 from alr_core.common.errors import AlrError
-from alr_core.common.params import FEATURE_RULES, Params, forget_rate
+from alr_core.common.params import CLASS_RULES, FEATURE_RULES, Params, forget_rate
 from alr_core.common.text import method_name
 from alr_core.data.datasets import PipelineData
 from alr_core.evaluation.metrics import classification_metrics, selection_metrics
-from alr_core.lnl.class_rules import CLASS_RULES, class_keep
+from alr_core.lnl.class_rules import class_keep
 from alr_core.lnl.feature_rules import FOLD_SEED, feature_keep
 from alr_core.lnl.selection import balance_weights, forget_rate_schedule, kept_mask, masked_exchange_losses, masked_loss
 from alr_core.lnl.vog import VogBuffer, head_gradient, last_layer_gradient, normalize_by_class
@@ -178,7 +178,7 @@ def train_phase1(data: PipelineData, params: Params, progress: bool = True,
                 # so that rare classes are not starved before the rule takes over
                 kept = [
                     kept_mask(loss.detach(), y, rate, vog[idx] if vog is not None else None,
-                              lnl.vog_mix, lnl.selection != "global")  # fmt: skip
+                              lnl.vog_mix, lnl.selection in ("class_aware", *CLASS_RULES))  # fmt: skip
                     for loss, vog in zip(losses, vogs)
                 ]
                 if always is not None:
