@@ -14,8 +14,6 @@ from alr_core.common.cli import run_stage
 from alr_core.common.params import load_params
 from alr_core.common.text import counted, rounded
 
-LOSS_NAMES = {"simclr": "NT-Xent", "vicreg": "VICReg loss"}
-
 
 def main() -> None:
     params = load_params(paths.PARAMS)
@@ -23,6 +21,7 @@ def main() -> None:
     from alr_core.ssl.embeddings import embeddings_table
     from alr_core.ssl.encoder import save_encoder
     from alr_core.ssl.loop import run_pretrain
+    from alr_core.ssl.loss import OBJECTIVES
 
     distributed.join(params.train.device)  # under torchrun (train.processes > 1): one rank of it
     images = artifacts.load_npy(paths.PREPARED_IMAGES)  # every image is embedded, so all are read anyway
@@ -41,7 +40,7 @@ def main() -> None:
     metrics = result.metrics
     trained = (
         f"{counted(metrics['epochs'], 'epoch')} on {counted(metrics['train_images'], 'train image')}, "
-        f"{LOSS_NAMES[metrics['method']]} {rounded(metrics['loss_first_epoch'])} → "
+        f"{OBJECTIVES[metrics['method']].name} {rounded(metrics['loss_first_epoch'])} → "
         f"{rounded(metrics['loss_last_epoch'])} "
         f"(an encoder that maps every image to one point scores {rounded(metrics['loss_chance'])}); "
         if metrics["epochs"]

@@ -20,6 +20,8 @@ from alr_core.common.errors import AlrError
 from alr_core.data.datasets import SplitData
 from alr_core.data.sources import READERS, source_files
 from alr_core.nn.models import ModelSpec, build_model
+from alr_core.ssl.loop import collapse_loss
+from alr_core.ssl.loss import OBJECTIVES
 
 
 def literal_choices(cls, prefix=""):
@@ -60,6 +62,13 @@ def test_every_source_has_a_reader_and_declares_its_files(tmp_path):
     assert list(READERS) == list(P.SOURCES)
     with pytest.raises(AlrError, match="does not list its files"):
         source_files(P.DataParams(source="dicom_folder", path=str(tmp_path)))  # a name with no branch
+
+
+def test_every_pretrain_method_but_none_has_its_objective():
+    # a method without one trained with VICReg's loss, unsaid, and failed at the stage's summary line
+    assert [*OBJECTIVES, "none"] == CHOICES["pretrain.method"]
+    assert collapse_loss("simclr", 256) == pytest.approx(np.log(511)) and collapse_loss("none", 256) is None
+    assert collapse_loss("vicreg", 256) == pytest.approx(49.5)  # 2 · 25 · (1 − √1e-4)
 
 
 def test_a_strategy_without_a_scoring_branch_names_the_valid_ones(monkeypatch):

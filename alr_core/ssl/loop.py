@@ -7,7 +7,6 @@ never trained on) and no label is read: the caller passes sample ids and splits 
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -36,7 +35,7 @@ from alr_core.nn.training import (
     shuffled_batches,
 )
 from alr_core.ssl.encoder import ProjectionHead, build_encoder, encoder_spec
-from alr_core.ssl.loss import nt_xent, vicreg, vicreg_collapse_loss
+from alr_core.ssl.loss import OBJECTIVES
 from alr_core.ssl.views import two_views
 
 
@@ -120,11 +119,7 @@ def run_pretrain(images: np.ndarray, samples: pd.DataFrame, params: Params, prog
 def collapse_loss(method: str, batch: int) -> Optional[float]:
     """The loss of ``method`` on a batch of ``batch`` images whose embeddings all coincide; None
     for ``none``, which has no loss."""
-    if method == "simclr":
-        return math.log(2 * batch - 1)
-    if method == "vicreg":
-        return vicreg_collapse_loss()
-    return None
+    return OBJECTIVES[method].collapse(batch) if method in OBJECTIVES else None
 
 
 def train_self_supervised(encoder: nn.Module, head: nn.Module, images: np.ndarray, pipeline: InputPipeline,
@@ -138,6 +133,7 @@ def train_self_supervised(encoder: nn.Module, head: nn.Module, images: np.ndarra
     loss and the learning rate the epoch trained with.
     """
     pre = params.pretrain
+    objective = OBJECTIVES[pre.method]
     device = pipeline.mean.device
     # ImageSet carries labels for the classifiers; pretraining has none, so they are zeros, never read
     data = ImageSet.from_arrays(images, np.zeros(len(images), dtype=np.int64), device)
@@ -165,7 +161,7 @@ def train_self_supervised(encoder: nn.Module, head: nn.Module, images: np.ndarra
                 z = head_ddp(features)
             # (B, 2, D): one gather brings both views of the global batch
             z1, z2 = distributed.global_batch(torch.stack(z.float().chunk(2), dim=1), len(idx)).unbind(1)
-            loss = nt_xent(z1, z2, pre.temperature) if pre.method == "simclr" else vicreg(z1, z2)
+            loss = objective.loss(z1, z2, pre.temperature)
             precision.step(distributed.loss_for_backward(loss), optimizer)
             losses.add([loss], [len(idx)])
         lr = schedule.get_last_lr()[0]  # the rate this epoch trained with, before the step

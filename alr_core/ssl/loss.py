@@ -4,6 +4,8 @@ VICReg's variance-invariance-covariance loss (Bardes et al., ICLR 2022), which n
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -81,3 +83,22 @@ def _check_pair(name: str, z1: torch.Tensor, z2: torch.Tensor) -> None:
     if z1.shape != z2.shape or z1.ndim != 2:
         raise ValueError(f"{name} expects two (B, D) batches of one shape, got "
                          f"{tuple(z1.shape)} and {tuple(z2.shape)}")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One ``pretrain.method``'s loss, by name: ``loss(z1, z2, temperature)`` of two views'
+    projections (B, D), its ``name`` as the stage prints it, and ``collapse(batch)``, its value
+    when every embedding of a batch of ``batch`` images coincides (what training must beat)."""
+
+    name: str
+    loss: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+    collapse: Callable[[int], float]
+
+
+# pretrain.method → its objective; `none` trains nothing
+OBJECTIVES = {
+    "simclr": Objective("NT-Xent", nt_xent, lambda batch: math.log(2 * batch - 1)),
+    "vicreg": Objective("VICReg loss", lambda z1, z2, _temperature: vicreg(z1, z2),
+                        lambda _batch: vicreg_collapse_loss()),
+}
