@@ -16,8 +16,8 @@ from alr_core.common.params import load_params
 from alr_core.common.text import counted
 from alr_core.data.datasets import load_pipeline_data
 from alr_core.data.identical import conflicting_copies
+from alr_core.report.flag_notes import validation_notes
 from alr_core.report.label_issues import gallery_html, label_issue_metrics, label_issue_table
-from alr_core.report.summary import validation_notes
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ answers file annotations/round_<r>.csv or Label Studio's export annotations/roun
 sample are aggregated by ``al.aggregate``; a tie keeps the current label (label_source 'tied')."""
 
 from alr_core.active.consensus import RELABELLED, SKIPPED, TIED, decide, simulated_annotators
-from alr_core.active.labels import apply_answers, mark_skipped, paper_protocol_answers, simulated_answers
+from alr_core.active.labels import apply_answers, apply_decisions, paper_protocol_answers, simulated_answers
 from alr_core.active.rounds import current_round
 from alr_core.common import artifacts, paths
 from alr_core.common.cli import round_argument, run_stage
@@ -49,16 +49,12 @@ def main() -> None:
     except AlrError as exc:  # a rule over the round's whole answers, such as cleanlab's two annotators
         raise AlrError(f"round {rnd.number}, {answers_file if rnd.oracle == 'human' else 'simulated answers'}: "
                        f"{exc}") from None
-    outcome = decisions.set_index("sample_id")
-    relabelled = outcome.loc[outcome["outcome"] == RELABELLED, "decided_label"]
-    updated = apply_answers(labels, relabelled, rnd.number, source)
-    updated = mark_skipped(updated, outcome.index[outcome["outcome"] == SKIPPED], rnd.number)
-    updated = mark_skipped(updated, outcome.index[outcome["outcome"] == TIED], rnd.number, source="tied")
+    updated = apply_decisions(labels, decisions, rnd.number, source)
     artifacts.write_parquet(rnd.out_dir / paths.ANSWERS, answers.merge(decisions, on="sample_id"))
     artifacts.write_parquet(rnd.out_dir / paths.WORKING_LABELS, updated)
     changed = int((updated["label"] != labels["label"]).sum())
-    counts = outcome["outcome"].value_counts()
-    print(f"round {rnd.number}: {counted(len(answers), f'{source} answer')} for {counted(len(outcome), 'sample')} ("
+    counts = decisions["outcome"].value_counts()
+    print(f"round {rnd.number}: {counted(len(answers), f'{source} answer')} for {counted(len(decisions), 'sample')} ("
           f"{counts.get(RELABELLED, 0)} relabelled, {counts.get(TIED, 0)} tied, {counts.get(SKIPPED, 0)} skipped), "
           f"{counted(changed, 'label')} changed")  # fmt: skip
 

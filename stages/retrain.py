@@ -4,9 +4,8 @@ metrics/rounds/<r>.json (budget used, test metrics, label-cleaning and annotatio
 Under al.train_on: lnl it also reads metrics/lnl.json: the rounds go on with plain CE when phase
 1's safety net handed on CE's model."""
 
-from alr_core.active.consensus import annotation_metrics
-from alr_core.active.labels import cleaning_metrics, labelled, training_rows
-from alr_core.active.rounds import current_round
+from alr_core.active.labels import labelled, training_rows
+from alr_core.active.rounds import current_round, round_metrics
 from alr_core.common import artifacts, paths
 from alr_core.common.cli import round_argument, run_stage
 from alr_core.common.params import load_params, round_params
@@ -55,27 +54,8 @@ def main() -> None:
     if not distributed.is_main_process():
         return  # rank 0 writes the outputs
     save_checkpoint(rnd.out_dir / paths.MODEL, spec, model, data.class_names, normalization, peer=peer)
-    metrics = {
-        "round": rnd.number,
-        "strategy": params.al.strategy,
-        # budget units are answers: al.annotators of them per queried sample (planned)
-        "budget_round": rnd.answers_per_sample * len(query),
-        "budget_used": rnd.answers_per_sample * (rnd.budget_before + len(query)),
-        "paper_protocol": params.al.paper_protocol,
-        "paper_protocol_labels": int((labels["label_source"] == "paper_protocol").sum()),
-        "train_on": params.al.train_on,
-        # phase 1's loop the round went on with (al.train_on: lnl; plain CE after the safety net picked it)
-        "lnl_method": params.lnl.method if params.al.train_on == "lnl" else None,
-        "lnl_selection": params.lnl.selection if params.al.train_on == "lnl" else None,
-        "train_size": int(rows.sum()),
-        "retrained": bool(answered.any()),
-        "from_scratch": bool(answered.any()) and params.al.retrain == "scratch",
-        "epochs": params.al.epochs if answered.any() else 0,
-        "class_balance": params.al.class_balance,
-        **scores,
-        "cleaning": cleaning_metrics(before, labels, query, data.class_names),
-        "annotation": annotation_metrics(answers, labels.set_index("sample_id")["true_label"]),
-    }
+    metrics = round_metrics(rnd, params, before, labels, query, answers, rows, bool(answered.any()), scores,
+                            data.class_names)  # fmt: skip
     artifacts.write_json(paths.round_metrics(rnd.number), metrics)
     test = metrics["test"] or {}
     print(f"round {rnd.number}: budget used {metrics['budget_used']}, "

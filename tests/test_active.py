@@ -13,8 +13,10 @@ import pandas as pd
 import pytest
 from builders import rounds_param, run, write_params
 
+from alr_core.active.consensus import decide, simulated_annotators
 from alr_core.active.labels import (
     apply_answers,
+    apply_decisions,
     check_budget_fits,
     cleaning_metrics,
     in_pool,
@@ -28,7 +30,7 @@ from alr_core.active.labels import (
     training_rows,
     trusted,
 )
-from alr_core.active.rounds import current_round
+from alr_core.active.rounds import Round, current_round, round_metrics
 from alr_core.common import artifacts, paths
 from alr_core.common.errors import AlrError
 from alr_core.common.params import default_params, parse_params, round_params, split_budget
@@ -263,6 +265,43 @@ def test_paper_protocol_answers_cover_exactly_the_clean_guess():
     assert after["label_source"].tolist() == ["paper_protocol", "observed", "paper_protocol", "observed",
                                               "observed", "paper_protocol", "observed", "observed"]  # fmt: skip
     assert after["label"].tolist() == [0, 2, 2, 1, 1, 2, 0, 2]
+
+
+def test_apply_decisions_relabels_keeps_skipped_and_tied_labels_and_marks_each():
+    answered = pd.DataFrame({"sample_id": ["s1", "s1", "s3", "s3", "s5"], "annotator": ["x", "y", "x", "y", "x"],
+                             "label": [1, 1, 0, 2, -1]})  # s1 agreed, s3 tied, s5 skipped
+    decisions = decide(answered, pd.DataFrame({"sample_id": ["s1", "s3", "s5", "s7"]}), 3, "majority")
+    assert decisions["outcome"].tolist() == ["relabelled", "tied", "skipped"]  # s7 got no answer
+    after = apply_decisions(working(), decisions, 2, "expert").set_index("sample_id")
+    before = working().set_index("sample_id")
+    assert after.loc[["s1", "s3", "s5"], "label"].tolist() == [1, before.loc["s3", "label"], before.loc["s5", "label"]]
+    assert after.loc[["s1", "s3", "s5"], "label_source"].tolist() == ["expert", "tied", "skipped"]
+    assert after.loc[["s1", "s3", "s5"], "relabel_round"].tolist() == [2, 2, 2]
+    assert after.drop(["s1", "s3", "s5"]).equals(before.drop(["s1", "s3", "s5"]))  # s7 unanswered: untouched
+
+
+def test_round_metrics_count_planned_answers_and_what_the_round_trained_on():
+    before = working()
+    query = pd.DataFrame({"sample_id": ["s1", "s3"]})
+    team = simulated_annotators(simulated_answers(before, query["sample_id"]), 3, 2, 0.0, np.random.default_rng(0))
+    decisions = decide(team, query, 3, "majority")
+    answered = team.merge(decisions, on="sample_id")  # as oracle_relabel writes answers.parquet
+    labels = apply_decisions(before, decisions, 2, "oracle")
+    params = parse_params({"al": {"annotators": 2, "train_on": "lnl", "retrain": "scratch"},
+                           "lnl": {"method": "coteaching", "selection": "class_gmm"}})  # fmt: skip
+    rnd = Round(2, paths.round_dir(1), paths.round_dir(2), budget=2, budget_before=3, oracle="simulated",
+                answers_per_sample=2, budget_total=5)  # fmt: skip
+    rows = np.array([True] * 6 + [False] * 2)
+    scores = {"kept_previous": False, "test": {"balanced_accuracy": 0.5}}
+    metrics = round_metrics(rnd, params, before, labels, query, answered, rows, True, scores, CLASSES)
+    assert (metrics["budget_round"], metrics["budget_used"]) == (4, 10)  # two answers per sample, 3 + 2 samples
+    assert (metrics["lnl_method"], metrics["lnl_selection"]) == ("coteaching", "class_gmm")
+    assert metrics["train_size"] == 6 and metrics["from_scratch"] is True and metrics["epochs"] == params.al.epochs
+    assert metrics["test"] == {"balanced_accuracy": 0.5} and metrics["cleaning"]["fixed_this_round"] == 2
+    assert metrics["annotation"]["answers_used"] == 4 and metrics["annotation"]["consensus_accuracy"] == 1.0
+    idle = round_metrics(rnd, dataclasses.replace(params, al=dataclasses.replace(params.al, train_on="selected")),
+                         before, labels, query, answered, rows, False, scores, CLASSES)
+    assert (idle["epochs"], idle["from_scratch"], idle["lnl_method"], idle["lnl_selection"]) == (0, False, None, None)
 
 
 # ----------------------------------------------------------------------------- cleaning metrics

@@ -21,9 +21,9 @@ from alr_core.common.errors import AlrError
 from alr_core.common.params import default_params
 from alr_core.lnl.feature_rules import (FOLD_SEED, cleanlab_kfold, knn_vote, probe_balanced_accuracy,
                                         validation_false_alarm_rates)
+from alr_core.report.flag_notes import false_alarm_sentence, suggestion_sentence, validation_notes
 from alr_core.report.label_issues import (COLUMNS, false_alarms_if_right, gallery_html, gallery_rows,
                                           label_issue_metrics, label_issue_table)
-from alr_core.report.summary import false_alarm_sentence, suggestion_sentence, validation_notes
 from alr_core.ssl.embeddings import embedding_matrix, embeddings_table
 
 CLASSES = ["cat", "dog", "<b>&fish"]

@@ -15,6 +15,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from alr_core.active.consensus import RELABELLED, SKIPPED, TIED
 from alr_core.common.errors import AlrError
 
 
@@ -153,6 +154,17 @@ def mark_skipped(labels: pd.DataFrame, sample_ids, round_number: int, source: st
     updated.loc[rows, "label_source"] = source
     updated.loc[rows, "relabel_round"] = round_number
     return updated
+
+
+def apply_decisions(labels: pd.DataFrame, decisions: pd.DataFrame, round_number: int, source: str) -> pd.DataFrame:
+    """``decisions`` (:func:`alr_core.active.consensus.decide`'s table) written in: a relabelled
+    sample takes its decided label from ``source``; a skipped or tied one keeps its label and
+    leaves the pool (label_source 'skipped' or 'tied')."""
+    outcome = decisions.set_index("sample_id")["outcome"]
+    decided = decisions.set_index("sample_id")["decided_label"]
+    updated = apply_answers(labels, decided[outcome == RELABELLED], round_number, source)
+    updated = mark_skipped(updated, outcome.index[outcome == SKIPPED], round_number)
+    return mark_skipped(updated, outcome.index[outcome == TIED], round_number, source="tied")
 
 
 def paper_protocol_answers(labels: pd.DataFrame) -> pd.Series:

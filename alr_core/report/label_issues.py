@@ -151,8 +151,8 @@ def gallery_html(
     """A self-contained HTML page (inline CSS, each image once as a data URI, no script, no network) of
     :func:`gallery_rows`: per row its image, sample id, given → suggested label, issue score,
     rules and its first ``neighbours_shown`` neighbours' images with their given labels (a
-    neighbour whose label differs from the sample's is marked). ``note``, a sentence such as
-    :func:`alr_core.report.summary.suggestion_sentence`'s, ends the heading.
+    neighbour whose label differs from the sample's is marked). ``note``, what the validation split
+    says of the flags (:func:`~alr_core.report.flag_notes.validation_notes`), ends the heading.
 
     ``table``: :func:`label_issue_table`'s for ``sample_ids`` (N,) and ``neighbours`` (N, k),
     the same arrays it was built from (the lists are taken from them, not parsed back from the

@@ -15,8 +15,9 @@ from pathlib import Path
 from alr_core.common import paths
 from alr_core.common.errors import AlrError
 from alr_core.common.text import counted, safety_net_sentence
+from alr_core.report.flag_notes import validation_notes
 from alr_core.report.summary import (TEXT_LEGEND, classes_without_test_images, label_issues_summary, rounds_table,
-                                     summary, table_text, validation_notes)
+                                     summary, table_text)
 
 NO_RESULTS = f"no results yet: {paths.LNL_METRICS} does not exist; run `dvc repro` first (from the project root)"
 LNL_KEYS = ("method", "test")
@@ -116,7 +117,7 @@ def stopped_in(finished_rounds: int) -> tuple[Path, str] | None:
 
 def label_issues_text(label_issues: dict) -> str:
     """Where the label-issue report is, how many train samples it flags and what the validation
-    split says about the flags (:func:`~alr_core.report.summary.validation_notes`), wrapped to
+    split says about the flags (:func:`~alr_core.report.flag_notes.validation_notes`), wrapped to
     :data:`WIDTH`; ``label_issues``: :func:`~alr_core.report.summary.label_issues_summary`'s."""
     shown = label_issues.get("num_in_gallery")
     gallery = ("no images (label_issues.gallery_size: 0)" if shown == 0 else
