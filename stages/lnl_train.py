@@ -17,7 +17,7 @@ def main() -> None:
     from alr_core.data.datasets import load_pipeline_data, model_inputs  # torch only after params pass
     from alr_core.lnl.safety_net import train_with_safety_net
     from alr_core.nn import distributed
-    from alr_core.nn.models import save_checkpoint
+    from alr_core.nn.models import init_sentence, save_checkpoint
 
     distributed.join(params.train.device)  # under torchrun (train.processes > 1): one rank of it
     labels = artifacts.read_parquet(paths.NOISY_LABELS)
@@ -39,6 +39,8 @@ def main() -> None:
     method = method_name(result.metrics["method"], result.metrics.get("selection_rule"))
     print(f"{method}: test balanced accuracy {rounded(test.get('balanced_accuracy'))}, "
           f"{kept_text(result.metrics['selection'], len(result.selection))}")  # fmt: skip
+    if init_sentence(result.metrics.get("init") or {}):
+        print(init_sentence(result.metrics["init"]))
     net = result.metrics.get("safety_net")
     if net and net["ce_is_better"]:
         print(safety_net_sentence(net))

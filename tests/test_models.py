@@ -3,7 +3,12 @@ checkpoints and weight files that do not fit."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+
 import pytest
+import timm
 import torch
 
 from alr_core.common.errors import AlrError
@@ -14,6 +19,7 @@ from alr_core.nn.models import (
     LinearHead,
     TimmNet,
     build_model,
+    init_sentence,
     initialise,
     load_checkpoint,
     load_state_checked,
@@ -254,10 +260,84 @@ def test_weights_file_large_rgb(imagenet_shaped):
 
 
 def test_weights_file_large_grayscale(imagenet_shaped):
-    path, _ = imagenet_shaped
+    """An RGB stem for grayscale images is summed over its input channels (timm's in_chans=1),
+    not left random."""
+    path, state = imagenet_shaped
     model_spec = spec("resnet18", in_channels=1, image_size=128)
-    skipped = initialise(build_model(model_spec), model_spec, str(path), None)["skipped"]
-    assert skipped == ["conv1.weight", "fc.bias", "fc.weight"]
+    model = build_model(model_spec)
+    record = initialise(model, model_spec, str(path), None)
+    assert record["skipped"] == ["fc.bias", "fc.weight"] and record["random"] == []
+    assert record["summed_to_one_channel"] == ["backbone.conv1.weight"]
+    assert torch.allclose(model.backbone.conv1.weight, state["conv1.weight"].sum(1, keepdim=True))
+
+
+def test_weights_file_says_what_stays_random(imagenet_shaped):
+    """The 3×3 stem of a 32 px model cannot take the 7×7 one: named, and said in one line."""
+    path, _ = imagenet_shaped
+    model_spec = spec("resnet18", in_channels=3, image_size=32)
+    record = initialise(build_model(model_spec), model_spec, str(path), None)
+    assert record["random"] == ["backbone.conv1.weight"]
+    assert "1 of the backbone's left random" in init_sentence(record)
+
+
+@pytest.mark.parametrize("layout", ["model_state_dict", "model.", "encoder.", "module.encoder_q.", "nested"])
+def test_weights_file_common_checkpoint_layouts(tmp_path, imagenet_shaped, layout):
+    """PyTorch's tutorial checkpoint (model_state_dict beside optimizer and epoch), Lightning's
+    ``model.``, SimCLR's ``encoder.``, MoCo v2's ``module.encoder_q.`` beside ``encoder_k``: the
+    backbone loads, from the query encoder for MoCo."""
+    path, state = imagenet_shaped
+    if layout == "model_state_dict":
+        content = {"epoch": 3, "model_state_dict": state, "optimizer_state_dict": {"state": {}, "param_groups": []}}
+    elif layout == "nested":
+        content = {"model": {"state_dict": state}}
+    elif layout == "module.encoder_q.":
+        content = {"state_dict": {f"module.encoder_{q}.{k}": v + (q == "k") for q in "qk" for k, v in state.items()
+                                  if not k.startswith("fc.")}, "epoch": 200}  # fmt: skip
+    else:
+        content = {layout + k: v for k, v in state.items()}
+    torch.save(content, tmp_path / "ckpt.pth.tar")
+    model_spec = spec("resnet18", in_channels=3, image_size=224)
+    model = build_model(model_spec)
+    record = initialise(model, model_spec, str(tmp_path / "ckpt.pth.tar"), None)
+    assert record["random"] == []
+    assert torch.equal(model.backbone.layer3[1].conv2.weight,
+                       state["layer3.1.conv2.weight"])
+
+
+def test_weights_file_of_a_deeper_resnet_is_refused(tmp_path):
+    """ResNet-50 (RadImageNet, fc removed) with model.arch resnet18: 80 % of resnet18's tensors
+    share a name and shape with bottleneck tensors, which were loaded into basic blocks; most of
+    the file fits nothing, so it is refused."""
+    path = tmp_path / "radimagenet_resnet50.pt"
+    torch.save(timm.create_model("resnet50", pretrained=False, num_classes=0).state_dict(), path)
+    model_spec = spec("resnet18", in_channels=3, image_size=96)
+    with pytest.raises(AlrError, match=r"another architecture whose layers share names.*set model.arch"):
+        initialise(build_model(model_spec), model_spec, str(path), None)
+
+
+def test_weights_file_without_tensors_names_its_keys(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    torch.save({"epoch": 3, "weights_of_net": {"a": torch.zeros(1)}, "optimizer": {}}, path)
+    with pytest.raises(AlrError, match=r"holds no tensors.*'epoch', 'weights_of_net', 'optimizer'"):
+        initialise(build_model(spec()), spec(), str(path), None)
+
+
+def test_weights_file_untrained_alr_encoder_is_refused(tmp_path):
+    path = tmp_path / "encoder.pt"
+    torch.save({"state_dict": build_model(spec()).state_dict(), "pretrain": {"method": "none"}}, path)
+    with pytest.raises(AlrError, match="never trained"):
+        initialise(build_model(spec()), spec(), str(path), None)
+
+
+def test_weights_file_whole_module_gets_a_working_command(tmp_path):
+    """A pickled nn.Module is refused; the command offered saves its weights (not c['state_dict'])."""
+    path = tmp_path / "whole.pt"
+    torch.save(torch.nn.Sequential(torch.nn.Conv2d(1, 32, 3)), path)  # torch's own class: importable anywhere
+    with pytest.raises(AlrError) as raised:
+        initialise(build_model(spec()), spec(), str(path), None)
+    command = re.search(r'python -c "(.+?)"', str(raised.value)).group(1)
+    subprocess.run([sys.executable, "-c", command], cwd=tmp_path, check=True)
+    assert isinstance(torch.load(tmp_path / "weights.pt", weights_only=True), dict)
 
 
 def test_weights_file_leaves_the_head_alone(imagenet_shaped):

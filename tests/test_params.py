@@ -579,3 +579,15 @@ def test_class_names_refuse_a_lone_surrogate_and_a_noncharacter(name, control):
     # a file name read with surrogateescape, or U+FFFF: XML (Label Studio's config) cannot hold either
     with pytest.raises(AlrError, match=f"class 1 is .*, which holds the control character {re.escape(control)}"):
         check_class_names(["a", name], "here")
+
+
+def test_weights_file_linked_into_the_pipelines_outputs_is_refused(tmp_path, monkeypatch):
+    """weights/prev.pt -> ../data/lnl/model.pt: DVC removes the target before lnl_train runs, so
+    the link would dangle ("does not exist"); refused like the path itself."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "lnl").mkdir(parents=True)
+    (tmp_path / "data" / "lnl" / "model.pt").write_bytes(b"")
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "prev.pt").symlink_to(Path("..") / "data" / "lnl" / "model.pt")
+    with pytest.raises(AlrError, match="inside data/lnl/"):
+        parse_params({"model": {"init": "weights/prev.pt"}})

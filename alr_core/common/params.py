@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import types
 import typing
 import unicodedata
@@ -494,13 +493,11 @@ def _pipeline_output_folder(init: str) -> Optional[Path]:
     ``init`` lies in, relative to the project folder (the current one), or None."""
     if init in ("scratch", "ssl"):
         return None
-    path = Path(init)
-    if path.is_absolute():
-        try:
-            path = path.relative_to(Path.cwd())
-        except ValueError:
-            return None
-    path = Path(os.path.normpath(path))
+    # symlinks resolved: a link to data/lnl/model.pt dangles once DVC removes that output
+    try:
+        path = Path(init).resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return None
     folders = (paths.PRETRAIN_DIR, paths.LNL_DIR, paths.round_dir(1).parent)
     return next((folder for folder in folders if folder == path or folder in path.parents), None)
 

@@ -216,19 +216,64 @@ def _load_encoder(model: nn.Module, spec: ModelSpec, path: Path) -> dict:
     return {"init": "ssl", "loaded_tensors": len(checkpoint["state_dict"])}
 
 
+# where training scripts keep the weights in a checkpoint dict (alr and timm: state_dict; PyTorch's
+# tutorial layout with an optimizer and epoch: model_state_dict)
+WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net", "network")
+
+
+def _unwrap(state: dict) -> dict:
+    """The dict of tensors inside a checkpoint: the first ``WRAPPER_KEYS`` entry holding a dict,
+    repeatedly (a ``{"model": {"state_dict": ...}}`` too)."""
+    while not any(isinstance(v, torch.Tensor) for v in state.values()):
+        inner = next((state[k] for k in WRAPPER_KEYS if isinstance(state.get(k), dict)), None)
+        if inner is None:
+            break
+        state = inner
+    return state
+
+
+def _best_match(state: dict, own: dict) -> tuple[str, str, dict]:
+    """(prefix removed, prefix added, {file key: model key}): the file's keys with one leading
+    prefix removed (none, or the first dotted part of a key: ``model.``, ``encoder.``, MoCo's
+    ``encoder_q.``, ``backbone.`` ...) and ``backbone.`` added or not, whichever fits the most
+    model tensors by name and shape; on a tie the prefix first in the file (MoCo's query encoder)."""
+    prefixes = dict.fromkeys(["", *(k.split(".", 1)[0] + "." for k in state if "." in k)])
+    best = ("", "", {})
+    for drop in prefixes:
+        for add in ("", "backbone."):
+            renamed = {key: add + key[len(drop):] for key in state if key.startswith(drop)}
+            match = {key: name for key, name in renamed.items()
+                     if name in own and own[name].shape == state[key].shape}  # fmt: skip
+            if len(match) > len(best[2]):
+                best = (drop, add, match)
+    return best
+
+
+def _adapt_stem(state: dict, own: dict, renamed: dict) -> dict:
+    """{file key: model key} of the 3-channel convolutions that fit a 1-channel model once
+    summed over their input channels (as timm's ``adapt_input_conv`` does for ``in_chans=1``)."""
+    adapted = {}
+    for key, name in renamed.items():
+        value, target = state[key], own.get(name)
+        if target is not None and value.dim() == 4 and value.shape[1] == 3 and target.shape[1] == 1 \
+                and value.shape[:1] + value.shape[2:] == target.shape[:1] + target.shape[2:]:
+            adapted[key] = name
+    return adapted
+
+
 def _load_weights_file(model: nn.Module, path: Path) -> dict:
-    state = _torch_load(path, "model.init")
-    for key in ("state_dict", "model"):  # alr checkpoints and common training-script layouts
-        if isinstance(state.get(key), dict):
-            state = state[key]
+    checkpoint = _torch_load(path, "model.init")
+    if (checkpoint.get("pretrain") or {}).get("method", "trained") == "none":
+        raise AlrError(f"model.init: {path} is an alr encoder that was never trained (pretrain.method 'none'): "
+                       "its weights are random; give trained weights, or model.init: scratch")  # fmt: skip
+    state = _unwrap(checkpoint)
     state = {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if not state:
+        raise AlrError(f"model.init: {path} holds no tensors, nor a dict of them under any of {list(WRAPPER_KEYS)}; "
+                       f"its keys are {list(checkpoint)[:8]}: save the weights alone, torch.save(model.state_dict(), "
+                       "'weights.pt')")  # fmt: skip
     own = {k: v for k, v in model.state_dict().items() if not k.startswith("head.")}
-    # a bare architecture's state dict (torchvision, timm) names keys without our "backbone."
-    matches = [
-        {key: prefix + key for key in state if prefix + key in own and own[prefix + key].shape == state[key].shape}
-        for prefix in ("", "backbone.")
-    ]
-    match = max(matches, key=len)  # file key → model key
+    drop, add, match = _best_match(state, own)  # file key → model key
     if len(match) < MIN_LOADED_SHARE * len(own):
         unmatched = [k for k in own if k not in match.values()][:3]
         raise AlrError(
@@ -236,8 +281,36 @@ def _load_weights_file(model: nn.Module, path: Path) -> dict:
             f"{type(model).__name__} (by name and shape; needed ≥ {MIN_LOADED_SHARE:.0%}); it is for another "
             f"architecture or input. The model expects e.g. {unmatched}; the file has e.g. {list(state)[:3]}"
         )
-    model.load_state_dict({name: state[key] for key, name in match.items()}, strict=False)
-    return {"init": str(path), "loaded_tensors": len(match), "skipped": sorted(set(state) - set(match))}
+    unmatched_keys = {k: add + k[len(drop):] for k in state if k.startswith(drop) and k not in match}
+    adapted = _adapt_stem(state, own, unmatched_keys)
+    offered = len(unmatched_keys) + len(match)  # the file's tensors under the prefix used
+    if len(match) + len(adapted) < MIN_LOADED_SHARE * offered:
+        raise AlrError(
+            f"model.init: {path} has {offered} tensors, of which only {len(match)} fit {type(model).__name__} by name "
+            f"and shape (needed ≥ {MIN_LOADED_SHARE:.0%} of the file's too): it is another architecture whose layers "
+            f"share names (e.g. ResNet-50 weights for resnet18); set model.arch to the file's. It has e.g. "
+            f"{list(unmatched_keys)[:3]} that the model lacks"
+        )
+    loaded = {name: state[key] for key, name in match.items()}
+    loaded |= {name: state[key].sum(dim=1, keepdim=True) for key, name in adapted.items()}
+    model.load_state_dict(loaded, strict=False)
+    record = {"init": str(path), "loaded_tensors": len(loaded),
+              "skipped": sorted(set(state) - set(match) - set(adapted)),
+              "random": [k for k in own if k not in loaded and not k.endswith("num_batches_tracked")]}  # fmt: skip
+    if drop:
+        record["prefix_removed"] = drop
+    if adapted:
+        record["summed_to_one_channel"] = sorted(adapted.values())
+    return record
+
+
+def init_sentence(record: dict) -> Optional[str]:
+    """One line on a weights file that left some backbone tensors random, or None."""
+    random = record.get("random")
+    if not random:
+        return None
+    return (f"model.init {record['init']}: {record['loaded_tensors']} tensors loaded, {len(random)} of the backbone's "
+            f"left random (e.g. {random[:3]}; all in lnl.json's init.random)")  # fmt: skip
 
 
 def save_checkpoint(path, spec: ModelSpec, model: nn.Module, class_names: list[str],
@@ -318,8 +391,9 @@ def _torch_load(path: Path, key: str) -> dict:
         raise AlrError(
             f"{key}: {path} holds a Python object of type {found.group(1)} beside its tensors, which alr does not "
             "unpickle (loading it could run code); from a copy you trust, save the weights alone: python -c "
-            f"\"import torch; c = torch.load('{path}', weights_only=False); torch.save(c['state_dict'], 'weights.pt')\" "
-            "(the key that holds them may be 'model' instead), and set model.init to weights.pt"
+            f"\"import torch; c = torch.load('{path}', weights_only=False); m = c.get('state_dict', c.get('model')) "
+            "if isinstance(c, dict) else c; torch.save(m.state_dict() if hasattr(m, 'state_dict') else m, "
+            "'weights.pt')\" and set model.init to weights.pt"
         ) from None
     except Exception as exc:  # torch raises many types for corrupt or foreign files
         first = str(exc).split(". ")[0].splitlines()[0] if str(exc) else type(exc).__name__
