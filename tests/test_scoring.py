@@ -105,5 +105,27 @@ def test_coreset_candidates_inside_the_trusted_set_are_not_their_own_centres(set
     params = parse_params({"train": {"device": "cpu"}, "al": {"strategy": "coreset"}})
     table = score_pool(model, NORMALIZATION, train, pool, labelled, 3, params, seed=1)
     assert (table["score"] > 0).all()
-    expected = strategies.coreset(features[pool], features[labelled & ~pool], 3)
-    np.testing.assert_allclose(table["score"], expected, rtol=1e-5, atol=1e-6)
+    # each candidate's distance to the trusted samples but itself: the first pick is the farthest
+    distance = [min(np.linalg.norm(features[r] - features[j]) for j in np.flatnonzero(labelled) if j != r)
+                for r in np.flatnonzero(pool)]  # fmt: skip
+    assert table["score"].max() == pytest.approx(max(distance), rel=1e-5)
+    assert table["score"].iloc[int(np.argmax(distance))] == table["score"].max()
+
+
+def test_coreset_under_pool_all_measures_from_the_trusted_samples_in_the_pool(setup):
+    """al.pool: all (the default) pools C too: round 1 has no trusted sample outside the pool,
+    yet C must stay the centres the candidates outside it are measured from."""
+    model, train, pool, _ = setup
+    mean, std = torch.tensor([0.5]), torch.tensor([0.25])
+    x = (torch.from_numpy(train.images).permute(0, 3, 1, 2).float() / 255 - mean) / std
+    model.eval()
+    with torch.no_grad():
+        features = model(x)[0].numpy()
+    every = np.ones(30, dtype=bool)
+    trusted = np.zeros(30, dtype=bool)
+    trusted[::2] = True  # C: half the train split, all of it in the pool
+    params = parse_params({"train": {"device": "cpu"}, "al": {"strategy": "coreset"}})
+    table = score_pool(model, NORMALIZATION, train, every, trusted, 1, params, seed=1)
+    outside = ~trusted
+    nearest_c = np.linalg.norm(features[outside][:, None] - features[trusted][None], axis=2).min(axis=1)
+    assert table["score"].max() == pytest.approx(nearest_c.max(), rel=1e-5)  # the first pick: farthest from C

@@ -114,24 +114,36 @@ def test_label_disagreement_exact(gamma):
     probs = np.array([[0.7, 0.2, 0.1], [0.7, 0.2, 0.1], [1 / 3, 1 / 3, 1 / 3]])
     labels = np.array([1, 0, 2])
     entropies = [h(0.7, 0.2, 0.1), h(0.7, 0.2, 0.1), math.log(3)]  # 0.80, 0.80, 1.10 nats
+    threshold = gamma * math.log(3)  # γ is a share of ln K (InnerEye's units)
     expected = [
-        -math.log(0.2) - max(entropies[0] - gamma, 0),
-        -math.log(0.7) - max(entropies[1] - gamma, 0),
-        -math.log(1 / 3) - max(entropies[2] - gamma, 0),
+        -math.log(0.2) - max(entropies[0] - threshold, 0),
+        -math.log(0.7) - max(entropies[1] - threshold, 0),
+        -math.log(1 / 3) - max(entropies[2] - threshold, 0),
     ]
     np.testing.assert_allclose(strategies.label_disagreement(probs, labels, gamma), expected, atol=1e-9)
 
 
-def test_label_disagreement_is_innereyes_joint_rule():
-    """InnerEye's PosteriorBasedSelector (JOINT): h = −clip(γ − H, min(γ − H), 0); score = CE − h."""
+@pytest.mark.parametrize("num_classes", [2, 4, 8])
+def test_label_disagreement_is_innereyes_joint_rule(num_classes):
+    """InnerEye's PosteriorBasedSelector (JOINT): h = −clip(γ − H, min(γ − H), 0); score = CE − h,
+    with CE and H from InnerEyeDataQuality.evaluation.metrics.cross_entropy, which divides by log K."""
     rng = np.random.default_rng(0)
-    probs = rng.dirichlet(np.ones(4) * 0.5, size=50)
-    labels = rng.integers(0, 4, size=50)
+    probs = rng.dirichlet(np.ones(num_classes) * 0.5, size=50)
+    labels = rng.integers(0, num_classes, size=50)
     gamma = 0.30
-    cross_entropy = -np.log(probs[np.arange(50), labels] + 1e-12)
-    self_entropy = -(probs * np.log(probs + 1e-12)).sum(axis=1)
+    log_k = np.log(num_classes)
+    cross_entropy = -np.log(probs[np.arange(50), labels] + 1e-12) / log_k
+    self_entropy = -(probs * np.log(probs + 1e-12)).sum(axis=1) / log_k
     innereye = cross_entropy - (-np.clip(gamma - self_entropy, np.min(gamma - self_entropy), 0))
-    np.testing.assert_allclose(strategies.label_disagreement(probs, labels, gamma), innereye, atol=1e-9)
+    np.testing.assert_allclose(strategies.label_disagreement(probs, labels, gamma) / log_k, innereye, atol=1e-9)
+
+
+def test_label_disagreement_threshold_is_a_share_of_log_k():
+    """InnerEye's γ = 0.3 is in units of log K: with K = 4 it is 0.42 nats, not 0.3. Two labels of
+    class 0 that the model contradicts: InnerEye queries A (unsure between 1 and 2) first."""
+    probs = np.array([[0.02, 0.60, 0.37, 0.01], [0.03, 0.95, 0.01, 0.01]])
+    scores = strategies.label_disagreement(probs, np.array([0, 0]), entropy_threshold=0.3)
+    assert scores[0] > scores[1]
 
 
 def test_label_disagreement_ranks_a_confidently_contradicted_label_first():
@@ -141,11 +153,12 @@ def test_label_disagreement_ranks_a_confidently_contradicted_label_first():
         [0.9, 0.05, 0.05],  # agrees with label 0
     ])  # fmt: skip
     result = strategies.label_disagreement(probs, np.array([0, 0, 0]), entropy_threshold=0.3)
-    # by hand: −ln 0.05 − (H(0.05, 0.9, 0.05) − 0.3); ln 3 − (ln 3 − 0.3); −ln 0.9 − (H(0.9, …) − 0.3)
+    g = 0.3 * math.log(3)  # γ·ln K nats
+    # by hand: −ln 0.05 − (H(0.05, 0.9, 0.05) − g); ln 3 − (ln 3 − g); −ln 0.9 − (H(0.9, …) − g)
     np.testing.assert_allclose(result, [
-        -math.log(0.05) - (h(0.05, 0.9, 0.05) - 0.3),
-        0.3,
-        -math.log(0.9) - (h(0.9, 0.05, 0.05) - 0.3),
+        -math.log(0.05) - (h(0.05, 0.9, 0.05) - g),
+        g,
+        -math.log(0.9) - (h(0.9, 0.05, 0.05) - g),
     ], atol=1e-9)  # fmt: skip
     assert np.argsort(-result).tolist() == [0, 1, 2]
 
@@ -241,3 +254,15 @@ def test_min_distances_matches_brute_force():
 
 def test_coreset_of_an_empty_pool_is_empty():  # a round whose share of the budget finds no pool left
     assert strategies.coreset(np.zeros((0, 4)), np.ones((3, 4)), budget=0).shape == (0,)
+
+
+def test_coreset_measures_a_trusted_candidate_from_the_other_centres():
+    # three trusted samples on a line at 0, 1 and 3, all candidates: each is measured from its
+    # nearest other one (1, 1, 2), so the one at 3 is picked first, then 0 or 1 at distance 1
+    line = np.array([[0.0], [1.0], [3.0]])
+    scores = strategies.coreset(line, line, 1, own=np.array([0, 1, 2]))
+    np.testing.assert_allclose(scores, [1.0, 1.0, 2.0])
+    assert strategies.coreset(line, line, 1).tolist() == [0.0, 0.0, 0.0]  # each its own centre
+    # a candidate whose own row is the only centre is measured from the pool mean instead of inf
+    np.testing.assert_allclose(strategies.coreset(line, line[:1], 3, own=np.array([0, -1, -1])),
+                               [4 / 3, 1.0, 3.0])

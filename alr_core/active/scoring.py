@@ -19,8 +19,8 @@ def score_pool(model: torch.nn.Module, normalization: dict, train: SplitData, po
 
     All passes are unaugmented and in eval mode; BALD's passes switch on dropout only.
     ``labelled`` (bool (N,)): the trusted samples (docs/method.md); core-set measures distances
-    from those outside the pool, so that no candidate is its own centre. Only the pool rows (and,
-    for core-set, the labelled rows) are passed through the network.
+    from them, a trusted candidate from the others (no candidate is its own centre). Only the
+    pool rows (and, for core-set, the labelled rows) are passed through the network.
     ``seed`` drives the random strategy and BALD's dropout masks (one per round).
     Returns sample_id, score, prediction, confidence and probabilities (the K softmax
     probabilities, a list per row; the cleanlab aggregation of several answers uses them) for
@@ -58,9 +58,12 @@ def score_pool(model: torch.nn.Module, normalization: dict, train: SplitData, po
     elif al.strategy == "coreset":
         features = features.cpu().numpy()
         # a candidate is never its own centre: with al.pool selected (or C under all) the pool
-        # lies inside the trusted set, and every distance would be 0 (ranked by sample id alone)
-        centres = labelled & ~pool
-        values = strategies.coreset(features[pool_rows], features[in_needed[np.flatnonzero(centres)]], round_budget)
+        # lies inside the trusted set, and every distance would be 0 (ranked by sample id alone);
+        # the other trusted samples, in the pool or not, stay its centres
+        centres = np.flatnonzero(labelled)
+        own = np.full(len(labelled), -1)
+        own[centres] = np.arange(len(centres))
+        values = strategies.coreset(features[pool_rows], features[in_needed[centres]], round_budget, own[rows])
     else:  # a name in params.STRATEGIES without a branch here (tests/test_choices.py)
         raise AlrError(f"al.strategy {al.strategy!r} has no scoring branch; valid: {', '.join(STRATEGIES)}")
     return pd.DataFrame({

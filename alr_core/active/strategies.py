@@ -47,36 +47,45 @@ def bald(mc_probs: np.ndarray) -> np.ndarray:
 
 
 def label_disagreement(probs: np.ndarray, labels: np.ndarray, entropy_threshold: float) -> np.ndarray:
-    """CE(current label, prediction) − max(H[p] − γ, 0), γ = ``entropy_threshold`` (nats).
+    """CE(current label, prediction) − max(H[p] − γ·ln K, 0) in nats, γ = ``entropy_threshold``
+    as a share of the largest entropy ln K (InnerEye's normalised units).
 
     InnerEye's label-based score (Bernhardt et al., Nat. Commun. 2022, the ``JOINT`` decision
     rule, γ = 0.3 there): high when the model confidently predicts another class than the
     current label; self-entropy above γ is subtracted, so that merely ambiguous samples, which
-    an expert cannot resolve either, do not rank first."""
+    an expert cannot resolve either, do not rank first. InnerEye measures both entropies in
+    units of log K (``evaluation.metrics.cross_entropy`` divides by log K), so its γ = 0.3 is
+    0.3·ln K nats; the score here is InnerEye's times ln K, the same ranking."""
     probs = check_probs(probs)
     labels = check_labels(labels, probs.shape[1], len(probs))
     cross_entropy = -np.log(probs[np.arange(len(labels)), labels] + _EPS)
-    return cross_entropy - np.maximum(_entropy(probs) - entropy_threshold, 0.0)
+    threshold = entropy_threshold * np.log(probs.shape[1])
+    return cross_entropy - np.maximum(_entropy(probs) - threshold, 0.0)
 
 
 def random_scores(num_samples: int, rng: np.random.Generator) -> np.ndarray:
     return rng.random(num_samples)
 
 
-def coreset(pool_features: np.ndarray, labelled_features: np.ndarray, budget: int) -> np.ndarray:
+def coreset(pool_features: np.ndarray, labelled_features: np.ndarray, budget: int,
+            own: np.ndarray | None = None) -> np.ndarray:
     """Greedy k-centre (Sener & Savarese, 2018) on features, as scores.
 
     Picks ``budget`` pool samples one by one, each time the one farthest (Euclidean) from the
     labelled set and the picks so far. A pick's score is its distance when picked (so sorting
     by score reproduces the greedy order); every other sample scores its final distance, which
     is never larger. With no labelled samples the first pick is the pool sample farthest
-    from the pool mean. Returns scores, shape (N_pool,).
+    from the pool mean. ``own``: per pool sample, its own row of ``labelled_features`` (-1: none),
+    which is not a centre for it (a trusted candidate is never its own centre). Returns scores,
+    shape (N_pool,).
     """
     pool = np.asarray(pool_features, dtype=np.float64)
+    from_mean = np.linalg.norm(pool - pool.mean(axis=0), axis=1) if len(pool) else np.empty(0)
     if len(labelled_features):
-        distance = _min_distances(pool, np.asarray(labelled_features, dtype=np.float64))
+        distance = _min_distances(pool, np.asarray(labelled_features, dtype=np.float64), own)
+        distance = np.where(np.isinf(distance), from_mean, distance)  # its own row was the only centre
     else:
-        distance = np.linalg.norm(pool - pool.mean(axis=0), axis=1)
+        distance = from_mean
     scores = np.empty(len(pool))
     picked = np.zeros(len(pool), dtype=bool)
     for _ in range(min(budget, len(pool))):
@@ -89,12 +98,22 @@ def coreset(pool_features: np.ndarray, labelled_features: np.ndarray, budget: in
     return scores
 
 
-def _min_distances(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """Distance from each point to its nearest centre. scikit-learn's reduction works in small
-    chunks of both: a pool and labelled set of 14,000 each take ~250 MB, not the ~1.4 GB that
+def _min_distances(points: np.ndarray, centres: np.ndarray, own: np.ndarray | None = None) -> np.ndarray:
+    """Distance from each point to its nearest centre but ``own`` (per point, its own row of
+    ``centres``, -1 for none), inf where no other centre is left. scikit-learn's reductions work
+    in small chunks: a pool and labelled set of 14,000 each take ~250 MB, not the ~1.4 GB that
     one (pool × 4096 centres) block at a time took."""
-    from sklearn.metrics import pairwise_distances_argmin_min
+    from sklearn.metrics import pairwise_distances_argmin_min, pairwise_distances_chunked
 
     if len(points) == 0:  # a round whose pool is used up (scikit-learn refuses an empty array)
         return np.empty(0)
-    return pairwise_distances_argmin_min(points, centres)[1]
+    if own is None or (np.asarray(own) < 0).all():
+        return pairwise_distances_argmin_min(points, centres)[1]
+    own = np.asarray(own)
+
+    def nearest_other(block: np.ndarray, start: int) -> np.ndarray:
+        mine = own[start:start + len(block)]
+        block[np.flatnonzero(mine >= 0), mine[mine >= 0]] = np.inf
+        return block.min(axis=1)
+
+    return np.concatenate(list(pairwise_distances_chunked(points, centres, reduce_func=nearest_other)))
