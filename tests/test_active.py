@@ -302,6 +302,9 @@ def test_round_metrics_count_planned_answers_and_what_the_round_trained_on():
     idle = round_metrics(rnd, dataclasses.replace(params, al=dataclasses.replace(params.al, train_on="selected")),
                          before, labels, query, answered, rows, False, scores, CLASSES)
     assert (idle["epochs"], idle["from_scratch"], idle["lnl_method"], idle["lnl_selection"]) == (0, False, None, None)
+    protocol = labels.assign(label_source=["paper_protocol"] * 3 + list(labels["label_source"][3:]))
+    assert round_metrics(rnd, params, before, protocol, query, answered, rows, True, scores,
+                         CLASSES)["paper_protocol_labels"] == 3  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- cleaning metrics

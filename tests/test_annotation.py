@@ -402,3 +402,26 @@ def test_a_query_that_grew_since_the_answers_says_so(tmp_path):
         read_seeded(tmp_path, f"item_id,label\n{I1},0\n{I2},1\n{I3},2\n", query=grown)
     assert "1 of 4 queried items has no answer" in str(info.value)
     assert "query changed since the answers were given" in str(info.value)
+
+
+def test_a_cut_item_id_of_a_queried_sample_is_not_called_a_query_change(tmp_path):
+    for cut in (I1[:-1], I1[:5]):
+        with pytest.raises(AlrError) as info:
+            read_seeded(tmp_path, f"item_id,label\n{cut},0\n{I2},1\n{I3},2\n")
+        assert "no longer holds" not in str(info.value) and "query changed" not in str(info.value), cut
+    with pytest.raises(AlrError, match="cut short"):  # trailing text is no item id either
+        read_seeded(tmp_path, f"item_id,label\n{I1[:5]},0\n{I2},1\n{I3},2\n")
+    with pytest.raises(AlrError) as info:
+        read_seeded(tmp_path, f"item_id,label\n{I1}x,0\n{I2},1\n{I3},2\n")
+    assert "it is sample" not in str(info.value)
+
+
+def test_a_sample_id_never_queried_says_the_query_may_have_changed(tmp_path):
+    path = tmp_path / "round_1.csv"
+    path.write_text("sample_id,label\nother,0\nq1,0\nq2,1\nq3,2\n")
+    with pytest.raises(AlrError, match="sample 'other' was not queried in this round; the round's query changed"):
+        read_answers(path, QUERY, KNOWN, CLASSES, False, tmp_path / "annotate.html", 1, seed=0)
+    path = tmp_path / "round_2.csv"
+    path.write_text(f"item_id,label\n{item_ids(['q1'], 1, 5)[0]},0\n")
+    with pytest.raises(AlrError, match=r"earlier query of this one\?\)$"):  # without the seed: no diagnosis
+        read_answers(path, QUERY, KNOWN, CLASSES, False, tmp_path / "annotate.html", 1)

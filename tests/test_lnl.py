@@ -694,3 +694,18 @@ def test_the_progress_bars_tell_the_rule_run_from_the_safety_nets_ce(data, monke
     train_with_safety_net(frozen, ssl_params(method="ce", selection="cleanlab_kfold", epochs=1, safety_net="pick"))
     bars = {line.split(":")[0] for line in sys.stderr.getvalue().replace("\r", "\n").splitlines() if line}
     assert bars == {"lnl_train ce + cleanlab_kfold", "lnl_train ce"}, bars
+
+
+@pytest.mark.parametrize("selection, per_class", [("global", False), ("class_aware", True), ("class_gmm", True)])
+def test_the_per_batch_cut_is_per_class_for_class_aware_and_the_class_rules_warm_up(data, monkeypatch, selection,
+                                                                                      per_class):
+    seen = set()
+    real = lnl_module.kept_mask
+
+    def spy(loss, labels, rate, vog, mix, class_aware, *args, **kwargs):
+        seen.add(class_aware)
+        return real(loss, labels, rate, vog, mix, class_aware, *args, **kwargs)
+
+    monkeypatch.setattr(lnl_module, "kept_mask", spy)
+    train_phase1(data, make_params(method="coteaching", selection=selection, epochs=1), progress=False)
+    assert seen == {per_class}

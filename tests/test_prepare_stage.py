@@ -3,6 +3,7 @@ scripts run as subprocesses in a temporary copy of the project (good and bad inp
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -28,8 +29,9 @@ from alr_core.common.params import CsvParams, DataParams, Params
 from alr_core.common.seeding import rng_for
 from alr_core.data.identical import identical_text
 from alr_core.data.splits import evaluation_counts
-from alr_core.data.prepare import (class_names, data_summary, groups_text, imbalance_text, prepare,
+from alr_core.data.prepare import (assign_splits, class_names, data_summary, groups_text, imbalance_text, prepare,
                                   unscored_classes_text)
+from alr_core.data.sources import SourceData
 
 SAMPLE_COLUMNS = ["sample_id", "split", "label", "class_name", "source_path", "source_md5"]
 
@@ -682,3 +684,48 @@ def test_stage_inject_noise_bad_inputs(stage_tree, tmp_path):
     assert result.stderr.strip() == "error: noise.keep_clean_classes lists 3; valid classes are 0..2"
     assert not (stage_tree / "data" / "noise").exists()
     assert not (stage_tree / paths.NOISE_METRICS).exists()
+
+
+def blake_rank(text: str, seed: int) -> int:
+    """data.split_order hash's rank, written out: BLAKE2b-64 of the UTF-8 text keyed by the seed's
+    8 little-endian bytes."""
+    digest = hashlib.blake2b(text.encode("utf-8"), key=seed.to_bytes(8, "little"), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+@pytest.mark.parametrize("seed", [3, 2**32 - 1])
+@pytest.mark.parametrize("grouped", [False, True])
+def test_assign_splits_hash_order_is_the_ids_hash_under_split_seed(seed, grouped):
+    """Each class's lowest-ranked images (BLAKE2b of the id keyed by data.split_seed) go to val/test;
+    grouped, an image without a group ranks by its own id, and a named group by its name."""
+    n = 40
+    labels = np.arange(n) % 2
+    sample_ids = [f"x/ñandú-{i:02d}.png" for i in range(n)]  # non-ASCII ids hash as UTF-8
+    source = SourceData(np.zeros((n, 1, 1, 1), np.uint8), labels, sample_ids, ["a", "b"],
+                        groups=np.full(n, "", dtype=object) if grouped else None)  # fmt: skip
+    params = DataParams(source="csv" if grouped else "imagefolder", path="m", split_seed=seed)
+    split = assign_splits(source, params, rng_for(seed, "split"), [])
+    for k in (0, 1):
+        members = sorted(np.flatnonzero(labels == k), key=lambda i: blake_rank(sample_ids[i], seed))
+        first, second = ("test", "val") if grouped else ("val", "test")  # grouped_split deals test first
+        n_val, n_test = evaluation_counts(np.array([len(members)]), 0.1, 0.2)[:, 0]
+        sizes = (n_test, n_val) if grouped else (n_val, n_test)
+        assert [split[i] for i in members[:sizes[0]]] == [first] * sizes[0]
+        assert [split[i] for i in members[sizes[0]:sizes[0] + sizes[1]]] == [second] * sizes[1]
+    if not grouped:
+        return
+    # a patient's new image ranks with its patient's name, whatever its own id's rank: no one moves
+    patients = np.array([f"P{i // 4}" for i in range(n)], dtype=object)
+    labels = np.arange(n) // 4 % 2  # one class per patient, 5 patients of 4 per class; test takes 4 images
+    source = SourceData(source.images, labels, sample_ids, ["a", "b"], groups=patients)
+    before = assign_splits(source, params, rng_for(seed, "split"), [])
+    for k in (0, 1):  # each class's lowest-ranked patient name is dealt first, into test
+        first = min(set(patients[labels == k]), key=lambda name: blake_rank(name, seed))
+        assert set(before[patients == first]) == {"test"}
+    in_train = patients[np.flatnonzero(before == "train")[0]]
+    new_id = min((f"x/new{j}.png" for j in range(2000)), key=lambda s: blake_rank(s, seed))  # ranks before all
+    grown = SourceData(np.zeros((n + 1, 1, 1, 1), np.uint8), np.r_[labels, labels[patients == in_train][0]],
+                       sample_ids + [new_id], ["a", "b"],
+                       groups=np.r_[patients, np.array([in_train], dtype=object)])  # fmt: skip
+    after = assign_splits(grown, params, rng_for(seed, "split"), [])
+    assert after[:n].tolist() == before.tolist() and after[n] == "train"

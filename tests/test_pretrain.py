@@ -20,6 +20,7 @@ from alr_core.common.params import Params, PretrainParams, parse_params
 from alr_core.nn.models import ModelSpec, build_model, load_state_checked
 from alr_core.nn.training import EpochLosses, InputPipeline
 from alr_core.ssl import loop
+from alr_core.ssl import loss as loss_module
 from alr_core.ssl.embeddings import embedding_matrix, embeddings_table
 from alr_core.ssl.encoder import ENCODER_ONLY, ProjectionHead, build_encoder, encoder_spec, save_encoder
 from alr_core.ssl.loss import nt_xent, vicreg, vicreg_collapse_loss
@@ -467,3 +468,13 @@ def test_pretrain_stage_is_cached_across_noise_seed_and_budget(project_copy):
         assert not {"prepare", "pretrain"} & stale, (change, stale)
     project_copy.write_params(TINY | {"pretrain": TINY["pretrain"] | {"epochs": 2}})
     assert "pretrain" in stale_stages(project_copy)
+
+
+def test_the_loop_hands_pretrain_temperature_to_the_loss(monkeypatch):
+    seen = []
+    real = loss_module.OBJECTIVES["simclr"]
+    spy = dataclasses.replace(real, loss=lambda z1, z2, t: seen.append(t) or real.loss(z1, z2, t))
+    monkeypatch.setitem(loss_module.OBJECTIVES, "simclr", spy)
+    images, samples = tiny_data()
+    loop.run_pretrain(images, samples, tiny_params(epochs=1, temperature=0.37), progress=False)
+    assert seen and set(seen) == {0.37}

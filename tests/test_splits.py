@@ -309,3 +309,17 @@ def test_hashed_groups_rank_by_name_so_a_patients_new_image_moves_no_one():
 def test_group_ranks_take_the_lowest_rank_of_each_group():
     ranks = np.array([5, 3, 9, 1], dtype=np.uint64)
     assert group_ranks(ranks, np.array([2, 2, 0, 0])).tolist() == [1, 3]  # groups in np.unique order: 0, 2
+
+
+def test_grouped_split_deals_the_groups_in_the_draw_order():
+    labels = np.zeros(20, dtype=np.int64)  # 20 groups of one image: 2 val, 4 test
+    groups = np.arange(20)
+    forward = grouped_split(labels, groups, 0.1, 0.2, lambda indices: indices)
+    backward = grouped_split(labels, groups, 0.1, 0.2, lambda indices: indices[::-1])
+    assert forward[:6].tolist() == ["test"] * 4 + ["val"] * 2 and backward[-6:].tolist() == ["val"] * 2 + ["test"] * 4
+
+
+def test_hash_ranks_of_non_ascii_ids_hash_their_utf8():
+    assert hash_ranks(["é.png"], 0).tolist() != hash_ranks(["è.png"], 0).tolist()
+    expected = __import__("hashlib").blake2b("é.png".encode(), key=(2**32 - 1).to_bytes(8, "little"), digest_size=8)
+    assert hash_ranks(["é.png"], 2**32 - 1).tolist() == [int.from_bytes(expected.digest(), "little")]

@@ -123,10 +123,11 @@ def _digest(sample_id: str, round_number: int, seed: int) -> str:
 
 # what makes an answers file written for a round's earlier query no longer fit it, and what to do
 QUERY_CHANGED = ("the round's query changed since the answers were given (budget, the number of rounds and "
-                 "al.annotators set how many samples a round queries; seed, noise.*, al.strategy, al.pool, an "
-                 "earlier round's answers and the data decide which); the answers file is left as it is: put back "
-                 "the params and data of the query it answers (`git log -p params.yaml`), or answer the round's "
-                 "page again")
+                 "al.annotators set how many samples a round queries; al.strategy, al.pool, an earlier round's "
+                 "answers and the models decide which, and the models change with seed, the data and any setting "
+                 "of the stages before: noise.*, pretrain.*, lnl.*, model.*, train.*); the answers file is left as "
+                 "it is: put back the params and data of the query it answers (`git log -p params.yaml`), or "
+                 "answer the round's page again")
 
 
 def package_table(query: pd.DataFrame, samples: pd.DataFrame, class_names: list[str]) -> pd.DataFrame:
@@ -281,8 +282,8 @@ def check_answers(records: list[tuple[str, str, str, str]], id_column: str, path
     for place, given_id, annotator, label in records:
         label = composed(label)
         if given_id not in sample_of:
-            raise AlrError(f"{path}: {place}: "
-                           f"{_unknown(given_id, id_column, known, len(query), page, round_number, seed)}")
+            why = _unknown(given_id, id_column, known, len(query), page, round_number, seed, set(sample_of.values()))
+            raise AlrError(f"{path}: {place}: {why}")
         answer = _class_index(label, index_of, len(class_names))
         if label in index_of and label.isdecimal() and int(label) < len(class_names) and int(label) != answer:
             read_as_names.append(label)
@@ -325,7 +326,7 @@ def check_answers(records: list[tuple[str, str, str, str]], id_column: str, path
 
 
 def _unknown(given_id: str, id_column: str, known: set, queried: int, page: Path,
-             round_number: Optional[int] = None, seed: Optional[int] = None) -> str:
+             round_number: Optional[int] = None, seed: Optional[int] = None, queried_ids: set = frozenset()) -> str:
     """Why an id that names no queried sample is refused. An unknown item id points the expert
     at the page, which lists the round's ids, not at annotate.csv, which shows the paths; with
     the round and the seed it also says why the id is not there: an id of another round, a
@@ -339,7 +340,13 @@ def _unknown(given_id: str, id_column: str, known: set, queried: int, page: Path
         if int(found.group(1)) != round_number:
             return (f"{unknown}: it is an item of round {int(found.group(1))}'s page, so the file holds another "
                     f"round's answers; save round {round_number}'s answers as {answers_path(round_number)}")
+        if len(found.group(2)) < ITEM_ID_DIGITS:  # a prefix this short names no item: cut off, not a query change
+            return (f"{unknown} (cut short? an item id has at least {ITEM_ID_DIGITS} hex digits after "
+                    f"'r{round_number}-')")
         sample = next((s for s in sorted(known) if _digest(s, round_number, seed).startswith(found.group(2))), None)
+        if sample in queried_ids:  # the item of a sample the query still holds, under another width
+            return (f"{unknown}: it looks like a cut or altered copy of sample {sample!r}'s item id; copy it from "
+                    "the page")
         if sample is None:
             return (f"{unknown}: no sample of the data has this id under seed {seed} (seed changed, or the sample "
                     f"left the data); {QUERY_CHANGED}")  # fmt: skip
