@@ -304,6 +304,26 @@ def test_weights_file_common_checkpoint_layouts(tmp_path, imagenet_shaped, layou
                        state["layer3.1.conv2.weight"])
 
 
+def test_weights_file_beside_a_tensor_metric(tmp_path, imagenet_shaped):
+    """pytorch/examples' ImageNet checkpoint: a tensor best_acc1 beside state_dict (DataParallel's
+    module. keys); the weights load, not the one top-level tensor."""
+    path, state = imagenet_shaped
+    torch.save({"epoch": 90, "arch": "resnet18", "state_dict": {"module." + k: v for k, v in state.items()},
+                "best_acc1": torch.tensor(69.76), "optimizer": {"state": {}, "param_groups": []}},
+               tmp_path / "best.pth")
+    model_spec = spec("resnet18", in_channels=3, image_size=224)
+    model = build_model(model_spec)
+    assert initialise(model, model_spec, str(tmp_path / "best.pth"), None)["random"] == []
+    assert torch.equal(model.backbone.layer3[1].conv2.weight, state["layer3.1.conv2.weight"])
+
+
+def test_weights_file_with_a_pretrain_entry_that_is_not_alrs(tmp_path, imagenet_shaped):
+    path, state = imagenet_shaped
+    torch.save({"state_dict": state, "pretrain": "imagenet"}, tmp_path / "w.pt")
+    model_spec = spec("resnet18", in_channels=3, image_size=224)
+    assert initialise(build_model(model_spec), model_spec, str(tmp_path / "w.pt"), None)["random"] == []
+
+
 def test_weights_file_of_a_deeper_resnet_is_refused(tmp_path):
     """ResNet-50 (RadImageNet, fc removed) with model.arch resnet18: 80 % of resnet18's tensors
     share a name and shape with bottleneck tensors, which were loaded into basic blocks; most of

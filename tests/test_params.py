@@ -591,3 +591,25 @@ def test_weights_file_linked_into_the_pipelines_outputs_is_refused(tmp_path, mon
     (tmp_path / "weights" / "prev.pt").symlink_to(Path("..") / "data" / "lnl" / "model.pt")
     with pytest.raises(AlrError, match="inside data/lnl/"):
         parse_params({"model": {"init": "weights/prev.pt"}})
+
+
+def test_weights_file_inside_the_outputs_through_linked_folders_is_refused(tmp_path, monkeypatch):
+    """data/ linked to another disk, or DVC's symlink cache (data/lnl/model.pt a link into
+    .dvc/cache): resolved, neither path lies in data/lnl/, yet DVC removes the file all the same."""
+    elsewhere = tmp_path / "disk" / "data"
+    (elsewhere / "lnl").mkdir(parents=True)
+    (elsewhere / "lnl" / "model.pt").write_bytes(b"")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "data").symlink_to(elsewhere)
+    monkeypatch.chdir(project)
+    with pytest.raises(AlrError, match="inside data/lnl/"):
+        parse_params({"model": {"init": "data/lnl/model.pt"}})
+    cached = tmp_path / "cached"
+    (cached / ".dvc" / "cache").mkdir(parents=True)
+    (cached / ".dvc" / "cache" / "ab12").write_bytes(b"")
+    (cached / "data" / "rounds" / "1").mkdir(parents=True)
+    (cached / "data" / "rounds" / "1" / "model.pt").symlink_to(cached / ".dvc" / "cache" / "ab12")
+    monkeypatch.chdir(cached)
+    with pytest.raises(AlrError, match="inside data/rounds/"):
+        parse_params({"model": {"init": "data/rounds/1/model.pt"}})

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn
 
 from alr_core.active import strategies
 from alr_core.active.labels import select_query
@@ -266,3 +267,18 @@ def test_coreset_measures_a_trusted_candidate_from_the_other_centres():
     # a candidate whose own row is the only centre is measured from the pool mean instead of inf
     np.testing.assert_allclose(strategies.coreset(line, line[:1], 3, own=np.array([0, -1, -1])),
                                [4 / 3, 1.0, 3.0])
+
+
+def test_min_distances_skips_each_points_own_centre_across_chunks():
+    """scikit-learn hands the reduction blocks of rows with their offset: each block must skip its
+    own rows' centres, not the first block's (working_memory=1 MiB: dozens of blocks)."""
+    rng = np.random.default_rng(0)
+    points, centres = rng.normal(size=(3000, 4)), rng.normal(size=(2500, 4))
+    own = np.full(3000, -1)
+    trusted = rng.choice(3000, 2000, replace=False)
+    own[trusted] = rng.permutation(2500)[:2000]
+    centres[own[trusted]] = points[trusted]  # a trusted point is its own centre, at distance 0
+    brute = np.sqrt(((points[:, None] - centres[None]) ** 2).sum(-1))
+    brute[trusted, own[trusted]] = np.inf
+    with sklearn.config_context(working_memory=1):
+        np.testing.assert_allclose(strategies._min_distances(points, centres, own), brute.min(axis=1), atol=1e-9)

@@ -101,8 +101,9 @@ def coreset(pool_features: np.ndarray, labelled_features: np.ndarray, budget: in
 def _min_distances(points: np.ndarray, centres: np.ndarray, own: np.ndarray | None = None) -> np.ndarray:
     """Distance from each point to its nearest centre but ``own`` (per point, its own row of
     ``centres``, -1 for none), inf where no other centre is left. scikit-learn's reductions work
-    in small chunks: a pool and labelled set of 14,000 each take ~250 MB, not the ~1.4 GB that
-    one (pool × 4096 centres) block at a time took."""
+    in chunks: a pool and labelled set of 14,000 each take ~250 MB without ``own``, and blocks of
+    at most 64 MiB with it, not the ~1.4 GB that one (pool × 4096 centres) block took."""
+    import sklearn
     from sklearn.metrics import pairwise_distances_argmin_min, pairwise_distances_chunked
 
     if len(points) == 0:  # a round whose pool is used up (scikit-learn refuses an empty array)
@@ -116,4 +117,7 @@ def _min_distances(points: np.ndarray, centres: np.ndarray, own: np.ndarray | No
         block[np.flatnonzero(mine >= 0), mine[mine >= 0]] = np.inf
         return block.min(axis=1)
 
-    return np.concatenate(list(pairwise_distances_chunked(points, centres, reduce_func=nearest_other)))
+    # blocks of at most 64 MiB (scikit-learn's default, 1 GiB, is a 9,600 × 14,000 block at 14,000 centres)
+    memory = min(64, sklearn.get_config()["working_memory"])
+    blocks = pairwise_distances_chunked(points, centres, reduce_func=nearest_other, working_memory=memory)
+    return np.concatenate(list(blocks))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import types
 import typing
 import unicodedata
@@ -493,13 +494,20 @@ def _pipeline_output_folder(init: str) -> Optional[Path]:
     ``init`` lies in, relative to the project folder (the current one), or None."""
     if init in ("scratch", "ssl"):
         return None
-    # symlinks resolved: a link to data/lnl/model.pt dangles once DVC removes that output
-    try:
-        path = Path(init).resolve().relative_to(Path.cwd().resolve())
-    except ValueError:
-        return None
     folders = (paths.PRETRAIN_DIR, paths.LNL_DIR, paths.round_dir(1).parent)
-    return next((folder for folder in folders if folder == path or folder in path.parents), None)
+    # as written (data/ may be a link to another disk, and DVC's symlink cache makes an output a link
+    # into .dvc/cache), and with symlinks resolved (a link to data/lnl/model.pt dangles once DVC
+    # removes that output)
+    for path, root in ((Path(os.path.normpath(Path.cwd() / init)), Path.cwd()),
+                       (Path(init).resolve(), Path.cwd().resolve())):  # fmt: skip
+        try:
+            path = path.relative_to(root)
+        except ValueError:
+            continue
+        found = next((folder for folder in folders if folder == path or folder in path.parents), None)
+        if found is not None:
+            return found
+    return None
 
 
 def check_crop_padding(padding: int, side: int, where: str = "", side_name: str = "the images' side") -> None:

@@ -223,13 +223,18 @@ WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net", "network")
 
 def _unwrap(state: dict) -> dict:
     """The dict of tensors inside a checkpoint: the first ``WRAPPER_KEYS`` entry holding a dict,
-    repeatedly (a ``{"model": {"state_dict": ...}}`` too)."""
-    while not any(isinstance(v, torch.Tensor) for v in state.values()):
-        inner = next((state[k] for k in WRAPPER_KEYS if isinstance(state.get(k), dict)), None)
-        if inner is None:
-            break
-        state = inner
-    return state
+    repeatedly (a ``{"model": {"state_dict": ...}}`` too), where it holds more tensors than the
+    level above (pytorch/examples' ImageNet script keeps a tensor ``best_acc1`` beside its
+    ``state_dict``)."""
+    inner = next((state[k] for k in WRAPPER_KEYS if isinstance(state.get(k), dict)), None)
+    if inner is None:
+        return state
+    inner = _unwrap(inner)
+    return inner if _tensor_count(inner) > _tensor_count(state) else state
+
+
+def _tensor_count(state: dict) -> int:
+    return sum(isinstance(value, torch.Tensor) for value in state.values())
 
 
 def _best_match(state: dict, own: dict) -> tuple[str, str, dict]:
@@ -263,7 +268,8 @@ def _adapt_stem(state: dict, own: dict, renamed: dict) -> dict:
 
 def _load_weights_file(model: nn.Module, path: Path) -> dict:
     checkpoint = _torch_load(path, "model.init")
-    if (checkpoint.get("pretrain") or {}).get("method", "trained") == "none":
+    pretrain = checkpoint.get("pretrain")
+    if isinstance(pretrain, dict) and pretrain.get("method") == "none":
         raise AlrError(f"model.init: {path} is an alr encoder that was never trained (pretrain.method 'none'): "
                        "its weights are random; give trained weights, or model.init: scratch")  # fmt: skip
     state = _unwrap(checkpoint)
