@@ -5,7 +5,7 @@ Split names are ``train``, ``val`` and ``test`` everywhere in alr.
 The drawn splits take images (or groups) in a draw ``order``: a function from an index array
 to the same indices reordered. :func:`hashed` orders by a keyed hash of each image's id, so an
 image keeps its place whatever other images are added or removed (a team's growing folder
-leaves the rounds its experts answered, and the test set, as they were); a generator's
+leaves its test set nearly as it was, and scores before and after comparable); a generator's
 ``permutation`` reshuffles everything after the first changed class.
 """
 
