@@ -74,15 +74,21 @@ def test_random_and_bald_follow_the_round_seed(setup):
     assert (run(setup, "bald")["score"] >= -1e-9).all()
 
 
+def penultimate_features(model, train) -> np.ndarray:
+    """The features core-set measures, computed by hand: every train image through the model,
+    normalised as NORMALIZATION says."""
+    mean, std = torch.tensor(NORMALIZATION["mean"]), torch.tensor(NORMALIZATION["std"])
+    x = (torch.from_numpy(train.images).permute(0, 3, 1, 2).float() / 255 - mean) / std
+    model.eval()
+    with torch.no_grad():
+        return model(x)[0].numpy()
+
+
 def test_coreset_measures_distances_from_the_labelled_rows_only(setup):
     model, train, pool, _ = setup
     labelled = np.zeros(30, dtype=bool)
     labelled[1::6] = True  # a third of the non-pool rows: the rest is neither pool nor labelled
-    mean, std = torch.tensor([0.5]), torch.tensor([0.25])
-    x = (torch.from_numpy(train.images).permute(0, 3, 1, 2).float() / 255 - mean) / std
-    model.eval()
-    with torch.no_grad():
-        features = model(x)[0].numpy()
+    features = penultimate_features(model, train)
     expected = strategies.coreset(features[pool], features[labelled], 3)
     params = parse_params({"train": {"device": "cpu"}, "al": {"strategy": "coreset"}})
     table = score_pool(model, NORMALIZATION, train, pool, labelled, 3, params, seed=1)
@@ -95,11 +101,7 @@ def test_coreset_candidates_inside_the_trusted_set_are_not_their_own_centres(set
     """al.pool: selected queries inside C, which is trusted: each candidate must not count as a
     centre for itself, else every distance is 0 and the query is the first sample ids."""
     model, train, pool, _ = setup
-    mean, std = torch.tensor([0.5]), torch.tensor([0.25])
-    x = (torch.from_numpy(train.images).permute(0, 3, 1, 2).float() / 255 - mean) / std
-    model.eval()
-    with torch.no_grad():
-        features = model(x)[0].numpy()
+    features = penultimate_features(model, train)
     labelled = pool.copy()
     labelled[1::3] = True  # trusted: the whole pool and a third of the other rows
     params = parse_params({"train": {"device": "cpu"}, "al": {"strategy": "coreset"}})
@@ -116,11 +118,7 @@ def test_coreset_under_pool_all_measures_from_the_trusted_samples_in_the_pool(se
     """al.pool: all (the default) pools C too: round 1 has no trusted sample outside the pool,
     yet C must stay the centres the candidates outside it are measured from."""
     model, train, pool, _ = setup
-    mean, std = torch.tensor([0.5]), torch.tensor([0.25])
-    x = (torch.from_numpy(train.images).permute(0, 3, 1, 2).float() / 255 - mean) / std
-    model.eval()
-    with torch.no_grad():
-        features = model(x)[0].numpy()
+    features = penultimate_features(model, train)
     every = np.ones(30, dtype=bool)
     trusted = np.zeros(30, dtype=bool)
     trusted[::2] = True  # C: half the train split, all of it in the pool
