@@ -39,8 +39,9 @@ def main() -> None:
     method = method_name(result.metrics["method"], result.metrics.get("selection_rule"))
     print(f"{method}: test balanced accuracy {rounded(test.get('balanced_accuracy'))}, "
           f"{kept_text(result.metrics['selection'], len(result.selection))}")  # fmt: skip
-    if init_sentence(result.metrics.get("init") or {}):
-        print(init_sentence(result.metrics["init"]))
+    loaded = init_sentence(result.metrics.get("init") or {})  # a weights file that left tensors random
+    if loaded:
+        print(loaded)
     net = result.metrics.get("safety_net")
     if net and net["ce_is_better"]:
         print(safety_net_sentence(net))
