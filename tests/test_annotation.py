@@ -385,6 +385,8 @@ def test_answers_to_an_earlier_query_say_the_query_changed_and_which_sample_left
     assert f"line 4: unknown item_id '{I3}'" in message and "it is sample 'q3'" in message
     assert "query changed since the answers were given" in message and "budget" in message
     assert "left as it is" in message
+    # the new page takes the answers still asked, from this very file
+    assert "click 'Load answers' and choose this file" in message and "(2 of its 3 answers)" in message
 
 
 def test_answers_under_another_seed_or_round_say_so(tmp_path):
@@ -402,6 +404,7 @@ def test_a_query_that_grew_since_the_answers_says_so(tmp_path):
         read_seeded(tmp_path, f"item_id,label\n{I1},0\n{I2},1\n{I3},2\n", query=grown)
     assert "1 of 4 queried items has no answer" in str(info.value)
     assert "query changed since the answers were given" in str(info.value)
+    assert "images still asked (3 of its 3 answers), then answer the rest" in str(info.value)
 
 
 def test_a_cut_item_id_of_a_queried_sample_is_not_called_a_query_change(tmp_path):
@@ -419,8 +422,10 @@ def test_a_cut_item_id_of_a_queried_sample_is_not_called_a_query_change(tmp_path
 def test_a_sample_id_never_queried_says_the_query_may_have_changed(tmp_path):
     path = tmp_path / "round_1.csv"
     path.write_text("sample_id,label\nother,0\nq1,0\nq2,1\nq3,2\n")
-    with pytest.raises(AlrError, match="sample 'other' was not queried in this round; the round's query changed"):
+    changed = "sample 'other' was not queried in this round; the round's query changed"
+    with pytest.raises(AlrError, match=changed) as info:
         read_answers(path, QUERY, KNOWN, CLASSES, False, tmp_path / "annotate.html", 1, seed=0)
+    assert str(info.value).endswith(f"answer the samples of the new query ({tmp_path / 'annotate.csv'} lists them)")
     path = tmp_path / "round_2.csv"
     path.write_text(f"item_id,label\n{item_ids(['q1'], 1, 5)[0]},0\n")
     with pytest.raises(AlrError, match=r"earlier query of this one\?\)$"):  # without the seed: no diagnosis

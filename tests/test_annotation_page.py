@@ -488,6 +488,72 @@ def test_a_team_keeps_each_experts_answers_apart_on_one_browser(browser, tmp_pat
         ["s1", 1, "ana, MD"], ["s1", 3, "ben"], ["s2", -1, "ana, MD"]]
 
 
+def load_file(browser, path: Path) -> str:
+    """Chooses ``path`` in the page's Load answers dialog; the note the page then shows."""
+    browser.send_keys("#load-file", str(path))
+    deadline = time.monotonic() + 10
+    while not browser.text("#save-note") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return browser.text("#save-note")
+
+
+def test_loading_a_saved_file_fills_in_the_images_not_answered_here(browser, tmp_path):
+    # the round asked again with other images: the file answers two of this page's, one it no longer
+    # shows, and one with a label that names no class; one image was answered here already
+    open_page(browser, tmp_path)
+    browser.press("1")  # cell/001 -> Basophil, here
+    earlier = tmp_path / "round_1 earlier.csv"
+    earlier.write_bytes(("\ufeffitem_id,label\r\n"
+                         "cell/001,Lymphocyte\r\n"  # at odds with the answer given here, which stays
+                         '"cell,003","Neutro,phil ""N"""\r\n'
+                         "cell/004,SKIP\r\n"
+                         "r1-00ff00ff00,Monocyte\r\n"  # an image of the earlier query only
+                         f'"{EVIL_ID.replace(chr(34), 2 * chr(34))}",Unicorn\r\n').encode())
+    assert load_file(browser, earlier) == (
+        "Loaded 2 answers from round_1 earlier.csv, 1 image still to answer. Not loaded: 1 answer to images not "
+        "on this page (another round's, or an earlier query of this round's: the file you save leaves them out); "
+        "1 answer at odds with an answer given here (the one given here stays); 1 label naming no class. "
+        "Save to write them into round_1.csv.")
+    assert (browser.text("#progress"), browser.text("#item-id")) == ("3 / 4 answered", EVIL_ID)  # the one left
+    assert browser.text("#save-status") == "unsaved answers"
+    browser.press("2")
+    assert browser.text("#save-note") == ""  # it spoke of the file
+    browser.session("POST", "/refresh")  # the loaded answers are kept in the browser like those given here
+    deadline = time.monotonic() + 30  # see the team test: a loaded machine may show storage late
+    while browser.text("#progress") != "4 / 4 answered" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        browser.session("POST", "/refresh")
+    browser.click("#save")
+    assert wait_for_download(browser.downloads, "round_1.csv").read_text() == (
+        "item_id,label\ncell/001,Basophil\n"
+        f'"{EVIL_ID.replace(chr(34), 2 * chr(34))}","Neutro,phil ""N"""\n'
+        '"cell,003","Neutro,phil ""N"""\ncell/004,skip\n')
+
+    (tmp_path / "other.csv").write_text("sample_id,label\ns1,Basophil\n")
+    assert load_file(browser, tmp_path / "other.csv") == (
+        "Nothing loaded: other.csv is not a file saved from an annotation page (its first line should be "
+        "item_id,label).")
+
+
+def test_a_team_page_loads_the_answers_of_the_name_typed(browser, tmp_path):
+    open_page(browser, tmp_path, ITEMS[:3], annotators=2)
+    joined = tmp_path / "round_1.csv"
+    joined.write_text("item_id,label,annotator\n"
+                      "cell/001,Basophil,ana\n"
+                      "cell/001,Monocyte,ben\n"
+                      '"cell,003",Lymphocyte,ana\n'
+                      '"cell,003",Monocyte,ana\n')  # one expert, two answers: neither is taken
+    browser.click("#load")  # no name yet: nothing is loaded, the name box takes the focus
+    assert browser.execute("return document.activeElement.id") == "annotator"
+    browser.send_keys("#annotator", "ana\n")
+    assert load_file(browser, joined) == (
+        "Loaded 1 answer from round_1.csv, 2 images still to answer. Not loaded: 1 image answered twice, "
+        "differently; 1 answer of other experts (this page loads ana's). Save to write them into round_1.csv.")
+    browser.click("#save")
+    assert wait_for_download(browser.downloads, "round_1.csv").read_text() == (
+        "item_id,label,annotator\ncell/001,Basophil,ana\n")
+
+
 def test_a_team_page_saves_nothing_before_a_name_and_trims_the_name(browser, tmp_path):
     open_page(browser, tmp_path, ITEMS[:3], annotators=2)
     browser.click("#save")  # no name yet: nothing is saved, the name box takes the focus

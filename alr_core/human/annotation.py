@@ -31,7 +31,7 @@ import pandas as pd
 from PIL import Image
 
 from alr_core.common.errors import AlrError, AwaitingAnswers
-from alr_core.common.paths import ANSWERS_DIR, LABELSTUDIO_TASKS, PREPARED_IMAGES
+from alr_core.common.paths import ANNOTATION_CSV, ANSWERS_DIR, LABELSTUDIO_TASKS, PREPARED_IMAGES
 from alr_core.common.text import composed, counted, did_you_mean, shortened
 from alr_core.data.images import array_picture, png_bytes, read_viewable
 from alr_core.human.page import MAX_IMAGE_WIDTH_PX, SKIP
@@ -121,13 +121,20 @@ def _digest(sample_id: str, round_number: int, seed: int) -> str:
     return hmac.new(str(seed).encode(), f"{round_number}/{sample_id}".encode(), hashlib.sha256).hexdigest()
 
 
-# what makes an answers file written for a round's earlier query no longer fit it, and what to do
-QUERY_CHANGED = ("the round's query changed since the answers were given (budget, the number of rounds and "
-                 "al.annotators set how many samples a round queries; al.strategy, al.pool, an earlier round's "
-                 "answers and the models decide which, and the models change with seed, the data and any setting "
-                 "of the stages before: noise.*, pretrain.*, lnl.*, model.*, train.*); the answers file is left as "
-                 "it is: put back the params and data of the query it answers (`git log -p params.yaml`), or "
-                 "answer the round's page again")
+def _query_changed(id_column: str, page: Path, still_asked: int, answers: int) -> str:
+    """What makes an answers file written for a round's earlier query no longer fit it, and what
+    to do. ``still_asked`` of the file's ``answers`` name samples the query still holds: a file
+    saved from the page (``id_column`` item_id) gives those to the new page's Load answers."""
+    changed = ("the round's query changed since the answers were given (budget, the number of rounds and "
+               "al.annotators set how many samples a round queries; al.strategy, al.pool, an earlier round's answers "
+               "and the models decide which, and the models change with seed, the data and any setting of the stages "
+               "before: noise.*, pretrain.*, lnl.*, model.*, train.*); the answers file is left as it is: put back the "
+               "params and data of the query it answers (`git log -p params.yaml`), or ")
+    if id_column == "item_id":
+        return changed + (f"open the round's new page {page}, click 'Load answers' and choose this file, which fills "
+                          f"in its answers to the images still asked ({still_asked} of its "
+                          f"{counted(answers, 'answer')}), then answer the rest and save")
+    return changed + f"answer the samples of the new query ({page.with_name(ANNOTATION_CSV)} lists them)"
 
 
 def package_table(query: pd.DataFrame, samples: pd.DataFrame, class_names: list[str]) -> pd.DataFrame:
@@ -282,7 +289,9 @@ def check_answers(records: list[tuple[str, str, str, str]], id_column: str, path
     for place, given_id, annotator, label in records:
         label = composed(label)
         if given_id not in sample_of:
-            why = _unknown(given_id, id_column, known, len(query), page, round_number, seed, set(sample_of.values()))
+            changed = _query_changed(id_column, page, sum(r[1] in sample_of for r in records), len(records))
+            why = _unknown(given_id, id_column, known, len(query), page, changed, round_number, seed,
+                           set(sample_of.values()))
             raise AlrError(f"{path}: {place}: {why}")
         answer = _class_index(label, index_of, len(class_names))
         if label in index_of and label.isdecimal() and int(label) < len(class_names) and int(label) != answer:
@@ -312,7 +321,8 @@ def check_answers(records: list[tuple[str, str, str, str]], id_column: str, path
             f"{'has' if len(missing) == 1 else 'have'} no answer: "
             f"{', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''}; answer them (or 'skip'), "
             "or set al.allow_partial: true to accept a partial file"
-            + (f"; if the file answered every image of the page when it was saved, {QUERY_CHANGED}"
+            + (f"; if the file answered every image of the page when it was saved, "
+               f"{_query_changed(id_column, page, len(records), len(records))}"
                if given else "")
         )
     note = None
@@ -325,7 +335,7 @@ def check_answers(records: list[tuple[str, str, str, str]], id_column: str, path
     return Answers.of({key: answer for key, (answer, _) in given.items()}, note)
 
 
-def _unknown(given_id: str, id_column: str, known: set, queried: int, page: Path,
+def _unknown(given_id: str, id_column: str, known: set, queried: int, page: Path, changed: str,
              round_number: Optional[int] = None, seed: Optional[int] = None, queried_ids: set = frozenset()) -> str:
     """Why an id that names no queried sample is refused. An unknown item id points the expert
     at the page, which lists the round's ids, not at annotate.csv, which shows the paths; with
@@ -349,11 +359,11 @@ def _unknown(given_id: str, id_column: str, known: set, queried: int, page: Path
                     "the page")
         if sample is None:
             return (f"{unknown}: no sample of the data has this id under seed {seed} (seed changed, or the sample "
-                    f"left the data); {QUERY_CHANGED}")  # fmt: skip
-        return f"{unknown}: it is sample {sample!r}, which this round's query no longer holds; {QUERY_CHANGED}"
+                    f"left the data); {changed}")  # fmt: skip
+        return f"{unknown}: it is sample {sample!r}, which this round's query no longer holds; {changed}"
     if given_id not in known:
         return f"unknown sample_id {given_id!r}"
-    return f"sample {given_id!r} was not queried in this round; {QUERY_CHANGED}"
+    return f"sample {given_id!r} was not queried in this round; {changed}"
 
 
 def _parse(path: Path) -> tuple[str, list[tuple[str, str, str, str]]]:

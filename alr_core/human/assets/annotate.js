@@ -251,6 +251,96 @@
       "browser may have named " + DATA.filename.replace(/\.csv$/, " (1).csv") + " or the like.";
   }
 
+  // --- loading an answers file: this round answered on another computer, or for an earlier query of the round
+  function csvRows(text) {  // RFC 4180, as alr reads the file: a quoted field may hold commas, "" and line breaks
+    const rows = [];
+    let row = [], field = "", quoted = false;
+    for (let i = 0; i < text.length; i++) {
+      const c = text[i];
+      if (quoted) {
+        if (c === '"' && text[i + 1] === '"') { field += '"'; i++; }
+        else if (c === '"') quoted = false;
+        else field += c;
+      } else if (c === '"' && field === "") quoted = true;
+      else if (c === ",") { row.push(field); field = ""; }
+      else if (c === "\n" || c === "\r") {
+        if (c === "\r" && text[i + 1] === "\n") i++;
+        row.push(field); rows.push(row); row = []; field = "";
+      } else field += c;
+    }
+    if (field !== "" || row.length) { row.push(field); rows.push(row); }
+    return rows.filter((r) => r.some((f) => f.trim() !== ""));
+  }
+  function answerOf(label) {  // as alr reads a label: skip, a class name (either Unicode form), else a class index
+    const text = label.trim().normalize("NFC");
+    if (text.toLowerCase() === SKIP) return SKIP;
+    const named = NAMES.findIndex((name) => name.normalize("NFC") === text);
+    if (named !== -1) return named;
+    return /^[0-9]+$/.test(text) && Number(text) < NAMES.length ? Number(text) : null;
+  }
+  function counted(count, noun) { return count + " " + noun + (count === 1 ? "" : "s"); }
+  // The file's answers fill the images not answered here; an answer given here is newer than a file, so it stays.
+  // Returns what the expert should know: how many were loaded, and every row that was not.
+  function loadAnswers(text, fileName) {
+    const rows = csvRows(text.replace(/^\uFEFF/, ""));
+    const columns = rows.length ? rows[0].map((c) => c.trim()) : [];
+    const idAt = columns.indexOf("item_id"), labelAt = columns.indexOf("label"), byAt = columns.indexOf("annotator");
+    if (idAt === -1 || labelAt === -1) {
+      return "Nothing loaded: " + fileName + " is not a file saved from an annotation page (its first line " +
+        "should be item_id,label" + (TEAM ? ",annotator" : "") + ").";
+    }
+    const onPage = new Set(ITEMS.map((it) => it.item_id));
+    const found = {}, contradicted = new Set();
+    let notOnPage = 0, notClasses = 0, othersAnswers = 0;
+    for (const row of rows.slice(1)) {
+      if (TEAM && byAt !== -1 && (row[byAt] || "").trim() !== annotator) { othersAnswers++; continue; }
+      const id = (row[idAt] || "").trim(), value = answerOf(row[labelAt] || "");
+      if (!onPage.has(id)) { notOnPage++; continue; }
+      if (value === null) { notClasses++; continue; }
+      if (id in found && found[id] !== value) contradicted.add(id);
+      found[id] = value;
+    }
+    contradicted.forEach((id) => delete found[id]);
+    const loaded = [];
+    let differing = 0;
+    for (const [id, value] of Object.entries(found)) {
+      if (!(id in answers)) { answers[id] = value; loaded.push(id); }
+      else if (answers[id] !== value) differing++;
+    }
+    persist(loaded);
+    const open = ITEMS.length - answeredCount();
+    const left = [];
+    if (notOnPage) {
+      left.push(counted(notOnPage, "answer") + " to images not on this page (another round's, or an earlier query " +
+        "of this round's: the file you save leaves them out)");
+    }
+    if (differing) {
+      left.push(counted(differing, "answer") + " at odds with an answer given here (the one given here stays)");
+    }
+    if (contradicted.size) left.push(counted(contradicted.size, "image") + " answered twice, differently");
+    if (notClasses) left.push(counted(notClasses, "label") + " naming no class");
+    if (othersAnswers) {
+      left.push(counted(othersAnswers, "answer") + " of other experts (this page loads " + annotator + "'s)");
+    }
+    const head = loaded.length ? "Loaded " + counted(loaded.length, "answer") + " from " : "Nothing loaded from ";
+    return head + fileName + (open ? ", " + counted(open, "image") + " still to answer." : ", every image answered.") +
+      (left.length ? " Not loaded: " + left.join("; ") + "." : "") +
+      (loaded.length ? " Save to write them into " + DATA.filename + "." : "");
+  }
+  function chooseFile() {
+    if (nameMissing()) { askForName(); return; }
+    $("load-file").click();
+  }
+  async function fileChosen(event) {
+    const file = event.target.files[0];
+    event.target.value = "";  // the same file can be chosen again
+    if (!file || nameMissing()) return;
+    const note = loadAnswers(await file.text(), file.name);
+    const firstOpen = ITEMS.findIndex((it) => !(it.item_id in answers));
+    go(firstOpen === -1 ? index : firstOpen);
+    $("save-note").textContent = note;
+  }
+
   document.addEventListener("keydown", (event) => {
     if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey || event.isComposing) return;
     const target = event.target;
@@ -271,6 +361,8 @@
   $("prev").addEventListener("click", () => go(index - 1));
   $("next").addEventListener("click", () => go(index + 1));
   $("save").addEventListener("click", save);
+  $("load").addEventListener("click", chooseFile);
+  $("load-file").addEventListener("change", fileChosen);
   $("image").addEventListener("load", fitImage);
   window.addEventListener("storage", (event) => {  // another tab of this page answered: show it here too
     if (event.key === storageKey() && !nameMissing()) { load(); render(); }
