@@ -393,6 +393,10 @@ def test_answers_under_another_seed_or_round_say_so(tmp_path):
     other_seed = item_ids(["q1"], 1, 5)[0]
     with pytest.raises(AlrError, match="no sample of the data has this id under seed 0"):
         read_seeded(tmp_path, f"item_id,label\n{other_seed},0\n{I2},1\n{I3},2\n")
+    with pytest.raises(AlrError) as info:  # every id changes with the seed: the page's Load answers would find none
+        read_seeded(tmp_path, "item_id,label\n" + "".join(f"{i},0\n" for i in item_ids(["q1", "q2", "q3"], 1, 5)))
+    assert str(info.value).endswith(f"answer the round's new page {tmp_path / 'annotate.html'}: none of the file's "
+                                    "answers is to an image it asks")
     round_2 = item_ids(["q1"], 2, 0)[0]
     with pytest.raises(AlrError, match="it is an item of round 2's page, so the file holds another round's answers"):
         read_seeded(tmp_path, f"item_id,label\n{round_2},0\n{I2},1\n{I3},2\n")

@@ -529,10 +529,41 @@ def test_loading_a_saved_file_fills_in_the_images_not_answered_here(browser, tmp
         f'"{EVIL_ID.replace(chr(34), 2 * chr(34))}","Neutro,phil ""N"""\n'
         '"cell,003","Neutro,phil ""N"""\ncell/004,skip\n')
 
-    (tmp_path / "other.csv").write_text("sample_id,label\ns1,Basophil\n")
-    assert load_file(browser, tmp_path / "other.csv") == (
-        "Nothing loaded: other.csv is not a file saved from an annotation page (its first line should be "
-        "item_id,label).")
+    browser.execute("document.getElementById('save-note').textContent = '';")
+    assert load_file(browser, earlier).startswith(  # loaded again: nothing new, and the page says why
+        "Nothing loaded from round_1 earlier.csv, every image answered. Not loaded: 2 answers given here already; ")
+
+
+@pytest.mark.parametrize("content, note", [
+    (b"sample_id,label\ns1,Basophil\n", "Nothing loaded: other.csv is not a file saved from an annotation page "
+                                         "(its first line should be item_id,label)."),
+    (b"item_id;label\ncell/001;Basophil\n", "Nothing loaded: other.csv is not a file saved from an annotation page "
+                                             "(its first line should be item_id,label, separated by commas, not "
+                                             "semicolons)."),
+    (b"item_id,label\r\n", "Nothing loaded from other.csv, 4 images still to answer. Not loaded: the file holds no "
+                           "answers, only its first line."),
+    ("item_id,label\ncell/001,Basophil\ncell/004,Anämie\n".encode("cp1252"),
+     'Nothing loaded: other.csv is not UTF-8 text; save it as "CSV UTF-8" (or load the file the page saved).'),
+])
+def test_a_file_the_page_cannot_load_says_why(browser, tmp_path, content, note):
+    open_page(browser, tmp_path)
+    (tmp_path / "other.csv").write_bytes(content)
+    assert load_file(browser, tmp_path / "other.csv") == note
+    assert browser.text("#progress") == "0 / 4 answered"
+
+
+def test_loading_in_a_tab_that_missed_the_other_tabs_answers_keeps_them(browser, tmp_path):
+    first, second = open_in_two_tabs(browser, tmp_path, deaf_second=True)
+    browser.press("1")  # the first tab: cell/001 -> Basophil
+    browser.session("POST", "/window", {"handle": second})
+    assert browser.text("#progress") == "0 / 4 answered"  # a frozen tab: it missed the storage event
+    (tmp_path / "old.csv").write_text("item_id,label\ncell/001,Monocyte\ncell/004,Monocyte\n")
+    assert load_file(browser, tmp_path / "old.csv").startswith(
+        "Loaded 1 answer from old.csv, 2 images still to answer. Not loaded: 1 answer at odds with an answer given "
+        "here (the one given here stays).")
+    browser.click("#save")
+    assert wait_for_download(browser.downloads, "round_1.csv").read_text() == (
+        "item_id,label\ncell/001,Basophil\ncell/004,Monocyte\n")
 
 
 def test_a_team_page_loads_the_answers_of_the_name_typed(browser, tmp_path):

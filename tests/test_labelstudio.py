@@ -153,6 +153,17 @@ def test_a_long_task_id_is_shortened_in_the_error(tmp_path):
     assert len(str(info.value)) < 800
 
 
+def test_an_export_for_an_earlier_query_points_at_the_new_tasks_not_the_page(tmp_path):
+    path = tmp_path / "round_1.json"
+    path.write_text(json.dumps(full_export()))  # answers q1..q3; the round now asks q1, q2
+    with pytest.raises(AlrError) as info:
+        read_answers(path, QUERY[:2], KNOWN, CLASSES, False, tmp_path / "annotate.html", 1, seed=0)
+    assert "it is sample 'q3', which this round's query no longer holds" in str(info.value)
+    assert str(info.value).endswith(f"import the round's new tasks {tmp_path / 'labelstudio_tasks.json'} into Label "
+                                    "Studio and answer them (4 of the export's 5 answers are to images still asked)")
+    assert "Load answers" not in str(info.value)  # the page loads files it saved, not Label Studio's
+
+
 def test_a_repeated_agreeing_answer_counts_once_and_partial_exports_are_accepted_when_allowed(tmp_path):
     repeated = full_export(task(7, I3, annotation(7, "Lymphocyte", number=9)))
     assert len(export(tmp_path, repeated).table) == 5

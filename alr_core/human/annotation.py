@@ -121,7 +121,7 @@ def _digest(sample_id: str, round_number: int, seed: int) -> str:
     return hmac.new(str(seed).encode(), f"{round_number}/{sample_id}".encode(), hashlib.sha256).hexdigest()
 
 
-def _query_changed(id_column: str, page: Path, still_asked: int, answers: int) -> str:
+def _query_changed(id_column: str, page: Path, still_asked: int, answers: int, path: Path) -> str:
     """What makes an answers file written for a round's earlier query no longer fit it, and what
     to do. ``still_asked`` of the file's ``answers`` name samples the query still holds: a file
     saved from the page (``id_column`` item_id) gives those to the new page's Load answers."""
@@ -130,6 +130,12 @@ def _query_changed(id_column: str, page: Path, still_asked: int, answers: int) -
                "and the models decide which, and the models change with seed, the data and any setting of the stages "
                "before: noise.*, pretrain.*, lnl.*, model.*, train.*); the answers file is left as it is: put back the "
                "params and data of the query it answers (`git log -p params.yaml`), or ")
+    if id_column == "item_id" and path.suffix == ".json":  # Label Studio's export: the page loads page files only
+        return changed + (f"import the round's new tasks {page.with_name(LABELSTUDIO_TASKS)} into Label Studio and "
+                          f"answer them ({still_asked} of the export's {counted(answers, 'answer')} are to images "
+                          "still asked)")
+    if id_column == "item_id" and still_asked == 0:  # Load answers would fill in nothing
+        return changed + f"answer the round's new page {page}: none of the file's answers is to an image it asks"
     if id_column == "item_id":
         return changed + (f"open the round's new page {page}, click 'Load answers' and choose this file, which fills "
                           f"in its answers to the images still asked ({still_asked} of its "
@@ -289,7 +295,7 @@ def check_answers(records: list[tuple[str, str, str, str]], id_column: str, path
     for place, given_id, annotator, label in records:
         label = composed(label)
         if given_id not in sample_of:
-            changed = _query_changed(id_column, page, sum(r[1] in sample_of for r in records), len(records))
+            changed = _query_changed(id_column, page, sum(r[1] in sample_of for r in records), len(records), path)
             why = _unknown(given_id, id_column, known, len(query), page, changed, round_number, seed,
                            set(sample_of.values()))
             raise AlrError(f"{path}: {place}: {why}")
@@ -322,7 +328,7 @@ def check_answers(records: list[tuple[str, str, str, str]], id_column: str, path
             f"{', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''}; answer them (or 'skip'), "
             "or set al.allow_partial: true to accept a partial file"
             + (f"; if the file answered every image of the page when it was saved, "
-               f"{_query_changed(id_column, page, len(records), len(records))}"
+               f"{_query_changed(id_column, page, len(records), len(records), path)}"
                if given else "")
         )
     note = None

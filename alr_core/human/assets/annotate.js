@@ -286,8 +286,10 @@
     const columns = rows.length ? rows[0].map((c) => c.trim()) : [];
     const idAt = columns.indexOf("item_id"), labelAt = columns.indexOf("label"), byAt = columns.indexOf("annotator");
     if (idAt === -1 || labelAt === -1) {
+      const semicolons = columns.length === 1 && columns[0].includes(";");  // Excel's CSV where ',' is the decimal mark
       return "Nothing loaded: " + fileName + " is not a file saved from an annotation page (its first line " +
-        "should be item_id,label" + (TEAM ? ",annotator" : "") + ").";
+        "should be item_id,label" + (TEAM ? ",annotator" : "") + (semicolons ? ", separated by commas, not " +
+        "semicolons" : "") + ").";
     }
     const onPage = new Set(ITEMS.map((it) => it.item_id));
     const found = {}, contradicted = new Set();
@@ -301,15 +303,19 @@
       found[id] = value;
     }
     contradicted.forEach((id) => delete found[id]);
+    persist([]);  // first what another tab of this page answered (a frozen tab missed its storage events): it stays
     const loaded = [];
-    let differing = 0;
+    let differing = 0, already = 0;
     for (const [id, value] of Object.entries(found)) {
       if (!(id in answers)) { answers[id] = value; loaded.push(id); }
       else if (answers[id] !== value) differing++;
+      else already++;
     }
     persist(loaded);
     const open = ITEMS.length - answeredCount();
     const left = [];
+    if (already) left.push(counted(already, "answer") + " given here already");
+    if (rows.length === 1) left.push("the file holds no answers, only its first line");
     if (notOnPage) {
       left.push(counted(notOnPage, "answer") + " to images not on this page (another round's, or an earlier query " +
         "of this round's: the file you save leaves them out)");
@@ -335,7 +341,14 @@
     const file = event.target.files[0];
     event.target.value = "";  // the same file can be chosen again
     if (!file || nameMissing()) return;
-    const note = loadAnswers(await file.text(), file.name);
+    let text;
+    try { text = new TextDecoder("utf-8", { fatal: true }).decode(await file.arrayBuffer()); }
+    catch (error) {  // Excel's "CSV" on Windows: cp1252, whose accented class names would read as no class
+      $("save-note").textContent = "Nothing loaded: " + file.name + " is not UTF-8 text; save it as " +
+        "\"CSV UTF-8\" (or load the file the page saved).";
+      return;
+    }
+    const note = loadAnswers(text, file.name);
     const firstOpen = ITEMS.findIndex((it) => !(it.item_id in answers));
     go(firstOpen === -1 ? index : firstOpen);
     $("save-note").textContent = note;
