@@ -26,7 +26,8 @@ def main() -> None:
     rnd = current_round(params, round_argument(__doc__))
     labels = artifacts.read_parquet(rnd.prev_dir / paths.WORKING_LABELS)
     query = artifacts.read_parquet(rnd.out_dir / paths.QUERY)
-    class_names = class_names_of(artifacts.read_parquet(paths.PREPARED_SAMPLES))
+    samples = artifacts.read_parquet(paths.PREPARED_SAMPLES)
+    class_names = class_names_of(samples)
     if params.al.paper_protocol and rnd.number == 1:
         labels = apply_answers(labels, paper_protocol_answers(labels), rnd.number, "paper_protocol")
     answers_file = find_answers(rnd.number) if rnd.oracle == "human" else None
@@ -35,7 +36,8 @@ def main() -> None:
     elif rnd.oracle == "human":
         page = rnd.out_dir / paths.ANNOTATION_PAGE
         read = read_answers(answers_file, query, labels["sample_id"], class_names, params.al.allow_partial, page,
-                            rnd.number, params.al.annotators, params.seed)  # fmt: skip
+                            rnd.number, params.al.annotators, params.seed,
+                            dict(zip(samples["sample_id"], samples["split"])))  # fmt: skip
         if read.note:
             print(read.note)
         answers, source = read.table, "expert"

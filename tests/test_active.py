@@ -34,7 +34,7 @@ from alr_core.active.rounds import Round, current_round, round_metrics
 from alr_core.common import artifacts, paths
 from alr_core.common.errors import AlrError
 from alr_core.common.params import default_params, parse_params, round_params, split_budget
-from alr_core.human.annotation import IMAGES_NOTE
+from alr_core.human.annotation import IMAGES_NOTE, item_ids
 
 CLASSES = ["a", "b", "c"]
 IDS = [f"s{i}" for i in range(8)]
@@ -593,6 +593,25 @@ def test_oracle_relabel_stage(stage_tree, paper_protocol):
     assert labels2["relabel_round"].tolist()[3] == 2 and labels2["label"].tolist()[3] == 0
     changed = labels2["label"] != labels["label"]
     assert changed.tolist() == [False, False, False, True, False, False, False, False]
+
+
+def test_a_human_round_says_when_an_answered_sample_left_train(stage_tree):
+    # the splits were drawn anew since the answers (an upgrade's data.split_order): the stage
+    # reads every sample's split to say so
+    set_params(stage_tree, {"budget": 4, "al": {"oracle": "human"}})
+    write_prepared(stage_tree)
+    samples = pd.read_parquet(stage_tree / paths.PREPARED_SAMPLES)
+    moved = samples.iloc[:1].assign(sample_id="t0", split="test")
+    artifacts.write_parquet(stage_tree / paths.PREPARED_SAMPLES, pd.concat([samples, moved], ignore_index=True))
+    artifacts.write_parquet(stage_tree / paths.LNL_WORKING_LABELS, working())
+    artifacts.write_parquet(stage_tree / "data/rounds/1" / paths.QUERY, pd.DataFrame({
+        "rank": [1, 2], "item_id": item_ids(["s7", "s4"], 1, 0), "sample_id": ["s7", "s4"]}))  # fmt: skip
+    (stage_tree / "annotations").mkdir(exist_ok=True)
+    (stage_tree / "annotations" / "round_1.csv").write_text("sample_id,label\ns7,b\nt0,a\n")
+    result = stage(stage_tree, "stages.oracle_relabel")
+    assert result.returncode != 0
+    assert ("annotations/round_1.csv: line 3: sample 't0' was not queried in this round: it is now in the test "
+            "split, not train: the splits changed") in result.stderr
 
 
 def test_a_human_round_with_no_share_of_the_budget_asks_nobody(stage_tree):

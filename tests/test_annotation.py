@@ -402,6 +402,25 @@ def test_answers_under_another_seed_or_round_say_so(tmp_path):
         read_seeded(tmp_path, f"item_id,label\n{round_2},0\n{I2},1\n{I3},2\n")
 
 
+def test_answers_to_a_sample_that_left_train_say_the_splits_changed(tmp_path):
+    # an upgrade that drew the splits anew (data.split_order) put an answered sample in test
+    splits = {"q1": "train", "q2": "train", "q3": "train", "other": "train", "t9": "test"}
+    path = tmp_path / "round_1.csv"
+    for text, fragment in (
+        (f"item_id,label\n{I1},0\n{item_ids(['t9'], 1, 0)[0]},1\n", "it is sample 't9', now in the test split"),
+        ("sample_id,label\nq1,0\nt9,1\n", "sample 't9' was not queried in this round: it is now in the test split"),
+    ):
+        path.write_text(text)
+        with pytest.raises(AlrError) as info:
+            read_answers(path, QUERY, KNOWN, CLASSES, True, tmp_path / "annotate.html", 1, seed=0, splits=splits)
+        assert fragment in str(info.value)
+        assert "not train: the splits changed since the answers were given (data.split_order" in str(info.value)
+        assert "`shuffle` keeps the splits an earlier alr drew" in str(info.value)
+        with pytest.raises(AlrError) as info:  # without the splits: no sample of train has the id
+            read_answers(path, QUERY, KNOWN, CLASSES, True, tmp_path / "annotate.html", 1, seed=0)
+        assert "split" not in str(info.value)
+
+
 def test_a_query_that_grew_since_the_answers_says_so(tmp_path):
     grown = pd.concat([QUERY, QUERY.iloc[:1].assign(item_id=item_ids(["other"], 1, 0), sample_id="other")])
     with pytest.raises(AlrError) as info:

@@ -242,10 +242,12 @@ def find_answers(round_number: int) -> Path:
 
 def read_answers(path: Path, query: pd.DataFrame, known_ids: pd.Series, class_names: list[str],
                  allow_partial: bool, page: Path, round_number: int, annotators: int = 1,
-                 seed: Optional[int] = None) -> Answers:
+                 seed: Optional[int] = None, splits: Optional[dict[str, str]] = None) -> Answers:
     """Read and check round ``round_number``'s answers file against its query (``item_id`` and
     ``sample_id`` per queried sample): the CSV (``.csv``) or Label Studio's JSON export
-    (``.json``, see :mod:`alr_core.human.labelstudio`). ``page``: the round's annotation page.
+    (``.json``, see :mod:`alr_core.human.labelstudio`). ``page``: the round's annotation page;
+    ``known_ids``: the train samples' ids; ``splits``: every sample's split, to say when an
+    answered sample left train (the splits changed since the answers were given).
 
     Errors name the file, the place (CSV: the line, counting the header as line 1; Label
     Studio: the task id) and the problem: a missing file (with what to do), wrong encoding or
@@ -273,7 +275,7 @@ def read_answers(path: Path, query: pd.DataFrame, known_ids: pd.Series, class_na
     else:
         id_column, records = _parse(path)
     read = check_answers(records, id_column, path, query, set(known_ids), class_names, allow_partial, page,
-                         round_number, seed)
+                         round_number, seed, splits)
     notes = [read.note] if read.note else []
     notes += answers_notes(read.table, len(query), annotators, path, round_number)
     return Answers(read.table, "\n".join(notes) or None)
@@ -281,9 +283,11 @@ def read_answers(path: Path, query: pd.DataFrame, known_ids: pd.Series, class_na
 
 def check_answers(records: list[tuple[str, str, str, str]], id_column: str, path: Path, query: pd.DataFrame,
                   known: set, class_names: list[str], allow_partial: bool, page: Path,
-                  round_number: Optional[int] = None, seed: Optional[int] = None) -> Answers:
+                  round_number: Optional[int] = None, seed: Optional[int] = None,
+                  splits: Optional[dict[str, str]] = None) -> Answers:
     """``records``: (place, id, annotator, label text) per answer, as a reader found them, the
-    id being an item id or a sample id as ``id_column`` says; ``known``: every sample id.
+    id being an item id or a sample id as ``id_column`` says; ``known``: every train sample id;
+    ``splits``: every sample's split (or None).
 
     A label that is a class name is read as that class even when it is also the index of
     another (class names "1".."5" are indices 0..4): the returned note then says so."""
@@ -297,7 +301,7 @@ def check_answers(records: list[tuple[str, str, str, str]], id_column: str, path
         if given_id not in sample_of:
             changed = _query_changed(id_column, page, sum(r[1] in sample_of for r in records), len(records), path)
             why = _unknown(given_id, id_column, known, len(query), page, changed, round_number, seed,
-                           set(sample_of.values()))
+                           set(sample_of.values()), splits)
             raise AlrError(f"{path}: {place}: {why}")
         answer = _class_index(label, index_of, len(class_names))
         if label in index_of and label.isdecimal() and int(label) < len(class_names) and int(label) != answer:
@@ -342,11 +346,13 @@ def check_answers(records: list[tuple[str, str, str, str]], id_column: str, path
 
 
 def _unknown(given_id: str, id_column: str, known: set, queried: int, page: Path, changed: str,
-             round_number: Optional[int] = None, seed: Optional[int] = None, queried_ids: set = frozenset()) -> str:
+             round_number: Optional[int] = None, seed: Optional[int] = None, queried_ids: set = frozenset(),
+             splits: Optional[dict[str, str]] = None) -> str:
     """Why an id that names no queried sample is refused. An unknown item id points the expert
     at the page, which lists the round's ids, not at annotate.csv, which shows the paths; with
     the round and the seed it also says why the id is not there: an id of another round, a
-    sample this query no longer holds, or no sample of the data under this seed."""
+    sample this query no longer holds, a sample that left train (``splits``: every sample's
+    split), or no sample of the data under this seed."""
     if id_column == "item_id":
         unknown = (f"unknown item_id {given_id!r}: not one of the {counted(queried, 'item')} on this round's "
                    f"page {page}")  # fmt: skip
@@ -363,13 +369,26 @@ def _unknown(given_id: str, id_column: str, known: set, queried: int, page: Path
         if sample in queried_ids:  # the item of a sample the query still holds, under another width
             return (f"{unknown}: it looks like a cut or altered copy of sample {sample!r}'s item id; copy it from "
                     "the page")
+        if sample is None and splits:
+            moved = next((s for s in sorted(splits.keys() - known)
+                          if _digest(s, round_number, seed).startswith(found.group(2))), None)  # fmt: skip
+            if moved is not None:
+                return f"{unknown}: it is sample {moved!r}, {_split_changed(moved, splits)}; {changed}"
         if sample is None:
             return (f"{unknown}: no sample of the data has this id under seed {seed} (seed changed, or the sample "
                     f"left the data); {changed}")  # fmt: skip
         return f"{unknown}: it is sample {sample!r}, which this round's query no longer holds; {changed}"
+    if splits and given_id in splits and given_id not in known:
+        return f"sample {given_id!r} was not queried in this round: it is {_split_changed(given_id, splits)}; {changed}"
     if given_id not in known:
         return f"unknown sample_id {given_id!r}"
     return f"sample {given_id!r} was not queried in this round; {changed}"
+
+
+def _split_changed(sample_id: str, splits: dict[str, str]) -> str:
+    return (f"now in the {splits[sample_id]} split, not train: the splits changed since the answers were given "
+            "(data.split_order, whose default became `hash` in December 2026: `shuffle` keeps the splits an earlier "
+            "alr drew; or data.split_seed, the split fractions, the data)")
 
 
 def _parse(path: Path) -> tuple[str, list[tuple[str, str, str, str]]]:
