@@ -534,6 +534,20 @@ def test_loading_a_saved_file_fills_in_the_images_not_answered_here(browser, tmp
         "Nothing loaded from round_1 earlier.csv, every image answered. Not loaded: 2 answers given here already; ")
 
 
+def test_answering_goes_on_past_loaded_answers_and_a_changed_answer_to_the_next_image(browser, tmp_path):
+    open_page(browser, tmp_path)
+    (tmp_path / "old.csv").write_text('item_id,label\n"cell,003",Monocyte\n')
+    load_file(browser, tmp_path / "old.csv")
+    assert browser.text("#item-id") == "cell/001"
+    browser.press("1")
+    assert browser.text("#item-id") == EVIL_ID
+    browser.press("2")  # the next image, cell,003, was answered by the file: on to the open one after it
+    assert browser.text("#item-id") == "cell/004"
+    browser.click("#overview li:nth-child(1) button")
+    browser.press("3")  # a changed answer: on to the next image, to check it too
+    assert (browser.text("#item-id"), browser.text("#answer")) == (EVIL_ID, 'Neutro,phil "N"')
+
+
 @pytest.mark.parametrize("content, note", [
     (b"sample_id,label\ns1,Basophil\n", "Nothing loaded: other.csv is not a file saved from an annotation page "
                                          "(its first line should be item_id,label)."),

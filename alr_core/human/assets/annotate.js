@@ -219,11 +219,14 @@
   function answer(value) {
     if (ITEMS.length === 0) return;
     if (nameMissing()) { askForName(); return; }
+    const wasOpen = !(ITEMS[index].item_id in answers);
     answers[ITEMS[index].item_id] = value;
     persist([ITEMS[index].item_id]);
-    $("save-note").textContent = "";  // it spoke of the last save
-    const open = nextOpen(index);  // after the last image, back to one left open
-    go(index < ITEMS.length - 1 || open === -1 ? index + 1 : open);
+    $("save-note").textContent = "";  // it spoke of the last save or load
+    // an answer to an open image goes on to the next open one (past answers loaded from a file); a changed
+    // answer, to the next image, which is being checked too; after the last image, back to one left open
+    const open = nextOpen(index);
+    go(open !== -1 && (wasOpen || index === ITEMS.length - 1) ? open : index + 1);
   }
   function save() {
     if (nameMissing()) { askForName(); return; }
