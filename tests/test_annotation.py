@@ -385,6 +385,7 @@ def test_answers_to_an_earlier_query_say_the_query_changed_and_which_sample_left
     assert f"line 4: unknown item_id '{I3}'" in message and "it is sample 'q3'" in message
     assert "query changed since the answers were given" in message and "budget" in message
     assert "left as it is" in message
+    assert "or alr was upgraded: docs/experiments.md, 'Rounds experts have answered'" in message
     # the new page takes the answers still asked, from this very file
     assert "click 'Load answers' and choose this file" in message and "(2 of its 3 answers)" in message
 
@@ -415,7 +416,7 @@ def test_answers_to_a_sample_that_left_train_say_the_splits_changed(tmp_path):
             read_answers(path, QUERY, KNOWN, CLASSES, True, tmp_path / "annotate.html", 1, seed=0, splits=splits)
         assert fragment in str(info.value)
         assert "not train: the splits changed since the answers were given (data.split_order" in str(info.value)
-        assert "`shuffle` keeps the splits an earlier alr drew" in str(info.value)
+        assert "`shuffle` keeps the splits of an alr whose params.yaml had no data.split_order" in str(info.value)
         with pytest.raises(AlrError) as info:  # without the splits: no sample of train has the id
             read_answers(path, QUERY, KNOWN, CLASSES, True, tmp_path / "annotate.html", 1, seed=0)
         assert "split" not in str(info.value)

@@ -85,7 +85,7 @@ class DataParams:
     # so do the stages that depend on it alone (prepare, pretrain)
     split_seed: int = field(default=0, metadata=_range(0, 2**32 - 1))
     # hash: each image's draw rank is a keyed hash of its id, so adding images to a folder moves few
-    # others between splits; shuffle: the per-class permutation of alr before December 2026
+    # others between splits; shuffle: the per-class permutation of every alr before this key
     split_order: Literal["hash", "shuffle"] = "hash"
     csv: CsvParams = field(default_factory=CsvParams)
     synthetic: SyntheticParams = field(default_factory=SyntheticParams)

@@ -126,10 +126,11 @@ def _query_changed(id_column: str, page: Path, still_asked: int, answers: int, p
     to do. ``still_asked`` of the file's ``answers`` name samples the query still holds: a file
     saved from the page (``id_column`` item_id) gives those to the new page's Load answers."""
     changed = ("the round's query changed since the answers were given (budget, the number of rounds and "
-               "al.annotators set how many samples a round queries; al.strategy, al.pool, an earlier round's answers "
-               "and the models decide which, and the models change with seed, the data and any setting of the stages "
-               "before: noise.*, pretrain.*, lnl.*, model.*, train.*); the answers file is left as it is: put back the "
-               "params and data of the query it answers (`git log -p params.yaml`), or ")
+               "al.annotators set how many samples a round queries; al.strategy and its settings, al.pool, an earlier "
+               "round's answers and the models decide which, and the models change with seed, the data and any "
+               "setting of the stages before: noise.*, pretrain.*, lnl.*, model.*, train.*; or alr was upgraded: "
+               "docs/experiments.md, 'Rounds experts have answered'); the answers file is left as it is: put back "
+               "the params and data of the query it answers (`git log -p params.yaml`), or ")
     if id_column == "item_id" and path.suffix == ".json":  # Label Studio's export: the page loads page files only
         return changed + (f"import the round's new tasks {page.with_name(LABELSTUDIO_TASKS)} into Label Studio and "
                           f"answer them ({still_asked} of the export's {counted(answers, 'answer')} are to images "
@@ -387,8 +388,8 @@ def _unknown(given_id: str, id_column: str, known: set, queried: int, page: Path
 
 def _split_changed(sample_id: str, splits: dict[str, str]) -> str:
     return (f"now in the {splits[sample_id]} split, not train: the splits changed since the answers were given "
-            "(data.split_order, whose default became `hash` in December 2026: `shuffle` keeps the splits an earlier "
-            "alr drew; or data.split_seed, the split fractions, the data)")
+            "(data.split_order: `shuffle` keeps the splits of an alr whose params.yaml had no data.split_order; or "
+            "data.split_seed, the split fractions, the data)")
 
 
 def _parse(path: Path) -> tuple[str, list[tuple[str, str, str, str]]]:
