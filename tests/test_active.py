@@ -595,13 +595,14 @@ def test_oracle_relabel_stage(stage_tree, paper_protocol):
     assert changed.tolist() == [False, False, False, True, False, False, False, False]
 
 
-def test_a_human_round_says_when_an_answered_sample_left_train(stage_tree):
+@pytest.mark.parametrize("split", ["test", "val"])
+def test_a_human_round_says_when_an_answered_sample_left_train(stage_tree, split):
     # the splits were drawn anew since the answers (an upgrade's data.split_order): the stage
-    # reads every sample's split to say so
+    # reads every sample's split to say so, and names the split the sample is in now
     set_params(stage_tree, {"budget": 4, "al": {"oracle": "human"}})
     write_prepared(stage_tree)
     samples = pd.read_parquet(stage_tree / paths.PREPARED_SAMPLES)
-    moved = samples.iloc[:1].assign(sample_id="t0", split="test")
+    moved = samples.iloc[:1].assign(sample_id="t0", split=split)
     artifacts.write_parquet(stage_tree / paths.PREPARED_SAMPLES, pd.concat([samples, moved], ignore_index=True))
     artifacts.write_parquet(stage_tree / paths.LNL_WORKING_LABELS, working())
     artifacts.write_parquet(stage_tree / "data/rounds/1" / paths.QUERY, pd.DataFrame({
@@ -610,8 +611,8 @@ def test_a_human_round_says_when_an_answered_sample_left_train(stage_tree):
     (stage_tree / "annotations" / "round_1.csv").write_text("sample_id,label\ns7,b\nt0,a\n")
     result = stage(stage_tree, "stages.oracle_relabel")
     assert result.returncode != 0
-    assert ("annotations/round_1.csv: line 3: sample 't0' was not queried in this round: it is now in the test "
-            "split, not train: the splits changed") in result.stderr
+    assert ("annotations/round_1.csv: line 3: sample 't0' was not queried in this round: it is now in the "
+            f"{split} split, not train: the splits changed") in result.stderr
 
 
 def test_a_human_round_with_no_share_of_the_budget_asks_nobody(stage_tree):

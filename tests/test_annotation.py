@@ -422,6 +422,22 @@ def test_answers_to_a_sample_that_left_train_say_the_splits_changed(tmp_path):
         assert "split" not in str(info.value)
 
 
+def test_a_split_change_names_the_samples_own_split_and_only_a_sample_that_left_train(tmp_path):
+    # oracle_relabel passes every sample's split: a train sample the query no longer holds is a
+    # query change, not a split change; a sample now in val is said to be in val
+    splits = {"q1": "train", "q2": "train", "q3": "train", "other": "train", "v9": "val"}
+    path = tmp_path / "round_1.csv"
+    path.write_text("sample_id,label\nother,0\nq1,0\nq2,1\nq3,2\n")
+    with pytest.raises(AlrError) as info:
+        read_answers(path, QUERY, KNOWN, CLASSES, False, tmp_path / "annotate.html", 1, seed=0, splits=splits)
+    assert "line 2: sample 'other' was not queried in this round; the round's query changed" in str(info.value)
+    assert "not train" not in str(info.value) and "splits changed" not in str(info.value)
+    path.write_text("sample_id,label\nq1,0\nv9,1\n")
+    with pytest.raises(AlrError, match="sample 'v9' was not queried in this round: it is now in the val split, not "
+                                       "train: the splits changed"):
+        read_answers(path, QUERY, KNOWN, CLASSES, True, tmp_path / "annotate.html", 1, seed=0, splits=splits)
+
+
 def test_a_query_that_grew_since_the_answers_says_so(tmp_path):
     grown = pd.concat([QUERY, QUERY.iloc[:1].assign(item_id=item_ids(["other"], 1, 0), sample_id="other")])
     with pytest.raises(AlrError) as info:
@@ -429,6 +445,14 @@ def test_a_query_that_grew_since_the_answers_says_so(tmp_path):
     assert "1 of 4 queried items has no answer" in str(info.value)
     assert "query changed since the answers were given" in str(info.value)
     assert "images still asked (3 of its 3 answers), then answer the rest" in str(info.value)
+
+
+def test_a_grown_query_counts_a_repeated_answer_among_those_still_asked(tmp_path):
+    # every answer of the file is to an image the grown query still asks, a repeated one too
+    grown = pd.concat([QUERY, QUERY.iloc[:1].assign(item_id=item_ids(["other"], 1, 0), sample_id="other")])
+    with pytest.raises(AlrError) as info:
+        read_seeded(tmp_path, f"item_id,label\n{I1},0\n{I1},0\n{I2},1\n{I3},2\n", query=grown)
+    assert "images still asked (4 of its 4 answers), then answer the rest" in str(info.value)
 
 
 def test_a_cut_item_id_of_a_queried_sample_is_not_called_a_query_change(tmp_path):

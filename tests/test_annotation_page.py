@@ -548,6 +548,68 @@ def test_answering_goes_on_past_loaded_answers_and_a_changed_answer_to_the_next_
     assert (browser.text("#item-id"), browser.text("#answer")) == (EVIL_ID, 'Neutro,phil "N"')
 
 
+def test_a_changed_answer_to_the_last_image_goes_back_to_one_left_open(browser, tmp_path):
+    open_page(browser, tmp_path)
+    browser.press("1")  # cell/001
+    browser.click("#overview li:nth-child(4) button")
+    browser.press("2")  # cell/004, the last image: back to the open one, EVIL_ID
+    assert browser.text("#item-id") == EVIL_ID
+    browser.click("#overview li:nth-child(4) button")
+    browser.press("3")  # cell/004 changed: after the last image, back to one left open too
+    assert (browser.text("#item-id"), browser.text("#answer")) == (EVIL_ID, "not answered")
+    browser.press("4")
+    assert browser.text("#item-id") == "cell,003"
+    browser.press("1")  # the last open image: none is left, on to the next image
+    assert (browser.text("#item-id"), browser.text("#progress")) == ("cell/004", "4 / 4 answered")
+
+
+def test_a_file_from_a_spreadsheet_or_an_editor_loads_as_alr_reads_it(browser, tmp_path):
+    # a byte order mark before a quoted header, bare CR line ends (Excel for Mac's "CSV (Macintosh)"),
+    # a blank line, an answer given twice alike, a class index, a stray double quote inside a field
+    # (a character, as for Python's csv), and a last line without a line end
+    open_page(browser, tmp_path)
+    hand = tmp_path / "hand.csv"
+    hand.write_bytes(("\ufeff\"item_id\",\"label\"\r"
+                      "cell/001,Basophil\r"
+                      "\r"
+                      "cell/004,3\r"
+                      "cell/004,Monocyte\r"
+                      'x"y,Monocyte\r'  # no image of this page
+                      '"cell,003",4\r'  # 4 classes: no class has index 4
+                      f'"{EVIL_ID.replace(chr(34), 2 * chr(34))}",Lymphocyte').encode())
+    assert load_file(browser, hand) == (
+        "Loaded 3 answers from hand.csv, 1 image still to answer. Not loaded: 1 answer to images not on this page "
+        "(another round's, or an earlier query of this round's: the file you save leaves them out); 1 label naming "
+        "no class. Save to write them into round_1.csv.")
+    assert (browser.text("#progress"), browser.text("#item-id")) == ("3 / 4 answered", "cell,003")
+    # the file input is emptied: choosing the same file again (edited, or to load it anew) is a change
+    assert browser.execute("return document.getElementById('load-file').value") == ""
+    browser.click("#save")
+    assert wait_for_download(browser.downloads, "round_1.csv").read_text() == (
+        f'item_id,label\ncell/001,Basophil\n"{EVIL_ID.replace(chr(34), 2 * chr(34))}",Lymphocyte\n'
+        "cell/004,Monocyte\n")
+
+
+def test_a_team_page_loads_a_file_without_names_and_names_written_loosely(browser, tmp_path):
+    # a file of the round's one-expert page (no annotator column) is the name typed's; a joined file's
+    # names and labels may have spaces around them, and a class name typed decomposed (E + U+0301)
+    open_page(browser, tmp_path, ITEMS[:3], ["Basophil", "\u00c9osinophil", "Lymphocyte", "Monocyte"],
+              annotators=2)
+    browser.send_keys("#annotator", "ana\n")
+    (tmp_path / "mine.csv").write_text("item_id,label\ncell/001,Basophil\n")
+    assert load_file(browser, tmp_path / "mine.csv") == (
+        "Loaded 1 answer from mine.csv, 2 images still to answer. Save to write them into round_1.csv.")
+    browser.execute("document.getElementById('save-note').textContent = '';")
+    (tmp_path / "joined.csv").write_text('item_id, label, annotator\n"cell,003", E\u0301osinophil , ana \n'
+                                         '"cell,003", Lymphocyte, ben\n', encoding="utf-8")
+    assert load_file(browser, tmp_path / "joined.csv") == (
+        "Loaded 1 answer from joined.csv, 1 image still to answer. Not loaded: 1 answer of other experts (this page "
+        "loads ana's). Save to write them into round_1.csv.")
+    browser.click("#save")
+    assert wait_for_download(browser.downloads, "round_1.csv").read_text(encoding="utf-8") == (
+        'item_id,label,annotator\ncell/001,Basophil,ana\n"cell,003",\u00c9osinophil,ana\n')
+
+
 @pytest.mark.parametrize("content, note", [
     (b"sample_id,label\ns1,Basophil\n", "Nothing loaded: other.csv is not a file saved from an annotation page "
                                          "(its first line should be item_id,label)."),
