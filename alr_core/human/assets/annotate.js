@@ -285,7 +285,7 @@
   // The file's answers fill the images not answered here; an answer given here is newer than a file, so it stays.
   // Returns what the expert should know: how many were loaded, and every row that was not.
   function loadAnswers(text, fileName) {
-    const rows = csvRows(text.replace(/^\uFEFF/, ""));
+    const rows = csvRows(text);  // TextDecoder took off a byte order mark
     const columns = rows.length ? rows[0].map((c) => c.trim()) : [];
     const idAt = columns.indexOf("item_id"), labelAt = columns.indexOf("label"), byAt = columns.indexOf("annotator");
     if (idAt === -1 || labelAt === -1) {
