@@ -166,3 +166,33 @@ def test_switching_later_rounds_to_experts_keeps_the_simulated_rounds(project_co
     assert not {"lnl_train", "retrain@1"} & set(ran_stages(switched.stdout))
     assert labels_of(project_copy, 1).equals(simulated_round1)
     assert (project_copy.root / "data/rounds/2/annotate.html").is_file()
+
+
+def test_a_round_asked_again_with_more_images_takes_its_earlier_answers_back(project_copy):
+    # budget raised after the experts answered round 1: the error says how many of the file's answers
+    # the round's new page takes back, and the file that page saves (the earlier answers and the new
+    # images') finishes the round with the earlier answers unchanged
+    set_params(project_copy, {"oracle": "human"}, rounds_param(2))
+    project_copy.dvc("repro", check=False)
+    asked = query_of(project_copy, 1)
+    earlier = [(item_id, other_class(label)) for item_id, label in zip(asked["item_id"], asked["current_label"])]
+    write_answers(project_copy, 1, earlier)
+
+    raw = deep_merge(deep_merge(default_params(), TINY), {"budget": 10, "al": {"oracle": "human"}})
+    raw["rounds"] = rounds_param(2)
+    write_params(project_copy.root, raw=raw)
+    grown = project_copy.dvc("repro", check=False)
+    message = grown.stdout + grown.stderr
+    assert grown.returncode != 0 and "annotations/round_1.csv: 2 of 5 queried items have no answer" in message
+    assert ("open the round's new page data/rounds/1/annotate.html, click 'Load answers' and choose this file, "
+            "which fills in its answers to the images still asked (3 of its 3 answers)") in message
+
+    asked_again = query_of(project_copy, 1)
+    new = [(item_id, "skip") for item_id in asked_again["item_id"] if item_id not in set(asked["item_id"])]
+    write_answers(project_copy, 1, earlier + new)  # what the page saves after Load answers
+    resumed = project_copy.dvc("repro", check=False)
+    assert "annotations/round_2.csv does not exist" in resumed.stdout + resumed.stderr
+    labels = labels_of(project_copy, 1).set_index("sample_id")
+    assert labels.loc[asked["sample_id"], "label"].tolist() == [int(label) for _, label in earlier]
+    assert (labels.loc[asked["sample_id"], "label_source"] == "expert").all()
+    assert (labels["relabel_round"] == 1).sum() == 5
