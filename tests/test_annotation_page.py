@@ -488,6 +488,9 @@ def test_a_team_keeps_each_experts_answers_apart_on_one_browser(browser, tmp_pat
         ["s1", 1, "ana, MD"], ["s1", 3, "ben"], ["s2", -1, "ana, MD"]]
 
 
+NOTE_CLASS = "return document.getElementById('save-note').className"
+
+
 def load_file(browser, path: Path) -> str:
     """Chooses ``path`` in the page's Load answers dialog; the note the page then shows."""
     browser.send_keys("#load-file", str(path))
@@ -516,6 +519,7 @@ def test_loading_a_saved_file_fills_in_the_images_not_answered_here(browser, tmp
         "Save to write them into round_1.csv.")
     assert (browser.text("#progress"), browser.text("#item-id")) == ("3 / 4 answered", EVIL_ID)  # the one left
     assert browser.text("#save-status") == "unsaved answers"
+    assert browser.execute(NOTE_CLASS) == "save-note calm"  # answers loaded: not in the warning's red
     browser.press("2")
     assert browser.text("#save-note") == ""  # it spoke of the file
     browser.session("POST", "/refresh")  # the loaded answers are kept in the browser like those given here
@@ -528,6 +532,7 @@ def test_loading_a_saved_file_fills_in_the_images_not_answered_here(browser, tmp
         "item_id,label\ncell/001,Basophil\n"
         f'"{EVIL_ID.replace(chr(34), 2 * chr(34))}","Neutro,phil ""N"""\n'
         '"cell,003","Neutro,phil ""N"""\ncell/004,skip\n')
+    assert browser.text("#save-note").startswith("Each save downloads") and browser.execute(NOTE_CLASS) == "save-note"
 
     browser.execute("document.getElementById('save-note').textContent = '';")
     assert load_file(browser, earlier).startswith(  # loaded again: nothing new, and the page says why
@@ -625,6 +630,7 @@ def test_a_file_the_page_cannot_load_says_why(browser, tmp_path, content, note):
     open_page(browser, tmp_path)
     (tmp_path / "other.csv").write_bytes(content)
     assert load_file(browser, tmp_path / "other.csv") == note
+    assert browser.execute(NOTE_CLASS) == "save-note"  # nothing loaded: a warning
     assert browser.text("#progress") == "0 / 4 answered"
 
 

@@ -37,6 +37,11 @@
     }
     return lines.join("\n") + "\n";
   }
+  // the note under the bar: a warning, unless `calm` (answers loaded: what was left out is for reading, not alarm)
+  function say(text, calm = false) {
+    $("save-note").textContent = text;
+    $("save-note").classList.toggle("calm", calm);
+  }
   function isDirty() { return answeredCount() > 0 && csvText() !== savedCsv; }
 
   function storageKey() { return TEAM ? DATA.storage_key + ":annotator:" + annotator : DATA.storage_key; }
@@ -222,7 +227,7 @@
     const wasOpen = !(ITEMS[index].item_id in answers);
     answers[ITEMS[index].item_id] = value;
     persist([ITEMS[index].item_id]);
-    $("save-note").textContent = "";  // it spoke of the last save or load
+    say("");  // it spoke of the last save or load
     // an answer to an open image goes on to the next open one (past answers loaded from a file); a changed
     // answer, to the next image, which is being checked too; after the last image, back to one left open
     const open = nextOpen(index);
@@ -233,7 +238,7 @@
     persist([]);  // with what another tab of this page answered
     const open = ITEMS.length - answeredCount();
     if (open === ITEMS.length) {
-      $("save-note").textContent = "Nothing to save yet: answer an image first.";
+      say("Nothing to save yet: answer an image first.");
       render();
       return;
     }
@@ -249,9 +254,9 @@
     savedCsv = text;
     persist([]);
     render();
-    $("save-note").textContent = (open ? open + " of " + ITEMS.length + " images have no answer and are not in the " +
-      "file (u goes to the next one). " : "") + "Each save downloads a new file: keep the newest one, which your " +
-      "browser may have named " + DATA.filename.replace(/\.csv$/, " (1).csv") + " or the like.";
+    say((open ? open + " of " + ITEMS.length + " images have no answer and are not in the file (u goes to the next " +
+      "one). " : "") + "Each save downloads a new file: keep the newest one, which your browser may have named " +
+      DATA.filename.replace(/\.csv$/, " (1).csv") + " or the like.");
   }
 
   // --- loading an answers file: this round answered on another computer, or for an earlier query of the round
@@ -347,14 +352,15 @@
     let text;
     try { text = new TextDecoder("utf-8", { fatal: true }).decode(await file.arrayBuffer()); }
     catch (error) {  // Excel's "CSV" on Windows: cp1252, whose accented class names would read as no class
-      $("save-note").textContent = "Nothing loaded: " + file.name + " is not UTF-8 text; save it as " +
-        "\"CSV UTF-8\" (or load the file the page saved).";
+      say("Nothing loaded: " + file.name + " is not UTF-8 text; save it as \"CSV UTF-8\" (or load the file the " +
+        "page saved).");
       return;
     }
+    const before = answeredCount();
     const note = loadAnswers(text, file.name);
     const firstOpen = ITEMS.findIndex((it) => !(it.item_id in answers));
     go(firstOpen === -1 ? index : firstOpen);
-    $("save-note").textContent = note;
+    say(note, answeredCount() > before);
   }
 
   document.addEventListener("keydown", (event) => {
@@ -389,7 +395,7 @@
 
   function startAnswering() {  // this name's answers (the page's, alone), at the first unanswered item
     load();
-    $("save-note").textContent = "";  // it spoke of another name's save
+    say("");  // it spoke of another name's save
     const firstOpen = ITEMS.findIndex((it) => !(it.item_id in answers));
     index = firstOpen === -1 ? 0 : firstOpen;
     render();
