@@ -366,15 +366,13 @@ def _unknown(given_id: str, id_column: str, known: set, queried: int, page: Path
         if len(found.group(2)) < ITEM_ID_DIGITS:  # a prefix this short names no item: cut off, not a query change
             return (f"{unknown} (cut short? an item id has at least {ITEM_ID_DIGITS} hex digits after "
                     f"'r{round_number}-')")
-        sample = next((s for s in sorted(known) if _digest(s, round_number, seed).startswith(found.group(2))), None)
+        every = known | (splits or {}).keys()  # the train samples, and those of val and test when given
+        sample = next((s for s in sorted(every) if _digest(s, round_number, seed).startswith(found.group(2))), None)
         if sample in queried_ids:  # the item of a sample the query still holds, under another width
             return (f"{unknown}: it looks like a cut or altered copy of sample {sample!r}'s item id; copy it from "
                     "the page")
-        if sample is None and splits:
-            moved = next((s for s in sorted(splits.keys() - known)
-                          if _digest(s, round_number, seed).startswith(found.group(2))), None)  # fmt: skip
-            if moved is not None:
-                return f"{unknown}: it is sample {moved!r}, {_split_changed(moved, splits)}; {changed}"
+        if sample is not None and sample not in known:
+            return f"{unknown}: it is sample {sample!r}, {_split_changed(sample, splits)}; {changed}"
         if sample is None:
             return (f"{unknown}: no sample of the data has this id under seed {seed} (seed changed, or the sample "
                     f"left the data); {changed}")  # fmt: skip
