@@ -4,7 +4,8 @@ sample ranked by how likely its given label is wrong, before any expert round.
 Outputs: data/label_issues/label_issues.csv (one row per train sample, most likely wrong first:
 given and suggested label, issue score, the rules that flagged it, its nearest neighbours),
 data/label_issues/gallery.html (the top of the list as an offline page: each image beside its
-neighbours in feature space) and metrics/label_issues.json (flag counts; on the validation split,
+neighbours in feature space), plots/embedding_map.png (a t-SNE map of the embeddings by given
+label, the flagged samples ringed) and metrics/label_issues.json (flag counts; on the validation split,
 whose labels alr takes as right, how often the rules flag them and how often the suggested label is
 right; with simulated noise, each rule's precision and recall and the ranking's AUROC).
 """
@@ -16,6 +17,7 @@ from alr_core.common.params import load_params
 from alr_core.common.text import counted
 from alr_core.data.datasets import load_pipeline_data
 from alr_core.data.identical import conflicting_copies
+from alr_core.report.embedding_map import embedding_map_figure
 from alr_core.report.flag_notes import validation_notes
 from alr_core.report.label_issues import gallery_html, label_issue_metrics, label_issue_table
 
@@ -49,13 +51,16 @@ def main() -> None:
     page = gallery_html(table, train.sample_ids, train.images, neighbours, params.label_issues.gallery_size,
                         params.label_issues.neighbours_shown, paths.LABEL_ISSUES_CSV.name, note)  # fmt: skip
     metrics["num_in_gallery"] = min(params.label_issues.gallery_size, len(table))
+    figure = embedding_map_figure(train.embeddings, train.sample_ids, train.labels, data.class_names, table,
+                                  params.label_issues.map_size)  # fmt: skip
     artifacts.write_csv(paths.LABEL_ISSUES_CSV, table)
     artifacts.write_text(paths.LABEL_ISSUES_GALLERY, page)
+    artifacts.write_figure(paths.EMBEDDING_MAP_FIGURE, figure)
     artifacts.write_json(paths.LABEL_ISSUES_METRICS, metrics)
     by_rule = ", ".join(f"{rule} {metrics['flagged'][rule]}" for rule in flags)
     print(f"label issues: {metrics['flagged']['any']} of {counted(len(table), 'train sample')} flagged ({by_rule}); "
           f"ranked in {paths.LABEL_ISSUES_CSV}, the first {metrics['num_in_gallery']} "
-          f"in {paths.LABEL_ISSUES_GALLERY}")  # fmt: skip
+          f"in {paths.LABEL_ISSUES_GALLERY}, a map of the embeddings in {paths.EMBEDDING_MAP_FIGURE}")  # fmt: skip
     if note:
         print(f"label issues: {note} (docs/label_issues.md)")
 

@@ -418,6 +418,9 @@ def test_stage_ranks_the_injected_noise_first(prepared_tree):
     assert f"label issues: {sentence} (docs/label_issues.md)" in result.stdout and sentence in page
     assert page.count('<section class="card') == 100 == metrics["num_in_gallery"]  # label_issues.gallery_size's default
     assert page.count('<span class="pic ') == 100 * (1 + 5)  # label_issues.neighbours_shown's default
+    with Image.open(stage_tree / paths.EMBEDDING_MAP_FIGURE) as figure:
+        assert figure.format == "PNG" and figure.width > 600
+    assert f"a map of the embeddings in {paths.EMBEDDING_MAP_FIGURE}" in result.stdout
 
 
 def test_stage_with_unknown_truth_and_a_missing_input(prepared_tree):
@@ -441,6 +444,7 @@ def test_stage_with_unknown_truth_and_a_missing_input(prepared_tree):
     assert metrics["num_in_gallery"] == 3
     page = (stage_tree / paths.LABEL_ISSUES_GALLERY).read_text()
     assert page.count('<section class="card') == 3 and page.count('<span class="pic ') == 3 * 2
+    assert Image.open(stage_tree / paths.EMBEDDING_MAP_FIGURE).format == "PNG"
 
 
 @pytest.mark.e2e

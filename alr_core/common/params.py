@@ -183,6 +183,7 @@ class LabelIssuesParams:
 
     gallery_size: int = field(default=100, metadata=_range(0, None))
     neighbours_shown: int = field(default=5, metadata=_range(0, 50))
+    map_size: int = field(default=2000, metadata=_range(0, None))
 
 
 @dataclass(frozen=True)

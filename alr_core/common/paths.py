@@ -31,6 +31,7 @@ LABEL_ISSUES_DIR = Path("data/label_issues")
 LABEL_ISSUES_CSV = LABEL_ISSUES_DIR / "label_issues.csv"
 LABEL_ISSUES_GALLERY = LABEL_ISSUES_DIR / "gallery.html"
 LABEL_ISSUES_METRICS = Path("metrics/label_issues.json")
+EMBEDDING_MAP_FIGURE = Path("plots/embedding_map.png")
 
 # File names inside phase 1's folder and each round's folder: round r reads the model and
 # working labels of params `rounds.<r>.prev` (data/lnl for round 1) and writes round_dir(r).

@@ -26,6 +26,7 @@ import pandas as pd
 from alr_core.common import paths
 from alr_core.common.errors import AlrError
 from alr_core.common.text import counted
+from alr_core.report.figures import new_axes
 from alr_core.report.summary import rounds_table
 
 # replicates of one configuration: a group's spread covers the seeds, and the splits where
@@ -260,9 +261,7 @@ def _mean_std(mean: float, std: float, count: int, n: int) -> str:
 
 def curves_figure(experiments: list[Experiment]):
     """Mean test balanced accuracy over the budget used, one line and ±1 std band per group."""
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(7.0, 4.2))
+    figure, axis = new_axes(size=(7.0, 4.2))
     for label, curve in group_curves(experiments):
         n = int(curve["n"].min())
         line = axis.plot(curve["budget_used"], curve["mean"], marker="o", label=f"{label} (n={n})")[0]

@@ -7,6 +7,7 @@ import pandas as pd
 
 from alr_core.common import paths
 from alr_core.common.text import method_name
+from alr_core.report.figures import new_axes
 
 
 def rounds_table(lnl_metrics: dict, round_metrics: list[dict], noise_metrics: dict | None = None) -> pd.DataFrame:
@@ -167,7 +168,7 @@ def label_issues_summary(label_issue_metrics: dict | None) -> dict | None:
 
 
 def learning_curve_figure(table: pd.DataFrame):
-    figure, axis = _axes()
+    figure, axis = new_axes()
     for column in ("test_balanced_accuracy", "test_macro_f1", "label_accuracy"):
         if table[column].notna().any():
             axis.plot(table["budget_used"], table[column], marker="o", label=column.replace("_", " "))
@@ -194,7 +195,7 @@ def class_recall_figure(lnl_metrics: dict):
         by_class, overall = selection["kept_share_per_class"], selection["kept_share"]
         ylabel, what = "share of the observed labels kept in C", "labels kept per class (true labels unknown)"
     names = list(by_class)
-    figure, axis = _axes(size=(max(6.4, 1.5 + 0.35 * len(names)), 4.0))  # room for each class's tick label
+    figure, axis = new_axes(size=(max(6.4, 1.5 + 0.35 * len(names)), 4.0))  # room for each class's tick label
     values = [np.nan if v is None else v for v in by_class.values()]
     positions = np.arange(len(names))  # positions, not categories: a class without a value keeps its tick
     bars = axis.bar(positions, values, color="tab:blue")
@@ -213,7 +214,7 @@ def class_recall_figure(lnl_metrics: dict):
 
 
 def confusion_figure(confusion: list[list[int]] | None, class_names: list[str], title: str):
-    figure, axis = _axes(size=(1.0 + 0.6 * len(class_names), 0.8 + 0.6 * len(class_names)))
+    figure, axis = new_axes(size=(1.0 + 0.6 * len(class_names), 0.8 + 0.6 * len(class_names)))
     if confusion is None:
         axis.text(0.5, 0.5, "no test split", ha="center", va="center")
         axis.set_axis_off()
@@ -228,12 +229,3 @@ def confusion_figure(confusion: list[list[int]] | None, class_names: list[str], 
     axis.set_yticks(ticks, class_names)
     axis.set(xlabel="predicted", ylabel="true", title=title)
     return figure
-
-
-def _axes(size=(6.4, 4.0)):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(figsize=size)

@@ -1,0 +1,163 @@
+"""The embedding map (alr_core.report.embedding_map): which samples it draws, that t-SNE keeps
+separated classes apart, and what the figure marks, on constructed arrays."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.colors import to_rgba
+
+from alr_core.common.errors import AlrError
+from alr_core.report.embedding_map import MIN_SAMPLES, NUMBERED, embedding_map_figure, map_rows, tsne_coordinates
+
+
+def blobs(per_blob: int = 30, dim: int = 16, num_blobs: int = 3):
+    """``num_blobs`` tight Gaussian blobs 10 apart: (embeddings, blob of each row)."""
+    rng = np.random.default_rng(1)
+    centres = 10.0 * np.eye(num_blobs, dim)
+    blob = np.repeat(np.arange(num_blobs), per_blob)
+    return centres[blob] + rng.normal(scale=0.5, size=(len(blob), dim)), blob
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def test_map_rows_draws_every_sample_up_to_map_size():
+    ranks = np.array([3, 1, 2])
+    assert map_rows(ranks, 3).tolist() == [0, 1, 2]
+    assert map_rows(ranks, 2000).tolist() == [0, 1, 2]
+
+
+def test_map_rows_keeps_the_best_ranked_and_draws_the_rest_the_same_way_each_time():
+    ranks = np.random.default_rng(0).permutation(500) + 1
+    rows = map_rows(ranks, 50)
+    assert len(rows) == len(set(rows.tolist())) == 50 and (np.diff(rows) > 0).all()
+    assert set(np.flatnonzero(ranks <= NUMBERED)) <= set(rows.tolist())
+    assert (ranks[rows] > NUMBERED).sum() == 50 - NUMBERED  # the others are a draw, not the next ranks
+    assert ranks[rows].max() > 100
+    assert map_rows(ranks, 50).tolist() == rows.tolist()
+    # fewer places than numbered samples: the best ranks only
+    assert sorted(ranks[map_rows(ranks, 4)].tolist()) == [1, 2, 3, 4]
+    assert map_rows(ranks, 0).tolist() == []
+
+
+@pytest.mark.parametrize("size", [-1, 2.5, True, "10"])
+def test_map_rows_refuses_a_size_that_is_no_count(size):
+    with pytest.raises(AlrError, match=r"map_size is .*; expected an integer ≥ 0"):
+        map_rows(np.arange(1, 6), size)
+
+
+def test_tsne_keeps_separated_blobs_apart_and_repeats_itself():
+    embeddings, blob = blobs()
+    xy = tsne_coordinates(embeddings)
+    assert xy.shape == (90, 2)
+    distances = np.linalg.norm(xy[:, None] - xy[None], axis=-1)
+    np.fill_diagonal(distances, np.inf)
+    # each point's five nearest points on the map are of its own blob
+    nearest = np.argsort(distances, axis=1)[:, :5]
+    assert (blob[nearest] == blob[:, None]).all()
+    # and the blobs lie apart: the closest pair across blobs is farther than a blob is wide
+    across = distances[blob[:, None] != blob[None]].min()
+    within = max(distances[np.ix_(blob == b, blob == b)][np.isfinite(distances[np.ix_(blob == b, blob == b)])].max()
+                 for b in range(3))  # fmt: skip
+    assert across > 0.5 * within
+    assert np.array_equal(tsne_coordinates(embeddings), xy)
+
+
+def test_tsne_maps_the_smallest_split_and_refuses_fewer_or_non_finite_rows():
+    embeddings, _ = blobs(per_blob=2, num_blobs=2)
+    assert tsne_coordinates(embeddings[:MIN_SAMPLES]).shape == (MIN_SAMPLES, 2)
+    with pytest.raises(AlrError, match=rf"M ≥ {MIN_SAMPLES}, got \(3, 16\)"):
+        tsne_coordinates(embeddings[:3])
+    embeddings[0, 0] = np.nan
+    with pytest.raises(AlrError, match="must be finite"):
+        tsne_coordinates(embeddings)
+
+
+def map_of(map_size: int = 2000):
+    """The map of three blobs with three wrong labels; the flagged samples rank first."""
+    embeddings, blob = blobs(num_blobs=3)
+    labels = blob.copy()
+    labels[[0, 1, 40]] = [1, 2, 0]  # three wrong labels, all flagged
+    flagged = np.zeros(len(labels), bool)
+    flagged[[0, 1, 40, 70]] = True  # and one right label flagged
+    return embedding_map_figure(embeddings, IDS, labels, ["cat", "dog", "fish"], issue_table(flagged), map_size)
+
+
+IDS = [f"s{i}" for i in range(90)]
+
+
+def issue_table(flagged: np.ndarray) -> pd.DataFrame:
+    """The columns of a label-issue table the map reads, rows in rank order (not the ids'):
+    the flagged samples rank first."""
+    order = np.concatenate([np.flatnonzero(flagged), np.flatnonzero(~flagged)[::-1]])
+    return pd.DataFrame({"rank": np.arange(1, len(order) + 1), "sample_id": np.array(IDS)[order],
+                         "flagged_by": np.where(flagged[order], "knn_vote", "")})  # fmt: skip
+
+
+def drawn_points(figure):
+    """(colour, ringed) of every point on the map, one pair per point."""
+    points = []
+    for collection in figure.axes[0].collections:
+        ringed = collection.get_linewidths()[0] > 0
+        points += [(tuple(to_rgba(collection.get_facecolors()[0])), ringed)] * len(collection.get_offsets())
+    return points
+
+
+def test_the_figure_colours_by_given_label_rings_the_flagged_and_numbers_the_best_ranked():
+    figure = map_of()
+    axis = figure.axes[0]
+    points = drawn_points(figure)
+    assert len(points) == 90
+    # one colour per given label: blob 0 lost two samples to dog and fish and took one from blob 1
+    by_colour = Counter(colour for colour, _ in points)
+    assert sorted(by_colour.values()) == [29, 30, 31]
+    cat, dog, fish = sorted(by_colour, key=by_colour.get)
+    legend = [text.get_text() for text in axis.get_legend().get_texts()]
+    assert legend == ["cat (29)", "dog (30)", "fish (31)"]
+    # the flagged samples (given cat, dog, fish, fish), found by id in a table in rank order
+    assert Counter(colour for colour, ringed in points if ringed) == {cat: 1, dog: 1, fish: 2}
+    numbers = sorted(int(text.get_text()) for text in axis.texts)
+    assert numbers == list(range(1, NUMBERED + 1))
+    assert axis.get_title().startswith("t-SNE of the pretrain embeddings: 90 train samples by given label;")
+    assert "flagged by a rule (4 here)" in axis.get_title()
+
+
+def test_a_smaller_map_says_how_many_it_draws_and_keeps_the_numbered():
+    figure = map_of(map_size=20)
+    axis = figure.axes[0]
+    assert len(drawn_points(figure)) == 20
+    assert "20 of 90 train samples" in axis.get_title()
+    assert sorted(int(text.get_text()) for text in axis.texts) == list(range(1, NUMBERED + 1))
+    assert "flagged by a rule (4 here)" in axis.get_title()  # ranks 1–4 are the flagged: always drawn
+
+
+def test_no_map_says_why():
+    figure = map_of(map_size=0)
+    assert [text.get_text() for text in figure.axes[0].texts] == ["no map: label_issues.map_size is 0"]
+    assert drawn_points(figure) == []
+    figure = map_of(map_size=3)
+    assert [text.get_text() for text in figure.axes[0].texts] == [f"no map: fewer than {MIN_SAMPLES} samples to map"]
+
+
+def test_classes_beyond_ten_get_colours_of_their_own():
+    embeddings, blob = blobs(per_blob=4, num_blobs=12)
+    table = issue_table(np.zeros(90, bool)).iloc[:48]
+    figure = embedding_map_figure(embeddings, table["sample_id"], blob, [f"c{k}" for k in range(12)], table, 2000)
+    assert len({colour for colour, _ in drawn_points(figure)}) == 12
+
+
+def test_a_table_that_does_not_line_up_is_refused():
+    embeddings, blob = blobs()
+    table = issue_table(np.zeros(90, bool))
+    with pytest.raises(AlrError, match="one row per train sample; got 90, 90 and 89 rows for 90 sample ids"):
+        embedding_map_figure(embeddings, IDS, blob, ["a", "b", "c"], table.iloc[1:], 100)
+    with pytest.raises(AlrError, match="a row for each train sample id and no other"):
+        embedding_map_figure(embeddings, IDS, blob, ["a", "b", "c"], table.replace({"s0": "s90"}), 100)
