@@ -51,16 +51,18 @@ def main() -> None:
     page = gallery_html(table, train.sample_ids, train.images, neighbours, params.label_issues.gallery_size,
                         params.label_issues.neighbours_shown, paths.LABEL_ISSUES_CSV.name, note)  # fmt: skip
     metrics["num_in_gallery"] = min(params.label_issues.gallery_size, len(table))
-    figure = embedding_map_figure(train.embeddings, train.sample_ids, train.labels, data.class_names, table,
-                                  params.label_issues.map_size)  # fmt: skip
+    figure, metrics["num_in_map"] = embedding_map_figure(train.embeddings, train.sample_ids, train.labels,
+                                                         data.class_names, table, params.label_issues.map_size)
     artifacts.write_csv(paths.LABEL_ISSUES_CSV, table)
     artifacts.write_text(paths.LABEL_ISSUES_GALLERY, page)
     artifacts.write_figure(paths.EMBEDDING_MAP_FIGURE, figure)
     artifacts.write_json(paths.LABEL_ISSUES_METRICS, metrics)
     by_rule = ", ".join(f"{rule} {metrics['flagged'][rule]}" for rule in flags)
+    drawn = metrics["num_in_map"]
+    mapped = f"{drawn} on a map of the embeddings" if drawn else "no map of the embeddings (the figure says why)"
     print(f"label issues: {metrics['flagged']['any']} of {counted(len(table), 'train sample')} flagged ({by_rule}); "
           f"ranked in {paths.LABEL_ISSUES_CSV}, the first {metrics['num_in_gallery']} "
-          f"in {paths.LABEL_ISSUES_GALLERY}, a map of the embeddings in {paths.EMBEDDING_MAP_FIGURE}")  # fmt: skip
+          f"in {paths.LABEL_ISSUES_GALLERY}, {mapped} in {paths.EMBEDDING_MAP_FIGURE}")  # fmt: skip
     if note:
         print(f"label issues: {note} (docs/label_issues.md)")
 

@@ -88,7 +88,10 @@ def map_of(map_size: int = 2000):
     labels[[0, 1, 40]] = [1, 2, 0]  # three wrong labels, all flagged
     flagged = np.zeros(len(labels), bool)
     flagged[[0, 1, 40, 70]] = True  # and one right label flagged
-    return embedding_map_figure(embeddings, IDS, labels, ["cat", "dog", "fish"], issue_table(flagged), map_size)
+    figure, drawn = embedding_map_figure(embeddings, IDS, labels, ["cat", "dog", "fish"], issue_table(flagged),
+                                         map_size)  # fmt: skip
+    assert drawn == len(drawn_points(figure))
+    return figure
 
 
 IDS = [f"s{i}" for i in range(90)]
@@ -150,7 +153,7 @@ def test_no_map_says_why():
 def test_classes_beyond_ten_get_colours_of_their_own():
     embeddings, blob = blobs(per_blob=4, num_blobs=12)
     table = issue_table(np.zeros(90, bool)).iloc[:48]
-    figure = embedding_map_figure(embeddings, table["sample_id"], blob, [f"c{k}" for k in range(12)], table, 2000)
+    figure, _ = embedding_map_figure(embeddings, table["sample_id"], blob, [f"c{k}" for k in range(12)], table, 2000)
     assert len({colour for colour, _ in drawn_points(figure)}) == 12
 
 

@@ -420,7 +420,8 @@ def test_stage_ranks_the_injected_noise_first(prepared_tree):
     assert page.count('<span class="pic ') == 100 * (1 + 5)  # label_issues.neighbours_shown's default
     with Image.open(stage_tree / paths.EMBEDDING_MAP_FIGURE) as figure:
         assert figure.format == "PNG" and figure.width > 600
-    assert f"a map of the embeddings in {paths.EMBEDDING_MAP_FIGURE}" in result.stdout
+    assert metrics["num_in_map"] == 528  # every train sample: fewer than label_issues.map_size's default
+    assert f"528 on a map of the embeddings in {paths.EMBEDDING_MAP_FIGURE}" in result.stdout
 
 
 def test_stage_with_unknown_truth_and_a_missing_input(prepared_tree):
@@ -440,11 +441,16 @@ def test_stage_with_unknown_truth_and_a_missing_input(prepared_tree):
     assert all(len(json.loads(cell)) == 1 for cell in table["neighbour_ids"])  # neighbours_shown: 1
     metrics = json.loads((stage_tree / paths.LABEL_ISSUES_METRICS).read_text())
     assert set(metrics) == {"num_train", "flagged", "flagged_per_class", "suggestion_val_balanced_accuracy", "num_val",
-                            "val_false_alarms", "num_in_gallery"}
+                            "val_false_alarms", "num_in_gallery", "num_in_map"}
     assert metrics["num_in_gallery"] == 3
     page = (stage_tree / paths.LABEL_ISSUES_GALLERY).read_text()
     assert page.count('<section class="card') == 3 and page.count('<span class="pic ') == 3 * 2
     assert Image.open(stage_tree / paths.EMBEDDING_MAP_FIGURE).format == "PNG"
+    assert metrics["num_in_map"] == len(table)  # every train sample: fewer than label_issues.map_size
+    write_params(stage_tree, {"noise": {"type": "none"}, "al": {"oracle": "human"}, "label_issues": {"map_size": 0}})
+    result = run_stages(stage_tree, "stages.label_issues")
+    assert json.loads((stage_tree / paths.LABEL_ISSUES_METRICS).read_text())["num_in_map"] == 0
+    assert f"no map of the embeddings (the figure says why) in {paths.EMBEDDING_MAP_FIGURE}" in result
 
 
 @pytest.mark.e2e

@@ -505,8 +505,9 @@ def test_report_and_summary_name_the_label_issue_files_when_the_stage_ran(tmp_pa
     # metrics from before the suggestions' accuracy was measured: no accuracy, no sentence on it
     assert json.loads(Path(paths.REPORT_METRICS).read_text())["label_issues"] == {
         "csv": "data/label_issues/label_issues.csv", "gallery": "data/label_issues/gallery.html",
-        "num_train": 528, "num_flagged": 52, "num_in_gallery": None, "suggestion_val_balanced_accuracy": None,
-        "num_val": None, "val_false_alarms": None}  # fmt: skip
+        "map": "plots/embedding_map.png", "num_train": 528, "num_flagged": 52, "num_in_gallery": None,
+        "num_in_map": None, "suggestion_val_balanced_accuracy": None, "num_val": None,
+        "val_false_alarms": None}  # fmt: skip
     assert " ".join(results_overview().split("\n\n")[-2].splitlines()) == LABEL_ISSUES_LINE
     # the gallery's size when the metrics give it; none at all with label_issues.gallery_size 0
     for shown, images in ((100, "the top 100 as images in data/label_issues/gallery.html"),
@@ -515,6 +516,13 @@ def test_report_and_summary_name_the_label_issue_files_when_the_stage_ran(tmp_pa
         write_report(report_status(2))
         assert " ".join(results_overview().split("\n\n")[-2].splitlines()) == LABEL_ISSUES_LINE.replace(
             "the top as images in data/label_issues/gallery.html", images)
+    # the map when it drew samples; nothing on it with label_issues.map_size 0
+    for drawn, line in ((528, f"{LABEL_ISSUES_LINE}, 528 on a map of the embeddings in plots/embedding_map.png"),
+                        (0, LABEL_ISSUES_LINE)):  # fmt: skip
+        artifacts.write_json(paths.LABEL_ISSUES_METRICS, LABEL_ISSUES | {"num_in_map": drawn})
+        write_report(report_status(2))
+        assert json.loads(Path(paths.REPORT_METRICS).read_text())["label_issues"]["num_in_map"] == drawn
+        assert " ".join(results_overview().split("\n\n")[-2].splitlines()) == line
 
     artifacts.write_json(paths.LABEL_ISSUES_METRICS, LABEL_ISSUES | {"suggestion_val_balanced_accuracy": 0.614,
                                                                      "num_val": 35})  # fmt: skip

@@ -58,10 +58,11 @@ def tsne_coordinates(embeddings: np.ndarray) -> np.ndarray:
 
 def embedding_map_figure(embeddings: np.ndarray, sample_ids: Sequence[str], labels: np.ndarray,
                          class_names: Sequence[str], table: pd.DataFrame, map_size: int):  # fmt: skip
-    """The map of up to ``map_size`` train samples (:func:`map_rows`) as a matplotlib figure;
-    ``table`` is their label-issue table (:func:`~alr_core.report.label_issues.label_issue_table`,
-    rows in any order), which gives each sample's ``rank`` and ``flagged_by``. A figure that says
-    why there is none when ``map_size`` is 0 or the split has fewer than :data:`MIN_SAMPLES` samples."""
+    """(figure, samples drawn): the map of up to ``map_size`` train samples (:func:`map_rows`) as a
+    matplotlib figure; ``table`` is their label-issue table
+    (:func:`~alr_core.report.label_issues.label_issue_table`, rows in any order), which gives each
+    sample's ``rank`` and ``flagged_by``. With ``map_size`` 0 or fewer than :data:`MIN_SAMPLES`
+    samples, a figure that says why there is no map, and 0 drawn."""
     labels, n, num_classes = np.asarray(labels), len(sample_ids), len(class_names)
     if not (len(embeddings) == len(labels) == len(table) == n):
         raise AlrError(f"embeddings, labels and the label-issue table must have one row per train sample; got "
@@ -76,7 +77,7 @@ def embedding_map_figure(embeddings: np.ndarray, sample_ids: Sequence[str], labe
         why = "label_issues.map_size is 0" if map_size == 0 else f"fewer than {MIN_SAMPLES} samples to map"
         axis.text(0.5, 0.5, f"no map: {why}", ha="center", va="center")
         axis.set_axis_off()
-        return figure
+        return figure, 0
     xy = tsne_coordinates(embeddings[rows])
     labels, flagged, ranks = labels[rows], flagged[rows], ranks[rows]
     figure, axis = new_axes(size=(7.5, 6.0))
@@ -98,7 +99,7 @@ def embedding_map_figure(embeddings: np.ndarray, sample_ids: Sequence[str], labe
     axis.set_yticks([])  # t-SNE's axes have no units: only neighbourhoods mean something
     axis.legend(title="given label (samples)", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
                 fontsize=8, title_fontsize=8, markerscale=1.5)  # fmt: skip
-    return figure
+    return figure, len(rows)
 
 
 def _class_colours(num_classes: int) -> list:

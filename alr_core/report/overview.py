@@ -124,6 +124,8 @@ def label_issues_text(label_issues: dict) -> str:
                f"the top {'' if shown is None else f'{shown} '}as images in {label_issues['gallery']}")
     text = (f"label issues: {label_issues['num_flagged']} of {counted(label_issues['num_train'], 'train sample')} "
             f"flagged by a rule; every sample ranked in {label_issues['csv']}, {gallery}")  # fmt: skip
+    if label_issues.get("num_in_map"):  # none drawn (label_issues.map_size 0), or metrics from before the map
+        text += f", {label_issues['num_in_map']} on a map of the embeddings in {label_issues['map']}"
     notes = validation_notes(label_issues)
     if notes:
         text += "; " + notes

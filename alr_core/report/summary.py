@@ -157,9 +157,11 @@ def label_issues_summary(label_issue_metrics: dict | None) -> dict | None:
     return {
         "csv": paths.LABEL_ISSUES_CSV.as_posix(),
         "gallery": paths.LABEL_ISSUES_GALLERY.as_posix(),
+        "map": paths.EMBEDDING_MAP_FIGURE.as_posix(),
         "num_train": label_issue_metrics["num_train"],
         "num_flagged": label_issue_metrics["flagged"]["any"],
         "num_in_gallery": label_issue_metrics.get("num_in_gallery"),  # absent from metrics written before it
+        "num_in_map": label_issue_metrics.get("num_in_map"),  # and so is this
         # absent from metrics written before it was measured
         "suggestion_val_balanced_accuracy": label_issue_metrics.get("suggestion_val_balanced_accuracy"),
         "num_val": label_issue_metrics.get("num_val"),
