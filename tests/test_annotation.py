@@ -169,6 +169,9 @@ def test_a_team_is_told_it_owes_several_answers_and_files_beside_the_answers_are
         ("sample_id,label\nq1,3\nq2,0\nq3,0\n", "line 2: label '3' is not a class"),
         # a digit int() refuses (it raised a bare ValueError), and a line count past a quoted line break
         ("sample_id,label\nq1,²\nq2,0\nq3,0\n", "line 2: label '²' is not a class"),
+        # digits of other scripts: the annotation page's Load answers reads ASCII digits only, and so does alr
+        ("sample_id,label\nq1,１\nq2,0\nq3,0\n", "line 2: label '１' is not a class"),
+        ("sample_id,label\nq1,٢\nq2,0\nq3,0\n", "line 2: label '٢' is not a class"),
         ('sample_id,label\n"q1","Neutrophil"\n"q2\n",0\nq9,0\n', "line 5: unknown sample_id 'q9'"),
         ("", "the file is empty"),
         ("   \n", "the file is empty"),

@@ -305,7 +305,7 @@ def check_answers(records: list[tuple[str, str, str, str]], id_column: str, path
                            set(sample_of.values()), splits)
             raise AlrError(f"{path}: {place}: {why}")
         answer = _class_index(label, index_of, len(class_names))
-        if label in index_of and label.isdecimal() and int(label) < len(class_names) and int(label) != answer:
+        if label in index_of and _is_index(label) and int(label) < len(class_names) and int(label) != answer:
             read_as_names.append(label)
         if answer is None:
             raise AlrError(
@@ -445,9 +445,15 @@ def _class_index(label: str, index_of: dict[str, int], num_classes: int):
         return SKIP
     if label in index_of:
         return index_of[label]
-    if label.isdecimal() and int(label) < num_classes:  # isdigit() passes "²", which int() refuses
+    if _is_index(label) and int(label) < num_classes:
         return int(label)
     return None
+
+
+def _is_index(label: str) -> bool:
+    """ASCII digits only, as the annotation page reads them: isdigit() passes "²", which int()
+    refuses, and isdecimal() the full-width "３", which the page would call no class."""
+    return label.isascii() and label.isdecimal()
 
 
 def _shown(answer, class_names) -> str:
