@@ -164,3 +164,44 @@ def test_a_table_that_does_not_line_up_is_refused():
         embedding_map_figure(embeddings, IDS, blob, ["a", "b", "c"], table.iloc[1:], 100)
     with pytest.raises(AlrError, match="a row for each train sample id and no other"):
         embedding_map_figure(embeddings, IDS, blob, ["a", "b", "c"], table.replace({"s0": "s90"}), 100)
+
+
+def test_every_point_sits_at_its_own_samples_coordinates_and_the_numbers_beside_their_samples():
+    """Colours, rings and numbers follow each sample's own embedding, not merely the counts: the
+    points of a colour are the t-SNE coordinates of the samples with that label (one run of
+    :func:`tsne_coordinates` on the rows drawn)."""
+    from alr_core.report.embedding_map import _class_colours
+
+    embeddings, blob = blobs()
+    labels = blob.copy()
+    labels[[0, 1, 40]] = [1, 2, 0]
+    flagged = np.zeros(len(labels), bool)
+    flagged[[0, 1, 40, 70]] = True
+    table = issue_table(flagged)
+    for map_size in (2000, 20):
+        figure, _ = embedding_map_figure(embeddings, IDS, labels, ["cat", "dog", "fish"], table, map_size)
+        ranks = table.set_index("sample_id").loc[IDS, "rank"].to_numpy()
+        rows = map_rows(ranks, map_size)
+        xy = tsne_coordinates(embeddings[rows])
+        colours = [tuple(to_rgba(colour)) for colour in _class_colours(3)]
+        for collection in figure.axes[0].collections:
+            colour, ringed = tuple(to_rgba(collection.get_facecolors()[0])), collection.get_linewidths()[0] > 0
+            mine = (labels[rows] == colours.index(colour)) & (flagged[rows] == ringed)
+            np.testing.assert_allclose(np.asarray(collection.get_offsets()), xy[mine], atol=1e-4)
+        where = {int(ranks[row]): xy[i] for i, row in enumerate(rows)}
+        numbers = {int(text.get_text()): text.xy for text in figure.axes[0].texts}
+        assert sorted(numbers) == list(range(1, NUMBERED + 1))
+        for rank, at in numbers.items():
+            np.testing.assert_allclose(at, where[rank], atol=1e-4)
+        plt.close("all")
+
+
+def test_embeddings_that_are_all_one_point_give_a_figure_that_says_so_not_a_crash():
+    # a collapsed encoder: sklearn's t-SNE would divide by a zero spread and crash the process
+    table = issue_table(np.zeros(90, bool))
+    figure, drawn = embedding_map_figure(np.ones((90, 16)), IDS, np.arange(90) % 3, ["a", "b", "c"], table, 2000)
+    assert drawn == 0
+    assert [text.get_text() for text in figure.axes[0].texts] == [
+        "no map: the 90 embeddings drawn are all the same point"]
+    with pytest.raises(AlrError, match="all the same point"):
+        tsne_coordinates(np.zeros((5, 3)))

@@ -1,6 +1,7 @@
 """plots/embedding_map.png: a t-SNE map of the train split's pretrain embeddings, each sample
 coloured by its given label, those a rule flags ringed, and the highest-ranked numbered by their
-``rank`` in label_issues.csv (the gallery shows them in that order).
+``rank`` in label_issues.csv (the gallery shows the flagged first, so an unflagged one of
+them comes after every flagged sample there).
 
 It shows what the flags rest on. A class that forms an island of its own is one the embeddings
 separate, and a ringed sample inside another class's island is a likely wrong label; where the
@@ -52,6 +53,9 @@ def tsne_coordinates(embeddings: np.ndarray) -> np.ndarray:
     embeddings = np.asarray(embeddings, dtype=np.float32)
     if embeddings.ndim != 2 or len(embeddings) < MIN_SAMPLES or not np.isfinite(embeddings).all():
         raise AlrError(f"embeddings must be finite of shape (M, D) with M ≥ {MIN_SAMPLES}, got {embeddings.shape}")
+    if not _spread(embeddings):
+        # sklearn scales the PCA start by its spread: 0 gives NaN, and Barnes-Hut then crashes the process
+        raise AlrError(f"the {len(embeddings)} embeddings are all the same point: t-SNE cannot map them")
     perplexity = min(PERPLEXITY, (len(embeddings) - 1) / 3)
     return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=MAP_SEED).fit_transform(embeddings)
 
@@ -61,8 +65,9 @@ def embedding_map_figure(embeddings: np.ndarray, sample_ids: Sequence[str], labe
     """(figure, samples drawn): the map of up to ``map_size`` train samples (:func:`map_rows`) as a
     matplotlib figure; ``table`` is their label-issue table
     (:func:`~alr_core.report.label_issues.label_issue_table`, rows in any order), which gives each
-    sample's ``rank`` and ``flagged_by``. With ``map_size`` 0 or fewer than :data:`MIN_SAMPLES`
-    samples, a figure that says why there is no map, and 0 drawn."""
+    sample's ``rank`` and ``flagged_by``. With ``map_size`` 0, fewer than :data:`MIN_SAMPLES`
+    samples or embeddings that are all one point, a figure that says why there is no map, and 0
+    drawn."""
     labels, n, num_classes = np.asarray(labels), len(sample_ids), len(class_names)
     if not (len(embeddings) == len(labels) == len(table) == n):
         raise AlrError(f"embeddings, labels and the label-issue table must have one row per train sample; got "
@@ -72,13 +77,14 @@ def embedding_map_figure(embeddings: np.ndarray, sample_ids: Sequence[str], labe
     in_sample_order = table.set_index("sample_id").loc[list(sample_ids)]
     ranks, flagged = in_sample_order["rank"].to_numpy(), in_sample_order["flagged_by"].ne("").to_numpy()
     rows = map_rows(ranks, map_size)
-    if len(rows) < MIN_SAMPLES:
+    embeddings = np.asarray(embeddings, dtype=np.float32)[rows]
+    why = _why_no_map(embeddings, map_size)
+    if why:
         figure, axis = new_axes()
-        why = "label_issues.map_size is 0" if map_size == 0 else f"fewer than {MIN_SAMPLES} samples to map"
         axis.text(0.5, 0.5, f"no map: {why}", ha="center", va="center")
         axis.set_axis_off()
         return figure, 0
-    xy = tsne_coordinates(embeddings[rows])
+    xy = tsne_coordinates(embeddings)
     labels, flagged, ranks = labels[rows], flagged[rows], ranks[rows]
     figure, axis = new_axes(size=(7.5, 6.0))
     colours = _class_colours(num_classes)
@@ -100,6 +106,22 @@ def embedding_map_figure(embeddings: np.ndarray, sample_ids: Sequence[str], labe
     axis.legend(title="given label (samples)", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
                 fontsize=8, title_fontsize=8, markerscale=1.5)  # fmt: skip
     return figure, len(rows)
+
+
+def _why_no_map(embeddings: np.ndarray, map_size: int) -> str | None:
+    """Why the rows drawn, ``embeddings`` (M, D), give no map; None when they do."""
+    if map_size == 0:
+        return "label_issues.map_size is 0"
+    if len(embeddings) < MIN_SAMPLES:
+        return f"fewer than {MIN_SAMPLES} samples to map"
+    if not _spread(embeddings):  # a collapsed encoder: one point for all
+        return f"the {len(embeddings)} embeddings drawn are all the same point"
+    return None
+
+
+def _spread(embeddings: np.ndarray) -> bool:
+    """Whether the rows (M ≥ 1) are not all one point (t-SNE's PCA start needs some spread)."""
+    return bool((np.ptp(embeddings, axis=0) > 0).any())
 
 
 def _class_colours(num_classes: int) -> list:
