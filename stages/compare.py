@@ -11,7 +11,6 @@ per group). Queued, running and failed experiments are listed, not aggregated, a
 repeats (an older run of the same parameters and seeds on the same commit).
 """
 
-import argparse
 import json
 import subprocess
 import sys
@@ -20,13 +19,13 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from alr_core.common import artifacts
-from alr_core.common.cli import run_stage
+from alr_core.common.cli import run_stage, stage_parser
 from alr_core.common.errors import AlrError
 from alr_core.report.compare import curves_figure, markdown_report, read_experiments, summary_table
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Aggregate a sweep of DVC experiments over seeds.")
+    parser = stage_parser(__doc__)
     parser.add_argument("--exp-show", type=Path, help="a saved `dvc exp show --json` output (default: run it)")
     parser.add_argument("--all-commits", action="store_true", help="experiments of every commit, not only HEAD")
     parser.add_argument("--markdown", type=Path, default=Path("metrics/compare.md"))

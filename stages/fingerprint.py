@@ -10,7 +10,7 @@ Files whose size, times and inode are unchanged keep their hash from data/source
 import time
 
 from alr_core.common import artifacts, paths
-from alr_core.common.cli import run_stage
+from alr_core.common.cli import no_arguments, run_stage
 from alr_core.common.params import load_params
 from alr_core.common.text import counted
 from alr_core.common.upgrade import check_moved_outputs
@@ -19,6 +19,7 @@ from alr_core.data.sources import source_files
 
 
 def main() -> None:
+    no_arguments(__doc__)
     params = load_params(paths.PARAMS)
     check_moved_outputs()  # fingerprint runs first: a project an earlier alr ran stops before any work
     start = time.perf_counter()

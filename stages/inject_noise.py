@@ -1,7 +1,7 @@
 """Stage inject_noise: prepared samples → data/noise/labels.parquet, metrics/noise.json."""
 
 from alr_core.common import artifacts, paths
-from alr_core.common.cli import run_stage
+from alr_core.common.cli import no_arguments, run_stage
 from alr_core.common.errors import AlrError
 from alr_core.common.params import load_params
 from alr_core.common.seeding import rng_for
@@ -11,6 +11,7 @@ from alr_core.data.prepare import class_names
 
 
 def main() -> None:
+    no_arguments(__doc__)
     params = load_params(paths.PARAMS)
     if not paths.PREPARED_SAMPLES.is_file():
         raise AlrError(f"{paths.PREPARED_SAMPLES}: not found; run the prepare stage first (dvc repro)")

@@ -11,7 +11,7 @@ right; with simulated noise, each rule's precision and recall and the ranking's 
 """
 
 from alr_core.common import artifacts, paths
-from alr_core.common.cli import run_stage
+from alr_core.common.cli import no_arguments, run_stage
 from alr_core.common.errors import AlrError
 from alr_core.common.params import load_params
 from alr_core.common.text import counted
@@ -23,6 +23,7 @@ from alr_core.report.label_issues import gallery_html, label_issue_metrics, labe
 
 
 def main() -> None:
+    no_arguments(__doc__)
     params = load_params(paths.PARAMS)
     for path, stage in ((paths.PREPARED_SAMPLES, "prepare"), (paths.PRETRAIN_EMBEDDINGS, "pretrain"),
                         (paths.NOISY_LABELS, "inject_noise")):  # fmt: skip

@@ -7,12 +7,13 @@ metrics/lnl_timing.json (wall-clock seconds, kept out of the tracked metrics), p
 
 from alr_core.active.labels import initial_working_labels
 from alr_core.common import artifacts, paths
-from alr_core.common.cli import run_stage
+from alr_core.common.cli import no_arguments, run_stage
 from alr_core.common.params import load_params
 from alr_core.common.text import kept_text, method_name, rounded, safety_net_sentence
 
 
 def main() -> None:
+    no_arguments(__doc__)
     params = load_params(paths.PARAMS)
     from alr_core.data.datasets import load_pipeline_data, model_inputs  # torch only after params pass
     from alr_core.lnl.safety_net import train_with_safety_net

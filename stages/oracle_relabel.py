@@ -22,8 +22,9 @@ from alr_core.report.stopped import report_before_round
 
 
 def main() -> None:
+    name = round_argument(__doc__)
     params = load_params(paths.PARAMS)
-    rnd = current_round(params, round_argument(__doc__))
+    rnd = current_round(params, name)
     labels = artifacts.read_parquet(rnd.prev_dir / paths.WORKING_LABELS)
     query = artifacts.read_parquet(rnd.out_dir / paths.QUERY)
     samples = artifacts.read_parquet(paths.PREPARED_SAMPLES)

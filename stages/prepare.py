@@ -1,7 +1,7 @@
 """Stage prepare: data source → data/prepared/{images.npy, samples.parquet}, metrics/data.json."""
 
 from alr_core.common import artifacts, paths
-from alr_core.common.cli import run_stage
+from alr_core.common.cli import no_arguments, run_stage
 from alr_core.common.params import load_params
 from alr_core.common.seeding import rng_for
 from alr_core.common.text import counted
@@ -11,6 +11,7 @@ from alr_core.data.prepare import data_summary, groups_text, imbalance_text, pre
 
 
 def main() -> None:
+    no_arguments(__doc__)
     params = load_params(paths.PARAMS)
     # the splits' own seed: a replicate (top-level ``seed``) keeps the split, and with it every
     # stage that depends on the prepared data alone (pretrain)

@@ -10,12 +10,13 @@ plots/pretrain_epochs.csv.
 import dataclasses
 
 from alr_core.common import artifacts, paths
-from alr_core.common.cli import run_stage
+from alr_core.common.cli import no_arguments, run_stage
 from alr_core.common.params import load_params
 from alr_core.common.text import counted, rounded
 
 
 def main() -> None:
+    no_arguments(__doc__)
     params = load_params(paths.PARAMS)
     from alr_core.nn import distributed  # torch is imported only after params pass
     from alr_core.ssl.embeddings import embeddings_table

@@ -19,8 +19,9 @@ from alr_core.human.page import render_page
 
 
 def main() -> None:
+    name = round_argument(__doc__)
     params = load_params(paths.PARAMS)
-    rnd = current_round(params, round_argument(__doc__))
+    rnd = current_round(params, name)
     scores = artifacts.read_parquet(rnd.out_dir / paths.SCORES)
     labels = artifacts.read_parquet(rnd.prev_dir / paths.WORKING_LABELS)
     samples = artifacts.read_parquet(paths.PREPARED_SAMPLES)

@@ -10,8 +10,9 @@ from alr_core.common.text import counted
 
 
 def main() -> None:
+    name = round_argument(__doc__)
     params = load_params(paths.PARAMS)
-    rnd = current_round(params, round_argument(__doc__))
+    rnd = current_round(params, name)
     labels = artifacts.read_parquet(rnd.prev_dir / paths.WORKING_LABELS)
     pool = in_pool(labels, params.al.pool, params.al.paper_protocol)
     largest = int(in_pool(labels, "all", params.al.paper_protocol).sum())

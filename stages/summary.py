@@ -5,11 +5,12 @@ reads metrics/*.json and imports no torch.
     python -m stages.summary
 """
 
-from alr_core.common.cli import run_stage
+from alr_core.common.cli import no_arguments, run_stage
 from alr_core.report.overview import results_overview
 
 
 def main() -> None:
+    no_arguments(__doc__)
     print(results_overview())
 
 

@@ -1,11 +1,14 @@
 """run_stage (alr_core.common.cli): how a failing stage ends, and the hint on restoring the
-outputs DVC removed before running it; progress bars."""
+outputs DVC removed before running it; progress bars; every stage's command line."""
 
 from __future__ import annotations
 
+import importlib
 import io
+import sys
 
 import pytest
+from builders import REPO_ROOT
 
 from alr_core.common import cli
 from alr_core.common.cli import restore_hint, run_stage
@@ -153,3 +156,26 @@ def test_a_delayed_bar_stays_hidden_for_work_that_ends_sooner():  # fingerprint'
     stream = Terminal()
     assert list(cli.progress_bar(range(3), "hash source files", file=stream, delay=60)) == [0, 1, 2]
     assert stream.getvalue() == ""
+
+
+STAGE_MODULES = sorted(path.stem for path in (REPO_ROOT / "stages").glob("*.py") if path.stem != "__init__")
+
+
+@pytest.mark.parametrize("name", STAGE_MODULES)
+def test_every_stage_answers_help_and_refuses_an_unknown_argument_before_any_work(name, tmp_path, monkeypatch,
+                                                                                  capsys):  # fmt: skip
+    """`--help` was ignored by the stages without arguments: `python -m stages.pretrain --help`
+    pretrained. Run in an empty folder, a stage that went on would fail there (no params.yaml)
+    or write something."""
+    module = importlib.import_module(f"stages.{name}")
+    monkeypatch.chdir(tmp_path)
+    for argument, status in (("--help", 0), ("--no-such-option", 2)):
+        monkeypatch.setattr(sys, "argv", [str(REPO_ROOT / "stages" / f"{name}.py"), argument])
+        with pytest.raises(SystemExit) as exit_info:
+            module.main()
+        assert exit_info.value.code == status, argument
+    out, err = capsys.readouterr()
+    assert out.startswith(f"usage: python -m stages.{name} [-h]")
+    assert module.__doc__.splitlines()[0] in out  # the docstring, its lines as written
+    assert err.startswith(f"usage: python -m stages.{name} [-h]") and f"stages.{name}: error: " in err
+    assert list(tmp_path.iterdir()) == []

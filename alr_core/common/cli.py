@@ -232,8 +232,25 @@ def _succeeded_before(stage: str) -> bool:
     return isinstance(lock, dict) and stage in (lock.get("stages") or {})
 
 
+def no_arguments(description: str) -> None:
+    """The command line of a stage that takes no argument: ``--help`` prints ``description``
+    (the stage's docstring) and exits, and any argument is an error, before the stage does any
+    work (an ignored ``--help`` would run it: hours of pretraining on a large set)."""
+    stage_parser(description).parse_args()
+
+
 def round_argument(description: str) -> str:
-    """The ``--round`` argument of a per-round stage (a key of params ``rounds``)."""
-    parser = argparse.ArgumentParser(description=description)
+    """The ``--round`` argument of a per-round stage (a key of params ``rounds``); ``--help``
+    prints ``description``, as :func:`no_arguments` does."""
+    parser = stage_parser(description)
     parser.add_argument("--round", required=True, help="round number, a key of params 'rounds'")
     return parser.parse_args().round
+
+
+def stage_parser(description: str) -> argparse.ArgumentParser:
+    """A stage's argument parser: usage as the stage is run (``python -m stages.<name>``), and
+    ``description`` (its docstring) as written, so that its lists and commands keep their lines."""
+    script = Path(sys.argv[0])
+    prog = f"python -m {script.parent.name}.{script.stem}" if script.parent.name == "stages" else None
+    return argparse.ArgumentParser(prog=prog, description=description,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
