@@ -155,6 +155,20 @@ def test_classes_beyond_ten_get_colours_of_their_own():
     table = issue_table(np.zeros(90, bool)).iloc[:48]
     figure, _ = embedding_map_figure(embeddings, table["sample_id"], blob, [f"c{k}" for k in range(12)], table, 2000)
     assert len({colour for colour, _ in drawn_points(figure)}) == 12
+    assert legend_columns(figure) == 1
+
+
+def test_the_legend_of_many_classes_takes_columns_of_25():
+    embeddings, blob = blobs(per_blob=2, num_blobs=60, dim=64)
+    ids = [f"t{i}" for i in range(120)]
+    table = pd.DataFrame({"rank": np.arange(1, 121), "sample_id": ids, "flagged_by": ""})
+    figure, drawn = embedding_map_figure(embeddings, ids, blob, [f"class {k}" for k in range(60)], table, 2000)
+    assert drawn == 120 and legend_columns(figure) == 3
+
+
+def legend_columns(figure) -> int:
+    figure.canvas.draw()
+    return len({round(text.get_window_extent().x0) for text in figure.axes[0].get_legend().get_texts()})
 
 
 def test_a_table_that_does_not_line_up_is_refused():

@@ -28,6 +28,7 @@ MAP_SEED = 0  # the map is a view of the embeddings, not an experiment: one fixe
 NUMBERED = 10  # the best-ranked samples are numbered on the map, and always drawn
 MIN_SAMPLES = 4  # t-SNE's perplexity must stay below the number of samples; fewer give no useful map
 PERPLEXITY = 30.0  # sklearn's default, lowered to (n − 1) / 3 for small maps
+LEGEND_ROWS = 25  # classes per legend column: the legend of many classes stays about as tall as the map
 
 
 def map_rows(ranks: np.ndarray, map_size: int) -> np.ndarray:
@@ -104,7 +105,7 @@ def embedding_map_figure(embeddings: np.ndarray, sample_ids: Sequence[str], labe
     axis.set_xticks([])
     axis.set_yticks([])  # t-SNE's axes have no units: only neighbourhoods mean something
     axis.legend(title="given label (samples)", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
-                fontsize=8, title_fontsize=8, markerscale=1.5)  # fmt: skip
+                fontsize=8, title_fontsize=8, markerscale=1.5, ncols=-(-num_classes // LEGEND_ROWS))  # fmt: skip
     return figure, len(rows)
 
 
