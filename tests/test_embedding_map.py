@@ -210,12 +210,14 @@ def test_every_point_sits_at_its_own_samples_coordinates_and_the_numbers_beside_
         plt.close("all")
 
 
-def test_embeddings_that_are_all_one_point_give_a_figure_that_says_so_not_a_crash():
-    # a collapsed encoder: sklearn's t-SNE would divide by a zero spread and crash the process
+def test_embeddings_that_all_point_one_way_give_a_figure_that_says_so_not_a_crash():
+    # a collapsed encoder: sklearn's t-SNE would divide by a zero spread and crash the process. The
+    # map, like knn_vote, compares directions: rows of one direction and any lengths are one point
     table = issue_table(np.zeros(90, bool))
-    figure, drawn = embedding_map_figure(np.ones((90, 16)), IDS, np.arange(90) % 3, ["a", "b", "c"], table, 2000)
+    one_way = np.ones((90, 16)) * np.arange(1, 91)[:, None]
+    figure, drawn = embedding_map_figure(one_way, IDS, np.arange(90) % 3, ["a", "b", "c"], table, 2000)
     assert drawn == 0
     assert [text.get_text() for text in figure.axes[0].texts] == [
-        "no map: the 90 embeddings drawn are all the same point"]
-    with pytest.raises(AlrError, match="all the same point"):
+        "no map: the 90 embeddings drawn all point the same way"]
+    with pytest.raises(AlrError, match="all point the same way"):
         tsne_coordinates(np.zeros((5, 3)))

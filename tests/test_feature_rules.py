@@ -25,6 +25,7 @@ from alr_core.lnl.feature_rules import (
     knn_probs,
     nearest_neighbours,
     probe_balanced_accuracy,
+    unit_rows,
     validation_false_alarm_rates,
 )
 
@@ -34,6 +35,13 @@ HAND_POINTS = np.array([[1.0, 0.0], [3.0, 0.0], [0.0, 5.0], [2.0, 1.8], [-1.0, 0
 A, B = 2 / np.sqrt(7.24), 1.8 / np.sqrt(7.24)  # row 3's cosine to rows 0 and 1, and to row 2
 C, D = 0.2 / np.sqrt(1.04), -1 / np.sqrt(1.04)  # row 4's cosine to row 2, and to rows 0 and 1
 E = A * D + B * C  # rows 3 and 4
+
+
+def test_unit_rows_keep_each_direction_at_length_one_and_a_zero_row_at_zero():
+    rows = np.vstack([HAND_POINTS, np.zeros(2)])
+    unit = unit_rows(rows)
+    np.testing.assert_allclose(unit[:5], [[1, 0], [1, 0], [0, 1], [A, B], [D, C]], atol=1e-12)
+    assert unit[5].tolist() == [0.0, 0.0]
 
 
 def test_nearest_neighbours_on_hand_points():

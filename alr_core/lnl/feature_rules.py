@@ -53,6 +53,14 @@ MAX_HELD_OUT_BATCHES = 16
 # The rules the label-issue report flags with; conformal_kfold is left out because it flags
 # 1 − lnl.clean_recall of the right labels by design, a false-alarm rate fixed in advance
 REPORT_RULES = ("knn_vote", "cleanlab_kfold")
+ZERO_NORM = 1e-12  # an embedding shorter than this has no direction
+
+
+def unit_rows(embeddings: np.ndarray) -> np.ndarray:
+    """``embeddings`` (N, D) with each row scaled to length 1 (one shorter than :data:`ZERO_NORM`
+    is divided by it instead: a zero row stays zero): the directions the feature rules compare,
+    since on unit rows the Euclidean order is the cosine order."""
+    return embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), ZERO_NORM)
 
 
 def nearest_neighbours(embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -72,14 +80,13 @@ def nearest_neighbours(embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.n
     n = len(embeddings)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n - 1:
         raise AlrError(f"k (lnl.knn_k) is {k!r}; expected an integer in [1, {n - 1}] (the number of other rows)")
-    norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
-    unit = embeddings / np.maximum(norms, 1e-12)
+    unit = unit_rows(embeddings)
     # on unit vectors the Euclidean order is the cosine order; a zero row would lie at distance
     # 1 from every unit row, as near as a row at cosine 0.5, so the search gives it an axis of
     # its own (orthogonal to every other row); kneighbors() without a query leaves each row out
     # of its own list (a duplicate of it stays in)
     search = NearestNeighbors(n_neighbors=k, algorithm="brute", metric="euclidean")
-    search.fit(np.hstack([unit, norms < 1e-12]))
+    search.fit(np.hstack([unit, np.linalg.norm(embeddings, axis=1, keepdims=True) < ZERO_NORM]))
     indices = search.kneighbors(return_distance=False).astype(np.int64)
     # exact dot products, so equally similar rows compare equal for the tie order (the search's
     # squared-distance expansion rounds); in blocks of rows so the gathered (rows, k, D)

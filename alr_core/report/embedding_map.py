@@ -22,6 +22,7 @@ import pandas as pd
 
 from alr_core.common.errors import AlrError
 from alr_core.common.text import counted
+from alr_core.lnl.feature_rules import unit_rows
 from alr_core.report.figures import new_axes
 
 MAP_SEED = 0  # the map is a view of the embeddings, not an experiment: one fixed seed for the draw and t-SNE
@@ -47,18 +48,21 @@ def map_rows(ranks: np.ndarray, map_size: int) -> np.ndarray:
 
 
 def tsne_coordinates(embeddings: np.ndarray) -> np.ndarray:
-    """(M, 2) t-SNE coordinates of ``embeddings`` (M, D), M ≥ :data:`MIN_SAMPLES`: PCA
-    initialisation and :data:`MAP_SEED`, so the same embeddings give the same map."""
+    """(M, 2) t-SNE coordinates of the directions of ``embeddings`` (M, D), M ≥
+    :data:`MIN_SAMPLES`: the rows scaled to length 1, so that the map's neighbourhoods are the
+    cosine neighbourhoods ``knn_vote`` votes in; PCA initialisation and :data:`MAP_SEED`, so the
+    same embeddings give the same map."""
     from sklearn.manifold import TSNE
 
     embeddings = np.asarray(embeddings, dtype=np.float32)
     if embeddings.ndim != 2 or len(embeddings) < MIN_SAMPLES or not np.isfinite(embeddings).all():
         raise AlrError(f"embeddings must be finite of shape (M, D) with M ≥ {MIN_SAMPLES}, got {embeddings.shape}")
-    if not _spread(embeddings):
+    directions = unit_rows(embeddings)
+    if not _spread(directions):
         # sklearn scales the PCA start by its spread: 0 gives NaN, and Barnes-Hut then crashes the process
-        raise AlrError(f"the {len(embeddings)} embeddings are all the same point: t-SNE cannot map them")
+        raise AlrError(f"the {len(embeddings)} embeddings all point the same way: t-SNE cannot map them")
     perplexity = min(PERPLEXITY, (len(embeddings) - 1) / 3)
-    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=MAP_SEED).fit_transform(embeddings)
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=MAP_SEED).fit_transform(directions)
 
 
 def embedding_map_figure(embeddings: np.ndarray, sample_ids: Sequence[str], labels: np.ndarray,
@@ -67,8 +71,8 @@ def embedding_map_figure(embeddings: np.ndarray, sample_ids: Sequence[str], labe
     matplotlib figure; ``table`` is their label-issue table
     (:func:`~alr_core.report.label_issues.label_issue_table`, rows in any order), which gives each
     sample's ``rank`` and ``flagged_by``. With ``map_size`` 0, fewer than :data:`MIN_SAMPLES`
-    samples or embeddings that are all one point, a figure that says why there is no map, and 0
-    drawn."""
+    samples or embeddings that all point the same way, a figure that says why there is no map,
+    and 0 drawn."""
     labels, n, num_classes = np.asarray(labels), len(sample_ids), len(class_names)
     if not (len(embeddings) == len(labels) == len(table) == n):
         raise AlrError(f"embeddings, labels and the label-issue table must have one row per train sample; got "
@@ -115,8 +119,8 @@ def _why_no_map(embeddings: np.ndarray, map_size: int) -> str | None:
         return "label_issues.map_size is 0"
     if len(embeddings) < MIN_SAMPLES:
         return f"fewer than {MIN_SAMPLES} samples to map"
-    if not _spread(embeddings):  # a collapsed encoder: one point for all
-        return f"the {len(embeddings)} embeddings drawn are all the same point"
+    if not _spread(unit_rows(embeddings)):  # a collapsed encoder: one direction for all
+        return f"the {len(embeddings)} embeddings drawn all point the same way"
     return None
 
 
