@@ -16,8 +16,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-
 from alr_core.common import artifacts
 from alr_core.common.cli import run_stage, stage_parser
 from alr_core.common.errors import AlrError
@@ -45,6 +43,8 @@ def main() -> None:
     artifacts.write_text(args.markdown, report)
     artifacts.write_csv(args.csv, table)
     if figure is not None:
+        import matplotlib.pyplot as plt  # after curves_figure, which chooses the non-interactive backend
+
         artifacts.write_figure(args.figure, figure)
         plt.close(figure)
     elif args.figure.exists():  # an earlier sweep's curves would stand beside a table of none
