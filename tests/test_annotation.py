@@ -93,6 +93,17 @@ def test_a_number_that_names_a_class_is_that_class_and_the_note_says_so(tmp_path
     assert as_indices.note is None and answers(tmp_path, "sample_id,label\nq1,2\nq2,1\nq3,0\n").note is None
 
 
+def test_class_names_in_full_width_digits_are_no_indices_and_get_no_note(tmp_path):
+    """The page reads ASCII digits only as indices: class "２" (full-width) is a name, never
+    index 2, so the note about names that are also indices must not name it (int() would read
+    "２" as 2, the index of class "３")."""
+    path = tmp_path / "round_1.csv"
+    path.write_text("sample_id,label\nq1,２\nq2,１\nq3,１\n")
+    result = read_answers(path, QUERY, KNOWN, ["１", "２", "３"], False, tmp_path / "annotate.html", 1)
+    assert rows(result) == [("q1", "expert", 1), ("q2", "expert", 0), ("q3", "expert", 0)]
+    assert result.note is None
+
+
 def test_a_class_name_typed_in_another_unicode_form_is_that_class(tmp_path):
     import unicodedata
 

@@ -179,3 +179,20 @@ def test_every_stage_answers_help_and_refuses_an_unknown_argument_before_any_wor
     assert module.__doc__.splitlines()[0] in out  # the docstring, its lines as written
     assert err.startswith(f"usage: python -m stages.{name} [-h]") and f"stages.{name}: error: " in err
     assert list(tmp_path.iterdir()) == []
+
+
+ROUND_STAGES = ("score_samples", "query", "oracle_relabel", "retrain")
+
+
+@pytest.mark.parametrize("name", ROUND_STAGES)
+def test_a_round_stage_without_round_stops_at_its_command_line(name, tmp_path, monkeypatch, capsys):
+    """`--round` is required: without it a per-round stage would go on with round None and fail
+    later (or worse, in a folder with params.yaml, read some other round's files)."""
+    module = importlib.import_module(f"stages.{name}")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [str(REPO_ROOT / "stages" / f"{name}.py")])
+    with pytest.raises(SystemExit) as exit_info:
+        module.main()
+    assert exit_info.value.code == 2
+    assert "the following arguments are required: --round" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -221,3 +221,41 @@ def test_embeddings_that_all_point_one_way_give_a_figure_that_says_so_not_a_cras
         "no map: the 90 embeddings drawn all point the same way"]
     with pytest.raises(AlrError, match="all point the same way"):
         tsne_coordinates(np.zeros((5, 3)))
+
+
+def test_tsne_maps_directions_whatever_the_rows_lengths():
+    """The map's neighbourhoods are knn_vote's cosine ones: rows scaled by any positive factor
+    (powers of two, so the unit rows are bit for bit the same) give the same map, and rows of one
+    direction are refused, however their lengths differ."""
+    embeddings, _ = blobs()
+    scales = 2.0 ** np.random.default_rng(2).integers(-6, 7, size=(len(embeddings), 1))
+    assert np.array_equal(tsne_coordinates(embeddings * scales), tsne_coordinates(embeddings))
+    with pytest.raises(AlrError, match="the 90 embeddings all point the same way"):
+        tsne_coordinates(np.ones((90, 16)) * np.arange(1, 91)[:, None])
+
+
+def test_the_smallest_map_tsne_accepts_is_drawn():
+    """MIN_SAMPLES rows are enough for t-SNE (tsne_coordinates maps them): the figure draws them
+    rather than saying there are too few."""
+    figure = map_of(map_size=MIN_SAMPLES)
+    assert len(drawn_points(figure)) == MIN_SAMPLES
+    assert sorted(int(text.get_text()) for text in figure.axes[0].texts) == list(range(1, MIN_SAMPLES + 1))
+
+
+def test_a_dimension_constant_over_every_sample_still_gives_a_map():
+    """Embeddings often have dead dimensions (a ReLU feature that is 0 for every image): the rows
+    still spread over the others, so there is a map, not 'all point the same way'."""
+    embeddings, blob = blobs()
+    embeddings[:, -1] = 0.0
+    table = issue_table(np.zeros(90, bool))
+    figure, drawn = embedding_map_figure(embeddings, IDS, blob, ["a", "b", "c"], table, 2000)
+    assert drawn == 90 == len(drawn_points(figure))
+
+
+def test_the_ringed_points_are_drawn_over_the_others():
+    """A flagged sample inside another class's island must not hide under its neighbours' dots:
+    every ringed collection lies above every plain one."""
+    figure = map_of()
+    plain = [c.get_zorder() for c in figure.axes[0].collections if not c.get_linewidths()[0] > 0]
+    ringed = [c.get_zorder() for c in figure.axes[0].collections if c.get_linewidths()[0] > 0]
+    assert plain and ringed and min(ringed) > max(plain)

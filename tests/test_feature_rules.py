@@ -42,6 +42,9 @@ def test_unit_rows_keep_each_direction_at_length_one_and_a_zero_row_at_zero():
     unit = unit_rows(rows)
     np.testing.assert_allclose(unit[:5], [[1, 0], [1, 0], [0, 1], [A, B], [D, C]], atol=1e-12)
     assert unit[5].tolist() == [0.0, 0.0]
+    # only a row shorter than ZERO_NORM (1e-12) has no direction: a short one (length 5e-10, as
+    # float32 features of a nearly dead encoder give) keeps its own, and its neighbours by it
+    np.testing.assert_allclose(unit_rows(np.array([[3e-10, 4e-10]])), [[0.6, 0.8]], atol=1e-12)
 
 
 def test_nearest_neighbours_on_hand_points():
