@@ -368,6 +368,19 @@ BEFOREUNLOAD_PREVENTED = """
 """
 
 
+def reload_showing(browser, progress: str) -> str:
+    """Reload the page, and again until it shows ``progress`` (30 s at most); what it shows last.
+    On a loaded machine a reloaded page may read storage before the last write of the page it
+    replaced reaches it (a few times in full CI runs): a reload reads it again, and answers truly
+    lost still fail the caller's assertion."""
+    browser.session("POST", "/refresh")
+    deadline = time.monotonic() + 30
+    while browser.text("#progress") != progress and time.monotonic() < deadline:
+        time.sleep(0.5)
+        browser.session("POST", "/refresh")
+    return browser.text("#progress")
+
+
 def open_page(browser, tmp_path, items=ITEMS, class_names=CLASS_NAMES, annotators=1) -> Path:
     page = tmp_path / "annotate.html"
     page.write_text(render_page(items, class_names, 1, "round_1.csv", annotators), encoding="utf-8")
@@ -432,8 +445,7 @@ def test_answers_with_clicks_and_keys_and_saves_the_csv(browser, tmp_path):
     assert accepted.table[["sample_id", "label"]].values.tolist() == [
         ["s1", 1], ["s2", -1], ["s3", CLASS_NAMES.index("Monocyte")]]  # -1: skipped
 
-    browser.session("POST", "/refresh")  # the answers survive a reload (localStorage)
-    assert browser.text("#progress") == "3 / 4 answered"
+    assert reload_showing(browser, "3 / 4 answered") == "3 / 4 answered"  # the answers survive a reload
     assert browser.text("#item-id") == "cell/004"  # it opens at the first unanswered item
     assert browser.text("#save-status") == "saved as round_1.csv"
 
@@ -522,11 +534,7 @@ def test_loading_a_saved_file_fills_in_the_images_not_answered_here(browser, tmp
     assert browser.execute(NOTE_CLASS) == "save-note calm"  # answers loaded: not in the warning's red
     browser.press("2")
     assert browser.text("#save-note") == ""  # it spoke of the file
-    browser.session("POST", "/refresh")  # the loaded answers are kept in the browser like those given here
-    deadline = time.monotonic() + 30  # see the team test: a loaded machine may show storage late
-    while browser.text("#progress") != "4 / 4 answered" and time.monotonic() < deadline:
-        time.sleep(0.5)
-        browser.session("POST", "/refresh")
+    reload_showing(browser, "4 / 4 answered")  # the loaded answers are kept in the browser like those given here
     browser.click("#save")
     assert wait_for_download(browser.downloads, "round_1.csv").read_text() == (
         "item_id,label\ncell/001,Basophil\n"
@@ -721,14 +729,7 @@ def test_two_tabs_of_one_page_keep_both_tabs_answers(browser, tmp_path):
     assert browser.text("#progress") == "3 / 4 answered"  # the first tab's answers shown here too
     browser.session("POST", "/window", {"handle": first})
     browser.execute("window.onbeforeunload = null")
-    browser.session("POST", "/refresh")
-    # as in the team test: on a loaded machine the reloaded page may read storage before the other
-    # tab's last write reaches it (a full CI run); a reload reads it again, lost answers still fail
-    deadline = time.monotonic() + 30
-    while browser.text("#progress") != "3 / 4 answered" and time.monotonic() < deadline:
-        time.sleep(0.5)
-        browser.session("POST", "/refresh")
-    assert browser.text("#progress") == "3 / 4 answered"
+    assert reload_showing(browser, "3 / 4 answered") == "3 / 4 answered"  # the other tab's answer too
     browser.click("#save")
     assert wait_for_download(browser.downloads, "round_1.csv").read_text().splitlines()[1:] == [
         "cell/001,Basophil", f'"{EVIL_ID.replace(chr(34), 2 * chr(34))}","Neutro,phil ""N"""', "cell/004,Monocyte"]
@@ -786,8 +787,7 @@ def test_an_answer_the_browser_failed_to_keep_is_written_with_the_next_one(brows
     browser.press("3")  # storage works again: the answer it missed is written too, and the warning goes
     assert (browser.text("#progress"), browser.text("#save-status")) == ("3 / 4 answered", "unsaved answers")
     browser.execute("window.onbeforeunload = null")
-    browser.session("POST", "/refresh")
-    assert browser.text("#progress") == "3 / 4 answered"
+    assert reload_showing(browser, "3 / 4 answered") == "3 / 4 answered"
 
 
 def test_an_answer_in_one_tab_shows_in_the_other_at_once(browser, tmp_path):
@@ -808,15 +808,7 @@ def test_a_corrupt_stored_record_is_written_over(browser, tmp_path):
     browser.press("1", "2")  # the parse error was taken for blocked storage, and the record never repaired
     assert browser.text("#save-status") == "unsaved answers"
     browser.execute("window.onbeforeunload = null")
-    browser.session("POST", "/refresh")
-    # as in the team test: on a loaded machine the reloaded page may read storage before the last
-    # write of the page it replaced reaches it (once in a full CI run); a reload reads it again, and
-    # a record never repaired still fails
-    deadline = time.monotonic() + 30
-    while browser.text("#progress") != "2 / 4 answered" and time.monotonic() < deadline:
-        time.sleep(0.5)
-        browser.session("POST", "/refresh")
-    assert browser.text("#progress") == "2 / 4 answered"
+    assert reload_showing(browser, "2 / 4 answered") == "2 / 4 answered"  # a record never repaired: 0 / 4
 
 
 def test_a_new_name_is_told_unsaved_answers_are_lost_when_the_browser_keeps_none(browser, tmp_path):
