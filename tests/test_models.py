@@ -304,6 +304,27 @@ def test_weights_file_common_checkpoint_layouts(tmp_path, imagenet_shaped, layou
                        state["layer3.1.conv2.weight"])
 
 
+def test_weights_file_in_safetensors_format(tmp_path, imagenet_shaped):
+    """timm's weights on the Hugging Face Hub come as model.safetensors: loaded like torch.save's
+    file; a cut one is named as damaged, with both formats offered."""
+    from safetensors.torch import save_file
+
+    path, state = imagenet_shaped
+    save_file(state, tmp_path / "model.safetensors")
+    model_spec = spec("resnet18", in_channels=3, image_size=224)
+    model = build_model(model_spec)
+    record = initialise(model, model_spec, str(tmp_path / "model.safetensors"), None)
+    assert record["random"] == [] and record["skipped"] == ["fc.bias", "fc.weight"]
+    assert torch.equal(model.backbone.layer2[0].downsample[0].weight, state["layer2.0.downsample.0.weight"])
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes((tmp_path / "model.safetensors").read_bytes()[:5000])
+    with pytest.raises(AlrError) as info:
+        initialise(build_model(model_spec), model_spec, str(cut), None)
+    assert str(info.value) == (f"model.init: cannot load {cut} as a torch state dict (Error while deserializing "
+                               "header: invalid header length): a damaged or foreign file; give a weights file saved "
+                               "by torch.save or safetensors, or model.init: scratch | ssl")
+
+
 def test_weights_file_beside_a_tensor_metric(tmp_path, imagenet_shaped):
     """pytorch/examples' ImageNet checkpoint: a tensor best_acc1 beside state_dict (DataParallel's
     module. keys); the weights load, not the one top-level tensor."""

@@ -381,7 +381,8 @@ def load_state_checked(model: nn.Module, state: dict, source: str) -> None:
 def _torch_load(path: Path, key: str) -> dict:
     """The dict in ``path``, loaded with ``weights_only`` (tensors and plain values: unpickling
     anything else could run code), argparse's Namespace allowed: timm's training script keeps its
-    arguments in one, beside the weights."""
+    arguments in one, beside the weights. ``torch.load`` also reads safetensors files, the format
+    timm's weights come in from the Hugging Face Hub."""
     if not path.is_file():
         raise AlrError(f"{key}: {path} does not exist")
     try:
@@ -392,8 +393,8 @@ def _torch_load(path: Path, key: str) -> dict:
         if found is None:  # torch's text advises weights_only=False, which alr never does: its reason only
             reason = re.search(r"WeightsUnpickler error: \s*(.+?)\s*(?:\n\n|$)", str(exc))
             raise AlrError(f"{key}: {path} is not a PyTorch checkpoint (the zip or pickle file torch.save writes"
-                           f"{': ' + reason.group(1) if reason else ''}); give a weights file saved by torch.save, "
-                           "or model.init: scratch | ssl") from None  # fmt: skip
+                           f"{': ' + reason.group(1) if reason else ''}) nor a safetensors file; give a weights file "
+                           "saved by torch.save or safetensors, or model.init: scratch | ssl") from None  # fmt: skip
         raise AlrError(
             f"{key}: {path} holds a Python object of type {found.group(1)} beside its tensors, which alr does not "
             "unpickle (loading it could run code); from a copy you trust, save the weights alone: python -c "
@@ -404,7 +405,8 @@ def _torch_load(path: Path, key: str) -> dict:
     except Exception as exc:  # torch raises many types for corrupt or foreign files
         first = str(exc).split(". ")[0].splitlines()[0] if str(exc) else type(exc).__name__
         raise AlrError(f"{key}: cannot load {path} as a torch state dict ({first}): a damaged or foreign file; "
-                       "give a weights file saved by torch.save, or model.init: scratch | ssl") from None  # fmt: skip
+                       "give a weights file saved by torch.save or safetensors, or model.init: "
+                       "scratch | ssl") from None  # fmt: skip
     if not isinstance(state, dict):
         raise AlrError(f"{key}: {path} holds a {type(state).__name__}, not a state dict")
     return state
