@@ -107,6 +107,44 @@ def test_gmm_low_component_on_two_columns_drops_only_samples_high_in_both():
     assert gmm_low_component(np.c_[loss, vog]).tolist() == [True] * 20 + [False] * 8
 
 
+def test_gmm_low_component_on_two_columns_is_degenerate_only_when_the_loss_is_constant():
+    # a constant VOG column is no reason to keep the class whole: the loss still splits it
+    loss = np.r_[np.linspace(0.1, 0.3, 12), np.linspace(2.0, 2.6, 6)]
+    constant = np.full(18, 0.4)
+    assert gmm_low_component(np.c_[loss, constant]).tolist() == [True] * 12 + [False] * 6
+    # a constant loss (column 0) is degenerate, whatever the VOG
+    assert gmm_low_component(np.c_[constant, loss]) is None
+
+
+def test_gmm_low_component_does_not_depend_on_the_units_of_a_column():
+    # columns are z-scored first: losses in nats and VOG in units a thousand times smaller
+    # split as they do when either column is rescaled
+    rng = np.random.default_rng(0)
+    loss = np.r_[rng.normal(0.2, 0.05, 20), rng.normal(2.0, 0.3, 8)]
+    vog = np.r_[rng.normal(1e-3, 2e-4, 20), rng.normal(3e-3, 5e-4, 8)]
+    for loss_unit, vog_unit in ((1.0, 1.0), (1e-3, 1.0), (1.0, 1e3), (1e3, 1e-3)):
+        keep = gmm_low_component(np.c_[loss * loss_unit, vog * vog_unit])
+        assert keep is not None and keep.tolist() == [True] * 20 + [False] * 8, (loss_unit, vog_unit)
+
+
+def test_gmm_low_component_that_would_keep_every_sample_is_degenerate():
+    # the mixture collapses onto one component that owns all six samples (the other's weight is
+    # ≈ 2e-7): the high set H is empty and nothing would be dropped, so the split is degenerate
+    # (None) and class_gmm lists the class as kept whole
+    scores = np.array([1.743, 0.03, 0.788, 0.713, 3.362, 0.057])
+    assert gmm_low_component(scores) is None
+    keep, whole = class_gmm(scores, np.zeros(6, dtype=np.int64))
+    assert keep.all() and whole == [0]
+
+
+def test_gmm_low_component_keeps_a_sample_exactly_at_the_low_mean():
+    # tied scores: the mixture collapses onto the data mean (z-score 0, where the three 2.0s
+    # sit exactly) and gives every sample a low-component posterior of 0; "at most the low
+    # component's mean" leaves the 1.0s and the 2.0s out of H, so only the 3.0s are dropped
+    scores = np.array([2.0, 2.0, 3.0, 3.0, 1.0, 2.0, 1.0])
+    assert gmm_low_component(scores).tolist() == [True, True, False, False, True, True, True]
+
+
 def test_class_gmm_keeps_the_clean_mode_of_every_class():
     keep, whole = class_gmm(LOSSES, LABELS)
     assert keep.tolist() == CLEAN.tolist()
@@ -176,6 +214,34 @@ def test_noise_quota_keeps_the_estimated_clean_count_by_smallest_loss():
     keep, whole = noise_quota(losses, HAND_PROBS, HAND_LABELS)
     # class 0 keeps its 4 smallest losses (0.1, 0.2, 0.3, 0.4); class 1 all 4 (nothing dropped)
     assert keep.tolist() == [False, True, True, True, False, True, True, True, True, True]
+    assert whole == [1]
+
+
+def test_estimated_clean_counts_renormalise_over_the_observed_classes():
+    # mass on a class nobody is labelled with, differing per row, is spread back over the
+    # observed classes: the estimate is that of the renormalised rows
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        labels = rng.integers(0, 3, 12)
+        probs = rng.dirichlet(np.full(3, 0.7), 12)
+        mass = rng.uniform(0.0, 0.8, 12)
+        with_absent = np.c_[probs * (1 - mass)[:, None], mass]  # class 3 is never observed
+        expected = np.r_[estimated_clean_counts(probs, labels), 0.0]
+        np.testing.assert_allclose(estimated_clean_counts(with_absent, labels), expected)
+        keep, whole = confident_learning(with_absent, labels)
+        keep_renormalised, whole_renormalised = confident_learning(probs, labels)
+        assert keep.tolist() == keep_renormalised.tolist() and whole == whole_renormalised
+
+
+def test_noise_quota_keeps_one_sample_of_a_class_estimated_to_have_no_clean_one():
+    # class 0's two samples both point at other classes: its estimated clean count is 0, and
+    # the quota keeps its smallest-loss sample all the same (every observed class keeps one)
+    labels = np.array([0, 0, 1, 2, 2, 2])
+    probs = np.array([[0.3, 0.7, 0.0], [0.0, 0.5, 0.5], [0.1, 0.7, 0.2],
+                      [0.8, 0.1, 0.1], [0.0, 0.1, 0.9], [0.8, 0.0, 0.2]])  # fmt: skip
+    np.testing.assert_allclose(estimated_clean_counts(probs, labels), [0.0, 1.0, 1.0])
+    keep, whole = noise_quota(np.array([0.9, 0.6, 0.2, 0.3, 0.1, 0.5]), probs, labels)
+    assert keep.tolist() == [False, True, True, False, True, False]
     assert whole == [1]
 
 

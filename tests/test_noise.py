@@ -158,6 +158,14 @@ def test_none_and_zero_rate_return_unchanged_copies(labels):
         assert observed is not labels
 
 
+def test_zero_rate_is_no_noise_whatever_the_keep_clean_classes(labels):
+    # at rate 0 nothing flips, so a keep-clean list that would leave no target (symmetric: fewer than
+    # 2 classes outside it; pair-flip: no class outside it with its successor) is not refused
+    for noise_type in ("symmetric", "pairflip"):
+        observed = noisy(labels, noise_type, 0.0, keep=list(range(K)))
+        assert (observed == labels).all() and observed is not labels
+
+
 @pytest.mark.parametrize("noise_type", ["symmetric", "pairflip"])
 def test_same_seed_same_draw_other_seed_other_draw(labels, noise_type):
     a = noisy(labels, noise_type, 0.3, seed=11)

@@ -248,6 +248,16 @@ def test_kept_mask_class_aware_with_vog():
     assert as_list(kept_mask(losses, labels, 1 / 3, vog, 0.5)) == [0, 3, 4, 5]
 
 
+def test_kept_mask_class_aware_with_vog_on_adjacent_class_ids():
+    # classes 0 and 1 side by side: class 0's L sample has the smallest VOG of all, and must not
+    # take the place of class 1's V sample (each class ranks VOG among its own samples outside L)
+    labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    losses = torch.tensor([0.1, 0.5, 0.6, 0.2, 0.7, 0.8])
+    vog = torch.tensor([0.0, 0.5, 0.4, 0.9, 0.3, 0.6])
+    # per class n = ⌊(2/3)·3⌋ = 2, |V| = 1: class 0: L = {0}, V = {2}; class 1: L = {3}, V = {4}
+    assert as_list(kept_mask(losses, labels, 1 / 3, vog, 0.5, class_aware=True)) == [0, 2, 3, 4]
+
+
 def test_class_aware_keeps_at_least_one_per_class_present():
     gen = torch.Generator().manual_seed(3)
     labels = torch.tensor([0] * 40 + [1] * 3 + [2] * 1 + [4] * 2)  # class 3 absent
