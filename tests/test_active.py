@@ -146,6 +146,7 @@ def test_skipped_answers_leave_the_pool_but_are_neither_labelled_nor_trusted():
     assert "s3" not in expected_trusted
     assert training_rows(table, "selected").tolist() == trusted(table).tolist()
     assert training_rows(table, "all").all()
+    assert training_rows(table, "lnl").all()  # every sample, with its current label: phase 1's rule decides
 
 
 def test_check_budget_fits_names_the_budget_and_the_pool():
@@ -162,6 +163,9 @@ def test_check_budget_fits_names_the_budget_and_the_pool():
     assert str(error.value) == ("budget: 1400 at 2 answers per sample (al.annotators) leaves 700 samples to query "
                                 "from round 1 on, but the pool (al.pool: all) holds only 669 samples; lower budget "
                                 "to at most 1338")  # fmt: skip
+    # al.pool: all would hold exactly the samples left to query: it is suggested
+    with pytest.raises(AlrError, match="lower budget to at most 37 or use al.pool: unselected_first or all$"):
+        check_budget_fits(40, 1, 40, 1, "unselected", 37, 40)
     # a later round's maximum depends on the earlier rounds' shares, which the budget sets too
     with pytest.raises(AlrError) as error:
         check_budget_fits(120, 1, 90, 2, "all", 37, 37)

@@ -109,6 +109,27 @@ def test_dawid_skene_one_against_one_is_a_tie():
     assert tied.all()
 
 
+def test_dawid_skene_split_between_interchangeable_annotators_is_a_tie_despite_rounding():
+    # 3 samples both answer 0, 3 both answer 1, 3 split (x says 0, y says 1): swapping the two
+    # annotators and the two classes maps the answers onto themselves, so the split is an exact
+    # tie; EM's floating point leaves its two posteriors ~2e-16 apart, which must still count as one
+    answers = np.array([[0, 0]] * 3 + [[1, 1]] * 3 + [[0, 1]] * 3)
+    labels, tied = aggregate(answers, 2, "dawid_skene")
+    assert tied.tolist() == [False] * 6 + [True] * 3
+    assert labels[:6].tolist() == [0, 0, 0, 1, 1, 1]
+
+
+def test_dawid_skene_weighs_a_split_vote_by_the_class_priors():
+    # two annotators who each sided once with and once against the other: the two split samples
+    # go to class 0, which 8 of the 9 agreed samples hold (prior ≈ 0.82); the confusions alone pick 1
+    answers = np.array([[0, 0]] * 8 + [[1, 1], [0, 1], [1, 0]])
+    result = dawid_skene(answers, 2)
+    assert result.priors[0] > 0.8
+    assert (result.posteriors[-2:, 0] > 0.5).all()
+    labels, tied = aggregate(answers, 2, "dawid_skene")
+    assert labels.tolist() == [0] * 8 + [1, 0, 0] and not tied.any()
+
+
 def test_cleanlab_follows_the_annotators_and_needs_two_of_them():
     answers = np.array([[0, 0, 0], [1, 1, _], [2, 2, 2], [0, 0, 1]])
     probs = np.full((4, 3), 1 / 3)
@@ -134,6 +155,15 @@ def test_decide_outcomes_in_query_order():
     assert decided["sample_id"].tolist() == ["a", "b", "c"]
     assert decided["outcome"].tolist() == ["tied", "relabelled", "skipped"]
     assert decided["decided_label"].tolist() == [NO_ANSWER, 2, NO_ANSWER]  # a tie decides nothing
+
+
+def test_decide_follows_the_query_order_not_the_sample_ids():
+    answers = table([("a", "x", 1), ("c", "x", 0), ("b", "x", -1)])
+    query = pd.DataFrame({"sample_id": ["c", "b", "a"]})
+    decided = decide(answers, query, 3, "majority")
+    assert decided["sample_id"].tolist() == ["c", "b", "a"]
+    assert decided["decided_label"].tolist() == [0, NO_ANSWER, 1]
+    assert decided["outcome"].tolist() == ["relabelled", "skipped", "relabelled"]
 
 
 def test_decide_cleanlab_reads_the_query_probabilities():
@@ -187,6 +217,17 @@ def test_annotation_metrics_by_hand():
     assert metrics["consensus_accuracy"] == 0.5  # a right, c wrong
     unknown = annotation_metrics(answers, pd.Series([pd.NA] * 3, index=["a", "b", "c"], dtype="Int64"))
     assert unknown["annotator_accuracy"] is None and unknown["consensus_accuracy"] is None
+    partial = annotation_metrics(answers, pd.Series([1, 2, pd.NA], index=["a", "b", "c"], dtype="Int64"))
+    assert partial["annotator_accuracy"] is None and partial["consensus_accuracy"] is None  # one truth unknown
+
+
+def test_annotation_metrics_agreement_is_the_share_of_multi_answered_samples_that_agree():
+    # a and b agree (a skip and a lone answer do not count), c disagrees, d has one answer: 2 of 3
+    answers = table([("a", "x", 1), ("a", "y", 1), ("b", "x", 2), ("b", "y", 2), ("b", "z", -1),
+                     ("c", "x", 0), ("c", "y", 1), ("d", "x", 0), ("d", "y", -1)])  # fmt: skip
+    answers["decided_label"], answers["outcome"] = 0, "relabelled"
+    metrics = annotation_metrics(answers, None)
+    assert metrics["samples_multi_answered"] == 3 and metrics["agreement_rate"] == 2 / 3
 
 
 def test_budget_counts_answers_and_queries_a_kth_of_the_samples():

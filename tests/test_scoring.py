@@ -64,6 +64,7 @@ def test_scores_are_the_formulas_on_eval_mode_unaugmented_probabilities(setup):
         np.testing.assert_allclose(run(setup, strategy)["score"], values, rtol=1e-5, atol=1e-6)
     entropy = run(setup, "entropy")
     np.testing.assert_allclose(entropy["confidence"], probs.max(axis=1), rtol=1e-5)
+    assert entropy["prediction"].tolist() == probs.argmax(axis=1).tolist()  # the most likely class
     np.testing.assert_allclose(np.stack(entropy["probabilities"]), probs, rtol=1e-5, atol=1e-7)
 
 
@@ -71,7 +72,26 @@ def test_random_and_bald_follow_the_round_seed(setup):
     assert run(setup, "random", seed=1)["score"].equals(run(setup, "random", seed=1)["score"])
     assert not run(setup, "random", seed=1)["score"].equals(run(setup, "random", seed=2)["score"])
     assert run(setup, "bald", seed=3)["score"].equals(run(setup, "bald", seed=3)["score"])
+    assert not run(setup, "bald", seed=1)["score"].equals(run(setup, "bald", seed=2)["score"])  # other masks
     assert (run(setup, "bald")["score"] >= -1e-9).all()
+
+
+def test_bald_averages_al_mc_passes_stochastic_passes(setup, monkeypatch):
+    """BALD reads T = al.mc_passes (4 in run()) dropout passes over the pool rows, each a different
+    mask: one pass (or T deterministic ones) would score every sample 0."""
+    seen = []
+
+    def capture(mc_probs: np.ndarray) -> np.ndarray:
+        seen.append(mc_probs)
+        return np.zeros(mc_probs.shape[1])
+
+    monkeypatch.setattr(strategies, "bald", capture)
+    run(setup, "bald")
+    (mc_probs,) = seen
+    assert mc_probs.shape == (4, 10, 3)  # T passes, the 10 pool rows, K classes
+    assert not np.allclose(mc_probs[0], mc_probs[1])  # dropout on: the passes differ
+    monkeypatch.undo()
+    assert (strategies.bald(mc_probs) > 0).all()
 
 
 def penultimate_features(model, train) -> np.ndarray:

@@ -282,3 +282,12 @@ def test_min_distances_skips_each_points_own_centre_across_chunks():
     brute[trusted, own[trusted]] = np.inf
     with sklearn.config_context(working_memory=1):
         np.testing.assert_allclose(strategies._min_distances(points, centres, own), brute.min(axis=1), atol=1e-9)
+
+
+def test_coreset_a_pick_keeps_its_score_when_the_rest_of_the_pool_is_at_distance_zero():
+    # duplicates: 5 is picked first (score 5); then every distance left is 0, the next pick is
+    # the unpicked 5 at 0, and the first pick keeps its 5 (the greedy order survives the sort)
+    result = strategies.coreset(column(5, 5, 0), column(0), budget=2)
+    np.testing.assert_allclose(result, [5, 0, 0])
+    table = pd.DataFrame({"sample_id": ["c", "b", "a"], "score": result})
+    assert select_query(table, 1)["sample_id"].tolist() == ["c"]
