@@ -60,6 +60,20 @@ def test_fingerprint_reuses_the_hash_of_an_unchanged_file_only(tmp_path):
     assert new_cache[edited.as_posix()][-1] == hashlib.md5(b"new!").hexdigest()
 
 
+@pytest.mark.parametrize("field", ["st_size", "st_mtime_ns", "st_ctime_ns", "st_ino"])
+def test_fingerprint_re_hashes_a_file_whose_cached_stat_differs_in_any_field(tmp_path, field):
+    """Size, mtime, ctime and inode must each match: a replaced file (new inode) with the same size and times
+    is read again."""
+    path = tmp_path / "image.bin"
+    path.write_bytes(b"pixels")
+    _, cache, _ = fingerprint([path])
+    entry = cache[path.as_posix()]
+    entry[["st_size", "st_mtime_ns", "st_ctime_ns", "st_ino"].index(field)] += 1
+    entry[-1] = "planted"
+    hashes, _, hashed = fingerprint([path], cache)
+    assert hashes[path.as_posix()] == hashlib.md5(b"pixels").hexdigest() and hashed == 1
+
+
 def test_read_stat_cache_tolerates_a_missing_or_broken_cache(tmp_path):
     assert read_stat_cache(tmp_path / "missing.json") == {}
     (tmp_path / "broken.json").write_text("{not json")

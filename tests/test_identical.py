@@ -30,6 +30,13 @@ def test_keep_together():
     assert splits.tolist()[0] == "val"  # the input is not changed
 
 
+def test_keep_together_leaves_a_group_of_unused_images_unused():
+    splits = np.array(["", "train", "", "val"], dtype=object)
+    groups = [np.array([0, 2]),  # no member drew a split (digits leaves images out): nothing to keep together
+              np.array([1, 3])]
+    assert keep_together(splits, groups).tolist() == ["", "train", "", "train"]
+
+
 def test_identical_summary_counts_evaluation_copies_of_train_images():
     labels = np.array([0, 0, 1, 2, 2, 2])
     splits = np.array(["train", "test", "train", "val", "test", "train"], dtype=object)

@@ -76,6 +76,16 @@ def test_an_imbalance_ratio_the_long_tail_cannot_give_is_noted():
         "one, so the train split's ratio is 129 (train_imbalance_ratio in metrics/data.json)")  # fmt: skip
 
 
+def test_the_imbalance_note_starts_where_the_tail_is_asked_for_less_than_half_an_image():
+    """The head keeps 129 train images: ratio 250 asks the tail for 0.52 image (rounded to 1, no note), 260
+    for 0.496."""
+    for ratio, noted in ((250, False), (260, True)):
+        params = DataParams(image_size=None, imbalance_ratio=ratio)
+        summary = data_summary(prepare(params, rng_for(0, "split")))
+        assert max(summary["class_counts"]["train"].values()) == 129
+        assert (imbalance_text(summary, params) is not None) == noted, ratio
+
+
 def test_prepare_images_follow_their_rows():
     from sklearn.datasets import load_digits
 
@@ -216,6 +226,30 @@ def test_prepare_keeps_each_patient_in_one_split(tmp_path):
     assert {"val", "test"} <= set(samples["split"])
     assert data_summary(dataset)["groups"] == {"groups": 12, "largest": 4, "ungrouped_images": 2,
                                                "evaluation_images_in_train_groups": 0}  # fmt: skip
+
+
+def test_prepare_records_the_md5_of_each_source_file(tmp_path):
+    root = write_image_folder(tmp_path / "r", {"a": 5, "b": 5}, mode="L", distinct=True)
+    params = DataParams(source="imagefolder", path=str(root), image_size=None, val_fraction=0.2)
+    samples = prepare(params, rng_for(0, "split")).samples
+    expected = [hashlib.md5(Path(p).read_bytes()).hexdigest() for p in samples["source_path"]]
+    assert samples["source_md5"].fillna("").tolist() == expected and len(set(expected)) == 10
+
+
+def test_prepare_keeps_copies_filed_under_different_patients_in_one_split(tmp_path):
+    """40 patients of one image each, where patient i's image is a copy of patient i + 20's: the copies join
+    the two patients' groups, so each pair shares a split however the groups are dealt."""
+    folder = tmp_path / "imgs"
+    for i in range(40):
+        write_image(folder / f"img{i:02d}.png", (4, 4), "L", value=10 * (i % 20))
+    path = write_csv(folder / "m.csv", {"image": [f"img{i:02d}.png" for i in range(40)],
+                                        "label": [i % 20 % 2 for i in range(40)],
+                                        "patient": [f"P{i}" for i in range(40)]})  # fmt: skip
+    params = DataParams(source="csv", path=str(path), image_size=None, val_fraction=0.2, test_fraction=0.3,
+                        csv=CsvParams(label_column="label", group_column="patient"))  # fmt: skip
+    split = prepare(params, rng_for(0, "split")).samples["split"].tolist()
+    assert {"val", "test"} <= set(split)
+    assert [i for i in range(20) if split[i] != split[i + 20]] == []
 
 
 def test_prepare_counts_evaluation_images_of_train_patients_in_the_source_splits(tmp_path):
@@ -684,6 +718,16 @@ def test_stage_inject_noise_bad_inputs(stage_tree, tmp_path):
     assert result.stderr.strip() == "error: noise.keep_clean_classes lists 3; valid classes are 0..2"
     assert not (stage_tree / "data" / "noise").exists()
     assert not (stage_tree / paths.NOISE_METRICS).exists()
+
+
+def test_assign_splits_keeps_identical_images_together_in_the_drawn_long_tail():
+    """digits: copies drawn into val, test and train all go to train (long_tail_split alone would split them)."""
+    labels = np.repeat([0, 1], 10)
+    source = SourceData(np.zeros((20, 1, 1, 1), np.uint8), labels, [f"digits/{i:04d}" for i in range(20)], ["a", "b"])
+    params = DataParams(val_per_class=1, test_per_class=1, imbalance_ratio=8)  # class 0: 1 val, 1 test, 8 train
+    split = assign_splits(source, params, rng_for(0, "split"), [np.arange(10)])
+    assert split[:10].tolist() == ["train"] * 10
+    assert sorted(split[10:]) == [""] * 7 + ["test", "train", "val"]  # class 1's one train image; the rest unused
 
 
 def blake_rank(text: str, seed: int) -> int:
