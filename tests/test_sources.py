@@ -4,7 +4,9 @@ and the real shared data sets when they are present."""
 from __future__ import annotations
 
 import os
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -559,6 +561,59 @@ def test_is_gray_within_the_tolerance_in_every_block():
         assert not images.is_gray(colour), row
 
 
+def test_8_bit_rgb_tiff_is_read_not_refused(tmp_path):
+    """Only a TIFF deeper than 8 bits per colour channel is refused; an ordinary 8-bit RGB TIFF is read."""
+    path = write_image(tmp_path / "a" / "slide.tif", (2, 1), "RGB", value=(10, 20, 30))
+    assert decode_files([path], None, 3)[0].tolist() == [[[10, 20, 30], [10, 20, 30]]]
+
+
+def test_big_endian_16_bit_tiff_is_scaled_per_image(tmp_path):
+    path = tmp_path / "a" / "xray_be.tif"
+    path.parent.mkdir(parents=True)
+    Image.fromarray(np.array([[0, 1000], [2000, 4000]], dtype=">u2")).save(path)
+    assert Image.open(path).mode == "I;16B"  # Pillow alone clips every value above 255
+    decoded = decode_files([path], None, None)
+    assert decoded.shape == (1, 2, 2, 1) and decoded[0, ..., 0].tolist() == [[0, 64], [128, 255]]
+
+
+def test_16_bit_colour_png_exif_orientation_is_applied(tmp_path):
+    # stored 3 wide and 2 high, tagged "rotate 90° clockwise to view" (orientation 6), as a phone writes it
+    stored = np.zeros((2, 3, 3), dtype=np.uint16)
+    stored[0, 0] = 4000
+    path = write_16bit_per_channel(tmp_path / "a" / "sideways.png", stored)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    raw = exif.tobytes()[6:]  # an eXIf chunk holds the TIFF data without the "Exif\0\0" prefix
+    content = path.read_bytes()
+    chunk = struct.pack(">I", len(raw)) + b"eXIf" + raw + struct.pack(">I", zlib.crc32(b"eXIf" + raw))
+    path.write_bytes(content[:33] + chunk + content[33:])  # after the 8-byte signature and 25-byte IHDR
+    decoded = decode_files([path], None, 3)
+    assert decoded.shape == (1, 3, 2, 3)  # upright: 2 wide, 3 high
+    # the stored top-left pixel is at the top right once turned clockwise
+    assert decoded[0, ..., 0].tolist() == [[0, 255], [0, 0], [0, 0]]
+
+
+def test_resizing_is_bilinear(tmp_path):
+    path = tmp_path / "a" / "edge.png"
+    path.parent.mkdir(parents=True)
+    Image.fromarray(np.array([[0, 255]], dtype=np.uint8)).save(path)
+    assert decode_files([path], 1, 1)[0].tolist() == [[[128]]]  # the two pixels averaged, not one of them picked
+
+
+def test_standardise_array_resizes_rgb_keeping_the_channel_order():
+    rgb = np.empty((1, 2, 2, 3), dtype=np.uint8)
+    rgb[...] = (10, 20, 30)
+    resized = images.standardise_array(rgb, 4, 3)
+    assert resized.shape == (1, 4, 4, 3) and (resized == [10, 20, 30]).all()
+    assert (images.standardise_array(rgb, None, 1) == 18).all()  # luma of (10, 20, 30), as Pillow converts
+
+
+def test_a_constant_deep_image_becomes_0_without_a_division_by_zero():
+    constant = Image.fromarray(np.full((2, 2), 7, dtype=np.uint16))
+    with np.errstate(all="raise"):  # 0 · (255 / 0) would be NaN, cast to uint8 as the platform pleases
+        assert np.asarray(images.to_8bit(constant)).tolist() == [[0, 0], [0, 0]]
+
+
 def test_imagefolder_channels_forced(tmp_path):
     root = write_image_folder(tmp_path / "c", {"x": 1, "y": 1}, size=(5, 5), mode="RGB")
     gray = read_source(imagefolder(root, channels=1))
@@ -839,6 +894,15 @@ def test_csv_one_hot_isic_style(tmp_path):
     assert data.images.shape == (5, 4, 4, 3)
 
 
+def test_csv_a_column_with_some_0_and_1_values_is_no_class_column(image_dir):
+    """Only a column of 0 and 1 alone is taken for a one-hot class; a count that is 0 or 1 in some rows is not,
+    and an empty cell in such a column (an unknown age) is no missing class cell."""
+    rows = {"image": [f"img{i}.png" for i in range(4)], "MEL": [1, 0, 0, 1], "NV": [0, 1, 1, 0],
+            "lesions": [0, 1, 3, 2], "age": [1, None, 45, 60]}  # fmt: skip
+    data = read_source(csv(write_csv(image_dir / "gt.csv", rows)))
+    assert data.class_names == ["MEL", "NV"] and data.labels.tolist() == [0, 1, 1, 0]
+
+
 def test_csv_one_hot_empty_class_column(tmp_path):
     folder = tmp_path / "isic"
     for i in range(3):
@@ -848,6 +912,26 @@ def test_csv_one_hot_empty_class_column(tmp_path):
     assert error_of(csv(path)).startswith(f"{path}: classes ['UNK'] have no images; ")
     data = read_source(csv(path, class_columns=["MEL", "NV"]))
     assert data.class_names == ["MEL", "NV"] and data.labels.tolist() == [0, 1, 1]
+
+
+def test_csv_one_hot_class_columns_match_in_any_unicode_form(image_dir):
+    """A manifest whose header has 'Névus' decomposed (written on a Mac) and params.yaml typed composed: the
+    names find their columns, and the class is named composed, as an image folder's is. Two columns with one
+    name in two forms are refused."""
+    import unicodedata
+
+    decomposed, composed = unicodedata.normalize("NFD", "Névus"), unicodedata.normalize("NFC", "Névus")
+    images = [f"img{i}.png" for i in range(4)]
+    path = write_csv(image_dir / "gt.csv", {"image": images, "MEL": [1, 0, 0, 1], decomposed: [0, 1, 1, 0]})
+    for params in (csv(path), csv(path, class_names=[composed, "MEL"]), csv(path, class_columns=[composed, "MEL"])):
+        data = read_source(params)
+        assert sorted(data.class_names) == ["MEL", composed]
+        assert [data.class_names[k] for k in data.labels] == ["MEL", composed, composed, "MEL"]
+    assert read_source(csv(path, class_names=[composed, "MEL"])).labels.tolist() == [1, 0, 0, 1]
+    both = write_csv(image_dir / "both.csv", {"image": images, "MEL": [1, 0, 0, 0], decomposed: [0, 1, 0, 0],
+                                              composed: [0, 0, 1, 1]})  # fmt: skip
+    assert error_of(csv(both)) == (f"{both}: two one-hot columns are named {decomposed!r}, in two Unicode forms "
+                                   "(composed and decomposed, as macOS writes it); merge them into one column")
 
 
 def test_csv_one_hot_class_names_order_the_columns_by_name(image_dir):
@@ -900,6 +984,14 @@ def test_csv_cells_like_none_or_na_are_text_only_an_empty_cell_is_missing(image_
     assert error_of(csv(one_hot)) == (
         f"{one_hot}: row 3: cell 'N/A' in column 'B', which otherwise holds 0 or 1 like a one-hot class column; "
         "fill it, or list the class columns in data.csv.class_columns")  # fmt: skip
+
+
+def test_csv_a_missing_mark_among_signed_class_indices_is_named(image_dir):
+    """Labels coded −1/+1 are numbers too: an 'NA' among them is a missing label, not a third class 'NA'."""
+    path = write_csv(image_dir / "pm.csv", {"image": ["img0.png", "img1.png", "img2.png"], "y": ["+1", "NA", "-1"]})
+    assert error_of(csv(path, label_column="y")) == (
+        f"{path}: row 3: label 'NA' in column 'y', whose other labels are class indices: a missing label? fill "
+        "it, or leave the row out")  # fmt: skip
 
 
 def test_csv_split_column_and_image_root(tmp_path, image_dir):

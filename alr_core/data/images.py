@@ -107,8 +107,10 @@ def decode_threads() -> int:
 
 
 def is_gray(images: np.ndarray) -> bool:
-    """Whether the three channels of uint8 ``images`` (N, H, W, 3) agree everywhere, within
-    ``GRAY_TOLERANCE`` levels (JPEG's chroma rounding leaves ±1-2 on a gray image saved as RGB)."""
+    """Whether the three channels of uint8 ``images`` (N, H, W, 3) agree everywhere: red and
+    green, and green and blue, within ``GRAY_TOLERANCE`` levels. JPEG's chroma rounding leaves
+    ±1-2 on a gray image saved as RGB, and up to 3 between red and blue, which pull opposite ways
+    (Cr and Cb off by one level each), so red and blue are not compared directly."""
     for start in range(0, len(images), 256):  # blocks of images: the int16 copies stay small beside the array
         signed = images[start : start + 256].astype(np.int16)
         spread = np.maximum(np.abs(signed[..., 0] - signed[..., 1]), np.abs(signed[..., 1] - signed[..., 2]))

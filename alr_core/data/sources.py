@@ -440,11 +440,13 @@ def _labels_from_column(table, column, params, path):
 
 def _labels_from_one_hot(table, params, path):
     spec = params.csv
+    # a class typed in params.yaml is its column in either Unicode form (macOS writes 'é' decomposed)
+    header = {composed(str(c)): c for c in table.columns}
     if spec.class_columns is not None:
-        columns = list(spec.class_columns)
-        missing = [c for c in columns if c not in table.columns]
+        missing = [c for c in spec.class_columns if composed(str(c)) not in header]
         if missing:
             raise AlrError(f"{path}: data.csv.class_columns names missing columns {missing}")
+        columns = [header[composed(str(c))] for c in spec.class_columns]
     else:
         others = [c for c in table.columns if c not in (spec.image_column, spec.split_column, spec.group_column)]
         columns = [c for c in others if table[c].isin([0, 1]).all()]
@@ -469,19 +471,26 @@ def _labels_from_one_hot(table, params, path):
                 f"{path}: found one 0/1 column, '{columns[0]}', and a one-hot encoding needs one column per "
                 f"class; if it holds each row's class, set data.csv.label_column: {columns[0]}"
             )
+    names = [composed(str(c)) for c in columns]
+    if len(set(names)) < len(names):
+        twice = next(c for c in columns if names.count(composed(str(c))) > 1)
+        raise AlrError(f"{path}: two one-hot columns are named {twice!r}, in two Unicode forms (composed and "
+                       "decomposed, as macOS writes it); merge them into one column")  # fmt: skip
     if params.class_names is not None:  # names pick the order of the columns, never rename them
-        unknown = [name for name in params.class_names if name not in columns]
+        column_of = dict(zip(names, columns))
+        unknown = [name for name in params.class_names if composed(name) not in column_of]
         if unknown:
             raise AlrError(
                 f"{path}: data.class_names lists {unknown}, which are not one-hot class columns"
                 f"{did_you_mean(str(unknown[0]), [str(c) for c in columns])} (columns: {columns}); with one-hot "
                 "columns it orders them by name (data.csv.class_columns picks them)"
             )
-        left_out = [column for column in columns if column not in params.class_names]
+        named = {composed(name) for name in params.class_names}
+        left_out = [column for column, name in zip(columns, names) if name not in named]
         if left_out:
             raise AlrError(f"{path}: data.class_names leaves out the one-hot columns {left_out}; list every class "
                            "column, or pick the columns with data.csv.class_columns")  # fmt: skip
-        columns = list(params.class_names)
+        columns = [column_of[composed(name)] for name in params.class_names]
     one_hot = table[columns]
     if not one_hot.isin([0, 1]).all().all():
         row = int(np.flatnonzero(~one_hot.isin([0, 1]).all(axis=1).to_numpy())[0])
@@ -493,7 +502,7 @@ def _labels_from_one_hot(table, params, path):
             f"{path}: row {row + 2}: one-hot row has {int(ones[row])} ones in {columns}; "
             "exactly one is required"
         )
-    return one_hot.to_numpy().argmax(axis=1).astype(np.int64), [str(c) for c in columns]
+    return one_hot.to_numpy().argmax(axis=1).astype(np.int64), [composed(str(c)) for c in columns]
 
 
 # what spreadsheets and pandas write for a missing value; text like any other in a column of
