@@ -304,8 +304,8 @@ def test_a_class_that_lives_inside_another_keeps_a_sample(rule):
     rng = np.random.default_rng(0)
     embeddings = rng.normal(size=(33, 4))
     labels = np.r_[np.zeros(30, int), [1, 1, 1]]
-    # conformal_kfold: class 1's validation rows score far above its train samples, class 0 has
-    # too few (8 < 9 at 0.9) to set a threshold
+    # conformal_kfold: class 0 has too few validation rows (8 < 9 at 0.9) to set a threshold, and
+    # class 1's keep some of its samples here (a class that conformal_kfold empties: the next tests)
     val_embeddings, val_labels = np.r_[rng.normal(size=(8, 4)), np.full((20, 4), 9.0)], np.repeat([0, 1], [8, 20])
     keep, _ = feature_keep(rule, embeddings, labels, 2, k=5, folds=5, seed=0, val_embeddings=val_embeddings,
                            val_labels=val_labels, clean_recall=0.9)  # fmt: skip
@@ -400,6 +400,22 @@ def test_conformal_kfold_with_fewer_validation_rows_than_folds():
     assert whole == [] and 0 < keep.mean() < 1  # 0.27 here; 0.49 on average over 60 draws
     keep, whole = conformal_kfold(embeddings, labels, val_embeddings[:1], val_labels[:1], 3, 5, 0, 0.5)
     assert whole == [1, 2] and not keep[labels == 0].all()  # one row: class 0's threshold, none for 1 and 2
+
+
+def test_conformal_kfold_keeps_the_highest_scoring_sample_of_a_class_it_empties():
+    # class 1's three samples sit in class 0's cluster; its validation rows lie far out along the
+    # direction the probes learn for class 1, so they score above all three train samples: the
+    # class is emptied, and the one sample its fold probe rates highest (0.088 here) stays
+    rng = np.random.default_rng(0)
+    embeddings = rng.normal(size=(33, 4))
+    labels = np.r_[np.zeros(30, int), [1, 1, 1]]
+    direction = embeddings[30:].mean(axis=0) - embeddings[:30].mean(axis=0)
+    far = embeddings[:30].mean(axis=0) + 4 * direction + 0.1 * rng.normal(size=(20, 4))
+    val_embeddings, val_labels = np.r_[rng.normal(size=(8, 4)), far], np.repeat([0, 1], [8, 20])
+    keep, whole = conformal_kfold(embeddings, labels, val_embeddings, val_labels, 2, 5, 0, 0.9)
+    own = kfold_probs(embeddings, labels, 2, 5, 0)[np.arange(33), labels]
+    assert len(np.unique(own[30:])) == 3 and whole == [0]  # class 0: 8 validation rows, too few
+    assert np.flatnonzero(keep[30:]).tolist() == [np.argmax(own[30:])]
 
 
 def test_conformal_kfold_keeps_scores_equal_to_the_threshold():

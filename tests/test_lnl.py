@@ -645,6 +645,25 @@ def test_safety_net_compares_with_plain_ce_on_validation(monkeypatch, mode, meth
         assert feature.metrics["safety_net"]["used"] == ("ce + cleanlab_kfold" if used != "ce" else "ce")
 
 
+@pytest.mark.parametrize("mode, used", [("check", "coteaching"), ("pick", "ce")])
+def test_safety_net_seconds_are_the_time_plain_ce_took(monkeypatch, mode, used):
+    import types
+
+    import alr_core.lnl.safety_net as safety
+
+    def fake_train(data, params, progress, encoder_path):
+        plain_ce = (params.lnl.method, params.lnl.selection) == ("ce", "global")
+        run = FakeRun(params.lnl.method, 90 if plain_ce else 50, None if plain_ce else params.lnl.selection)
+        run.timing = {"seconds": {"train": 3.0, "evaluate": 0.25} if plain_ce else {"train": 7.0}}
+        return run
+
+    monkeypatch.setattr(safety, "train_phase1", fake_train)
+    data = types.SimpleNamespace(val=types.SimpleNamespace(labels=VAL_LABELS))
+    result = safety.train_with_safety_net(data, make_params(method="coteaching", selection="class_gmm",
+                                                            safety_net=mode))  # fmt: skip
+    assert result.method == used and result.timing["safety_net_seconds"] == 3.25
+
+
 def test_safety_net_trains_plain_ce_from_the_same_start(data):
     """A real run on embeddings: the record holds both runs' validation scores and CE's lead,
     and `pick` returns the run whose score is higher."""

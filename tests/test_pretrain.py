@@ -232,6 +232,94 @@ def test_blur_smooths_and_keeps_the_mean():
     assert blurred.mean().item() == pytest.approx(100, abs=2)
 
 
+
+def test_two_views_are_independent_views_of_each_image_in_order():
+    images = random_images(batch=40)
+    first, second = two_views(images, IDENTITY, True, False, torch.Generator().manual_seed(0))
+    assert first.shape == second.shape == images.shape
+    for view in (first, second):  # row i of each view is image i, or its mirror
+        assert all(torch.equal(v, i) or torch.equal(v, i.flip(1)) for v, i in zip(view, images))
+    differ = sum(not torch.equal(a, b) for a, b in zip(first, second))
+    assert 5 < differ < 35  # each view flips on its own draw
+    first, second = two_views(images, PretrainParams(), True, True, torch.Generator().manual_seed(1))
+    assert all(not torch.equal(a, b) for a, b in zip(first, second))
+
+
+def test_affine_is_a_rotated_crop_inside_the_image():
+    from alr_core.ssl.views import _affine
+
+    height, width = 10, 14
+    params = PretrainParams(crop_scale_min=0.3, rotation=10.0)
+    theta = _affine(2000, height / width, params, False, False, torch.Generator().manual_seed(0)).double()
+    # in pixels (x spans W px, y spans H px) the linear part is R(angle) · diag(w, h), w and h the
+    # crop's side fractions: orthogonal columns of lengths w and h, a positive determinant
+    pixels = torch.diag(torch.tensor([width, height], dtype=torch.float64))
+    linear = pixels @ theta[:, :, :2] @ torch.linalg.inv(pixels)
+    w, h = linear[:, :, 0].norm(dim=1), linear[:, :, 1].norm(dim=1)
+    assert (linear[:, :, 0] * linear[:, :, 1]).sum(dim=1).abs().max() < 1e-5
+    assert (torch.linalg.det(linear) > 0).all()
+    angle = torch.rad2deg(torch.atan2(linear[:, 1, 0], linear[:, 0, 0]))
+    assert angle.abs().max() <= 10 + 1e-4 and angle.min() < -9 and angle.max() > 9
+    area, ratio = w * h, w / h  # area share s ~ U(0.3, 1), aspect ratio in 3/4..4/3
+    assert area.min() >= 0.3 - 1e-5 and area.max() <= 1 + 1e-5 and area.min() < 0.32 and area.max() > 0.98
+    assert ratio.min() >= 3 / 4 - 1e-5 and ratio.max() <= 4 / 3 + 1e-5 and ratio.min() < 0.76 and ratio.max() > 1.3
+    cx, cy = theta[:, 0, 2], theta[:, 1, 2]  # the crop's centre: the crop lies inside the image
+    assert ((cx.abs() - (1 - w)).max() < 1e-5) and ((cy.abs() - (1 - h)).max() < 1e-5)
+    assert (cx - cy).abs().max() > 0.1
+
+
+def test_contrast_scales_each_image_about_its_mean_over_all_channels():
+    # flat channels 50, 150, 100: the image's mean is 100, so a contrast factor c moves the first
+    # two to 100 ∓ 50·c and leaves the third at 100
+    images = torch.tensor([50, 150, 100], dtype=torch.uint8).expand(20, 6, 6, 3).contiguous()
+    out = random_view(images, dataclasses.replace(IDENTITY, contrast=0.5), False, False,
+                      torch.Generator().manual_seed(0)).float()  # fmt: skip
+    assert (out == out[:, :1, :1]).all()  # still flat in each channel
+    red, green, blue = out[:, 0, 0].T
+    assert (blue - 100).abs().max() <= 1 and (red + green - 200).abs().max() <= 1
+    factor = (100 - red) / 50
+    assert factor.min() >= 0.5 - 0.02 and factor.max() <= 1.5 + 0.02 and factor.max() - factor.min() > 0.5
+
+
+def test_brightness_is_clipped_before_the_blur():
+    # a board of 0 and 200 brightened past 255 is a board of 0 and 255 once clipped, whose blur
+    # keeps a mean near 127.5; blurring the unclipped values would carry the excess over
+    board = ((torch.arange(12)[:, None] + torch.arange(12)[None, :]) % 2 * 200).to(torch.uint8)
+    images = board[None, :, :, None].expand(40, 12, 12, 1).contiguous()
+    params = dataclasses.replace(IDENTITY, brightness=0.9, blur_probability=1.0, blur_sigma=1.5)
+    out = random_view(images, params, False, False, torch.Generator().manual_seed(0)).float()
+    assert out.mean(dim=(1, 2, 3)).max() <= 130
+
+
+def test_blur_sigma_is_the_gaussians_standard_deviation():
+    from alr_core.ssl.views import _blur
+
+    # a vertical line: each row of its blur is the 1-D kernel, whose variance is σ² (σ ~ U(0.1, 2),
+    # a little less at σ = 2 where the kernel is cut at 3σ)
+    line = torch.zeros(64, 1, 15, 15)
+    line[..., 7] = 1.0
+    params = dataclasses.replace(IDENTITY, blur_probability=1.0, blur_sigma=2.0)
+    profile = _blur(line, params, torch.Generator().manual_seed(0))[:, 0, 7]
+    offsets = torch.arange(15) - 7.0
+    variance = (profile * offsets**2).sum(dim=1) / profile.sum(dim=1)
+    assert variance.max() <= 4.0 and variance.max() > 2.6 and variance.min() < 0.5
+
+
+def test_images_not_drawn_for_the_blur_are_left_as_they_are():
+    images = random_images(batch=40)
+    params = dataclasses.replace(IDENTITY, blur_probability=0.5, blur_sigma=3.0)
+    out = random_view(images, params, False, False, torch.Generator().manual_seed(0))
+    untouched = sum(torch.equal(o, i) for o, i in zip(out, images))
+    assert 10 < untouched < 30  # about half (a blur of σ < 0.25 px changes no grey level: 5 % of the blurred)
+
+
+def test_a_blur_wider_than_tiny_images_stays_inside_them():
+    # σ up to 2 px asks for a radius of 6 px; reflection padding of 4 px images allows at most 3
+    gray = torch.full((6, 4, 4, 1), 90, dtype=torch.uint8)
+    params = dataclasses.replace(IDENTITY, blur_probability=1.0, blur_sigma=2.0)
+    assert torch.equal(random_view(gray, params, False, False, torch.Generator().manual_seed(0)), gray)
+
+
 # ----------------------------------------------------------------------------- encoder
 
 
