@@ -137,12 +137,17 @@ def test_gmm_low_component_that_would_keep_every_sample_is_degenerate():
     assert keep.all() and whole == [0]
 
 
-def test_gmm_low_component_keeps_a_sample_exactly_at_the_low_mean():
-    # tied scores: the mixture collapses onto the data mean (z-score 0, where the three 2.0s
-    # sit exactly) and gives every sample a low-component posterior of 0; "at most the low
-    # component's mean" leaves the 1.0s and the 2.0s out of H, so only the 3.0s are dropped
-    scores = np.array([2.0, 2.0, 3.0, 3.0, 1.0, 2.0, 1.0])
-    assert gmm_low_component(scores).tolist() == [True, True, False, False, True, True, True]
+def test_gmm_low_component_of_a_class_the_fit_leaves_in_one_component_is_degenerate():
+    # a small clean class: the fit gives one component almost no weight and assigns every sample to
+    # the other; the ghost's mean (z ≈ -0.4) would have cut the class between 0.08 and 0.085,
+    # dropping 5 of its 8 samples. Tied scores collapse the same way (the 3.0s were dropped)
+    small_clean = np.array([0.003, 0.01, 0.08, 0.085, 0.337, 0.14, 0.202, 0.126])
+    tied = np.array([2.0, 2.0, 3.0, 3.0, 1.0, 2.0, 1.0])
+    for scores in (small_clean, tied):
+        assert gmm_low_component(scores) is None
+        keep, whole = class_gmm(np.r_[scores, LOSSES], np.r_[np.full(len(scores), 9), LABELS])
+        assert keep[: len(scores)].all() and 9 in whole
+        assert keep[len(scores) :].tolist() == class_gmm(LOSSES, LABELS)[0].tolist()  # the other classes as alone
 
 
 def test_class_gmm_keeps_the_clean_mode_of_every_class():

@@ -30,7 +30,8 @@ def gmm_low_component(scores: np.ndarray) -> Optional[np.ndarray]:
     """Fit a 2-component Gaussian mixture to ``scores`` (M,) or (M, F) of one class (every
     column: smaller is cleaner) and return the bool (M,) mask of the samples kept as the low
     component's; None when the split is degenerate (fewer than MIN_GMM_SAMPLES samples, a
-    constant column 0, or nothing kept or nothing dropped).
+    constant column 0, a fit that assigns every sample to one component, or nothing kept or
+    nothing dropped).
 
     The low component is the one with the smaller mean of column 0 (the loss or distance).
     Its posterior alone is not the keep rule: a broad low component can own both tails around
@@ -61,9 +62,14 @@ def gmm_low_component(scores: np.ndarray) -> Optional[np.ndarray]:
     gmm = GaussianMixture(2, covariance_type="full", reg_covar=1e-3, means_init=means_init,
                           max_iter=200, random_state=0)  # fmt: skip
     gmm.fit(scaled)
+    posterior = gmm.predict_proba(scaled)
+    # a unimodal class (a small clean one, or tied scores): the fit leaves one component a ghost of
+    # almost no weight, whose mean would cut the class anywhere
+    if len(np.unique(posterior.argmax(axis=1))) < 2:
+        return None
     low = int(np.argmin(gmm.means_[:, 0]))
     below_low_mean = (scaled <= gmm.means_[low]).all(axis=1)
-    high = scaled[(gmm.predict_proba(scaled)[:, low] <= 0.5) & ~below_low_mean]
+    high = scaled[(posterior[:, low] <= 0.5) & ~below_low_mean]
     keep = np.ones(len(scaled), dtype=bool)
     for start in range(0, len(scaled), 1024):  # blocks bound the (rows, |H|, F) comparison
         block = scaled[start : start + 1024]
