@@ -17,8 +17,8 @@ import pytest
 from builders import REPO_ROOT, run
 
 from alr_core.common.errors import AlrError
-from alr_core.report.compare import (COMMIT_KEY, CURVE_METRIC, Experiment, group_curves, markdown_report,
-                                     read_experiments, summary_table)
+from alr_core.report.compare import (COMMIT_KEY, CURVE_METRIC, Experiment, curves_figure, group_curves,
+                                     markdown_report, read_experiments, summary_table)
 
 
 def lnl_metrics(test_ba: float) -> dict:
@@ -99,6 +99,11 @@ def test_finished_without_a_report_is_incomplete():
     (half, bad) = read_experiments(exp_show(missing, broken))
     assert half.state == bad.state == "incomplete" and not half.finished
     assert "metrics/report.json" in half.error
+    # dvc's own error for the run, where it gave one, is kept rather than said to be a missing file
+    erred = experiment("e-erred", 2, error="Experiment run failed")
+    del erred["revs"][0]["data"]["metrics"]["metrics/report.json"]
+    (read,) = read_experiments(exp_show(erred))
+    assert read.state == "incomplete" and read.error == "Experiment run failed"
 
 
 def test_groups_by_every_parameter_but_the_seed():
@@ -200,6 +205,81 @@ def test_mean_curve_n_counts_only_the_replicates_that_report_the_metric():
     assert curve["n"].tolist() == [2, 1]
     np.testing.assert_allclose(curve["mean"], [0.45, 0.7])
 
+
+
+def test_mean_curve_is_the_mean_not_the_median_of_three_seeds():
+    sweep = exp_show(*[experiment(f"e{seed}", seed, curve=(0.4, 0.5, last))
+                       for seed, last in ((0, 0.6), (1, 0.6), (2, 0.9))])  # fmt: skip
+    (_label, curve), = group_curves(read_experiments(sweep))
+    assert curve["n"].tolist() == [3, 3, 3]
+    np.testing.assert_allclose(curve["mean"], [0.4, 0.5, 0.7])  # the median of the last round would be 0.6
+
+
+def test_curves_legend_counts_the_replicates_of_the_round_with_fewest():
+    # seed 1 has no test balanced accuracy in round 1: the legend says n=1, not the 2 of round 0
+    def finished(seed, values):
+        curve = pd.DataFrame({"round": [0, 1], "budget_used": [0, 5], CURVE_METRIC: values})
+        return Experiment(f"e{seed}", f"e{seed}", "success", {"seed": seed, COMMIT_KEY: "a" * 40}, curve=curve)
+
+    figure = curves_figure([finished(0, [0.5, 0.7]), finished(1, [0.4, math.nan])])
+    assert [text.get_text() for text in figure.axes[0].get_legend().get_texts()] == ["all experiments (n=1)"]
+
+
+def test_numbers_sort_as_numbers_not_as_text():
+    # budget 20 before 100, and seed 2 before seed 10 (as text, "100" < "20" and "10" < "2")
+    sweep = exp_show(experiment("a", 10, budget=100), experiment("b", 2, budget=100), experiment("c", 10, budget=20),
+                     experiment("d", 2, budget=20))  # fmt: skip
+    table = summary_table(read_experiments(sweep))
+    assert table["budget"].tolist() == [20, 100] and table["seeds"].tolist() == ["2 10", "2 10"]
+
+
+def test_a_list_parameter_groups_like_any_other():
+    # params.yaml holds lists (noise.keep_clean_classes): they must group and tell groups apart
+    sweep = exp_show(experiment("a", 0, noise={"keep_clean_classes": [0]}),
+                     experiment("b", 1, noise={"keep_clean_classes": [0]}),
+                     experiment("c", 0, noise={"keep_clean_classes": [1, 2]}))  # fmt: skip
+    table = summary_table(read_experiments(sweep))
+    assert table["noise.keep_clean_classes"].tolist() == [(0,), (1, 2)] and table["n"].tolist() == [2, 1]
+
+
+def test_a_finished_run_queued_again_still_counts_until_the_new_one_finishes():
+    # the newer run of the same parameters and seed is only queued (or failed): the finished one
+    # is no repeat of it and stays in the table; the queued one is listed as queued
+    sweep = exp_show(experiment("again", 0, state="queued", metrics=False),
+                     experiment("broken", 0, state="failed", error="Experiment run failed"),
+                     experiment("first", 0, curve=(0.5, 0.6, 0.8)))  # fmt: skip
+    experiments = read_experiments(sweep)
+    assert {e.name: e.repeat_of for e in experiments} == {"again": None, "broken": None, "first": None}
+    (row,) = summary_table(experiments).to_dict("records")
+    assert row["n"] == 1 and row["final_test_balanced_accuracy_mean"] == pytest.approx(0.8)
+    lines = {line.split("|")[1].strip(): line for line in markdown_report(experiments).splitlines()
+             if line.startswith("| again") or line.startswith("| broken")}  # fmt: skip
+    assert "| queued " in lines["again"] and "| failed " in lines["broken"]
+
+
+def test_curves_band_spans_one_std_either_side_of_the_mean():
+    figure = curves_figure(read_experiments(SWEEP))
+    entropy_band = figure.axes[0].collections[0].get_paths()[0].vertices
+    at_phase1 = entropy_band[np.isclose(entropy_band[:, 0], 0.0), 1]  # seeds 0.4 and 0.5 at budget 0
+    spread = np.std([0.4, 0.5], ddof=1)
+    assert at_phase1.min() == pytest.approx(0.45 - spread) and at_phase1.max() == pytest.approx(0.45 + spread)
+
+
+def test_a_metric_no_replicate_reports_reads_as_a_dash():
+    # unknown truth: every report.json has final_label_accuracy None
+    sweep = exp_show(experiment("a", 0), experiment("b", 1))
+    for exp_range in sweep[1]["experiments"]:
+        exp_range["revs"][0]["data"]["metrics"]["metrics/report.json"]["data"]["final_label_accuracy"] = None
+    experiments = read_experiments(sweep)
+    (row,) = summary_table(experiments).to_dict("records")
+    assert row["final_label_accuracy_n"] == 0 and math.isnan(row["final_label_accuracy_mean"])
+    lines = markdown_report(experiments).splitlines()
+    def cells(line: str) -> list[str]:
+        return [cell.strip() for cell in line.strip("|").split("|")]
+
+    header = cells(next(line for line in lines if "final label accuracy" in line))
+    row_cells = cells(next(line for line in lines if line.startswith("|   2 |")))
+    assert row_cells[header.index("final label accuracy")] == "—" and "nan" not in "\n".join(lines)
 
 def test_markdown_lists_what_was_not_aggregated():
     text = markdown_report(read_experiments(SWEEP))

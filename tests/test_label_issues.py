@@ -180,6 +180,14 @@ def test_gallery_heading_ends_with_the_note_escaped():
                                              "flags are false alarms")  # fmt: skip
 
 
+
+def test_gallery_heading_counts_the_flagged_samples_not_the_others():
+    # one flagged sample of six (the hand table's 3 of 6 cannot tell the two counts apart)
+    flags = {"knn_vote": np.array([False, False, False, False, False, True])}
+    table = hand_table(sample_ids=GALLERY_IDS, flags=flags)
+    page = gallery_html(table, GALLERY_IDS, np.zeros((6, 4, 4, 1), np.uint8), NEIGHBOURS, 2)
+    assert "6 train samples, 1 flagged by a rule; 2 samples shown" in page
+
 @pytest.mark.parametrize("size, cards", [(0, 0), (6, 6), (100, 6)])
 def test_gallery_size_zero_and_beyond_the_table(size, cards):
     page, _ = gallery_of(size, rgb=True)
@@ -228,6 +236,14 @@ def test_metrics_with_known_truth_by_hand():
     }
     json.dumps(metrics, allow_nan=False)
 
+
+
+def test_metrics_count_a_rule_only_under_its_own_name_not_within_another():
+    # "knn" is part of "knn_vote": a sample only knn_vote flags is no knn flag
+    flags = {"knn_vote": np.array([False, False, False, True, False, True]),
+             "knn": np.array([False, False, False, True, False, False])}  # fmt: skip
+    metrics = label_issue_metrics(hand_table(flags=flags), CLASSES, list(flags))
+    assert metrics["flagged"] == {"knn_vote": 2, "knn": 1, "any": 2}
 
 def test_ranking_precision_at_num_wrong_counts_only_the_first_num_wrong_rows():
     # ranked order s3 s2 s1 s5 s4 s0; wrong: s3 (row 1) and s1 (row 3), so 1 of the first 2
@@ -290,6 +306,16 @@ def test_validation_notes_say_what_was_measured():
                                                                                                                 120)
     assert validation_notes({"suggestion_val_balanced_accuracy": None, "num_val": 0, "val_false_alarms": None}) is None
 
+
+
+def test_validation_notes_weigh_the_flags_against_the_train_split_not_the_validation_split():
+    # 5 of 100 train labels flagged at a 10 % false-alarm rate: no more often than right ones
+    # (against the 20 validation labels, 5 > 0.1 · 20 would read as counted false alarms)
+    alarms = {"rate": {"knn_vote": 0.1, "either": 0.1}, "flagged": 5, "if_labels_right": 5}
+    notes = validation_notes({"val_false_alarms": alarms, "num_val": 20, "num_train": 100})
+    assert notes == false_alarm_sentence(alarms, 20, 100)
+    assert notes.endswith("and flag 5% of the train labels: no more often than right ones, so the train flags may all "
+                          "be false alarms")  # fmt: skip
 
 def test_false_alarm_sentence_when_train_labels_are_flagged_no_more_than_right_ones():
     # BCCD's own labels at 64 px: 45 % of validation labels flagged, 87 of 245 train labels (36 %);

@@ -485,6 +485,20 @@ def test_write_report_while_a_round_waits_shows_only_the_rounds_before_it(tmp_pa
         assert (tmp_path / "plots" / figure).read_bytes().startswith(PNG_SIGNATURE)
 
 
+
+def test_write_report_draws_the_confusion_matrix_of_the_last_finished_round(tmp_path, monkeypatch):
+    """Two finished rounds: the confusion figure is round 2's model's, not round 1's or phase 1's."""
+    monkeypatch.chdir(tmp_path)
+    rounds = round_metrics()
+    rounds[1]["test"]["confusion_matrix"] = last = [[6, 0, 0], [0, 5, 1], [0, 1, 5]]
+    write_metrics(tmp_path, rounds)
+    drawn = {}
+    monkeypatch.setattr(artifacts, "write_figure", lambda path, figure: drawn.setdefault(Path(path).name, figure))
+    write_report(report_status(2))
+    (axis,) = drawn[paths.CONFUSION_FIGURE.name].axes
+    assert axis.get_title() == "Model after round 2, test split"
+    assert [text.get_text() for text in axis.texts] == [str(value) for row in last for value in row]
+
 LABEL_ISSUES = {"num_train": 528, "flagged": {"knn_vote": 40, "cleanlab_kfold": 31, "any": 52}, "flagged_per_class": {}}
 LABEL_ISSUES_LINE = ("label issues: 52 of 528 train samples flagged by a rule; every sample ranked in "
                      "data/label_issues/label_issues.csv, the top as images in data/label_issues/gallery.html")
@@ -598,6 +612,12 @@ def test_labels_text_tells_answers_from_the_paper_protocols_free_labels():
     older = {key: value for key, value in labels.items() if key != "paper_protocol"}  # a report from before
     assert "474 vouched for by an answer;" in " ".join(labels_text(older, 3).split())
 
+
+
+def test_labels_text_names_the_round_the_labels_are_after():
+    labels = {"csv": "data/report/labels.csv", "num_train": 6, "changed": 1, "checked": 1, "paper_protocol": 0}
+    assert labels_text(labels, 0).startswith("labels after phase 1: 1 of 6 train labels changed")
+    assert labels_text(labels, 1).startswith("labels after round 1: 1 of 6 train labels changed")
 
 def test_summary_says_how_many_labels_the_rounds_changed(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
