@@ -3,12 +3,16 @@
     python -m stages.compare                      # experiments of HEAD, via dvc exp show --json
     python -m stages.compare --all-commits        # experiments of every commit
     python -m stages.compare --exp-show exps.json # a saved `dvc exp show --json` output
+    python -m stages.compare --baseline al.strategy=random   # also paired with random, seed by seed
 
 Groups the experiments by every parameter except the seeds (seed, data.split_seed), and by the
 commit they ran on, and writes metrics/compare.md (printed too), metrics/compare.csv (one row
 per group, mean and std columns) and plots/compare.png (mean learning curve and ±1 std band
 per group). Queued, running and failed experiments are listed, not aggregated, and so are
-repeats (an older run of the same parameters and seeds on the same commit).
+repeats (an older run of the same parameters and seeds on the same commit). With --baseline
+KEY=VALUE ..., each other group is paired with the group that differs from it only in those
+keys, replicate by replicate (same seed and split seed): the mean difference and its 95 %
+t-interval, in the Markdown and as <metric>_diff, _diff_low, _diff_high, _pairs columns.
 """
 
 import json
@@ -19,7 +23,8 @@ from pathlib import Path
 from alr_core.common import artifacts
 from alr_core.common.cli import run_stage, stage_parser
 from alr_core.common.errors import AlrError
-from alr_core.report.compare import curves_figure, markdown_report, read_experiments, summary_table
+from alr_core.report.compare import (curves_figure, markdown_report, parse_baseline, read_experiments,
+                                     summary_table)
 
 
 def main() -> None:
@@ -29,7 +34,10 @@ def main() -> None:
     parser.add_argument("--markdown", type=Path, default=Path("metrics/compare.md"))
     parser.add_argument("--csv", type=Path, default=Path("metrics/compare.csv"))
     parser.add_argument("--figure", type=Path, default=Path("plots/compare.png"))
+    parser.add_argument("--baseline", nargs="+", metavar="KEY=VALUE",
+                        help="the parameters of the baseline, e.g. al.strategy=random (several: same group)")
     args = parser.parse_args()
+    baseline = parse_baseline(args.baseline) if args.baseline else None
 
     source = str(args.exp_show) if args.exp_show else "dvc exp show --json"
     experiments = read_experiments(_load(args.exp_show) if args.exp_show else _exp_show(args.all_commits), source)
@@ -37,8 +45,8 @@ def main() -> None:
         earlier = "" if args.all_commits or args.exp_show else " (on this commit: --all-commits reads earlier ones too)"
         raise AlrError(f"{source}: no experiments{earlier}; run a sweep first, e.g. "
                        "dvc exp run --queue -S seed=0,1,2 && dvc queue start -j 2")  # fmt: skip
-    report = markdown_report(experiments)
-    table = summary_table(experiments)
+    report = markdown_report(experiments, baseline)
+    table = summary_table(experiments, baseline)
     figure = curves_figure(experiments) if len(table) else None
     artifacts.write_text(args.markdown, report)
     artifacts.write_csv(args.csv, table)

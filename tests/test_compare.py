@@ -18,7 +18,7 @@ from builders import REPO_ROOT, run
 
 from alr_core.common.errors import AlrError
 from alr_core.report.compare import (COMMIT_KEY, CURVE_METRIC, Experiment, curves_figure, group_curves,
-                                     markdown_report, read_experiments, summary_table)
+                                     markdown_report, parse_baseline, read_experiments, summary_table)
 
 
 def lnl_metrics(test_ba: float) -> dict:
@@ -325,6 +325,92 @@ def test_a_metric_some_replicates_lack_is_averaged_over_the_others_and_says_over
     assert cells[2] == "0.667 ± 0.252" and cells[-1] == "0.400 ± 0.141 (n=2)"
 
 
+T_975_DF2 = 4.302652729911275  # the 97.5th percentile of Student's t with 2 degrees of freedom
+
+
+def paired_sweep() -> list:
+    """random and entropy at budgets 10 and 20, seeds 0-2 (entropy at 20 lacks seed 0), and
+    entropy at budget 30, which has no random group: final test balanced accuracies by hand."""
+    finals = {("random", 10): (0.60, 0.62, 0.58), ("entropy", 10): (0.61, 0.66, 0.64),
+              ("random", 20): (0.70, 0.70, 0.72), ("entropy", 20): (None, 0.75, 0.73), ("entropy", 30): (0.9,)}
+    return exp_show(*[experiment(f"{s}{b}-{seed}", seed, s, budget=b, curve=(0.5, 0.55, final))
+                      for (s, b), values in finals.items() for seed, final in enumerate(values)
+                      if final is not None])  # fmt: skip
+
+
+def test_paired_differences_by_seed_with_a_t_interval():
+    """Each group minus the random group of its own budget, seed by seed: at 10 the differences
+    are +0.01, +0.04, +0.06 (mean ± t · sd / √3); at 20 only seeds 1 and 2 pair; at 30 there is
+    no random group."""
+    table = summary_table(read_experiments(paired_sweep()), parse_baseline(["al.strategy=random"]))
+    rows = {(r["al.strategy"], r["budget"]): r for r in table.to_dict("records")}
+    assert [key for key, r in rows.items() if r["baseline"]] == [("random", 10), ("random", 20)]
+    at_10 = rows["entropy", 10]
+    diffs = np.array([0.01, 0.04, 0.06])
+    half = T_975_DF2 * diffs.std(ddof=1) / math.sqrt(3)
+    assert at_10["pairs"] == 3 and at_10["final_test_balanced_accuracy_pairs"] == 3
+    assert at_10["final_test_balanced_accuracy_diff"] == pytest.approx(diffs.mean())
+    assert at_10["final_test_balanced_accuracy_diff_low"] == pytest.approx(diffs.mean() - half)
+    assert at_10["final_test_balanced_accuracy_diff_high"] == pytest.approx(diffs.mean() + half)
+    assert at_10["phase1_test_balanced_accuracy_diff"] == pytest.approx(0.0)
+    at_20 = rows["entropy", 20]  # seeds 1 and 2: +0.05 and +0.01 (not paired by position: 0.75 − 0.70 first)
+    assert at_20["pairs"] == 2 and at_20["final_test_balanced_accuracy_diff"] == pytest.approx(0.03)
+    assert at_20["final_test_balanced_accuracy_diff_high"] - 0.03 == pytest.approx(12.706204736 * 0.04 / 2)
+    at_30 = rows["entropy", 30]
+    assert at_30["pairs"] == 0 and math.isnan(at_30["final_test_balanced_accuracy_diff"])
+    assert all(math.isnan(rows[key]["final_test_balanced_accuracy_diff"]) for key in (("random", 10), ("random", 20)))
+
+
+def test_paired_section_of_the_markdown():
+    text = markdown_report(read_experiments(paired_sweep()), parse_baseline(["al.strategy=random"]))
+    paired = text.split("Paired with the baseline al.strategy=random: each group minus")[1]
+    lines = [line for line in paired.splitlines() if line.startswith("| entropy")]
+    cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+    assert [row[:4] for row in cells] == [["entropy", "10", "3", "+0.037 [-0.026, +0.099]"],
+                                          ["entropy", "20", "2", "+0.030 [-0.224, +0.284]"],
+                                          ["entropy", "30", "0", "—"]]  # fmt: skip
+    assert "| random" not in paired.split("Not aggregated")[0]  # baselines are not paired with themselves
+    one_pair = exp_show(experiment("r", 0, "random", curve=(0.5, 0.6, 0.6)),
+                        experiment("e", 0, "entropy", curve=(0.5, 0.6, 0.7)))  # fmt: skip
+    assert "| entropy       |       1 | +0.100 (1 pair)" in markdown_report(read_experiments(one_pair),
+                                                                           parse_baseline(["al.strategy=random"]))
+
+
+def test_a_baseline_of_another_commit_pairs_two_versions_of_the_code():
+    two_commits = exp_show(experiment("a0", 0, curve=(0.5, 0.6, 0.7)), experiment("a1", 1, curve=(0.5, 0.6, 0.8)))
+    two_commits.append({"rev": "b" * 40, "name": None, "data": {}, "error": None,
+                        "experiments": [experiment("b0", 0, curve=(0.5, 0.6, 0.75)),
+                                        experiment("b1", 1, curve=(0.5, 0.6, 0.75))]})  # fmt: skip
+    table = summary_table(read_experiments(two_commits), parse_baseline([f"{COMMIT_KEY}=aaaaaaa"]))
+    (row,) = table[~table["baseline"]].to_dict("records")
+    assert row[COMMIT_KEY] == "bbbbbbb" and row["pairs"] == 2
+    assert row["final_test_balanced_accuracy_diff"] == pytest.approx(0.0)  # +0.05 and −0.05
+
+
+@pytest.mark.parametrize("selectors, message", [
+    (["al.strategy"], "--baseline 'al.strategy': expected KEY=VALUE, e.g. --baseline al.strategy=random"),
+    (["al.strategi=random"], "--baseline: no finished experiment has the parameter 'al.strategi' (did you mean "
+                             "'al.strategy'?); keys are dotted params.yaml paths such as al.strategy"),
+    (["al.strategy=bald", "budget=10"],
+     "--baseline al.strategy=bald budget=10: no group of finished experiments has these values (they hold "
+     "al.strategy: entropy, random; budget: 10, 20, 30)"),
+])  # fmt: skip
+def test_a_baseline_no_group_matches_is_an_error(selectors, message):
+    with pytest.raises(AlrError) as info:
+        summary_table(read_experiments(paired_sweep()), parse_baseline(selectors))
+    assert str(info.value) == message
+
+
+def test_baseline_values_are_read_as_dvc_reads_them():
+    assert parse_baseline(["budget=100", "al.pool=all", "noise.keep_clean_classes=[0, 2]", "model.init=null"]) == {
+        "budget": 100, "al.pool": "all", "noise.keep_clean_classes": (0, 2), "model.init": None}
+    table = summary_table(read_experiments(paired_sweep()), parse_baseline(["budget=10", "al.strategy=random"]))
+    assert table["baseline"].tolist() == [False, False, False, True, False]
+    # every group of SWEEP has budget 10: each is a baseline, none is paired
+    text = markdown_report(read_experiments(SWEEP), parse_baseline(["budget=10"]))
+    assert text.split("do not explain.\n\n")[1].startswith("Every group is a baseline group: nothing to pair.\n")
+
+
 def test_nothing_finished_yet_lists_without_a_table():
     text = markdown_report(read_experiments(exp_show(experiment("w", 0, state="queued", metrics=False))))
     assert text.startswith("0 of 1 experiments finished, in 0 groups") and "| w " in text
@@ -356,6 +442,19 @@ def test_command_writes_table_csv_and_figure(tmp_path):
     result = compare(tmp_path, "--exp-show", str(tmp_path / "queued.json"))
     assert result.returncode == 0, result.stderr
     assert "0 of 1 experiments finished" in (tmp_path / "c.md").read_text() and not (tmp_path / "c.png").exists()
+
+
+def test_command_with_a_baseline_writes_the_paired_columns(tmp_path):
+    (tmp_path / "exps.json").write_text(json.dumps(SWEEP))
+    result = compare(tmp_path, "--exp-show", str(tmp_path / "exps.json"), "--baseline", "al.strategy=random")
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(tmp_path / "c.csv")
+    assert table["baseline"].tolist() == [False, True] and table["pairs"].tolist() == [2, 0]
+    assert table["final_test_balanced_accuracy_diff"].iloc[0] == pytest.approx(0.2)
+    assert "+0.200 [+0.200, +0.200]" in (tmp_path / "c.md").read_text()
+    result = compare(tmp_path / "none", "--exp-show", str(tmp_path / "exps.json"), "--baseline", "al.strategy=bald")
+    assert result.returncode == 1 and "--baseline al.strategy=bald: no group of finished experiments" in result.stderr
+    assert not (tmp_path / "none").exists()
 
 
 @pytest.mark.parametrize("content, message", [

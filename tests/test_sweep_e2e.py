@@ -144,6 +144,14 @@ def test_queued_sweep_with_two_workers_then_compare(project_copy, monkeypatch):
     assert re.search(r"\| waiting +\| queued +\| [^|]*\bseed=7 ", result.stdout)
     assert (project.root / "plots/compare.png").stat().st_size > 0
     assert (project.root / "metrics/compare.csv").read_text().startswith("al.strategy,n,seeds,")
+    # paired with random seed by seed: the mean of the two seeds' differences
+    paired = run([sys.executable, "-m", "stages.compare", "--baseline", "al.strategy=random"], cwd=project.root)
+    assert paired.returncode == 0, paired.stderr
+    final = {key: metrics["metrics/report.json"]["final_test_balanced_accuracy"] for key, metrics in finished.items()}
+    difference = np.mean([final[(seed, "entropy")] - final[(seed, "random")] for seed in (0, 1)])
+    (row,) = [line for line in paired.stdout.split("Paired with the baseline")[1].splitlines() if "| entropy" in line]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1] == "2" and cells[2].startswith(f"{difference:+.3f} ["), paired.stdout
 
 
 def test_second_clone_pulls_phase_one_from_a_shared_remote(project_copy, tmp_path):

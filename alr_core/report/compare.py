@@ -5,7 +5,10 @@ Experiments are grouped by every parameter except the replicate seeds (``seed``,
 ``--all-commits``, two commits' code under the same parameters are two configurations, not
 replicates of one); each group gets the number of finished replicates and the mean ± sample
 standard deviation of the final metrics and of the area under the learning curve, plus its
-mean learning curve with a ±1 std band. Experiments
+mean learning curve with a ±1 std band. Given a baseline (``--baseline al.strategy=random``),
+each other group is also paired with the baseline group that differs from it only in the keys
+named, replicate by replicate (the same seed and split seed: the same split, noise and
+initialisation), with the mean difference and its 95 % t-interval. Experiments
 that are queued, running, failed or finished without a report are listed, not aggregated, and
 so is a repeat: an older run with the same parameters, seeds included, on the same commit
 (`dvc exp run` twice, a sweep queued twice), which is no replicate: on CPU it gives the same
@@ -25,7 +28,7 @@ import pandas as pd
 
 from alr_core.common import paths
 from alr_core.common.errors import AlrError
-from alr_core.common.text import counted
+from alr_core.common.text import counted, did_you_mean
 from alr_core.report.figures import new_axes
 from alr_core.report.summary import rounds_table
 
@@ -43,6 +46,7 @@ SUMMARY_METRICS = {
     "phase1_test_balanced_accuracy": "phase-1 test balanced accuracy",
 }
 CURVE_METRIC = "test_balanced_accuracy"
+INTERVAL_LEVEL = 0.95  # of the paired differences' t-intervals
 _ROUND_METRICS = re.compile(r"^metrics/rounds/(\d+)\.json$")
 
 
@@ -169,11 +173,20 @@ def _sort_key(value: Any) -> tuple:
     return (2, 0, str(value))
 
 
-def summary_table(experiments: list[Experiment]) -> pd.DataFrame:
+def summary_table(experiments: list[Experiment], baseline: Optional[dict[str, Any]] = None) -> pd.DataFrame:
     """One row per group: the varying parameters, ``n``, ``seeds``, and ``<metric>_mean``,
     ``<metric>_std`` (sample std, n − 1; NaN for one value) and ``<metric>_n`` (the replicates
-    that report it: an older commit's report may lack a newer metric) of each summary metric."""
+    that report it: an older commit's report may lack a newer metric) of each summary metric.
+
+    With a ``baseline`` (:func:`parse_baseline`), also ``baseline`` (whether the group is one),
+    ``pairs`` (replicates the group shares with its baseline group: the one whose parameters are
+    the group's with the baseline's values put in) and per metric ``<metric>_diff`` (mean of
+    group − baseline over the pairs), ``<metric>_diff_low`` / ``_diff_high`` (its
+    ``INTERVAL_LEVEL`` t-interval; NaN for one pair) and ``<metric>_pairs``. Baseline groups,
+    and groups without a baseline group, have NaN differences and 0 pairs."""
     varying, groups = group_experiments(experiments)
+    if baseline is not None:
+        _check_baseline(baseline, groups)
     rows = []
     for members in groups.values():
         row = {key: members[0].params.get(key) for key in varying}
@@ -184,8 +197,81 @@ def summary_table(experiments: list[Experiment]) -> pd.DataFrame:
             row[f"{metric}_mean"] = values.mean()
             row[f"{metric}_std"] = values.std(ddof=1)
             row[f"{metric}_n"] = int(values.count())
+        if baseline is not None:
+            row |= _paired_with_baseline(members, groups, baseline)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def parse_baseline(selectors: list[str]) -> dict[str, Any]:
+    """``--baseline``'s ``KEY=VALUE`` words as {dotted params key: value}, each value read as YAML,
+    as ``dvc exp run -S`` reads it (``100``, ``true``, ``null``, ``random``, ``[0, 1]``)."""
+    import yaml
+
+    baseline = {}
+    for selector in selectors:
+        key, sign, text = selector.partition("=")
+        if not sign or not key.strip():
+            raise AlrError(f"--baseline {selector!r}: expected KEY=VALUE, e.g. --baseline al.strategy=random")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        baseline[key.strip()] = tuple(value) if isinstance(value, list) else value
+    return baseline
+
+
+def _matches(params: dict[str, Any], baseline: dict[str, Any]) -> bool:
+    """Whether ``params`` hold the baseline's values (a commit or a number typed as text matches too)."""
+    return all(params.get(k) == v or str(params.get(k)) == str(v) for k, v in baseline.items())
+
+
+def _check_baseline(baseline: dict[str, Any], groups: dict[tuple, list[Experiment]]) -> None:
+    """A baseline whose keys no finished experiment has, or whose values no group holds, is an error."""
+    params = [members[0].params for members in groups.values()]
+    known = sorted({k for p in params for k in p})
+    for key in baseline:
+        if key not in known:
+            raise AlrError(f"--baseline: no finished experiment has the parameter {key!r}"
+                           f"{did_you_mean(key, known)}; keys are dotted params.yaml paths such as al.strategy")
+    if groups and not any(_matches(p, baseline) for p in params):
+        held = "; ".join(f"{k}: {', '.join(str(v) for v in sorted({p.get(k) for p in params}, key=_sort_key))}"
+                         for k in baseline)  # fmt: skip
+        wanted = " ".join(f"{k}={v}" for k, v in baseline.items())
+        raise AlrError(f"--baseline {wanted}: no group of finished experiments has these values (they hold {held})")
+
+
+def _paired_with_baseline(members: list[Experiment], groups: dict[tuple, list[Experiment]],
+                          baseline: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """One group's paired columns of :func:`summary_table`."""
+    from scipy import stats
+
+    params = members[0].params
+    own = {key: params.get(key) for key in params if key not in REPLICATE_KEYS}
+    target = own | baseline
+    partner = None
+    if not _matches(params, baseline):
+        partner = next((m for m in groups.values()
+                        if _matches({k: m[0].params.get(k) for k in target}, target)), None)  # fmt: skip
+    row: dict[str, Any] = {"baseline": _matches(params, baseline)}
+    by_replicate = {_replicate_key(e): e for e in partner or []}
+    pairs = [(e, by_replicate[_replicate_key(e)]) for e in members if _replicate_key(e) in by_replicate]
+    row["pairs"] = len(pairs)
+    for metric in SUMMARY_METRICS:
+        ours = pd.Series([a.summary.get(metric) for a, _ in pairs], dtype=float)
+        theirs = pd.Series([b.summary.get(metric) for _, b in pairs], dtype=float)
+        diff = (ours - theirs).dropna()  # an older commit's report may lack the metric
+        half = (stats.t.ppf(0.5 + INTERVAL_LEVEL / 2, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
+                if len(diff) > 1 else np.nan)  # fmt: skip
+        row[f"{metric}_diff"] = diff.mean()
+        row[f"{metric}_diff_low"] = diff.mean() - half
+        row[f"{metric}_diff_high"] = diff.mean() + half
+        row[f"{metric}_pairs"] = int(len(diff))
+    return row
+
+
+def _replicate_key(experiment: Experiment) -> tuple:
+    return tuple(repr(experiment.params.get(k)) for k in REPLICATE_KEYS)
 
 
 def _replicate(experiment: Experiment, members: list[Experiment]) -> str:
@@ -222,9 +308,10 @@ def not_aggregated(experiments: list[Experiment]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["experiment", "state", "params", "error"])
 
 
-def markdown_report(experiments: list[Experiment]) -> str:
-    """The comparison as Markdown: the group table (mean ± std) and the left-out experiments."""
-    table = summary_table(experiments)
+def markdown_report(experiments: list[Experiment], baseline: Optional[dict[str, Any]] = None) -> str:
+    """The comparison as Markdown: the group table (mean ± std), with a ``baseline`` the paired
+    differences from it (:func:`summary_table`), and the left-out experiments."""
+    table = summary_table(experiments, baseline)
     finished = sum(e.finished for e in experiments)
     repeats = sum(e.repeat_of is not None for e in experiments)
     repeated = f" ({repeats} of them {'a repeat' if repeats == 1 else 'repeats'}, not counted)" if repeats else ""
@@ -237,18 +324,52 @@ def markdown_report(experiments: list[Experiment]) -> str:
         "",
     ]
     if len(table):
-        shown = table.drop(columns=[f"{metric}_{part}" for metric in SUMMARY_METRICS for part in ("mean", "std", "n")])
-        # a parameter an older commit's params.yaml lacks: its run took the default then, which "nan" hides
-        shown = shown.astype(object).where(shown.notna(), "unset")
+        shown = _group_columns(table)
         for metric, title in SUMMARY_METRICS.items():
             shown[title] = [_mean_std(m, s, count, n) for m, s, count, n
                             in zip(table[f"{metric}_mean"], table[f"{metric}_std"], table[f"{metric}_n"], table["n"])]
         lines += [shown.to_markdown(index=False), ""]
+    if len(table) and baseline is not None:
+        lines += _paired_lines(table, baseline)
     left_out = not_aggregated(experiments)
     if len(left_out):
         lines += [f"Not aggregated ({len(left_out)}; a failed run's log: `dvc queue logs <experiment>`):", "",
                   left_out.to_markdown(index=False), ""]  # fmt: skip
     return "\n".join(lines)
+
+
+def _group_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """The columns of :func:`summary_table` that tell the groups apart, and ``n`` and ``seeds``."""
+    computed = {"baseline", "pairs"} | {c for c in table.columns if c.startswith(tuple(SUMMARY_METRICS))}
+    shown = table[[c for c in table.columns if c not in computed]]
+    # a parameter an older commit's params.yaml lacks: its run took the default then, which "nan" hides
+    return shown.astype(object).where(shown.notna(), "unset")
+
+
+def _paired_lines(table: pd.DataFrame, baseline: dict[str, Any]) -> list[str]:
+    """The paired section of the Markdown report: one row per group that is no baseline."""
+    others = table[~table["baseline"]]
+    wanted = " ".join(f"{k}={v}" for k, v in baseline.items())
+    lines = [f"Paired with the baseline {wanted}: each group minus the baseline group that differs from it only "
+             "there, replicate by replicate (the same seed and split seed), as the mean difference and its "
+             f"{INTERVAL_LEVEL * 100:.0f} % t-interval over the pairs; an interval that excludes 0 is a difference the "
+             "seeds do not explain.", ""]  # fmt: skip
+    if not len(others):
+        return lines + ["Every group is a baseline group: nothing to pair.", ""]
+    shown = _group_columns(others).drop(columns=["n", "seeds"]).assign(pairs=others["pairs"].to_numpy())
+    for metric, title in SUMMARY_METRICS.items():
+        shown[title] = [_difference(d, low, high, count, pairs) for d, low, high, count, pairs
+                        in zip(others[f"{metric}_diff"], others[f"{metric}_diff_low"], others[f"{metric}_diff_high"],
+                               others[f"{metric}_pairs"], others["pairs"])]  # fmt: skip
+    return lines + [shown.to_markdown(index=False), ""]
+
+
+def _difference(diff: float, low: float, high: float, count: int, pairs: int) -> str:
+    """"+0.041 [+0.002, +0.080]", or the difference alone for one pair, or "—" for none."""
+    if np.isnan(diff):
+        return "—"
+    text = f"{diff:+.3f} (1 pair)" if np.isnan(low) else f"{diff:+.3f} [{low:+.3f}, {high:+.3f}]"
+    return text if count == pairs or np.isnan(low) else f"{text} (n={count})"
 
 
 def _mean_std(mean: float, std: float, count: int, n: int) -> str:
