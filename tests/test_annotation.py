@@ -120,6 +120,17 @@ def test_utf8_bom_crlf_blank_lines_and_agreeing_duplicates_are_accepted(tmp_path
     assert rows(result) == [("q1", "expert", 0), ("q2", "expert", 2), ("q3", "expert", -1)]
 
 
+
+def test_spaces_around_the_commas_and_rows_of_empty_fields_are_accepted(tmp_path):
+    # a spreadsheet's export: padded fields, and rows of commas alone where a row was cleared
+    text = "sample_id , label\nq1 , Eosinophil\n,\n q2, 2\n , \nq3 ,skip\n"
+    assert rows(answers(tmp_path, text)) == [("q1", "expert", 1), ("q2", "expert", 2), ("q3", "expert", -1)]
+
+
+def test_an_annotator_who_skips_a_sample_twice_gave_one_agreeing_answer(tmp_path):
+    result = answers(tmp_path, "sample_id,label\nq1,skip\nq2,0\nq1,Skip\nq3,1\n")
+    assert rows(result) == [("q1", "expert", -1), ("q2", "expert", 0), ("q3", "expert", 1)]
+
 @pytest.mark.parametrize("queried, images", [(3, "3 queried images"), (1, "1 queried image")])
 def test_a_missing_file_names_the_round_the_file_the_page_and_where_to_save(tmp_path, queried, images):
     with pytest.raises(AlrError) as info:
@@ -164,6 +175,10 @@ def test_a_team_is_told_it_owes_several_answers_and_files_beside_the_answers_are
     ]  # fmt: skip
     copy.unlink()
     assert answers(tmp_path, f"item_id,label\n{I1},0\n{I2},1\n{I3},2\n").note is None  # one expert planned
+    # as many answers as planned, copy gone: nothing to note
+    full = "".join(f"{i},0,{who}\n" for i in (I1, I2, I3) for who in ("ana", "ben", "cy"))
+    path.write_text("item_id,label,annotator\n" + full)
+    assert read(path).note is None and len(read(path).table) == 9
 
 
 @pytest.mark.parametrize(

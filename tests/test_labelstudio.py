@@ -53,6 +53,12 @@ def test_tasks_reference_the_exported_copies_under_the_url_prefix():
                                                   for i in (I1, I2)]  # fmt: skip
 
 
+
+def test_tasks_data_carry_the_round_the_query_rank_and_the_current_class():
+    made = tasks(PACKAGE.set_axis([5, 9]), ITEMS, CLASSES, 4, None, IMAGES_DIR)  # ranks, not the table's index
+    assert [(t["data"]["round"], t["data"]["rank"], t["data"]["current_class"]) for t in made] == [
+        (4, 1, "Neutrophil"), (4, 2, "Eosinophil")]  # fmt: skip
+
 def annotation(user, choice=None, cancelled=False, number=1) -> dict:
     result = [] if choice is None else [{"id": f"x{number}", "from_name": "label", "to_name": "image",
                                          "type": "choices", "value": {"choices": [choice]}}]  # fmt: skip
@@ -82,6 +88,21 @@ def test_export_with_two_annotators_skips_and_user_objects(tmp_path):
                             ("q3", "7", 2)]  # fmt: skip
 
 
+
+def test_choices_of_other_controls_and_user_id_zero_are_read_as_label_studio_writes_them(tmp_path):
+    # a project whose interface adds a second Choices control: only the 'label' control's choice is the answer
+    quality = {"id": "q", "from_name": "quality", "to_name": "image", "type": "choices",
+               "value": {"choices": ["blurry"]}}  # fmt: skip
+    other = annotation(1, "Lymphocyte", number=5)
+    content = full_export()[:2] + [task(3, I3, {**other, "result": [quality, *other["result"]]},
+                                        annotation(0, "Neutrophil", number=6))]  # fmt: skip
+    assert rows(export(tmp_path, content))[-2:] == [("q3", "0", 0), ("q3", "1", 2)]  # user 0 is "0", not "expert"
+
+
+def test_an_export_saved_with_a_byte_order_mark_is_read(tmp_path):
+    result = export(tmp_path, "\ufeff" + json.dumps(full_export()))
+    assert rows(result) == rows(export(tmp_path, full_export())) and len(result.table) == 5
+
 @pytest.mark.parametrize("content, fragment", [
     ("[{]", "not valid JSON (line 1, column 3"),
     ({"tasks": []}, "a list of tasks, got a JSON dict"),
@@ -89,6 +110,9 @@ def test_export_with_two_annotators_skips_and_user_objects(tmp_path):
     ([{"id": 7, "image": "x", "label": "Neutrophil"}], "task 7 has no 'annotations' list; export the project in"),
     ([{"id": 7, "data": {"image": "x", "sample_id": "q1"}, "annotations": []}],
      "task 7 has no data.item_id; import the tasks from the round's labelstudio_tasks.json"),
+    ([{"id": 7, "data": {"image": "x", "item_id": ""}, "annotations": []}], "task 7 has no data.item_id; import"),
+    ([task(1, I1, annotation(7, "Eosinophil")), "Neutrophil"], "item 2 is not a task object"),
+    (full_export(task(7, I3, "Neutrophil")), "task 7: an annotation is not an object"),
     (full_export(task(7, "zz", annotation(7, "Neutrophil", number=9))),
      "task 7, annotation 9: unknown item_id 'zz': not one of the 3 items on this round's page"),
     (full_export(task(7, "q3", annotation(7, "Neutrophil", number=9))),

@@ -5,6 +5,7 @@ trains on (al.train_on, with expert-relabelled samples never dropped) and class 
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -261,3 +262,121 @@ def test_a_round_that_diverges_names_the_rounds_learning_rate(data, train_on):
     with pytest.raises(AlrError, match=r"diverged: .*; lower al\.lr \(or the round's rounds\.<r>\.lr, where it sets"):
         retrain(previous, None, spec, channel_stats(data.train.images), data, np.ones(NUM_TRAIN, dtype=bool),
                 flipped(data), params, seed=7, progress=False)  # fmt: skip
+
+
+def test_a_round_that_only_ties_the_previous_model_hands_the_previous_one_on(data, monkeypatch):
+    """Ties keep the previous model (docs/method.md): a trained model scoring exactly its macro-F1 is not handed on."""
+    params = round_params(retrain="finetune", train_on="selected")
+    spec = model_spec(params, data)
+    normalization = channel_stats(data.train.images)
+    seed_everything(1)
+    previous, _ = new_network(spec, params)
+    before = state(previous)
+    tie = evaluation(previous, normalization, data, params, splits=("val",))["val"]["macro_f1"]
+    seed_everything(2)
+    other, _ = new_network(spec, params)
+    monkeypatch.setattr(retrain_module, "fine_tune",
+                        lambda *args, **kwargs: (other, {"best_epoch": 0, "val": {"macro_f1": tie}, "test": None}))
+    result = retrain(previous, None, spec, normalization, data, np.ones(NUM_TRAIN, dtype=bool),
+                     np.zeros(NUM_TRAIN, dtype=bool), params, seed=7, progress=False)  # fmt: skip
+    assert result.metrics["kept_previous"] is True and result.metrics["trained_val_macro_f1"] == tie
+    assert all(torch.equal(before[k], v) for k, v in state(result.model).items())
+
+
+@pytest.mark.parametrize("train_on", ["selected", "all"])
+def test_a_round_trains_on_the_given_rows_alone(data, monkeypatch, train_on):
+    params = round_params(retrain="scratch", train_on=train_on)
+    rows = np.arange(NUM_TRAIN) % 3 == 0  # what C ∪ relabelled would be under `selected`
+    seen = []
+
+    def fake_fine_tune(model, normalization, train, *args, **kwargs):
+        seen.append(train)
+        return model, {"best_epoch": 0, "val": {"macro_f1": 1.0}, "test": None}
+
+    monkeypatch.setattr(retrain_module, "fine_tune", fake_fine_tune)
+    retrain(None, None, model_spec(params, data), channel_stats(data.train.images), data, rows,
+            np.zeros(NUM_TRAIN, dtype=bool), params, seed=7, progress=False)  # fmt: skip
+    assert list(seen[0].sample_ids) == list(data.train.sample_ids[rows])
+    assert np.array_equal(seen[0].labels, data.train.labels[rows]) and len(seen[0].images) == rows.sum()
+
+
+def test_fine_tune_restores_the_epoch_of_best_validation_macro_f1(data, monkeypatch):
+    """The per-epoch validation scores are scripted: macro-F1 peaks at epoch 1, balanced accuracy at
+    epoch 2; the model handed back holds the weights it had when epoch 1 was scored."""
+    params = round_params(retrain="scratch", train_on="all", epochs=3)
+    seed_everything(1)
+    model, _ = new_network(model_spec(params, data), params)
+    scripted = iter([(0.2, 0.2), (0.6, 0.3), (0.5, 0.9)])  # (macro_f1, balanced_accuracy) per epoch
+    scored, split_labels, real_evaluate = [], [], retrain_module.evaluate
+
+    def fake_evaluate(net, images, *args, checkpoint_only=False, **kwargs):
+        if not checkpoint_only:
+            return real_evaluate(net, images, *args, **kwargs)
+        scored.append(state(net))
+        split_labels.append(images.labels.cpu().numpy())
+        f1, balanced = next(scripted)
+        return {"macro_f1": f1, "balanced_accuracy": balanced}
+
+    monkeypatch.setattr(retrain_module, "evaluate", fake_evaluate)
+    tuned, scores = retrain_module.fine_tune(model, channel_stats(data.train.images), data.train, data, params, seed=7,
+                                             progress=False)  # fmt: skip
+    assert scores["best_epoch"] == 1 and len(scored) == 3
+    assert all(np.array_equal(labels, data.val.labels) for labels in split_labels)  # scored on validation
+    assert not all(torch.equal(scored[1][k], scored[2][k]) for k in scored[1])  # epoch 2 did change the weights
+    assert all(torch.equal(scored[1][k], v) for k, v in state(tuned).items())
+
+
+def test_fine_tune_schedule_spans_the_rounds_epochs_at_the_rounds_lr(data, monkeypatch):
+    params = round_params(retrain="scratch", train_on="all", epochs=2, lr=0.03)
+    seed_everything(1)
+    model, _ = new_network(model_spec(params, data), params)
+    made, real_make_optimizer = [], retrain_module.make_optimizer
+    monkeypatch.setattr(retrain_module, "make_optimizer", lambda *args: made.append(real_make_optimizer(*args))
+                        or made[-1])  # fmt: skip
+    retrain_module.fine_tune(model, channel_stats(data.train.images), data.train, data, params, seed=7, progress=False)
+    optimizer, schedule = made[0]
+    assert schedule.T_max == 2 and schedule.last_epoch == 2  # stepped once per epoch, over al.epochs
+    assert schedule.base_lrs[0] == 0.03 and optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_fine_tune_trains_on_the_mean_loss_in_train_mode(data, monkeypatch):
+    """Every sample's loss is 2 (a stand-in): the epoch's loss is their mean, 2, not their sum; and a
+    model handed over in eval mode is trained in train mode (BatchNorm's batch statistics, dropout)."""
+    params = round_params(retrain="scratch", train_on="all", epochs=2, class_balance="none")
+    seed_everything(1)
+    model, _ = new_network(model_spec(params, data), params)
+    model.eval()
+    means, modes = [], []
+    real_means = retrain_module.EpochLosses.means
+    monkeypatch.setattr(retrain_module.EpochLosses, "means", lambda self: means.append(real_means(self)) or means[-1])
+    monkeypatch.setattr(retrain_module, "per_sample_loss", lambda logits, labels: logits.sum(1) * 0 + 2.0)
+    model.register_forward_pre_hook(lambda net, inputs: modes.append(net.training) if torch.is_grad_enabled() else None)
+    retrain_module.fine_tune(model, channel_stats(data.train.images), data.train, data, params, seed=7, progress=False)
+    assert [float(m[0]) for m in means] == [2.0, 2.0]
+    assert modes and all(modes)
+
+
+@pytest.mark.parametrize("mode", ["scratch", "finetune"])
+def test_train_on_lnl_hands_phase_1_the_rounds_settings_and_the_relabelled(data, monkeypatch, mode):
+    """Networks that continue skip the warm-up (num_gradual 0); every relabelled sample is always kept."""
+    params = round_params(retrain=mode, train_on="lnl", epochs=2, lr=0.03, class_balance="sampler")
+    spec = model_spec(params, data)
+    seed_everything(1)
+    networks = [new_network(spec, params)[0] for _ in range(2)]
+    relabelled = np.arange(NUM_TRAIN) % 4 == 0
+    calls = []
+
+    def fake_phase1(phase_data, round_params, progress, networks=None, always_keep=None, lr_key=None):
+        calls.append((round_params, networks, always_keep))
+        model = networks[0] if networks else new_network(spec, params)[0]
+        return SimpleNamespace(model=model, peer=None, metrics={"best_epoch": 0, "val": {"macro_f1": 1.0}})
+
+    monkeypatch.setattr(retrain_module, "train_phase1", fake_phase1)
+    previous = networks if mode == "finetune" else (None, None)
+    retrain(*previous, spec, channel_stats(data.train.images), data, np.ones(NUM_TRAIN, dtype=bool), relabelled,
+            params, seed=7, progress=False)  # fmt: skip
+    given, handed, always_keep = calls[0]
+    assert params.lnl.num_gradual == 2 and given.lnl.num_gradual == (0 if mode == "finetune" else 2)
+    assert (given.lnl.epochs, given.lnl.class_balance, given.train.lr, given.seed) == (2, "sampler", 0.03, 7)
+    assert always_keep is relabelled
+    assert (handed is None) is (mode == "scratch")

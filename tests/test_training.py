@@ -545,6 +545,32 @@ def test_evaluate_scores_the_eval_pass():
     assert np.array(scores["confusion_matrix"]).sum() == 10
 
 
+
+def test_best_checkpoint_keeps_the_first_epoch_when_every_epoch_scores_zero():
+    model = torch.nn.Linear(2, 1)
+    best = BestCheckpoint()
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    best.update(model, 0.0, epoch=0)  # a macro-F1 of 0 is a score: there is a checkpoint to restore
+    with torch.no_grad():
+        model.weight.fill_(2.0)
+    best.update(model, 0.0, epoch=1)
+    assert best.epoch == 0 and torch.equal(best.restore(model).weight, torch.full((1, 2), 1.0))
+
+
+class _LogitsAreInputs(torch.nn.Module):
+    def forward(self, x):
+        return x, x
+
+
+def test_checkpoint_scores_count_every_class_the_last_one_too():
+    # predictions 0, 1, 2, 2 for labels 0, 1, 2, 1: F1 per class 1, 2/3, 2/3; recall 1, 1/2, 1
+    predicted, labels = [0, 1, 2, 2], [0, 1, 2, 1]
+    data = ImageSet.from_arrays(np.eye(3, dtype=np.float32)[predicted], np.array(labels), torch.device("cpu"))
+    pipeline = InputPipeline({"mean": [0.0] * 3, "std": [1.0] * 3}, None, torch.device("cpu"), torch.Generator())
+    scores = evaluate(_LogitsAreInputs(), data, pipeline, 4, ["a", "b", "c"], checkpoint_only=True)
+    assert scores["macro_f1"] == pytest.approx(7 / 9) and scores["balanced_accuracy"] == pytest.approx(5 / 6)
+
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
     not torch.cuda.is_available(), reason="no CUDA device"))])  # fmt: skip
 def test_to_device_copies_values(device):
