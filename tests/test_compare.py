@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 
 import numpy as np
@@ -401,9 +402,44 @@ def test_a_baseline_no_group_matches_is_an_error(selectors, message):
     assert str(info.value) == message
 
 
+@pytest.mark.parametrize("selectors, message", [
+    (["seed=1"], "--baseline 'seed=1': seed and data.split_seed are the replicates that are paired, not a baseline"),
+    (["al.strategy=random", "al.strategy=entropy"], "--baseline names 'al.strategy' twice; give each key once"),
+    (["al.strategy=random,entropy"], "--baseline 'al.strategy=random,entropy': one value per key"),
+    (["al.strategy=[0,"], "--baseline 'al.strategy=[0,': cannot read the value"),
+])  # fmt: skip
+def test_a_baseline_that_names_no_single_group_is_refused(selectors, message):
+    with pytest.raises(AlrError, match="^" + re.escape(message)):
+        parse_baseline(selectors)
+
+
+def test_a_group_pairs_only_with_the_group_equal_to_it_in_every_other_parameter():
+    """random ran a third round (+rounds.2) that entropy did not: not entropy's baseline, however the
+    target is built (nor the other way round)."""
+    sweep = exp_show(*[experiment(f"e{k}", k, "entropy") for k in (0, 1)],
+                     *[experiment(f"r{k}", k, "random", rounds={"2": {"prev": "data/rounds/1"}}) for k in (0, 1)])
+    for baseline in ("al.strategy=random", "al.strategy=entropy"):
+        table = summary_table(read_experiments(sweep), parse_baseline([baseline]))
+        assert table["pairs"].tolist() == [0, 0] and table["final_test_balanced_accuracy_diff"].isna().all()
+
+
+def test_a_baseline_before_anything_finished_reports_the_queue():
+    queued = read_experiments(exp_show(experiment("w0", 0, state="queued", metrics=False),
+                                       experiment("w1", 1, state="queued", metrics=False)))  # fmt: skip
+    text = markdown_report(queued, parse_baseline(["al.strategy=random"]))
+    assert text.startswith("0 of 2 experiments finished, in 0 groups") and "Paired with" not in text
+
+
 def test_baseline_values_are_read_as_dvc_reads_them():
-    assert parse_baseline(["budget=100", "al.pool=all", "noise.keep_clean_classes=[0, 2]", "model.init=null"]) == {
-        "budget": 100, "al.pool": "all", "noise.keep_clean_classes": (0, 2), "model.init": None}
+    """Hydra's override grammar, as `dvc exp run -S` (not YAML 1.1: 1e-3 is a number, yes and 0123 text)."""
+    assert parse_baseline(["budget=100", "al.pool=all", "noise.keep_clean_classes=[0, 2]", "model.init=null",
+                           "train.lr=1e-3", "x=yes", "y=0123", "z=true", f"{COMMIT_KEY}=0123456"]) == {
+        "budget": 100, "al.pool": "all", "noise.keep_clean_classes": (0, 2), "model.init": None, "train.lr": 0.001,
+        "x": "yes", "y": "0123", "z": True, COMMIT_KEY: "0123456"}  # fmt: skip
+    lrs = exp_show(*[experiment(f"{s}{lr}-{seed}", seed, s, train={"lr": lr}, curve=(0.5, 0.6, 0.6 + lr * 100))
+                     for s in ("random", "entropy") for lr in (0.001, 0.0001) for seed in (0, 1)])  # fmt: skip
+    table = summary_table(read_experiments(lrs), parse_baseline(["train.lr=1e-3", "al.strategy=random"]))
+    assert table["baseline"].tolist() == [False, False, False, True] and table["pairs"].tolist() == [2, 2, 2, 0]
     table = summary_table(read_experiments(paired_sweep()), parse_baseline(["budget=10", "al.strategy=random"]))
     assert table["baseline"].tolist() == [False, False, False, True, False]
     # every group of SWEEP has budget 10: each is a baseline, none is paired

@@ -204,37 +204,53 @@ def summary_table(experiments: list[Experiment], baseline: Optional[dict[str, An
 
 
 def parse_baseline(selectors: list[str]) -> dict[str, Any]:
-    """``--baseline``'s ``KEY=VALUE`` words as {dotted params key: value}, each value read as YAML,
-    as ``dvc exp run -S`` reads it (``100``, ``true``, ``null``, ``random``, ``[0, 1]``)."""
-    import yaml
+    """``--baseline``'s ``KEY=VALUE`` words as {dotted params key: value}, each value read as
+    ``dvc exp run -S`` reads it, by Hydra's override grammar (``100``, ``1e-3``, ``true``,
+    ``null``, ``random``, ``[0, 1]``); the value of ``baseline commit`` is the commit's text."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
 
-    baseline = {}
+    parser, baseline = OverridesParser.create(), {}
     for selector in selectors:
-        key, sign, text = selector.partition("=")
-        if not sign or not key.strip():
+        key, sign, text = (part.strip() for part in selector.partition("="))
+        if not sign or not key:
             raise AlrError(f"--baseline {selector!r}: expected KEY=VALUE, e.g. --baseline al.strategy=random")
+        if key in baseline:
+            raise AlrError(f"--baseline names {key!r} twice; give each key once")
+        if key in REPLICATE_KEYS:
+            raise AlrError(f"--baseline {selector!r}: {' and '.join(REPLICATE_KEYS)} are the replicates that are "
+                           "paired, not a baseline; name the parameters the baseline differs in, e.g. al.strategy")
+        if key == COMMIT_KEY:
+            baseline[key] = text
+            continue
         try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
-            value = text
-        baseline[key.strip()] = tuple(value) if isinstance(value, list) else value
+            override = parser.parse_override(f"value={text}")
+        except HydraException as exc:
+            raise AlrError(f"--baseline {selector!r}: cannot read the value ({exc})") from None
+        if override.is_sweep_override():
+            raise AlrError(f"--baseline {selector!r}: one value per key (the baseline is one group)")
+        value = override.value()
+        baseline[key] = tuple(value) if isinstance(value, list) else value
     return baseline
 
 
 def _matches(params: dict[str, Any], baseline: dict[str, Any]) -> bool:
-    """Whether ``params`` hold the baseline's values (a commit or a number typed as text matches too)."""
-    return all(params.get(k) == v or str(params.get(k)) == str(v) for k, v in baseline.items())
+    """Whether ``params`` hold the baseline's values."""
+    return all(params.get(k) == v for k, v in baseline.items())
 
 
 def _check_baseline(baseline: dict[str, Any], groups: dict[tuple, list[Experiment]]) -> None:
-    """A baseline whose keys no finished experiment has, or whose values no group holds, is an error."""
+    """A baseline whose keys no finished experiment has, or whose values no group holds, is an
+    error; with nothing finished yet there is nothing to check, nor to pair."""
     params = [members[0].params for members in groups.values()]
+    if not params:
+        return
     known = sorted({k for p in params for k in p})
     for key in baseline:
         if key not in known:
             raise AlrError(f"--baseline: no finished experiment has the parameter {key!r}"
                            f"{did_you_mean(key, known)}; keys are dotted params.yaml paths such as al.strategy")
-    if groups and not any(_matches(p, baseline) for p in params):
+    if not any(_matches(p, baseline) for p in params):
         held = "; ".join(f"{k}: {', '.join(str(v) for v in sorted({p.get(k) for p in params}, key=_sort_key))}"
                          for k in baseline)  # fmt: skip
         wanted = " ".join(f"{k}={v}" for k, v in baseline.items())
@@ -247,12 +263,12 @@ def _paired_with_baseline(members: list[Experiment], groups: dict[tuple, list[Ex
     from scipy import stats
 
     params = members[0].params
-    own = {key: params.get(key) for key in params if key not in REPLICATE_KEYS}
-    target = own | baseline
+    target = params | baseline
     partner = None
-    if not _matches(params, baseline):
+    if not _matches(params, baseline):  # the group equal to the target in every parameter, absent ones too
         partner = next((m for m in groups.values()
-                        if _matches({k: m[0].params.get(k) for k in target}, target)), None)  # fmt: skip
+                        if all(m[0].params.get(k) == target.get(k)
+                               for k in (m[0].params.keys() | target.keys()) - set(REPLICATE_KEYS))), None)  # fmt: skip
     row: dict[str, Any] = {"baseline": _matches(params, baseline)}
     by_replicate = {_replicate_key(e): e for e in partner or []}
     pairs = [(e, by_replicate[_replicate_key(e)]) for e in members if _replicate_key(e) in by_replicate]
