@@ -930,8 +930,11 @@ def test_csv_one_hot_class_columns_match_in_any_unicode_form(image_dir):
     assert read_source(csv(path, class_names=[composed, "MEL"])).labels.tolist() == [1, 0, 0, 1]
     both = write_csv(image_dir / "both.csv", {"image": images, "MEL": [1, 0, 0, 0], decomposed: [0, 1, 0, 0],
                                               composed: [0, 0, 1, 1]})  # fmt: skip
-    assert error_of(csv(both)) == (f"{both}: two one-hot columns are named {decomposed!r}, in two Unicode forms "
-                                   "(composed and decomposed, as macOS writes it); merge them into one column")
+    message = (f"{both}: the one-hot class {decomposed!r} comes twice, in two Unicode forms (composed and "
+               "decomposed, as macOS writes it): merge its two columns into one, or list it once in "
+               "data.csv.class_columns")  # fmt: skip
+    assert error_of(csv(both)) == message
+    assert error_of(csv(path, class_columns=[decomposed, "MEL", composed])) == message.replace(str(both), str(path))
 
 
 def test_csv_one_hot_class_names_order_the_columns_by_name(image_dir):

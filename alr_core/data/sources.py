@@ -474,8 +474,9 @@ def _labels_from_one_hot(table, params, path):
     names = [composed(str(c)) for c in columns]
     if len(set(names)) < len(names):
         twice = next(c for c in columns if names.count(composed(str(c))) > 1)
-        raise AlrError(f"{path}: two one-hot columns are named {twice!r}, in two Unicode forms (composed and "
-                       "decomposed, as macOS writes it); merge them into one column")  # fmt: skip
+        raise AlrError(f"{path}: the one-hot class {twice!r} comes twice, in two Unicode forms (composed and "
+                       "decomposed, as macOS writes it): merge its two columns into one, or list it once in "
+                       "data.csv.class_columns")  # fmt: skip
     if params.class_names is not None:  # names pick the order of the columns, never rename them
         column_of = dict(zip(names, columns))
         unknown = [name for name in params.class_names if composed(name) not in column_of]
