@@ -264,12 +264,13 @@ def _paired_with_baseline(members: list[Experiment], groups: dict[tuple, list[Ex
 
     params = members[0].params
     target = params | baseline
+    is_baseline = _matches(params, baseline)
     partner = None
-    if not _matches(params, baseline):  # the group equal to the target in every parameter, absent ones too
+    if not is_baseline:  # the group equal to the target in every parameter, absent ones too
         partner = next((m for m in groups.values()
                         if all(m[0].params.get(k) == target.get(k)
                                for k in (m[0].params.keys() | target.keys()) - set(REPLICATE_KEYS))), None)  # fmt: skip
-    row: dict[str, Any] = {"baseline": _matches(params, baseline)}
+    row: dict[str, Any] = {"baseline": is_baseline}
     by_replicate = {_replicate_key(e): e for e in partner or []}
     pairs = [(e, by_replicate[_replicate_key(e)]) for e in members if _replicate_key(e) in by_replicate]
     row["pairs"] = len(pairs)
