@@ -565,3 +565,121 @@ def test_linear_head_on_embeddings():
 def test_model_classes():
     assert isinstance(build_model(spec("small_cnn")), SmallCNN)
     assert isinstance(build_model(spec("resnet18", image_size=16)), ResNet18)
+
+
+# ----------------------------------------------------------------------------- boundaries (mutation audit)
+
+
+def test_resnet_small_stem_up_to_64_px_inclusive():
+    at_64 = build_model(spec("resnet18", in_channels=1, image_size=64))
+    assert at_64.backbone.conv1.kernel_size == (3, 3) and isinstance(at_64.backbone.maxpool, torch.nn.Identity)
+    at_65 = build_model(spec("resnet18", in_channels=1, image_size=65))
+    assert at_65.backbone.conv1.kernel_size == (7, 7) and isinstance(at_65.backbone.maxpool, torch.nn.MaxPool2d)
+
+
+def saved_state(tmp_path, state, name="w.pt"):
+    torch.save(state, tmp_path / name)
+    return str(tmp_path / name)
+
+
+def test_weights_file_needs_half_of_the_backbone(tmp_path):
+    """SmallCNN has 30 backbone tensors: 15 fitting load, 14 are refused."""
+    torch.manual_seed(9)
+    source = build_model(spec()).state_dict()
+    backbone = [k for k in source if not k.startswith("head.")]
+    assert len(backbone) == 30
+    half = saved_state(tmp_path, {k: source[k] for k in backbone[:15]}, "half.pt")
+    model = build_model(spec())
+    record = initialise(model, spec(), half, None)
+    assert record["loaded_tensors"] == 15
+    assert torch.equal(model.state_dict()[backbone[0]], source[backbone[0]])
+    fewer = saved_state(tmp_path, {k: source[k] for k in backbone[:14]}, "fewer.pt")
+    with pytest.raises(AlrError, match=r"fits 14 of the 30 backbone tensors of SmallCNN"):
+        initialise(build_model(spec()), spec(), fewer, None)
+
+
+def test_weights_file_counts_a_summed_rgb_stem_as_fitting(tmp_path):
+    """A 3-channel SmallCNN's file beside 30 unrelated tensors: 29 tensors fit by name and shape and
+    the stem once summed, 30 of 60: enough for the file's half too."""
+    torch.manual_seed(10)
+    rgb = {k: v for k, v in build_model(spec(in_channels=3)).state_dict().items() if not k.startswith("head.")}
+    extra = {f"extra.{i}": torch.zeros(2) for i in range(30)}
+    model = build_model(spec(in_channels=1))
+    record = initialise(model, spec(in_channels=1), saved_state(tmp_path, rgb | extra), None)
+    assert record["summed_to_one_channel"] == ["body.0.weight"] and record["random"] == []
+    assert torch.allclose(model.body[0].weight, rgb["body.0.weight"].sum(1, keepdim=True))
+
+
+def test_weights_file_stem_of_four_channels_is_not_summed(tmp_path):
+    """Only an RGB stem is summed for 1-channel images; an RGBA one stays random."""
+    torch.manual_seed(11)
+    rgba = build_model(spec(in_channels=4)).state_dict()
+    record = initialise(build_model(spec(in_channels=1)), spec(in_channels=1), saved_state(tmp_path, rgba), None)
+    assert "summed_to_one_channel" not in record
+    assert record["random"] == ["body.0.weight"]
+    assert "body.0.weight" in record["skipped"]
+
+
+def test_weights_file_without_batch_counters_leaves_nothing_random(tmp_path):
+    """Older weights lack BatchNorm's num_batches_tracked: that counter is not a tensor left random."""
+    state = {k: v for k, v in build_model(spec()).state_dict().items() if not k.endswith("num_batches_tracked")}
+    record = initialise(build_model(spec()), spec(), saved_state(tmp_path, state), None)
+    assert record["random"] == []
+    assert init_sentence(record) is None
+
+
+def test_weights_file_prefix_counts_only_the_tensors_under_it(tmp_path):
+    """A student/teacher checkpoint: the first prefix loads; the teacher's and other tensors are
+    not counted against the file's share that fits."""
+    torch.manual_seed(12)
+    state = build_model(spec()).state_dict()
+    content = ({f"model.{k}": v for k, v in state.items()} | {f"teacher.{k}": v + 1 for k, v in state.items()}
+               | {f"proj.{i}": torch.zeros(2) for i in range(4)})  # fmt: skip
+    model = build_model(spec())
+    record = initialise(model, spec(), saved_state(tmp_path, content), None)
+    assert record["prefix_removed"] == "model." and record["loaded_tensors"] == 30
+    assert torch.equal(model.body[0].weight, state["body.0.weight"])
+
+
+def test_weights_file_beside_a_dict_of_settings(tmp_path):
+    """A plain state dict beside a "model" entry of settings: the tensors around it load."""
+    torch.manual_seed(13)
+    state = build_model(spec()).state_dict()
+    model = build_model(spec())
+    record = initialise(model, spec(), saved_state(tmp_path, state | {"model": {"arch": "small_cnn"}}), None)
+    assert record["loaded_tensors"] == 30
+    assert torch.equal(model.body[0].weight, state["body.0.weight"])
+
+
+def test_state_with_an_extra_tensor_is_an_alr_error():
+    state = build_model(spec()).state_dict() | {"extra.weight": torch.zeros(2)}
+    with pytest.raises(AlrError, match=r"unexpected: \['extra.weight'\]"):
+        load_state_checked(build_model(spec()), state, "extra.pt")
+
+
+def test_linear_head_is_never_initialised():
+    """model.freeze: backbone trains a head on cached embeddings: no encoder file is read."""
+    model_spec = spec("linear", in_channels=128, image_size=0)
+    assert initialise(build_model(model_spec), model_spec, "ssl", "absent/encoder.pt") == {"init": "ssl"}
+
+
+def test_ssl_init_refuses_an_encoder_without_its_pretrain_record_or_of_another_size(tmp_path):
+    saved_encoder(tmp_path / "encoder.pt")
+    checkpoint = torch.load(tmp_path / "encoder.pt", weights_only=True)
+    del checkpoint["pretrain"]
+    torch.save(checkpoint, tmp_path / "no_record.pt")
+    with pytest.raises(AlrError, match="was not trained"):
+        initialise(build_model(spec()), spec(), "ssl", tmp_path / "no_record.pt")
+    saved_encoder(tmp_path / "16px.pt", image_shape=(16, 16, 1))  # small_cnn's tensors fit any size
+    with pytest.raises(AlrError, match="re-run the pretrain stage"):
+        initialise(build_model(spec()), spec(), "ssl", tmp_path / "16px.pt")
+
+
+def test_weights_file_rgb_7x7_stem_into_a_grayscale_3x3_stem_stays_random(imagenet_shaped):
+    """Summing over channels fits a 7×7 RGB stem to a 7×7 grayscale one only: the 3×3 stem of a
+    32 px grayscale ResNet-18 stays random."""
+    path, _ = imagenet_shaped
+    model_spec = spec("resnet18", in_channels=1, image_size=32)
+    record = initialise(build_model(model_spec), model_spec, str(path), None)
+    assert "summed_to_one_channel" not in record
+    assert record["random"] == ["backbone.conv1.weight"]

@@ -447,6 +447,14 @@ def test_embeddings_table_round_trips_through_parquet(tmp_path):
         embedding_matrix(table.drop(columns="emb_1"))
 
 
+def test_embeddings_table_stores_float32_and_needs_embedding_columns():
+    samples = pd.DataFrame({"sample_id": ["a", "b"], "split": ["train", "val"]})
+    table = embeddings_table(samples, np.array([[0.1, 0.2], [0.3, 0.4]], dtype=np.float64))
+    assert [str(table[c].dtype) for c in ("emb_0", "emb_1")] == ["float32", "float32"]
+    with pytest.raises(AlrError, match="not an embeddings table"):
+        embedding_matrix(samples)  # no emb_ column at all: not an (N, 0) matrix
+
+
 def test_method_none_embeds_the_random_initialisation(monkeypatch):
     images, samples = tiny_data()
     monkeypatch.setattr(loop, "train_self_supervised", lambda *a, **k: pytest.fail("method none trains nothing"))
