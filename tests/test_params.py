@@ -266,6 +266,10 @@ def test_top_level_must_be_a_mapping():
         ("model.backbone_lr", 2, "'model.backbone_lr' is 2.0; valid range: (0.0, 1.0]"),
         ("lnl.clean_recall", 1.0, "'lnl.clean_recall' is 1.0; valid range: (0.0, 1.0)"),
         ("lnl.clean_recall", 0, "'lnl.clean_recall' is 0.0; valid range: (0.0, 1.0)"),
+        ("lnl.cv_folds", 51, "'lnl.cv_folds' is 51; valid range: [2, 50]"),
+        ("label_issues.neighbours_shown", 51, "'label_issues.neighbours_shown' is 51; valid range: [0, 50]"),
+        ("train.augment.crop_padding", 65, "'train.augment.crop_padding' is 65; valid range: [0, 64]"),
+        ("pretrain.batch_size", 1, "'pretrain.batch_size' is 1; valid range: [2, inf)"),  # no negatives
     ],
 )
 def test_out_of_range_names_key_value_and_range(key, value, expected):
@@ -410,6 +414,9 @@ def test_load_params_reads_values(tmp_path):
         ({"noise": {"keep_clean_classes": [-1]}}, "'noise.keep_clean_classes[0]' is -1; valid range: [0, inf)"),
         ({"rounds": {1: {"prev": "data/lnl"}}}, "unquoted key 1"),
         ({"rounds": {"2": {"prev": "data/lnl"}}}, "'rounds' keys are ['2']; they must be ['1']"),
+        ({"rounds": {"2": {"prev": "data/rounds/1"}, "1": {"prev": "data/lnl"}}},
+         "'rounds' keys are ['2', '1']; they must be ['1', '2'] in this order"),
+        ({"rounds": {}}, "'rounds' must be a non-empty mapping, got {}"),
         ({"rounds": {"1": {"prev": "data/lnl"}, "2": {"prev": "data/lnl"}}},
          "'rounds.2.prev' is 'data/lnl'; it must be 'data/rounds/1'"),
         ({"pretrain": {"method": "none"}, "model": {"init": "ssl"}},
@@ -419,6 +426,8 @@ def test_load_params_reads_values(tmp_path):
          "model.backbone_lr: 1.0, or model.freeze: none to fine-tune the backbone"),
         ({"model": {"freeze": "backbone"}}, "'model.freeze' is 'backbone', which trains a head on the pretrain "
                                             "stage's cached embeddings, so 'model.init' must be 'ssl' (it is 'scratch')"),
+        ({"model": {"freeze": "backbone", "init": "weights/imagenet.pt"}},
+         "so 'model.init' must be 'ssl' (it is 'weights/imagenet.pt')"),
         ({"al": {"pool": "selected", "paper_protocol": True}},
          "'al.pool' is 'selected' (query only inside phase 1's C) but 'al.paper_protocol' is true"),
         ({"lnl": {"method": "coteaching_vog", "selection": "global", "vog_source": "train",
@@ -472,6 +481,10 @@ def test_load_params_reads_values(tmp_path):
          "in round 2 VOG needs 'lnl.vog_window' (5) snapshots first: it would first steer training in epoch 6, and "
          "'rounds.2.epochs' is 5, so the round would train as plain Co-teaching; set rounds.2.epochs to at least 6, "
          "lower lnl.vog_window, or use lnl.method: coteaching"),
+        ({"label_issues": {"neighbours_shown": 11}, "lnl": {"knn_k": 10}},
+         "'label_issues.neighbours_shown' is 11, more than the 10 neighbours the report's kNN vote finds "
+         "('lnl.knn_k'); lower it, or raise lnl.knn_k (which changes that vote, and phase 1's under lnl.selection: "
+         "knn_vote)"),
     ],
 )
 def test_value_rules_beyond_types(override, fragment):
@@ -519,6 +532,8 @@ def test_the_boundaries_of_the_cross_key_rules():
     parse_params({"lnl": {"method": "coteaching_vog", "selection": "class_gmm", "epochs": 21, "num_gradual": 2,
                           "vog_window": 21}})  # fmt: skip
     parse_params({"lnl": {"method": "coteaching", "selection": "global", "epochs": 2}})  # no VOG to wait for
+    # VOG from a no-grad pass over every sample: class-balanced batches that miss samples do not matter
+    parse_params({"lnl": {"method": "coteaching_vog", "selection": "global", "class_balance": "sampler"}})
     vog = {"method": "coteaching_vog", "selection": "global"}
     parse_params({"lnl": vog, "al": {"train_on": "lnl", "retrain": "scratch", "epochs": 12}})
     parse_params({"lnl": vog, "al": {"train_on": "lnl", "epochs": 6}})  # fine-tuned rounds: no warm-up
@@ -527,6 +542,7 @@ def test_the_boundaries_of_the_cross_key_rules():
     parse_params({"lnl": vog, "al": {"train_on": "lnl", "epochs": 40},  # the last round afresh, long enough
                   "rounds": {"1": {"prev": "data/lnl"}, "2": {"prev": "data/rounds/1", "retrain": "scratch"}}})
     parse_params({"data": {"class_names": ["skipped", "A", "a"]}})  # case tells names apart; only 'skip' is taken
+    parse_params({"label_issues": {"neighbours_shown": 10}, "lnl": {"knn_k": 10}})  # every neighbour the vote found
     parse_params({"noise": NONE, "al": {"oracle": "human"}})  # the default phase 1 needs no noise rate
     parse_params({"noise": NONE, "al": {"oracle": "human"}, "lnl": {"method": "coteaching", "selection": "global",
                                                                     "forget_rate": 0.2}})  # fmt: skip

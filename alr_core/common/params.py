@@ -578,6 +578,12 @@ def _check_model(params: Params, source: str) -> None:
             f"{source}: 'model.backbone_lr' is {model.backbone_lr} but 'model.freeze' is 'backbone', which "
             "trains no backbone; set model.backbone_lr: 1.0, or model.freeze: none to fine-tune the backbone"
         )
+    if params.label_issues.neighbours_shown > params.lnl.knn_k:
+        raise AlrError(
+            f"{source}: 'label_issues.neighbours_shown' is {params.label_issues.neighbours_shown}, more than the "
+            f"{params.lnl.knn_k} neighbours the report's kNN vote finds ('lnl.knn_k'); lower it, or raise lnl.knn_k "
+            "(which changes that vote, and phase 1's under lnl.selection: knn_vote)"
+        )
 
 
 def _check_rounds(rounds: dict, source: str) -> None:
