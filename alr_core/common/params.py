@@ -455,6 +455,12 @@ def _check_consistency(params: Params, source: str) -> None:
             "with replacement and miss part of the train split every epoch, so those samples' VOG would mix "
             "stale gradients; use lnl.vog_source: eval (a pass over every sample) or lnl.class_balance: loss"
         )
+    if params.label_issues.neighbours_shown > params.lnl.knn_k:
+        raise AlrError(
+            f"{source}: 'label_issues.neighbours_shown' is {params.label_issues.neighbours_shown}, more than the "
+            f"{params.lnl.knn_k} neighbours the report's kNN vote finds ('lnl.knn_k'); lower it, or raise lnl.knn_k "
+            "(which changes that vote, and phase 1's under lnl.selection: knn_vote)"
+        )
     _check_unknown_truth(params, source)
     _check_model(params, source)
 
@@ -577,12 +583,6 @@ def _check_model(params: Params, source: str) -> None:
         raise AlrError(
             f"{source}: 'model.backbone_lr' is {model.backbone_lr} but 'model.freeze' is 'backbone', which "
             "trains no backbone; set model.backbone_lr: 1.0, or model.freeze: none to fine-tune the backbone"
-        )
-    if params.label_issues.neighbours_shown > params.lnl.knn_k:
-        raise AlrError(
-            f"{source}: 'label_issues.neighbours_shown' is {params.label_issues.neighbours_shown}, more than the "
-            f"{params.lnl.knn_k} neighbours the report's kNN vote finds ('lnl.knn_k'); lower it, or raise lnl.knn_k "
-            "(which changes that vote, and phase 1's under lnl.selection: knn_vote)"
         )
 
 
